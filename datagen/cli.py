@@ -1,0 +1,62 @@
+"""``neuralops-datagen``: one command, one subcommand per PDE family or generator.
+
+Each generator module exposes ``add_arguments(parser)`` and ``run(args) -> int``; this file only
+dispatches, so generators stay independent of each other.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# subcommand -> (module, one-line help)
+SUBCOMMANDS = {
+    "darcy": ("datagen.elliptic.cli", "Darcy flow -div(a grad u) = f (SKR on PETSc)"),
+    "darcy3d": ("datagen.elliptic.cli", "3D Darcy flow (SKR on PETSc)"),
+    "helmholtz": ("datagen.elliptic.cli", "Helmholtz -Lap u - k(x)^2 u = f (SKR on PETSc)"),
+    "helmholtz3d": ("datagen.elliptic.cli", "3D Helmholtz (SKR on PETSc)"),
+    "poisson": ("datagen.elliptic.cli", "Poisson with random source and boundary data (SKR on PETSc)"),
+    "heat": ("datagen.elliptic.cli", "transient heat equation, implicit steps (SKR on PETSc)"),
+    "navier-stokes": ("datagen.navier_stokes.cli", "2D incompressible Navier-Stokes, batched pseudo-spectral"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="neuralops-datagen",
+        description="Generate PDE datasets in the neuralops HDF5 format.",
+    )
+    sub = parser.add_subparsers(dest="family", metavar="FAMILY")
+    sub.required = True
+    for name, (module, help_text) in SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module)
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as err:
+            # The generator's own dependency is missing (e.g. petsc4py): say so when it is used.
+            p.set_defaults(_import_error=err)
+            continue
+        mod.add_arguments(p, name) if _takes_family(mod) else mod.add_arguments(p)
+    return parser
+
+
+def _takes_family(mod) -> bool:
+    import inspect
+
+    return len(inspect.signature(mod.add_arguments).parameters) >= 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    err = getattr(args, "_import_error", None)
+    if err is not None:
+        parser.exit(2, f"neuralops-datagen {args.family}: cannot import {args._module}: {err}\n"
+                       "Run `make env` (or scripts/setup_env.sh) to install PETSc/petsc4py and the rest.\n")
+    mod = importlib.import_module(args._module)
+    return int(mod.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""``neuralops-data info|validate PATH``: look inside and check datasets.
+
+(``neuralops-data import`` lives in :mod:`train.data_cli`, which extends this parser, because the
+importers belong to the training side and ``datagen`` imports nothing from ``train``.)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .dataset import DatasetError, describe, open_dataset, validate
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("info", help="describe a dataset: fields, shapes, grid, spec, solver statistics")
+    p.add_argument("path")
+    p.add_argument("--json", action="store_true", help="print the spec and layout as JSON")
+    p.set_defaults(_run=_info)
+    p = sub.add_parser("validate", help="check a dataset against the data contract; exit 1 on any violation")
+    p.add_argument("path")
+    p.add_argument("--shallow", action="store_true", help="do not read every sample (skips checksum/NaN checks)")
+    p.set_defaults(_run=_validate)
+
+
+def _info(args) -> int:
+    try:
+        if args.json:
+            ds = open_dataset(args.path)
+            print(json.dumps({
+                "path": ds.path, "pde": ds.pde, "n_samples": ds.n_samples, "seed": ds.seed,
+                "fields": {k: {"role": ds.role(k), "shape": list(ds.field_shape(k)), "dtype": str(ds.dtype(k))}
+                           for k in ds.fields},
+                "grid": {a: {"n": int(c.size), "min": float(c.min()), "max": float(c.max()),
+                             "boundary": ds.grid.boundary.get(a)} for a, c in ds.grid.coords.items()},
+                "params": ds.param_names, "solver": ds.solver_names, "spec": ds.spec,
+            }, indent=2))
+        else:
+            print(describe(args.path))
+    except DatasetError as exc:
+        print(f"neuralops-data info: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _validate(args) -> int:
+    problems = validate(args.path, deep=not args.shallow)
+    if problems:
+        print(f"{args.path}: {len(problems)} problem(s)", file=sys.stderr)
+        for p in problems:
+            print(f"  - {p}", file=sys.stderr)
+        return 1
+    print(f"{args.path}: valid neuralops dataset")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="neuralops-data", description="Inspect and check neuralops datasets.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    add_commands(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args._run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Create (or reuse) the project environment: system packages, .venv, torch, Lightning,
+# h5py, mpi4py, and PETSc + petsc4py built from PyPI with optimisation flags.
+#
+# Idempotent: every step is skipped when its result is already present, and a stamp
+# file records a complete environment so that `make test` / `make demo` reuse it.
+# Variables (override on the command line or in the environment):
+#   PYTHON       interpreter used to create the venv (default: python3)
+#   VENV         virtualenv folder (default: .venv)
+#   TORCH_SPEC   pip requirement for torch (default: torch==2.13.0, a CPU build where one
+#                is on disk; on a GPU machine use e.g. TORCH_SPEC='torch>=2.4')
+#   PETSC_VERSION           petsc / petsc4py version (default 3.26.1)
+#   PETSC_CONFIGURE_OPTIONS extra configure flags for PETSc (ours come first)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+PYTHON="${PYTHON:-python3}"
+VENV="${VENV:-.venv}"
+TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0}"
+PETSC_VERSION="${PETSC_VERSION:-3.26.1}"
+STAMP="$VENV/.neuralops-env"
+# The stamp's content: anything that changes it forces the affected steps to rerun.
+WANT="torch=$TORCH_SPEC petsc=$PETSC_VERSION deps=$(sha1sum pyproject.toml scripts/setup_env.sh | sha1sum | cut -c1-12)"
+
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+
+if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" ]]; then
+    exit 0
+fi
+
+# ---------------------------------------------------------------- system packages
+need_cmds=(cc c++ make mpicc mpiexec pkg-config)
+missing=()
+for c in "${need_cmds[@]}"; do command -v "$c" >/dev/null 2>&1 || missing+=("$c"); done
+have_blas=0
+if ldconfig -p 2>/dev/null | grep -qE 'libopenblas\.so|liblapack\.so '; then
+    if ls /usr/include/*/cblas*.h /usr/include/cblas*.h /usr/include/*/openblas*/cblas.h >/dev/null 2>&1 \
+       || ldconfig -p | grep -q 'liblapack.so '; then have_blas=1; fi
+fi
+[[ $have_blas == 1 ]] || missing+=("blas/lapack")
+if ((${#missing[@]})); then
+    APT_PKGS="build-essential pkg-config mpich libmpich-dev libopenblas-dev liblapack-dev"
+    if command -v apt-get >/dev/null 2>&1 && [[ $(id -u) == 0 ]]; then
+        say "installing system packages ($APT_PKGS) for: ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends $APT_PKGS >/dev/null
+    else
+        echo "neuralops set-up needs: ${missing[*]}" >&2
+        echo "Install them first, e.g. on Debian/Ubuntu:" >&2
+        echo "    sudo apt-get install $APT_PKGS" >&2
+        echo "(any C compiler, an MPI with mpicc/mpiexec, and BLAS/LAPACK will do)" >&2
+        exit 1
+    fi
+fi
+
+# ---------------------------------------------------------------- virtualenv
+if [[ ! -x "$VENV/bin/python" ]]; then
+    say "creating $VENV with $($PYTHON --version)"
+    "$PYTHON" -m venv "$VENV"
+fi
+PY="$VENV/bin/python"
+PIP=("$PY" -m pip install --progress-bar off)
+"${PIP[@]}" -q --upgrade pip setuptools wheel
+
+have() { "$PY" - "$@" <<'PYEOF' >/dev/null 2>&1
+import importlib, sys
+for name in sys.argv[1:]:
+    importlib.import_module(name)
+PYEOF
+}
+
+if ! have torch; then
+    say "installing $TORCH_SPEC"
+    "${PIP[@]}" -q "$TORCH_SPEC"
+fi
+
+say "installing Python dependencies"
+"${PIP[@]}" -q "numpy>=1.24" "scipy>=1.10" "h5py>=3.8" "matplotlib>=3.7" \
+    "lightning>=2.3" "jsonargparse[signatures]>=4.27" "tqdm>=4.60" \
+    "pytest>=7" "pytest-timeout>=2" "cython>=3" "tensorboard>=2.14"
+
+# mpi4py must be built against the system MPI (the one PETSc uses), not PyPI's generic wheel.
+if ! have mpi4py.MPI; then
+    say "building mpi4py against $(command -v mpicc)"
+    "${PIP[@]}" -q --no-binary mpi4py --force-reinstall --no-deps "mpi4py>=3.1"
+fi
+
+# ---------------------------------------------------------------- PETSc + petsc4py
+if ! have petsc4py; then
+    # PETSc's own default is a debug build (-g -O): ask for an optimised one.
+    # --with-cuda=0: a CUDA compiler may be present without a GPU; --with-fc=0: no Fortran.
+    OPTS="--with-debugging=0 --with-cuda=0 --with-fc=0 --with-shared-libraries=1 \
+COPTFLAGS=-O3 CXXOPTFLAGS=-O3 --with-mpi=1 ${PETSC_CONFIGURE_OPTIONS:-}"
+    if ! have petsc; then
+        say "building PETSc $PETSC_VERSION from PyPI (about 10 minutes on 2 cores; pip caches the wheel)"
+        PETSC_CONFIGURE_OPTIONS="$OPTS" "${PIP[@]}" "petsc==$PETSC_VERSION"
+    fi
+    say "building petsc4py $PETSC_VERSION against it (no build isolation: PETSc is not rebuilt)"
+    PETSC_CONFIGURE_OPTIONS="$OPTS" "${PIP[@]}" --no-build-isolation "petsc4py==$PETSC_VERSION"
+fi
+
+# ---------------------------------------------------------------- this project
+say "installing neuralops (editable)"
+"${PIP[@]}" -q --no-deps --no-build-isolation -e .
+
+"$PY" - <<'PYEOF'
+import petsc4py; petsc4py.init([])
+from petsc4py import PETSc
+import torch, lightning, h5py, scipy
+from mpi4py import MPI
+print(f"[setup] ok: torch {torch.__version__}, lightning {lightning.__version__}, "
+      f"PETSc {'.'.join(map(str, PETSc.Sys.getVersion()))}, h5py {h5py.__version__}")
+PYEOF
+echo "$WANT" > "$STAMP"
