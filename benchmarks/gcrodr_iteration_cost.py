@@ -1,0 +1,251 @@
+"""Cost of one GCRO-DR(m, k) iteration against one PETSc GMRES(m) iteration, same process.
+
+Systems: a slowly varying sequence (what sorting produces) of 2-D variable-coefficient
+diffusion operators ``-div(a grad u) = 1`` on an ``N x N`` interior grid, conservative 5-point
+stencil with harmonic-mean face coefficients, ``a = exp(g)`` with ``g`` moving along a smooth
+path between two smooth random fields. Same PC (``-pc_type``, ILU(0) by default), same
+``rtol`` on the true residual relative to ``||b||``, same zero initial guess, right
+preconditioning for both.
+
+Reported per method: total iterations, seconds (solve only; PC set-up reported apart), seconds per
+iteration, and the ratio to PETSc GMRES. Methods are interleaved over ``--repeats`` rounds and the
+fastest round per method is kept (the machine is shared; ratios from one process survive noise).
+Both wall and CPU (process) time are recorded.
+
+Methods: ``petsc_gmres`` (KSPGMRES(m), right PC, unpreconditioned norm), ``gcrodr``
+(GCRO-DR(m, k)), ``gcrodr_k0`` (the same code with k = 0, i.e. its own GMRES(m): isolates the
+Python/NumPy overhead), and with ``--pc-reuse N`` ``gcrodr_pc_reuse`` (each PC kept for up to N
+systems). ``--shift`` turns the operator into an indefinite Helmholtz-type one.
+
+    OMP_NUM_THREADS=1 python benchmarks/gcrodr_iteration_cost.py --n 256 --systems 6
+    OMP_NUM_THREADS=1 python benchmarks/gcrodr_iteration_cost.py --n 256 --systems 4 \
+        --shift 158 --amplitude 0.3 --max-it 5000 --step 0.02        # indefinite, GMRES stalls
+    OMP_NUM_THREADS=1 python benchmarks/gcrodr_iteration_cost.py --pc-type gamg --pc-reuse 4
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+import scipy.sparse as sp
+
+
+def smooth_field(n: int, rng: np.random.Generator, decay: float = 2.5, scale: float = 1.0):
+    """Smooth random field on an n x n grid: white noise filtered by (1 + |k|^2)^(-decay/2)."""
+    noise = rng.standard_normal((n, n))
+    kx = np.fft.fftfreq(n) * n
+    k2 = kx[:, None] ** 2 + kx[None, :] ** 2
+    field = np.real(np.fft.ifft2(np.fft.fft2(noise) * (1.0 + k2) ** (-decay / 2)))
+    return scale * field / field.std()
+
+
+def diffusion_matrix(coef: np.ndarray, shift: float = 0.0) -> sp.csr_matrix:
+    """-div(coef grad u) - shift u, 5-point conservative stencil, zero Dirichlet, h = 1/(n+1)."""
+    n = coef.shape[0]
+    h = 1.0 / (n + 1)
+    idx = np.arange(n * n).reshape(n, n)
+    rows, cols, vals = [], [], []
+    diag = np.zeros((n, n))
+    for axis in (0, 1):
+        face = 2.0 * coef[:-1] * coef[1:] / (coef[:-1] + coef[1:]) if axis == 0 else \
+            2.0 * coef[:, :-1] * coef[:, 1:] / (coef[:, :-1] + coef[:, 1:])
+        lo = idx[:-1] if axis == 0 else idx[:, :-1]
+        hi = idx[1:] if axis == 0 else idx[:, 1:]
+        rows += [lo.ravel(), hi.ravel()]
+        cols += [hi.ravel(), lo.ravel()]
+        vals += [-face.ravel(), -face.ravel()]
+        after = [(0, 1), (0, 0)] if axis == 0 else [(0, 0), (0, 1)]
+        before = [(1, 0), (0, 0)] if axis == 0 else [(0, 0), (1, 0)]
+        diag += np.pad(face, after) + np.pad(face, before)
+        # boundary faces: the neighbour is a Dirichlet node, face coefficient = coef itself
+        edge = np.zeros((n, n))
+        if axis == 0:
+            edge[0] += coef[0]
+            edge[-1] += coef[-1]
+        else:
+            edge[:, 0] += coef[:, 0]
+            edge[:, -1] += coef[:, -1]
+        diag += edge
+    rows.append(idx.ravel())
+    cols.append(idx.ravel())
+    vals.append(diag.ravel() - shift * h * h)
+    matrix = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                           shape=(n * n, n * n))
+    return matrix / (h * h)
+
+
+def darcy_sequence(n: int, count: int, seed: int, step: float, shift: float = 0.0,
+                   amplitude: float = 1.0):
+    rng = np.random.default_rng(seed)
+    g1, g2 = smooth_field(n, rng), smooth_field(n, rng)
+    for i in range(count):
+        angle = step * i
+        coef = np.exp(amplitude * (np.cos(angle) * g1 + np.sin(angle) * g2))
+        yield diffusion_matrix(coef, shift)
+
+
+def to_petsc(matrix):
+    from petsc4py import PETSc
+    matrix = matrix.tocsr()
+    csr = (matrix.indptr, matrix.indices, matrix.data)
+    return PETSc.Mat().createAIJ(size=matrix.shape, csr=csr, comm=PETSc.COMM_SELF)
+
+
+def run_gmres(mats, restart, rtol, max_it, pc_type):
+    from petsc4py import PETSc
+    out = dict(iterations=0, wall=0.0, cpu=0.0, setup=0.0, max_residual=0.0, all_converged=True)
+    ksp = PETSc.KSP().create(PETSc.COMM_SELF)
+    ksp.setType("gmres")
+    ksp.setGMRESRestart(restart)
+    ksp.setPCSide(PETSc.PC.Side.RIGHT)
+    ksp.setNormType(PETSc.KSP.NormType.UNPRECONDITIONED)
+    ksp.setTolerances(rtol=rtol, atol=0.0, max_it=max_it)
+    ksp.getPC().setType(pc_type)
+    for A in mats:
+        b = A.createVecLeft()
+        b.set(1.0)
+        x = A.createVecRight()
+        x.set(0.0)
+        ksp.setOperators(A)
+        t0 = time.perf_counter()
+        ksp.setUp()
+        out["setup"] += time.perf_counter() - t0
+        w0, c0 = time.perf_counter(), time.process_time()
+        ksp.solve(b, x)
+        out["wall"] += time.perf_counter() - w0
+        out["cpu"] += time.process_time() - c0
+        out["iterations"] += ksp.getIterationNumber()
+        r = b.duplicate()
+        A.mult(x, r)
+        r.aypx(-1.0, b)
+        out["max_residual"] = max(out["max_residual"], r.norm() / b.norm())
+        out["all_converged"] &= ksp.getConvergedReason() > 0
+    ksp.destroy()
+    return out
+
+
+def run_gcrodr(mats, restart, recycle, rtol, max_it, pc_type, pc_reuse=1, **kwargs):
+    from petsc4py import PETSc
+
+    from datagen.krylov import GCRODR
+    prefix = f"itcost{restart}_{recycle}_"
+    PETSc.Options()[prefix + "pc_type"] = pc_type
+    solver = GCRODR(restart=restart, recycle=recycle, rtol=rtol, max_it=max_it,
+                    options_prefix=prefix, **kwargs)
+    if pc_reuse > 1:
+        solver.set_pc_reuse(max_systems=pc_reuse, iteration_growth=1.5)
+    rebuilds = 0
+    out = dict(iterations=0, wall=0.0, cpu=0.0, setup=0.0, max_residual=0.0, all_converged=True)
+    for A in mats:
+        b = A.createVecLeft()
+        b.set(1.0)
+        x = A.createVecRight()
+        x.set(0.0)
+        before = solver.timers["pc_setup"]
+        w0, c0 = time.perf_counter(), time.process_time()
+        res = solver.solve(A, b, x)
+        wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+        setup = solver.timers["pc_setup"] - before
+        out["setup"] += setup
+        out["wall"] += wall - setup
+        out["cpu"] += cpu - setup
+        out["iterations"] += res.iterations
+        out["max_residual"] = max(out["max_residual"], res.residual)
+        out["all_converged"] &= res.converged
+        rebuilds += res.pc_rebuilt
+    out["pc_builds"] = rebuilds
+    out["phases"] = {k: round(v, 4) for k, v in solver.timers.items()}
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=256, help="grid points per side (n^2 unknowns)")
+    parser.add_argument("--systems", type=int, default=6)
+    parser.add_argument("--step", type=float, default=0.05, help="path step between neighbours")
+    parser.add_argument("--restart", type=int, default=40)
+    parser.add_argument("--recycle", type=int, default=20)
+    parser.add_argument("--rtol", type=float, default=1e-8)
+    parser.add_argument("--max-it", type=int, default=10000)
+    parser.add_argument("--pc-type", default="ilu")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--shift", type=float, default=0.0,
+                        help="subtract shift*u (e.g. 160 = (2 pi 2)^2: two wavelengths, indefinite)")
+    parser.add_argument("--amplitude", type=float, default=1.0, help="a = exp(amplitude * g)")
+    parser.add_argument("--update-interval", type=int, default=1,
+                        help="GCRO-DR recycled-space update every this many cycles")
+    parser.add_argument("--reorthogonalize", default="never", choices=["never", "ifneeded", "always"])
+    parser.add_argument("--pc-reuse", type=int, default=0,
+                        help="also run GCRO-DR keeping each PC for up to this many systems")
+    parser.add_argument("--json", default="data/bench/gcrodr_iteration_cost.json")
+    args = parser.parse_args(argv)
+    if args.n < 4 or args.systems < 1 or args.repeats < 1:
+        parser.error("--n >= 4, --systems >= 1 and --repeats >= 1 are required")
+    import petsc4py
+    petsc4py.init(sys.argv[:1])
+    mats = [to_petsc(m) for m in darcy_sequence(args.n, args.systems, args.seed, args.step,
+                                                 args.shift, args.amplitude)]
+    methods = {
+        "petsc_gmres": lambda: run_gmres(mats, args.restart, args.rtol, args.max_it, args.pc_type),
+        "gcrodr": lambda: run_gcrodr(mats, args.restart, args.recycle, args.rtol, args.max_it,
+                                     args.pc_type, update_interval=args.update_interval,
+                                     reorthogonalize=args.reorthogonalize),
+        "gcrodr_k0": lambda: run_gcrodr(mats, args.restart, 0, args.rtol, args.max_it,
+                                        args.pc_type),
+    }
+    if args.pc_reuse > 1:
+        methods["gcrodr_pc_reuse"] = lambda: run_gcrodr(
+            mats, args.restart, args.recycle, args.rtol, args.max_it, args.pc_type,
+            pc_reuse=args.pc_reuse, update_interval=args.update_interval,
+            reorthogonalize=args.reorthogonalize)
+    best: dict[str, dict] = {}
+    for _ in range(args.repeats):
+        for name, fn in methods.items():
+            result = fn()
+            if name not in best or result["cpu"] < best[name]["cpu"]:
+                best[name] = result
+    base = best["petsc_gmres"]
+    per_it_base = {t: base[t] / max(base["iterations"], 1) for t in ("wall", "cpu")}
+    print(f"n = {args.n}^2 = {args.n ** 2} unknowns, {args.systems} systems, pc {args.pc_type}, "
+          f"rtol {args.rtol}, m = {args.restart}, k = {args.recycle}; best of {args.repeats}")
+    print(f"{'method':<16} {'its':>6} {'cpu s':>8} {'ms/it cpu':>10} {'ratio':>6} "
+          f"{'ms/it wall':>11} {'ratio':>6} {'time/GMRES':>10} {'max res':>9}")
+    for name, r in best.items():
+        its = max(r["iterations"], 1)
+        r["ms_per_iteration_cpu"] = 1e3 * r["cpu"] / its
+        r["ms_per_iteration_wall"] = 1e3 * r["wall"] / its
+        r["iteration_cost_ratio_cpu"] = r["cpu"] / its / per_it_base["cpu"]
+        r["iteration_cost_ratio_wall"] = r["wall"] / its / per_it_base["wall"]
+        r["solve_time_ratio_cpu"] = r["cpu"] / base["cpu"]
+        print(f"{name:<16} {r['iterations']:>6} {r['cpu']:>8.3f} {r['ms_per_iteration_cpu']:>10.3f} "
+              f"{r['iteration_cost_ratio_cpu']:>6.2f} {r['ms_per_iteration_wall']:>11.3f} "
+              f"{r['iteration_cost_ratio_wall']:>6.2f} {r['solve_time_ratio_cpu']:>10.2f} "
+              f"{r['max_residual']:>9.2e}")
+    print("gcrodr phases (CPU s, best round):", best["gcrodr"].get("phases"))
+    print(f"{'method':<16} {'pc builds':>9} {'setup s':>8} {'solve+setup s (wall)':>21} {'vs GMRES':>9}")
+    base_total = base["wall"] + base["setup"]
+    for name, r in best.items():
+        total = r["wall"] + r["setup"]
+        r["total_with_setup_wall"] = total
+        print(f"{name:<16} {r.get('pc_builds', args.systems):>9} {r['setup']:>8.3f} {total:>21.3f} "
+              f"{total / base_total:>9.2f}")
+    record = dict(benchmark="gcrodr_iteration_cost", args=vars(args), results=best,
+                  machine=dict(platform=platform.platform(), processor=platform.processor(),
+                               cpus=os.cpu_count(), load=os.getloadavg(),
+                               omp_threads=os.environ.get("OMP_NUM_THREADS")),
+                  note="shared, loaded machine: compare ratios from this one process")
+    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+    with open(args.json, "w") as fh:
+        json.dump(record, fh, indent=2, default=float)
+    print("wrote", args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

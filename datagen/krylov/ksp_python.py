@@ -1,0 +1,168 @@
+"""GCRO-DR as a PETSc KSP of type ``python``: drive it with ordinary PETSc options.
+
+::
+
+    -ksp_type python -ksp_python_type datagen.krylov.ksp_python.GCRODRKSP
+    -ksp_gcrodr_restart 40            # m (default 40)
+    -ksp_gcrodr_recycle 20            # k (default 20), 0 gives GMRES(m)
+    -ksp_gcrodr_reorthogonalize never|ifneeded|always     (default never, as PETSc GMRES)
+    -ksp_gcrodr_update_interval 1     # harmonic Ritz update every this many cycles
+    -ksp_gcrodr_pc_reuse_max 1        # keep a PC for up to this many new matrices
+    -ksp_gcrodr_pc_reuse_growth 1.5   # ... rebuilding once iterations grow by this factor
+    -ksp_gcrodr_pc_reuse_min_baseline 10   # ... over at least this many iterations
+    -ksp_pc_side right|left           # default right for this KSP unless given
+    -ksp_rtol 1e-8 -ksp_atol 0 -ksp_max_it 10000 -pc_type ilu ...
+
+or from Python: ``ksp.setType("python"); ksp.setPythonContext(GCRODRKSP())``.
+
+Semantics: the recycled space lives in the context and survives across ``KSPSolve`` calls
+(``KSPReset`` drops it). Convergence is tested on the true residual,
+``||b - A x|| <= max(rtol ||b||, atol)`` (relative to ``||b||``, not to the initial residual),
+after each restart cycle; ``KSPGetResidualNorm`` returns that true norm, ``KSPGetIterationNumber``
+the Arnoldi steps, and a solve that did not converge ends with a negative
+``KSPConvergedReason`` (``DIVERGED_MAX_IT`` ...), never a positive one. ``divtol`` is ignored.
+Monitors set on the KSP (``-ksp_monitor``) see the GMRES residual estimate inside a cycle and
+the explicit true residual at each cycle end. The last :class:`~datagen.krylov.SolveResult`
+is available as ``ksp.getPythonContext().last_result``.
+"""
+from __future__ import annotations
+
+from petsc4py import PETSc
+
+from datagen.krylov.gcrodr import GCRODR, REORTHOGONALIZE
+from datagen.krylov.pc_reuse import PCReusePolicy
+
+_REASONS = {
+    "CONVERGED_RTOL": "CONVERGED_RTOL",
+    "CONVERGED_ATOL": "CONVERGED_ATOL",
+    "CONVERGED_ZERO_RHS": "CONVERGED_ATOL",
+    "DIVERGED_MAX_IT": ("DIVERGED_MAX_IT", "DIVERGED_ITS"),
+    "DIVERGED_BREAKDOWN": "DIVERGED_BREAKDOWN",
+    "DIVERGED_NANORINF": "DIVERGED_NANORINF",
+}
+
+
+def _petsc_reason(name: str) -> int:
+    candidates = _REASONS[name]
+    for candidate in (candidates,) if isinstance(candidates, str) else candidates:
+        value = getattr(PETSc.KSP.ConvergedReason, candidate, None)
+        if value is not None:
+            return value
+    raise RuntimeError(f"petsc4py has no KSPConvergedReason for {name}")
+
+
+class GCRODRKSP:
+    """petsc4py KSP python context wrapping :class:`~datagen.krylov.GCRODR`."""
+
+    def __init__(self, restart: int = 40, recycle: int = 20, reorthogonalize: str = "never",
+                 update_interval: int = 1):
+        self.restart = restart
+        self.recycle = recycle
+        self.reorthogonalize = reorthogonalize
+        self.update_interval = update_interval
+        self.pc_reuse = PCReusePolicy()
+        self.solver: GCRODR | None = None
+        self.last_result = None
+        self._last_pc_key = None
+        self._reusing = False  # what this context last told the PC (PCSetReusePreconditioner)
+
+    # --- petsc4py protocol --------------------------------------------------------
+    def create(self, ksp) -> None:
+        ksp.setPCSide(PETSc.PC.Side.RIGHT)
+        ksp.setNormType(PETSc.KSP.NormType.UNPRECONDITIONED)
+
+    def setFromOptions(self, ksp) -> None:
+        opts = PETSc.Options(ksp.getOptionsPrefix() or "")
+        restart = opts.getInt("ksp_gcrodr_restart", self.restart)
+        recycle = opts.getInt("ksp_gcrodr_recycle", self.recycle)
+        reorth = opts.getString("ksp_gcrodr_reorthogonalize", self.reorthogonalize)
+        interval = opts.getInt("ksp_gcrodr_update_interval", self.update_interval)
+        reuse_max = opts.getInt("ksp_gcrodr_pc_reuse_max", self.pc_reuse.max_systems)
+        reuse_growth = opts.getReal("ksp_gcrodr_pc_reuse_growth", self.pc_reuse.iteration_growth)
+        reuse_floor = opts.getInt("ksp_gcrodr_pc_reuse_min_baseline", self.pc_reuse.min_baseline)
+        if reorth not in REORTHOGONALIZE:
+            raise ValueError(f"-ksp_gcrodr_reorthogonalize must be one of {REORTHOGONALIZE}, "
+                             f"got {reorth!r}")
+        # right preconditioning unless -ksp_pc_side says otherwise (create() already set right,
+        # after PETSc had parsed -ksp_pc_side, so the option is applied again here)
+        side = opts.getString("ksp_pc_side", "right").lower()
+        sides = {"right": PETSc.PC.Side.RIGHT, "left": PETSc.PC.Side.LEFT}
+        if side not in sides:
+            raise ValueError(f"GCRO-DR supports -ksp_pc_side right or left, got {side!r}")
+        ksp.setPCSide(sides[side])
+        ksp.setNormType(PETSc.KSP.NormType.UNPRECONDITIONED)
+        changed = (restart, recycle, reorth, interval) != (
+            self.restart, self.recycle, self.reorthogonalize, self.update_interval)
+        self.restart, self.recycle, self.reorthogonalize, self.update_interval = (
+            restart, recycle, reorth, interval)
+        policy = self.pc_reuse
+        if (reuse_max, reuse_growth, reuse_floor) != (
+                policy.max_systems, policy.iteration_growth, policy.min_baseline):
+            self.pc_reuse = PCReusePolicy(reuse_max, reuse_growth, reuse_floor)
+        if changed:
+            self.solver = None
+        self._build(ksp)  # validates the values now, with a clear message
+
+    def setUp(self, ksp) -> None:
+        if self.solver is None:
+            self._build(ksp)
+
+    def reset(self, ksp) -> None:
+        if self.solver is not None:
+            self.solver.reset()
+        self.pc_reuse.forget()
+        self._last_pc_key = None
+        if self._reusing:
+            ksp.getPC().setReusePreconditioner(False)
+            self._reusing = False
+
+    def view(self, ksp, viewer) -> None:
+        s = self.solver
+        viewer.printfASCII(f"  GCRO-DR(m={self.restart}, k={self.recycle}), "
+                           f"CGS reorthogonalization {self.reorthogonalize}, recycled-space update "
+                           f"every {self.update_interval} cycle(s), current recycle dim "
+                           f"{s.recycle_dim if s else 0}; convergence on the true residual\n")
+
+    def solve(self, ksp, b, x) -> None:
+        if self.solver is None:
+            self._build(ksp)
+        solver = self.solver
+        rtol, atol, _divtol, max_it = ksp.getTolerances()
+        solver.rtol, solver.atol, solver.max_it = float(rtol), float(atol), int(max_it)
+        side = ksp.getPCSide()
+        if side not in (PETSc.PC.Side.RIGHT, PETSc.PC.Side.LEFT):
+            raise ValueError("GCRO-DR supports -ksp_pc_side right or left, not symmetric")
+        solver.pc_side = "right" if side == PETSc.PC.Side.RIGHT else "left"
+        A, P = ksp.getOperators()
+        pc = ksp.getPC()
+        pc_key = (P.getId(), P.stateGet())
+        if self.pc_reuse.active and not self._reusing and pc_key != self._last_pc_key:
+            self.pc_reuse.built(pc_key)  # KSPSetUp rebuilt the PC for this matrix
+        self._last_pc_key = pc_key
+        bnorm = b.norm()
+
+        def monitor(iteration, relative):
+            ksp.setIterationNumber(iteration)
+            ksp.setResidualNorm(relative * bnorm)
+            ksp.monitor(iteration, relative * bnorm)
+
+        result = solver.solve(A, b, x, pc=pc, initial_guess_nonzero=ksp.getInitialGuessNonzero(),
+                              monitor=monitor)
+        self.last_result = result
+        ksp.setIterationNumber(result.iterations)
+        ksp.setResidualNorm(result.residual * bnorm)
+        ksp.setConvergedReason(_petsc_reason(result.reason))
+        if self.pc_reuse.active:
+            self.pc_reuse.solved(result.iterations)
+            # decided now for the next KSPSetUp: keep the PC unless the policy wants a new one
+            self._reusing = not self.pc_reuse.needs_rebuild(("next",))
+            pc.setReusePreconditioner(self._reusing)
+
+    # --- helpers ------------------------------------------------------------------
+    def _build(self, ksp) -> None:
+        rtol, atol, _divtol, max_it = ksp.getTolerances()
+        side = "left" if ksp.getPCSide() == PETSc.PC.Side.LEFT else "right"
+        self.solver = GCRODR(restart=self.restart, recycle=self.recycle, rtol=min(rtol, 0.999),
+                             atol=atol, max_it=max_it, pc_side=side, comm=ksp.getComm(),
+                             reorthogonalize=self.reorthogonalize,
+                             update_interval=self.update_interval)

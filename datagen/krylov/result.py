@@ -1,0 +1,59 @@
+"""What one linear solve reports: :class:`SolveResult`.
+
+The numbers are what a dataset's ``solver/`` provenance group stores (iterations, the true
+relative residual ``||b - A x||_2 / ||b||_2``, seconds, converged), so they are computed
+explicitly at the end of every solve, never taken from a recurrence or a preconditioned norm.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+#: Reasons, spelled like PETSc's ``KSPConvergedReason`` names so logs read the same.
+CONVERGED_REASONS = ("CONVERGED_RTOL", "CONVERGED_ATOL", "CONVERGED_ZERO_RHS")
+DIVERGED_REASONS = ("DIVERGED_MAX_IT", "DIVERGED_BREAKDOWN", "DIVERGED_NANORINF")
+
+
+@dataclass
+class SolveResult:
+    """Outcome of one ``GCRODR.solve`` call.
+
+    Attributes:
+        iterations: Arnoldi steps taken (one operator and one preconditioner application each;
+            the ``k`` extra applications that re-map the recycled space onto a new matrix are
+            counted in ``operator_applications``, not here, as in the GCRO-DR literature).
+        residual: true relative residual ``||b - A x||_2 / ||b||_2`` of the returned ``x``,
+            recomputed from ``A``, ``b`` and ``x`` after the last cycle (0 for ``b = 0``).
+        converged: ``residual <= max(rtol, atol / ||b||)``; ``False`` is never hidden.
+        seconds: wall time of the whole call (PC set-up, recycled-space refresh, cycles).
+        reason: ``CONVERGED_RTOL`` | ``CONVERGED_ATOL`` | ``CONVERGED_ZERO_RHS`` |
+            ``DIVERGED_MAX_IT`` | ``DIVERGED_BREAKDOWN`` | ``DIVERGED_NANORINF``.
+        cycles: restart cycles run.
+        operator_applications: products with ``A`` (Arnoldi steps, explicit residuals, refresh).
+        pc_applications: preconditioner applications (Arnoldi steps, one per cycle for the
+            solution update or the left-preconditioned start vector, and ``k`` for the re-map
+            onto a new operator unless a kept PC lets it reuse ``M^{-1} U~``).
+        recycle_dim: dimension of the recycled space kept after this solve.
+        pc_rebuilt: whether the preconditioner was (re)built for this solve (``False`` when a
+            neighbour's preconditioner was reused, see ``GCRODR.set_pc_reuse``).
+        residual_history: relative residual after each iteration (the GMRES estimate inside a
+            cycle, the explicitly recomputed true value at each cycle end).
+    """
+
+    iterations: int
+    residual: float
+    converged: bool
+    seconds: float
+    reason: str
+    cycles: int = 0
+    operator_applications: int = 0
+    pc_applications: int = 0
+    recycle_dim: int = 0
+    pc_rebuilt: bool = True
+    residual_history: list = field(default_factory=list, repr=False)
+
+    def __post_init__(self):
+        if self.reason not in CONVERGED_REASONS + DIVERGED_REASONS:
+            raise ValueError(f"unknown solve reason {self.reason!r}; allowed: "
+                             f"{CONVERGED_REASONS + DIVERGED_REASONS}")
+        if self.converged != (self.reason in CONVERGED_REASONS):
+            raise ValueError(f"converged={self.converged} contradicts reason {self.reason!r}")
