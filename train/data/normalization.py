@@ -1,0 +1,116 @@
+"""Per-channel unit-Gaussian normalisation, fitted on the training split only.
+
+``encode(u) = (u - mean_c) / std_c`` and ``decode(v) = v * std_c + mean_c`` with one ``(mean, std)``
+per channel ``c``. The statistics are the mean and the (population) standard deviation of every
+value of that channel over the training samples (all grid points, and all frames of the training
+windows for trajectories). They live in module *buffers*, so they are saved in and restored from
+every Lightning checkpoint with the weights.
+
+``kind="none"`` keeps the identity map (mean 0, std 1) with the same interface.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Tuple
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+__all__ = ["ChannelNormalizer", "RunningChannelStats", "NORMALIZATIONS"]
+
+NORMALIZATIONS = ("gaussian", "none")
+
+
+class RunningChannelStats:
+    """Streaming per-channel mean and variance (Chan et al.'s pairwise merge, float64).
+
+    ``update(block, channel_axis)`` adds every value of ``block`` to the statistics of its channel.
+    """
+
+    def __init__(self, n_channels: int):
+        self.count = 0
+        self.mean = np.zeros(n_channels)
+        self.m2 = np.zeros(n_channels)
+
+    def update(self, block: np.ndarray, channel_axis: int) -> None:
+        x = np.moveaxis(np.asarray(block, dtype=np.float64), channel_axis, 0).reshape(self.mean.size, -1)
+        n_b = x.shape[1]
+        if n_b == 0:
+            return
+        mean_b = x.mean(axis=1)
+        m2_b = ((x - mean_b[:, None]) ** 2).sum(axis=1)
+        n = self.count + n_b
+        delta = mean_b - self.mean
+        self.mean = self.mean + delta * (n_b / n)
+        self.m2 = self.m2 + m2_b + delta ** 2 * (self.count * n_b / n)
+        self.count = n
+
+    def result(self) -> Tuple[np.ndarray, np.ndarray]:
+        if self.count == 0:
+            raise ValueError("no values were seen: cannot fit normalisation statistics on an empty split")
+        return self.mean.copy(), np.sqrt(self.m2 / self.count)
+
+
+class ChannelNormalizer(nn.Module):
+    """Affine per-channel map between physical and normalised fields.
+
+    Buffers: ``mean`` ``(C,)``, ``std`` ``(C,)`` (float64, so the round trip is exact to float32
+    precision whatever the data scale) and ``fitted`` (scalar bool).
+    ``encode(u, channel_dim)`` / ``decode(v, channel_dim)`` broadcast over every other axis.
+    """
+
+    def __init__(self, n_channels: int, kind: str = "gaussian", eps: float = 1e-12):
+        super().__init__()
+        if kind not in NORMALIZATIONS:
+            raise ValueError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {kind!r}")
+        if int(n_channels) < 1:
+            raise ValueError(f"n_channels must be positive, got {n_channels}")
+        self.kind = kind
+        self.eps = float(eps)
+        self.register_buffer("mean", torch.zeros(int(n_channels), dtype=torch.float64))
+        self.register_buffer("std", torch.ones(int(n_channels), dtype=torch.float64))
+        self.register_buffer("fitted", torch.tensor(kind == "none"))
+
+    @property
+    def n_channels(self) -> int:
+        return int(self.mean.numel())
+
+    def extra_repr(self) -> str:
+        return f"channels={self.n_channels}, kind={self.kind!r}, fitted={bool(self.fitted)}"
+
+    @torch.no_grad()
+    def set_statistics(self, mean: Iterable[float], std: Iterable[float]) -> None:
+        if self.kind == "none":
+            return
+        mean_t = torch.as_tensor(np.asarray(mean, dtype=np.float64))
+        std_t = torch.as_tensor(np.asarray(std, dtype=np.float64))
+        if mean_t.shape != self.mean.shape or std_t.shape != self.std.shape:
+            raise ValueError(f"statistics must have shape ({self.n_channels},), got {tuple(mean_t.shape)} "
+                             f"and {tuple(std_t.shape)}")
+        if not (torch.isfinite(mean_t).all() and torch.isfinite(std_t).all()):
+            raise ValueError("normalisation statistics are not finite: the training data holds NaN/inf")
+        self.mean.copy_(mean_t)
+        # a constant channel (std 0) is only shifted: dividing by 0 would make it NaN
+        self.std.copy_(torch.where(std_t > self.eps, std_t, torch.ones_like(std_t)))
+        self.fitted.fill_(True)
+
+    def _shape(self, x: torch.Tensor, channel_dim: int) -> list:
+        d = channel_dim % x.dim()
+        if x.shape[d] != self.n_channels:
+            raise ValueError(f"normaliser has {self.n_channels} channels but axis {channel_dim} of a tensor of "
+                             f"shape {tuple(x.shape)} has {x.shape[d]}")
+        shape = [1] * x.dim()
+        shape[d] = self.n_channels
+        return shape
+
+    def encode(self, x: torch.Tensor, channel_dim: int = 1) -> torch.Tensor:
+        if self.kind == "none":
+            return x
+        shape = self._shape(x, channel_dim)
+        return (x - self.mean.to(x.dtype).view(shape)) / self.std.to(x.dtype).view(shape)
+
+    def decode(self, x: torch.Tensor, channel_dim: int = 1) -> torch.Tensor:
+        if self.kind == "none":
+            return x
+        shape = self._shape(x, channel_dim)
+        return x * self.std.to(x.dtype).view(shape) + self.mean.to(x.dtype).view(shape)

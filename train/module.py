@@ -1,0 +1,493 @@
+"""One LightningModule for every model and data layout: :class:`NeuralOperatorModule`.
+
+It owns a registry model (``neuralops.models.get(name, **config)``), the per-channel
+normalisation (buffers, fitted on the training split by the data module, saved in every
+checkpoint), the training loss, validation/test metrics and the rollout. Three modes, set by the
+data module's ``io`` (``data_io`` here):
+
+* ``steady``: ``x (B, C_in, X, Y) -> y (B, C_out, X, Y)`` (Darcy).
+* ``direct`` (fno3d, sfno): ``x (B, T_in, X, Y) -> y (B, T_out, X, Y)``, one forward pass.
+* ``autoregressive`` (fno2d, sinenet, mgno_ts, unet): ``(B, H*C, X, Y)`` (the last ``H`` frames,
+  time-major) ``-> (B, C, X, Y)`` (the next frame). Training windows hold ``U = unroll`` target
+  frames: the first ``pushforward_steps`` of them are predicted without gradient (the pushforward
+  trick: the model learns from its own, slightly wrong, inputs), the remaining ones with gradient
+  through the unrolled steps (``U = 1, pushforward_steps = 0``: one-step teacher forcing;
+  ``U = 40``: the FNO-2D paper's backpropagation through the whole rollout). Evaluation rolls out
+  autoregressively from the last ``H`` of the ``T_in`` protocol input frames for ``T_out`` steps.
+
+Everything inside the model is in normalised variables; predictions are decoded to physical
+units before metrics. The loss is taken in physical units (``loss_space="physical"``, as the FNO
+code does) or on normalised variables (``"normalized"``, as SineNet does).
+
+Losses (``neuralops.losses``, one norm per sample over all predicted (t, c, x, y), mean over the
+batch): ``relative_l2``; ``relative_h1``; ``relative_sobolev`` (``loss_config.s``, any real s);
+``negative_sobolev`` (``s < 0``, default ``-1``). Sobolev losses use the data's boundary condition
+(periodic: Fourier series; Dirichlet: sine series) and box.
+
+Mixed precision: the model runs under Lightning's autocast (``precision="bf16-mixed"``); losses and
+metrics are computed in float32/float64 with autocast off, because FFTs have no bfloat16 kernels.
+"""
+from __future__ import annotations
+
+import inspect
+import math
+from typing import Any, Dict, Optional, Tuple
+
+import lightning.pytorch as pl
+import torch
+import torch.nn as nn
+
+from neuralops import models
+from neuralops.losses import LpLoss, SobolevLoss
+
+from .data.normalization import ChannelNormalizer
+
+__all__ = ["NeuralOperatorModule", "LOSSES", "OPTIMIZERS", "SCHEDULERS", "DIRECT_MODELS",
+           "AUTOREGRESSIVE_MODELS", "load_for_refinement", "predict_split"]
+
+LOSSES = ("relative_l2", "relative_h1", "relative_sobolev", "negative_sobolev")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULERS = ("none", "step", "onecycle", "cosine", "warmup_cosine")
+LOSS_SPACES = ("physical", "normalized")
+DIRECT_MODELS = ("fno3d", "sfno")
+AUTOREGRESSIVE_MODELS = ("fno2d", "sinenet", "mgno_ts", "unet")
+STEADY_MODELS = ("mgno", "fno2d", "unet")
+_PADDING = {"periodic": "circular", "dirichlet": "zeros", "neumann": "reflect"}
+
+
+def _padding_mode(grid: Dict[str, Any]) -> Optional[str]:
+    kinds = {v["boundary"] for v in grid.values()}
+    return _PADDING.get(kinds.pop()) if len(kinds) == 1 else None
+
+
+def _io_model_defaults(io: Dict[str, Any]) -> Dict[str, Any]:
+    """Constructor arguments the data determine (used only where the model has the argument and
+    the config does not set it)."""
+    out: Dict[str, Any] = {}
+    mode = io["mode"]
+    if mode == "steady":
+        out.update(in_channels=io["in_channels"], out_channels=io["out_channels"])
+    elif mode == "autoregressive":
+        c, h = io["channels"], io["history"]
+        out.update(in_channels=h * c, out_channels=c, time_history=h, fields=c, in_fields=c, out_fields=c,
+                   time_future=1)
+    else:
+        out.update(in_steps=io["t_in"], out_steps=io["t_out"])
+    pad = _padding_mode(io["grid"])
+    if pad is not None:
+        out["padding_mode"] = pad
+    if all(v.get("includes_boundary") for v in io["grid"].values()):
+        out["endpoint"] = True
+    return out
+
+
+class NeuralOperatorModule(pl.LightningModule):
+    """Model + normalisation + loss + metrics + rollout (see the module docstring).
+
+    Args:
+        model: registry name (``neuralops.models.available()``).
+        model_config: keyword arguments of the model constructor; channel counts, windows and the
+            padding mode are filled in from ``data_io`` where the constructor takes them.
+        data_io: the data module's ``io`` (``neuralops-train`` links it; in Python pass ``dm.io``).
+        loss, loss_config: training loss (``LOSSES``) and its options (``s`` for Sobolev losses).
+        loss_space: "physical" or "normalized".
+        pushforward_steps: autoregressive only: leading target frames predicted without gradient.
+        optimizer, lr, weight_decay, betas, momentum: the optimiser (``OPTIMIZERS``).
+        scheduler, scheduler_config: learning-rate schedule (``SCHEDULERS``):
+            ``step`` {step_size (epochs), gamma}; ``onecycle`` {pct_start, div_factor,
+            final_div_factor} with peak ``lr`` over all training steps; ``cosine`` {eta_min} to the
+            last step; ``warmup_cosine`` {warmup_epochs, eta_min}: linear warm-up then cosine.
+        check_model: run one sample through the model when training/evaluation starts, so a model
+            that does not fit the data fails before the first step with a clear message.
+    """
+
+    def __init__(self, model: str, model_config: Optional[Dict[str, Any]] = None,
+                 data_io: Optional[Dict[str, Any]] = None, loss: str = "relative_l2",
+                 loss_config: Optional[Dict[str, Any]] = None, loss_space: str = "physical",
+                 pushforward_steps: int = 0, optimizer: str = "adam", lr: float = 1e-3,
+                 weight_decay: float = 0.0, betas: Tuple[float, float] = (0.9, 0.999), momentum: float = 0.9,
+                 scheduler: str = "none", scheduler_config: Optional[Dict[str, Any]] = None,
+                 check_model: bool = True):
+        super().__init__()
+        self.save_hyperparameters()
+        if data_io is None:
+            raise ValueError("data_io is missing: neuralops-train links it from the data module; in Python "
+                             "pass data_io=datamodule.io")
+        for name, value, allowed in (("loss", loss, LOSSES), ("loss_space", loss_space, LOSS_SPACES),
+                                     ("optimizer", optimizer, OPTIMIZERS), ("scheduler", scheduler, SCHEDULERS)):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+        self.io = dict(data_io)
+        self.mode = self.io["mode"]
+        self.model_name = str(model).lower()
+        if self.model_name not in models.available():
+            raise ValueError(f"unknown model {model!r}; available models: {', '.join(models.available())}")
+        if self.mode == "direct" and self.model_name in AUTOREGRESSIVE_MODELS + ("mgno",):
+            raise ValueError(f"model {model!r} maps frames to the next frame; the data module is in 'direct' "
+                             f"mode (T_in -> T_out in one pass, for {', '.join(DIRECT_MODELS)}): set "
+                             "data.mode: autoregressive")
+        if self.mode == "autoregressive" and self.model_name in DIRECT_MODELS:
+            raise ValueError(f"model {model!r} predicts a whole trajectory at once; set data.mode: direct")
+        if self.mode == "steady" and self.model_name in DIRECT_MODELS + ("mgno_ts",):
+            raise ValueError(f"model {model!r} is a time-dependent model; steady data needs one of "
+                             f"{', '.join(STEADY_MODELS)}")
+        self.model_config = self._complete_config(dict(model_config or {}))
+        try:
+            self.model = models.get(self.model_name, **self.model_config)
+        except TypeError as exc:
+            sig = inspect.signature(models.constructor(self.model_name))
+            raise ValueError(f"bad model_config for {model!r}: {exc}; the constructor takes "
+                             f"{', '.join(sig.parameters)}") from exc
+        self.pushforward_steps = int(pushforward_steps)
+        if self.mode == "autoregressive" and not 0 <= self.pushforward_steps < self.io["unroll"]:
+            raise ValueError(f"pushforward_steps={pushforward_steps} must be >= 0 and < data.unroll="
+                             f"{self.io['unroll']} (at least one step must carry a gradient)")
+        if self.mode != "autoregressive" and self.pushforward_steps:
+            raise ValueError("pushforward_steps applies to autoregressive training only")
+        kind = self.io.get("normalization", "gaussian")
+        if self.mode == "steady":
+            self.norm_in = ChannelNormalizer(self.io["in_channels"], kind)
+            self.norm_out = ChannelNormalizer(self.io["out_channels"], kind)
+        else:
+            self.norm_in = ChannelNormalizer(self.io["channels"], kind)
+            self.norm_out = self.norm_in  # one state: inputs and outputs share the statistics
+        self.loss_fn = self._build_loss(loss, dict(loss_config or {}))
+        self._h1 = self._h1_boundary()
+        self._sums: Dict[str, torch.Tensor] = {}
+
+    # -- construction -------------------------------------------------------------------------
+    def _complete_config(self, cfg: Dict[str, Any]) -> Dict[str, Any]:
+        params = inspect.signature(models.constructor(self.model_name)).parameters
+        for key, value in _io_model_defaults(self.io).items():
+            if key in params and key not in cfg:
+                cfg[key] = value
+        return cfg
+
+    def _boundary_and_box(self) -> Tuple[str, Tuple[float, float], bool]:
+        grid = self.io["grid"]
+        kinds = {v["boundary"] for v in grid.values()}
+        if len(kinds) != 1 or next(iter(kinds)) not in ("periodic", "dirichlet"):
+            raise ValueError(f"Sobolev losses need periodic or Dirichlet data on every axis; the grid has "
+                             f"{ {k: v['boundary'] for k, v in grid.items()} }: use loss: relative_l2")
+        with_walls = all(v["includes_boundary"] for v in grid.values())
+        return kinds.pop(), (grid["x"]["length"], grid["y"]["length"]), with_walls
+
+    def _build_loss(self, loss: str, cfg: Dict[str, Any]) -> nn.Module:
+        if loss == "relative_l2":
+            if cfg:
+                raise ValueError(f"relative_l2 takes no loss_config, got {cfg}")
+            return LpLoss(p=2, relative=True, dim=2, pool="all")
+        s = {"relative_h1": 1.0, "relative_sobolev": cfg.get("s", 1.0), "negative_sobolev": cfg.get("s", -1.0)}[loss]
+        unknown = set(cfg) - {"s", "k_max"}
+        if unknown or (loss == "relative_h1" and "s" in cfg):
+            raise ValueError(f"unknown loss_config keys {sorted(unknown) or ['s']} for {loss}; allowed: "
+                             f"{'k_max' if loss == 'relative_h1' else 's, k_max'}")
+        if loss == "negative_sobolev" and not float(s) < 0:
+            raise ValueError(f"negative_sobolev needs s < 0, got s={s}")
+        boundary, box, walls = self._boundary_and_box()
+        return SobolevLoss(s=float(s), relative=True, dim=2, box=box, boundary=boundary, k_max=cfg.get("k_max"),
+                           includes_boundary=walls, pool="all")
+
+    def _h1_boundary(self) -> Optional[str]:
+        kinds = {v["boundary"] for v in self.io["grid"].values()}
+        return kinds.pop() if len(kinds) == 1 and kinds <= {"periodic", "dirichlet"} else None
+
+    # -- normalised forward passes ------------------------------------------------------------
+    def _step(self, hist_n: torch.Tensor) -> torch.Tensor:
+        """Autoregressive step, normalised: ``(B, H, C, X, Y) -> (B, C, X, Y)``."""
+        return self.model(hist_n.flatten(1, 2))
+
+    def _rollout_n(self, hist_n: torch.Tensor, steps: int, grad_from: int = 0) -> torch.Tensor:
+        """Roll out ``steps`` frames from ``hist_n`` ``(B, H, C, X, Y)``; the first ``grad_from``
+        without gradient. Returns the frames from ``grad_from`` on: ``(B, steps - grad_from, C, X, Y)``."""
+        out = []
+        for k in range(steps):
+            with torch.set_grad_enabled(torch.is_grad_enabled() and k >= grad_from):
+                nxt = self._step(hist_n)
+            if k >= grad_from:
+                out.append(nxt)
+            hist_n = torch.cat([hist_n[:, 1:], nxt.unsqueeze(1)], dim=1)
+        return torch.stack(out, dim=1)
+
+    def forward_normalized(self, x: torch.Tensor, t_out: Optional[int] = None) -> torch.Tensor:
+        """Prediction in normalised variables from physical inputs (layouts of the data module)."""
+        if self.mode == "steady":
+            return self.model(self.norm_in.encode(x, 1))
+        x_n = self.norm_in.encode(x, 2)
+        t_out = int(t_out or self.io["t_out"])
+        if self.mode == "direct":
+            return self.model(x_n[:, :, 0], t_out).unsqueeze(2)
+        return self._rollout_n(x_n[:, -self.io["history"]:], t_out)
+
+    def forward(self, x: torch.Tensor, t_out: Optional[int] = None) -> torch.Tensor:
+        """Physical prediction: steady ``(B, C_in, X, Y) -> (B, C_out, X, Y)``; trajectories
+        ``(B, T_in, C, X, Y) -> (B, t_out, C, X, Y)`` (direct pass or autoregressive rollout)."""
+        out_n = self.forward_normalized(x, t_out)
+        return self.norm_out.decode(out_n.float(), 1 if self.mode == "steady" else 2)
+
+    # -- loss and metrics ---------------------------------------------------------------------
+    def _loss(self, out_n: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        cdim = 1 if self.mode == "steady" else 2
+        with torch.autocast(device_type=self.device.type, enabled=False):
+            out_n = out_n.float()
+            if self.hparams.loss_space == "physical":
+                return self.loss_fn(self.norm_out.decode(out_n, cdim), y.float())
+            return self.loss_fn(out_n, self.norm_out.encode(y.float(), cdim))
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        if self.mode == "autoregressive":
+            p = self.pushforward_steps
+            out_n = self._rollout_n(self.norm_in.encode(x, 2), y.shape[1], grad_from=p)
+            loss = self._loss(out_n, y[:, p:])
+        else:
+            loss = self._loss(self.forward_normalized(x, y.shape[1] if y.dim() == 5 else None), y)
+        if self._trainer is not None:
+            self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=x.shape[0],
+                     sync_dist=True)
+        return loss
+
+    def _canonical(self, t: torch.Tensor) -> torch.Tensor:
+        return t.unsqueeze(1) if self.mode == "steady" else t
+
+    def _accumulate(self, name: str, per_sample: torch.Tensor) -> None:
+        """Add per-sample values to the epoch's (sum, count) of metric ``name``."""
+        acc = self._sums.setdefault(name, torch.zeros(2, dtype=torch.float64, device=per_sample.device))
+        self._sums[name] = acc + torch.stack([per_sample.double().sum(), per_sample.new_tensor(per_sample.numel(),
+                                                                                              dtype=torch.float64)])
+
+    def _evaluate(self, batch) -> None:
+        from . import metrics as M
+
+        x, y = batch
+        out_n = self.forward_normalized(x, None if self.mode == "steady" else y.shape[1])
+        loss = self._loss(out_n, y)
+        with torch.autocast(device_type=self.device.type, enabled=False):
+            pred = self.norm_out.decode(out_n.float(), 1 if self.mode == "steady" else 2)
+            p, t = self._canonical(pred), self._canonical(y.float())
+            self._accumulate("relative_l2", M.relative_l2_per_sample(p, t))
+            if self._h1:
+                grid = {"x": self._axis("x"), "y": self._axis("y"),
+                        "boundary": {a: v["boundary"] for a, v in self.io["grid"].items()}}
+                self._accumulate("relative_h1", M.relative_h1_per_sample(p, t, grid, self._h1))
+        self._accumulate("loss", loss.detach().expand(x.shape[0]))
+
+    def _log_epoch(self, prefix: str) -> None:
+        """Mean over every evaluated sample of all processes: sums and counts are all-reduced, so
+        the value does not depend on how the samples were split over processes or batches."""
+        for name, acc in sorted(self._sums.items()):
+            total = self.trainer.strategy.reduce(acc, reduce_op="sum") if self._trainer is not None else acc
+            self.log(f"{prefix}/{name}", (total[0] / total[1]).float(), prog_bar=name == "relative_l2",
+                     sync_dist=False, rank_zero_only=False)
+        self._sums = {}
+
+    def on_validation_epoch_start(self) -> None:
+        self._sums = {}
+
+    def on_test_epoch_start(self) -> None:
+        self._sums = {}
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch("test")
+
+    def _axis(self, ax: str) -> torch.Tensor:
+        g = self.io["grid"][ax]
+        n = g["n"]
+        h = g["length"] / (n - 1 if g["includes_boundary"] else n)
+        return torch.arange(n, dtype=torch.float64) * h
+
+    def validation_step(self, batch, batch_idx):
+        self._evaluate(batch)
+
+    def test_step(self, batch, batch_idx):
+        self._evaluate(batch)
+
+    def predict_step(self, batch, batch_idx, dataloader_idx: int = 0):
+        x, y = batch
+        return self(x, None if self.mode == "steady" else y.shape[1])
+
+    # -- set-up hooks -------------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if stage == "fit" and not bool(self.norm_in.fitted):
+            if dm is None or not hasattr(dm, "normalization_statistics"):
+                raise ValueError("the normalisation is not fitted and there is no neuralops data module to fit it")
+            stats = dm.normalization_statistics()
+            if self.mode == "steady":
+                self.norm_in.set_statistics(*stats["input"])
+                self.norm_out.set_statistics(*stats["output"])
+            else:
+                self.norm_in.set_statistics(*stats["state"])
+        if self.hparams.check_model and dm is not None:
+            self._check_model(dm)
+
+    def _require_fitted(self) -> None:
+        # runs after Lightning restored the checkpoint (setup() runs before the restore)
+        if not bool(self.norm_in.fitted):
+            raise ValueError("this module's normalisation was never fitted: evaluate the checkpoint of a trained "
+                             "model (--ckpt_path) rather than a fresh module")
+
+    def on_test_start(self) -> None:
+        self._require_fitted()
+
+    def on_predict_start(self) -> None:
+        self._require_fitted()
+
+    def on_validation_start(self) -> None:
+        if not self.trainer.sanity_checking and self.trainer.state.fn != "fit":
+            self._require_fitted()
+
+    @torch.no_grad()
+    def _check_model(self, dm) -> None:
+        split = "train" if dm.splits.get("train") is not None else "test"
+        x, y = dm.make_dataset(split)[0]
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            if self.mode == "autoregressive":
+                got = self._step(self.norm_in.encode(x[None, -self.io["history"]:], 2).to(self.device))
+                want = tuple(y.shape[1:])
+            else:
+                got = self.forward_normalized(x[None].to(self.device), y.shape[0] if y.dim() == 4 else None)
+                want = tuple(y.shape)
+        except Exception as exc:  # any failure here is a model/data mismatch worth a clear message
+            raise ValueError(f"model {self.model_name!r} with config {self.model_config} does not accept the data "
+                             f"(one {split} sample: x {tuple(x.shape)}): {exc}") from exc
+        finally:
+            self.model.train(was_training)
+        if tuple(got.shape[1:]) != want:
+            raise ValueError(f"model {self.model_name!r} returns shape {tuple(got.shape[1:])} per sample but the data "
+                             f"need {want}; check model_config")
+
+    # -- optimisation -------------------------------------------------------------------------
+    def on_train_start(self) -> None:
+        # a resumed one-cycle schedule keeps the length it was built for (from the checkpoint)
+        for cfg in self.trainer.lr_scheduler_configs:
+            total = getattr(cfg.scheduler, "total_steps", None)
+            if total is not None and total != int(self.trainer.estimated_stepping_batches):
+                raise ValueError(f"the one-cycle schedule in the checkpoint spans {total} steps but this run has "
+                                 f"{int(self.trainer.estimated_stepping_batches)}: resume with the original "
+                                 "trainer.max_epochs/max_steps (a one-cycle schedule cannot be extended)")
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        params = self.model.parameters()
+        if hp.optimizer == "adam":
+            opt = torch.optim.Adam(params, lr=hp.lr, betas=tuple(hp.betas), weight_decay=hp.weight_decay)
+        elif hp.optimizer == "adamw":
+            opt = torch.optim.AdamW(params, lr=hp.lr, betas=tuple(hp.betas), weight_decay=hp.weight_decay)
+        else:
+            opt = torch.optim.SGD(params, lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
+        cfg = dict(hp.scheduler_config or {})
+        if hp.scheduler == "none":
+            return opt
+        allowed = {"step": {"step_size", "gamma"}, "onecycle": {"pct_start", "div_factor", "final_div_factor"},
+                   "cosine": {"eta_min"}, "warmup_cosine": {"warmup_epochs", "eta_min"}}[hp.scheduler]
+        if set(cfg) - allowed:
+            raise ValueError(f"unknown scheduler_config keys {sorted(set(cfg) - allowed)} for scheduler "
+                             f"{hp.scheduler!r}; allowed: {', '.join(sorted(allowed))}")
+        if hp.scheduler == "step":
+            sched = torch.optim.lr_scheduler.StepLR(opt, step_size=int(cfg.get("step_size", 100)),
+                                                    gamma=float(cfg.get("gamma", 0.5)))
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+        total = int(self.trainer.estimated_stepping_batches)
+        if not 0 < total < 2 ** 62:
+            raise ValueError(f"scheduler {hp.scheduler!r} needs a finite number of training steps "
+                             "(set trainer.max_epochs or trainer.max_steps)")
+        if hp.scheduler == "onecycle":
+            sched = torch.optim.lr_scheduler.OneCycleLR(
+                opt, max_lr=hp.lr, total_steps=total, pct_start=float(cfg.get("pct_start", 0.3)),
+                div_factor=float(cfg.get("div_factor", 25.0)),
+                final_div_factor=float(cfg.get("final_div_factor", 1e4)))
+        else:
+            eta = float(cfg.get("eta_min", 0.0)) / hp.lr
+            warm = 0
+            if hp.scheduler == "warmup_cosine":
+                epochs = max(1, int(self.trainer.max_epochs or 1))
+                warm = int(round(float(cfg.get("warmup_epochs", 5)) * total / epochs))
+
+            def factor(step: int, warm=warm, total=total, eta=eta) -> float:
+                if step < warm:
+                    return (step + 1) / warm
+                frac = min(1.0, (step - warm) / max(1, total - warm))
+                return eta + (1 - eta) * 0.5 * (1 + math.cos(math.pi * frac))
+
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+# ------------------------------------------------------------------------------------------------
+# checkpoints for other commands (refinement, evaluation)
+# ------------------------------------------------------------------------------------------------
+def load_for_refinement(path: str, map_location: str = "cpu"):
+    """``(model, info)`` from a checkpoint of a trajectory model (used by ``neuralops-train refine``).
+
+    ``info``: ``encode`` / ``decode`` (affine maps between physical ``(N, T, X, Y)`` vorticity and
+    the model's normalised variables), ``t_in``, ``t_out``, ``model_name``, ``test_indices``,
+    ``data_io``.
+    """
+    module = NeuralOperatorModule.load_from_checkpoint(path, map_location=map_location)
+    module.eval()
+    io = module.io
+    if io["layout"] != "trajectory":
+        raise TypeError(f"checkpoint {path!r} holds a {io['layout']} model; refinement needs a trajectory model")
+    norm = module.norm_in
+
+    def encode(v: torch.Tensor) -> torch.Tensor:
+        return norm.encode(v.unsqueeze(2), 2).squeeze(2)
+
+    def decode(v: torch.Tensor) -> torch.Tensor:
+        return norm.decode(v.unsqueeze(2), 2).squeeze(2)
+
+    info = {"encode": encode, "decode": decode, "t_in": io.get("t_in"), "t_out": io.get("t_out"),
+            "model_name": module.model_name, "test_indices": io.get("test_indices"), "data_io": io}
+    return module.model, info
+
+
+@torch.no_grad()
+def predict_split(ckpt_path: str, data: Optional[str] = None, split: str = "test",
+                  batch_size: Optional[int] = None, device: str = "cpu") -> Dict[str, Any]:
+    """Predictions of a checkpoint on a split, in physical units, for ``neuralops-eval``.
+
+    ``data``: another data-contract file to predict on (all its samples; default: the checkpoint's
+    own split). The data module is rebuilt from the hyper-parameters saved in the checkpoint.
+    Returns ``prediction`` and ``target`` in the canonical evaluation layout ``(N, T, C, X, Y)``
+    (float32, CPU), ``indices`` (sample indices in the file), ``path``, ``grid`` (coords and
+    boundary of the file), ``io`` and ``model_name``.
+    """
+    from .data import SteadyDataModule, TrajectoryDataModule
+
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    module = NeuralOperatorModule.load_from_checkpoint(ckpt_path, map_location=device).eval()
+    io = module.io
+    dm_kwargs = dict(ckpt.get("datamodule_hyper_parameters") or {})
+    if not dm_kwargs:
+        raise ValueError(f"checkpoint {ckpt_path!r} holds no data module hyper-parameters")
+    cls = SteadyDataModule if io["layout"] == "steady" else TrajectoryDataModule
+    # LightningCLI adds bookkeeping entries (``_class_path``): keep the constructor's arguments only
+    accepted = inspect.signature(cls.__init__).parameters
+    dm_kwargs = {k: v for k, v in dm_kwargs.items() if k in accepted and k != "self"}
+    if data is not None:
+        # the checkpoint's train file stays the reference for fields; the new file is the split
+        dm_kwargs[split] = str(data)
+    if batch_size:
+        dm_kwargs["eval_batch_size"] = int(batch_size)
+    dm_kwargs["num_workers"] = 0
+    dm = cls(**dm_kwargs)
+    loader = {"test": dm.test_dataloader, "val": dm.val_dataloader, "train": None}[split]
+    if loader is None:
+        raise ValueError(f"split must be 'test' or 'val', got {split!r}")
+    preds, targets = [], []
+    for x, y in loader():
+        x = x.to(device)
+        pred = module(x, None if module.mode == "steady" else y.shape[1])
+        preds.append(module._canonical(pred.float().cpu()))
+        targets.append(module._canonical(y.float()))
+    s = dm.splits[split]
+    ds = dm.dataset_of(split)
+    return {"prediction": torch.cat(preds), "target": torch.cat(targets), "indices": s.indices, "path": s.path,
+            "grid": {"coords": dict(ds.grid.coords), "boundary": dict(ds.grid.boundary)}, "io": io,
+            "model_name": module.model_name}
