@@ -268,7 +268,9 @@ class NeuralOperatorModule(pl.LightningModule):
             self._accumulate("relative_l2", M.relative_l2_per_sample(p, t))
             if self._h1:
                 grid = {"x": self._axis("x"), "y": self._axis("y"),
-                        "boundary": {a: v["boundary"] for a, v in self.io["grid"].items()}}
+                        "boundary": {a: v["boundary"] for a, v in self.io["grid"].items()},
+                        "includes_boundary": any(v.get("includes_boundary", False)
+                                                 for v in self.io["grid"].values())}
                 self._accumulate("relative_h1", M.relative_h1_per_sample(p, t, grid, self._h1))
         self._accumulate("loss", loss.detach().expand(x.shape[0]))
 

@@ -137,6 +137,15 @@ class SpectralConv(nn.Module):
         return t.narrow(-1, 0, p_last)
 
     def forward(self, v: torch.Tensor, out_shape: Optional[Sequence[int]] = None) -> torch.Tensor:
+        # Mixed precision: there are no half/bfloat16 FFT kernels for arbitrary sizes, and spectra
+        # lose too much in 8 mantissa bits, so the FFTs and the mode products run in float32 with
+        # autocast off; the float32 result re-enters the autocast region of the caller.
+        if v.dtype in (torch.float16, torch.bfloat16) or torch.is_autocast_enabled(v.device.type):
+            with torch.autocast(device_type=v.device.type, enabled=False):
+                return self._spectral(v.float(), out_shape)
+        return self._spectral(v, out_shape)
+
+    def _spectral(self, v: torch.Tensor, out_shape: Optional[Sequence[int]] = None) -> torch.Tensor:
         d = self.dim
         if v.dim() < d + 2 or v.shape[-d - 1] != self.in_channels:
             raise ValueError(

@@ -145,7 +145,13 @@ class _ContractDataModule(pl.LightningDataModule):
             bc = g.boundary.get(ax, "none")
             # Dirichlet data on nodes x_j = j h including both walls (x_0 = 0 up to rounding)
             with_walls = bool(bc == "dirichlet" and n > 1 and abs(c[0]) <= 1e-9 * max(1.0, abs(c[-1])))
-            length = float(c[-1] - c[0]) if with_walls else n * h
+            if with_walls:
+                length = float(c[-1] - c[0])
+            elif bc == "dirichlet":
+                # interior nodes x_j = j h, j = 1..n: the walls sit at 0 and (n + 1) h
+                length = (n + 1) * h
+            else:
+                length = n * h  # periodic: the DFT period
             info[ax] = {"n": n, "boundary": bc, "length": length, "includes_boundary": with_walls}
         return info
 

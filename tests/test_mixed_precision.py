@@ -1,0 +1,30 @@
+"""bf16 autocast: spectral layers keep their FFTs in float32 (no bf16 FFT kernels, too few bits)."""
+import torch
+
+from neuralops import models
+from neuralops.layers.spectral_conv import SpectralConv
+
+
+def test_spectral_conv_runs_in_float32_under_bf16_autocast():
+    torch.manual_seed(0)
+    layer = SpectralConv(4, 3, (6, 6), dim=2)
+    x = torch.randn(2, 4, 24, 24)
+    ref = layer(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = layer(x)
+        out_b = layer(x.bfloat16())
+    assert out.dtype == torch.float32 and out_b.dtype == torch.float32
+    torch.testing.assert_close(out, ref, rtol=0, atol=0)
+    # a bf16 input loses only its own rounding (about 3 significant digits), not the FFT's
+    assert (out_b - ref).abs().max() <= 2e-2 * ref.abs().max()
+
+
+def test_fno_trains_one_step_under_bf16_autocast():
+    torch.manual_seed(0)
+    net = models.get("fno2d", in_channels=3, out_channels=1, modes=4, width=8)
+    x, y = torch.randn(2, 3, 16, 16), torch.randn(2, 1, 16, 16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = ((net(x).float() - y) ** 2).mean()
+    loss.backward()
+    grads = [p.grad for p in net.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
