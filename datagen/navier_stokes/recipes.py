@@ -1,0 +1,186 @@
+"""Named generation recipes: complete, JSON-ready specs of a Navier-Stokes dataset.
+
+A recipe is a plain dict (it becomes the dataset's ``spec``); every key can be overridden. Keys:
+
+``viscosity``            nu (>= 0)
+``box``                  side L of the periodic box
+``resolution``           solver grid n (even)
+``store_resolution``     stored grid m (m = n, or m | n for ``subsample``, even m for ``spectral``)
+``resample``             ``subsample`` | ``spectral`` (:mod:`datagen.navier_stokes.resample`)
+``stepper``              ``fno`` | ``rk3cn`` | ``rk4cn`` (:mod:`datagen.navier_stokes.steppers`)
+``dt_mode``, ``dt``, ``cfl``  ``fixed`` step ``dt``; or ``cfl``: per-sample steps at CFL ``cfl``, capped by ``dt``,
+                         chosen again every ``cfl_recheck`` of simulated time
+``t_start``              first stored time (the solver runs from 0; ``t_start > 0`` is a warm-up)
+``snapshot_interval``    time between stored snapshots
+``n_snapshots``          snapshots stored: ``t_start + k * snapshot_interval``, ``k = 1..n_snapshots``
+                         (``k = 0..n_snapshots-1`` with ``include_initial``)
+``include_initial``      store the state at ``t_start`` itself as the first frame
+``forcing``              ``{"type": "none" | "fno" | "kolmogorov", ...}``; ``drag``: linear drag alpha
+``initial``              ``{"type": "fno-grf" | "mcwilliams" | "file", ...}`` (:mod:`.initial`)
+``fields``               stored fields: ``vorticity`` always, optionally ``velocity``, ``stream``
+``store_dtype``          ``float32`` | ``float64``
+
+Recipes:
+
+``fno``               the FNO benchmark (Li et al. 2020): unit torus, FNO forcing, FNO GRF initial
+                      vorticity, Euler/Crank-Nicolson with dt = 1e-4 on 256^2, one snapshot per unit
+                      time at t = 1..T (the benchmark files' ``u``; ``a`` is t = 0), stored at 64^2 by
+                      subsampling. T = 50 / 30 / 20 for nu = 1e-3 / 1e-4 / 1e-5.
+``spectral-refiner``  Spectral-Refiner's FNO-type data (Cao et al. 2025): FNO forcing and GRF,
+                      nu = 1e-3, 256^2, dt = 1e-3 with the RK4-Crank-Nicolson stepper, warm-up to
+                      t = 30, 100 snapshots over (30, 50] (every 0.2), stored at 64^2 by spectral
+                      truncation (alias-free, so the stored data satisfy the discrete equation that the
+                      refinement residual measures).
+``mcwilliams``        decaying turbulence (McWilliams 1984) on (0, 2 pi)^2, Re = 1000 (nu = 1e-3 with unit
+                      kinetic energy and unit length), no forcing, peak wavenumber 4, RK4-CN with
+                      CFL-limited steps (CFL 0.5, dt <= 1e-2), 100 snapshots over (4.5, 10]
+                      (every 0.055), 256^2 stored at 64^2 by spectral truncation.
+``kolmogorov``        Kolmogorov flow on (0, 2 pi)^2: forcing -4 cos(4 y) (body force sin(4 y) e_x),
+                      drag 0.1, nu = 1e-3 (Re 1000), McWilliams-type initial field (peak 4, unit
+                      energy), RK3-CN with CFL-limited steps, warm-up to t = 10, 100 snapshots every 0.1
+                      over (10, 20], 256^2 stored at 64^2 by spectral truncation.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any, Dict, Mapping, Optional
+
+from .initial import check_initial_spec
+from .resample import check_resample
+from .spectral import FORCINGS
+from .solver import CFL_LIMITS, DT_MODES
+from .steppers import STEPPERS
+
+__all__ = ["RECIPES", "FNO_FINAL_TIMES", "recipe", "check_spec", "snapshot_times", "OPTIONAL_FIELDS"]
+
+FNO_FINAL_TIMES = {1e-3: 50.0, 1e-4: 30.0, 1e-5: 20.0}
+OPTIONAL_FIELDS = ("velocity", "stream")
+STORE_DTYPES = ("float32", "float64")
+
+_BASE: Dict[str, Any] = {
+    "equation": "w_t + u.grad w = nu Lap w - drag w + f, u = (psi_y, -psi_x), -Lap psi = w",
+    "box": 1.0, "resolution": 256, "store_resolution": 64, "resample": "subsample",
+    "stepper": "fno", "dt_mode": "fixed", "dt": 1e-4, "cfl": 0.5, "cfl_recheck": 0.1,
+    "t_start": 0.0, "snapshot_interval": 1.0, "include_initial": False,
+    "forcing": {"type": "none"}, "drag": 0.0,
+    "fields": ["vorticity"], "store_dtype": "float32",
+}
+
+RECIPES: Dict[str, Dict[str, Any]] = {
+    "fno": {**_BASE, "viscosity": 1e-3, "n_snapshots": 50,
+            "forcing": {"type": "fno", "amplitude": 0.1, "wavenumber": 1},
+            "initial": {"type": "fno-grf", "alpha": 2.5, "tau": 7.0, "sigma": 7.0 ** 1.5}},
+    "spectral-refiner": {**_BASE, "viscosity": 1e-3, "stepper": "rk4cn", "dt": 1e-3,
+                         "t_start": 30.0, "snapshot_interval": 0.2, "n_snapshots": 100,
+                         "resample": "spectral",
+                         "forcing": {"type": "fno", "amplitude": 0.1, "wavenumber": 1},
+                         "initial": {"type": "fno-grf", "alpha": 2.5, "tau": 7.0, "sigma": 7.0 ** 1.5}},
+    "mcwilliams": {**_BASE, "viscosity": 1e-3, "box": 2 * math.pi, "stepper": "rk4cn",
+                   "dt_mode": "cfl", "dt": 1e-2, "cfl": 0.5, "t_start": 4.5,
+                   "snapshot_interval": 0.055, "n_snapshots": 100, "resample": "spectral",
+                   "initial": {"type": "mcwilliams", "peak_wavenumber": 4.0, "energy": 1.0}},
+    "kolmogorov": {**_BASE, "viscosity": 1e-3, "box": 2 * math.pi, "stepper": "rk3cn",
+                   "dt_mode": "cfl", "dt": 1e-2, "cfl": 0.5, "t_start": 10.0,
+                   "snapshot_interval": 0.1, "n_snapshots": 100, "resample": "spectral", "drag": 0.1,
+                   "forcing": {"type": "kolmogorov", "amplitude": 1.0, "wavenumber": 4},
+                   "initial": {"type": "mcwilliams", "peak_wavenumber": 4.0, "energy": 1.0}},
+}
+
+
+def _fno_final_time(viscosity: float) -> Optional[float]:
+    for nu, t in FNO_FINAL_TIMES.items():
+        if math.isclose(viscosity, nu, rel_tol=1e-9):
+            return t
+    return None
+
+
+def recipe(name: str, overrides: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+    """The spec of recipe ``name`` with ``overrides`` applied (``None`` values are ignored), checked.
+
+    ``fno``: the number of snapshots follows the viscosity (T = 50 / 30 / 20 for 1e-3 / 1e-4 / 1e-5)
+    unless ``n_snapshots`` or ``t_end`` is given; other viscosities need one of them.
+    ``t_end`` (override only): sets ``n_snapshots = (t_end - t_start) / snapshot_interval``.
+    """
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe {name!r}; allowed: {', '.join(RECIPES)}")
+    spec = copy.deepcopy(RECIPES[name])
+    over = {k: v for k, v in dict(overrides or {}).items() if v is not None}
+    t_end = over.pop("t_end", None)
+    spec.update(copy.deepcopy(over))
+    if name == "fno" and "n_snapshots" not in over and t_end is None:
+        nu = spec["viscosity"]
+        if isinstance(nu, bool) or not isinstance(nu, (int, float)) or not math.isfinite(nu):
+            raise ValueError(f"viscosity must be a finite number, got {nu!r}")
+        if nu < 0:
+            raise ValueError(f"viscosity must be >= 0.0, got {nu!r}")
+        t_end = _fno_final_time(nu)
+        if t_end is None:
+            raise ValueError(f"recipe 'fno' defines final times only for viscosity 1e-3, 1e-4, 1e-5 "
+                             f"(T = 50, 30, 20); for viscosity {nu:g} give t_end or n_snapshots")
+    if t_end is not None:
+        span = (float(t_end) - float(spec["t_start"])) / float(spec["snapshot_interval"])
+        if span < 1 - 1e-9 or abs(span - round(span)) > 1e-6:
+            raise ValueError(f"t_end = {t_end} must be t_start + a positive whole number of snapshot "
+                             f"intervals ({spec['t_start']} + k * {spec['snapshot_interval']})")
+        spec["n_snapshots"] = int(round(span)) + (1 if spec["include_initial"] else 0)
+    spec["recipe"] = name
+    check_spec(spec)
+    return spec
+
+
+def check_spec(spec: Mapping[str, Any]) -> None:
+    """Raise a ``ValueError`` naming the first bad value of a spec and what is allowed."""
+    def num(key, low=None, strict=False):
+        v = spec.get(key)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ValueError(f"{key} must be a finite number, got {v!r}")
+        if low is not None and (v <= low if strict else v < low):
+            raise ValueError(f"{key} must be {'>' if strict else '>='} {low}, got {v!r}")
+        return v
+
+    num("viscosity", 0.0)
+    num("box", 0.0, strict=True)
+    num("drag", 0.0)
+    num("t_start", 0.0)
+    num("snapshot_interval", 0.0, strict=True)
+    for key in ("resolution", "store_resolution", "n_snapshots"):
+        v = spec.get(key)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{key} must be a positive integer, got {v!r}")
+    if spec["resolution"] < 4 or spec["resolution"] % 2:
+        raise ValueError(f"resolution must be an even integer >= 4, got {spec['resolution']}")
+    check_resample(spec["resample"], spec["resolution"], spec["store_resolution"])
+    if spec["stepper"] not in STEPPERS:
+        raise ValueError(f"unknown stepper {spec['stepper']!r}; allowed: {', '.join(STEPPERS)}")
+    if spec["dt_mode"] not in DT_MODES:
+        raise ValueError(f"unknown dt_mode {spec['dt_mode']!r}; allowed: {', '.join(DT_MODES)}")
+    if spec["dt_mode"] == "fixed" or spec.get("dt") is not None:
+        num("dt", 0.0, strict=True)
+    if spec["dt_mode"] == "cfl":
+        num("cfl_recheck", 0.0, strict=True)
+        c = num("cfl", 0.0, strict=True)
+        if c > CFL_LIMITS[spec["stepper"]]:
+            raise ValueError(f"cfl {c} is above the stability limit {CFL_LIMITS[spec['stepper']]} "
+                             f"of stepper {spec['stepper']!r}")
+    forcing = spec.get("forcing") or {"type": "none"}
+    if forcing.get("type") not in FORCINGS:
+        raise ValueError(f"unknown forcing {forcing.get('type')!r}; allowed: {', '.join(FORCINGS)}")
+    check_initial_spec(spec.get("initial") or {})
+    fields = list(spec.get("fields", []))
+    if "vorticity" not in fields:
+        raise ValueError(f"fields must include 'vorticity', got {fields}")
+    unknown = set(fields) - {"vorticity", *OPTIONAL_FIELDS}
+    if unknown:
+        raise ValueError(f"unknown field(s) {sorted(unknown)}; allowed: vorticity, {', '.join(OPTIONAL_FIELDS)}")
+    if spec.get("store_dtype") not in STORE_DTYPES:
+        raise ValueError(f"store_dtype must be one of {STORE_DTYPES}, got {spec.get('store_dtype')!r}")
+
+
+def snapshot_times(spec: Mapping[str, Any]):
+    """Stored times ``(T,)`` float64 (see ``n_snapshots``, ``include_initial``)."""
+    import numpy as np
+
+    k0 = 0 if spec["include_initial"] else 1
+    k = np.arange(k0, k0 + spec["n_snapshots"], dtype=np.float64)
+    return spec["t_start"] + k * spec["snapshot_interval"]

@@ -1,0 +1,64 @@
+"""Bringing a periodic field from the solver's ``n x n`` grid to the stored ``m x m`` grid.
+
+Two ways, chosen per recipe (``resample`` in the spec):
+
+``subsample``  keep every ``n / m``-th point, ``w[..., ::r, ::r]`` (``m`` must divide ``n``). The
+               values are exact point values of the fine solution, but modes above ``m / 2`` alias
+               onto the coarse grid. This is what the FNO benchmark's files are: its generator
+               solves on 256^2 and the 64^2 data are the fine grid taken with stride 4 (the
+               ``sub``-sampling the FNO scripts use throughout), so it is the ``fno`` default.
+``spectral``   Fourier truncation: keep the modes ``|m_x|, |m_y| < m / 2`` of the fine spectrum
+               (the coarse Nyquist modes are dropped, so the result is real and exactly band-limited)
+               and transform on the coarse grid. Alias-free; the coarse field is the L2 projection of
+               the fine one onto the coarse trigonometric space.
+"""
+from __future__ import annotations
+
+import torch
+
+__all__ = ["RESAMPLE_METHODS", "subsample", "spectral_truncation", "resample", "check_resample"]
+
+RESAMPLE_METHODS = ("subsample", "spectral")
+
+
+def check_resample(method: str, n: int, m: int) -> None:
+    """Raise a clear ``ValueError`` unless ``method`` can bring ``n x n`` to ``m x m``."""
+    if method not in RESAMPLE_METHODS:
+        raise ValueError(f"unknown resampling {method!r}; allowed: {', '.join(RESAMPLE_METHODS)}")
+    if m < 2 or m > n:
+        raise ValueError(f"stored resolution must be between 2 and the solver resolution {n}, got {m}")
+    if method == "subsample" and n % m:
+        raise ValueError(f"subsampling needs the stored resolution to divide the solver resolution: "
+                         f"{m} does not divide {n} (use resample 'spectral')")
+    if method == "spectral" and m % 2:
+        raise ValueError(f"spectral truncation needs an even stored resolution, got {m}")
+
+
+def subsample(w: torch.Tensor, m: int) -> torch.Tensor:
+    """``w[..., ::r, ::r]`` with ``r = n / m`` (contiguous copy)."""
+    n = w.shape[-1]
+    check_resample("subsample", n, m)
+    r = n // m
+    return w[..., ::r, ::r].contiguous()
+
+
+def spectral_truncation(w_hat: torch.Tensor, n: int, m: int) -> torch.Tensor:
+    """Coarse ``m x m`` field from the fine ``rfft2`` spectrum ``(..., n, n//2+1)`` of an ``n x n`` field."""
+    check_resample("spectral", n, m)
+    h = m // 2
+    coarse = torch.zeros(w_hat.shape[:-2] + (m, h + 1), dtype=w_hat.dtype, device=w_hat.device)
+    coarse[..., :h, :h] = w_hat[..., :h, :h]                     # m_x = 0 .. h-1
+    coarse[..., m - h + 1:, :h] = w_hat[..., n - h + 1:, :h]     # m_x = -(h-1) .. -1
+    # unnormalised transforms: a mode's coefficient scales with the number of points
+    return torch.fft.irfft2(coarse * ((m / n) ** 2), s=(m, m))
+
+
+def resample(w: torch.Tensor, m: int, method: str, w_hat: torch.Tensor | None = None) -> torch.Tensor:
+    """``w`` ``(..., n, n)`` on the ``m x m`` grid by ``method``; pass ``w_hat = rfft2(w)`` if at hand."""
+    n = w.shape[-1]
+    check_resample(method, n, m)
+    if m == n:
+        return w
+    if method == "subsample":
+        return subsample(w, m)
+    return spectral_truncation(torch.fft.rfft2(w) if w_hat is None else w_hat, n, m)
