@@ -1,0 +1,235 @@
+"""Benchmark: Sorting Krylov Recycling against the solvers a user would otherwise pick, per PDE family.
+
+For each family, in one process and on the same systems (same seed -> same samples), every method
+runs the full generator (:func:`datagen.elliptic.generator.generate`: features, sorting, assembly,
+solve, writing the HDF5 dataset) and reports:
+
+- ``solve_s``: seconds per sample inside the solver (PC set-up included), ``e2e_s``: end to end per
+  sample (sampling, features, sorting, assembly, solve, writing);
+- ``its``: mean iterations per sample, ``max_res``: largest stored true relative residual;
+- ``stalls``: samples the method did not bring to rtol (retried with LU; the LU time is included);
+- ratios against PETSc GMRES(m) (same PC, rtol, sorted order and initial guess) and against the best
+  alternative (PETSc LU with symbolic reuse, CG + GAMG where SPD).
+
+Methods: ``gmres`` | ``skr-unsorted`` (GCRO-DR in sample order) | ``skr`` (sorted, SKR as published,
+PC rebuilt per system) | ``skr-pcreuse`` (sorted, one PC for up to ``--pc-reuse`` neighbours) | ``lu``
+| ``skr-lureuse`` / ``gmres-lureuse`` (sorted, the exact LU of one system preconditions its next
+``--pc-reuse - 1`` neighbours) | ``lu`` | ``cg-gamg`` | ``cg-gamg-reuse`` (GAMG interpolation kept).
+
+Also: sorting gain against N (Darcy, SKR sorted vs unsorted), and the cost of the orderings up to
+N = 10^5. Default run: a few minutes on 2 cores. ``--large`` adds Darcy 1024^2 and the 3D variants.
+
+    OMP_NUM_THREADS=1 python benchmarks/datagen_skr.py --json benchmarks/results/datagen_skr.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import tempfile
+import time
+import warnings
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from datagen.elliptic.cli import make_family  # noqa: E402
+from datagen.elliptic.generator import GenerationConfig, auto_choice, generate  # noqa: E402
+from datagen.grf import GaussianRandomField  # noqa: E402
+from datagen.sorting import greedy_order, grouped_order, path_length  # noqa: E402
+
+SPD = ("darcy", "darcy3d", "poisson", "heat")
+METHODS = {
+    "gmres": dict(solver="gmres", ordering="greedy"),
+    "skr-unsorted": dict(solver="skr", ordering="none"),
+    "skr": dict(solver="skr", ordering="greedy"),
+    "skr-pcreuse": dict(solver="skr", ordering="greedy", pc_reuse="K"),
+    "skr-lureuse": dict(solver="skr", ordering="greedy", pc="lu", pc_reuse="K"),
+    "gmres-lureuse": dict(solver="gmres", ordering="greedy", pc="lu", pc_reuse="K"),
+    "lu": dict(solver="lu", ordering="greedy"),
+    "cg-gamg": dict(solver="cg-gamg", ordering="greedy"),
+    "cg-gamg-reuse": dict(solver="cg-gamg", ordering="greedy", pc_reuse="K"),
+}
+ALTERNATIVES = ("lu", "cg-gamg", "cg-gamg-reuse")
+
+
+class FamilyArgs(argparse.Namespace):
+    """The CLI defaults of a family (so the benchmark builds exactly what the CLI builds)."""
+
+
+def family_for(name: str, resolution: int):
+    from datagen.cli import build_parser
+
+    args = build_parser().parse_args([name, "--resolution", str(resolution)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return make_family(args)
+
+
+def run_family(name, resolution, n, cfg_kw, methods, workdir, log):
+    fam = family_for(name, resolution)
+    rows = {}
+    for m in methods:
+        if m.startswith("cg") and name not in SPD:
+            continue
+        spec = dict(METHODS[m])
+        if spec.get("pc_reuse") == "K":
+            spec["pc_reuse"] = cfg_kw["pc_reuse"]
+        else:
+            spec["pc_reuse"] = 1
+        cfg = GenerationConfig(n_samples=n, seed=cfg_kw["seed"], pc=spec.pop("pc", cfg_kw["pc"]), rtol=cfg_kw["rtol"],
+                               restart=cfg_kw["restart"], recycle=cfg_kw["recycle"], max_it=cfg_kw["max_it"], **spec)
+        path = os.path.join(workdir, f"{name}_{resolution}_{m}.h5")
+        s = generate(fam, path, cfg, overwrite=True, progress=False)
+        os.remove(path)
+        its = np.array(s.iterations, dtype=float)
+        rows[m] = {"solve_s": s.solve_seconds / n, "e2e_s": s.total_seconds / n, "its": float(its.mean()),
+                   "its_after_first": float(its[1:].mean()) if n > 1 else float(its.mean()),
+                   "max_res": s.max_residual, "stalls": s.fallbacks, "sort_s": s.sort_seconds,
+                   "s_per_iteration": (s.solve_seconds / its.sum()) if its.sum() > 0 and m != "lu" else None}
+        log(f"  {name:11s} {resolution:5d} {m:14s} solve {rows[m]['solve_s']:.4f} s  e2e {rows[m]['e2e_s']:.4f} s  "
+            f"its {rows[m]['its']:8.1f}  max res {s.max_residual:.1e}  stalls {s.fallbacks}")
+    g = rows.get("gmres")
+    alts = {m: rows[m]["solve_s"] for m in ALTERNATIVES if m in rows}
+    best_alt = min(alts, key=alts.get) if alts else None
+    fastest = min(rows, key=lambda m: rows[m]["solve_s"])
+    for m, r in rows.items():
+        if g:
+            r["time_ratio_vs_gmres"] = g["solve_s"] / r["solve_s"]
+            r["its_ratio_vs_gmres"] = g["its"] / r["its"] if r["its"] > 0 else None
+        if best_alt:
+            r["time_ratio_vs_best_alternative"] = rows[best_alt]["solve_s"] / r["solve_s"]
+    if g and "skr" in rows and rows["skr"]["s_per_iteration"] and g["s_per_iteration"]:
+        iteration_cost = rows["skr"]["s_per_iteration"] / g["s_per_iteration"]
+    else:
+        iteration_cost = None
+    choice = auto_choice(fam, GenerationConfig(n_samples=n, pc=cfg_kw["pc"]))
+    # the benchmark row that runs what auto runs (the rows use --pc, default ilu, without reuse)
+    auto_row = f"{choice.method}-lureuse" if choice.pc == "lu" else choice.method
+    auto_ratio = rows[auto_row]["solve_s"] / rows[fastest]["solve_s"] if auto_row in rows else None
+    auto = choice.method + (f" (pc {choice.pc})" if choice.pc else "")
+    return {"family": name, "resolution": resolution, "unknowns": int(fam.operator(fam.sample(0, 0)).shape[0]),
+            "n": n, "methods": rows, "fastest": fastest, "best_alternative": best_alt,
+            "skr_iteration_cost_vs_gmres": iteration_cost, "auto_solver": auto,
+            "auto_time_vs_fastest": auto_ratio}
+
+
+def sorting_gain(resolution, ns, cfg_kw, workdir, log):
+    """SKR sorted vs unsorted on Darcy for growing N (closer neighbours as N grows)."""
+    fam = family_for("darcy", resolution)
+    out = []
+    for n in ns:
+        row = {"n": n}
+        for ordering in ("none", "greedy"):
+            cfg = GenerationConfig(n_samples=n, seed=cfg_kw["seed"], solver="skr", ordering=ordering, pc=cfg_kw["pc"],
+                                   rtol=cfg_kw["rtol"], restart=cfg_kw["restart"], recycle=cfg_kw["recycle"])
+            path = os.path.join(workdir, f"gain_{n}_{ordering}.h5")
+            s = generate(fam, path, cfg, overwrite=True, progress=False)
+            os.remove(path)
+            row[ordering] = {"its": float(np.mean(s.iterations)), "solve_s": s.solve_seconds / n}
+        row["its_gain"] = row["none"]["its"] / row["greedy"]["its"]
+        row["time_gain"] = row["none"]["solve_s"] / row["greedy"]["solve_s"]
+        log(f"  sorting gain darcy {resolution} N={n:5d}: its unsorted {row['none']['its']:.1f} sorted "
+            f"{row['greedy']['its']:.1f} (x{row['its_gain']:.2f}), time x{row['time_gain']:.2f}")
+        out.append(row)
+    return out
+
+
+def ordering_cost(ns, log):
+    """Seconds of greedy (O(N^2)) and grouped orderings on 16x16 block features of Darcy GRFs."""
+    grf = GaussianRandomField((16, 16), alpha=2.5, tau=7.0, boundary="neumann")
+    out = []
+    for n in ns:
+        feats = grf.from_noise(np.random.default_rng(0).standard_normal((n,) + grf.coefficient_shape()))
+        X = feats.reshape(n, -1) / 16.0
+        row = {"n": n}
+        if n <= 8000:
+            t = time.perf_counter()
+            o = greedy_order(X)
+            row["greedy_s"] = time.perf_counter() - t
+            row["greedy_path"] = path_length(X, o)
+        t = time.perf_counter()
+        o = grouped_order(X)
+        row["grouped_s"] = time.perf_counter() - t
+        row["grouped_path"] = path_length(X, o)
+        row["random_path"] = path_length(X, np.arange(n))
+        log(f"  ordering N={n:6d}: greedy {row.get('greedy_s', float('nan')):.2f} s, grouped {row['grouped_s']:.2f} s; "
+            f"path length greedy {row.get('greedy_path', float('nan')):.1f} grouped {row['grouped_path']:.1f} "
+            f"unsorted {row['random_path']:.1f}")
+        out.append(row)
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--families", default="darcy,helmholtz,poisson,heat")
+    ap.add_argument("--resolution", type=int, action="append", default=None,
+                    help="grid points per axis (repeatable); default per family: darcy 256, helmholtz 129, "
+                         "poisson 129, heat 65")
+    ap.add_argument("--n", type=int, default=None, help="samples per family (default 16; 8 for helmholtz and >= 256^2)")
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--pc", default="ilu")
+    ap.add_argument("--rtol", type=float, default=1e-8)
+    ap.add_argument("--restart", type=int, default=40)
+    ap.add_argument("--recycle", type=int, default=20)
+    ap.add_argument("--max-it", type=int, default=10000)
+    ap.add_argument("--pc-reuse", type=int, default=8, help="systems per PC for the *-reuse methods")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--large", action="store_true", help="add darcy 1024^2, darcy3d and helmholtz3d 66^3")
+    ap.add_argument("--no-sweeps", action="store_true", help="skip the sorting-gain and ordering-cost sweeps")
+    ap.add_argument("--json", default=None, help="write the record here")
+    args = ap.parse_args(argv)
+
+    def log(msg):
+        print(msg, flush=True)
+
+    cfg_kw = dict(pc=args.pc, rtol=args.rtol, restart=args.restart, recycle=args.recycle, max_it=args.max_it,
+                  pc_reuse=args.pc_reuse, seed=args.seed)
+    methods = [m for m in args.methods.split(",") if m]
+    for m in methods:
+        if m not in METHODS:
+            ap.error(f"unknown method {m!r}; allowed: {', '.join(METHODS)}")
+    default_res = {"darcy": 256, "helmholtz": 129, "poisson": 129, "heat": 65, "darcy3d": 34, "helmholtz3d": 34}
+    cases = []
+    for fam in [f for f in args.families.split(",") if f]:
+        for res in (args.resolution or [default_res[fam]]):
+            cases.append((fam, res, args.n or (8 if fam.startswith("helmholtz") or res >= 256 else 16)))
+    if args.large:
+        cases += [("darcy", 1024, args.n or 4), ("darcy3d", 66, args.n or 4), ("helmholtz3d", 66, args.n or 4)]
+    record = {"benchmark": "datagen_skr", "machine": f"{platform.machine()} {os.cpu_count()} cores (shared, loaded)",
+              "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "settings": cfg_kw, "families": [],
+              "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as work:
+        for fam, res, n in cases:
+            log(f"{fam} at {res}^{3 if fam.endswith('3d') else 2}, N = {n}")
+            r = run_family(fam, res, n, cfg_kw, methods, work, log)
+            record["families"].append(r)
+            ratio = r["auto_time_vs_fastest"]
+            log(f"  -> fastest {r['fastest']}; auto picks {r['auto_solver']} "
+                f"({'not measured' if ratio is None else f'{ratio:.2f}x the fastest'}); "
+                + (f"SKR iteration cost {r['skr_iteration_cost_vs_gmres']:.2f}x GMRES's" if
+                   r['skr_iteration_cost_vs_gmres'] else ""))
+        if not args.no_sweeps:
+            log("sorting gain against N (darcy 65^2, SKR)")
+            record["sorting_gain"] = sorting_gain(65, [8, 32, 128, 512], cfg_kw, work, log)
+            log("ordering cost")
+            record["ordering_cost"] = ordering_cost([1000, 4000, 100000], log)
+    record["seconds"] = time.perf_counter() - t0
+    log(f"total {record['seconds']:.1f} s")
+    if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, "w") as fh:
+            json.dump(record, fh, indent=1, default=lambda o: None if isinstance(o, float) and math.isnan(o) else o)
+        log(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

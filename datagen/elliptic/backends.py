@@ -1,0 +1,301 @@
+"""Linear solvers the generator can use, all on PETSc objects, behind one small interface.
+
+``set_operator(A)`` hands a SciPy CSR matrix to PETSc (one ``Mat`` per backend; when the sparsity
+pattern is unchanged its values are overwritten in place, so PETSc keeps symbolic work such as the
+LU ordering/fill and knows the operator changed); ``solve(b, x0)`` returns the solution and a
+:class:`SolveStats` whose ``residual`` is the true relative residual ``||b - A x|| / ||b||``, computed
+after the solve, never the solver's own estimate.
+
+Methods (``METHODS``):
+- ``skr``      GCRO-DR(m, k) from :mod:`datagen.krylov` (recycled space kept across solves), right PC.
+- ``gmres``    PETSc KSPGMRES(m), right PC, unpreconditioned-norm stopping (the fair baseline).
+- ``lu``       PETSc sparse LU (``-pc_type lu``, nested-dissection ordering); the symbolic factorisation is
+               reused while the sparsity pattern is unchanged, only the numeric one is redone.
+- ``cg-gamg``  PETSc CG + GAMG, unpreconditioned-norm stopping; only for symmetric positive definite families.
+
+Option prefixes: ``skr_`` (skr and gmres: the same PC for the fair comparison), ``skrlu_``, ``skrcg_``.
+
+The preconditioner of ``skr``, ``gmres`` comes from the options database under ``options_prefix``
+(``-skr_pc_type ilu``); ``pc`` (if not None) sets ``-<prefix>pc_type``.
+Convergence: ``||b - A x|| <= rtol ||b||`` (absolute tolerance 0). A solve whose true residual exceeds
+``rtol`` is reported as not converged; :class:`~datagen.elliptic.generator` then retries with ``lu``.
+PC reuse (``pc_reuse = K``): for skr and gmres a preconditioner built for one matrix serves up to
+``K`` consecutive (sorted) matrices before it is rebuilt (``1``: rebuilt for every matrix, SKR as
+published); for cg-gamg ``K > 1`` keeps GAMG's interpolation for the whole run (only the coarse
+operators and smoothers are recomputed). The backend owns the PC of ``skr`` and passes it to
+``GCRODR.solve(..., pc=...)``.
+Initial guess (``initial_guess``): ``zero``, or ``previous`` (the last solution of this backend, the
+natural choice along a sorted order); an explicit ``x0`` (a heat step's previous state) wins.
+"""
+from __future__ import annotations
+
+import shlex
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+METHODS = ("skr", "gmres", "lu", "cg-gamg")
+INITIAL_GUESSES = ("previous", "zero")
+
+
+@dataclass
+class SolveStats:
+    iterations: int
+    residual: float
+    seconds: float
+    converged: bool
+    reason: str
+    method: str
+
+
+def parse_petsc_options(text: str | list | None) -> list:
+    """``[(name, value or None)]`` from ``"-a 1 -b -c x"`` (or a token list); ValueError if it does not parse.
+
+    A value may start with '-' only when it is a number (``-ksp_atol -1`` is not allowed, but
+    ``-x -3`` is read as x = -3).
+    """
+    if not text:
+        return []
+    try:
+        tokens = shlex.split(text) if isinstance(text, str) else list(text)
+    except ValueError as err:
+        raise ValueError(f"PETSc options {text!r} do not parse: {err}") from None
+    out, i = [], 0
+    while i < len(tokens):
+        tok = tokens[i]
+        if not tok.startswith("-") or tok in ("-", "--") or _is_number(tok):
+            raise ValueError(f"PETSc options {text!r} do not parse: expected an option name starting with '-' "
+                             f"at {tok!r}")
+        name = tok.lstrip("-")
+        value = None
+        if i + 1 < len(tokens) and (not tokens[i + 1].startswith("-") or _is_number(tokens[i + 1])):
+            value = tokens[i + 1]
+            i += 1
+        out.append((name, value))
+        i += 1
+    return out
+
+
+def _is_number(tok: str) -> bool:
+    try:
+        float(tok)
+        return True
+    except ValueError:
+        return False
+
+
+def insert_petsc_options(pairs: list) -> list:
+    """Put ``pairs`` into the options database; returns the names (for :func:`remove_petsc_options`)."""
+    from petsc4py import PETSc
+
+    opts = PETSc.Options()
+    for name, value in pairs:
+        opts.setValue(name, "" if value is None else value)
+    return [name for name, _ in pairs]
+
+
+def remove_petsc_options(names: list) -> None:
+    """Take a run's options out of the (process-global) database so the next run starts clean."""
+    from petsc4py import PETSc
+
+    opts = PETSc.Options()
+    for name in names:
+        if opts.hasName(name):
+            opts.delValue(name)
+
+
+def check_pc_type(pc: str) -> None:
+    """Raise ValueError naming the allowed types if PETSc does not know ``pc``."""
+    from petsc4py import PETSc
+
+    test = PETSc.PC().create(comm=PETSc.COMM_SELF)
+    try:
+        test.setType(pc)
+    except PETSc.Error:
+        known = sorted(v for k, v in vars(PETSc.PC.Type).items() if not k.startswith("_") and isinstance(v, str))
+        raise ValueError(f"unknown preconditioner {pc!r} for this PETSc build; known types: {', '.join(known)}") from None
+    finally:
+        test.destroy()
+
+
+class PetscBackend:
+    """One linear-solver method on one PETSc ``Mat`` (see the module docstring)."""
+
+    def __init__(self, method: str, *, rtol: float = 1e-8, restart: int = 40, recycle: int = 20, pc: str | None = "ilu",
+                 max_it: int = 10000, initial_guess: str = "previous", options_prefix: str = "skr_",
+                 pc_reuse: int = 1, comm=None):
+        from petsc4py import PETSc
+
+        if method not in METHODS:
+            raise ValueError(f"unknown solver {method!r}; allowed: {', '.join(METHODS)}")
+        if not (np.isfinite(rtol) and 0 < rtol < 1):
+            raise ValueError(f"rtol must be in (0, 1), got {rtol!r}")
+        for name, v, lo in (("restart", restart, 1), ("recycle", recycle, 0), ("max_it", max_it, 1)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+                raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+        if method == "skr" and recycle >= restart:
+            raise ValueError(f"recycle ({recycle}) must be smaller than restart ({restart})")
+        if initial_guess not in INITIAL_GUESSES:
+            raise ValueError(f"unknown initial guess policy {initial_guess!r}; allowed: {', '.join(INITIAL_GUESSES)}")
+        self.method, self.rtol, self.restart, self.recycle = method, float(rtol), int(restart), int(recycle)
+        self.max_it, self.initial_guess, self.prefix = int(max_it), initial_guess, options_prefix
+        if isinstance(pc_reuse, bool) or not isinstance(pc_reuse, (int, np.integer)) or pc_reuse < 1:
+            raise ValueError(f"pc_reuse must be an integer >= 1 (systems per preconditioner), got {pc_reuse!r}")
+        self.pc_reuse = int(pc_reuse)
+        self._systems_on_pc = 0
+        self.comm = comm or PETSc.COMM_SELF
+        opts = PETSc.Options()
+        if pc and method in ("skr", "gmres"):
+            check_pc_type(pc)
+            opts.setValue(f"{options_prefix}pc_type", pc)
+        self._PETSc = PETSc
+        self._mat = None
+        self._pattern = None
+        self._last_x = None
+        self._ksp = None
+        self._gcrodr = None
+        self._pc = None
+        self._pc_configured = False
+        if method == "skr":
+            try:
+                from datagen.krylov import GCRODR
+            except ImportError as err:
+                raise ValueError(f"solver 'skr' needs datagen.krylov.GCRODR, which cannot be imported ({err})") from None
+            self._gcrodr = GCRODR(restart=self.restart, recycle=self.recycle, rtol=self.rtol, atol=0.0,
+                                  max_it=self.max_it, pc_side="right", comm=self.comm, options_prefix=options_prefix)
+            # the backend owns the PC (passed to every solve) so that PC reuse is decided in one place for
+            # skr and gmres alike: PETSc re-sets-up a PC whose matrix changed unless told to reuse it
+            self._pc = PETSc.PC().create(comm=self.comm)
+            self._pc.setOptionsPrefix(options_prefix)
+        else:
+            self._ksp = self._make_ksp(method)
+
+    # -- set-up -----------------------------------------------------------------------------------
+    def _make_ksp(self, method: str):
+        PETSc = self._PETSc
+        ksp = PETSc.KSP().create(comm=self.comm)
+        if method == "lu":
+            ksp.setOptionsPrefix("skrlu_")
+            ksp.setType("preonly")
+            ksp.getPC().setType("lu")
+            ksp.getPC().setFactorOrdering("nd")
+        else:
+            # cg-gamg has its own prefix so that -skr_pc_type (the Krylov methods' PC) does not replace GAMG
+            ksp.setOptionsPrefix(self.prefix if method == "gmres" else "skrcg_")
+            if method == "gmres":
+                ksp.setType("gmres")
+                ksp.setGMRESRestart(self.restart)
+                ksp.setPCSide(PETSc.PC.Side.RIGHT)
+            else:
+                ksp.setType("cg")
+                ksp.getPC().setType("gamg")
+                if self.pc_reuse > 1:
+                    # keep GAMG's interpolation (the expensive part of its set-up) for the whole run and
+                    # recompute only the Galerkin coarse operators and smoothers: freezing the whole
+                    # hierarchy leaves Chebyshev smoothers with stale eigenvalue bounds (indefinite PC)
+                    PETSc.Options().setValue("skrcg_pc_gamg_reuse_interpolation", "true")
+            ksp.setNormType(PETSc.KSP.NormType.UNPRECONDITIONED)
+            ksp.setTolerances(rtol=self.rtol, atol=0.0, max_it=self.max_it)
+        ksp.setFromOptions()
+        if method == "gmres" and ksp.getType() != "gmres":
+            raise ValueError(f"options {self.prefix}ksp_type changed the GMRES baseline to {ksp.getType()!r}")
+        return ksp
+
+    def set_operator(self, A: sp.csr_matrix) -> None:
+        """Make ``A`` (SciPy CSR, float64) the operator of the following solves."""
+        PETSc = self._PETSc
+        A = sp.csr_matrix(A, dtype=np.float64)
+        A.sort_indices()
+        indptr, indices = A.indptr.astype(PETSc.IntType), A.indices.astype(PETSc.IntType)
+        same = (self._mat is not None and self._pattern[0].shape == indptr.shape and self._pattern[1].shape == indices.shape
+                and np.array_equal(self._pattern[0], indptr) and np.array_equal(self._pattern[1], indices))
+        if same:
+            self._mat.zeroEntries()
+            self._mat.setValuesCSR(indptr, indices, A.data)
+            self._mat.assemble()
+        else:
+            if self._mat is not None:
+                self._mat.destroy()
+            self._mat = PETSc.Mat().createAIJ(size=A.shape, csr=(indptr, indices, A.data), comm=self.comm)
+            self._mat.assemble()
+            self._pattern = (indptr, indices)
+            self._last_x = None
+        # keep the PC of an earlier matrix for up to pc_reuse systems (ILU etc. for skr and gmres; LU must be
+        # exact; GAMG keeps its interpolation instead, see _make_ksp)
+        reuse = same and self.method in ("skr", "gmres") and self._systems_on_pc < self.pc_reuse
+        self._systems_on_pc = self._systems_on_pc + 1 if reuse else 1
+        if self._ksp is not None:
+            self._ksp.setOperators(self._mat)
+            self._ksp.getPC().setReusePreconditioner(reuse)
+        else:
+            self._pc.setOperators(self._mat, self._mat)
+            if not self._pc_configured:
+                self._pc.setFromOptions()
+                self._pc_configured = True
+            self._pc.setReusePreconditioner(reuse)
+
+    @property
+    def mat(self):
+        return self._mat
+
+    def reset(self) -> None:
+        """Forget the recycled space and the previous solution (start of an independent chunk)."""
+        if self._gcrodr is not None:
+            self._gcrodr.reset()
+        self._last_x = None
+
+    # -- solving ----------------------------------------------------------------------------------
+    def solve(self, b: np.ndarray, x0: np.ndarray | None = None):
+        """``(x, SolveStats)`` for the current operator."""
+        PETSc = self._PETSc
+        if self._mat is None:
+            raise RuntimeError("set_operator must be called before solve")
+        b = np.ascontiguousarray(b, dtype=np.float64)
+        bv = self._mat.createVecLeft()
+        bv.setArray(b)
+        xv = self._mat.createVecRight()
+        if x0 is None and self.initial_guess == "previous" and self._last_x is not None:
+            x0 = self._last_x
+        if x0 is not None:
+            xv.setArray(np.asarray(x0, dtype=np.float64))
+        else:
+            xv.set(0.0)
+        t0 = time.perf_counter()
+        if self._gcrodr is not None:
+            res = self._gcrodr.solve(self._mat, bv, xv, pc=self._pc)
+            iterations, reason = int(res.iterations), str(res.reason)
+        else:
+            self._ksp.setInitialGuessNonzero(x0 is not None and self.method != "lu")
+            self._ksp.solve(bv, xv)
+            iterations, reason = int(self._ksp.getIterationNumber()), str(self._ksp.getConvergedReason())
+            if self.method == "lu":
+                iterations = 1
+        seconds = time.perf_counter() - t0
+        residual = self.true_residual(bv, xv)
+        x = xv.getArray().copy()
+        bv.destroy()
+        xv.destroy()
+        converged = bool(np.isfinite(residual) and residual <= self.rtol)
+        if converged:
+            self._last_x = x
+        return x, SolveStats(iterations, residual, seconds, converged, reason, self.method)
+
+    def true_residual(self, bv, xv) -> float:
+        r = bv.duplicate()
+        self._mat.mult(xv, r)
+        r.aypx(-1.0, bv)
+        nb = bv.norm()
+        out = r.norm() / nb if nb > 0 else r.norm()
+        r.destroy()
+        return float(out)
+
+    def destroy(self) -> None:
+        for obj in (self._ksp, self._pc, self._mat):
+            if obj is not None:
+                obj.destroy()
+        self._ksp = self._pc = self._mat = None
+        PETSc = self._PETSc
+        if self.method == "cg-gamg" and self.pc_reuse > 1 and PETSc.Options().hasName("skrcg_pc_gamg_reuse_interpolation"):
+            PETSc.Options().delValue("skrcg_pc_gamg_reuse_interpolation")

@@ -1,0 +1,158 @@
+"""``neuralops-datagen {darcy,darcy3d,helmholtz,helmholtz3d,poisson,heat}``: SKR datasets on PETSc.
+
+Examples::
+
+    neuralops-datagen darcy --n 1000 --resolution 129 --out data/darcy_129.h5
+    neuralops-datagen helmholtz --n 200 --resolution 129 --solver skr --pc ilu --rtol 1e-8 \\
+        --restart 40 --recycle 20 --ordering greedy -- -skr_pc_factor_levels 1
+    mpiexec -n 4 neuralops-datagen darcy3d --n 400 --resolution 66 --out data/darcy3d.h5
+
+PETSc options go to the options database: everything after ``--`` or the ``--petsc "..."`` string.
+The Krylov methods (skr, gmres) read ``-skr_*`` (e.g. ``-skr_pc_type``), the direct solver
+``-skrlu_*``, CG + GAMG ``-skrcg_*``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from datagen.elliptic.backends import INITIAL_GUESSES
+from datagen.elliptic.generator import SOLVERS, GenerationConfig
+from datagen.sorting import ORDERINGS
+
+FAMILIES = ("darcy", "darcy3d", "helmholtz", "helmholtz3d", "poisson", "heat")
+DEFAULT_RESOLUTION = {"darcy": 129, "darcy3d": 34, "helmholtz": 129, "helmholtz3d": 34, "poisson": 129, "heat": 65}
+
+
+def add_arguments(parser: argparse.ArgumentParser, family: str) -> None:
+    if family not in FAMILIES:
+        raise ValueError(f"unknown family {family!r}; allowed: {', '.join(FAMILIES)}")
+    parser.set_defaults(family=family)
+    g = parser.add_argument_group("dataset")
+    g.add_argument("--n", type=int, default=100, help="number of samples (default 100)")
+    g.add_argument("--resolution", type=int, default=DEFAULT_RESOLUTION[family],
+                   help="grid points per axis including the boundary (default %(default)s)")
+    g.add_argument("--out", default=None, help="output HDF5 file (default data/<family>_<resolution>_n<N>.h5)")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--dtype", choices=("float64", "float32"), default="float64",
+                   help="storage dtype of the fields (float64 keeps the solver tolerance)")
+    g.add_argument("--resume", action="store_true", help="continue an interrupted run with the same settings")
+    g.add_argument("--overwrite", action="store_true", help="replace an existing dataset or partial run")
+    g.add_argument("--max-new", type=int, default=None,
+                   help="stop after this many new samples, leaving a resumable partial run")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s = parser.add_argument_group("solver")
+    s.add_argument("--solver", choices=SOLVERS, default="auto",
+                   help="skr = sorted GCRO-DR recycling, gmres = PETSc GMRES(m), lu = PETSc sparse LU, "
+                        "cg-gamg = CG + algebraic multigrid (SPD families); auto = the fastest measured for the family")
+    s.add_argument("--pc", default="ilu", help="preconditioner of skr/gmres (any PETSc -pc_type, default ilu)")
+    s.add_argument("--rtol", type=float, default=1e-8, help="relative tolerance on the true residual (default 1e-8)")
+    s.add_argument("--restart", type=int, default=40, help="Krylov restart length m (default 40)")
+    s.add_argument("--recycle", type=int, default=20, help="recycled subspace dimension k of skr (default 20)")
+    s.add_argument("--max-it", type=int, default=10000)
+    s.add_argument("--ordering", choices=ORDERINGS, default="auto",
+                   help="solve order: greedy nearest-neighbour, grouped (scalable), none, auto")
+    s.add_argument("--group-size", type=int, default=512, help="group size of the grouped ordering")
+    s.add_argument("--initial-guess", choices=INITIAL_GUESSES, default="previous",
+                   help="previous solution along the order, or zero")
+    s.add_argument("--pc-reuse", type=int, default=1,
+                   help="systems served by one preconditioner before it is rebuilt (skr/gmres; 1 = every system)")
+    s.add_argument("--petsc", default="", help='PETSc options string, e.g. "-skr_pc_factor_levels 1"')
+    s.add_argument("petsc_args", nargs="*", metavar="-- PETSC_OPTIONS",
+                   help="PETSc options after --, e.g. -- -skr_pc_type gamg")
+    p = parser.add_argument_group(f"{family} problem")
+    base = family.replace("3d", "")
+    if base == "darcy":
+        p.add_argument("--coefficient", choices=("lognormal", "piecewise"), default="lognormal",
+                       help="a = exp(GRF) or the FNO piecewise-constant 12/3 field")
+        p.add_argument("--alpha", type=float, default=None, help="GRF smoothness (default 2.5 lognormal, 2 piecewise)")
+        p.add_argument("--tau", type=float, default=None, help="GRF inverse length (default 7 lognormal, 3 piecewise)")
+        p.add_argument("--forcing", type=float, default=1.0, help="constant source f (default 1)")
+    elif base == "helmholtz":
+        p.add_argument("--wavenumber", type=float, default=4 * 3.141592653589793,
+                       help="mean wavenumber k0 (default 4 pi: two wavelengths across the domain)")
+        p.add_argument("--contrast", type=float, default=0.1, help="k = k0 exp(contrast g), g unit-variance GRF")
+        p.add_argument("--spread", type=float, default=0.0, help="k0 varies uniformly by +-spread (relative)")
+        p.add_argument("--bc", choices=("dirichlet", "neumann"), default="dirichlet")
+        p.add_argument("--alpha", type=float, default=2.5)
+        p.add_argument("--tau", type=float, default=7.0)
+    elif base == "poisson":
+        p.add_argument("--alpha", type=float, default=2.5)
+        p.add_argument("--tau", type=float, default=7.0)
+    else:
+        p.add_argument("--steps", type=int, default=10, help="time steps stored per sample")
+        p.add_argument("--dt", type=float, default=0.005)
+        p.add_argument("--theta", type=float, default=1.0, help="1 = backward Euler, 0.5 = Crank-Nicolson")
+        p.add_argument("--alpha", type=float, default=2.5)
+        p.add_argument("--tau", type=float, default=7.0)
+        p.add_argument("--forcing", type=float, default=0.0)
+
+
+def make_family(args):
+    """The family object for parsed ``args`` (ValueError on bad settings)."""
+    from datagen.elliptic.darcy import Darcy
+    from datagen.elliptic.heat import Heat
+    from datagen.elliptic.helmholtz import Helmholtz
+    from datagen.elliptic.poisson import Poisson
+
+    fam = args.family
+    dim = 3 if fam.endswith("3d") else 2
+    if fam.startswith("darcy"):
+        return Darcy(args.resolution, dim, coefficient=args.coefficient, alpha=args.alpha, tau=args.tau,
+                     forcing=args.forcing)
+    if fam.startswith("helmholtz"):
+        return Helmholtz(args.resolution, dim, wavenumber=args.wavenumber, contrast=args.contrast,
+                         spread=args.spread, alpha=args.alpha, tau=args.tau, bc=args.bc)
+    if fam == "poisson":
+        return Poisson(args.resolution, alpha=args.alpha, tau=args.tau)
+    if fam == "heat":
+        return Heat(args.resolution, n_steps=args.steps, dt=args.dt, theta=args.theta, alpha=args.alpha,
+                    tau=args.tau, forcing=args.forcing)
+    raise ValueError(f"unknown family {fam!r}; allowed: {', '.join(FAMILIES)}")
+
+
+def make_config(args) -> GenerationConfig:
+    petsc = " ".join(x for x in [args.petsc, " ".join(args.petsc_args)] if x).strip()
+    return GenerationConfig(n_samples=args.n, seed=args.seed, solver=args.solver, pc=args.pc, rtol=args.rtol,
+                            restart=args.restart, recycle=args.recycle, max_it=args.max_it, ordering=args.ordering,
+                            group_size=args.group_size, initial_guess=args.initial_guess,
+                            pc_reuse=args.pc_reuse, petsc_options=petsc, dtype=args.dtype)
+
+
+def _world():
+    """mpi4py's COMM_WORLD when started under mpiexec with more than one process, else None."""
+    if not any(k in os.environ for k in ("PMI_RANK", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "HYDRA_CONTROL_FD")):
+        return None
+    from mpi4py import MPI
+
+    return MPI.COMM_WORLD if MPI.COMM_WORLD.Get_size() > 1 else None
+
+
+def run(args) -> int:
+    from datagen.dataset import DatasetError
+    from datagen.elliptic.generator import generate, merge_summaries
+
+    prog = f"neuralops-datagen {args.family}"
+    comm = _world()
+    rank = comm.Get_rank() if comm is not None else 0
+    try:
+        if args.n is None or args.n < 1:
+            raise ValueError(f"--n must be a positive number of samples, got {args.n}")
+        if args.max_new is not None and args.max_new < 0:
+            raise ValueError(f"--max-new must be >= 0, got {args.max_new}")
+        family = make_family(args)
+        config = make_config(args)
+        config.validate()
+        out = args.out or os.path.join("data", f"{args.family}_{args.resolution}_n{args.n}.h5")
+        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+        summary = generate(family, out, config, resume=args.resume, overwrite=args.overwrite, comm=comm,
+                           progress=not args.no_progress, max_new=args.max_new)
+    except (ValueError, DatasetError, RuntimeError) as err:
+        if rank == 0 or comm is None:
+            print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
+    parts = comm.gather(summary, root=0) if comm is not None else [summary]
+    if rank == 0:
+        print(merge_summaries(parts).text())
+    return 0 if summary.complete or args.max_new is not None else 1
