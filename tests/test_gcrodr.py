@@ -589,3 +589,30 @@ def test_external_pc_reused_by_caller_matches_own_pc_reuse():
         if reuse:
             assert r_ext.pc_applications == r_ext.iterations
     pc.destroy()
+
+
+def test_pc_reuse_really_applies_the_kept_preconditioner_on_an_in_place_refilled_matrix():
+    """PETSc rebuilds a PC whose Mat changed state unless told to reuse it: a kept ILU must be
+    the first matrix's ILU, not silently the current one's."""
+    mats = sequence(24, 3, seed=5, step=0.3)
+    solver = make_solver("ilu", restart=20, recycle=4, rtol=1e-8)
+    solver.set_pc_reuse(max_systems=3, iteration_growth=100.0)
+    A = to_petsc(mats[0])
+    n = mats[0].shape[0]
+    for mat in mats:
+        A.zeroEntries()
+        csr = mat.tocsr()
+        A.setValuesCSR(csr.indptr, csr.indices, csr.data)
+        A.assemble()
+        x = vec(np.zeros(n))
+        assert solver.solve(A, vec(np.ones(n)), x).converged
+    probe = np.random.default_rng(0).standard_normal(n)
+    kept = vec(np.zeros(n))
+    solver._pc.apply(vec(probe), kept)
+    first = PETSc.PC().create(PETSc.COMM_SELF)
+    first.setType("ilu")
+    first.setOperators(to_petsc(mats[0]))
+    first.setUp()
+    ref = vec(np.zeros(n))
+    first.apply(vec(probe), ref)
+    np.testing.assert_allclose(kept.getArray(), ref.getArray(), rtol=1e-12, atol=1e-12)

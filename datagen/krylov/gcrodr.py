@@ -403,8 +403,11 @@ class GCRODR:
         self._pc = self._own_pc
         operator_key = (A.getId(), A.stateGet())
         if self._pc_reuse.needs_rebuild(operator_key):
+            self._own_pc.setReusePreconditioner(False)
             self._own_pc.setOperators(A, P if P is not None else A)
             self._own_pc.setUp()
+            # PCApply would otherwise rebuild silently once the same Mat is refilled in place
+            self._own_pc.setReusePreconditioner(self._pc_reuse.max_systems > 1)
             self._pc_builds += 1
             self._pc_reuse.built(operator_key)
             return True
