@@ -1,0 +1,11 @@
+"""Spectral refinement of SFNO (Spectral-Refiner, ANCHORS.md section 4).
+
+* :mod:`.time_derivative` - time derivatives of sampled trajectories (finite differences / spectral),
+* :mod:`.residual` - the Navier-Stokes space-time residual and its H^-1 norm (with the generator's
+  spectral operators), its Picard and Newton linearisations,
+* :mod:`.preconditioner` - Jacobi preconditioner of the convex refinement subproblems,
+* :mod:`.refine` - freezing, widening and fine-tuning the SFNO's output layer,
+* :mod:`.cli` - ``neuralops-train refine``.
+"""
+from .refine import Physics, RefineConfig, SpectralRefiner  # noqa: F401
+from .residual import LinearizationPoint, navier_stokes_residual, residual_h_minus1_sq, residual_spectrum  # noqa: F401

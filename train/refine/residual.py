@@ -1,0 +1,185 @@
+"""The Navier-Stokes space-time residual of a vorticity trajectory on a periodic box.
+
+For a vorticity trajectory ``w`` of shape ``(B, T, X, Y)`` sampled at uniform times ``t_i`` on the
+periodic box ``[0, L)^2`` (unit torus by default), the residual of the 2D incompressible
+vorticity equation (ANCHORS.md section 5) is::
+
+    R(w) = w_t + u . grad w - nu Lap w + alpha w - f,     u = (d psi/dy, -d psi/dx),  -Lap psi = w,
+
+(``alpha``: the generator's optional linear drag, 0 for the FNO data).
+
+Choices, and why:
+
+* Space: pseudo-spectral, with the generator's own operators (Poisson solve for the stream
+  function, spectral derivatives, the 2/3-rule dealiasing mask; ``datagen.navier_stokes.spectral``)
+  so that the quantity refined to zero is exactly the physics the data were generated with. The
+  product ``u . grad w`` is formed in physical space on the grid of ``w`` and the residual is
+  measured on the dealiased band (the 2/3 rule's square mask): on that band the product is free of
+  aliasing for band-limited ``w`` and every term of ``R`` is computed exactly (to round-off), the
+  modes above it are not resolved by the grid and are left out of ``R`` (they are zero in ``R``).
+* Time: from the trajectory itself, by order-``p`` finite differences on the snapshot grid (default,
+  error ``O(dt^p)``; exact for polynomials of degree ``p``) or spectrally for a window that is
+  periodic by construction; see :mod:`train.refine.time_derivative`.
+* Precision: the residual is a difference of nearly equal terms for a good trajectory; pass
+  ``dtype=torch.float64`` to compute it in double precision whatever the input's dtype.
+
+Linearisation. ``R`` is quadratic in ``w`` through the advection, so ``||R(w)||^2`` is not convex in
+``w`` (nor in the weights of a layer that ``w`` depends on linearly). Around a frozen reference
+trajectory ``w_ref`` (velocity ``u_ref``) two linearisations give residuals that are *affine* in
+``w``, hence squared norms that are convex quadratics in ``w`` and in any layer weights ``w``
+depends on affinely:
+
+* ``"picard"``: ``R_P(w) = w_t + u_ref . grad w - nu Lap w - f`` (advection by a frozen velocity),
+* ``"newton"``: ``R_N(w) = R(w_ref) + J(w_ref)(w - w_ref)`` with the Jacobian
+  ``J d = d_t + u_ref . grad d + u(d) . grad w_ref - nu Lap d``, i.e.
+  ``R_N(w) = w_t + u_ref . grad w + u(w) . grad w_ref - u_ref . grad w_ref - nu Lap w - f``.
+
+Both agree with ``R`` at ``w = w_ref``; ``"newton"`` also has the same gradient there (Gauss-Newton).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+from datagen.navier_stokes import spectral
+from neuralops.losses import sobolev_norm
+
+from .time_derivative import TIME_DERIVATIVES, time_derivative
+
+__all__ = [
+    "LINEARIZATIONS", "LinearizationPoint", "residual_spectrum", "navier_stokes_residual",
+    "residual_h_minus1_sq",
+]
+
+LINEARIZATIONS = ("none", "picard", "newton")
+
+
+class LinearizationPoint:
+    """A frozen reference trajectory ``w_ref`` ``(B, T, X, X)`` prepared once for many residual
+    evaluations: its velocity ``u_ref`` and gradient ``grad w_ref`` in physical space
+    (``(B, T, 2, X, X)`` each) and its dealiased advection spectrum ``P(u_ref . grad w_ref)``.
+    The refiner evaluates the linearised residual dozens of times around one reference; this saves
+    the ten transforms of the reference each time."""
+
+    def __init__(self, reference: torch.Tensor, box: float = 1.0, dtype: Optional[torch.dtype] = None):
+        ref = reference.detach()
+        if dtype is not None:
+            ref = ref.to(dtype)
+        n = ref.shape[-1]
+        grid = spectral.SpectralGrid(n, box, dtype=ref.dtype, device=ref.device)
+        ref_hat = spectral.to_spectral(ref)
+        self.shape, self.box, self.dtype = tuple(ref.shape), float(box), ref.dtype
+        self.velocity = spectral.to_physical(torch.stack(spectral.velocity_hat(ref_hat, grid), dim=-3), grid)
+        self.gradient = spectral.to_physical(torch.stack(spectral.gradient_hat(ref_hat, grid), dim=-3), grid)
+        self.advection_hat = spectral.advection_hat(ref_hat, grid)
+
+
+def _linearized_advection_hat(w_hat: torch.Tensor, point: LinearizationPoint, newton: bool,
+                              grid: spectral.SpectralGrid) -> torch.Tensor:
+    """Dealiased ``u_ref . grad w`` (Picard), plus ``u(w) . grad w_ref - u_ref . grad w_ref``
+    (Newton): products in physical space, transformed back, 2/3-rule mask -- the generator's
+    procedure (:func:`datagen.navier_stokes.spectral.advection_hat`) applied to the mixed terms."""
+    wx, wy = spectral.to_physical(torch.stack(spectral.gradient_hat(w_hat, grid), dim=-3), grid).unbind(-3)
+    u_ref, v_ref = point.velocity.unbind(-3)
+    product = u_ref * wx + v_ref * wy
+    if newton:
+        u, v = spectral.to_physical(torch.stack(spectral.velocity_hat(w_hat, grid), dim=-3), grid).unbind(-3)
+        rx, ry = point.gradient.unbind(-3)
+        product = product + u * rx + v * ry
+    adv_hat = spectral.to_spectral(product) * grid.dealias
+    return adv_hat - point.advection_hat if newton else adv_hat
+
+
+def residual_spectrum(
+    w: torch.Tensor,
+    dt: float,
+    viscosity: float,
+    forcing: Optional[torch.Tensor] = None,
+    box: float = 1.0,
+    drag: float = 0.0,
+    time_method: str = "fd",
+    fd_order: int = 6,
+    linearization: str = "none",
+    reference=None,
+    dtype: Optional[torch.dtype] = None,
+) -> torch.Tensor:
+    """``rfft2`` coefficients of ``R(w)`` on the dealiased band, shape ``(B, T, X, X//2 + 1)``.
+
+    Args:
+        w: vorticity trajectory ``(B, T, X, X)`` at times ``t_0 + i dt`` (square periodic grid).
+        dt: snapshot spacing.
+        viscosity: ``nu`` (>= 0).
+        forcing: ``f`` in physical space, broadcastable to ``(B, T, X, X)`` (e.g. ``(X, X)``), or
+            ``None`` for no forcing.
+        box: side length ``L`` of the periodic box.
+        drag: linear drag ``alpha`` (the generator's optional ``- alpha w`` term; 0 for FNO data).
+        time_method, fd_order: see :func:`train.refine.time_derivative.time_derivative`.
+        linearization: ``"none"`` (the full residual), ``"picard"`` or ``"newton"`` around
+            ``reference`` (module docstring).
+        reference: ``w_ref``, shape of ``w``, or a :class:`LinearizationPoint` built from it;
+            required unless ``linearization == "none"``; it is detached (it is a frozen point of
+            the linearisation, not a variable).
+        dtype: compute in this real dtype (e.g. ``torch.float64``); default ``w``'s.
+    Returns:
+        complex tensor; ``torch.fft.irfft2(., s=(X, X))`` gives ``R`` in physical space.
+        Unnormalised ``rfft2`` convention (divide by ``X*X`` for Fourier-series coefficients).
+    """
+    if w.ndim != 4:
+        raise ValueError(f"vorticity trajectory must have shape (B, T, X, Y), got {tuple(w.shape)}")
+    n = w.shape[-1]
+    if w.shape[-2] != n:
+        raise ValueError(f"the residual needs a square periodic grid, got {w.shape[-2]} x {n}")
+    if viscosity < 0:
+        raise ValueError(f"viscosity must be >= 0, got {viscosity}")
+    if drag < 0:
+        raise ValueError(f"drag must be >= 0, got {drag}")
+    if linearization not in LINEARIZATIONS:
+        raise ValueError(f"unknown linearization {linearization!r}; allowed: {', '.join(LINEARIZATIONS)}")
+    if time_method not in TIME_DERIVATIVES:
+        raise ValueError(f"unknown time derivative {time_method!r}; allowed: {', '.join(TIME_DERIVATIVES)}")
+    if linearization != "none":
+        if reference is None:
+            raise ValueError(f"linearization={linearization!r} needs a reference trajectory")
+        if tuple(reference.shape) != tuple(w.shape):
+            raise ValueError(f"reference shape {tuple(reference.shape)} != trajectory shape {tuple(w.shape)}")
+    if dtype is not None:
+        w = w.to(dtype)
+    grid = spectral.SpectralGrid(n, box, dtype=w.dtype, device=w.device)
+    if linearization != "none":
+        point = reference
+        if not isinstance(point, LinearizationPoint):
+            point = LinearizationPoint(reference, box, w.dtype)
+        if point.dtype != w.dtype or point.box != float(box):
+            raise ValueError(f"linearization point built for dtype {point.dtype}, box {point.box}; the "
+                             f"residual is computed in {w.dtype} on box {box}")
+
+    w_hat = spectral.to_spectral(w)
+    w_t_hat = spectral.to_spectral(time_derivative(w, dt, method=time_method, order=fd_order, dim=1))
+    if linearization == "none":
+        adv_hat = spectral.advection_hat(w_hat, grid)
+    else:
+        adv_hat = _linearized_advection_hat(w_hat, point, linearization == "newton", grid)
+
+    # R = w_t + u . grad w - nu Lap w + alpha w - f
+    r_hat = w_t_hat + adv_hat - spectral.laplacian_hat(w_hat, grid) * viscosity + drag * w_hat
+    if forcing is not None:
+        forcing = torch.as_tensor(forcing, dtype=w.dtype, device=w.device)
+        r_hat = r_hat - spectral.to_spectral(forcing)
+    return r_hat * grid.dealias
+
+
+def navier_stokes_residual(w: torch.Tensor, dt: float, viscosity: float, **kwargs) -> torch.Tensor:
+    """``R(w)`` in physical space, shape ``(B, T, X, X)``; arguments as :func:`residual_spectrum`."""
+    r_hat = residual_spectrum(w, dt, viscosity, **kwargs)
+    return torch.fft.irfft2(r_hat, s=w.shape[-2:])
+
+
+def residual_h_minus1_sq(r: torch.Tensor, box: float = 1.0) -> torch.Tensor:
+    """``||R(t_i)||_{H^-1}^2`` per sample and snapshot, shape ``(B, T)``, of a physical residual
+    ``r`` ``(B, T, X, X)``, with the toolkit's norm (:func:`neuralops.losses.sobolev_norm`,
+    ANCHORS.md section 4): ``||u||_{H^s}^2 = L^2 sum_k (1 + 4 pi^2 |k / L|^2)^s |u_k|^2`` with
+    Fourier-series coefficients ``u_k`` (``s = 0`` is ``int u^2``), ``s = -1`` here; each snapshot
+    is its own function (no pooling over time). Parseval makes it exact for a trigonometric
+    polynomial on the grid."""
+    return sobolev_norm(r, s=-1.0, dim=2, box=box, pool=None, reduction="none", squared=True)
