@@ -146,9 +146,20 @@ def run(args) -> int:
         config.validate()
         out = args.out or os.path.join("data", f"{args.family}_{args.resolution}_n{args.n}.h5")
         os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    except (ValueError, DatasetError, RuntimeError) as err:
+        # argument errors are raised identically on every rank: each returns, none waits
+        if rank == 0 or comm is None:
+            print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
+    try:
         summary = generate(family, out, config, resume=args.resume, overwrite=args.overwrite, comm=comm,
                            progress=not args.no_progress, max_new=args.max_new)
     except (ValueError, DatasetError, RuntimeError) as err:
+        if comm is not None and comm.Get_size() > 1:
+            # An error on one rank would leave the others waiting in a collective forever: say
+            # which rank failed and abort the job. Written segments stay valid for --resume.
+            print(f"{prog}: error on rank {rank}: {err} (aborting all ranks)", file=sys.stderr, flush=True)
+            comm.Abort(2)
         if rank == 0 or comm is None:
             print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
