@@ -3,6 +3,7 @@ the CLI with checkpoints and logs, CPU smoke runs of the NS configs, the refine 
 import glob
 import os
 
+import numpy as np
 import pytest
 from lightning.pytorch import LightningDataModule
 
@@ -87,6 +88,16 @@ def test_fit_resume_and_test_through_the_cli(data, tmp_path, capsys):
 
     out = predict_split(root + "/ckpt2/last.ckpt")
     assert out["prediction"].shape == (2, 1, 1, 64, 64) and out["indices"].tolist() == [2, 3]
+    # `predict` writes a dataset of predictions that agrees with the evaluation path
+    pred_path = str(tmp_path / "pred" / "predictions.h5")
+    assert main(["predict", *common, "--ckpt_path", root + "/ckpt2/last.ckpt", "--predictions_path", pred_path]) == 0
+    from datagen.dataset import open_dataset, validate
+
+    assert validate(pred_path) == []
+    ds = open_dataset(pred_path)
+    assert ds.params("index").tolist() == [2, 3]
+    np.testing.assert_allclose(ds.read("prediction"), out["prediction"].numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(ds.read("target"), out["target"].numpy())
 
 
 @pytest.mark.parametrize("name", ["ns_fno3d", "ns_sfno"])

@@ -77,6 +77,9 @@ class NeuralOperatorCLI(LightningCLI):
                              "checkpoint.save_last": True, "checkpoint.filename": "best-{epoch:03d}",
                              "checkpoint.save_top_k": 1})
         parser.link_arguments("data.io", "model.data_io", apply_on="instantiate")
+        parser.add_argument("--predictions_path", type=Optional[str], default=None,
+                            help="predict: where to write the predictions (default: "
+                                 "<trainer.default_root_dir>/predictions.h5)")
 
     def instantiate_trainer(self, **kwargs):
         cfg = self._get(self.config_init, "trainer", default={}) or {}
@@ -96,7 +99,14 @@ class NeuralOperatorCLI(LightningCLI):
 
                 loggers.append(TensorBoardLogger(save_dir=root, name="logs", version=loggers[0].version))
             kwargs["logger"] = loggers
-        return super().instantiate_trainer(**kwargs)
+        trainer = super().instantiate_trainer(**kwargs)
+        if self.subcommand == "predict":
+            from .prediction_writer import PredictionWriter
+
+            path = self._get(self.config, "predictions_path", default=None) or \
+                os.path.join(cfg.get("default_root_dir") or os.getcwd(), "predictions.h5")
+            trainer.callbacks.append(PredictionWriter(path))
+        return trainer
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
