@@ -259,3 +259,28 @@ def test_datagen_grid_object_and_figure_layout_errors(tmp_path):
         write_report(str(tmp_path), r_obj, predictions=pred, targets=truth)       # 4-D: not canonical
     with pytest.raises(ValueError, match="out of range"):
         write_report(str(tmp_path), r_obj, predictions=pred[:, :, None], targets=truth[:, :, None], sample=5)
+
+
+def test_published_setting_is_inferred_only_for_the_matching_benchmark(tmp_path):
+    from datagen.dataset import DatasetWriter, FieldSpec, Grid
+    from train.evaluate import infer_setting
+
+    def write(name, pde, spec):
+        x = np.arange(8) / 8
+        path = tmp_path / name
+        with DatasetWriter(path, pde=pde, spec=spec, n_samples=1, seed=0,
+                           fields={"vorticity": FieldSpec((3, 8, 8), "state")},
+                           grid=Grid({"x": x, "y": x, "t": np.arange(1.0, 4.0)}, {"x": "periodic", "y": "periodic"}),
+                           solver=[]) as w:
+            w.write(0, {"vorticity": np.zeros((3, 8, 8))})
+        return str(path)
+
+    assert infer_setting(write("a.h5", "navier_stokes_2d", {"recipe": "fno", "viscosity": 1e-4}),
+                         {"t_in": 10}) == "fno_ns_nu1e-4_T30_N10000"
+    assert infer_setting(write("b.h5", "navier_stokes_2d", {"source": "fno_mat", "viscosity": 1e-3}),
+                         {"t_in": 10}) == "fno_ns_nu1e-3_T50_N1000"
+    # another viscosity, another recipe, or another input window is not the published setting
+    assert infer_setting(write("c.h5", "navier_stokes_2d", {"recipe": "fno", "viscosity": 2e-3}), {"t_in": 10}) is None
+    assert infer_setting(write("d.h5", "navier_stokes_2d", {"recipe": "kolmogorov", "viscosity": 1e-3}),
+                         {"t_in": 10}) is None
+    assert infer_setting(str(tmp_path / "a.h5"), {"t_in": 5}) is None

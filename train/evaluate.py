@@ -197,6 +197,35 @@ def _predicted_times(grid: Mapping[str, Any], io: Mapping[str, Any], n_steps: in
     return [float(v) for v in t[first:first + n_steps]]
 
 
+_FNO_NS_SETTINGS = {1e-3: "fno_ns_nu1e-3_T50_N1000", 1e-4: "fno_ns_nu1e-4_T30_N10000",
+                    1e-5: "fno_ns_nu1e-5_T20_N1000"}
+
+
+def infer_setting(path: str, io: Optional[dict] = None) -> Optional[str]:
+    """The published setting a dataset belongs to, read from its spec: FNO Navier-Stokes data
+    (our ``fno`` recipe, or an imported FNO ``.mat`` file) at viscosity 1e-3/1e-4/1e-5 evaluated
+    with 10 input frames. ``None`` when the data is not one of the published settings, so a report
+    never puts a run next to numbers of a different problem."""
+    from datagen.dataset import DatasetError, open_dataset
+
+    try:
+        ds = open_dataset(path)
+    except DatasetError:
+        return None
+    spec = ds.spec
+    is_fno = spec.get("recipe") == "fno" or spec.get("source") == "fno_mat"
+    if ds.pde != "navier_stokes_2d" or not is_fno:
+        return None
+    in_steps = (io or {}).get("in_steps", (io or {}).get("t_in"))
+    if in_steps is not None and int(in_steps) != 10:
+        return None
+    nu = spec.get("viscosity")
+    for value, key in _FNO_NS_SETTINGS.items():
+        if nu is not None and abs(float(nu) - value) <= 1e-9:
+            return key
+    return None
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .report import SETTINGS
 
@@ -241,6 +270,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"neuralops-eval: cannot predict with {args.ckpt!r}: {err}", file=sys.stderr)
         return 2
     seconds_predict = time.perf_counter() - t0
+    if args.setting is None:
+        args.setting = infer_setting(pred["path"], pred["io"])
+        if args.setting is not None:
+            print(f"neuralops-eval: comparing with published setting {args.setting} (from the dataset's spec; "
+                  f"--setting overrides)")
     prediction, target, grid, io = pred["prediction"], pred["target"], dict(pred["grid"]), pred["io"]
     axes = (io.get("grid") or {}).values()
     if axes:  # the data module's node convention (Dirichlet walls included or not) for the H1 norm
