@@ -95,20 +95,9 @@ def mcwilliams(n: int, seed: int, indices: Sequence[int], box: float = 2 * math.
 
 def fourier_resize(w: np.ndarray, n: int) -> np.ndarray:
     """Periodic fields ``(B, m, m)`` on an ``n x n`` grid by Fourier zero-padding / truncation."""
-    m = w.shape[-1]
-    if m == n:
-        return w
-    from .resample import spectral_truncation
+    from .resample import fourier_resample
 
-    wt = torch.from_numpy(np.ascontiguousarray(w, dtype=np.float64))
-    if n < m:
-        return spectral_truncation(torch.fft.rfft2(wt), m, n).numpy()
-    w_hat = torch.fft.rfft2(wt)
-    h = m // 2
-    big = torch.zeros(w.shape[:-2] + (n, n // 2 + 1), dtype=w_hat.dtype)
-    big[..., :h, :h] = w_hat[..., :h, :h]
-    big[..., n - h + 1:, :h] = w_hat[..., m - h + 1:, :h]
-    return torch.fft.irfft2(big * (n / m) ** 2, s=(n, n)).numpy()
+    return fourier_resample(torch.from_numpy(np.ascontiguousarray(w, dtype=np.float64)), n).numpy()
 
 
 def from_file(path: str, indices: Sequence[int], n: int, key: str | None = None) -> np.ndarray:

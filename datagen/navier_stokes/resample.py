@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["RESAMPLE_METHODS", "subsample", "spectral_truncation", "resample", "check_resample"]
+__all__ = ["RESAMPLE_METHODS", "subsample", "spectral_truncation", "fourier_resample", "resample", "check_resample"]
 
 RESAMPLE_METHODS = ("subsample", "spectral")
 
@@ -42,15 +42,34 @@ def subsample(w: torch.Tensor, m: int) -> torch.Tensor:
     return w[..., ::r, ::r].contiguous()
 
 
+def _band_limited(w_hat: torch.Tensor, n: int, m: int) -> torch.Tensor:
+    """The ``m x m`` field of the modes ``|m_x|, |m_y| < min(n, m) / 2`` of the ``rfft2`` spectrum
+    ``(..., n, n//2+1)`` of an ``n x n`` field (Nyquist lines dropped, so the result is real)."""
+    h = min(n, m) // 2
+    out = torch.zeros(w_hat.shape[:-2] + (m, m // 2 + 1), dtype=w_hat.dtype, device=w_hat.device)
+    out[..., :h, :h] = w_hat[..., :h, :h]                         # m_x = 0 .. h-1
+    if h > 1:
+        out[..., m - h + 1:, :h] = w_hat[..., n - h + 1:, :h]     # m_x = -(h-1) .. -1
+    # unnormalised transforms: a mode's coefficient scales with the number of points
+    return torch.fft.irfft2(out * ((m / n) ** 2), s=(m, m))
+
+
 def spectral_truncation(w_hat: torch.Tensor, n: int, m: int) -> torch.Tensor:
     """Coarse ``m x m`` field from the fine ``rfft2`` spectrum ``(..., n, n//2+1)`` of an ``n x n`` field."""
     check_resample("spectral", n, m)
-    h = m // 2
-    coarse = torch.zeros(w_hat.shape[:-2] + (m, h + 1), dtype=w_hat.dtype, device=w_hat.device)
-    coarse[..., :h, :h] = w_hat[..., :h, :h]                     # m_x = 0 .. h-1
-    coarse[..., m - h + 1:, :h] = w_hat[..., n - h + 1:, :h]     # m_x = -(h-1) .. -1
-    # unnormalised transforms: a mode's coefficient scales with the number of points
-    return torch.fft.irfft2(coarse * ((m / n) ** 2), s=(m, m))
+    return _band_limited(w_hat, n, m)
+
+
+def fourier_resample(w: torch.Tensor, m: int) -> torch.Tensor:
+    """Periodic square fields ``(..., n, n)`` on an ``m x m`` grid, finer or coarser, by Fourier
+    zero-padding or truncation (band-limited interpolation)."""
+    n = w.shape[-1]
+    if w.shape[-2] != n or m < 2:
+        raise ValueError(f"fourier_resample needs square fields and a target of at least 2 points, "
+                         f"got shape {tuple(w.shape)} -> {m}")
+    if m == n:
+        return w
+    return _band_limited(torch.fft.rfft2(w), n, m)
 
 
 def resample(w: torch.Tensor, m: int, method: str, w_hat: torch.Tensor | None = None) -> torch.Tensor:

@@ -34,8 +34,9 @@ import torch
 
 from datagen.navier_stokes import spectral
 
-from .refine import (OPTIMIZERS, Physics, RefineConfig, SpectralRefiner, check_sfno,
-                     spectral_resample)
+from datagen.navier_stokes.resample import fourier_resample
+
+from .refine import OPTIMIZERS, Physics, RefineConfig, SpectralRefiner, check_sfno
 from .residual import LINEARIZATIONS
 from .time_derivative import TIME_DERIVATIVES
 
@@ -72,21 +73,21 @@ def refine_arrays(refiner: SpectralRefiner, inputs: torch.Tensor, targets: Optio
     param_dtype = next(refiner.model.parameters()).dtype
     before, after, res_b, res_a, res_t, secs, hist = [], [], [], [], [], [], []
     for start in range(0, inputs.shape[0], batch_size):
-        phys = spectral_resample(inputs[start:start + batch_size].to(torch.float64), n)
+        phys = fourier_resample(inputs[start:start + batch_size].to(torch.float64), n)
         phys = phys.to(device=device, dtype=param_dtype)
         x = refiner.encode(phys)
         tgt = None
         if use_targets_in_loss and targets is not None:
-            tgt = spectral_resample(targets[start:start + batch_size].to(torch.float64), n).to(device)
+            tgt = fourier_resample(targets[start:start + batch_size].to(torch.float64), n).to(device)
         out = refiner.refine(x, phys, t_out, target=tgt)
         if targets is not None:
             # the floor: the ground truth's own residual with the same discretisation
-            truth = spectral_resample(targets[start:start + batch_size].to(torch.float64), n)
+            truth = fourier_resample(targets[start:start + batch_size].to(torch.float64), n)
             with torch.no_grad():
                 z = refiner.trajectory(phys, truth.to(device=device, dtype=phys.dtype))
                 res_t.append(refiner.residual_sq(z, t_out).mean(dim=1).sqrt().cpu())
-        before.append(spectral_resample(out["prediction_before"].detach().double().cpu(), n_data))
-        after.append(spectral_resample(out["prediction"].detach().double().cpu(), n_data))
+        before.append(fourier_resample(out["prediction_before"].detach().double().cpu(), n_data))
+        after.append(fourier_resample(out["prediction"].detach().double().cpu(), n_data))
         res_b.append(out["residual_before"].cpu())
         res_a.append(out["residual_after"].cpu())
         secs.append(out["seconds"])

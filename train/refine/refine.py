@@ -47,7 +47,7 @@ from .time_derivative import TIME_DERIVATIVES
 __all__ = [
     "OPTIMIZERS", "RefineConfig", "Physics", "check_sfno", "dealiasing_mode_limit",
     "output_time_frequencies",
-    "widen_for_refinement", "freeze_all_but_output", "SpectralRefiner", "spectral_resample",
+    "widen_for_refinement", "freeze_all_but_output", "SpectralRefiner",
 ]
 
 OPTIMIZERS = ("cg", "adam", "sgd")
@@ -189,21 +189,6 @@ def freeze_all_but_output(model: nn.Module) -> List[nn.Parameter]:
     if not trainable:
         raise TypeError("the SFNO's output_layer has no parameters to refine")
     return trainable
-
-
-def spectral_resample(w: torch.Tensor, n: int) -> torch.Tensor:
-    """Resample the last two (periodic, square) axes of ``w`` to ``n x n`` by Fourier
-    zero-padding or truncation (band-limited interpolation); the Nyquist mode is dropped when the
-    size changes, so the result is real and symmetric."""
-    m = w.shape[-1]
-    if m == n:
-        return w
-    w_hat = torch.fft.rfft2(w)
-    keep = min(m, n) // 2  # |k| < keep survives (drops the Nyquist line)
-    out = torch.zeros(*w.shape[:-2], n, n // 2 + 1, dtype=w_hat.dtype, device=w.device)
-    out[..., :keep, :keep] = w_hat[..., :keep, :keep]
-    out[..., -(keep - 1):, :keep] = w_hat[..., -(keep - 1):, :keep]
-    return torch.fft.irfft2(out * (n * n) / (m * m), s=(n, n))
 
 
 # --------------------------------------------------------------------------------------------
