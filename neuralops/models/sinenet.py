@@ -50,6 +50,7 @@ import torch
 import torch.nn as nn
 
 from ..layers.padding import avg_pool2x, check_padding_mode, padded_conv2d, upsample
+from .frames import FrameModel
 from .registry import register
 
 __all__ = ["SineNet", "SineNetWave", "ConvNormBlock", "WAVE_MULTIPLIERS", "sinenet_channels",
@@ -158,7 +159,7 @@ class SineNetWave(nn.Module):
 
 
 @register("sinenet")
-class SineNet(nn.Module):
+class SineNet(FrameModel):
     """SineNet (see the module docstring for layout, equations and parameter accounting).
 
     Args:
@@ -187,9 +188,8 @@ class SineNet(nn.Module):
                  interpolation: str = "bicubic", disentangle: bool = True, wave_residual: bool = True,
                  in_channels: Optional[int] = None, out_channels: Optional[int] = None):
         super().__init__()
-        out_fields = in_fields if out_fields is None else out_fields
-        for name, value in (("in_fields", in_fields), ("out_fields", out_fields), ("time_history", time_history),
-                            ("time_future", time_future), ("hidden_channels", hidden_channels),
+        self._set_frames(in_fields, out_fields, time_history, time_future, in_channels, out_channels)
+        for name, value in (("hidden_channels", hidden_channels),
                             ("num_waves", num_waves), ("num_levels", num_levels)):
             if int(value) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value}")
@@ -203,15 +203,6 @@ class SineNet(nn.Module):
         if interpolation not in ("bicubic", "bilinear", "nearest"):
             raise ValueError(f"interpolation {interpolation!r} is not supported; choose bicubic, bilinear or nearest")
         self.padding_mode = check_padding_mode(padding_mode)
-        self.in_fields, self.out_fields = int(in_fields), int(out_fields)
-        self.time_history, self.time_future = int(time_history), int(time_future)
-        self.in_channels = self.time_history * self.in_fields if in_channels is None else int(in_channels)
-        self.out_channels = self.time_future * self.out_fields if out_channels is None else int(out_channels)
-        if self.in_channels < 1 or self.out_channels < 1:
-            raise ValueError(f"in_channels and out_channels must be positive, got {in_channels}, {out_channels}")
-        # (B, T, C, X, Y) inputs are accepted only when the channels are frames x fields
-        self.frame_layout = (self.in_channels == self.time_history * self.in_fields
-                             and self.out_channels == self.time_future * self.out_fields)
         self.num_levels = int(num_levels)
         self.multiplier = float(multiplier)
         self.wave_residual = bool(wave_residual)
@@ -224,27 +215,10 @@ class SineNet(nn.Module):
         self.project = padded_conv2d(self.channels[0], self.out_channels, 3, padding_mode)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        with_time_axis = frames.dim() == 5
-        if with_time_axis:
-            if not self.frame_layout or frames.shape[1:3] != (self.time_history, self.in_fields):
-                layout = (f"(B, T_hist={self.time_history}, C={self.in_fields}, X, Y)" if self.frame_layout
-                          else f"4-d input (B, {self.in_channels}, X, Y)")
-                raise ValueError(f"expected {layout}, got {tuple(frames.shape)}")
-            frames = frames.flatten(1, 2)
-        elif frames.dim() != 4 or frames.shape[1] != self.in_channels:
-            raise ValueError(f"expected (B, {self.in_channels}, X, Y) (T_hist * C channels, time-major), "
-                             f"got {tuple(frames.shape)}")
-        factor = 2 ** self.num_levels
-        if frames.shape[-2] % factor or frames.shape[-1] % factor:
-            raise ValueError(f"grid {tuple(frames.shape[-2:])} is not divisible by 2**num_levels = {factor}")
-        if self.padding_mode == "reflect" and min(frames.shape[-2:]) < 2 * factor:
-            raise ValueError(f"reflect padding needs >= 2 points on the coarsest level: "
-                             f"grid {tuple(frames.shape[-2:])} "
-                             f"must be at least {2 * factor} per axis with {self.num_levels} levels")
+        frames, with_time_axis = self._flatten_frames(frames)
+        self._check_grid(frames.shape, 2 ** self.num_levels, self.padding_mode, self.num_levels, "2**num_levels")
         x = self.lift(frames)
         for wave in self.waves:
             x = x + wave(x) if self.wave_residual else wave(x)
         out = self.project(x)
-        if with_time_axis:
-            out = out.unflatten(1, (self.time_future, self.out_fields))
-        return out
+        return self._unflatten_frames(out, with_time_axis)

@@ -37,6 +37,7 @@ import torch
 import torch.nn as nn
 
 from ..layers.padding import PaddedConvTranspose2d, check_padding_mode, padded_conv2d
+from .frames import FrameModel
 from .registry import register
 
 __all__ = ["UNet", "PreNormResidualBlock"]
@@ -63,7 +64,7 @@ class PreNormResidualBlock(nn.Module):
 
 
 @register("unet")
-class UNet(nn.Module):
+class UNet(FrameModel):
     """Modern U-Net (see the module docstring).
 
     Args:
@@ -87,9 +88,8 @@ class UNet(nn.Module):
                  padding_mode: str = "circular", norm_groups: int = 1, in_channels: Optional[int] = None,
                  out_channels: Optional[int] = None):
         super().__init__()
-        out_fields = in_fields if out_fields is None else out_fields
-        for name, value in (("in_fields", in_fields), ("out_fields", out_fields), ("time_history", time_history),
-                            ("time_future", time_future), ("hidden_channels", hidden_channels),
+        self._set_frames(in_fields, out_fields, time_history, time_future, in_channels, out_channels)
+        for name, value in (("hidden_channels", hidden_channels),
                             ("blocks_per_level", blocks_per_level), ("norm_groups", norm_groups)):
             if int(value) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value}")
@@ -98,15 +98,6 @@ class UNet(nn.Module):
             raise ValueError(f"channel_multipliers must be a non-empty sequence of positive integers, "
                              f"got {channel_multipliers}")
         self.padding_mode = check_padding_mode(padding_mode)
-        self.in_fields, self.out_fields = int(in_fields), int(out_fields)
-        self.time_history, self.time_future = int(time_history), int(time_future)
-        self.in_channels = self.time_history * self.in_fields if in_channels is None else int(in_channels)
-        self.out_channels = self.time_future * self.out_fields if out_channels is None else int(out_channels)
-        if self.in_channels < 1 or self.out_channels < 1:
-            raise ValueError(f"in_channels and out_channels must be positive, got {in_channels}, {out_channels}")
-        # (B, T, C, X, Y) inputs are accepted only when the channels are frames x fields
-        self.frame_layout = (self.in_channels == self.time_history * self.in_fields
-                             and self.out_channels == self.time_future * self.out_fields)
         self.num_levels = len(multipliers)
         hidden, n_blocks = int(hidden_channels), int(blocks_per_level)
 
@@ -141,23 +132,8 @@ class UNet(nn.Module):
                                   padded_conv2d(channels, self.out_channels, 3, padding_mode))
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        with_time_axis = frames.dim() == 5
-        if with_time_axis:
-            if not self.frame_layout or frames.shape[1:3] != (self.time_history, self.in_fields):
-                layout = (f"(B, T_hist={self.time_history}, C={self.in_fields}, X, Y)" if self.frame_layout
-                          else f"4-d input (B, {self.in_channels}, X, Y)")
-                raise ValueError(f"expected {layout}, got {tuple(frames.shape)}")
-            frames = frames.flatten(1, 2)
-        elif frames.dim() != 4 or frames.shape[1] != self.in_channels:
-            raise ValueError(f"expected (B, {self.in_channels}, X, Y) (T_hist * C channels, time-major), "
-                             f"got {tuple(frames.shape)}")
-        factor = 2 ** (self.num_levels - 1)
-        if frames.shape[-2] % factor or frames.shape[-1] % factor:
-            raise ValueError(f"grid {tuple(frames.shape[-2:])} is not divisible by 2**(levels - 1) = {factor}")
-        if self.padding_mode == "reflect" and min(frames.shape[-2:]) < 2 * factor:
-            raise ValueError(f"reflect padding needs >= 2 points on the coarsest level: "
-                             f"grid {tuple(frames.shape[-2:])} "
-                             f"must be at least {2 * factor} per axis with {self.num_levels} levels")
+        frames, with_time_axis = self._flatten_frames(frames)
+        self._check_grid(frames.shape, 2 ** (self.num_levels - 1), self.padding_mode, self.num_levels, "2**(levels - 1)")
         h = self.lift(frames)
         skips = [h]
         for stage in self.down:
@@ -172,6 +148,4 @@ class UNet(nn.Module):
                 else:
                     h = layer(h)
         out = self.head(h)
-        if with_time_axis:
-            out = out.unflatten(1, (self.time_future, self.out_fields))
-        return out
+        return self._unflatten_frames(out, with_time_axis)
