@@ -13,7 +13,7 @@ pytest.importorskip("petsc4py")
 from datagen.cli import main as cli_main                                  # noqa: E402
 from datagen.dataset import DatasetError, open_dataset                    # noqa: E402
 from datagen.elliptic.darcy import Darcy                                  # noqa: E402
-from datagen.elliptic.generator import GenerationConfig, auto_choice, auto_solver, generate  # noqa: E402
+from datagen.elliptic.generator import GenerationConfig, auto_solver, generate  # noqa: E402
 from datagen.elliptic.heat import Heat                                    # noqa: E402
 from datagen.elliptic.helmholtz import Helmholtz                          # noqa: E402
 from datagen.elliptic.poisson import Poisson                              # noqa: E402

@@ -8,8 +8,6 @@ and a spec naming the checkpoint's model, the source file and split; ``neuralops
 from __future__ import annotations
 
 import os
-from typing import Any, Optional
-
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter

@@ -239,7 +239,7 @@ def markdown_report(results: Mapping[str, Any], setting: Optional[str] = None,
     lines += _table(["metric"] + labels, rows) + [""]
     edges = first.get("band_edges")
     if edges:
-        lines += [f"Wavenumber bands on the shell index round(|k|): "
+        lines += ["Wavenumber bands on the shell index round(|k|): "
                   + ", ".join(f"{b} [{lo:g}, {hi:g})" for b, (lo, hi) in zip(first.get("band_names", []),
                                                                           zip(edges, edges[1:]))), ""]
 

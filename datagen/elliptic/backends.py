@@ -249,7 +249,6 @@ class PetscBackend:
     # -- solving ----------------------------------------------------------------------------------
     def solve(self, b: np.ndarray, x0: np.ndarray | None = None):
         """``(x, SolveStats)`` for the current operator."""
-        PETSc = self._PETSc
         if self._mat is None:
             raise RuntimeError("set_operator must be called before solve")
         b = np.ascontiguousarray(b, dtype=np.float64)

@@ -19,7 +19,6 @@ without padding (:class:`ShardSampler`); Lightning does not replace either sampl
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Dict, List, Optional, Sequence
 
 import lightning.pytorch as pl
