@@ -72,25 +72,29 @@ def family_for(name: str, resolution: int):
         return make_family(args)
 
 
-def run_family(name, resolution, n, cfg_kw, methods, workdir, log):
+def run_family(name, resolution, n, cfg_kw, methods, workdir, log, lu_samples=None):
     fam = family_for(name, resolution)
     rows = {}
     for m in methods:
         if m.startswith("cg") and name not in SPD:
             continue
+        # a direct solve costs the same for every sample: --lu-samples caps how many of the same
+        # (first) samples it factors when one factorisation takes minutes (large 3D grids)
+        n_method = min(n, lu_samples) if (m == "lu" and lu_samples) else n
         spec = dict(METHODS[m])
         if spec.get("pc_reuse") == "K":
             spec["pc_reuse"] = cfg_kw["pc_reuse"]
         else:
             spec["pc_reuse"] = 1
-        cfg = GenerationConfig(n_samples=n, seed=cfg_kw["seed"], pc=spec.pop("pc", cfg_kw["pc"]), rtol=cfg_kw["rtol"],
+        cfg = GenerationConfig(n_samples=n_method, seed=cfg_kw["seed"], pc=spec.pop("pc", cfg_kw["pc"]), rtol=cfg_kw["rtol"],
                                restart=cfg_kw["restart"], recycle=cfg_kw["recycle"], max_it=cfg_kw["max_it"], **spec)
         path = os.path.join(workdir, f"{name}_{resolution}_{m}.h5")
         s = generate(fam, path, cfg, overwrite=True, progress=False)
         os.remove(path)
         its = np.array(s.iterations, dtype=float)
-        rows[m] = {"solve_s": s.solve_seconds / n, "e2e_s": s.total_seconds / n, "its": float(its.mean()),
-                   "its_after_first": float(its[1:].mean()) if n > 1 else float(its.mean()),
+        rows[m] = {"samples": n_method, "solve_s": s.solve_seconds / n_method,
+                   "e2e_s": s.total_seconds / n_method, "its": float(its.mean()),
+                   "its_after_first": float(its[1:].mean()) if n_method > 1 else float(its.mean()),
                    "max_res": s.max_residual, "stalls": s.fallbacks, "sort_s": s.sort_seconds,
                    "s_per_iteration": (s.solve_seconds / its.sum()) if its.sum() > 0 and m != "lu" else None}
         log(f"  {name:11s} {resolution:5d} {m:14s} solve {rows[m]['solve_s']:.4f} s  e2e {rows[m]['e2e_s']:.4f} s  "
@@ -114,7 +118,7 @@ def run_family(name, resolution, n, cfg_kw, methods, workdir, log):
     auto_row = f"{choice.method}-lureuse" if choice.pc == "lu" else choice.method
     auto_ratio = rows[auto_row]["solve_s"] / rows[fastest]["solve_s"] if auto_row in rows else None
     auto = choice.method + (f" (pc {choice.pc})" if choice.pc else "")
-    return {"family": name, "resolution": resolution, "unknowns": int(fam.operator(fam.sample(0, 0)).shape[0]),
+    return {"family": name, "resolution": resolution, "rtol": cfg_kw["rtol"], "unknowns": int(fam.operator(fam.sample(0, 0)).shape[0]),
             "n": n, "methods": rows, "fastest": fastest, "best_alternative": best_alt,
             "skr_iteration_cost_vs_gmres": iteration_cost, "auto_solver": auto,
             "auto_time_vs_fastest": auto_ratio}
@@ -175,7 +179,14 @@ def main(argv=None) -> int:
     ap.add_argument("--n", type=int, default=None, help="samples per family (default 16; 8 for helmholtz and >= 256^2)")
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--pc", default="ilu")
-    ap.add_argument("--rtol", type=float, default=1e-8)
+    ap.add_argument("--rtol", default="1e-8",
+                    help="relative tolerance on the true residual; a comma list runs each case at each "
+                         "value (a tolerance sweep)")
+    ap.add_argument("--lu-samples", type=int, default=None,
+                    help="factor only the first this many samples with the direct LU row (its time per "
+                         "sample does not depend on N; for grids where one factorisation takes minutes)")
+    ap.add_argument("--gain-ns", default="8,32,128,512,2048",
+                    help="sample counts of the sorting-gain sweep (Darcy 65^2, SKR sorted vs unsorted)")
     ap.add_argument("--restart", type=int, default=40)
     ap.add_argument("--recycle", type=int, default=20)
     ap.add_argument("--max-it", type=int, default=10000)
@@ -189,7 +200,18 @@ def main(argv=None) -> int:
     def log(msg):
         print(msg, flush=True)
 
-    cfg_kw = dict(pc=args.pc, rtol=args.rtol, restart=args.restart, recycle=args.recycle, max_it=args.max_it,
+    try:
+        rtols = [float(v) for v in args.rtol.split(",") if v]
+        gain_ns = [int(v) for v in args.gain_ns.split(",") if v]
+    except ValueError as exc:
+        ap.error(f"--rtol takes comma-separated floats and --gain-ns comma-separated integers: {exc}")
+    if not rtols or any(not 0 < r < 1 for r in rtols):
+        ap.error(f"--rtol values must lie in (0, 1), got {args.rtol!r}")
+    if any(n < 2 for n in gain_ns):
+        ap.error(f"--gain-ns values must be >= 2, got {args.gain_ns!r}")
+    if args.lu_samples is not None and args.lu_samples < 1:
+        ap.error(f"--lu-samples must be >= 1, got {args.lu_samples}")
+    cfg_kw = dict(pc=args.pc, rtol=rtols[0], restart=args.restart, recycle=args.recycle, max_it=args.max_it,
                   pc_reuse=args.pc_reuse, seed=args.seed)
     methods = [m for m in args.methods.split(",") if m]
     for m in methods:
@@ -207,9 +229,9 @@ def main(argv=None) -> int:
               "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as work:
-        for fam, res, n in cases:
-            log(f"{fam} at {res}^{3 if fam.endswith('3d') else 2}, N = {n}")
-            r = run_family(fam, res, n, cfg_kw, methods, work, log)
+        for (fam, res, n), rtol in ((case, rtol) for case in cases for rtol in rtols):
+            log(f"{fam} at {res}^{3 if fam.endswith('3d') else 2}, N = {n}, rtol {rtol:g}")
+            r = run_family(fam, res, n, {**cfg_kw, "rtol": rtol}, methods, work, log, args.lu_samples)
             record["families"].append(r)
             ratio = r["auto_time_vs_fastest"]
             log(f"  -> fastest {r['fastest']}; auto picks {r['auto_solver']} "
@@ -218,7 +240,7 @@ def main(argv=None) -> int:
                    r['skr_iteration_cost_vs_gmres'] else ""))
         if not args.no_sweeps:
             log("sorting gain against N (darcy 65^2, SKR)")
-            record["sorting_gain"] = sorting_gain(65, [8, 32, 128, 512], cfg_kw, work, log)
+            record["sorting_gain"] = sorting_gain(65, gain_ns, cfg_kw, work, log)
             log("ordering cost")
             record["ordering_cost"] = ordering_cost([1000, 4000, 100000], log)
     record["seconds"] = time.perf_counter() - t0

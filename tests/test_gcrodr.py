@@ -156,7 +156,8 @@ def test_matches_reference_implementation_on_a_sequence():
     plain reference (explicit inner products, Householder QR, lstsq) take the same iterations."""
     mats = sequence(24, 5, seed=4, step=0.1)
     m, k, rtol = 16, 6, 1e-9
-    solver = make_solver("jacobi", restart=m, recycle=k, rtol=rtol, reorthogonalize="always")
+    solver = make_solver("jacobi", restart=m, recycle=k, rtol=rtol, reorthogonalize="always",
+                         update_rank_tol=0.0)  # the full update of Parks et al., as the reference
     diag_inv = None
     reference = ReferenceGCRODR(m, k, rtol, apply_pc=lambda v: diag_inv * v)
     for mat in mats:
@@ -169,6 +170,53 @@ def test_matches_reference_implementation_on_a_sequence():
         assert abs(res.iterations - its_ref) <= 1, (res.iterations, its_ref)
         assert np.linalg.norm(x.getArray() - x_ref) <= 1e-6 * np.linalg.norm(x_ref)
     assert solver.recycle_dim == k
+
+
+def test_low_rank_update_keeps_the_recycling_relation_exact():
+    """After solves whose recycled-space updates were low-rank (rank-r changes in place), the
+    stored vectors still satisfy Op U = C Lambda with orthonormal C, and the carried small Gram
+    matrices C^T U and U^T U equal the products formed here from the stored vectors."""
+    mats = sequence(40, 5, seed=7, step=0.05)
+    solver = make_solver("jacobi", restart=24, recycle=8, rtol=1e-9, update_rank_tol=0.1)
+    for mat in mats:
+        rhs = np.ones(mat.shape[0])
+        x = vec(np.zeros(mat.shape[0]))
+        assert solver.solve(to_petsc(mat), vec(rhs), x).converged
+    stats = solver.update_stats
+    assert stats["low_rank"] > 0 and 0 < stats["rank_sum"] < stats["low_rank"] * 8, stats
+    U, C, lam = solver.recycled_space()
+    assert U.shape == C.shape == (8, mats[-1].shape[0]) and lam.shape == (8, 8)
+    op_u = (mats[-1] @ (U.T / mats[-1].diagonal()[:, None]))  # A M^{-1} U, M = diag(A)
+    assert np.linalg.norm(op_u - C.T @ lam) <= 1e-9 * np.linalg.norm(op_u)
+    assert np.abs(C @ C.T - np.eye(8)).max() <= 1e-10
+    assert np.allclose(solver._ctu, C @ U.T, rtol=0, atol=1e-9)
+    assert np.allclose(solver._utu, U @ U.T, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("shift", [0.0, 160.0])
+def test_low_rank_update_takes_the_iterations_of_the_full_update(shift):
+    """The low-rank update only drops components below its threshold: on a sorted sequence
+    (SPD, and indefinite) it needs the full update's iterations to within a few percent, while
+    writing fewer directions than the full update would (k per update)."""
+    mats = sequence(40, 5, seed=8, step=0.05, shift=shift, amplitude=0.3 if shift else 1.0)
+    totals = {}
+    for tol in (0.0, 0.1):
+        solver = make_solver("ilu", restart=24, recycle=10, rtol=1e-9, max_it=3000,
+                             update_rank_tol=tol)
+        totals[tol] = 0
+        for mat in mats:
+            rhs = np.ones(mat.shape[0])
+            x = vec(np.zeros(mat.shape[0]))
+            res = solver.solve(to_petsc(mat), vec(rhs), x)
+            assert res.converged and true_relative_residual(mat, rhs, x.getArray()) <= 1e-9
+            totals[tol] += res.iterations
+        if tol:
+            stats = solver.update_stats
+            assert stats["low_rank"] + stats["unchanged"] > stats["full"], stats
+            assert stats["rank_sum"] <= 0.5 * 10 * stats["low_rank"], stats
+        else:
+            assert solver.update_stats["low_rank"] == 0
+    assert abs(totals[0.1] - totals[0.0]) <= 0.05 * totals[0.0] + 2, totals
 
 
 def test_nonconvergence_is_reported():
@@ -311,6 +359,7 @@ def test_ksp_python_route_via_options():
     settings = {"ksp_type": "python",
                 "ksp_python_type": "datagen.krylov.ksp_python.GCRODRKSP",
                 "ksp_gcrodr_restart": 20, "ksp_gcrodr_recycle": 6,
+                "ksp_gcrodr_update_rank_tol": 0.2,
                 "ksp_rtol": 1e-9, "ksp_atol": 0.0, "pc_type": "ilu"}
     for key, value in settings.items():
         opts[prefix + key] = value
@@ -320,7 +369,8 @@ def test_ksp_python_route_via_options():
         ksp.setFromOptions()
         assert ksp.getType() == "python"
         assert ksp.getPCSide() == PETSc.PC.Side.RIGHT
-        direct = make_solver("ilu", restart=20, recycle=6, rtol=1e-9, reorthogonalize="never")
+        direct = make_solver("ilu", restart=20, recycle=6, rtol=1e-9, reorthogonalize="never",
+                             update_rank_tol=0.2)
         for mat in mats:
             A = to_petsc(mat)
             rhs = np.ones(mat.shape[0])
@@ -335,6 +385,7 @@ def test_ksp_python_route_via_options():
             assert ksp.getIterationNumber() == res.iterations
         ctx = ksp.getPythonContext()
         assert ctx.solver.recycle_dim == 6
+        assert ctx.solver.update_rank_tol == 0.2
         # a cap that is too small ends with a negative (diverged) reason, never a positive one
         ksp.setTolerances(max_it=3)
         ksp.solve(vec(np.ones(mats[0].shape[0])), vec(np.zeros(mats[0].shape[0])))
@@ -376,6 +427,9 @@ def test_ksp_python_rejects_bad_option():
     (dict(pc_side="symmetric"), "pc_side"),
     (dict(reorthogonalize="sometimes"), "reorthogonalize"),
     (dict(update_interval=0), "update_interval"),
+    (dict(update_rank_tol=1.0), "update_rank_tol"),
+    (dict(update_rank_tol=-0.1), "update_rank_tol"),
+    (dict(update_rank_tol=float("nan")), "update_rank_tol"),
 ])
 def test_bad_input_raises_clear_error(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -7,6 +7,7 @@
     -ksp_gcrodr_recycle 20            # k (default 20), 0 gives GMRES(m)
     -ksp_gcrodr_reorthogonalize never|ifneeded|always     (default never, as PETSc GMRES)
     -ksp_gcrodr_update_interval 1     # harmonic Ritz update every this many cycles
+    -ksp_gcrodr_update_rank_tol 0.1   # rewrite only directions that moved more (0: full update)
     -ksp_gcrodr_pc_reuse_max 1        # keep a PC for up to this many new matrices
     -ksp_gcrodr_pc_reuse_growth 1.5   # ... rebuilding once iterations grow by this factor
     -ksp_gcrodr_pc_reuse_min_baseline 10   # ... over at least this many iterations
@@ -55,11 +56,12 @@ class GCRODRKSP:
     """petsc4py KSP python context wrapping :class:`~datagen.krylov.GCRODR`."""
 
     def __init__(self, restart: int = 40, recycle: int = 20, reorthogonalize: str = "never",
-                 update_interval: int = 1):
+                 update_interval: int = 1, update_rank_tol: float = 0.1):
         self.restart = restart
         self.recycle = recycle
         self.reorthogonalize = reorthogonalize
         self.update_interval = update_interval
+        self.update_rank_tol = update_rank_tol
         self.pc_reuse = PCReusePolicy()
         self.solver: GCRODR | None = None
         self.last_result = None
@@ -77,6 +79,7 @@ class GCRODRKSP:
         recycle = opts.getInt("ksp_gcrodr_recycle", self.recycle)
         reorth = opts.getString("ksp_gcrodr_reorthogonalize", self.reorthogonalize)
         interval = opts.getInt("ksp_gcrodr_update_interval", self.update_interval)
+        rank_tol = opts.getReal("ksp_gcrodr_update_rank_tol", self.update_rank_tol)
         reuse_max = opts.getInt("ksp_gcrodr_pc_reuse_max", self.pc_reuse.max_systems)
         reuse_growth = opts.getReal("ksp_gcrodr_pc_reuse_growth", self.pc_reuse.iteration_growth)
         reuse_floor = opts.getInt("ksp_gcrodr_pc_reuse_min_baseline", self.pc_reuse.min_baseline)
@@ -91,10 +94,11 @@ class GCRODRKSP:
             raise ValueError(f"GCRO-DR supports -ksp_pc_side right or left, got {side!r}")
         ksp.setPCSide(sides[side])
         ksp.setNormType(PETSc.KSP.NormType.UNPRECONDITIONED)
-        changed = (restart, recycle, reorth, interval) != (
-            self.restart, self.recycle, self.reorthogonalize, self.update_interval)
-        self.restart, self.recycle, self.reorthogonalize, self.update_interval = (
-            restart, recycle, reorth, interval)
+        changed = (restart, recycle, reorth, interval, rank_tol) != (
+            self.restart, self.recycle, self.reorthogonalize, self.update_interval,
+            self.update_rank_tol)
+        (self.restart, self.recycle, self.reorthogonalize, self.update_interval,
+         self.update_rank_tol) = (restart, recycle, reorth, interval, rank_tol)
         policy = self.pc_reuse
         if (reuse_max, reuse_growth, reuse_floor) != (
                 policy.max_systems, policy.iteration_growth, policy.min_baseline):
@@ -120,7 +124,8 @@ class GCRODRKSP:
         s = self.solver
         viewer.printfASCII(f"  GCRO-DR(m={self.restart}, k={self.recycle}), "
                            f"CGS reorthogonalization {self.reorthogonalize}, recycled-space update "
-                           f"every {self.update_interval} cycle(s), current recycle dim "
+                           f"every {self.update_interval} cycle(s) (low-rank below sine "
+                           f"{self.update_rank_tol}), current recycle dim "
                            f"{s.recycle_dim if s else 0}; convergence on the true residual\n")
 
     def solve(self, ksp, b, x) -> None:
@@ -165,4 +170,5 @@ class GCRODRKSP:
         self.solver = GCRODR(restart=self.restart, recycle=self.recycle, rtol=min(rtol, 0.999),
                              atol=atol, max_it=max_it, pc_side=side, comm=ksp.getComm(),
                              reorthogonalize=self.reorthogonalize,
-                             update_interval=self.update_interval)
+                             update_interval=self.update_interval,
+                             update_rank_tol=self.update_rank_tol)

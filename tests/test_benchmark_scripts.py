@@ -1,0 +1,66 @@
+"""The SKR benchmark scripts run end to end on tiny problems and write consistent records.
+
+They are the evidence behind the README's solver numbers, so a change that breaks them (or makes
+them report a method that did not converge as fine) must fail here, not in a later long run.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def run(script, *args):
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", script), *args],
+                          capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def test_iteration_cost_benchmark_records_interleaved_rounds(tmp_path):
+    out = tmp_path / "cost.json"
+    run("gcrodr_iteration_cost.py", "--n", "24", "--systems", "3", "--repeats", "2",
+        "--restart", "16", "--recycle", "6", "--json", str(out))
+    record = json.loads(out.read_text())
+    results = record["results"]
+    for name in ("petsc_gmres", "gcrodr", "gcrodr_k0"):
+        assert results[name]["all_converged"] and results[name]["max_residual"] <= 1e-8
+    # k = 0 is GMRES(m): the same iterations as PETSc's (to within restarts' rounding)
+    assert abs(results["gcrodr_k0"]["iterations"] - results["petsc_gmres"]["iterations"]) <= 6
+    assert results["gcrodr"]["iterations"] < results["petsc_gmres"]["iterations"]
+    assert len(results["gcrodr"]["iteration_cost_ratio_rounds"]) == 2
+    stats = results["gcrodr"]["update_stats"]
+    assert stats["full"] + stats["low_rank"] + stats["unchanged"] > 0
+
+
+def test_datagen_benchmark_tolerance_sweep_and_lu_cap(tmp_path):
+    out = tmp_path / "skr.json"
+    run("datagen_skr.py", "--families", "darcy", "--resolution", "17", "--n", "4",
+        "--methods", "gmres,skr,lu", "--rtol", "1e-6,1e-10", "--lu-samples", "2",
+        "--no-sweeps", "--json", str(out))
+    record = json.loads(out.read_text())
+    rows = record["families"]
+    assert [r["rtol"] for r in rows] == [1e-6, 1e-10]
+    for r in rows:
+        assert r["methods"]["lu"]["samples"] == 2 and r["methods"]["skr"]["samples"] == 4
+        for method in ("gmres", "skr"):
+            assert r["methods"][method]["max_res"] <= r["rtol"]
+    # a tighter tolerance costs the iterative methods more iterations
+    assert rows[1]["methods"]["skr"]["its"] > rows[0]["methods"]["skr"]["its"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--rtol", "0"], "--rtol values"),
+    (["--rtol", "1e-8,abc"], "comma-separated"),
+    (["--gain-ns", "1"], "--gain-ns"),
+    (["--lu-samples", "0"], "--lu-samples"),
+])
+def test_datagen_benchmark_rejects_bad_arguments(args, message):
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "datagen_skr.py"),
+                           "--no-sweeps", *args], capture_output=True, text=True, env=ENV,
+                          cwd=ROOT, timeout=120)
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
