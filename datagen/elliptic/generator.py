@@ -97,23 +97,31 @@ def unknowns(family: EllipticFamily) -> int:
 
 def auto_choice(family: EllipticFamily, config: GenerationConfig) -> AutoChoice:
     """The method ``--solver auto`` uses: the fastest measured by benchmarks/datagen_skr.py (2-core machine,
-    rtol 1e-8, solve time per sample; numbers in the report and the benchmark JSON).
+    1 thread, rtol 1e-8, solve seconds per sample, N = 8-16; records in benchmarks/results/, 2026-11-26).
 
     - poisson, heat: one matrix for many right-hand sides (all samples / all time steps of a sample), so one
-      sparse LU factorisation plus triangular solves beats every iterative method (Poisson 129^2: LU 0.005 s,
-      CG+GAMG 0.017, SKR 0.12; heat 65^2 x 10 steps: LU 0.008, CG+GAMG 0.044, SKR 0.10).
-    - darcy 2D: LU below ~12k unknowns (65^2: LU 0.0056 s vs CG+GAMG 0.0071), CG+GAMG above (256^2: 0.21 vs
-      LU 0.47, SKR 2.5, GMRES 2.8).
-    - darcy3d: GMRES+ILU(0) below ~64k unknowns (32^3: 0.056 s vs CG+GAMG 0.16, SKR 0.13, LU 6.7: 3D fill),
-      CG+GAMG above (64^3: 1.83 vs GMRES 2.44, SKR 4.0).
-    - helmholtz 2D (indefinite; CG/GAMG do not apply, GMRES(40)+ILU stalls): LU (129^2: 0.048 s vs SKR 0.32).
-    - helmholtz3d: LU below ~12k unknowns (16^3: 0.061 s vs SKR 0.14), SKR (sorted GCRO-DR + ILU(0)) above,
-      where LU fill makes factorisations expensive and GMRES(40)+ILU stalls (32^3, four runs: SKR 0.45-2.6 s,
-      GMRES with a neighbour's LU as PC 0.93-1.96 s (faster than SKR in one run of four), LU 5.6-5.8 s,
-      GMRES(40)+ILU 12 s; 48^3: SKR 7.8 s, GMRES + neighbour LU 14.6 s, LU 93 s).
+      sparse LU factorisation plus triangular solves beats every iterative method (Poisson 129^2: LU 0.0020 s,
+      GMRES with a reused LU 0.0029, CG+GAMG 0.0075, SKR 0.031; heat 65^2 x 10 steps: LU 0.0029, CG+GAMG 0.012).
+    - darcy 2D: LU below ~12k unknowns, CG+GAMG above (256^2: 0.062 s vs GMRES with a neighbour's LU 0.109,
+      LU 0.144, SKR 0.54, GMRES+ILU 0.90).
+    - darcy3d: GMRES+ILU(0) below ~64k unknowns (16^3: 0.0016 s vs CG+GAMG 0.0043; 32^3: 0.029 vs CG+GAMG
+      0.045, SKR 0.046, LU 2.5), CG+GAMG above (64^3: 1.83 vs GMRES 2.44, SKR 4.0).
+    - helmholtz 2D (indefinite; CG/GAMG do not apply, GMRES(40)+ILU stalls): LU below ~10k unknowns (63^2:
+      0.0022 s vs GMRES with a neighbour's LU 0.0029), then GMRES preconditioned by the exact LU of a
+      sorted neighbour, kept for up to 8 systems (127^2: 0.0158 vs LU 0.0172; 255^2: 0.099 vs LU 0.145,
+      SKR 1.0).
+    - helmholtz3d: GMRES with a neighbour's LU below ~12k unknowns (16^3: 0.020 s vs LU 0.028, SKR 0.040),
+      SKR (sorted GCRO-DR + ILU(0)) above, where LU fill makes factorisations expensive and GMRES(40)+ILU
+      stalls (24^3: SKR 0.137 vs GMRES + neighbour LU 0.155, LU 0.32; 32^3: SKR 0.39 vs 0.64, LU 2.55,
+      GMRES+ILU 5.7 with 3 of 8 stalls; 48^3 (shared machine): SKR 7.8 vs 14.6, LU 93).
+    - A reused LU needs neighbours to pay for its factorisation: with fewer than 4 samples LU is used instead.
     """
     n = unknowns(family)
     name = family.name
+    few = config.n_samples < 4
+    lu_reuse = AutoChoice("gmres", pc="lu", pc_reuse=8,
+                          reason=f"indefinite, {n} unknowns: GMRES preconditioned by a sorted neighbour's "
+                                 f"LU, kept for up to 8 systems")
     if name in ("poisson", "heat"):
         return AutoChoice("lu", reason="one matrix, many right-hand sides: factor once")
     if name == "darcy":
@@ -124,9 +132,13 @@ def auto_choice(family: EllipticFamily, config: GenerationConfig) -> AutoChoice:
         if n < 64_000:
             return AutoChoice("gmres", pc="ilu", pc_reuse=1, reason=f"3D SPD, {n} unknowns < 64k: GMRES + ILU(0)")
         return AutoChoice("cg-gamg", reason=f"3D SPD, {n} unknowns >= 64k: CG + GAMG")
-    if name == "helmholtz3d" and n >= 12_000:
-        return AutoChoice("skr", pc="ilu", pc_reuse=1,
-                          reason=f"3D indefinite, {n} unknowns >= 12k: sorted GCRO-DR (SKR) with ILU(0)")
+    if name == "helmholtz3d":
+        if n >= 12_000:
+            return AutoChoice("skr", pc="ilu", pc_reuse=1,
+                              reason=f"3D indefinite, {n} unknowns >= 12k: sorted GCRO-DR (SKR) with ILU(0)")
+        return AutoChoice("lu", reason=f"3D indefinite, {n} unknowns, < 4 samples: sparse LU") if few else lu_reuse
+    if n >= 10_000 and not few:
+        return lu_reuse
     return AutoChoice("lu", reason=f"indefinite, {n} unknowns: sparse LU")
 
 
