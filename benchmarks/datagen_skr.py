@@ -206,7 +206,9 @@ def main(argv=None) -> int:
     ap.add_argument("--max-it", type=int, default=10000)
     ap.add_argument("--pc-reuse", type=int, default=8, help="systems per PC for the *-reuse methods")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--large", action="store_true", help="add darcy 1024^2, darcy3d and helmholtz3d 66^3")
+    ap.add_argument("--large", action="store_true",
+                    help="add darcy 1024^2, darcy3d and helmholtz3d 66^3 (their LU row factors one sample "
+                         "unless --lu-samples is given)")
     ap.add_argument("--no-sweeps", action="store_true", help="skip the sorting-gain and ordering-cost sweeps")
     ap.add_argument("--json", default=None, help="write the record here")
     args = ap.parse_args(argv)
@@ -235,17 +237,21 @@ def main(argv=None) -> int:
     cases = []
     for fam in [f for f in args.families.split(",") if f]:
         for res in (args.resolution or [default_res[fam]]):
-            cases.append((fam, res, args.n or (8 if fam.startswith("helmholtz") or res >= 256 else 16)))
+            cases.append((fam, res, args.n or (8 if fam.startswith("helmholtz") or res >= 256 else 16),
+                          args.lu_samples))
     if args.large:
-        cases += [("darcy", 1024, args.n or 4), ("darcy3d", 66, args.n or 4), ("helmholtz3d", 66, args.n or 4)]
+        # one LU factorisation takes minutes on these grids (234 s for helmholtz3d 64^3): one sample
+        # gives its time per sample unless --lu-samples says otherwise
+        cases += [(fam, res, args.n or 4, args.lu_samples or 1)
+                  for fam, res in (("darcy", 1024), ("darcy3d", 66), ("helmholtz3d", 66))]
     record = {"benchmark": "datagen_skr", "machine": f"{platform.machine()} {os.cpu_count()} cores (shared, loaded)",
               "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "settings": cfg_kw, "families": [],
               "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as work:
-        for (fam, res, n), rtol in ((case, rtol) for case in cases for rtol in rtols):
+        for (fam, res, n, lu_samples), rtol in ((case, rtol) for case in cases for rtol in rtols):
             log(f"{fam} at {res}^{3 if fam.endswith('3d') else 2}, N = {n}, rtol {rtol:g}")
-            r = run_family(fam, res, n, {**cfg_kw, "rtol": rtol}, methods, work, log, args.lu_samples)
+            r = run_family(fam, res, n, {**cfg_kw, "rtol": rtol}, methods, work, log, lu_samples)
             record["families"].append(r)
             ratio = r["auto_time_vs_fastest"]
             log(f"  -> fastest {r['fastest']}; auto picks {r['auto_solver']} "
