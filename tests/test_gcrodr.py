@@ -103,6 +103,16 @@ def true_relative_residual(mat, b, x):
     return np.linalg.norm(b - mat @ x) / np.linalg.norm(b)
 
 
+def solve_checked(solver, mat, rtol):
+    """Solve ``mat x = 1`` from zero; assert convergence and the true residual; return the result."""
+    rhs = np.ones(mat.shape[0])
+    x = vec(np.zeros(mat.shape[0]))
+    res = solver.solve(to_petsc(mat), vec(rhs), x)
+    assert res.converged
+    assert true_relative_residual(mat, rhs, x.getArray()) <= rtol
+    return res
+
+
 # ----------------------------------------------------------------------------- tests
 def test_single_system_matches_direct_solve():
     mat = sequence(32, 1, seed=3)[0]
@@ -179,9 +189,7 @@ def test_low_rank_update_keeps_the_recycling_relation_exact():
     mats = sequence(40, 5, seed=7, step=0.05)
     solver = make_solver("jacobi", restart=24, recycle=8, rtol=1e-9, update_rank_tol=0.1)
     for mat in mats:
-        rhs = np.ones(mat.shape[0])
-        x = vec(np.zeros(mat.shape[0]))
-        assert solver.solve(to_petsc(mat), vec(rhs), x).converged
+        solve_checked(solver, mat, 1e-9)
     stats = solver.update_stats
     assert stats["low_rank"] > 0 and 0 < stats["rank_sum"] < stats["low_rank"] * 8, stats
     U, C, lam = solver.recycled_space()
@@ -205,11 +213,7 @@ def test_low_rank_update_takes_the_iterations_of_the_full_update(shift):
                              update_rank_tol=tol)
         totals[tol] = 0
         for mat in mats:
-            rhs = np.ones(mat.shape[0])
-            x = vec(np.zeros(mat.shape[0]))
-            res = solver.solve(to_petsc(mat), vec(rhs), x)
-            assert res.converged and true_relative_residual(mat, rhs, x.getArray()) <= 1e-9
-            totals[tol] += res.iterations
+            totals[tol] += solve_checked(solver, mat, 1e-9).iterations
         if tol:
             stats = solver.update_stats
             assert stats["low_rank"] + stats["unchanged"] > stats["full"], stats
@@ -243,13 +247,9 @@ def test_indefinite_shifted_operator():
     solver = make_solver("ilu", restart=m, recycle=8, rtol=rtol, max_it=3000)
     total_gcrodr, total_gmres = 0, 0
     for mat in mats:
-        rhs = np.ones(mat.shape[0])
-        x = vec(np.zeros(mat.shape[0]))
-        res = solver.solve(to_petsc(mat), vec(rhs), x)
-        assert res.converged
-        assert true_relative_residual(mat, rhs, x.getArray()) <= rtol
-        total_gcrodr += res.iterations
-        _, its, _ = petsc_gmres(to_petsc(mat), vec(rhs), m, rtol, "ilu", max_it=3000)
+        total_gcrodr += solve_checked(solver, mat, rtol).iterations
+        _, its, _ = petsc_gmres(to_petsc(mat), vec(np.ones(mat.shape[0])), m, rtol, "ilu",
+                                max_it=3000)
         total_gmres += its  # 3000 where GMRES(m) stalls
     assert total_gcrodr < 0.2 * total_gmres, (total_gcrodr, total_gmres)
 
@@ -321,12 +321,7 @@ def test_pc_reuse_keeps_neighbour_preconditioner():
     solver.set_pc_reuse(max_systems=3, iteration_growth=10.0)
     rebuilt = []
     for mat in mats:
-        rhs = np.ones(mat.shape[0])
-        x = vec(np.zeros(mat.shape[0]))
-        res = solver.solve(to_petsc(mat), vec(rhs), x)
-        assert res.converged
-        assert true_relative_residual(mat, rhs, x.getArray()) <= rtol
-        rebuilt.append(res.pc_rebuilt)
+        rebuilt.append(solve_checked(solver, mat, rtol).pc_rebuilt)
     assert rebuilt == [True, False, False, True, False]
 
 

@@ -476,9 +476,13 @@ class GCRODR:
 
     @staticmethod
     def _combine_rows(first, second, coef, out) -> None:
-        """``out = coef^T [first; second]`` for two row blocks (``coef`` has a row per row)."""
+        """``out = coef^T [first; second]`` for two row blocks (``coef`` has a row per row;
+        ``first`` may be empty)."""
         split = first.shape[0]
-        np.matmul(coef[:split].T, first, out=out)
+        if split:
+            np.matmul(coef[:split].T, first, out=out)
+        else:
+            out[:] = 0.0
         blas.dgemm(1.0, second.T, coef[split:], beta=1.0, c=out.T, overwrite_c=1)
 
     def _norm(self, row: np.ndarray) -> float:
@@ -694,21 +698,11 @@ class GCRODR:
         # C_new = What Q and U~_new = Vhat S diag(1/norms), written into the other block
         out = self._W_alt
         np.matmul(q.T, W[k0:v0 + steps + 1], out=out[k0:k0 + k_new])
-        u_new = out[k0 - k_new:k0]
-        if k_act:
-            np.matmul(s_unit[:k_act].T, W[k0 - k_act:k0], out=u_new)
-            blas.dgemm(1.0, W[v0:v0 + steps].T, s_unit[k_act:], beta=1.0, c=u_new.T,
-                       overwrite_c=1)
-        else:
-            np.matmul(s_unit.T, W[v0:v0 + steps], out=u_new)
+        self._combine_rows(W[k0 - k_act:k0], W[v0:v0 + steps], s_unit, out[k0 - k_new:k0])
         if self._store_z:  # M^{-1} U~_new = [M^{-1} U~, M^{-1} V_s] S diag(1/norms)
-            Z, z_new = self._Z, self._Z_alt[k0 - k_new:k0]
-            if k_act:
-                np.matmul(s_unit[:k_act].T, Z[k0 - k_act:k0], out=z_new)
-                blas.dgemm(1.0, Z[v0:v0 + steps].T, s_unit[k_act:], beta=1.0, c=z_new.T,
-                           overwrite_c=1)
-            else:
-                np.matmul(s_unit.T, Z[v0:v0 + steps], out=z_new)
+            Z = self._Z
+            self._combine_rows(Z[k0 - k_act:k0], Z[v0:v0 + steps], s_unit,
+                               self._Z_alt[k0 - k_new:k0])
             self._z_pc_key = self._current_pc_key
         self._swap_blocks()
         self._recycle_dim = k_new

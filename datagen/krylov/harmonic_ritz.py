@@ -5,7 +5,7 @@ After a cycle, GCRO-DR (Parks, de Sturler, Mackey, Johnson, Maiti, SISC 2006) ha
     Op  Vhat = What  Gbar,      Vhat = [U~, V_s]  (n x p),   What = [C, V_{s+1}]  (n x (p+1)),
 
 with ``p = k + s``, ``C`` orthonormal, ``V_{s+1}`` the Arnoldi basis, ``U~`` the recycled space
-with unit columns and ``Gbar = [[D, B], [0, Hbar]]`` ((p+1) x p). Harmonic Ritz pairs
+(``Op U~ = C Lambda``, ``Lambda`` invertible) and ``Gbar = [[Lambda, B], [0, Hbar]]`` ((p+1) x p). Harmonic Ritz pairs
 ``(theta, Vhat z)`` of ``Op`` with respect to ``range(Vhat)`` satisfy
 ``(Op Vhat)^T (Op Vhat z - theta Vhat z) = 0``, i.e. the generalised eigenproblem
 
