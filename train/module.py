@@ -173,10 +173,16 @@ class NeuralOperatorModule(pl.LightningModule):
         return kinds.pop(), (grid["x"]["length"], grid["y"]["length"]), with_walls
 
     def _build_loss(self, loss: str, cfg: Dict[str, Any]) -> nn.Module:
+        # reduction (mean | sum over the batch) and pool (all: one norm per sample over (t, c, x, y);
+        # none: one per frame and channel) -- the FNO scripts sum over the batch (FNO-2D also per step)
+        red, pool = cfg.pop("reduction", "mean"), cfg.pop("pool", "all")
+        if red not in ("mean", "sum") or pool not in ("all", "none"):
+            raise ValueError(f"loss_config reduction must be mean or sum and pool all or none, got {red!r}, {pool!r}")
+        pool = None if pool == "none" else pool
         if loss == "relative_l2":
             if cfg:
-                raise ValueError(f"relative_l2 takes no loss_config, got {cfg}")
-            return LpLoss(p=2, relative=True, dim=2, pool="all")
+                raise ValueError(f"relative_l2 takes only reduction and pool in loss_config, got {cfg}")
+            return LpLoss(p=2, relative=True, dim=2, pool=pool, reduction=red)
         s = {"relative_h1": 1.0, "relative_sobolev": cfg.get("s", 1.0), "negative_sobolev": cfg.get("s", -1.0)}[loss]
         unknown = set(cfg) - {"s", "k_max"}
         if unknown or (loss == "relative_h1" and "s" in cfg):
@@ -186,7 +192,7 @@ class NeuralOperatorModule(pl.LightningModule):
             raise ValueError(f"negative_sobolev needs s < 0, got s={s}")
         boundary, box, walls = self._boundary_and_box()
         return SobolevLoss(s=float(s), relative=True, dim=2, box=box, boundary=boundary, k_max=cfg.get("k_max"),
-                           includes_boundary=walls, pool="all")
+                           includes_boundary=walls, pool=pool, reduction=red)
 
     def _h1_boundary(self) -> Optional[str]:
         kinds = {v["boundary"] for v in self.io["grid"].values()}
