@@ -50,7 +50,7 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("none", "step", "onecycle", "cosine", "warmup_cosine")
 LOSS_SPACES = ("physical", "normalized")
 DIRECT_MODELS = ("fno3d", "sfno")
-AUTOREGRESSIVE_MODELS = ("fno2d", "sinenet", "mgno_ts", "unet")
+AUTOREGRESSIVE_MODELS = ("fno2d", "sinenet", "mgno_ts", "mgno_ns", "unet")
 STEADY_MODELS = ("mgno", "fno2d", "unet")
 _PADDING = {"periodic": "circular", "dirichlet": "zeros", "neumann": "reflect"}
 
@@ -128,7 +128,7 @@ class NeuralOperatorModule(pl.LightningModule):
                              "data.mode: autoregressive")
         if self.mode == "autoregressive" and self.model_name in DIRECT_MODELS:
             raise ValueError(f"model {model!r} predicts a whole trajectory at once; set data.mode: direct")
-        if self.mode == "steady" and self.model_name in DIRECT_MODELS + ("mgno_ts",):
+        if self.mode == "steady" and self.model_name in DIRECT_MODELS + ("mgno_ts", "mgno_ns"):
             raise ValueError(f"model {model!r} is a time-dependent model; steady data needs one of "
                              f"{', '.join(STEADY_MODELS)}")
         self.model_config = self._complete_config(dict(model_config or {}))
@@ -375,12 +375,31 @@ class NeuralOperatorModule(pl.LightningModule):
         # a resumed one-cycle schedule keeps the length it was built for (from the checkpoint)
         for cfg in self.trainer.lr_scheduler_configs:
             total = getattr(cfg.scheduler, "total_steps", None)
-            if total is not None and total != int(self.trainer.estimated_stepping_batches):
+            run = int(self.trainer.max_epochs or 0) if cfg.interval == "epoch" else \
+                int(self.trainer.estimated_stepping_batches)
+            if total is not None and total != run:
                 raise ValueError(f"the one-cycle schedule in the checkpoint spans {total} steps but this run has "
-                                 f"{int(self.trainer.estimated_stepping_batches)}: resume with the original "
+                                 f"{run}: resume with the original "
                                  "trainer.max_epochs/max_steps (a one-cycle schedule cannot be extended)")
 
     def configure_optimizers(self):
+        """Optimiser and schedule.
+
+        Weight decay: ``adam`` is ``torch.optim.Adam``, whose ``weight_decay`` is *coupled* L2 (``wd *
+        theta`` is added to the gradient before the moments), as in the Adam of the FNO and MgNO
+        scripts; ``adamw`` is decoupled (``lr * wd * theta`` subtracted from the weights). Adam is
+        invariant to a constant factor on the objective (up to ``eps``), so with coupled decay a
+        loss summed over a batch of ``B`` with ``wd`` trains exactly like the batch mean with
+        ``wd / B``: the published scripts sum (``loss_config: {reduction: sum}``), and a config keeps
+        their ``wd`` only together with their reduction. Decoupled decay does not depend on the
+        reduction.
+
+        Schedules (``scheduler_config``): ``step`` {step_size (epochs), gamma}; ``onecycle``
+        {pct_start, div_factor, final_div_factor, interval}: torch's OneCycleLR (cosine, Adam's
+        beta1 cycled 0.85-0.95) over every optimiser step (``interval: step``, default) or stepped
+        once per epoch over ``max_epochs`` (``interval: epoch``, MgNO's schedules); ``cosine``
+        {eta_min}; ``warmup_cosine`` {warmup_epochs, eta_min}.
+        """
         hp = self.hparams
         params = self.model.parameters()
         if hp.optimizer == "adam":
@@ -392,7 +411,8 @@ class NeuralOperatorModule(pl.LightningModule):
         cfg = dict(hp.scheduler_config or {})
         if hp.scheduler == "none":
             return opt
-        allowed = {"step": {"step_size", "gamma"}, "onecycle": {"pct_start", "div_factor", "final_div_factor"},
+        allowed = {"step": {"step_size", "gamma"},
+                   "onecycle": {"pct_start", "div_factor", "final_div_factor", "interval"},
                    "cosine": {"eta_min"}, "warmup_cosine": {"warmup_epochs", "eta_min"}}[hp.scheduler]
         if set(cfg) - allowed:
             raise ValueError(f"unknown scheduler_config keys {sorted(set(cfg) - allowed)} for scheduler "
@@ -401,7 +421,15 @@ class NeuralOperatorModule(pl.LightningModule):
             sched = torch.optim.lr_scheduler.StepLR(opt, step_size=int(cfg.get("step_size", 100)),
                                                     gamma=float(cfg.get("gamma", 0.5)))
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
-        total = int(self.trainer.estimated_stepping_batches)
+        interval = cfg.get("interval", "step")
+        if interval not in ("step", "epoch"):
+            raise ValueError(f"scheduler_config interval must be 'step' or 'epoch', got {interval!r}")
+        if interval == "epoch":
+            total = int(self.trainer.max_epochs or 0)
+            if total < 1:
+                raise ValueError("a one-cycle schedule stepped per epoch needs trainer.max_epochs")
+        else:
+            total = int(self.trainer.estimated_stepping_batches)
         if not 0 < total < 2 ** 62:
             raise ValueError(f"scheduler {hp.scheduler!r} needs a finite number of training steps "
                              "(set trainer.max_epochs or trainer.max_steps)")
@@ -410,6 +438,7 @@ class NeuralOperatorModule(pl.LightningModule):
                 opt, max_lr=hp.lr, total_steps=total, pct_start=float(cfg.get("pct_start", 0.3)),
                 div_factor=float(cfg.get("div_factor", 25.0)),
                 final_div_factor=float(cfg.get("final_div_factor", 1e4)))
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": interval}}
         else:
             eta = float(cfg.get("eta_min", 0.0)) / hp.lr
             warm = 0
