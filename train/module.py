@@ -50,8 +50,8 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("none", "step", "onecycle", "cosine", "warmup_cosine")
 LOSS_SPACES = ("physical", "normalized")
 DIRECT_MODELS = ("fno3d", "sfno")
-AUTOREGRESSIVE_MODELS = ("fno2d", "sinenet", "mgno_ts", "mgno_ns", "unet")
-STEADY_MODELS = ("mgno", "fno2d", "unet")
+AUTOREGRESSIVE_MODELS = ("fno2d", "sinenet", "mgno_ts", "mgno_ns", "unet", "unet_mod")
+STEADY_MODELS = ("mgno", "fno2d", "unet", "unet_mod")
 _PADDING = {"periodic": "circular", "dirichlet": "zeros", "neumann": "reflect"}
 
 
