@@ -155,3 +155,17 @@ def test_onecycle_per_epoch_schedule(tmp_path):
     np.testing.assert_allclose(lrs, want, rtol=1e-12)  # constant within an epoch, one value per epoch
     assert isinstance(m.loss_fn, torch.nn.Module) and m.loss_fn.reduction == "sum"
     assert isinstance(t.optimizers[0], torch.optim.Adam) and t.optimizers[0].defaults["weight_decay"] == 1e-4
+
+
+def test_loss_config_reduction_and_pool_reach_the_loss(tmp_path):
+    from train.data import SteadyDataModule
+    from train.module import NeuralOperatorModule
+    from train_helpers import write_steady
+
+    dm = SteadyDataModule(str(write_steady(tmp_path / "s.h5", n=6, res=16)), train="0:4", test="4:6",
+                          batch_size=2)
+    cfg = {"channels": 4, "num_layers": 1, "smoothing": [[1, 0], [1, 0]]}
+    m = NeuralOperatorModule("mgno", cfg, data_io=dm.io, loss_config={"reduction": "sum", "pool": "none"})
+    assert (m.loss_fn.reduction, m.loss_fn.pool) == ("sum", None)
+    with pytest.raises(ValueError, match="reduction must be mean or sum"):
+        NeuralOperatorModule("mgno", cfg, data_io=dm.io, loss_config={"reduction": "max"})

@@ -187,7 +187,7 @@ class NeuralOperatorModule(pl.LightningModule):
         unknown = set(cfg) - {"s", "k_max"}
         if unknown or (loss == "relative_h1" and "s" in cfg):
             raise ValueError(f"unknown loss_config keys {sorted(unknown) or ['s']} for {loss}; allowed: "
-                             f"{'k_max' if loss == 'relative_h1' else 's, k_max'}")
+                             f"{'k_max' if loss == 'relative_h1' else 's, k_max'}, reduction, pool")
         if loss == "negative_sobolev" and not float(s) < 0:
             raise ValueError(f"negative_sobolev needs s < 0, got s={s}")
         boundary, box, walls = self._boundary_and_box()
