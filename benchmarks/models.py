@@ -51,9 +51,11 @@ PAPER_INPUTS: Dict[str, dict] = {
     "fno3d": dict(grid=64, kind="trajectory", t_in=10, t_out=40),  # NS 64^2, 10 -> 40 frames
     "sfno": dict(grid=64, kind="trajectory", t_in=10, t_out=40),   # NS 64^2, 10 -> 40 frames
     "mgno": dict(grid=256, kind="field"),                       # Darcy 256^2
+    "mgno_ns": dict(grid=64, kind="field"),                     # NS 64^2 (LayerNorms bound to it), 1 -> 1 frame
     "mgno_ts": dict(grid=64, kind="field"),                     # NS 64^2, frames -> next frame
     "sinenet": dict(grid=128, kind="field"),                    # incompressible NS 128^2
     "unet": dict(grid=128, kind="field"),                       # incompressible NS 128^2
+    "unet_mod": dict(grid=128, kind="field"),                   # PDEArena Unetmod-64, NS 128^2
 }
 
 

@@ -225,3 +225,93 @@ def test_fno_bad_inputs_raise_clear_errors():
         models.get("fno2d", norm="layer")
     with pytest.raises(ValueError, match="padding"):
         models.get("fno2d", padding=(1, 2, 3))
+
+
+# ------------------------------------------------------------------------------------------------
+# Parity with functional statements of the FNO scripts (one revision per model, see the fno module)
+# ------------------------------------------------------------------------------------------------
+def _script_spectral(h, layer):
+    """The scripts' SpectralConv2d/3d: rfftn, corner blocks weights1..4 = [+x+y], [-x+y], [+x-y],
+    [-x-y] (2-d: weights1 = [+x], weights2 = [-x]), irfftn on the same grid."""
+    d = layer.dim
+    w = torch.view_as_complex(layer.weight.detach())
+    m = layer.modes
+    hf = torch.fft.rfftn(h, dim=tuple(range(-d, 0)))
+    out = torch.zeros(h.shape[0], layer.out_channels, *hf.shape[2:], dtype=hf.dtype)
+    sx = [slice(0, m[0]), slice(-m[0], None)]
+    if d == 2:
+        blocks = [((sx[0], slice(0, m[1])), w[0]), ((sx[1], slice(0, m[1])), w[1])]
+        eq = "bixy,ioxy->boxy"
+    else:
+        sy = [slice(0, m[1]), slice(-m[1], None)]
+        st = slice(0, m[2])
+        # script order weights1..4: (+,+), (-,+), (+,-), (-,-); our corner index is 2 sx + sy
+        blocks = [((sx[0], sy[0], st), w[0]), ((sx[1], sy[0], st), w[2]),
+                  ((sx[0], sy[1], st), w[1]), ((sx[1], sy[1], st), w[3])]
+        eq = "bixyz,ioxyz->boxyz"
+    for idx, wb in blocks:
+        out[(slice(None), slice(None)) + idx] = torch.einsum(eq, hf[(slice(None), slice(None)) + idx], wb)
+    return torch.fft.irfftn(out, s=h.shape[-d:], dim=tuple(range(-d, 0)))
+
+
+def _script_fno(model, inp, d):
+    """``inp (B, *grid, C)`` channels last, coordinates first as in the scripts; Linear fc0,
+    4 x [K + W (Conv1d), BatchNorm, ReLU except after the last], fc1, ReLU, fc2."""
+    c_data = model.in_channels
+    lw = model.lift.weight.detach().flatten(1)
+    fc0_w = torch.cat([lw[:, c_data:], lw[:, :c_data]], dim=1)   # coordinates first
+    h = inp @ fc0_w.T + model.lift.bias.detach()
+    h = h.movedim(-1, 1)
+    for i, (spec, skip, bn) in enumerate(zip(model.spectral, model.skip, model.norms)):
+        x1 = _script_spectral(h, spec)
+        x2 = torch.nn.functional.conv1d(h.flatten(2), skip.weight.detach().flatten(2), skip.bias.detach()).view_as(h)
+        h = torch.nn.functional.batch_norm(x1 + x2, bn.running_mean, bn.running_var, bn.weight.detach(),
+                                           bn.bias.detach(), training=False, eps=bn.eps)
+        if i < 3:
+            h = torch.relu(h)
+    h = h.movedim(1, -1)
+    p = model.projection
+    h = torch.relu(h @ p.hidden.weight.detach().flatten(1).T + p.hidden.bias.detach())
+    return h @ p.out.weight.detach().flatten(1).T + p.out.bias.detach()
+
+
+def _randomise_batchnorm(model):
+    with torch.no_grad():
+        for bn in model.norms:
+            bn.running_mean.normal_()
+            bn.running_var.uniform_(0.5, 2.0)
+            bn.weight.normal_()
+            bn.bias.normal_()
+    return model.eval()
+
+
+def test_fno3d_equals_fourier_3d_script_2021_01():
+    torch.manual_seed(0)
+    model = _randomise_batchnorm(models.get("fno3d", in_steps=3, out_steps=5, modes=(3, 2, 2), width=6,
+                                            projection_channels=8).double())
+    B, S, T_in, T = 2, 10, 3, 5
+    x = torch.randn(B, T_in, S, S, dtype=torch.float64)
+    # fourier_3d.py: a repeated over T, grids linspace(0, 1, S) and linspace(0, 1, T + 1)[1:], prefixed
+    a = x.permute(0, 2, 3, 1).reshape(B, S, S, 1, T_in).repeat(1, 1, 1, T, 1)
+    gx = torch.linspace(0, 1, S, dtype=torch.float64).reshape(1, S, 1, 1, 1).repeat(B, 1, S, T, 1)
+    gy = torch.linspace(0, 1, S, dtype=torch.float64).reshape(1, 1, S, 1, 1).repeat(B, S, 1, T, 1)
+    gt = torch.linspace(0, 1, T + 1, dtype=torch.float64)[1:].reshape(1, 1, 1, T, 1).repeat(B, S, S, 1, 1)
+    want = _script_fno(model, torch.cat([gx, gy, gt, a], dim=-1), 3)[..., 0].permute(0, 3, 1, 2)
+    torch.testing.assert_close(model(x, T), want, rtol=1e-10, atol=1e-10)
+    # the 2021-08 options (time padding, t = k / (T - 1)) give a different network
+    padded = models.get("fno3d", in_steps=3, out_steps=5, modes=(3, 2, 2), width=6, projection_channels=8,
+                        time_padding=6, time_coordinate="linspace").double()
+    padded.load_state_dict(model.state_dict())
+    assert (padded.eval()(x, T) - want).abs().max() > 1e-6
+
+
+def test_fno2d_equals_fourier_2d_time_script_2021_01():
+    torch.manual_seed(0)
+    model = _randomise_batchnorm(models.get("fno2d", in_channels=4, modes=3, width=6,
+                                            projection_channels=8).double())
+    B, S = 2, 10
+    x = torch.randn(B, 4, S, S, dtype=torch.float64)
+    gx = torch.linspace(0, 1, S, dtype=torch.float64).reshape(1, S, 1, 1).repeat(B, 1, S, 1)
+    gy = torch.linspace(0, 1, S, dtype=torch.float64).reshape(1, 1, S, 1).repeat(B, S, 1, 1)
+    want = _script_fno(model, torch.cat([gx, gy, x.permute(0, 2, 3, 1)], dim=-1), 2).permute(0, 3, 1, 2)
+    torch.testing.assert_close(model(x), want, rtol=1e-10, atol=1e-10)

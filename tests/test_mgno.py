@@ -223,3 +223,96 @@ def test_a_few_optimisation_steps_reduce_the_loss():
     grads = [p.grad for p in model.parameters()]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
     assert losses[-1] < 0.5 * losses[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# mgno_ns: MgNO's Navier-Stokes network (xlliu2017/MgNO models.py MgNO_NS / MgConv), stated
+# functionally and independently: circular 3x3 convs, plain ConvTranspose2d(4, 2, 1) prolongation,
+# LayerNorm over (C, n, n) after each coarse correction, GELU after every V-cycle, 1x1 head, + input.
+# ---------------------------------------------------------------------------------------------
+def _circ(x, conv, stride=1, mode="circular"):
+    if mode == "zeros":
+        return F.conv2d(x, conv.weight, conv.bias, stride=stride, padding=1)
+    return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="circular"), conv.weight,
+                    None if conv.bias is None else conv.bias, stride=stride)
+
+
+def _ref_mgconv(f, vc, smoothing, mode="circular"):
+    levels = len(smoothing)
+    us, fs = [], []
+    u = None
+    for level, (pre, _post) in enumerate(smoothing):
+        if level > 0:
+            u = _circ(u, vc.restrict_u[level - 1], 2, mode)   # Pi
+            f = _circ(f, vc.restrict_f[level - 1], 2, mode)   # R (the right-hand side itself)
+        for i, step in enumerate(vc.pre_smoothers[level]):
+            if level == 0 and i == 0:
+                u = _circ(f, step.S, 1, mode)                             # MgIte_init
+            else:
+                u = u + _circ(f - _circ(u, step.A, 1, mode), step.S, 1, mode)      # MgIte
+        us.append(u)
+        fs.append(f)
+    for j in range(levels - 2, -1, -1):
+        rt = F.conv_transpose2d(us[j + 1], vc.prolong[j].weight, stride=2, padding=1)
+        if vc.norms is None:                                       # MgConv_DC: no LayerNorm
+            us[j] = us[j] + rt
+        else:
+            norm = vc.norms[j]
+            us[j] = F.layer_norm(us[j] + rt, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
+    return us[0]
+
+
+def _ref_mgno_ns(model, x, smoothing):
+    u = x
+    for vc in model.vcycles:
+        u = F.gelu(_ref_mgconv(u, vc, smoothing))
+    return F.conv2d(u, model.head.weight) + x
+
+
+def test_mgno_ns_reference_parameter_count():
+    # navier.py: 5 layers x 32 channels, 5 levels, LayerNorms at 64^2, --bias: 2,885,194
+    model = models.get("mgno_ns")
+    assert n_params(model) == 2_885_194
+    assert n_params(models.get("mgno_ns", bias=False)) == 2_883_300
+    ln = sum(p.numel() for name, p in model.named_parameters() if ".norms." in name)
+    assert ln == 5 * 2 * 32 * (64 ** 2 + 32 ** 2 + 16 ** 2 + 8 ** 2) == 1_740_800
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_mgno_ns_equals_the_reference_functional_form(bias):
+    torch.manual_seed(0)
+    smoothing = [(1, 0), (1, 0), (2, 0)]
+    model = models.get("mgno_ns", channels=4, num_layers=2, smoothing=smoothing, resolution=16, bias=bias).double()
+    with torch.no_grad():  # non-trivial LayerNorm affine parameters
+        for name, p in model.named_parameters():
+            if ".norms." in name:
+                p.add_(0.3 * torch.randn_like(p))
+    x = torch.randn(2, 1, 16, 16, dtype=torch.float64)
+    torch.testing.assert_close(model(x), _ref_mgno_ns(model, x, smoothing), rtol=1e-12, atol=1e-12)
+    # the toolkit's periodic prolongation is a different operator (so the test is sharp)
+    wrapped = models.get("mgno_ns", channels=4, num_layers=2, smoothing=smoothing, resolution=16, bias=bias,
+                         prolong_padding_mode="circular").double()
+    wrapped.load_state_dict(model.state_dict())
+    assert (wrapped(x) - model(x)).abs().max() > 1e-6
+
+
+def test_mgno_ns_refuses_other_resolutions():
+    model = models.get("mgno_ns", channels=4, num_layers=1, smoothing=[(1, 0), (2, 0)], resolution=16)
+    with pytest.raises(ValueError, match=r"built for a 16x16 grid .* got \(32, 32\)"):
+        model(torch.randn(1, 1, 32, 32))
+    assert model(torch.randn(1, 1, 16, 16)).shape == (1, 1, 16, 16)
+
+
+def test_darcy_mgno_equals_the_reference_functional_form():
+    # MgNO_DC (darcy.py): u <- GELU(MgConv_DC(u) + Conv1x1_with_bias(u)), zero padding, head 1x1
+    torch.manual_seed(0)
+    smoothing = [(1, 0), (1, 0), (2, 0)]
+    model = MgNO(in_channels=1, out_channels=1, channels=4, num_layers=2, smoothing=smoothing).double()
+    with torch.no_grad():
+        for b in model.biases:
+            b.values.normal_()
+    x = torch.randn(2, 1, 16, 16, dtype=torch.float64)
+    u = x
+    for vc, w, b in zip(model.vcycles, model.pointwise, model.biases):
+        u = F.gelu(_ref_mgconv(u, vc, smoothing, "zeros") + F.conv2d(u, w.weight, b.values.flatten()))
+    torch.testing.assert_close(model(x), F.conv2d(u, model.head.weight), rtol=1e-12, atol=1e-12)

@@ -28,3 +28,20 @@ def test_fno_trains_one_step_under_bf16_autocast():
     loss.backward()
     grads = [p.grad for p in net.parameters() if p.requires_grad]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+def test_sfno_and_mgno_ns_train_one_step_under_bf16_autocast():
+    # SFNO's backward-normalised FFTs and its time resampling run in float32 under autocast
+    torch.manual_seed(0)
+    cases = [(models.get("sfno", modes_x=3, modes_y=3, modes_t=2, width=6, latent_steps=4, out_steps=3),
+              torch.randn(2, 5, 12, 12), lambda m, x: m(x, 3)),
+             (models.get("mgno_ns", channels=4, num_layers=1, smoothing=[(1, 0), (2, 0)], resolution=16),
+              torch.randn(2, 1, 16, 16), lambda m, x: m(x))]
+    for net, x, call in cases:
+        ref = call(net, x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = call(net, x)
+            loss = out.float().square().mean()
+        loss.backward()
+        assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters())
+        assert (out.float() - ref).abs().max() <= 5e-2 * ref.abs().max()

@@ -156,3 +156,55 @@ def test_channel_counts_are_exposed_and_can_be_given_directly():
     assert (model.in_channels, model.out_channels, model.frame_layout) == (12, 3, True)
     same = tiny(in_channels=12, out_channels=3)  # what the training code passes alongside the frame layout
     assert same.frame_layout and n_params(same) == n_params(model)
+
+
+# ---------------------------------------------------------------------------------------------
+# Parity with a functional statement of the authors' SineNet (divelab/AIRS OpenPDE/SineNet, its
+# Down/Up/ConvBlock modules): conv -> GroupNorm(1) -> GELU twice per block, 1x1 shortcut with bias
+# on the block's main input, avg-pooling, the wave input pooled and concatenated after the pooled
+# features from level 2 on, circular bicubic upsampling (pad 2, x2, crop 4), skip concatenated
+# before the upsampled features, residual around every wave, 3x3 circular lifting/projection.
+# ---------------------------------------------------------------------------------------------
+def _cconv(x, conv):
+
+    return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="circular"), conv.weight, conv.bias)
+
+
+def _ref_block(x, block):
+
+    c1, n1, _, c2, n2, _ = block.layers
+    h = F.gelu(F.group_norm(_cconv(x, c1), 1, n1.weight, n1.bias))
+    return F.gelu(F.group_norm(_cconv(h, c2), 1, n2.weight, n2.bias))
+
+
+def _ref_sinenet(model, frames):
+
+    x = _cconv(frames, model.lift)
+    for wave in model.waves:
+        x0, xs, dx = x, [x], x
+        for i, enc in enumerate(wave.encoder):
+            dx = F.avg_pool2d(dx, 2)
+            h = F.avg_pool2d(xs[-1], 2)
+            h0 = h
+            if i > 0:
+                h = torch.cat([h, dx], dim=1)
+            xs.append(_ref_block(h, enc.block) + F.conv2d(h0, enc.shortcut.weight, enc.shortcut.bias))
+        g = xs.pop(-1)
+        for dec in wave.decoder:
+            up = F.interpolate(F.pad(g, (2, 2, 2, 2), mode="circular"), scale_factor=2, mode="bicubic")[..., 4:-4, 4:-4]
+            g = _ref_block(torch.cat([xs.pop(-1), up], dim=1), dec.block) + F.conv2d(up, dec.shortcut.weight,
+                                                                                   dec.shortcut.bias)
+        x = x0 + g
+    return _cconv(x, model.project)
+
+
+def test_sinenet_equals_the_reference_functional_form():
+    torch.manual_seed(0)
+    model = models.get("sinenet", in_fields=3, time_history=2, hidden_channels=6, num_waves=2,
+                       multiplier=1.5, num_levels=3).double()
+    with torch.no_grad():
+        for mod in model.modules():
+            if isinstance(mod, torch.nn.GroupNorm):
+                mod.weight.normal_(); mod.bias.normal_()
+    x = torch.randn(2, 6, 16, 16, dtype=torch.float64)
+    torch.testing.assert_close(model(x), _ref_sinenet(model, x), rtol=1e-11, atol=1e-11)

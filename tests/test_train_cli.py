@@ -12,9 +12,10 @@ from train.module import NeuralOperatorModule
 
 from train_helpers import write_steady, write_trajectories
 
-CONFIGS = ["darcy_mgno", "darcy_fno", "ns_fno3d", "ns_fno2d", "ns_sfno", "ns_sinenet", "ns_mgno"]
-# parameter counts of the configured models (ANCHORS.md: 572,661 / 6,558,537 / 414,517 / ~9.2M / 602,604)
-PARAMS = {"darcy_mgno": 572_661, "ns_fno3d": 6_558_537, "ns_fno2d": 414_517, "ns_mgno": 602_604}
+CONFIGS = ["darcy_mgno", "darcy_fno", "ns_fno3d", "ns_fno2d", "ns_sfno", "ns_sinenet", "ns_mgno", "ns_mgno_ts"]
+# parameter counts of the configured models (572,661 / 6,558,537 / 414,517 / 9,242,461 / 2,885,194 / 602,604)
+PARAMS = {"darcy_mgno": 572_661, "ns_fno3d": 6_558_537, "ns_fno2d": 414_517, "ns_sfno": 9_242_461,
+          "ns_mgno": 2_885_194, "ns_mgno_ts": 602_604}
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +75,7 @@ def test_fit_resume_and_test_through_the_cli(data, tmp_path, capsys):
     with pytest.raises(ValueError, match="one-cycle schedule in the checkpoint spans 2 steps but this run has 3"):
         main(["fit", *common, "--trainer.max_epochs", "3", "--ckpt_path", root + "/ckpt/last.ckpt"])
     # with a step schedule the run continues to 3 epochs from last.ckpt
-    common += ["--model.scheduler", "step", "--checkpoint.dirpath", root + "/ckpt2"]
+    common += ["--model.scheduler", "step", "--model.scheduler_config", "{}", "--checkpoint.dirpath", root + "/ckpt2"]
     assert main(["fit", *common, "--trainer.max_epochs", "2"]) == 0
     assert main(["fit", *common, "--trainer.max_epochs", "3", "--ckpt_path", root + "/ckpt2/last.ckpt"]) == 0
     import torch

@@ -11,7 +11,7 @@ Steady problems use ``T = 1``; single-field trajectories use ``C = 1``.
 Each function states its reduction: which axes are summed inside the norm and which are kept.
 Functions that keep the sample axis return per-sample values so that a caller can average in
 chunks, bootstrap, or look at the worst sample; the scalar that goes into a report is always the
-plain mean over test samples (as in the FNO protocol, ANCHORS.md section 5).
+plain mean over test samples (as in the FNO protocol; docs/published.md).
 
 Wavenumbers (spectral metrics)
 ------------------------------
@@ -172,7 +172,7 @@ def relative_l2_per_sample(pred: torch.Tensor, target: torch.Tensor, eps: float 
 
 
 def fno_relative_l2(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """The FNO benchmark metric (ANCHORS.md section 5): mean over test samples of
+    """The FNO benchmark metric (docs/published.md): mean over test samples of
     :func:`relative_l2_per_sample`. Shapes: ``(N, T, C, X, Y)`` -> scalar."""
     return relative_l2_per_sample(pred, target).mean()
 

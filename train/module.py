@@ -50,8 +50,8 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("none", "step", "onecycle", "cosine", "warmup_cosine")
 LOSS_SPACES = ("physical", "normalized")
 DIRECT_MODELS = ("fno3d", "sfno")
-AUTOREGRESSIVE_MODELS = ("fno2d", "sinenet", "mgno_ts", "unet")
-STEADY_MODELS = ("mgno", "fno2d", "unet")
+AUTOREGRESSIVE_MODELS = ("fno2d", "sinenet", "mgno_ts", "mgno_ns", "unet", "unet_mod")
+STEADY_MODELS = ("mgno", "fno2d", "unet", "unet_mod")
 _PADDING = {"periodic": "circular", "dirichlet": "zeros", "neumann": "reflect"}
 
 
@@ -128,7 +128,7 @@ class NeuralOperatorModule(pl.LightningModule):
                              "data.mode: autoregressive")
         if self.mode == "autoregressive" and self.model_name in DIRECT_MODELS:
             raise ValueError(f"model {model!r} predicts a whole trajectory at once; set data.mode: direct")
-        if self.mode == "steady" and self.model_name in DIRECT_MODELS + ("mgno_ts",):
+        if self.mode == "steady" and self.model_name in DIRECT_MODELS + ("mgno_ts", "mgno_ns"):
             raise ValueError(f"model {model!r} is a time-dependent model; steady data needs one of "
                              f"{', '.join(STEADY_MODELS)}")
         self.model_config = self._complete_config(dict(model_config or {}))
@@ -173,20 +173,26 @@ class NeuralOperatorModule(pl.LightningModule):
         return kinds.pop(), (grid["x"]["length"], grid["y"]["length"]), with_walls
 
     def _build_loss(self, loss: str, cfg: Dict[str, Any]) -> nn.Module:
+        # reduction (mean | sum over the batch) and pool (all: one norm per sample over (t, c, x, y);
+        # none: one per frame and channel) -- the FNO scripts sum over the batch (FNO-2D also per step)
+        red, pool = cfg.pop("reduction", "mean"), cfg.pop("pool", "all")
+        if red not in ("mean", "sum") or pool not in ("all", "none"):
+            raise ValueError(f"loss_config reduction must be mean or sum and pool all or none, got {red!r}, {pool!r}")
+        pool = None if pool == "none" else pool
         if loss == "relative_l2":
             if cfg:
-                raise ValueError(f"relative_l2 takes no loss_config, got {cfg}")
-            return LpLoss(p=2, relative=True, dim=2, pool="all")
+                raise ValueError(f"relative_l2 takes only reduction and pool in loss_config, got {cfg}")
+            return LpLoss(p=2, relative=True, dim=2, pool=pool, reduction=red)
         s = {"relative_h1": 1.0, "relative_sobolev": cfg.get("s", 1.0), "negative_sobolev": cfg.get("s", -1.0)}[loss]
         unknown = set(cfg) - {"s", "k_max"}
         if unknown or (loss == "relative_h1" and "s" in cfg):
             raise ValueError(f"unknown loss_config keys {sorted(unknown) or ['s']} for {loss}; allowed: "
-                             f"{'k_max' if loss == 'relative_h1' else 's, k_max'}")
+                             f"{'k_max' if loss == 'relative_h1' else 's, k_max'}, reduction, pool")
         if loss == "negative_sobolev" and not float(s) < 0:
             raise ValueError(f"negative_sobolev needs s < 0, got s={s}")
         boundary, box, walls = self._boundary_and_box()
         return SobolevLoss(s=float(s), relative=True, dim=2, box=box, boundary=boundary, k_max=cfg.get("k_max"),
-                           includes_boundary=walls, pool="all")
+                           includes_boundary=walls, pool=pool, reduction=red)
 
     def _h1_boundary(self) -> Optional[str]:
         kinds = {v["boundary"] for v in self.io["grid"].values()}
@@ -369,12 +375,31 @@ class NeuralOperatorModule(pl.LightningModule):
         # a resumed one-cycle schedule keeps the length it was built for (from the checkpoint)
         for cfg in self.trainer.lr_scheduler_configs:
             total = getattr(cfg.scheduler, "total_steps", None)
-            if total is not None and total != int(self.trainer.estimated_stepping_batches):
+            run = int(self.trainer.max_epochs or 0) if cfg.interval == "epoch" else \
+                int(self.trainer.estimated_stepping_batches)
+            if total is not None and total != run:
                 raise ValueError(f"the one-cycle schedule in the checkpoint spans {total} steps but this run has "
-                                 f"{int(self.trainer.estimated_stepping_batches)}: resume with the original "
+                                 f"{run}: resume with the original "
                                  "trainer.max_epochs/max_steps (a one-cycle schedule cannot be extended)")
 
     def configure_optimizers(self):
+        """Optimiser and schedule.
+
+        Weight decay: ``adam`` is ``torch.optim.Adam``, whose ``weight_decay`` is *coupled* L2 (``wd *
+        theta`` is added to the gradient before the moments), as in the Adam of the FNO and MgNO
+        scripts; ``adamw`` is decoupled (``lr * wd * theta`` subtracted from the weights). Adam is
+        invariant to a constant factor on the objective (up to ``eps``), so with coupled decay a
+        loss summed over a batch of ``B`` with ``wd`` trains exactly like the batch mean with
+        ``wd / B``: the published scripts sum (``loss_config: {reduction: sum}``), and a config keeps
+        their ``wd`` only together with their reduction. Decoupled decay does not depend on the
+        reduction.
+
+        Schedules (``scheduler_config``): ``step`` {step_size (epochs), gamma}; ``onecycle``
+        {pct_start, div_factor, final_div_factor, interval}: torch's OneCycleLR (cosine, Adam's
+        beta1 cycled 0.85-0.95) over every optimiser step (``interval: step``, default) or stepped
+        once per epoch over ``max_epochs`` (``interval: epoch``, MgNO's schedules); ``cosine``
+        {eta_min}; ``warmup_cosine`` {warmup_epochs, eta_min}.
+        """
         hp = self.hparams
         params = self.model.parameters()
         if hp.optimizer == "adam":
@@ -386,7 +411,8 @@ class NeuralOperatorModule(pl.LightningModule):
         cfg = dict(hp.scheduler_config or {})
         if hp.scheduler == "none":
             return opt
-        allowed = {"step": {"step_size", "gamma"}, "onecycle": {"pct_start", "div_factor", "final_div_factor"},
+        allowed = {"step": {"step_size", "gamma"},
+                   "onecycle": {"pct_start", "div_factor", "final_div_factor", "interval"},
                    "cosine": {"eta_min"}, "warmup_cosine": {"warmup_epochs", "eta_min"}}[hp.scheduler]
         if set(cfg) - allowed:
             raise ValueError(f"unknown scheduler_config keys {sorted(set(cfg) - allowed)} for scheduler "
@@ -395,7 +421,15 @@ class NeuralOperatorModule(pl.LightningModule):
             sched = torch.optim.lr_scheduler.StepLR(opt, step_size=int(cfg.get("step_size", 100)),
                                                     gamma=float(cfg.get("gamma", 0.5)))
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
-        total = int(self.trainer.estimated_stepping_batches)
+        interval = cfg.get("interval", "step")
+        if interval not in ("step", "epoch"):
+            raise ValueError(f"scheduler_config interval must be 'step' or 'epoch', got {interval!r}")
+        if interval == "epoch":
+            total = int(self.trainer.max_epochs or 0)
+            if total < 1:
+                raise ValueError("a one-cycle schedule stepped per epoch needs trainer.max_epochs")
+        else:
+            total = int(self.trainer.estimated_stepping_batches)
         if not 0 < total < 2 ** 62:
             raise ValueError(f"scheduler {hp.scheduler!r} needs a finite number of training steps "
                              "(set trainer.max_epochs or trainer.max_steps)")
@@ -404,6 +438,7 @@ class NeuralOperatorModule(pl.LightningModule):
                 opt, max_lr=hp.lr, total_steps=total, pct_start=float(cfg.get("pct_start", 0.3)),
                 div_factor=float(cfg.get("div_factor", 25.0)),
                 final_div_factor=float(cfg.get("final_div_factor", 1e4)))
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": interval}}
         else:
             eta = float(cfg.get("eta_min", 0.0)) / hp.lr
             warm = 0

@@ -2,7 +2,7 @@
 
 Published numbers
 -----------------
-:data:`PUBLISHED_TABLES` holds the papers' numbers gathered in ANCHORS.md, one
+:data:`PUBLISHED_TABLES` holds the papers' numbers listed with their sources in docs/published.md, one
 :class:`PublishedTable` per (benchmark, setting, metric). Each table names the metric of this
 toolkit that it is compared with and states, in its own words, what the publication measured, so
 a reader can see whether the two are the same quantity (they are for the FNO Navier-Stokes
@@ -36,7 +36,7 @@ __all__ = [
     "write_report", "markdown_report",
 ]
 
-FNO_NS_SOURCE = "Li et al. 2020, Fourier Neural Operator, Navier-Stokes table (ANCHORS.md section 5)"
+FNO_NS_SOURCE = "Li et al., Fourier Neural Operator, ICLR 2021 (arXiv:2010.08895), Table 1 (docs/published.md)"
 FNO_NS_METRIC = ("relative L2 per test sample over all predicted (x, y, t) (inputs: first 10 snapshots), "
                  "mean over test samples, on de-normalised vorticity: the same definition as this "
                  "toolkit's relative_l2")
@@ -73,7 +73,12 @@ PUBLISHED_TABLES: Tuple[PublishedTable, ...] = (
         key="fno_ns_nu1e-4_T30_N10000", benchmark="FNO Navier-Stokes (vorticity, unit torus, 64^2)",
         setting="nu=1e-4, T=30, 10000 train, 10 input -> 20 predicted snapshots",
         metric="relative_l2", metric_definition=FNO_NS_METRIC, source=FNO_NS_SOURCE, layout="trajectory",
-        values={"FNO-3D": 0.0820, "FNO-2D": 0.0973, "U-Net": 0.1190, "TF-Net": 0.1168, "ResNet": 0.2311}),
+        values={"FNO-3D": 0.0820, "FNO-2D": 0.0834, "U-Net": 0.1190, "TF-Net": 0.1168, "ResNet": 0.2311}),
+    PublishedTable(
+        key="fno_ns_nu1e-4_T30_N1000", benchmark="FNO Navier-Stokes (vorticity, unit torus, 64^2)",
+        setting="nu=1e-4, T=30, 1000 train, 10 input -> 20 predicted snapshots",
+        metric="relative_l2", metric_definition=FNO_NS_METRIC, source=FNO_NS_SOURCE, layout="trajectory",
+        values={"FNO-3D": 0.1918, "FNO-2D": 0.1559, "U-Net": 0.2051, "TF-Net": 0.2253, "ResNet": 0.2871}),
     PublishedTable(
         key="fno_ns_nu1e-5_T20_N1000", benchmark="FNO Navier-Stokes (vorticity, unit torus, 64^2)",
         setting="nu=1e-5, T=20, 1000 train / 200 test, 10 input -> 10 predicted snapshots",
@@ -85,51 +90,57 @@ PUBLISHED_TABLES: Tuple[PublishedTable, ...] = (
         metric="relative_l2",
         metric_definition=("rollout relative L2 as reported by an independent rerun of the published MgNO "
                            "code; that code's reduction is not verified to be the FNO protocol"),
-        source="MgNO (He, Liu, Xu, ICLR 2024), independent rerun (ANCHORS.md section 2)", layout="trajectory",
+        source="MgNO (He, Liu, Xu, ICLR 2024), independent rerun (docs/published.md)", layout="trajectory",
         values={"MgNO (independent rerun)": 0.0160},
         notes="Kept apart from the FNO table because the metric may differ."),
     PublishedTable(
         key="darcy_rough_256", benchmark="Darcy rough (darcy_alpha2_tau5_512 subsampled to 256^2)",
         setting="1280 train / 112 test", metric="relative_l2",
         metric_definition="relative L2 of the solution u per test sample, mean over test samples (MgNO paper)",
-        source="MgNO (He, Liu, Xu, ICLR 2024) (ANCHORS.md section 2)", layout="steady",
+        source="MgNO (He, Liu, Xu, ICLR 2024) (docs/published.md)", layout="steady",
         values={"MgNO": 0.00339, "MgNO (independent rerun)": 0.00361}),
     PublishedTable(
         key="darcy_rough_256", benchmark="Darcy rough (darcy_alpha2_tau5_512 subsampled to 256^2)",
         setting="1280 train / 112 test", metric="relative_h1",
-        metric_definition="relative H1 of the solution u per test sample, mean over test samples (MgNO paper)",
-        source="MgNO (He, Liu, Xu, ICLR 2024) (ANCHORS.md section 2)", layout="steady",
+        metric_definition=("relative H1 per test sample, mean over test samples, in MgNO's own HsLoss: "
+                           "||w (u - v)^|| / ||w v^|| with v^ the orthonormal 2-d FFT of the (Dirichlet) "
+                           "data treated as periodic, w = sqrt(1 + k_x^2 + k_y^2) on integer wavenumbers, "
+                           "each |k_i| >= 20 set to 0 (truncation); not this toolkit's sine-series relative_h1"),
+        source="MgNO (He, Liu, Xu, ICLR 2024) (docs/published.md)", layout="steady",
         values={"MgNO": 0.01380}),
     PublishedTable(
         key="darcy_multiscale_trig", benchmark="Darcy multiscale trigonometric coefficient",
         setting="as in the MgNO paper", metric="relative_l2",
         metric_definition="relative L2 of the solution u per test sample, mean over test samples (MgNO paper)",
-        source="MgNO (He, Liu, Xu, ICLR 2024) (ANCHORS.md section 2)", layout="steady",
+        source="MgNO (He, Liu, Xu, ICLR 2024) (docs/published.md)", layout="steady",
         values={"MgNO": 0.00715}),
     PublishedTable(
         key="darcy_multiscale_trig", benchmark="Darcy multiscale trigonometric coefficient",
         setting="as in the MgNO paper", metric="relative_h1",
-        metric_definition="relative H1 of the solution u per test sample, mean over test samples (MgNO paper)",
-        source="MgNO (He, Liu, Xu, ICLR 2024) (ANCHORS.md section 2)", layout="steady",
+        metric_definition=("relative H1 per test sample, mean over test samples, in MgNO's own HsLoss: "
+                           "||w (u - v)^|| / ||w v^|| with v^ the orthonormal 2-d FFT of the (Dirichlet) "
+                           "data treated as periodic, w = sqrt(1 + k_x^2 + k_y^2) on integer wavenumbers, "
+                           "each |k_i| >= 20 set to 0 (truncation); not this toolkit's sine-series relative_h1"),
+        source="MgNO (He, Liu, Xu, ICLR 2024) (docs/published.md)", layout="steady",
         values={"MgNO": 0.01756}),
     PublishedTable(
         key="darcy_smooth_211", benchmark="Darcy smooth (FNO piecewise-constant data, 421 -> 211^2)",
         setting="FNO Darcy split", metric="relative_l2",
         metric_definition="relative L2 per test sample, mean over test samples (independent rerun of MgNO code)",
-        source="MgNO, independent rerun (ANCHORS.md section 2)", layout="steady",
+        source="MgNO, independent rerun (docs/published.md)", layout="steady",
         values={"MgNO (independent rerun)": 0.00170}),
     PublishedTable(
         key="skr_darcy_n2500", benchmark="SKR Darcy (neural operator trained on solver-generated data)",
         setting="n = 2500 unknowns, 5000 training samples", metric="relative_l2",
         metric_definition="test relative error of an FNO trained on the data (SKR paper); reduction not stated",
-        source="Wang et al., Sorting Krylov Recycling, ICLR 2024 (ANCHORS.md section 1)", layout="steady",
+        source="Wang et al., Sorting Krylov Recycling, ICLR 2024 (docs/published.md)", layout="steady",
         values={"NO on SKR data": 0.02, "NO on GMRES data": 0.02}),
     PublishedTable(
         key="sinenet_shallow_water", benchmark="SineNet shallow water (PDEArena), autoregressive rollout",
         setting="SineNet-8, circular vs zero padding", metric="nrmse",
         metric_definition=("rollout relative L2 per sample, step and channel over (x, y), averaged: equal to "
                            "this toolkit's nrmse"),
-        source="Zhang et al., SineNet, ICLR 2024 (ANCHORS.md section 3)", layout="trajectory_channels",
+        source="Zhang et al., SineNet, ICLR 2024 (docs/published.md)", layout="trajectory_channels",
         values={"SineNet-8 (circular padding)": 0.0178, "SineNet-8 (zero padding)": 0.0419}),
 )
 

@@ -28,6 +28,16 @@ Parameters (3x3 kernels, ``P_l = pre_l + post_l``)::
     restrictions  (L - 1) * 9 (C_u^2 + C_f^2)
     prolongations (L - 1) * 16 C_u^2
 
+Options for MgNO's Navier-Stokes network (its code's ``MgConv`` inside ``MgNO_NS``):
+``bias=True`` gives the smoothers' ``S`` and ``A`` convolutions biases (restrictions and
+prolongations never have one); ``norm_size=(n_x, n_y)`` applies a LayerNorm over
+``(C_u, n_x / 2^l, n_y / 2^l)`` with elementwise affine parameters after the coarse correction of
+every level ``l < L - 1``, i.e. ``u_l <- LN_l(u_l + RT_l u_{l+1})`` before the post-smoothing. Those
+LayerNorms are bound to the grid they were built for (``2 C_u n_x n_y / 4^l`` parameters each): the
+cycle refuses any other input grid (see :class:`MultigridVCycle`); ``prolong_padding_mode="zeros"``
+uses the plain (cropped, non-periodic) transposed convolution of the published code whatever the
+smoothers' padding.
+
 Boundary conditions: every 3x3 and stride-2 convolution pads with ``padding_mode`` (``zeros`` for
 Dirichlet data, ``circular`` for periodic data, ``reflect`` e.g. for Helmholtz). The prolongation
 wraps around for ``circular`` data and is cropped otherwise (:class:`PaddedConvTranspose2d`).
@@ -79,10 +89,11 @@ def vcycle_level_sizes(size: Sequence[int], levels: int) -> List[Tuple[int, int]
 class SmoothingStep(nn.Module):
     """One learned smoothing step ``u <- u + S (f - A u)``; without ``A`` (first step, ``u = 0``): ``u = S f``."""
 
-    def __init__(self, u_channels: int, f_channels: int, padding_mode: str, initial: bool = False):
+    def __init__(self, u_channels: int, f_channels: int, padding_mode: str, initial: bool = False,
+                 bias: bool = False):
         super().__init__()
-        self.S = padded_conv2d(f_channels, u_channels, 3, padding_mode, bias=False)
-        self.A = None if initial else padded_conv2d(u_channels, f_channels, 3, padding_mode, bias=False)
+        self.S = padded_conv2d(f_channels, u_channels, 3, padding_mode, bias=bias)
+        self.A = None if initial else padded_conv2d(u_channels, f_channels, 3, padding_mode, bias=bias)
 
     def forward(self, u: Optional[torch.Tensor], f: torch.Tensor) -> torch.Tensor:
         if self.A is None:
@@ -99,11 +110,17 @@ class MultigridVCycle(nn.Module):
         smoothing: ``(pre, post)`` smoothing steps per level, finest first (MgNO Darcy:
             ``[(1, 0)] * 5 + [(2, 0)]``).
         padding_mode: ``zeros``, ``circular``, ``reflect`` or ``replicate``.
+        bias: biases on the smoothers' convolutions (MgNO_NS).
+        norm_size: ``(n_x, n_y)``: LayerNorm after each coarse correction, built for that finest
+            grid (MgNO_NS: ``(64, 64)``); the cycle then accepts only that grid.
+        prolong_padding_mode: boundary handling of the prolongation (default: ``padding_mode``;
+            ``"zeros"``: the published code's plain transposed convolution).
     """
 
     def __init__(self, in_channels: int, out_channels: int,
                  smoothing: Sequence[Sequence[int]] = ((1, 0),) * 5 + ((2, 0),),
-                 padding_mode: str = "zeros"):
+                 padding_mode: str = "zeros", bias: bool = False,
+                 norm_size: Optional[Sequence[int]] = None, prolong_padding_mode: Optional[str] = None):
         super().__init__()
         if in_channels < 1 or out_channels < 1:
             raise ValueError(f"channel counts must be positive, "
@@ -121,13 +138,23 @@ class MultigridVCycle(nn.Module):
             if level == coarsest:  # no prolongation in between: all of the coarsest level's steps come first
                 pre, post = pre + post, 0
             self.pre_smoothers.append(nn.ModuleList(
-                SmoothingStep(cu, cf, mode, initial=(level == 0 and step == 0)) for step in range(pre)))
-            self.post_smoothers.append(nn.ModuleList(SmoothingStep(cu, cf, mode) for _ in range(post)))
+                SmoothingStep(cu, cf, mode, initial=(level == 0 and step == 0), bias=bias) for step in range(pre)))
+            self.post_smoothers.append(nn.ModuleList(SmoothingStep(cu, cf, mode, bias=bias) for _ in range(post)))
         self.restrict_u = nn.ModuleList(padded_conv2d(cu, cu, 3, mode, stride=2, bias=False) for _ in range(coarsest))
         self.restrict_f = nn.ModuleList(padded_conv2d(cf, cf, 3, mode, stride=2, bias=False) for _ in range(coarsest))
+        self.prolong_padding_mode = check_padding_mode(prolong_padding_mode or padding_mode)
         self.prolong = nn.ModuleList(
-            PaddedConvTranspose2d(cu, cu, 4, stride=2, padding=1, padding_mode=mode, bias=False)
+            PaddedConvTranspose2d(cu, cu, 4, stride=2, padding=1, padding_mode=self.prolong_padding_mode, bias=False)
             for _ in range(coarsest))
+        self.norm_size = None
+        self.norms = None
+        if norm_size is not None:
+            size = tuple(int(n) for n in norm_size)
+            if len(size) != 2 or min(size) < 1:
+                raise ValueError(f"norm_size must be two positive grid sizes (n_x, n_y), got {norm_size}")
+            self.norm_size = size
+            self.norms = nn.ModuleList(nn.LayerNorm([cu, *level_size])
+                                       for level_size in vcycle_level_sizes(size, self.levels)[:-1])
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels} -> {self.out_channels}, smoothing={self.smoothing}, "
@@ -136,6 +163,11 @@ class MultigridVCycle(nn.Module):
     def _check_input(self, f: torch.Tensor) -> None:
         if f.dim() != 4 or f.shape[1] != self.in_channels:
             raise ValueError(f"expected f of shape (B, {self.in_channels}, X, Y), got {tuple(f.shape)}")
+        if self.norm_size is not None and tuple(f.shape[-2:]) != self.norm_size:
+            raise ValueError(f"this V-cycle's LayerNorms were built for a {self.norm_size[0]}x{self.norm_size[1]} "
+                             f"grid (one affine weight per grid point), got {tuple(f.shape[-2:])}: build the "
+                             f"model for the data's grid (mgno_ns: resolution; V-cycle: norm_size) or "
+                             f"resample the data to {self.norm_size}")
         if self.padding_mode == "reflect":
             coarsest = vcycle_level_sizes(f.shape[-2:], self.levels)[-1]
             if min(coarsest) < 2:
@@ -159,6 +191,8 @@ class MultigridVCycle(nn.Module):
         u = us[-1]
         for level in range(self.levels - 2, -1, -1):
             u = us[level] + self.prolong[level](u, output_size=us[level].shape[-2:])
+            if self.norms is not None:
+                u = self.norms[level](u)
             for step in self.post_smoothers[level]:
                 u = step(u, fs[level])
         return u

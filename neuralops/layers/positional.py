@@ -53,50 +53,55 @@ class GridEmbedding(nn.Module):
 
 
 class SpaceTimeEncoding(nn.Module):
-    """SFNO's lifting encoding of a scalar trajectory ``(B, 1, X, Y, T) -> (B, 3 + n_time, X, Y, T)``.
+    """SFNO's positional encoding of a scalar trajectory ``(B, 1, X, Y, T) -> (B, channels, X, Y, T)``
+    (torch-cfd's ``SpaceTimePositionalEncoding`` without random features).
 
-    Channels (each added to the input field, broadcast over channels):
-    ``x``, ``y`` (``spatial=True`` only), ``t``, and ``n_time`` damped harmonics in time
-    ``exp(decay * t) * sin(pi (k+1) t)`` (k even) / ``cos`` (k odd), with frame ``j`` at
-    ``t_j = (j + 1) / max_time_steps`` (frames sit on a fixed time lattice, so the encoding of a
-    frame does not depend on how many frames are given). ``decay`` follows the a-priori energy decay
-    of Navier-Stokes solutions (the SFNO paper uses a small negative rate).
+    The ``channels`` rows are added to the input field (broadcast over channels)::
 
-    With ``spatial=False`` the ``x, y`` channels are left out (2 fewer channels): the encoding is
-    then translation-invariant in space and a periodic SFNO becomes translation-equivariant.
+        row 0: x_i = i / (n_x - 1)        row 1: y_j = j / (n_y - 1)     (linspace(0, 1, n): both ends)
+        row 2: t_k = (k + 1) / max_time_steps                            (frame k of the window)
+        row 3 + m (m = 0 .. channels - 4): exp(beta t) sin(pi (m + 1) t) (m even) / cos(...) (m odd)
+
+    Frames sit on a fixed time lattice, so the encoding of frame ``k`` does not depend on how many
+    frames are given; ``T`` may not exceed ``max_time_steps``. ``beta`` is the a-priori growth /
+    decay rate of the solution's energy (torch-cfd: ``beta``; its FNO-data recipe uses 0.02, its
+    class default is -0.01).
+
+    ``spatial=False`` zeroes the ``x, y`` rows (same channel count): the encoding is then
+    translation-invariant in space and a periodic SFNO becomes translation-equivariant. This is
+    this toolkit's option; the reference always has them.
     """
 
-    def __init__(self, n_time: int, max_time_steps: int = 100, decay: float = -0.01,
-                 spatial: bool = True, endpoint: bool = False):
+    def __init__(self, channels: int, max_time_steps: int = 100, beta: float = -0.01,
+                 spatial: bool = True):
         super().__init__()
-        if n_time < 0 or max_time_steps < 1:
-            raise ValueError(f"n_time must be >= 0 and max_time_steps >= 1, got {n_time}, {max_time_steps}")
-        self.n_time = int(n_time)
+        if channels < 4 or max_time_steps < 1:
+            raise ValueError(f"channels must be >= 4 (x, y, t and at least one harmonic) and "
+                             f"max_time_steps >= 1, got {channels}, {max_time_steps}")
+        self.channels = int(channels)
         self.max_time_steps = int(max_time_steps)
-        self.decay = float(decay)
+        self.beta = float(beta)
         self.spatial = bool(spatial)
-        self.endpoint = bool(endpoint)
-
-    @property
-    def channels(self) -> int:
-        return (3 if self.spatial else 1) + self.n_time
 
     def extra_repr(self) -> str:
-        return (f"n_time={self.n_time}, max_time_steps={self.max_time_steps}, decay={self.decay}, "
+        return (f"channels={self.channels}, max_time_steps={self.max_time_steps}, beta={self.beta}, "
                 f"spatial={self.spatial}")
 
     def encoding(self, nx: int, ny: int, nt: int, dtype=torch.float32, device=None) -> torch.Tensor:
         """The encoding tensor ``(1, channels, nx, ny, nt)``."""
+        if nt > self.max_time_steps:
+            raise ValueError(f"a window of {nt} frames does not fit the encoding's time lattice of "
+                             f"max_time_steps={self.max_time_steps} frames: raise max_time_steps")
         t = torch.arange(1, nt + 1, dtype=dtype, device=device) / self.max_time_steps
-        rows = []
-        if self.spatial:
-            xy = grid_coordinates((nx, ny), self.endpoint, dtype, device)
-            rows += [xy[0, :, :, None].expand(nx, ny, nt), xy[1, :, :, None].expand(nx, ny, nt)]
-        rows.append(t.expand(nx, ny, nt))
-        damping = torch.exp(self.decay * t)
-        for k in range(self.n_time):
-            wave = torch.sin if k % 2 == 0 else torch.cos
-            rows.append((damping * wave(torch.pi * (k + 1) * t)).expand(nx, ny, nt))
+        xy = grid_coordinates((nx, ny), True, dtype, device)
+        if not self.spatial:
+            xy = torch.zeros_like(xy)
+        rows = [xy[0, :, :, None].expand(nx, ny, nt), xy[1, :, :, None].expand(nx, ny, nt),
+                t.expand(nx, ny, nt)]
+        growth = torch.exp(self.beta * t)
+        for m in range(self.channels - 3):
+            wave = torch.sin if m % 2 == 0 else torch.cos
+            rows.append((growth * wave(torch.pi * (m + 1) * t)).expand(nx, ny, nt))
         return torch.stack(rows).unsqueeze(0)
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:

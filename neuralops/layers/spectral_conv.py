@@ -19,7 +19,16 @@ block ``R`` of shape ``(C_in, C_out, *modes)``.
 Storage: the weights are one real parameter ``weight`` of shape
 ``(2**(d-1), C_in, C_out, *modes, 2)`` (real, imaginary). Counting real numbers this way gives the
 published parameter counts (the FNO and SFNO papers count a complex weight as two parameters).
-The optional Fourier-space bias ``bias`` (SFNO's output layer) has shape ``(2**(d-1), C_out, *modes, 2)``.
+The optional Fourier-space bias ``bias`` (SFNO's output layer) has shape ``(2**(d-1), C_out, *modes, 2)``
+and enters as ``bias_scale * b_o(k)`` (torch-cfd's SFNO: ``bias_scale = delta = 0.1``).
+
+Normalisation (``norm``): ``"forward"`` (default, above) makes the layer act on functions: the
+same weights give the same function at every resolution and input/output length. ``"backward"``
+is ``torch.fft``'s default and the convention of the published FNO/SFNO code: ``v^`` is the
+unnormalised DFT (``N_in`` times the forward-normalised coefficient, ``N_in`` = product of the
+transformed input sizes) and the inverse divides by ``N_out``. Then the weight part of the output
+is ``N_in / N_out`` times the forward-normalised one (1 when the grid is unchanged) and the bias part
+is ``1 / N_out`` times it, so a backward-normalised bias acts more weakly on finer grids.
 
 Implementation (why it is cheap): only the kept modes are ever transformed. The forward
 transform is separable -- a real FFT along the last axis truncated to its kept frequencies (with a
@@ -70,14 +79,21 @@ class SpectralConv(nn.Module):
         bias: add a learned Fourier-space bias ``b_o(k)`` on the kept modes (SFNO output layer).
         init_scale: weights start uniform in ``[0, init_scale)`` (real and imaginary part);
             ``None`` -> ``1 / (C_in * C_out)`` as in the FNO paper's code.
+        norm: ``"forward"`` (default) or ``"backward"`` FFT normalisation (module docstring).
+        bias_scale: factor on the bias in Fourier space (torch-cfd's ``delta``).
 
     ``forward(v, out_shape=None)``: ``out_shape`` (``dim`` ints) evaluates the result on another
     grid (spectral resampling: exact for the band-limited filtered function); default = input grid.
     """
 
     def __init__(self, in_channels: int, out_channels: int, modes, dim: Optional[int] = None,
-                 bias: bool = False, init_scale: Optional[float] = None):
+                 bias: bool = False, init_scale: Optional[float] = None, norm: str = "forward",
+                 bias_scale: float = 1.0):
         super().__init__()
+        if norm not in ("forward", "backward"):
+            raise ValueError(f"norm must be 'forward' or 'backward', got {norm!r}")
+        self.norm = norm
+        self.bias_scale = float(bias_scale)
         if dim is None:
             if isinstance(modes, int):
                 raise ValueError("pass dim (1, 2 or 3) when modes is a single int")
@@ -101,7 +117,7 @@ class SpectralConv(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, modes={self.modes}, "
-                f"bias={self.bias is not None}")
+                f"bias={self.bias is not None}, norm={self.norm!r}, bias_scale={self.bias_scale}")
 
     # ------------------------------------------------------------------------------------------
     def _kept(self, n_in: Sequence[int], n_out: Sequence[int]):
@@ -165,10 +181,14 @@ class SpectralConv(nn.Module):
             axis = j - d
             h = torch.fft.fft(h, dim=axis, norm="forward")
             h = torch.cat([h.narrow(axis, 0, pos[j]), h.narrow(axis, n_in[j] - neg[j], neg[j])], dim=axis)
+        if self.norm == "backward":  # unnormalised DFT coefficients
+            h = h * math.prod(n_in)
         weight = self._compact(torch.view_as_complex(self.weight), 2, pos, neg, p_last)
         y = _mode_matmul(h, weight, d)
         if self.bias is not None:
-            y = y + self._compact(torch.view_as_complex(self.bias), 1, pos, neg, p_last)
+            y = y + self.bias_scale * self._compact(torch.view_as_complex(self.bias), 1, pos, neg, p_last)
+        if self.norm == "backward":  # the inverse DFT divides by the output size
+            y = y / math.prod(n_out)
         # Pruned inverse: re-insert the zero band of each full-FFT axis, inverse FFT it, and let
         # irfft zero-pad the last axis to n_out // 2 + 1 frequencies.
         for j in range(d - 1):
@@ -190,7 +210,7 @@ class SpectralConv(nn.Module):
             raise ValueError(f"widened modes {new_modes} must be >= the current modes {self.modes} "
                              f"on every axis")
         new = SpectralConv(self.in_channels, self.out_channels, new_modes, dim=self.dim,
-                           bias=self.bias is not None)
+                           bias=self.bias is not None, norm=self.norm, bias_scale=self.bias_scale)
         new = new.to(device=self.weight.device, dtype=self.weight.dtype)
         new.weight.zero_()
         for c in range(self.n_corners):

@@ -18,8 +18,25 @@ modes kept in every frequency corner) and ``W_l`` a pointwise (1x1) linear map::
 * ``fno3d``: ``(B, T_in, X, Y) -> (B, T_out, X, Y)``: convolution in space-time. The ``T_in``
   input frames are repeated along a new time axis of ``T_out`` points and the ``(x, y, t)``
   coordinates appended (10 + 3 = 13 channels); ``T_out`` is a call-time argument (default
-  ``out_steps``). Time is not periodic, so the time axis is zero-padded by ``time_padding`` points
-  after lifting (cropped before the projection).
+  ``out_steps``). Optionally (``time_padding > 0``, the 2021-08 script) the non-periodic time axis
+  is zero-padded after lifting and cropped before the projection.
+
+Which revision of the FNO scripts (github.com/zongyi-li/fourier_neural_operator) the defaults
+follow, one per model:
+
+* ``fno3d``: ``fourier_3d.py`` as of commit 3d0ac240 (2021-01-04, the ICLR 2021 version; the same
+  network since the 2020-12-01 fix of the last layer's skip): BatchNorm after every Fourier layer,
+  ReLU, no padding of the time axis, coordinates ``x_i = i / (S - 1)``, ``y_j = j / (S - 1)``
+  (``linspace(0, 1, S)``) and ``t_k = (k + 1) / T_out`` (``linspace(0, 1, T + 1)[1:]``),
+  with the paper's 8 modes (that script's own default is 4; the published 6,558,537 parameters
+  need 8). The 2021-08 revision (GELU, BatchNorm declared but not applied, time padding 6,
+  ``t_k = k / (T - 1)``) is reachable with ``norm="none", activation="gelu", time_padding=6,
+  time_coordinate="linspace"``.
+* ``fno2d``: ``fourier_2d_time.py`` as of commit 0acad9c4 (2021-01-19): BatchNorm, ReLU,
+  coordinates ``linspace(0, 1, S)``, the paper's 8 modes (the script's default is 12).
+
+The coordinate channels come after the data channels here (the scripts put them first; that only
+permutes the lifting's weights).
 
 Parameter counts (real numbers; a complex weight counts twice) of the paper's Navier-Stokes
 configurations, which are the defaults (width 20, 4 layers, modes 8 on every axis, BatchNorm,
@@ -42,7 +59,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..layers.pointwise import PointwiseMLP
-from ..layers.positional import GridEmbedding
+from ..layers.positional import GridEmbedding, grid_coordinates
 from ..layers.spectral_conv import SpectralConv
 from .registry import register
 
@@ -129,6 +146,29 @@ class FNO(nn.Module):
         return self.projection(v)
 
 
+class _SpaceTimeGrid(nn.Module):
+    """Append ``x, y`` (``endpoint`` convention) and ``t`` (``shifted``: ``(k + 1) / T``;
+    ``linspace``: ``k / (T - 1)``) coordinate channels to ``(B, C, X, Y, T)``."""
+
+    def __init__(self, endpoint: bool, time_coordinate: str):
+        super().__init__()
+        self.endpoint, self.time_coordinate = bool(endpoint), time_coordinate
+
+    def extra_repr(self) -> str:
+        return f"endpoint={self.endpoint}, time_coordinate={self.time_coordinate!r}"
+
+    def forward(self, v: torch.Tensor) -> torch.Tensor:
+        nx, ny, nt = v.shape[-3:]
+        xy = grid_coordinates((nx, ny), self.endpoint, v.dtype, v.device)
+        if self.time_coordinate == "shifted":
+            t = torch.arange(1, nt + 1, dtype=v.dtype, device=v.device) / nt
+        else:
+            t = torch.linspace(0.0, 1.0, nt, dtype=v.dtype, device=v.device)
+        grid = torch.stack([xy[0, :, :, None].expand(nx, ny, nt), xy[1, :, :, None].expand(nx, ny, nt),
+                            t.expand(nx, ny, nt)])
+        return torch.cat([v, grid.unsqueeze(0).expand(v.shape[0], *grid.shape)], dim=1)
+
+
 @register("fno2d")
 class FNO2d(FNO):
     """FNO-2D: ``(B, C_in, X, Y) -> (B, C_out, X, Y)``; defaults = the paper's Navier-Stokes
@@ -136,7 +176,7 @@ class FNO2d(FNO):
 
     def __init__(self, in_channels: int = 10, out_channels: int = 1, modes: Union[int, Sequence[int]] = 8,
                  width: int = 20, n_layers: int = 4, projection_channels: int = 128,
-                 positional_embedding: bool = True, endpoint: bool = False,
+                 positional_embedding: bool = True, endpoint: bool = True,
                  padding: Union[int, Sequence[int]] = 0, norm: str = "batch", activation: str = "relu",
                  projection_chunk_elements: Optional[int] = 2 ** 22):
         super().__init__(2, in_channels, out_channels, modes, width, n_layers, projection_channels,
@@ -148,19 +188,27 @@ class FNO2d(FNO):
 class FNO3d(FNO):
     """FNO-3D: ``(B, T_in, X, Y) -> (B, T_out, X, Y)`` with ``T_out`` free at call time;
     defaults = the paper's Navier-Stokes configuration (6,558,537 parameters); see the module
-    docstring. ``time_padding`` zeros are appended to the (non-periodic) time axis."""
+    docstring. ``time_padding`` zeros are appended to the (non-periodic) time axis.
+
+    ``time_coordinate``: ``"shifted"`` (``t_k = (k + 1) / T_out``, the 2021-01 script) or
+    ``"linspace"`` (``t_k = k / (T_out - 1)``, the 2021-08 script); ``endpoint`` sets ``x, y``.
+    """
 
     def __init__(self, in_steps: int = 10, out_steps: int = 40, modes: Union[int, Sequence[int]] = 8,
                  width: int = 20, n_layers: int = 4, projection_channels: int = 128,
-                 positional_embedding: bool = True, endpoint: bool = False, spatial_padding: int = 0,
-                 time_padding: int = 6, norm: str = "batch", activation: str = "relu",
-                 projection_chunk_elements: Optional[int] = 2 ** 22):
+                 positional_embedding: bool = True, endpoint: bool = True, spatial_padding: int = 0,
+                 time_padding: int = 0, norm: str = "batch", activation: str = "relu",
+                 time_coordinate: str = "shifted", projection_chunk_elements: Optional[int] = 2 ** 22):
         if int(out_steps) < 1:
             raise ValueError(f"out_steps must be a positive integer, got {out_steps}")
+        if time_coordinate not in ("shifted", "linspace"):
+            raise ValueError(f"time_coordinate must be 'shifted' or 'linspace', got {time_coordinate!r}")
         super().__init__(3, in_steps, 1, modes, width, n_layers, projection_channels,
                          positional_embedding, endpoint, (spatial_padding, spatial_padding, time_padding),
                          norm, activation, projection_chunk_elements)
         self.out_steps = int(out_steps)
+        if positional_embedding:
+            self.embedding = _SpaceTimeGrid(endpoint, time_coordinate)
 
     def forward(self, x: torch.Tensor, t_out: Optional[int] = None) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] != self.in_channels:

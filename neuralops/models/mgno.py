@@ -36,7 +36,12 @@ is cropped to the finer grid). With ``padding_mode="circular"`` and both axes di
 published code's prolongation always zero-pads; here it wraps around for ``circular`` data, which
 is what makes the periodic model exactly translation-equivariant. The parameters are the same.)
 
-``mgno_ts`` (:class:`MgNOTimeStepper`): the time-stepping variant for Navier-Stokes,
+``mgno_ns`` (:class:`MgNONS`): the paper's Navier-Stokes network as its code builds it
+(``MgNO_NS`` in xlliu2017/MgNO ``models.py``, configured by ``navier.py``): a different network from
+the Darcy one, see its class docstring (2,885,194 parameters at 64^2).
+
+``mgno_ts`` (:class:`MgNOTimeStepper`): this toolkit's own time-stepping variant (not a model of
+the paper): the Darcy network applied to a history of frames,
 ``(B, T_hist * C, X, Y) -> (B, C, X, Y)`` with the frames stacked time-major (channel ``t * C + c``
 is field ``c`` of frame ``t``, the last ``C`` channels are the latest frame) and the next frame
 predicted as a residual on the latest one: ``u_{t+1} = u_t + MgNO(u_{t-T_hist+1..t})``.
@@ -53,10 +58,12 @@ from ..layers.multigrid import MultigridVCycle, normalize_smoothing
 from ..layers.padding import check_padding_mode, pad2d
 from .registry import register
 
-__all__ = ["MgNO", "MgNOTimeStepper", "FunctionValuedBias", "DARCY_SMOOTHING"]
+__all__ = ["MgNO", "MgNONS", "MgNOTimeStepper", "FunctionValuedBias", "DARCY_SMOOTHING", "NS_SMOOTHING"]
 
 #: Smoothing schedule of the paper's Darcy configuration: 1 pre-smoothing step on levels 1-5, 2 on level 6.
 DARCY_SMOOTHING = ((1, 0),) * 5 + ((2, 0),)
+#: Smoothing schedule of MgNO_NS (navier.py's num_iteration): 1 pre-step on levels 1-3, 2 on levels 4-5.
+NS_SMOOTHING = ((1, 0),) * 3 + ((2, 0),) * 2
 
 
 class FunctionValuedBias(nn.Module):
@@ -146,9 +153,81 @@ class MgNO(nn.Module):
 
 
 
+@register("mgno_ns")
+class MgNONS(nn.Module):
+    """``mgno_ns``: MgNO's Navier-Stokes network (its code's ``MgNO_NS``), next frame from the
+    current one, ``(B, T_hist * C, X, Y) -> (B, C, X, Y)`` (reference: ``T_hist = C = 1``)::
+
+        u_0 = x,   u_{k+1} = GELU( V_k(u_k) ),  k = 0 .. num_layers - 1,   out = Q u_L + x_last
+
+    ``V_k``: a V-cycle (:class:`~neuralops.layers.multigrid.MultigridVCycle`) on 5 levels with
+    smoothing ``(1, 0), (1, 0), (1, 0), (2, 0), (2, 0)``, circular padding in the smoothers and
+    restrictions, biases on the smoothers' convolutions, a LayerNorm over ``(C, n/2^l, n/2^l)``
+    after every coarse correction (levels 0..3) and the published plain (zero-padded, cropped)
+    4x4 stride-2 transposed convolution as prolongation. Unlike the Darcy network there is no 1x1
+    map ``W_k`` and no separate bias ``b_k``; ``Q`` is a 1x1 convolution without bias; the input
+    frame is added to the output (``x_last``: the last ``C`` input channels).
+
+    Parameters at 64^2 with 32 channels and 5 layers: **2,885,194** (2,883,300 with
+    ``bias=False``), of which 1,740,800 are LayerNorm weights and biases:
+    5 layers x 2 x 32 x (64^2 + 32^2 + 16^2 + 8^2).
+
+    Resolution: those LayerNorms have one affine weight per grid point and normalise over the whole
+    grid, so the network is bound to the grid it is built for (``resolution``, default 64): any
+    other input grid is refused with a clear error. Building it with another ``resolution`` is a
+    different network (different LayerNorm shapes and count; trained weights do not load), and
+    evaluation at another resolution needs the data resampled to the training grid.
+
+    Args:
+        time_history, fields: input frames and channels per frame (reference: 1 and 1).
+        channels: ``C`` (reference 32); num_layers: V-cycle layers (5); smoothing: per level.
+        padding_mode: smoothers' and restrictions' padding (reference: circular).
+        bias: biases on the smoothers (reference run: yes; its code's default flag: no).
+        resolution: grid side the LayerNorms are built for (64).
+        prolong_padding_mode: prolongation boundary: "zeros" (reference) or e.g. "circular"
+            (periodic wrap-around, this toolkit's translation-equivariant option).
+        activation: "gelu" (reference), "relu", "tanh" or "silu".
+    """
+
+    def __init__(self, time_history: int = 1, fields: int = 1, channels: int = 32, num_layers: int = 5,
+                 smoothing: Sequence[Sequence[int]] = NS_SMOOTHING, padding_mode: str = "circular",
+                 bias: bool = True, resolution: int = 64, prolong_padding_mode: str = "zeros",
+                 activation: str = "gelu"):
+        super().__init__()
+        acts = {"gelu": nn.GELU, "relu": nn.ReLU, "tanh": nn.Tanh, "silu": nn.SiLU}
+        for name, value in (("time_history", time_history), ("fields", fields), ("channels", channels),
+                            ("num_layers", num_layers), ("resolution", resolution)):
+            if int(value) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value}")
+        if activation not in acts:
+            raise ValueError(f"unknown activation {activation!r}; allowed: {', '.join(acts)}")
+        self.time_history, self.fields = int(time_history), int(fields)
+        self.in_channels, self.out_channels = self.time_history * self.fields, self.fields
+        self.resolution = int(resolution)
+        self.smoothing = normalize_smoothing(smoothing)
+        widths = [self.in_channels] + [int(channels)] * int(num_layers)
+        self.vcycles = nn.ModuleList(
+            MultigridVCycle(widths[k], widths[k + 1], self.smoothing, padding_mode, bias=bias,
+                            norm_size=(self.resolution, self.resolution),
+                            prolong_padding_mode=prolong_padding_mode)
+            for k in range(int(num_layers)))
+        self.head = nn.Conv2d(int(channels), self.fields, 1, bias=False)
+        self.activation = acts[activation]()
+
+    def forward(self, history: torch.Tensor) -> torch.Tensor:
+        if history.dim() != 4 or history.shape[1] != self.in_channels:
+            raise ValueError(f"expected history of shape (B, T_hist * C = {self.time_history} * {self.fields}, X, Y), "
+                             f"got {tuple(history.shape)}")
+        u = history
+        for vcycle in self.vcycles:
+            u = self.activation(vcycle(u))
+        return self.head(u) + history[:, -self.fields:]
+
+
 @register("mgno_ts")
 class MgNOTimeStepper(nn.Module):
-    """``mgno_ts``: next frame from a history, ``(B, T_hist * C, X, Y) -> (B, C, X, Y)``.
+    """``mgno_ts``: this toolkit's own MgNO time stepper (not the paper's NS network, which is
+    ``mgno_ns``): next frame from a history, ``(B, T_hist * C, X, Y) -> (B, C, X, Y)``.
 
     ``u_{t+1} = u_t + MgNO(u_{t-T_hist+1}, ..., u_t)``: an MgNO with ``T_hist * C`` input and ``C``
     output channels predicts the increment over the latest frame (the last ``C`` input channels).

@@ -1,57 +1,64 @@
-"""SFNO: the spatiotemporal Fourier neural operator of Spectral-Refiner (Cao et al., ICLR 2025).
+"""SFNO: the spatiotemporal Fourier neural operator of Spectral-Refiner (Cao et al., ICLR 2025),
+built layer by layer as the authors' code builds it (scaomath/torch-cfd, ``fno/sfno.py``, 2025
+revision; configured as its ``fno/train.py`` does for the FNO Navier-Stokes data).
 
 Maps a trajectory of ``T_in`` snapshots to ``T_out`` snapshots of a scalar field (vorticity)::
 
     x: (B, T_in, X, Y)  ->  SFNO(x, t_out): (B, T_out, X, Y)
 
-``T_in``, ``T_out`` and the grid are free at call time: time is resampled spectrally, space is
-handled by spectral layers with fixed modes. Internally a trajectory is ``(B, C, X, Y, T)`` and every
-spectral layer transforms over ``(x, y, t)`` (real FFT in ``t``; 4 ``(k_x, k_y)`` corners times the
-first ``modes_t`` temporal frequencies; :class:`~neuralops.layers.SpectralConv`).
+Internally a trajectory is ``(B, C, X, Y, T)`` and every spectral layer transforms over
+``(x, y, t)`` (:class:`~neuralops.layers.SpectralConv`: real FFT in ``t``, the 4 ``(k_x, k_y)``
+corners times the first ``modes_t`` temporal frequencies). As in the reference all FFTs use
+``torch.fft``'s default ``norm="backward"``, so a layer that changes the number of frames scales its
+output by ``n_in / n_out`` and the output layer's Fourier bias by ``1 / (X Y n_out)``
+(``fft_norm="forward"`` is this toolkit's resolution-consistent alternative; see SpectralConv).
 
-Architecture (``u`` = input trajectory as ``(B, 1, X, Y, T_in)``)::
+Architecture (``u`` = input as ``(B, 1, X, Y, T_in)``, ``sigma`` = activation, GELU in the recipe,
+``W = width``, ``L = latent_steps``)::
 
-    lifting:  v_0 = K_0 W_p N(u + E)                  E: space-time encoding (x, y, t, width damped
-                                                        harmonics in t; 3 + width channels),
-                                                        N: GroupNorm(1 group), W_p: 1x1 to width,
-                                                        K_0: spectral conv T_in -> latent_steps frames
-    hidden:   v_{l+1} = GELU( MLP_l(K_l v_l) + W_l v_l ),  l = 0, 1, 2
-                                                        MLP_l: 1x1 width -> 128 -> width (GELU;
-                                                        evaluated in slabs, PointwiseMLP),
-                                                        W_l: 1x1 skip
-    reduce:   z = resample_t( R v_3 , T_out )           R: 1x1 width -> 1, then spectral resampling
-                                                        of the latent frames onto T_out frames
-    latent:   h = [u(-c..-1), z]                         the last c = 2 input frames, then z
-    output:   w = (Q pad_t(h))[-T_out:] + u(-1)          Q: spectral conv 1 -> 1 over (x, y, t) with
-                                                        a Fourier-space bias, on h zero-padded in time
-                                                        to twice its length (the wrap-around of the
-                                                        non-periodic window falls in the discarded
-                                                        half); the last input frame is added.
+    lifting:  p   = P N(u + E)                 E: encoding, W channels (x, y, t by linspace and
+                                                  W - 3 harmonics exp(beta t) sin/cos(pi m t)),
+                                                  N: GroupNorm(1 group, eps 1e-7), P: 1x1 W -> W
+              v_0 = sigma( p[..., -1:] + M_0 K_0 p )
+                                                  K_0: spectral conv W -> W, T_in -> L frames;
+                                                  M_0: MLP W -> 4W -> W; p[..., -1:] is the last
+                                                  frame, broadcast over the L frames (the skip)
+    hidden:   v_{l+1} = sigma( M_l K_l v_l + S_l v_l ),  l = 0 .. n_hidden_layers - 1 (3)
+                                                  M_l: MLP W -> 4W -> W (sigma inside), S_l: 1x1
+    reduce:   z = R v                             R: 1x1 W -> 1, (B, 1, X, Y, L)
+    output:   h = [u(T_in - 1), z]                one context frame, then the L latent frames
+              w = (Q' pad(h))[-T_out:] + u(T_in - 1)
+                                                  pad: h zero-padded in front to 2 (L + 1) frames;
+                                                  Q': spectral conv 1 -> 1 with Fourier bias
+                                                  (scale delta = 0.1), evaluated on
+                                                  T_out + L + 2 frames (time resampling)
 
-Refinement API (``train/refine``): ``model.output_layer`` is ``Q``; ``model.latent(x, t_out)``
-returns ``h`` ``(B, 1, X, Y, c + T_out)`` (everything before ``Q``, frozen during refinement);
-``model.head(h, x)`` applies ``Q``, crops and adds the last input frame, so
-``model(x, t_out) == model.head(model.latent(x, t_out), x)``. ``w`` is affine in ``Q``'s
-parameters. ``model.widen_output(mx, my, mt)`` swaps ``Q`` for a wider one with the old weights in
-the low modes and zeros elsewhere: the output is unchanged to round-off until it is trained.
+``lift_activation=False`` is the reference's ``--lift-linear``: ``sigma`` and ``M_0`` of the
+lifting become the identity and a 1x1 convolution.
 
-Parameter count of the FNO-data configuration (modes 12 x 12 x 5, width 20): **9,245,131**:
+Refinement API (``train/refine``): ``model.output_layer`` is ``Q``, a spectral conv on the
+*resampled* grid: ``Q'(pad h)`` = ``Q(rho(pad h))`` with ``rho`` the band-limited resampling of
+the padded window from ``2 (L + 1)`` to ``N = T_out + L + 2`` frames (``irfft_N(rfft(.))``, which
+is linear and parameter-free). ``model.latent(x, t_out)`` returns ``rho(pad h)``
+``(B, 1, X, Y, N)`` (everything before ``Q``, frozen during refinement); ``model.head(latent, x)``
+applies ``Q``, keeps the last ``T_out = N - L - 2`` frames and adds the last input frame, so
+``model(x, t_out) == model.head(model.latent(x, t_out), x)`` and ``w`` is affine in ``Q``'s
+parameters. This equals the reference's ``Q'`` to round-off whenever ``modes_t`` stays below the
+Nyquist frequency of both time grids (``modes_t <= L + 1`` and ``2 (modes_t - 1) < N``: always for
+the recipe's ``5 <= 11``). ``model.widen_output(mx, my, mt)`` swaps ``Q`` for a wider one with the
+old weights in the low modes and zeros elsewhere; ``model.output_time_frequencies(t_out)`` is the
+number of temporal frequencies ``Q`` can hold (``N // 2 + 1``).
 
-* four spectral convolutions width -> width (``K_0`` and three ``K_l``), each
-  4 corners x 20 x 20 x (12 x 12 x 5) complex = 2,304,000 real -> 9,216,000;
-* lifting: GroupNorm(23) 46 + 1x1 conv 23 -> 20: 480;
-* per hidden layer MLP 20*128+128 + 128*20+20 = 5,268 and skip 20*20+20 = 420 -> 3 x 5,688 = 17,064;
-* reduction 20 -> 1: 21; output layer 1 -> 1: 4 x 12 x 12 x 5 complex weights + as many complex
-  bias coefficients = 11,520.
+Parameter count of ``SFNO(12, 12, 5, 20)`` (the reference's count, 9,242,461):
 
-The paper's "~9.2M" is this count (dominated by the four 2.304M spectral convolutions).
+* four spectral convolutions W -> W (``K_0`` and three ``K_l``): 4 corners x 20 x 20 x 720 x 2 =
+  2,304,000 each -> 9,216,000;
+* lifting: GroupNorm 40 + 1x1 conv 420 + MLP (20*80 + 80) + (80*20 + 20) = 3,300 -> 3,760;
+* per hidden layer: MLP 3,300 + skip 420 -> 3 x 3,720 = 11,160;
+* reduction 21; output layer: 4 x 720 complex weights + as many complex bias coefficients = 11,520.
 
-Differences from the authors' code, on purpose: FFTs use ``norm="forward"`` (Fourier coefficients
-of the function on the unit torus) so that changing ``T_in``/``T_out`` resamples the same function
-instead of rescaling it by a ratio of lengths; the latent is resampled to ``T_out`` frames before the
-output layer (the authors resample inside it), which makes the output layer's input -- and hence
-the convex refinement problem -- explicit; the Fourier-space bias has no extra 0.1 factor (it only
-rescaled the bias's learning rate).
+Time: frame ``k`` of a window sits at ``t_k = (k + 1) / max_time_steps`` in the encoding, as in
+the reference (whose window always starts at frame 0 of its lattice).
 """
 from __future__ import annotations
 
@@ -93,92 +100,121 @@ class SFNO(nn.Module):
 
     Args:
         modes_x, modes_y: spatial Fourier modes per sign; modes_t: temporal modes (real FFT).
-        width: hidden channels.
-        latent_steps: number of frames of the hidden trajectory (independent of T_in / T_out).
+        width: hidden channels ``W`` (= the encoding's channel count, as in the reference).
+        latent_steps: frames ``L`` of the hidden trajectory (independent of T_in / T_out).
         out_steps: default ``T_out`` when ``forward`` is called without ``t_out``.
-        n_hidden_layers: spectral layers after the lifting (paper: 3).
-        mlp_channels: hidden width of the pointwise MLPs (paper: 128).
-        context_frames: last input frames put in front of the latent for the output layer (2).
-        max_time_steps, time_decay: frame lattice ``t_j = (j+1)/max_time_steps`` and damping rate of
-            the temporal harmonics of the encoding.
-        spatial_encoding: include the ``x, y`` coordinate channels in the encoding (paper: yes).
-            Without them the model is translation-equivariant on periodic grids.
-        activation: "gelu" (paper), "relu", "silu" or "tanh".
-        mlp_chunk_elements: memory bound of the 128-channel MLPs
-            (:class:`~neuralops.layers.PointwiseMLP`); ``None``: one piece.
+        n_hidden_layers: spectral layers after the lifting (reference: ``num_spectral_layers=4``
+            counts the lifting's, so 3 here).
+        mlp_channels: hidden width of the pointwise MLPs; ``None``: ``4 * width`` (reference
+            ``channel_expansion=4``).
+        beta: growth rate of the encoding's temporal harmonics (reference recipe for the FNO data:
+            0.02; its class default: -0.01).
+        delta: scale of the output layer's Fourier bias (reference: 0.1).
+        max_time_steps: frame lattice of the encoding ``t_k = (k + 1) / max_time_steps``.
+        spatial_encoding: keep the ``x, y`` encoding rows (reference: yes). Without them the model
+            is translation-equivariant on periodic grids.
+        lift_activation: nonlinear lifting (MLP + activation, reference default) or linear.
+        activation: "gelu" (reference training script), "relu" (reference class default), "silu",
+            "tanh".
+        fft_norm: "backward" (reference) or "forward" (see the module docstring).
+        mlp_chunk_elements: memory bound of the MLPs (:class:`~neuralops.layers.PointwiseMLP`);
+            ``None``: one piece.
     """
+
+    context_frames = 1  # input frames put in front of the latent for the output layer (reference: 1)
 
     def __init__(self, modes_x: int = 12, modes_y: int = 12, modes_t: int = 5, width: int = 20,
                  latent_steps: int = 10, out_steps: int = 40, n_hidden_layers: int = 3,
-                 mlp_channels: int = 128, context_frames: int = 2, max_time_steps: int = 100,
-                 time_decay: float = -0.01, spatial_encoding: bool = True,
-                 activation: str = "gelu", mlp_chunk_elements: Optional[int] = 2 ** 22):
+                 mlp_channels: Optional[int] = None, beta: float = -0.01, delta: float = 0.1,
+                 max_time_steps: int = 100, spatial_encoding: bool = True, lift_activation: bool = True,
+                 activation: str = "gelu", fft_norm: str = "backward",
+                 mlp_chunk_elements: Optional[int] = 2 ** 22):
         super().__init__()
+        mlp_channels = 4 * int(width) if mlp_channels is None else int(mlp_channels)
         for name, value in (("modes_x", modes_x), ("modes_y", modes_y), ("modes_t", modes_t),
                             ("width", width), ("latent_steps", latent_steps),
                             ("out_steps", out_steps), ("mlp_channels", mlp_channels)):
             if int(value) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value}")
-        if n_hidden_layers < 0 or context_frames < 1:
-            raise ValueError(f"n_hidden_layers must be >= 0 and context_frames >= 1, got "
-                             f"{n_hidden_layers}, {context_frames}")
+        if int(width) < 4:
+            raise ValueError(f"width must be >= 4 (the encoding has x, y, t and harmonics), got {width}")
+        if n_hidden_layers < 0:
+            raise ValueError(f"n_hidden_layers must be >= 0, got {n_hidden_layers}")
         if activation not in _ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; allowed: {', '.join(_ACTIVATIONS)}")
+        if fft_norm not in ("backward", "forward"):
+            raise ValueError(f"fft_norm must be 'backward' (reference) or 'forward', got {fft_norm!r}")
         modes = (int(modes_x), int(modes_y), int(modes_t))
         self.width = int(width)
         self.latent_steps = int(latent_steps)
         self.out_steps = int(out_steps)
-        self.context_frames = int(context_frames)
+        act = _ACTIVATIONS[activation]
 
-        self.encoding = SpaceTimeEncoding(width, max_time_steps, time_decay, spatial=spatial_encoding)
-        self.lift_norm = nn.GroupNorm(1, self.encoding.channels)
-        self.lift = nn.Conv3d(self.encoding.channels, width, 1)
-        self.lift_spectral = SpectralConv(width, width, modes, dim=3)
-        self.spectral = nn.ModuleList(SpectralConv(width, width, modes, dim=3)
-                                      for _ in range(n_hidden_layers))
-        self.mlp = nn.ModuleList(PointwiseMLP(3, width, mlp_channels, width, nn.GELU(), mlp_chunk_elements)
-                                 for _ in range(n_hidden_layers))
+        def spectral(c_in, c_out, **kw):
+            # the reference initialises every spectral weight uniform in [0, 0.5 / (c_in c_out))
+            return SpectralConv(c_in, c_out, modes, dim=3, norm=fft_norm,
+                                init_scale=0.5 / (c_in * c_out), **kw)
+
+        def mlp():
+            return PointwiseMLP(3, width, mlp_channels, width, act(), mlp_chunk_elements)
+
+        self.encoding = SpaceTimeEncoding(width, max_time_steps, beta, spatial=spatial_encoding)
+        self.lift_norm = nn.GroupNorm(1, width, eps=1e-7)
+        self.lift = nn.Conv3d(width, width, 1)
+        self.lift_spectral = spectral(width, width)
+        self.lift_mlp = mlp() if lift_activation else nn.Conv3d(width, width, 1)
+        self.lift_activation = act() if lift_activation else nn.Identity()
+        self.spectral = nn.ModuleList(spectral(width, width) for _ in range(n_hidden_layers))
+        self.mlp = nn.ModuleList(mlp() for _ in range(n_hidden_layers))
         self.skip = nn.ModuleList(nn.Conv3d(width, width, 1) for _ in range(n_hidden_layers))
-        self.activation = _ACTIVATIONS[activation]()
+        self.activation = act()
         self.reduce = nn.Conv3d(width, 1, 1)
-        self.output_layer = SpectralConv(1, 1, modes, dim=3, bias=True)
+        self.output_layer = spectral(1, 1, bias=True, bias_scale=delta)
 
     # ------------------------------------------------------------------------------------------
     def _check_input(self, x: torch.Tensor) -> None:
-        if x.dim() != 4:
-            raise ValueError(f"SFNO expects x of shape (B, T_in, X, Y), got {tuple(x.shape)}")
-        if x.shape[1] < self.context_frames:
-            raise ValueError(f"SFNO needs at least context_frames={self.context_frames} input frames, "
-                             f"got T_in={x.shape[1]}")
+        if x.dim() != 4 or x.shape[1] < 1:
+            raise ValueError(f"SFNO expects x of shape (B, T_in, X, Y) with T_in >= 1, got {tuple(x.shape)}")
+
+    def latent_length(self, t_out: int) -> int:
+        """Frames ``N = t_out + L + 2`` of the output layer's (resampled) input."""
+        return int(t_out) + self.latent_steps + 2
+
+    def output_time_frequencies(self, t_out: int) -> int:
+        """Temporal frequencies of the output layer's grid for ``t_out`` output frames."""
+        return self.latent_length(t_out) // 2 + 1
 
     def latent(self, x: torch.Tensor, t_out: Optional[int] = None) -> torch.Tensor:
-        """Everything before the output layer: ``(B, T_in, X, Y) -> (B, 1, X, Y, c + t_out)``
-        (the last ``c = context_frames`` input frames followed by the latent resampled to
-        ``t_out`` frames)."""
+        """Everything before the output layer: ``(B, T_in, X, Y) -> (B, 1, X, Y, t_out + L + 2)``
+        (context frame + latent, zero-padded in front, resampled to the output layer's grid)."""
         self._check_input(x)
         t_out = self.out_steps if t_out is None else int(t_out)
         if t_out < 1:
             raise ValueError(f"t_out must be >= 1, got {t_out}")
         _, _, nx, ny = x.shape
         u = x.movedim(1, -1).unsqueeze(1)  # (B, 1, X, Y, T_in)
-        v = self.lift(self.lift_norm(self.encoding(u)))
-        v = self.lift_spectral(v, out_shape=(nx, ny, self.latent_steps))
+        p = self.lift(self.lift_norm(self.encoding(u)))
+        w = self.lift_mlp(self.lift_spectral(p, out_shape=(nx, ny, self.latent_steps)))
+        v = self.lift_activation(p[..., -1:] + w)
         for spectral, mlp, skip in zip(self.spectral, self.mlp, self.skip):
             v = self.activation(mlp(spectral(v)) + skip(v))
-        z = resample_time(self.reduce(v), t_out)
-        return torch.cat([u[..., -self.context_frames:], z], dim=-1)
+        h = torch.cat([u[..., -self.context_frames:], self.reduce(v)], dim=-1)
+        padded = F.pad(h, (h.shape[-1], 0))
+        # band-limited resampling of the padded window onto the output grid, with the reference's
+        # backward-normalised amplitudes (its output layer resamples inside its inverse FFT);
+        # FFTs run in float32/float64 with autocast off
+        with torch.autocast(device_type=padded.device.type, enabled=False):
+            padded = padded if padded.dtype == torch.float64 else padded.float()
+            return torch.fft.irfft(torch.fft.rfft(padded), n=self.latent_length(t_out))
 
     def head(self, latent: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """Output layer + last input frame: ``latent (B, 1, X, Y, c + t_out)``, ``x (B, T_in, X, Y)``
+        """Output layer + last input frame: ``latent (B, 1, X, Y, t_out + L + 2)``, ``x (B, T_in, X, Y)``
         -> ``(B, t_out, X, Y)``."""
-        t_out = latent.shape[-1] - self.context_frames
+        t_out = latent.shape[-1] - self.latent_steps - 2
         if latent.dim() != 5 or latent.shape[1] != 1 or t_out < 1:
-            raise ValueError(f"latent must be (B, 1, X, Y, {self.context_frames} + t_out) as returned "
+            raise ValueError(f"latent must be (B, 1, X, Y, t_out + {self.latent_steps + 2}) as returned "
                              f"by SFNO.latent, got {tuple(latent.shape)}")
-        # zero block in front: the periodic wrap-around of the (non-periodic) window lands in the
-        # half that is cut off again
-        padded = F.pad(latent, (latent.shape[-1], 0))
-        w = self.output_layer(padded)[..., -t_out:]
+        w = self.output_layer(latent)[..., -t_out:]
         return w.squeeze(1).movedim(-1, 1) + x[:, -1:]
 
     def forward(self, x: torch.Tensor, t_out: Optional[int] = None) -> torch.Tensor:

@@ -1,6 +1,12 @@
-"""Modern U-Net baseline in the style of PDEArena (Gupta & Brandstetter, 2022): pre-norm residual blocks.
+"""U-Nets with pre-norm residual blocks.
 
-``unet``: the last ``T_hist`` frames of ``C`` fields in, the next ``T_future`` frames out::
+``unet_mod`` (:class:`UNetMod`) is PDEArena's ``Unetmod-64`` (Gupta & Brandstetter, 2022) as its
+code builds it (144,263,683 parameters on its Navier-Stokes setting; see the class).
+
+``unet`` (:class:`UNet`) is this toolkit's own, smaller U-Net of the same family, not a published
+model: its level widths are ``hidden * multiplier`` (not compounded as in PDEArena), each up level
+ends at its own width, the final GroupNorm has ``norm_groups`` groups and the default padding is
+circular. The last ``T_hist`` frames of ``C`` fields in, the next ``T_future`` frames out::
 
     (B, T_hist * C_in, X, Y) -> (B, T_future * C_out, X, Y)      frames stacked time-major as channels
     (B, T_hist, C_in, X, Y)  -> (B, T_future, C_out, X, Y)       the same, with a time axis
@@ -40,7 +46,7 @@ from ..layers.padding import PaddedConvTranspose2d, check_padding_mode, padded_c
 from .frames import FrameModel
 from .registry import register
 
-__all__ = ["UNet", "PreNormResidualBlock"]
+__all__ = ["UNet", "UNetMod", "PreNormResidualBlock"]
 
 
 class PreNormResidualBlock(nn.Module):
@@ -148,4 +154,96 @@ class UNet(FrameModel):
                 else:
                     h = layer(h)
         out = self.head(h)
+        return self._unflatten_frames(out, with_time_axis)
+
+
+@register("unet_mod")
+class UNetMod(FrameModel):
+    """PDEArena's ``Unetmod-64`` (``pdearena.modules.twod_unet.Unet`` with ``hidden_channels=64``,
+    ``norm=True``; Gupta & Brandstetter 2022), layer by layer.
+
+    Channels compound over the levels: ``c_l = hidden * prod(channel_multipliers[:l+1])``
+    (64, 64, 128, 256, 1024 for multipliers (1, 2, 2, 4)). With ``c_{-1} = hidden``::
+
+        h = P(frames)                                   3x3 conv -> hidden   (kept as a skip)
+        down, level l:  n_blocks x R(. -> c_l)          each output kept as a skip
+                        D: 3x3 stride-2 conv (c_l)      not after the last level; kept as a skip
+        middle:         R(c_{L-1} -> c_{L-1}) twice
+        up, level l = L-1..0:  n_blocks x R(cat[h, skip] -> c_l),  then R(cat[h, skip] -> c_{l-1})
+                        U: 4x4 stride-2 transposed conv (c_{l-1})   not after level 0
+        out = Q(GELU(GroupNorm(8 groups)(h)))           3x3 conv -> T_future * C_out
+
+    ``R`` is the pre-norm residual block of :class:`PreNormResidualBlock` with GroupNorm(1 group)
+    (PDEArena's ``ResidualBlock(norm=True)``). PDEArena pads with zeros (``padding_mode="zeros"``,
+    the default here); ``circular`` is this toolkit's periodic option. No attention (``Unetmod``,
+    not ``Unetmodattn``).
+
+    Parameters on PDEArena's incompressible Navier-Stokes setting (smoke + 2 velocity components,
+    ``T_hist = 4``, ``T_future = 1``): **144,263,683** (PDEArena's model table: 144.3M).
+    """
+
+    def __init__(self, in_fields: int = 3, out_fields: Optional[int] = None, time_history: int = 4,
+                 time_future: int = 1, hidden_channels: int = 64,
+                 channel_multipliers: Sequence[int] = (1, 2, 2, 4), blocks_per_level: int = 2,
+                 padding_mode: str = "zeros", final_norm_groups: int = 8, in_channels: Optional[int] = None,
+                 out_channels: Optional[int] = None):
+        super().__init__()
+        self._set_frames(in_fields, out_fields, time_history, time_future, in_channels, out_channels)
+        multipliers = tuple(int(m) for m in channel_multipliers)
+        if len(multipliers) < 1 or min(multipliers) < 1:
+            raise ValueError(f"channel_multipliers must be a non-empty sequence of positive integers, "
+                             f"got {channel_multipliers}")
+        hidden, n_blocks = int(hidden_channels), int(blocks_per_level)
+        if hidden < 1 or n_blocks < 1:
+            raise ValueError(f"hidden_channels and blocks_per_level must be positive, got {hidden_channels}, "
+                             f"{blocks_per_level}")
+        if hidden % int(final_norm_groups):
+            raise ValueError(f"final_norm_groups={final_norm_groups} does not divide hidden_channels={hidden}")
+        self.padding_mode = check_padding_mode(padding_mode)
+        self.num_levels = len(multipliers)
+        mode = padding_mode
+
+        self.lift = padded_conv2d(self.in_channels, hidden, 3, mode)
+        self.down = nn.ModuleList()
+        c_in = hidden
+        widths = []
+        for level, mult in enumerate(multipliers):
+            c_out = c_in * mult
+            for _ in range(n_blocks):
+                self.down.append(PreNormResidualBlock(c_in, c_out, mode))
+                c_in = c_out
+            widths.append(c_out)
+            if level < self.num_levels - 1:
+                self.down.append(padded_conv2d(c_in, c_in, 3, mode, stride=2))
+        self.middle = nn.Sequential(PreNormResidualBlock(c_in, c_in, mode), PreNormResidualBlock(c_in, c_in, mode))
+        self.up = nn.ModuleList()
+        for level in range(self.num_levels - 1, -1, -1):
+            for _ in range(n_blocks):
+                self.up.append(PreNormResidualBlock(2 * c_in, c_in, mode))
+            c_out = c_in // multipliers[level]
+            self.up.append(PreNormResidualBlock(c_in + c_out, c_out, mode))
+            c_in = c_out
+            if level > 0:
+                self.up.append(PaddedConvTranspose2d(c_in, c_in, 4, stride=2, padding=1, padding_mode=mode,
+                                                     bias=True))
+        self.head_norm = nn.GroupNorm(int(final_norm_groups), c_in)
+        self.activation = nn.GELU()
+        self.head = padded_conv2d(c_in, self.out_channels, 3, mode)
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        frames, with_time_axis = self._flatten_frames(frames)
+        self._check_grid(frames.shape, 2 ** (self.num_levels - 1), self.padding_mode, self.num_levels,
+                         "2**(levels - 1)")
+        h = self.lift(frames)
+        skips = [h]
+        for layer in self.down:
+            h = layer(h)
+            skips.append(h)
+        h = self.middle(h)
+        for layer in self.up:
+            if isinstance(layer, PreNormResidualBlock):
+                h = layer(torch.cat([h, skips.pop()], dim=1))
+            else:
+                h = layer(h)
+        out = self.head(self.activation(self.head_norm(h)))
         return self._unflatten_frames(out, with_time_axis)

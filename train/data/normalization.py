@@ -7,6 +7,15 @@ windows for trajectories). They live in module *buffers*, so they are saved in a
 every Lightning checkpoint with the weights.
 
 ``kind="none"`` keeps the identity map (mean 0, std 1) with the same interface.
+
+:class:`PointwiseNormalizer` is the FNO scripts' ``UnitGaussianNormalizer`` (``fourier_3d.py``
+normalises inputs and outputs this way): one ``(mean, std)`` per grid point (and per frame and
+channel), the mean and the *sample* standard deviation (``torch.std``, divisor ``N - 1``) over the
+training samples, ``encode(u) = (u - mean) / (std + eps)`` with ``eps = 1e-5``. Its statistics are
+fitted by :class:`RunningPointwiseStats` (streaming, float64). It is bound to the grid (and window)
+it was fitted on. Wiring it into the data module / LightningModule (``normalization: pointwise``)
+is the data module's job: it must fit :class:`RunningPointwiseStats` per sample instead of
+:class:`RunningChannelStats` per channel.
 """
 from __future__ import annotations
 
@@ -16,7 +25,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-__all__ = ["ChannelNormalizer", "RunningChannelStats", "NORMALIZATIONS"]
+__all__ = ["ChannelNormalizer", "RunningChannelStats", "PointwiseNormalizer", "RunningPointwiseStats",
+           "NORMALIZATIONS"]
 
 NORMALIZATIONS = ("gaussian", "none")
 
@@ -114,3 +124,88 @@ class ChannelNormalizer(nn.Module):
             return x
         shape = self._shape(x, channel_dim)
         return x * self.std.to(x.dtype).view(shape) + self.mean.to(x.dtype).view(shape)
+
+
+class RunningPointwiseStats:
+    """Streaming mean and sample variance per point of a sample ``shape`` (Chan et al.'s pairwise
+    merge, float64): ``update(block)`` adds the samples of ``block (N, *shape)``."""
+
+    def __init__(self, shape):
+        self.shape = tuple(int(n) for n in shape)
+        self.count = 0
+        self.mean = np.zeros(self.shape)
+        self.m2 = np.zeros(self.shape)
+
+    def update(self, block: np.ndarray) -> None:
+        x = np.asarray(block, dtype=np.float64)
+        if x.shape[1:] != self.shape:
+            raise ValueError(f"samples of shape {x.shape[1:]} do not match the statistics' shape {self.shape}")
+        n_b = x.shape[0]
+        if n_b == 0:
+            return
+        mean_b = x.mean(axis=0)
+        m2_b = ((x - mean_b) ** 2).sum(axis=0)
+        n = self.count + n_b
+        delta = mean_b - self.mean
+        self.mean = self.mean + delta * (n_b / n)
+        self.m2 = self.m2 + m2_b + delta ** 2 * (self.count * n_b / n)
+        self.count = n
+
+    def result(self) -> Tuple[np.ndarray, np.ndarray]:
+        """``(mean, std)`` with the sample standard deviation (``N - 1``, as ``torch.std``)."""
+        if self.count < 2:
+            raise ValueError(f"pointwise statistics need at least 2 training samples, got {self.count}")
+        return self.mean.copy(), np.sqrt(self.m2 / (self.count - 1))
+
+
+class PointwiseNormalizer(nn.Module):
+    """Unit-Gaussian normalisation per grid point (the FNO scripts' ``UnitGaussianNormalizer``).
+
+    Buffers ``mean`` and ``std`` of the sample shape (e.g. ``(T, C, X, Y)``; float64) and ``fitted``.
+    ``encode(u) = (u - mean) / (std + eps)``, ``decode(v) = v * (std + eps) + mean``, broadcast over
+    the leading (batch) axes of ``u``.
+    """
+
+    def __init__(self, shape, eps: float = 1e-5):
+        super().__init__()
+        shape = tuple(int(n) for n in shape)
+        if not shape or any(n < 1 for n in shape):
+            raise ValueError(f"shape must be positive sizes, got {shape}")
+        self.eps = float(eps)
+        self.register_buffer("mean", torch.zeros(shape, dtype=torch.float64))
+        self.register_buffer("std", torch.ones(shape, dtype=torch.float64))
+        self.register_buffer("fitted", torch.tensor(False))
+
+    @torch.no_grad()
+    def set_statistics(self, mean, std) -> None:
+        mean_t = torch.as_tensor(np.asarray(mean, dtype=np.float64))
+        std_t = torch.as_tensor(np.asarray(std, dtype=np.float64))
+        if mean_t.shape != self.mean.shape or std_t.shape != self.std.shape:
+            raise ValueError(f"statistics must have shape {tuple(self.mean.shape)}, got {tuple(mean_t.shape)} "
+                             f"and {tuple(std_t.shape)}")
+        if not (torch.isfinite(mean_t).all() and torch.isfinite(std_t).all()):
+            raise ValueError("normalisation statistics are not finite: the training data holds NaN/inf")
+        self.mean.copy_(mean_t)
+        self.std.copy_(std_t)
+        self.fitted.fill_(True)
+
+    def fit(self, samples: torch.Tensor) -> "PointwiseNormalizer":
+        """Fit on training samples ``(N, *shape)``."""
+        stats = RunningPointwiseStats(self.mean.shape)
+        stats.update(torch.as_tensor(samples).detach().cpu().double().numpy())
+        self.set_statistics(*stats.result())
+        return self
+
+    def _check(self, x: torch.Tensor) -> None:
+        if tuple(x.shape[x.dim() - self.mean.dim():]) != tuple(self.mean.shape):
+            raise ValueError(f"pointwise normaliser fitted on samples of shape {tuple(self.mean.shape)} "
+                             f"cannot encode a tensor of shape {tuple(x.shape)} (it is bound to its grid "
+                             f"and window)")
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        self._check(x)
+        return (x - self.mean.to(x.dtype)) / (self.std.to(x.dtype) + self.eps)
+
+    def decode(self, x: torch.Tensor) -> torch.Tensor:
+        self._check(x)
+        return x * (self.std.to(x.dtype) + self.eps) + self.mean.to(x.dtype)
