@@ -27,6 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         if action.dest == "format":
             action.choices = tuple(action.choices) + tuple(f for f in NEW_FORMATS if f not in action.choices)
             action.help = "layout of the source file: " + ", ".join(action.choices)
+        if action.dest == "viscosity":
+            action.help = "fno-ns: viscosity (default: from the file name); neuraloperator navier-stokes: required"
+        if action.dest == "boundary":
+            action.help = ("pdebench: boundary condition of both axes (default: PDEBench's for the file); "
+                           "the-well: the condition at a WALL")
         if action.dest == "source":
             action.help = "the file to import (.mat v5/v7.3, PDEBench .h5/.hdf5, neuraloperator .pt, The Well .hdf5)"
     g = parser.add_argument_group("neuraloperator / The Well")
