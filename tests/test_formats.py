@@ -225,3 +225,26 @@ def test_cli_import_and_export(tmp_path, capsys):
     np.testing.assert_array_equal(open_dataset(tmp_path / "e.h5").read("a"), open_dataset(tmp_path / "d.h5").read("a"))
     spec = json.loads(json.dumps(open_dataset(tmp_path / "e.h5").spec))
     assert spec["coefficient"] == "0/1 mask -> 3/12"
+
+
+def test_an_imported_neuraloperator_grid_reaches_training_as_x_j_equals_j_over_s(tmp_path):
+    """The data module passes the stated convention on: no wall at the far end, so models take
+    coordinates j/s (endpoint=False), the convention neuraloperator's models were trained with."""
+    from train.data import SteadyDataModule
+    from train.module import _io_model_defaults
+
+    src = tmp_path / "darcy_train_8.pt"
+    darcy_pt(src, n=6)
+    out = import_neuraloperator(str(src), str(tmp_path / "d.h5"))
+    info = SteadyDataModule(out, train="0:4", test="4:6").grid_info()
+    assert info["x"]["includes_boundary"] is False and info["x"]["length"] == pytest.approx(1.0)
+    io = {"mode": "steady", "in_channels": 1, "out_channels": 1, "grid": info}
+    assert "endpoint" not in _io_model_defaults(io)
+
+
+def test_cli_refuses_a_node_convention_for_formats_that_fix_their_grid(tmp_path, capsys):
+    from train.data_cli import main
+
+    assert main(["import", "fno-darcy", str(tmp_path / "x.mat"), str(tmp_path / "x.h5"),
+                 "--node-convention", "cell-centres"]) == 1
+    assert "--node-convention applies to neuraloperator and the-well" in capsys.readouterr().err

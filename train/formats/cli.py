@@ -55,6 +55,10 @@ def run(args) -> int:
     from .the_well import import_the_well
 
     try:
+        if args.format not in NEW_FORMATS and args.node_convention is not None:
+            raise ValueError(f"{args.format} files fix their grid (fno-*: nodes x_j = j/(s-1) with both walls for "
+                             f"Darcy, j/s periodic for Navier-Stokes; pdebench: the file's own coordinates); "
+                             f"--node-convention applies to neuraloperator and the-well")
         if args.format == "neuraloperator":
             out = import_neuraloperator(args.source, args.out, problem=args.problem,
                                         node_convention=args.node_convention, mask_values=args.mask_values,
