@@ -248,3 +248,20 @@ def test_cli_refuses_a_node_convention_for_formats_that_fix_their_grid(tmp_path,
     assert main(["import", "fno-darcy", str(tmp_path / "x.mat"), str(tmp_path / "x.h5"),
                  "--node-convention", "cell-centres"]) == 1
     assert "--node-convention applies to neuraloperator and the-well" in capsys.readouterr().err
+
+
+def test_cli_pdebench_shallow_water_is_neumann_on_its_cell_centres(tmp_path):
+    """PDEBench's radial dam break (one group per sample, grid/x the cell centres of [-2.5, 2.5])."""
+    from train.data_cli import main
+
+    src = tmp_path / "2D_rdb_NA_NA.h5"
+    x = node_coordinates("cell-centres", 8, -2.5, 2.5)
+    with h5py.File(src, "w") as f:
+        for i in range(2):
+            f.create_dataset(f"{i:04d}/data", data=RNG.random((3, 8, 8, 1)).astype(np.float32))
+            for ax, c in (("x", x), ("y", x), ("t", np.linspace(0, 1, 3))):
+                f.create_dataset(f"{i:04d}/grid/{ax}", data=c.astype(np.float32))
+    assert main(["import", "pdebench", str(src), str(tmp_path / "swe.h5")]) == 0
+    ds = open_dataset(tmp_path / "swe.h5")
+    assert ds.grid.boundary == {"x": "neumann", "y": "neumann"}
+    assert infer_node_convention(ds.grid.coords["x"], -2.5, 2.5) == "cell-centres"

@@ -247,7 +247,7 @@ def _axis_boundaries(f: h5py.File, axes: List[str], boundary: Optional[str]) -> 
 def _convention(f: h5py.File, axes, coords, boundary, stated: Optional[str]) -> str:
     if "neuralops_node_convention" in f.attrs and stated is None:
         return check_node_convention(_attr_str(f.attrs["neuralops_node_convention"]))
-    seen = set()
+    decided = {}
     for ax in axes:
         c = coords[ax]
         conv = infer_node_convention(c)
@@ -255,16 +255,15 @@ def _convention(f: h5py.File, axes, coords, boundary, stated: Optional[str]) -> 
             frac = (c[0] / (c[1] - c[0])) % 1.0
             if min(frac, 1 - frac) <= 1e-4:
                 conv = "nodes-without-far-wall"   # a periodic grid never holds both ends of the period
-        if conv is not None:
-            seen.add(conv)
+        decided[ax] = conv
+    seen = {c for c in decided.values() if c is not None}
     if stated is not None:
         check_node_convention(stated)
         if seen and seen != {stated}:
             raise ValueError(f"--node-convention {stated} contradicts the file's coordinates, which are "
                              f"{', '.join(sorted(seen))}")
         return stated
-    if len(seen) == 1 and len(axes) == len([a for a in axes if infer_node_convention(coords[a]) or
-                                             boundary[a] == "periodic"]):
+    if len(seen) == 1 and None not in decided.values():
         return seen.pop()
     raise ValueError("the coordinates do not say whether the grid holds the walls; pass --node-convention "
                      f"({', '.join(NODE_CONVENTIONS)})")
@@ -280,6 +279,9 @@ def import_the_well(src: str, out: str, node_convention: Optional[str] = None, b
             if key not in f:
                 raise ValueError(f"{src} is not in The Well's layout: group {key!r} is missing "
                                  f"(found {', '.join(f.keys())})")
+        grid_type = _attr_str(f.attrs.get("grid_type", "cartesian"))
+        if grid_type != "cartesian":
+            raise ValueError(f"{src}: grid_type {grid_type!r}; neuralops datasets are on cartesian grids only")
         axes = _attr_list(f["dimensions"].attrs.get("spatial_dims"))
         if not axes or any(a not in f["dimensions"] for a in axes):
             raise ValueError(f"{src}: dimensions@spatial_dims {axes} does not name coordinate datasets in dimensions/")
