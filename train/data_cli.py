@@ -17,14 +17,17 @@ def build_parser() -> argparse.ArgumentParser:
     import importlib
 
     try:
-        importers = importlib.import_module("train.importers")
+        importers = importlib.import_module("train.formats.cli")   # train.importers + neuraloperator, The Well
     except ModuleNotFoundError as err:  # importers not part of this build
-        if err.name != "train.importers":
+        if err.name not in ("train.importers", "train.formats", "train.formats.cli"):
             raise
     else:
         p = sub.add_parser("import", help="convert a published benchmark file into a neuralops dataset")
         importers.add_arguments(p)
         p.set_defaults(_run=importers.run)
+        e = sub.add_parser("export", help="write a neuralops dataset in another layout (The Well)")
+        importers.add_export_arguments(e)
+        e.set_defaults(_run=importers.run_export)
     return parser
 
 

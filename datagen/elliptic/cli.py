@@ -87,6 +87,9 @@ def add_arguments(parser: argparse.ArgumentParser, family: str) -> None:
         p.add_argument("--alpha", type=float, default=2.5)
         p.add_argument("--tau", type=float, default=7.0)
         p.add_argument("--forcing", type=float, default=0.0)
+    from datagen.elliptic.user_fields import add_arguments as add_user_fields
+
+    add_user_fields(p, family)
 
 
 def make_family(args):
@@ -141,7 +144,9 @@ def run(args) -> int:
             raise ValueError(f"--n must be a positive number of samples, got {args.n}")
         if args.max_new is not None and args.max_new < 0:
             raise ValueError(f"--max-new must be >= 0, got {args.max_new}")
-        family = make_family(args)
+        from datagen.elliptic.user_fields import from_args
+
+        family = from_args(make_family(args), args)   # --coefficient-file etc.: fields read from a file
         config = make_config(args)
         config.validate()
         out = args.out or os.path.join("data", f"{args.family}_{args.resolution}_n{args.n}.h5")

@@ -144,7 +144,9 @@ class _ContractDataModule(pl.LightningDataModule):
             bc = g.boundary.get(ax, "none")
             # Dirichlet data on nodes x_j = j h including both walls (x_0 = 0 up to rounding)
             with_walls = bool(bc == "dirichlet" and n > 1 and abs(c[0]) <= 1e-9 * max(1.0, abs(c[-1])))
-            if with_walls:
+            if self.reference.spec.get("node_convention") in ("nodes-without-far-wall", "cell-centres"):
+                with_walls, length = False, n * h   # stated by an importer (train.formats.grid): x_j = j h or (j+1/2) h
+            elif with_walls:
                 length = float(c[-1] - c[0])
             elif bc == "dirichlet":
                 # interior nodes x_j = j h, j = 1..n: the walls sit at 0 and (n + 1) h
