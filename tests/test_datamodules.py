@@ -133,7 +133,14 @@ def test_splits_ranges_files_and_overlap(traj_file, steady_file, tmp_path):
     with pytest.raises(ValueError, match="neither an index range nor an existing file"):
         SteadyDataModule(steady_file, train="0-10")
     with pytest.raises(ValueError, match="selects no samples"):
-        SteadyDataModule(steady_file, train="30:40")
+        SteadyDataModule(steady_file, train="5:5")
+    # ranges beyond the file: the same proportions of the file (said on stderr), or an error
+    with pytest.raises(ValueError, match=r"index splits \(train 30:40\) do not fit the 24 samples .*adapt_splits"):
+        SteadyDataModule(steady_file, train="30:40", adapt_splits=False)
+    dm = SteadyDataModule(steady_file, train="0:1000", val="-100:", test="-100:")
+    assert dm.splits["train"].indices.tolist() == list(range(22)) and dm.splits["test"].indices.tolist() == [22, 23]
+    assert dm.splits["val"].indices.tolist() == [22, 23] and "split by fraction instead" in dm.split_note
+    assert dm.io["split_note"] == dm.split_note and dm.io["n_train"] == 22
 
 
 def test_samplers_split_global_batches_across_ranks(steady_file):
