@@ -285,3 +285,18 @@ def test_published_setting_matches_viscosity_windows_and_training_size(ns):
     assert key is None and "training samples 10 (published: 1000)" in why
     key, why = match_setting(ns, {"t_in": 10, "t_out": 20, "n_train": 1000})
     assert key is None and "predicted frames 20 (published: 40)" in why
+
+
+def test_without_tensorboard_logs_go_to_csv_only(darcy, tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    import train.cli as cli
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(cli.importlib.util, "find_spec", lambda name, *a: None if name == "tensorboard" else real(name, *a))
+    root = str(tmp_path / "run")
+    assert _fit_fno(darcy["17"], root, "--trainer.max_epochs", "1") == 0
+    err = capsys.readouterr().err
+    assert f"CSV log: {os.path.join(root, 'logs', 'version_0')}" in err and "TensorBoard log: off" in err
+    assert os.path.exists(os.path.join(root, "logs", "version_0", "metrics.csv"))
+    assert not glob.glob(os.path.join(root, "logs", "version_0", "events.out.tfevents.*"))

@@ -44,7 +44,7 @@ from .data.normalization import ChannelNormalizer
 
 __all__ = ["NeuralOperatorModule", "LOSSES", "OPTIMIZERS", "SCHEDULERS", "DIRECT_MODELS",
            "AUTOREGRESSIVE_MODELS", "load_for_refinement", "predict_split", "NonFiniteLossError",
-           "CheckpointMismatchError", "layout_differences", "describe_layout"]
+           "CheckpointMismatchError", "layout_differences", "describe_layout", "load_module"]
 
 LOSSES = ("relative_l2", "relative_h1", "relative_sobolev", "negative_sobolev")
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -97,6 +97,11 @@ def describe_layout(io: Dict[str, Any]) -> str:
     else:
         what = f"{', '.join(io.get('fields') or [])} {io.get('history')} frames -> the next"
     return f"{io.get('layout')} ({io.get('mode')}) {io.get('pde')} {what} on {grid}"
+
+
+#: checkpoint key holding the data module's ``io`` the model was built for (independent of how the
+#: Lightning version saves hyper-parameters)
+DATA_IO_KEY = "neuralops_data_io"
 
 
 def _padding_mode(grid: Dict[str, Any]) -> Optional[str]:
@@ -399,6 +404,9 @@ class NeuralOperatorModule(pl.LightningModule):
         if not self.trainer.sanity_checking and self.trainer.state.fn != "fit":
             self._require_fitted()
 
+    def on_save_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
+        checkpoint[DATA_IO_KEY] = dict(self.io)
+
     def on_load_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
         """Refuse a checkpoint of another model or data layout (before its weights are loaded)."""
         hp = checkpoint.get("hyper_parameters") or {}
@@ -407,7 +415,7 @@ class NeuralOperatorModule(pl.LightningModule):
             raise CheckpointMismatchError(
                 f"the checkpoint holds a {theirs!r} model but this run builds {self.model_name!r}: use a checkpoint "
                 f"of a {self.model_name!r} run, or the config that trained it (model.model: {theirs})")
-        io = hp.get("data_io")
+        io = checkpoint.get(DATA_IO_KEY) or hp.get("data_io")
         if io:
             diff = layout_differences(io, self.io)
             if diff:
@@ -502,6 +510,18 @@ class NeuralOperatorModule(pl.LightningModule):
 # ------------------------------------------------------------------------------------------------
 # checkpoints for other commands (refinement, evaluation)
 # ------------------------------------------------------------------------------------------------
+def load_module(path: str, map_location: str = "cpu") -> "NeuralOperatorModule":
+    """:class:`NeuralOperatorModule` from a checkpoint, built from its saved hyper-parameters.
+    LightningCLI checkpoints name an "instantiator" that re-parses the config; in Lightning 2.4 it
+    loses the linked ``data_io`` (not in the saved hyper-parameters either), so it is bypassed
+    (``_instantiator=None``) and ``data_io`` comes from the checkpoint's own copy."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    extra = {}
+    if not (ckpt.get("hyper_parameters") or {}).get("data_io") and ckpt.get(DATA_IO_KEY):
+        extra["data_io"] = ckpt[DATA_IO_KEY]   # Lightning 2.4's CLI does not save linked arguments
+    return NeuralOperatorModule.load_from_checkpoint(path, map_location=map_location, _instantiator=None, **extra)
+
+
 def load_for_refinement(path: str, map_location: str = "cpu"):
     """``(model, info)`` from a checkpoint of a trajectory model (used by ``neuralops-train refine``).
 
@@ -509,7 +529,7 @@ def load_for_refinement(path: str, map_location: str = "cpu"):
     the model's normalised variables), ``t_in``, ``t_out``, ``model_name``, ``test_indices``,
     ``data_io``.
     """
-    module = NeuralOperatorModule.load_from_checkpoint(path, map_location=map_location)
+    module = load_module(path, map_location)
     module.eval()
     io = module.io
     if io["layout"] != "trajectory":
@@ -545,7 +565,7 @@ def predict_split(ckpt_path: str, data: Optional[str] = None, split: str = "test
     from .data import SteadyDataModule, TrajectoryDataModule
 
     ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-    module = NeuralOperatorModule.load_from_checkpoint(ckpt_path, map_location=device).eval()
+    module = load_module(ckpt_path, device).eval()
     io = module.io
     dm_kwargs = dict(ckpt.get("datamodule_hyper_parameters") or {})
     if not dm_kwargs:
