@@ -42,16 +42,19 @@ def darcy(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def ns(tmp_path_factory):
-    """Navier-Stokes from the spectral generator (fno recipe): 4 trajectories, 6 frames, 16^2."""
+    """Navier-Stokes from the spectral generator (fno recipe, solved on 32^2): 4 trajectories of 6
+    frames stored on 16^2, and 2 test trajectories stored on 16^2 and on 32^2."""
     from datagen.navier_stokes.generator import generate
     from datagen.navier_stokes.recipes import recipe
 
     d = tmp_path_factory.mktemp("ns")
-    spec = recipe("fno", {"viscosity": 1e-3, "resolution": 32, "store_resolution": 16, "dt": 1e-3,
-                          "t_end": 0.6, "snapshot_interval": 0.1})
-    path = str(d / "ns.h5")
-    generate(spec, path, 4, seed=0, batch_size=4, progress=False, log=None)
-    return path
+    out = {}
+    for key, n, seed, store in (("16", 4, 0, 16), ("test16", 2, 1, 16), ("test32", 2, 1, 32)):
+        spec = recipe("fno", {"viscosity": 1e-3, "resolution": 32, "store_resolution": store, "dt": 1e-3,
+                              "t_end": 0.6, "snapshot_interval": 0.1})
+        out[key] = str(d / f"ns{key}.h5")
+        generate(spec, out[key], n, seed=seed, batch_size=n, progress=False, log=None)
+    return out
 
 
 def _fit_fno(data, root, *extra):
@@ -104,7 +107,7 @@ def test_foreign_checkpoints_are_refused_naming_both(darcy, ns, tmp_path, capsys
     assert "holds a 'fno2d' model but the config builds 'mgno'" in err and "Traceback" not in err
     assert not glob.glob(str(tmp_path / "mgno" / "**" / "*.ckpt"), recursive=True)
     # same model name, another data layout (steady Darcy a -> u vs vorticity trajectories)
-    assert main(["fit", "-c", "ns_fno2d", "--data.path", ns, "--data.train", "0:3", "--data.val", "3:4",
+    assert main(["fit", "-c", "ns_fno2d", "--data.path", ns["16"], "--data.train", "0:3", "--data.val", "3:4",
                  "--data.test", "3:4", "--data.t_in", "2", "--data.t_out", "2", "--data.history", "2",
                  "--data.unroll", "1", *QUIET, "--trainer.max_epochs", "2",
                  "--trainer.default_root_dir", str(tmp_path / "ns"), "--ckpt_path", fno_ckpt]) == 2
@@ -279,11 +282,11 @@ def test_evaluation_at_another_resolution_through_the_clis(darcy, tmp_path, caps
 def test_published_setting_matches_viscosity_windows_and_training_size(ns):
     from train.evaluate import match_setting
 
-    key, why = match_setting(ns, {"t_in": 10, "t_out": 40, "n_train": 1000})
+    key, why = match_setting(ns["16"], {"t_in": 10, "t_out": 40, "n_train": 1000})
     assert key == "fno_ns_nu1e-3_T50_N1000" and "matches" in why
-    key, why = match_setting(ns, {"t_in": 10, "t_out": 40, "n_train": 10})
+    key, why = match_setting(ns["16"], {"t_in": 10, "t_out": 40, "n_train": 10})
     assert key is None and "training samples 10 (published: 1000)" in why
-    key, why = match_setting(ns, {"t_in": 10, "t_out": 20, "n_train": 1000})
+    key, why = match_setting(ns["16"], {"t_in": 10, "t_out": 20, "n_train": 1000})
     assert key is None and "predicted frames 20 (published: 40)" in why
 
 
@@ -300,3 +303,24 @@ def test_without_tensorboard_logs_go_to_csv_only(darcy, tmp_path, monkeypatch, c
     assert f"CSV log: {os.path.join(root, 'logs', 'version_0')}" in err and "TensorBoard log: off" in err
     assert os.path.exists(os.path.join(root, "logs", "version_0", "metrics.csv"))
     assert not glob.glob(os.path.join(root, "logs", "version_0", "events.out.tfevents.*"))
+
+
+def test_trajectory_model_evaluated_at_another_resolution(ns, tmp_path, capsys):
+    """FNO-3D trained on 16^2 Navier-Stokes, evaluated on the same test trajectories stored at 16^2
+    and 32^2; the per-file report says why there is no published column (3 -> 3 frames, 3 samples)."""
+    from train.evaluate import main as eval_main
+
+    root = str(tmp_path / "run")
+    assert main(["fit", "-c", "ns_fno3d", "--data.path", ns["16"], "--data.t_in", "3", "--data.t_out", "3",
+                 "--data.batch_size", "2", "--model.model_config",
+                 "{modes: 4, width: 6, n_layers: 1, projection_channels: 8}", *QUIET, "--trainer.max_epochs", "2",
+                 "--trainer.default_root_dir", root, "--checkpoint.dirpath", root + "/ckpt"]) == 0
+    out = str(tmp_path / "report")
+    assert eval_main(["--ckpt", root + "/ckpt/last.ckpt", "--data", ns["test16"], ns["test32"], "--out", out]) == 0
+    record = json.load(open(os.path.join(out, "metrics.json")))
+    rows = {tuple(r["resolution"]): r for r in record["rows"]}
+    assert set(rows) == {(16, 16), (32, 32)} and all(r["relative_h1"] is not None for r in rows.values())
+    sub = open(rows[(32, 32)]["report"]).read()
+    assert "grid 32x32 (another resolution than training: zero-shot)" in sub
+    assert "the closest, fno_ns_nu1e-3_T50_N1000, differs in input frames 3 (published: 10)" in sub
+    assert "(published)" not in sub
