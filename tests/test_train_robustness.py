@@ -296,7 +296,8 @@ def test_without_tensorboard_logs_go_to_csv_only(darcy, tmp_path, monkeypatch, c
     import train.cli as cli
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(cli.importlib.util, "find_spec", lambda name, *a: None if name == "tensorboard" else real(name, *a))
+    monkeypatch.setattr(cli.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "tensorboard" else real(name, *a))
     root = str(tmp_path / "run")
     assert _fit_fno(darcy["17"], root, "--trainer.max_epochs", "1") == 0
     err = capsys.readouterr().err

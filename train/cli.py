@@ -116,7 +116,6 @@ def resolve_config_args(argv: Sequence[str]) -> List[str]:
 # ------------------------------------------------------------------------------------------------
 # YAML: split values stay strings
 # ------------------------------------------------------------------------------------------------
-_SPLIT_SCALAR = re.compile(r"^\s*-?(?:\d+|\d*\.\d+|\d+\.)?\s*:\s*-?(?:\d+|\d*\.\d+|\d+\.)?\s*$")
 _SPLIT_LINE = re.compile(r"^(?P<head>\s*(?:train|val|test)\s*:\s+)(?P<value>-?(?:\d+|\d*\.\d+|\d+\.)?:"
                          r"-?(?:\d+|\d*\.\d+|\d+\.)?)(?P<tail>\s*(?:#.*)?)$", re.M)
 
@@ -128,13 +127,15 @@ def _install_split_safe_yaml() -> None:
     620 and ``-4:`` as a mapping)."""
     from jsonargparse import get_loader, set_loader
 
+    from .data.splits import SPLIT_VALUE
+
     base = get_loader("yaml")
     if getattr(base, "_neuralops_split_safe", False):
         return
 
     def load(stream, *args, **kwargs):
         if isinstance(stream, str):
-            if _SPLIT_SCALAR.match(stream):
+            if SPLIT_VALUE.match(stream):
                 return stream.strip()
             if ":" in stream and "\n" in stream:
                 stream = _SPLIT_LINE.sub(lambda m: f'{m["head"]}"{m["value"]}"{m["tail"]}', stream)

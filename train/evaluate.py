@@ -229,7 +229,8 @@ def _run_protocol(path: str, io: Optional[Mapping[str, Any]], n_train: Optional[
     try:
         spec = ds.spec
         out["pde"] = ds.pde
-        out["fno_data"] = ds.pde == "navier_stokes_2d" and (spec.get("recipe") == "fno" or spec.get("source") == "fno_mat")
+        out["fno_data"] = ds.pde == "navier_stokes_2d" and (spec.get("recipe") == "fno"
+                                                            or spec.get("source") == "fno_mat")
         out["viscosity"] = spec.get("viscosity")
     finally:
         ds.close()
@@ -342,7 +343,8 @@ def _evaluate_one(args, data: Optional[str], out_dir: str) -> Dict[str, Any]:
         grid["includes_boundary"] = all(bool(a.get("includes_boundary")) for a in axes)
     n, n_t, n_c = prediction.shape[:3]
     if not 0 <= args.sample < n or not 0 <= args.channel < n_c:
-        raise ValueError(f"--sample {args.sample} / --channel {args.channel} out of range ({n} samples, {n_c} channels)")
+        raise ValueError(f"--sample {args.sample} / --channel {args.channel} out of range ({n} samples, "
+                         f"{n_c} channels)")
     t1 = time.perf_counter()
     if io.get("layout") == "steady":  # (N, 1, C, X, Y) -> (N, C, X, Y): the report then says "steady"
         result = evaluate(prediction[:, 0], target[:, 0], grid, setting, layout="steady")

@@ -88,7 +88,8 @@ def layout_differences(a: Dict[str, Any], b: Dict[str, Any]) -> Dict[str, Tuple[
 
 
 def describe_layout(io: Dict[str, Any]) -> str:
-    """One line: ``steady darcy a -> u on 16x16`` / ``trajectory (direct) navier_stokes_2d vorticity 10 -> 40 on 64x64``."""
+    """One line, e.g. ``steady (steady) darcy a -> u on 16x16`` or
+    ``trajectory (direct) navier_stokes_2d vorticity 10 -> 40 frames on 64x64``."""
     grid = "x".join(str(g.get("n")) for _, g in sorted((io.get("grid") or {}).items()))
     if io.get("mode") == "steady":
         what = f"{', '.join(io.get('inputs') or [])} -> {', '.join(io.get('outputs') or [])}"

@@ -29,7 +29,8 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-__all__ = ["Split", "parse_split", "check_disjoint", "fit_index_splits", "check_split_type", "is_index_range", "SPLIT_VALUE"]
+__all__ = ["Split", "parse_split", "check_disjoint", "fit_index_splits", "check_split_type", "is_index_range",
+           "SPLIT_VALUE"]
 
 _BOUND = r"-?(?:\d+|\d*\.\d+|\d+\.)?"
 _RANGE = re.compile(rf"^\s*({_BOUND})\s*:\s*({_BOUND})\s*$")
