@@ -192,3 +192,16 @@ def test_bad_configs_stop_with_clear_messages(traj_file, steady_file, tmp_path):
         SteadyDataModule(str(broken), train="0:4")
     with pytest.raises(DatasetError):
         SteadyDataModule(str(tmp_path / "missing.h5"), train="0:4")
+
+
+def test_eval_files_may_have_another_resolution_but_the_same_physics(steady_file, tmp_path):
+    finer = str(write_steady(tmp_path / "fine.h5", n=4, res=32, extra_output=True))
+    dm = SteadyDataModule(steady_file, train="0:20", test=finer)
+    assert dm.resolution("train") == [16, 16] and dm.resolution("test") == [32, 32]
+    x, y = dm.make_dataset("test")[0]
+    assert x.shape == (1, 32, 32) and y.shape == (3, 32, 32) and dm.io["grid"]["x"]["n"] == 16
+    periodic = str(write_steady(tmp_path / "periodic.h5", n=4, res=32, boundary="periodic", extra_output=True))
+    with pytest.raises(ValueError, match="boundary condition 'periodic' on axis x but the train file 'dirichlet'"):
+        SteadyDataModule(steady_file, train="0:20", test=periodic)
+    with pytest.raises(ValueError, match="has no field 'v'"):
+        SteadyDataModule(steady_file, train="0:20", test=str(write_steady(tmp_path / "nov.h5", n=4, res=32)))
