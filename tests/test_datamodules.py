@@ -140,7 +140,7 @@ def test_splits_ranges_files_and_overlap(traj_file, steady_file, tmp_path):
     dm = SteadyDataModule(steady_file, train="0:1000", val="-100:", test="-100:")
     assert dm.splits["train"].indices.tolist() == list(range(22)) and dm.splits["test"].indices.tolist() == [22, 23]
     assert dm.splits["val"].indices.tolist() == [22, 23] and "split by fraction instead" in dm.split_note
-    assert dm.io["split_note"] == dm.split_note and dm.io["n_train"] == 22
+    assert dm.io["splits"]["note"] == dm.split_note and dm.io["n_train"] == 22
 
 
 def test_samplers_split_global_batches_across_ranks(steady_file):

@@ -268,7 +268,8 @@ def test_evaluation_at_another_resolution_through_the_clis(darcy, tmp_path, caps
     assert os.path.getsize(os.path.join(out, "error_vs_resolution.png")) > 1000
     # each file's own report states training and test grids and why there is no published column
     sub = open(rows[(33, 33)]["report"]).read()
-    assert "training data: " in sub and "grid 17x17" in sub
+    assert "training data: " in sub and "grid 17x17; the index splits (train 0:1000, val -100:, test -100:) do " \
+        "not fit the 12 samples of the file; split by fraction instead: train 0:11" in sub
     assert "grid 33x33 (another resolution than training: zero-shot)" in sub
     assert "published comparison: no published comparison: the published tables are for FNO Navier-Stokes" in sub
     # the per-file report's metrics equal a direct computation on the 33^2 file

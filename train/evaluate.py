@@ -359,7 +359,7 @@ def _evaluate_one(args, data: Optional[str], out_dir: str) -> Dict[str, Any]:
         f"checkpoint: `{os.path.abspath(args.ckpt)}` ({pred['model_name']}, {pred['epochs']} epoch(s), "
         f"{pred['global_step']} steps)",
         f"training data: `{io.get('train_path')}`, {pred['n_train']} samples, grid {_res(pred['train_resolution'])}"
-        + (f"; {io['split_note']}" if io.get("split_note") else ""),
+        + (f"; {(io.get('splits') or {}).get('note')}" if (io.get("splits") or {}).get("note") else ""),
         f"evaluated data: `{os.path.abspath(pred['path'])}`, {args.split} split, {n} samples "
         f"(indices {int(idx.min()) if idx.size else 0}..{int(idx.max()) if idx.size else -1}), grid "
         f"{_res(pred['resolution'])}" + (" (another resolution than training: zero-shot)" if zero_shot else ""),

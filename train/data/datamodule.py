@@ -267,8 +267,9 @@ class _ContractDataModule(pl.LightningDataModule):
         """What the splits were (stored with the model, so reports can say which data they used)."""
         test = self.splits["test"]
         return {"train_path": self.splits["train"].path, "n_train": len(self.splits["train"]),
-                "splits": {k: s.describe() for k, s in self.splits.items() if s is not None},
-                "split_note": self.split_note,
+                # nested: jsonargparse YAML-loads top-level strings of a linked dict ("a: b" -> {a: b})
+                "splits": {**{k: s.describe() for k, s in self.splits.items() if s is not None},
+                           "note": self.split_note or ""},
                 "test_path": test.path if test else None,
                 "test_indices": test.indices.tolist() if test else None}
 
