@@ -199,10 +199,9 @@ def test_splits_are_strings_in_every_spelling(darcy, tmp_path):
     all stay split strings, on the command line and in config files."""
     from lightning.pytorch import LightningDataModule
 
-    from train.cli import NeuralOperatorCLI, _install_split_safe_yaml
+    from train.cli import NeuralOperatorCLI
     from train.module import NeuralOperatorModule
 
-    _install_split_safe_yaml()
     own = tmp_path / "splits.yaml"
     own.write_text("data:\n  init_args:\n    train: 1:10   # base-60 in YAML 1.1\n    val: -2:\n    test: 0.9:\n")
 

@@ -170,6 +170,10 @@ class NeuralOperatorCLI(LightningCLI):
     """LightningCLI + a ModelCheckpoint group + ``last.ckpt`` every epoch + the data -> model link +
     default loggers + checks of ``--ckpt_path`` against the config."""
 
+    def init_parser(self, **kwargs):
+        _install_split_safe_yaml()   # before any value or config file is loaded
+        return super().init_parser(**kwargs)
+
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults({"checkpoint.monitor": "val/relative_l2", "checkpoint.mode": "min",
