@@ -147,7 +147,8 @@ def check_disjoint(train: Split, other: Optional[Split]) -> None:
     common = np.intersect1d(train.indices, other.indices)
     if common.size:
         raise ValueError(f"the {other.name} split shares {common.size} samples with the train split "
-                         f"(e.g. index {int(common[0])} of {train.path}); statistics and metrics would leak")
+                         f"(e.g. index {int(common[0])} of {train.path}); statistics and metrics would leak: make "
+                         f"the ranges disjoint (e.g. train '0:0.9', {other.name} '0.9:')")
 
 
 # ------------------------------------------------------------------------------------------------
