@@ -78,7 +78,7 @@ fi
 
 say "installing Python dependencies"
 "${PIP[@]}" -q "numpy>=1.24" "scipy>=1.10" "h5py>=3.8" "matplotlib>=3.7" \
-    "lightning>=2.3" "jsonargparse[signatures]>=4.27" "tqdm>=4.60" \
+    "lightning>=2.4,<2.7" "jsonargparse[signatures]>=4.27" "tqdm>=4.60" \
     "pytest>=7" "pytest-timeout>=2" "cython>=3" "tensorboard>=2.14" \
     "import-linter>=2.1"
 

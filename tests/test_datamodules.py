@@ -133,7 +133,14 @@ def test_splits_ranges_files_and_overlap(traj_file, steady_file, tmp_path):
     with pytest.raises(ValueError, match="neither an index range nor an existing file"):
         SteadyDataModule(steady_file, train="0-10")
     with pytest.raises(ValueError, match="selects no samples"):
-        SteadyDataModule(steady_file, train="30:40")
+        SteadyDataModule(steady_file, train="5:5")
+    # ranges beyond the file: the same proportions of the file (said on stderr), or an error
+    with pytest.raises(ValueError, match=r"index splits \(train 30:40\) do not fit the 24 samples .*adapt_splits"):
+        SteadyDataModule(steady_file, train="30:40", adapt_splits=False)
+    dm = SteadyDataModule(steady_file, train="0:1000", val="-100:", test="-100:")
+    assert dm.splits["train"].indices.tolist() == list(range(22)) and dm.splits["test"].indices.tolist() == [22, 23]
+    assert dm.splits["val"].indices.tolist() == [22, 23] and "split by fraction instead" in dm.split_note
+    assert dm.io["splits"]["note"] == dm.split_note and dm.io["n_train"] == 22
 
 
 def test_samplers_split_global_batches_across_ranks(steady_file):
@@ -185,3 +192,16 @@ def test_bad_configs_stop_with_clear_messages(traj_file, steady_file, tmp_path):
         SteadyDataModule(str(broken), train="0:4")
     with pytest.raises(DatasetError):
         SteadyDataModule(str(tmp_path / "missing.h5"), train="0:4")
+
+
+def test_eval_files_may_have_another_resolution_but_the_same_physics(steady_file, tmp_path):
+    finer = str(write_steady(tmp_path / "fine.h5", n=4, res=32, extra_output=True))
+    dm = SteadyDataModule(steady_file, train="0:20", test=finer)
+    assert dm.resolution("train") == [16, 16] and dm.resolution("test") == [32, 32]
+    x, y = dm.make_dataset("test")[0]
+    assert x.shape == (1, 32, 32) and y.shape == (3, 32, 32) and dm.io["grid"]["x"]["n"] == 16
+    periodic = str(write_steady(tmp_path / "periodic.h5", n=4, res=32, boundary="periodic", extra_output=True))
+    with pytest.raises(ValueError, match="boundary condition 'periodic' on axis x but the train file 'dirichlet'"):
+        SteadyDataModule(steady_file, train="0:20", test=periodic)
+    with pytest.raises(ValueError, match="has no field 'v'"):
+        SteadyDataModule(steady_file, train="0:20", test=str(write_steady(tmp_path / "nov.h5", n=4, res=32)))

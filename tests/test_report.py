@@ -275,12 +275,20 @@ def test_published_setting_is_inferred_only_for_the_matching_benchmark(tmp_path)
             w.write(0, {"vorticity": np.zeros((3, 8, 8))})
         return str(path)
 
-    assert infer_setting(write("a.h5", "navier_stokes_2d", {"recipe": "fno", "viscosity": 1e-4}),
-                         {"t_in": 10}) == "fno_ns_nu1e-4_T30_N10000"
-    assert infer_setting(write("b.h5", "navier_stokes_2d", {"source": "fno_mat", "viscosity": 1e-3}),
-                         {"t_in": 10}) == "fno_ns_nu1e-3_T50_N1000"
-    # another viscosity, another recipe, or another input window is not the published setting
-    assert infer_setting(write("c.h5", "navier_stokes_2d", {"recipe": "fno", "viscosity": 2e-3}), {"t_in": 10}) is None
-    assert infer_setting(write("d.h5", "navier_stokes_2d", {"recipe": "kolmogorov", "viscosity": 1e-3}),
-                         {"t_in": 10}) is None
-    assert infer_setting(str(tmp_path / "a.h5"), {"t_in": 5}) is None
+    nu4 = {"t_in": 10, "t_out": 20, "n_train": 10000}
+    nu3 = {"t_in": 10, "t_out": 40, "n_train": 1000}
+    assert infer_setting(write("a.h5", "navier_stokes_2d", {"recipe": "fno", "viscosity": 1e-4}), nu4) == \
+        "fno_ns_nu1e-4_T30_N10000"
+    assert infer_setting(write("b.h5", "navier_stokes_2d", {"source": "fno_mat", "viscosity": 1e-3}), nu3) == \
+        "fno_ns_nu1e-3_T50_N1000"
+    # another viscosity, another recipe, another input window, output window or training-set size is not
+    # the published setting
+    assert infer_setting(write("c.h5", "navier_stokes_2d", {"recipe": "fno", "viscosity": 2e-3}), nu3) is None
+    assert infer_setting(write("d.h5", "navier_stokes_2d", {"recipe": "kolmogorov", "viscosity": 1e-3}), nu3) is None
+    for change in ({"t_in": 5}, {"t_out": 40}, {"n_train": 1000}, {"n_train": None}):
+        assert infer_setting(str(tmp_path / "a.h5"), {**nu4, **change}) is None
+    # the reason names the closest setting and each difference
+    from train.evaluate import match_setting
+
+    key, why = match_setting(str(tmp_path / "b.h5"), {"t_in": 10, "t_out": 40, "n_train": 10})
+    assert key is None and "fno_ns_nu1e-3_T50_N1000, differs in training samples 10 (published: 1000)" in why

@@ -1,7 +1,9 @@
 """Small synthetic data-contract files for the training tests (written with DatasetWriter)."""
 from __future__ import annotations
 
+import lightning.pytorch as pl
 import numpy as np
+import torch
 
 from datagen.dataset import DatasetWriter, FieldSpec, Grid
 
@@ -67,3 +69,21 @@ def write_advection(path, n=16, frames=12, res=16, seed=0):
             traj = np.stack([np.roll(f0, s, axis=0) for s in range(frames)])
             w.write(i, {"vorticity": traj.astype(np.float32)}, solver={"converged": True})
     return path
+
+
+
+class RecordTraining(pl.Callback):
+    """A Lightning callback for CLI tests (``--trainer.callbacks+=train_helpers.RecordTraining``):
+    writes ``{"start_epoch", "start_step", "end_epoch", "end_step", "state_dict"}`` to ``path``
+    (``torch.save``) when training ends, so a test can compare a checkpoint with the final model."""
+
+    def __init__(self, path: str):
+        self.path, self.info = path, {}
+
+    def on_train_start(self, trainer, pl_module):
+        self.info.update(start_epoch=trainer.current_epoch, start_step=trainer.global_step)
+
+    def on_train_end(self, trainer, pl_module):
+        self.info.update(end_epoch=trainer.current_epoch, end_step=trainer.global_step,
+                         state_dict={k: v.detach().clone() for k, v in pl_module.state_dict().items()})
+        torch.save(self.info, self.path)

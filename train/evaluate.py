@@ -9,18 +9,23 @@ Core (no checkpoint needed, reused by spectral refinement for before/after colum
 
 Command::
 
-    neuralops-eval --ckpt CKPT --data PATH --out DIR [--setting KEY] [--split test]
+    neuralops-eval --ckpt CKPT [--data FILE [FILE ...]] --out DIR [--setting KEY] [--split test]
 
 loads a Lightning checkpoint of :class:`train.module.NeuralOperatorModule`, predicts the test
-windows of the dataset with the module's own protocol (direct trajectory prediction or
-autoregressive rollout), de-normalises, and writes the report folder.
+windows of each dataset with the module's own protocol (direct trajectory prediction or
+autoregressive rollout), de-normalises, and writes the report folder. Files may have another
+resolution than the training data (zero-shot super-resolution, for the models that take it);
+with several files, the top report tabulates and plots the error against resolution and each
+file gets its own report folder. A run is put next to published numbers only when it matches
+their protocol (viscosity, input and output frames, training-set size: :func:`match_setting`);
+otherwise the report says why not.
 """
 from __future__ import annotations
 
 import argparse
 import sys
 import time
-from typing import Any, Dict, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -197,33 +202,86 @@ def _predicted_times(grid: Mapping[str, Any], io: Mapping[str, Any], n_steps: in
     return [float(v) for v in t[first:first + n_steps]]
 
 
-_FNO_NS_SETTINGS = {1e-3: "fno_ns_nu1e-3_T50_N1000", 1e-4: "fno_ns_nu1e-4_T30_N10000",
-                    1e-5: "fno_ns_nu1e-5_T20_N1000"}
+#: the published FNO Navier-Stokes protocols (Li et al. 2020): viscosity, input and output frames, training samples
+FNO_NS_PROTOCOLS: Dict[str, Dict[str, float]] = {
+    "fno_ns_nu1e-3_T50_N1000": {"viscosity": 1e-3, "t_in": 10, "t_out": 40, "n_train": 1000},
+    "fno_ns_nu1e-4_T30_N10000": {"viscosity": 1e-4, "t_in": 10, "t_out": 20, "n_train": 10000},
+    "fno_ns_nu1e-5_T20_N1000": {"viscosity": 1e-5, "t_in": 10, "t_out": 10, "n_train": 1000},
+}
+_PROTOCOL_LABELS = {"viscosity": "viscosity", "t_in": "input frames", "t_out": "predicted frames",
+                    "n_train": "training samples"}
 
 
-def infer_setting(path: str, io: Optional[dict] = None) -> Optional[str]:
-    """The published setting a dataset belongs to, read from its spec: FNO Navier-Stokes data
-    (our ``fno`` recipe, or an imported FNO ``.mat`` file) at viscosity 1e-3/1e-4/1e-5 evaluated
-    with 10 input frames. ``None`` when the data is not one of the published settings, so a report
-    never puts a run next to numbers of a different problem."""
+def _run_protocol(path: str, io: Optional[Mapping[str, Any]], n_train: Optional[int]) -> Dict[str, Any]:
+    """What a run is, for matching against the published protocols: the data's PDE, whether it is
+    FNO Navier-Stokes data (our ``fno`` recipe or an imported FNO ``.mat``), its viscosity, and
+    the run's input/output frames and training-set size."""
     from datagen.dataset import DatasetError, open_dataset
 
+    io = dict(io or {})
+    out: Dict[str, Any] = {"pde": None, "fno_data": False, "viscosity": None,
+                           "t_in": io.get("in_steps", io.get("t_in")), "t_out": io.get("out_steps", io.get("t_out")),
+                           "n_train": n_train if n_train is not None else io.get("n_train")}
     try:
         ds = open_dataset(path)
     except DatasetError:
-        return None
-    spec = ds.spec
-    is_fno = spec.get("recipe") == "fno" or spec.get("source") == "fno_mat"
-    if ds.pde != "navier_stokes_2d" or not is_fno:
-        return None
-    in_steps = (io or {}).get("in_steps", (io or {}).get("t_in"))
-    if in_steps is not None and int(in_steps) != 10:
-        return None
-    nu = spec.get("viscosity")
-    for value, key in _FNO_NS_SETTINGS.items():
-        if nu is not None and abs(float(nu) - value) <= 1e-9:
-            return key
-    return None
+        return out
+    try:
+        spec = ds.spec
+        out["pde"] = ds.pde
+        out["fno_data"] = ds.pde == "navier_stokes_2d" and (spec.get("recipe") == "fno"
+                                                            or spec.get("source") == "fno_mat")
+        out["viscosity"] = spec.get("viscosity")
+    finally:
+        ds.close()
+    return out
+
+
+def protocol_differences(setting: str, run: Mapping[str, Any]) -> List[str]:
+    """How a run differs from a published protocol (``[]``: it matches; unknown values differ)."""
+    want = FNO_NS_PROTOCOLS.get(setting)
+    if want is None:
+        return []
+    diffs = []
+    if not run.get("fno_data"):
+        diffs.append(f"data: {run.get('pde') or 'unknown'} data that is not FNO Navier-Stokes data (recipe 'fno' or "
+                     "an imported FNO .mat)")
+    for key, value in want.items():
+        have = run.get(key)
+        same = have is not None and (abs(float(have) - value) <= 1e-9 * max(1.0, abs(value)) if key == "viscosity"
+                                     else int(have) == int(value))
+        if not same:
+            shown = "unknown" if have is None else (f"{float(have):g}" if key == "viscosity" else str(int(have)))
+            diffs.append(f"{_PROTOCOL_LABELS[key]} {shown} (published: {value:g})")
+    return diffs
+
+
+def match_setting(path: str, io: Optional[Mapping[str, Any]] = None,
+                  n_train: Optional[int] = None) -> Tuple[Optional[str], str]:
+    """``(setting, reason)``: the published setting a run matches by viscosity, input length,
+    output length and training-set size (on FNO Navier-Stokes data), or ``None`` and why not, so
+    a report never puts a run next to numbers of another protocol."""
+    run = _run_protocol(path, io, n_train)
+    if not run["fno_data"]:
+        return None, (f"no published comparison: the published tables are for FNO Navier-Stokes data and this is "
+                      f"{run['pde'] or 'an unreadable file'}"
+                      + ("" if run["pde"] != "navier_stokes_2d" else " from another recipe")
+                      + " (give --setting KEY to compare anyway; the report then lists the differences)")
+    candidates = []
+    for key in FNO_NS_PROTOCOLS:
+        diffs = protocol_differences(key, run)
+        if not diffs:
+            return key, (f"matches the published setting {key}: viscosity {run['viscosity']:g}, {run['t_in']} -> "
+                         f"{run['t_out']} frames, {run['n_train']} training samples")
+        candidates.append((len(diffs), key, diffs))
+    _, key, diffs = min(candidates)
+    return None, (f"no published comparison: no published setting has this protocol; the closest, {key}, differs in "
+                  f"{'; '.join(diffs)}")
+
+
+def infer_setting(path: str, io: Optional[dict] = None, n_train: Optional[int] = None) -> Optional[str]:
+    """The published setting a run belongs to (:func:`match_setting`), or ``None``."""
+    return match_setting(path, io, n_train)[0]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -231,78 +289,180 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(
         prog="neuralops-eval",
-        description="Evaluate a neuralops Lightning checkpoint on a data-contract file and write a report "
-                    "folder (metrics.json, report.md next to the published numbers, PNG figures).")
+        description="Evaluate a neuralops Lightning checkpoint on data-contract files and write a report "
+                    "folder (metrics.json, report.md next to the published numbers of a matching protocol, PNG "
+                    "figures). Data at another resolution than the training data is evaluated as it is "
+                    "(zero-shot super-resolution, for models that take any grid: FNO, SFNO, MgNO where its "
+                    "multigrid allows); given several files, the report tabulates the error against resolution.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--ckpt", required=True, help="Lightning checkpoint of train.module.NeuralOperatorModule")
-    p.add_argument("--data", default=None,
-                   help="data-contract file to evaluate on (all its samples); default: the checkpoint's own split")
+    p.add_argument("--data", default=None, nargs="+", metavar="FILE",
+                   help="data-contract file(s) to evaluate on (all samples of each; any resolution the model takes); "
+                        "default: the checkpoint's own split")
     p.add_argument("--out", required=True, help="report folder (created)")
     p.add_argument("--setting", default=None, choices=sorted(SETTINGS),
-                   help="benchmark setting whose published numbers go next to the run (default: none)")
+                   help="published setting to compare with (default: the one whose protocol the run matches, if any)")
     p.add_argument("--split", default="test", choices=("test", "val"),
-                   help="split of the checkpoint's data module to predict (default: test)")
+                   help="split of the checkpoint's data module to predict")
     p.add_argument("--batch-size", type=int, default=None, help="evaluation batch size")
-    p.add_argument("--device", default="cpu", help="torch device for the forward passes (default: cpu)")
-    p.add_argument("--sample", type=int, default=0, help="test sample shown in fields.png (default: 0)")
-    p.add_argument("--channel", type=int, default=0, help="channel shown in fields.png (default: 0)")
-    p.add_argument("--frames", type=int, default=4, help="time frames shown in fields.png (default: 4)")
+    p.add_argument("--device", default="cpu", help="torch device for the forward passes")
+    p.add_argument("--sample", type=int, default=0, help="test sample shown in fields.png")
+    p.add_argument("--channel", type=int, default=0, help="channel shown in fields.png")
+    p.add_argument("--frames", type=int, default=4, help="time frames shown in fields.png")
     return p
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def _res(r: Sequence[int]) -> str:
+    return "x".join(str(int(v)) for v in r)
+
+
+def _evaluate_one(args, data: Optional[str], out_dir: str) -> Dict[str, Any]:
+    """Predict one file (or the checkpoint's split), evaluate, write its report; return a summary row."""
     import os
 
     from .module import predict_split
     from .report import write_report
 
-    args = build_parser().parse_args(argv)
-    if not os.path.isfile(args.ckpt):
-        print(f"neuralops-eval: checkpoint {args.ckpt!r} does not exist", file=sys.stderr)
-        return 2
-    if args.data is not None and not os.path.exists(args.data):
-        print(f"neuralops-eval: data file {args.data!r} does not exist", file=sys.stderr)
-        return 2
     t0 = time.perf_counter()
-    try:
-        pred = predict_split(args.ckpt, data=args.data, split=args.split, batch_size=args.batch_size,
-                             device=args.device)
-    except (ValueError, KeyError, TypeError) as err:
-        print(f"neuralops-eval: cannot predict with {args.ckpt!r}: {err}", file=sys.stderr)
-        return 2
+    pred = predict_split(args.ckpt, data=data, split=args.split, batch_size=args.batch_size, device=args.device)
     seconds_predict = time.perf_counter() - t0
-    if args.setting is None:
-        args.setting = infer_setting(pred["path"], pred["io"])
-        if args.setting is not None:
-            print(f"neuralops-eval: comparing with published setting {args.setting} (from the dataset's spec; "
-                  f"--setting overrides)")
     prediction, target, grid, io = pred["prediction"], pred["target"], dict(pred["grid"]), pred["io"]
+    setting, why = args.setting, None
+    run = _run_protocol(pred["path"], io, pred["n_train"])
+    notes = []
+    if setting is None:
+        setting, why = match_setting(pred["path"], io, pred["n_train"])
+    else:
+        diffs = protocol_differences(setting, run)
+        why = (f"compared with {setting} as asked (--setting), but the protocol differs: {'; '.join(diffs)}"
+               if diffs else f"compared with {setting} as asked (--setting); the protocol matches")
+        if diffs:
+            notes.append(f"the published numbers come from another protocol: {'; '.join(diffs)}")
     axes = (io.get("grid") or {}).values()
     if axes:  # the data module's node convention (Dirichlet walls included or not) for the H1 norm
         grid["includes_boundary"] = all(bool(a.get("includes_boundary")) for a in axes)
     n, n_t, n_c = prediction.shape[:3]
     if not 0 <= args.sample < n or not 0 <= args.channel < n_c:
-        print(f"neuralops-eval: --sample {args.sample} / --channel {args.channel} out of range "
-              f"({n} samples, {n_c} channels)", file=sys.stderr)
-        return 2
+        raise ValueError(f"--sample {args.sample} / --channel {args.channel} out of range ({n} samples, "
+                         f"{n_c} channels)")
     t1 = time.perf_counter()
     if io.get("layout") == "steady":  # (N, 1, C, X, Y) -> (N, C, X, Y): the report then says "steady"
-        result = evaluate(prediction[:, 0], target[:, 0], grid, args.setting, layout="steady")
+        result = evaluate(prediction[:, 0], target[:, 0], grid, setting, layout="steady")
     else:
-        result = evaluate(prediction, target, grid, args.setting, layout="trajectory_channels",
+        result = evaluate(prediction, target, grid, setting, layout="trajectory_channels",
                           times=_predicted_times(grid, io, n_t))
+    result["notes"] = list(result.get("notes", [])) + notes
     seconds_metrics = time.perf_counter() - t1
+    idx = np.asarray(pred["indices"]).ravel()
+    zero_shot = list(pred["resolution"]) != list(pred["train_resolution"])
+    context = [
+        f"checkpoint: `{os.path.abspath(args.ckpt)}` ({pred['model_name']}, {pred['epochs']} epoch(s), "
+        f"{pred['global_step']} steps)",
+        f"training data: `{io.get('train_path')}`, {pred['n_train']} samples, grid {_res(pred['train_resolution'])}"
+        + (f"; {(io.get('splits') or {}).get('note')}" if (io.get("splits") or {}).get("note") else ""),
+        f"evaluated data: `{os.path.abspath(pred['path'])}`, {args.split} split, {n} samples "
+        f"(indices {int(idx.min()) if idx.size else 0}..{int(idx.max()) if idx.size else -1}), grid "
+        f"{_res(pred['resolution'])}" + (" (another resolution than training: zero-shot)" if zero_shot else ""),
+        f"published comparison: {why}",
+    ]
     extra = {"ckpt": os.path.abspath(args.ckpt), "data": os.path.abspath(pred["path"]), "split": args.split,
-             "model": pred["model_name"], "sample_indices": [int(i) for i in np.asarray(pred["indices"]).ravel()],
+             "model": pred["model_name"], "sample_indices": [int(i) for i in idx],
+             "train_resolution": pred["train_resolution"], "resolution": pred["resolution"],
+             "n_train": pred["n_train"], "epochs": pred["epochs"], "global_step": pred["global_step"],
+             "setting_match": why,
              "data_io": {k: v for k, v in io.items() if k != "test_indices"},
              "seconds": {"predict": seconds_predict, "metrics": seconds_metrics}, "device": args.device}
-    paths = write_report(args.out, result, setting=args.setting, predictions=prediction, targets=target,
+    paths = write_report(out_dir, result, setting=setting, predictions=prediction, targets=target,
                          sample=args.sample, channel=args.channel, n_frames=args.frames,
-                         title=f"Evaluation of {pred['model_name']} ({os.path.basename(args.ckpt)})", extra=extra)
+                         title=f"Evaluation of {pred['model_name']} ({os.path.basename(args.ckpt)})", extra=extra,
+                         context=context)
     m = result["metrics"]
     h1 = "n/a" if m["relative_h1"] is None else f"{m['relative_h1']:.4g}"
-    print(f"neuralops-eval: {pred['model_name']} on {n} samples x {n_t} steps: relative L2 {m['relative_l2']:.4g}, "
-          f"relative H1 {h1}, nRMSE {m['nrmse']:.4g}")
-    print(f"report: {os.path.abspath(paths['report_md'])}")
+    print(f"neuralops-eval: {pred['model_name']} on {n} samples x {n_t} steps of {os.path.basename(pred['path'])} "
+          f"({_res(pred['resolution'])}; trained on {_res(pred['train_resolution'])}): relative L2 "
+          f"{m['relative_l2']:.4g}, relative H1 {h1}, nRMSE {m['nrmse']:.4g}")
+    if setting is None:
+        print(f"neuralops-eval: {why}")
+    elif args.setting is None:
+        print(f"neuralops-eval: comparing with published setting {setting} ({why})")
+    return {"data": os.path.abspath(pred["path"]), "resolution": list(pred["resolution"]), "n_samples": n,
+            "relative_l2": m["relative_l2"], "relative_h1": m["relative_h1"], "nrmse": m["nrmse"],
+            "report": os.path.abspath(paths["report_md"]), "train_resolution": list(pred["train_resolution"]),
+            "model": pred["model_name"]}
+
+
+def resolution_report(rows: Sequence[Mapping[str, Any]], out_dir: str, ckpt: str) -> Dict[str, str]:
+    """Top-level report of an evaluation on several files: error against resolution (table and
+    plot), one row per file, and links to each file's own report."""
+    import json
+    import os
+
+    from . import plots
+    from .report import _fmt, _table
+
+    os.makedirs(out_dir, exist_ok=True)
+    train_res = rows[0]["train_resolution"]
+    order = sorted(range(len(rows)), key=lambda i: (rows[i]["resolution"][0], rows[i]["data"]))
+    table = [[_res(rows[i]["resolution"]) + (" (training grid)" if rows[i]["resolution"] == train_res else ""),
+              str(rows[i]["n_samples"]), _fmt(rows[i]["relative_l2"]), _fmt(rows[i]["relative_h1"]),
+              _fmt(rows[i]["nrmse"]), f"`{os.path.basename(rows[i]['data'])}`",
+              f"[report]({os.path.relpath(rows[i]['report'], out_dir)})"] for i in order]
+    figure = plots.plot_error_vs_resolution(
+        [rows[i]["resolution"][0] for i in order],
+        {"relative L2": [rows[i]["relative_l2"] for i in order],
+         **({"relative H1": [rows[i]["relative_h1"] for i in order]}
+            if any(r["relative_h1"] is not None for r in rows) else {})},
+        os.path.join(out_dir, "error_vs_resolution.png"), train_resolution=train_res[0],
+        title=f"{rows[0]['model']} trained on {_res(train_res)}: error vs test resolution")
+    lines = [f"# Error against resolution: {rows[0]['model']} ({os.path.basename(ckpt)})", "",
+             f"- checkpoint: `{os.path.abspath(ckpt)}`", f"- training grid: {_res(train_res)}",
+             f"- test files: {len(rows)}; the model is applied unchanged at each grid (zero-shot super-resolution "
+             "where the grid differs from the training grid)", "",
+             *_table(["test grid", "samples", "relative_l2", "relative_h1", "nrmse", "file", "details"], table), "",
+             f"![error vs resolution]({os.path.basename(figure)})", ""]
+    paths = {"report_md": os.path.join(out_dir, "report.md"), "metrics_json": os.path.join(out_dir, "metrics.json"),
+             "error_vs_resolution": figure}
+    with open(paths["report_md"], "w") as f:
+        f.write("\n".join(lines))
+    with open(paths["metrics_json"], "w") as f:
+        json.dump({"ckpt": os.path.abspath(ckpt), "train_resolution": train_res, "rows": [rows[i] for i in order]},
+                  f, indent=1)
+    return paths
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    import os
+
+    from datagen.dataset import DatasetError
+
+    args = build_parser().parse_args(argv)
+    if not os.path.isfile(args.ckpt):
+        print(f"neuralops-eval: checkpoint {args.ckpt!r} does not exist", file=sys.stderr)
+        return 2
+    files = args.data or [None]
+    for path in files:
+        if path is not None and not os.path.exists(path):
+            print(f"neuralops-eval: data file {path!r} does not exist", file=sys.stderr)
+            return 2
+    rows = []
+    try:
+        for k, path in enumerate(files):
+            if len(files) == 1:
+                out = args.out
+            else:
+                stem = os.path.splitext(os.path.basename(path))[0]
+                out = os.path.join(args.out, f"{k:02d}_{stem}")
+            rows.append(_evaluate_one(args, path, out))
+    except (ValueError, KeyError, TypeError, DatasetError) as err:
+        print(f"neuralops-eval: cannot evaluate {args.ckpt!r}: {' '.join(str(err).split())}", file=sys.stderr)
+        return 2
+    if len(rows) > 1:
+        paths = resolution_report(rows, args.out, args.ckpt)
+        print(f"neuralops-eval: error vs resolution: "
+              + ", ".join(f"{_res(r['resolution'])} {r['relative_l2']:.4g}" for r in rows))
+        print(f"report: {os.path.abspath(paths['report_md'])}")
+    else:
+        print(f"report: {rows[0]['report']}")
     return 0
 
 

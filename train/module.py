@@ -43,7 +43,8 @@ from neuralops.losses import LpLoss, SobolevLoss
 from .data.normalization import ChannelNormalizer
 
 __all__ = ["NeuralOperatorModule", "LOSSES", "OPTIMIZERS", "SCHEDULERS", "DIRECT_MODELS",
-           "AUTOREGRESSIVE_MODELS", "load_for_refinement", "predict_split"]
+           "AUTOREGRESSIVE_MODELS", "load_for_refinement", "predict_split", "NonFiniteLossError",
+           "CheckpointMismatchError", "layout_differences", "describe_layout", "load_module"]
 
 LOSSES = ("relative_l2", "relative_h1", "relative_sobolev", "negative_sobolev")
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -53,6 +54,55 @@ DIRECT_MODELS = ("fno3d", "sfno")
 AUTOREGRESSIVE_MODELS = ("fno2d", "sinenet", "mgno_ts", "mgno_ns", "unet", "unet_mod")
 STEADY_MODELS = ("mgno", "fno2d", "unet", "unet_mod")
 _PADDING = {"periodic": "circular", "dirichlet": "zeros", "neumann": "reflect"}
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became nan or inf (the message names the epoch and batch)."""
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint of another model or data layout than the run's (the message names both)."""
+
+
+def _layout_keys(io: Dict[str, Any]) -> Dict[str, Any]:
+    """What a trained model depends on in its data (``io`` of the data module): fields and roles,
+    channel counts, windows, PDE, boundary conditions and node convention; not the resolution,
+    the files or the splits."""
+    mode = io.get("mode")
+    keys = ["layout", "mode", "pde", "normalization"]
+    if mode == "steady":
+        keys += ["inputs", "outputs", "in_channels", "out_channels"]
+    else:
+        keys += ["fields", "channels"] + (["t_in", "t_out"] if mode == "direct" else ["history"])
+    out = {k: io.get(k) for k in keys}
+    for ax, g in sorted((io.get("grid") or {}).items()):
+        out[f"boundary_{ax}"] = g.get("boundary")
+        out[f"walls_included_{ax}"] = bool(g.get("includes_boundary"))
+    return out
+
+
+def layout_differences(a: Dict[str, Any], b: Dict[str, Any]) -> Dict[str, Tuple[Any, Any]]:
+    """``{key: (value in a, value in b)}`` where two data ``io`` dicts differ in what a model depends on."""
+    ka, kb = _layout_keys(a), _layout_keys(b)
+    return {k: (ka.get(k), kb.get(k)) for k in sorted(set(ka) | set(kb)) if ka.get(k) != kb.get(k)}
+
+
+def describe_layout(io: Dict[str, Any]) -> str:
+    """One line, e.g. ``steady (steady) darcy a -> u on 16x16`` or
+    ``trajectory (direct) navier_stokes_2d vorticity 10 -> 40 frames on 64x64``."""
+    grid = "x".join(str(g.get("n")) for _, g in sorted((io.get("grid") or {}).items()))
+    if io.get("mode") == "steady":
+        what = f"{', '.join(io.get('inputs') or [])} -> {', '.join(io.get('outputs') or [])}"
+    elif io.get("mode") == "direct":
+        what = f"{', '.join(io.get('fields') or [])} {io.get('t_in')} -> {io.get('t_out')} frames"
+    else:
+        what = f"{', '.join(io.get('fields') or [])} {io.get('history')} frames -> the next"
+    return f"{io.get('layout')} ({io.get('mode')}) {io.get('pde')} {what} on {grid}"
+
+
+#: checkpoint key holding the data module's ``io`` the model was built for (independent of how the
+#: Lightning version saves hyper-parameters)
+DATA_IO_KEY = "neuralops_data_io"
 
 
 def _padding_mode(grid: Dict[str, Any]) -> Optional[str]:
@@ -248,6 +298,14 @@ class NeuralOperatorModule(pl.LightningModule):
             loss = self._loss(out_n, y[:, p:])
         else:
             loss = self._loss(self.forward_normalized(x, y.shape[1] if y.dim() == 5 else None), y)
+        if not bool(torch.isfinite(loss.detach())):
+            epoch = self.current_epoch if self._trainer is not None else 0
+            step = self.global_step if self._trainer is not None else 0
+            raise NonFiniteLossError(
+                f"the training loss is {float(loss.detach())} at epoch {epoch}, batch {batch_idx} (global step "
+                f"{step}); the run stops here. Causes: a learning rate too high for this model (lower model.lr), "
+                "data with nan/inf or near-zero targets (neuralops-data validate --deep), or bf16 overflow "
+                "(trainer.precision 32-true)")
         if self._trainer is not None:
             self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=x.shape[0],
                      sync_dist=True)
@@ -273,7 +331,7 @@ class NeuralOperatorModule(pl.LightningModule):
             p, t = self._canonical(pred), self._canonical(y.float())
             self._accumulate("relative_l2", M.relative_l2_per_sample(p, t))
             if self._h1:
-                grid = {"x": self._axis("x"), "y": self._axis("y"),
+                grid = {"x": self._axis("x", p.shape[-2]), "y": self._axis("y", p.shape[-1]),
                         "boundary": {a: v["boundary"] for a, v in self.io["grid"].items()},
                         "includes_boundary": any(v.get("includes_boundary", False)
                                                  for v in self.io["grid"].values())}
@@ -301,9 +359,11 @@ class NeuralOperatorModule(pl.LightningModule):
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test")
 
-    def _axis(self, ax: str) -> torch.Tensor:
+    def _axis(self, ax: str, n: Optional[int] = None) -> torch.Tensor:
+        """Node coordinates of axis ``ax`` with ``n`` nodes (default: the training grid's) on the
+        training data's domain and node convention (evaluation files may have another resolution)."""
         g = self.io["grid"][ax]
-        n = g["n"]
+        n = int(g["n"] if n is None else n)
         h = g["length"] / (n - 1 if g["includes_boundary"] else n)
         return torch.arange(n, dtype=torch.float64) * h
 
@@ -330,7 +390,10 @@ class NeuralOperatorModule(pl.LightningModule):
             else:
                 self.norm_in.set_statistics(*stats["state"])
         if self.hparams.check_model and dm is not None:
-            self._check_model(dm)
+            split = {"fit": "train", "validate": "val", "test": "test", "predict": "test"}.get(stage, "train")
+            if split != "train" and getattr(dm, "splits", {}).get(split) is None:
+                split = "train"
+            self._check_model(dm, split)
 
     def _require_fitted(self) -> None:
         # runs after Lightning restored the checkpoint (setup() runs before the restore)
@@ -348,9 +411,30 @@ class NeuralOperatorModule(pl.LightningModule):
         if not self.trainer.sanity_checking and self.trainer.state.fn != "fit":
             self._require_fitted()
 
+    def on_save_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
+        checkpoint[DATA_IO_KEY] = dict(self.io)
+
+    def on_load_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
+        """Refuse a checkpoint of another model or data layout (before its weights are loaded)."""
+        hp = checkpoint.get("hyper_parameters") or {}
+        theirs = str(hp.get("model", "")).lower()
+        if theirs and theirs != self.model_name:
+            raise CheckpointMismatchError(
+                f"the checkpoint holds a {theirs!r} model but this run builds {self.model_name!r}: use a checkpoint "
+                f"of a {self.model_name!r} run, or the config that trained it (model.model: {theirs})")
+        io = checkpoint.get(DATA_IO_KEY) or hp.get("data_io")
+        if io:
+            diff = layout_differences(io, self.io)
+            if diff:
+                listing = "; ".join(f"{k} {a!r} vs {b!r}" for k, a, b in ((k,) + v for k, v in diff.items()))
+                raise CheckpointMismatchError(
+                    f"the checkpoint was trained on {describe_layout(io)} but the data give {describe_layout(self.io)} "
+                    f"(checkpoint vs data: {listing}); use data of the layout the model was trained on")
+
     @torch.no_grad()
-    def _check_model(self, dm) -> None:
-        split = "train" if dm.splits.get("train") is not None else "test"
+    def _check_model(self, dm, split: str = "train") -> None:
+        if dm.splits.get(split) is None:
+            split = "train" if dm.splits.get("train") is not None else "test"
         x, y = dm.make_dataset(split)[0]
         was_training = self.model.training
         self.model.eval()
@@ -362,8 +446,11 @@ class NeuralOperatorModule(pl.LightningModule):
                 got = self.forward_normalized(x[None].to(self.device), y.shape[0] if y.dim() == 4 else None)
                 want = tuple(y.shape)
         except Exception as exc:  # any failure here is a model/data mismatch worth a clear message
+            trained = "x".join(str(g["n"]) for _, g in sorted(self.io["grid"].items()))
+            here = "x".join(str(v) for v in x.shape[-2:])
+            extra = (f"; it was built for {trained} data and this model cannot take {here}" if here != trained else "")
             raise ValueError(f"model {self.model_name!r} with config {self.model_config} does not accept the data "
-                             f"(one {split} sample: x {tuple(x.shape)}): {exc}") from exc
+                             f"(one {split} sample: x {tuple(x.shape)}){extra}: {exc}") from exc
         finally:
             self.model.train(was_training)
         if tuple(got.shape[1:]) != want:
@@ -459,6 +546,18 @@ class NeuralOperatorModule(pl.LightningModule):
 # ------------------------------------------------------------------------------------------------
 # checkpoints for other commands (refinement, evaluation)
 # ------------------------------------------------------------------------------------------------
+def load_module(path: str, map_location: str = "cpu") -> "NeuralOperatorModule":
+    """:class:`NeuralOperatorModule` from a checkpoint, built from its saved hyper-parameters.
+    LightningCLI checkpoints name an "instantiator" that re-parses the config; in Lightning 2.4 it
+    loses the linked ``data_io`` (not in the saved hyper-parameters either), so it is bypassed
+    (``_instantiator=None``) and ``data_io`` comes from the checkpoint's own copy."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    extra = {}
+    if not (ckpt.get("hyper_parameters") or {}).get("data_io") and ckpt.get(DATA_IO_KEY):
+        extra["data_io"] = ckpt[DATA_IO_KEY]   # Lightning 2.4's CLI does not save linked arguments
+    return NeuralOperatorModule.load_from_checkpoint(path, map_location=map_location, _instantiator=None, **extra)
+
+
 def load_for_refinement(path: str, map_location: str = "cpu"):
     """``(model, info)`` from a checkpoint of a trajectory model (used by ``neuralops-train refine``).
 
@@ -466,7 +565,7 @@ def load_for_refinement(path: str, map_location: str = "cpu"):
     the model's normalised variables), ``t_in``, ``t_out``, ``model_name``, ``test_indices``,
     ``data_io``.
     """
-    module = NeuralOperatorModule.load_from_checkpoint(path, map_location=map_location)
+    module = load_module(path, map_location)
     module.eval()
     io = module.io
     if io["layout"] != "trajectory":
@@ -490,15 +589,19 @@ def predict_split(ckpt_path: str, data: Optional[str] = None, split: str = "test
     """Predictions of a checkpoint on a split, in physical units, for ``neuralops-eval``.
 
     ``data``: another data-contract file to predict on (all its samples; default: the checkpoint's
-    own split). The data module is rebuilt from the hyper-parameters saved in the checkpoint.
+    own split), at the training resolution or another one the model can take (FNO, SFNO, ...;
+    fields, roles, PDE, boundary conditions, node convention and domain must match the training
+    data). The data module is rebuilt from the hyper-parameters saved in the checkpoint.
     Returns ``prediction`` and ``target`` in the canonical evaluation layout ``(N, T, C, X, Y)``
     (float32, CPU), ``indices`` (sample indices in the file), ``path``, ``grid`` (coords and
-    boundary of the file), ``io`` and ``model_name``.
+    boundary of the file), ``io`` (the training data's), ``model_name``, ``train_resolution`` and
+    ``resolution`` (``[X, Y]`` of the training and the evaluated data), ``n_train`` (training
+    samples) and ``epochs`` / ``global_step`` of the checkpoint.
     """
     from .data import SteadyDataModule, TrajectoryDataModule
 
     ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-    module = NeuralOperatorModule.load_from_checkpoint(ckpt_path, map_location=device).eval()
+    module = load_module(ckpt_path, device).eval()
     io = module.io
     dm_kwargs = dict(ckpt.get("datamodule_hyper_parameters") or {})
     if not dm_kwargs:
@@ -509,14 +612,21 @@ def predict_split(ckpt_path: str, data: Optional[str] = None, split: str = "test
     dm_kwargs = {k: v for k, v in dm_kwargs.items() if k in accepted and k != "self"}
     if data is not None:
         # the checkpoint's train file stays the reference for fields; the new file is the split
+        # (the other evaluation split is dropped: only the train split is needed as the reference)
         dm_kwargs[split] = str(data)
+        dm_kwargs["val" if split == "test" else "test"] = None
     if batch_size:
         dm_kwargs["eval_batch_size"] = int(batch_size)
     dm_kwargs["num_workers"] = 0
-    dm = cls(**dm_kwargs)
-    loader = {"test": dm.test_dataloader, "val": dm.val_dataloader, "train": None}[split]
-    if loader is None:
+    if split not in ("test", "val"):
         raise ValueError(f"split must be 'test' or 'val', got {split!r}")
+    dm = cls(**dm_kwargs)
+    diff = layout_differences(io, dm.io)
+    if diff:
+        raise CheckpointMismatchError(f"{ckpt_path} was trained on {describe_layout(io)} but the data give "
+                                      f"{describe_layout(dm.io)} (differences: {', '.join(diff)})")
+    module._check_model(dm, split)
+    loader = dm.test_dataloader if split == "test" else dm.val_dataloader
     preds, targets = [], []
     for x, y in loader():
         x = x.to(device)
@@ -525,6 +635,9 @@ def predict_split(ckpt_path: str, data: Optional[str] = None, split: str = "test
         targets.append(module._canonical(y.float()))
     s = dm.splits[split]
     ds = dm.dataset_of(split)
+    train_res = [int(g["n"]) for _, g in sorted(io["grid"].items())]
     return {"prediction": torch.cat(preds), "target": torch.cat(targets), "indices": s.indices, "path": s.path,
             "grid": {"coords": dict(ds.grid.coords), "boundary": dict(ds.grid.boundary)}, "io": io,
-            "model_name": module.model_name}
+            "model_name": module.model_name, "train_resolution": train_res, "resolution": dm.resolution(split),
+            "n_train": int(io.get("n_train") or len(dm.splits["train"])), "epochs": int(ckpt.get("epoch", -1)) + 1,
+            "global_step": int(ckpt.get("global_step", 0))}

@@ -13,7 +13,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-__all__ = ["plot_fields_over_time", "plot_error_vs_time", "plot_energy_spectra"]
+__all__ = ["plot_fields_over_time", "plot_error_vs_time", "plot_energy_spectra", "plot_error_vs_resolution"]
 
 def _np(a) -> np.ndarray:
     if hasattr(a, "detach"):
@@ -142,6 +142,41 @@ def plot_energy_spectra(spectra: Mapping[str, Sequence[float]], path: str, title
             ax.axvline(float(edge), color="gray", lw=0.8, ls=":")
     ax.set_xlabel("wavenumber shell |k| (units of the fundamental)")
     ax.set_ylabel("E(|k|)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=9)
+    if title:
+        ax.set_title(title, fontsize=11)
+    return _save(fig, path)
+
+
+def plot_error_vs_resolution(resolutions: Sequence[int], errors: Mapping[str, Sequence[Optional[float]]], path: str,
+                             train_resolution: Optional[int] = None, title: str = "") -> str:
+    """Error against the test grid's resolution (zero-shot super-resolution, the FNO paper's table).
+
+    resolutions: ``(R,)`` grid sizes (points per axis); errors: ``metric -> (R,)`` (``None`` where
+    not computed); train_resolution: drawn as a vertical dotted line.
+    """
+    res = np.asarray(resolutions, dtype=float)
+    if res.size == 0 or not errors:
+        raise ValueError("plot_error_vs_resolution needs at least one resolution and one metric")
+    order = np.argsort(res)
+    fig = _figure((6.0, 4.0))
+    ax = fig.subplots()
+    for label, values in errors.items():
+        v = np.array([np.nan if x is None else float(x) for x in values], dtype=float)
+        if v.size != res.size:
+            raise ValueError(f"metric {label!r} has {v.size} values for {res.size} resolutions")
+        ax.plot(res[order], v[order], marker="o", ms=5, label=label)
+    if train_resolution:
+        ax.axvline(float(train_resolution), color="gray", ls=":", lw=1, label=f"training grid {train_resolution}")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(res[order])
+    ax.set_xticklabels([f"{int(r)}" for r in res[order]])
+    from matplotlib.ticker import NullFormatter
+
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("test grid (points per axis)")
+    ax.set_ylabel("error (mean over test samples)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=9)
     if title:

@@ -226,8 +226,10 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> List[str]:
 
 def markdown_report(results: Mapping[str, Any], setting: Optional[str] = None,
                     figures: Optional[Mapping[str, str]] = None, title: str = "Evaluation report",
-                    max_step_rows: int = 25) -> str:
-    """The text of ``report.md`` (see the module docstring)."""
+                    max_step_rows: int = 25, context: Optional[Sequence[str]] = None) -> str:
+    """The text of ``report.md`` (see the module docstring). ``context``: lines stating what was
+    evaluated (checkpoint, data, split, epochs, train and test resolution, published-setting
+    match), listed under the title."""
     runs = _as_runs(results)
     labels = list(runs)
     first = next(iter(runs.values()))
@@ -239,6 +241,7 @@ def markdown_report(results: Mapping[str, Any], setting: Optional[str] = None,
             info.append(f"{key}: {first[key]}")
     if setting:
         info.append(f"setting: `{setting}` ({setting_info(setting)['benchmark']})")
+    info += list(context or ())
     lines += ["- " + item for item in info] + [""]
 
     notes = [f"{label}: {note}" for label, r in runs.items() for note in r.get("notes", [])]
@@ -312,7 +315,7 @@ def _jsonable(obj: Any) -> Any:
 def write_report(out_dir: str, results: Mapping[str, Any], *, setting: Optional[str] = None,
                  predictions: Any = None, targets: Any = None, sample: int = 0, channel: int = 0,
                  n_frames: int = 4, title: str = "Evaluation report",
-                 extra: Optional[Mapping[str, Any]] = None) -> Dict[str, str]:
+                 extra: Optional[Mapping[str, Any]] = None, context: Optional[Sequence[str]] = None) -> Dict[str, str]:
     """Write the report folder; return ``{"metrics_json", "report_md", <figure name>: path}``.
 
     results: one :func:`train.evaluate.evaluate` result, or ``label -> result`` for side-by-side
@@ -321,6 +324,7 @@ def write_report(out_dir: str, results: Mapping[str, Any], *, setting: Optional[
         ``label -> predictions`` matching ``results``); when given, ``fields.png`` shows sample
         ``sample``, channel ``channel`` at ``n_frames`` evenly spaced steps.
     extra: anything else to store in ``metrics.json`` (checkpoint path, config, timings).
+    context: lines for the head of ``report.md`` (what was evaluated; also stored in metrics.json).
     """
     from . import plots
 
@@ -381,11 +385,13 @@ def write_report(out_dir: str, results: Mapping[str, Any], *, setting: Optional[
     }
     if extra:
         record["extra"] = extra
+    if context:
+        record["context"] = list(context)
     paths["metrics_json"] = os.path.join(out_dir, "metrics.json")
     with open(paths["metrics_json"], "w") as f:
         json.dump(_jsonable(record), f, indent=1, allow_nan=False)
     paths["report_md"] = os.path.join(out_dir, "report.md")
     with open(paths["report_md"], "w") as f:
-        f.write(markdown_report(runs, setting=setting, figures=figures, title=title))
+        f.write(markdown_report(runs, setting=setting, figures=figures, title=title, context=context))
     paths.update(figures)
     return paths

@@ -3,7 +3,18 @@
 Both modules check everything they can *at construction*, from the file headers only, so a bad
 config stops before any training starts: the file opens and passes the data contract's (shallow)
 validation, the named fields exist with the right roles and shapes, the windows fit in the
-trajectories, and the splits are non-empty and disjoint from the training split.
+trajectories, and the splits are non-empty, hold valid samples and are disjoint from the training
+split. Index splits written for a larger file (a packaged config's ``0:1000`` / ``-100:`` on a file
+of 50 samples) are replaced by the same proportions of the file, with a note on stderr and in
+:attr:`split_note` (``adapt_splits=False``: an error instead). Before training (``setup("fit")``)
+one pass over the training split fits the statistics and refuses degenerate data: a channel that
+is constant over the split (e.g. all zeros), non-finite values, or a sample whose targets are all
+zero (its relative error is undefined).
+
+Validation and test files may have another spatial resolution than the training file (zero-shot
+super-resolution for the models that take it): they must agree on what the model depends on --
+field names and roles, channel and frame counts, PDE, boundary conditions, node convention (walls
+included or not) and domain size -- and each error names the file and the difference.
 
 :attr:`io` describes what the LightningModule needs to build a model for this data (channel
 counts, windows, boundary conditions, grid); ``neuralops-train`` links it into the module's
@@ -19,6 +30,7 @@ without padding (:class:`ShardSampler`); Lightning does not replace either sampl
 """
 from __future__ import annotations
 
+import sys
 from typing import Any, Dict, List, Optional, Sequence
 
 import lightning.pytorch as pl
@@ -28,7 +40,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from datagen.dataset import DatasetError, open_dataset, validate
 
 from .normalization import NORMALIZATIONS, RunningChannelStats
-from .splits import Split, check_disjoint, parse_split
+from .splits import Split, check_disjoint, check_split_type, fit_index_splits, parse_split
 from .windows import SteadyPairs, TrajectoryWindows, all_windows, field_channels, protocol_windows
 
 __all__ = ["SteadyDataModule", "TrajectoryDataModule", "TRAJECTORY_MODES", "CHECKS"]
@@ -62,7 +74,7 @@ class _ContractDataModule(pl.LightningDataModule):
 
     def __init__(self, path: Optional[str], train: str, val: Optional[str], test: Optional[str],
                  batch_size: int, eval_batch_size: Optional[int], num_workers: int, normalization: str,
-                 seed: int, check: str, stats_chunk: int):
+                 seed: int, check: str, stats_chunk: int, adapt_splits: bool = True):
         super().__init__()
         if normalization not in NORMALIZATIONS:
             raise ValueError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {normalization!r}")
@@ -84,7 +96,19 @@ class _ContractDataModule(pl.LightningDataModule):
         self._check = check
         self._datasets: Dict[str, Any] = {}
         self.splits: Dict[str, Optional[Split]] = {}
-        for name, spec in (("train", train), ("val", val), ("test", test)):
+        specs = {"train": train, "val": val, "test": test}
+        self.split_note: Optional[str] = None
+        if path is not None:
+            for name, spec in specs.items():   # a number here is a YAML-mangled range: refuse before anything
+                check_split_type(name, spec)
+            fitted = fit_index_splits(specs, len(self._open(path)))
+            if fitted is not None:
+                if not adapt_splits:
+                    raise ValueError(fitted[1].split("; split by fraction")[0] + f" ({path}); set data.train/val/"
+                                     "test to ranges that fit, or data.adapt_splits: true to split by fraction")
+                specs, self.split_note = fitted
+                print(f"data: {self.split_note.replace('of the file', 'of ' + str(path))}", file=sys.stderr)
+        for name, spec in specs.items():
             self.splits[name] = parse_split(name, spec, path, self._open)
         if self.splits["train"] is None:
             raise ValueError("the train split is required (e.g. train: '0:1000')")
@@ -117,23 +141,52 @@ class _ContractDataModule(pl.LightningDataModule):
         """The training file: its fields, grid and spec describe every split."""
         return self.dataset_of("train")
 
-    def _check_compatible(self, fields: Sequence[str]) -> None:
+    def _check_compatible(self, fields: Sequence[str], time_dependent: bool) -> None:
+        """Val/test files in other files than the training file: same fields with the same roles,
+        channel (and frame) counts, PDE, boundary conditions, node convention and domain size; the
+        spatial resolution may differ (models that take any grid evaluate at another resolution)."""
         ref = self.reference
+        ref_grid = self.grid_info()
         for name in ("val", "test"):
             s = self.splits[name]
             if s is None or s.path == self.splits["train"].path:
                 continue
             other = self._open(s.path)
+            where = f"the {name} file {s.path}"
             for f in fields:
                 if f not in other.fields:
-                    raise ValueError(f"the {name} file {s.path} has no field {f!r} (fields: {', '.join(other.fields)})")
-                if tuple(other.field_shape(f)) != tuple(ref.field_shape(f)):
-                    raise ValueError(f"field {f!r} has per-sample shape {other.field_shape(f)} in the {name} file "
-                                     f"{s.path} but {ref.field_shape(f)} in the train file")
+                    raise ValueError(f"{where} has no field {f!r} (fields: {', '.join(other.fields)})")
+                role, ref_role = other.role(f), ref.role(f)
+                if role != ref_role:
+                    raise ValueError(f"field {f!r} is an {role} in {where} but an {ref_role} in the train file")
+                a, b = tuple(other.field_shape(f)), tuple(ref.field_shape(f))
+                if len(a) != len(b) or a[:-2] != b[:-2]:
+                    what = "frames/channels" if time_dependent else "channels"
+                    raise ValueError(f"field {f!r} has per-sample shape {a} in {where} but {b} in the train file: "
+                                     f"the {what} must agree (only the spatial grid may differ)")
+            if other.pde != ref.pde:
+                raise ValueError(f"{where} holds {other.pde!r} data but the train file {ref.pde!r}")
+            grid = self.grid_info(other)
+            for ax, g in ref_grid.items():
+                o = grid.get(ax)
+                if o is None:
+                    raise ValueError(f"{where} has no {ax} axis")
+                for key, label in (("boundary", "boundary condition"), ("includes_boundary", "node convention "
+                                                                                         "(walls included)")):
+                    if o[key] != g[key]:
+                        raise ValueError(f"{where} has {label} {o[key]!r} on axis {ax} but the train file "
+                                         f"{g[key]!r}")
+                # one coarse spacing of slack: a grid x_j = j / n (far wall not stored) read as
+                # walls-included has length 1 - 1/n, which depends on n
+                slack = max(o["length"] / o["n"], g["length"] / g["n"]) + 1e-9 * max(1.0, abs(g["length"]))
+                if abs(o["length"] - g["length"]) > slack:
+                    raise ValueError(f"{where} spans {o['length']:.6g} on axis {ax} but the train file "
+                                     f"{g['length']:.6g}: the domain must be the same")
 
-    def grid_info(self) -> Dict[str, Any]:
-        """Boundary condition, size, DFT period and node convention of each spatial axis."""
-        g = self.reference.grid
+    def grid_info(self, ds=None) -> Dict[str, Any]:
+        """Boundary condition, size, DFT period and node convention of each spatial axis of a file
+        (default: the training file)."""
+        g = (ds if ds is not None else self.reference).grid
         info: Dict[str, Any] = {}
         for ax in SPATIAL:
             if ax not in g.coords:
@@ -155,6 +208,11 @@ class _ContractDataModule(pl.LightningDataModule):
                 length = n * h  # periodic: the DFT period
             info[ax] = {"n": n, "boundary": bc, "length": length, "includes_boundary": with_walls}
         return info
+
+    def resolution(self, split: str) -> List[int]:
+        """Spatial grid ``[X, Y]`` of a split's file."""
+        g = self.grid_info(self.dataset_of(split))
+        return [g[ax]["n"] for ax in SPATIAL if ax in g]
 
     # -- loaders ------------------------------------------------------------------------------
     def _rank_world(self):
@@ -207,6 +265,40 @@ class _ContractDataModule(pl.LightningDataModule):
     def describe(self) -> str:
         return "; ".join(s.describe() for s in self.splits.values() if s is not None)
 
+    def _split_io(self) -> Dict[str, Any]:
+        """What the splits were (stored with the model, so reports can say which data they used)."""
+        test = self.splits["test"]
+        return {"train_path": self.splits["train"].path, "n_train": len(self.splits["train"]),
+                # nested: jsonargparse YAML-loads top-level strings of a linked dict ("a: b" -> {a: b})
+                "splits": {**{k: s.describe() for k, s in self.splits.items() if s is not None},
+                           "note": self.split_note or ""},
+                "test_path": test.path if test else None,
+                "test_indices": test.indices.tolist() if test else None}
+
+    def setup(self, stage: str) -> None:
+        # one pass over the training split: statistics, and degenerate data refused before any step
+        if stage == "fit":
+            self.normalization_statistics()
+
+    def _refuse_degenerate(self, group: str, names: Sequence[str], mean: np.ndarray, std: np.ndarray,
+                           zero_samples: List[int]) -> None:
+        s = self.splits["train"]
+        where = f"the train split of {s.path} ({len(s)} samples)"
+        fields = ", ".join(repr(f) for f in names)
+        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std))):
+            raise ValueError(f"{group} fields {fields} hold nan or inf values in {where}; run `neuralops-data "
+                             "validate --deep` on the file and regenerate or drop the bad samples")
+        flat = np.flatnonzero(std <= 1e-10 * np.maximum(1.0, np.abs(mean)))
+        if flat.size:
+            c = int(flat[0])
+            raise ValueError(f"{group} channel {c} (fields {fields}) is constant ({mean[c]:.6g}) over {where}: "
+                             "there is nothing to learn from it and its normalisation is undefined; check the "
+                             "data (all-zero or constant fields) or choose other fields")
+        if zero_samples:
+            raise ValueError(f"{len(zero_samples)} sample(s) of {where} have all-zero {group} fields {fields} "
+                             f"(e.g. sample {zero_samples[0]}): their relative error is undefined; drop them "
+                             "from the split or regenerate them")
+
     def teardown(self, stage: str) -> None:
         for ds in self._datasets.values():
             ds.close()
@@ -218,7 +310,8 @@ class SteadyDataModule(_ContractDataModule):
     Args:
         path: the data-contract file the index-range splits refer to.
         train, val, test: split strings (:mod:`train.data.splits`): ``"0:1000"``, ``"-100:"``,
-            ``"other.h5"``, ``"other.h5[0:100]"``; ``val``/``test`` may be "none".
+            ``"0.9:"`` (a fraction), ``"other.h5"``, ``"other.h5[0:100]"``; ``val``/``test`` may be
+            "none". Val/test files may have another spatial resolution than the train file.
         inputs, outputs: field names (default: the file's fields with role input / output).
         batch_size: per-process batch; eval_batch_size: for val/test (default batch_size).
         num_workers: DataLoader worker processes (lazy per-sample reads in each).
@@ -227,6 +320,9 @@ class SteadyDataModule(_ContractDataModule):
         check: validation of each file before use: "shallow" (header, layout), "deep" (reads
             every chunk: checksums, NaN) or "none".
         stats_chunk: samples read at a time while fitting the statistics.
+        adapt_splits: index splits that do not fit ``path`` (bounds beyond its size, or val/test
+            overlapping train) are replaced by the same proportions of the file, with a note;
+            ``False``: an error.
     """
 
     layout = "steady"
@@ -235,9 +331,9 @@ class SteadyDataModule(_ContractDataModule):
                  test: str = "none", inputs: Optional[List[str]] = None,
                  outputs: Optional[List[str]] = None, batch_size: int = 8, eval_batch_size: Optional[int] = None,
                  num_workers: int = 0, normalization: str = "gaussian", seed: int = 0, check: str = "shallow",
-                 stats_chunk: int = 64):
+                 stats_chunk: int = 64, adapt_splits: bool = True):
         super().__init__(path, train, val, test, batch_size, eval_batch_size, num_workers, normalization,
-                         seed, check, stats_chunk)
+                         seed, check, stats_chunk, adapt_splits)
         self.save_hyperparameters()
         ref = self.reference
         self.inputs = list(inputs) if inputs else ref.inputs
@@ -256,21 +352,17 @@ class SteadyDataModule(_ContractDataModule):
             if grid is not None and shape[-2:] != grid:
                 raise ValueError(f"field {f!r} lives on a {shape[-2:]} grid, the others on {grid}")
             grid = shape[-2:]
-        self._check_compatible(self.inputs + self.outputs)
+        self._check_compatible(self.inputs + self.outputs, False)
         self.grid_shape = grid
         self.in_channels = sum(field_channels(ref.field_shape(f), 2, False) for f in self.inputs)
         self.out_channels = sum(field_channels(ref.field_shape(f), 2, False) for f in self.outputs)
 
     @property
     def io(self) -> Dict[str, Any]:
-        test = self.splits["test"]
         return {"layout": "steady", "mode": "steady", "in_channels": self.in_channels,
                 "out_channels": self.out_channels, "inputs": self.inputs, "outputs": self.outputs,
                 "grid_shape": list(self.grid_shape), "grid": self.grid_info(),
-                "normalization": self.normalization, "pde": self.reference.pde,
-                "train_path": self.splits["train"].path,
-                "test_path": test.path if test else None,
-                "test_indices": test.indices.tolist() if test else None}
+                "normalization": self.normalization, "pde": self.reference.pde, **self._split_io()}
 
     def make_dataset(self, split: str) -> SteadyPairs:
         s = self.splits[split]
@@ -282,11 +374,16 @@ class SteadyDataModule(_ContractDataModule):
         for group, names, n_c in (("input", self.inputs, self.in_channels),
                                   ("output", self.outputs, self.out_channels)):
             stats = RunningChannelStats(n_c)
+            zero: List[int] = []
             for chunk in self._chunks():
                 parts = [ds.read(f, chunk) for f in names]
                 parts = [p[:, None] if p.ndim == 3 else p for p in parts]
-                stats.update(np.concatenate(parts, axis=1), channel_axis=1)
+                block = np.concatenate(parts, axis=1)
+                stats.update(block, channel_axis=1)
+                if group == "output":
+                    zero += [int(i) for i in np.asarray(chunk)[~np.any(block.reshape(len(block), -1), axis=1)]]
             out[group] = stats.result()
+            self._refuse_degenerate(group, names, np.asarray(out[group][0]), np.asarray(out[group][1]), zero)
         return out
 
 
@@ -318,11 +415,11 @@ class TrajectoryDataModule(_ContractDataModule):
                  t_in: int = 10, t_out: Optional[int] = None, start: int = 0, history: Optional[int] = None,
                  unroll: int = 1, stride: int = 1, batch_size: int = 8, eval_batch_size: Optional[int] = None,
                  num_workers: int = 0, normalization: str = "gaussian", seed: int = 0, check: str = "shallow",
-                 stats_chunk: int = 16):
+                 stats_chunk: int = 16, adapt_splits: bool = True):
         if mode not in TRAJECTORY_MODES:
             raise ValueError(f"mode must be one of {', '.join(TRAJECTORY_MODES)}, got {mode!r}")
         super().__init__(path, train, val, test, batch_size, eval_batch_size, num_workers, normalization,
-                         seed, check, stats_chunk)
+                         seed, check, stats_chunk, adapt_splits)
         self.save_hyperparameters()
         ref = self.reference
         self.mode = mode
@@ -341,7 +438,7 @@ class TrajectoryDataModule(_ContractDataModule):
             if frames is not None and (shape[0], shape[-2:]) != (frames, self.grid_shape):
                 raise ValueError(f"field {f!r} has shape {shape}, incompatible with the other trajectory fields")
             frames, self.grid_shape = shape[0], shape[-2:]
-        self._check_compatible(self.fields)
+        self._check_compatible(self.fields, True)
         self.n_frames = int(frames)
         self.channels = sum(field_channels(ref.field_shape(f), 2, True) for f in self.fields)
         for name, value in (("t_in", t_in), ("unroll", unroll), ("stride", stride)):
@@ -369,14 +466,11 @@ class TrajectoryDataModule(_ContractDataModule):
 
     @property
     def io(self) -> Dict[str, Any]:
-        test = self.splits["test"]
         return {"layout": "trajectory", "mode": self.mode, "channels": self.channels, "fields": self.fields,
                 "t_in": self.t_in, "t_out": self.t_out, "start": self.start, "history": self.history,
                 "unroll": self.unroll, "n_frames": self.n_frames, "grid_shape": list(self.grid_shape),
                 "grid": self.grid_info(), "normalization": self.normalization, "pde": self.reference.pde,
-                "train_path": self.splits["train"].path,
-                "test_path": test.path if test else None,
-                "test_indices": test.indices.tolist() if test else None}
+                **self._split_io()}
 
     def train_frames(self) -> range:
         """Frames the training windows read (the statistics use exactly these)."""
@@ -396,8 +490,13 @@ class TrajectoryDataModule(_ContractDataModule):
         ds = self.reference
         fr = self.train_frames()
         stats = RunningChannelStats(self.channels)
+        zero: List[int] = []
         for chunk in self._chunks():
             parts = [ds.read(f, chunk, frames=slice(fr.start, fr.stop)) for f in self.fields]
             parts = [p[:, :, None] if p.ndim == 4 else p for p in parts]
-            stats.update(np.concatenate(parts, axis=2), channel_axis=2)
-        return {"state": stats.result()}
+            block = np.concatenate(parts, axis=2)
+            stats.update(block, channel_axis=2)
+            zero += [int(i) for i in np.asarray(chunk)[~np.any(block.reshape(len(block), -1), axis=1)]]
+        result = stats.result()
+        self._refuse_degenerate("state", self.fields, np.asarray(result[0]), np.asarray(result[1]), zero)
+        return {"state": result}
