@@ -66,7 +66,9 @@ def test_last_checkpoint_holds_the_final_epoch_and_resume_continues_from_it(darc
     """A monitor that improves only at epoch 0 ('epoch', mode min): best is epoch 0, last.ckpt must
     still hold epoch 2 with the final weights; --ckpt_path last continues with epoch 3."""
     root, rec = str(tmp_path / "run"), str(tmp_path / "final.pt")
-    common = ["--checkpoint.monitor", "epoch", "--checkpoint.mode", "min"]
+    # darcy_fno has no validation split (the script reports its final epoch): give it one here.
+    common = ["--checkpoint.monitor", "epoch", "--checkpoint.mode", "min",
+              "--data.train", "0:8", "--data.val", "8:10", "--data.test", "10:12"]
     assert _fit_fno(darcy["17"], root, *common, "--trainer.max_epochs", "3",
                     "--trainer.callbacks+=train_helpers.RecordTraining", "--trainer.callbacks.path", rec) == 0
     ckpt_dir = os.path.join(root, "ckpt")
@@ -172,13 +174,13 @@ def test_degenerate_data_is_refused_by_the_data_modules(darcy, tmp_path, capsys)
 
 
 def test_packaged_config_on_a_single_small_file_and_on_separate_files(darcy, tmp_path, capsys):
-    """darcy_fno's 0:1000 / -100: / -100: on a 12-sample file: split by fraction, said on stderr;
+    """darcy_fno's 0:1000 / -100: (no validation split) on a 12-sample file: split by fraction, said on stderr;
     --data.val FILE --data.test FILE: separate files, the train file used whole."""
     root = str(tmp_path / "one")
     assert _fit_fno(darcy["17"], root, "--trainer.max_epochs", "1") == 0
     err = capsys.readouterr().err
-    assert ("the index splits (train 0:1000, val -100:, test -100:) do not fit the 12 samples of "
-            f"{darcy['17']}; split by fraction instead: train 0:11, val 11:12, test 11:12") in err
+    assert ("the index splits (train 0:1000, test -100:) do not fit the 12 samples of "
+            f"{darcy['17']}; split by fraction instead: train 0:11, test 11:12") in err
     val = str(tmp_path / "val.h5")
     shutil.copy(darcy["17"], val)
     root = str(tmp_path / "files")
@@ -267,7 +269,7 @@ def test_evaluation_at_another_resolution_through_the_clis(darcy, tmp_path, caps
     assert os.path.getsize(os.path.join(out, "error_vs_resolution.png")) > 1000
     # each file's own report states training and test grids and why there is no published column
     sub = open(rows[(33, 33)]["report"]).read()
-    assert "training data: " in sub and "grid 17x17; the index splits (train 0:1000, val -100:, test -100:) do " \
+    assert "training data: " in sub and "grid 17x17; the index splits (train 0:1000, test -100:) do " \
         "not fit the 12 samples of the file; split by fraction instead: train 0:11" in sub
     assert "grid 33x33 (another resolution than training: zero-shot)" in sub
     assert "published comparison: no published comparison: the published tables are for FNO Navier-Stokes" in sub
