@@ -191,7 +191,7 @@ def test_packaged_config_on_a_single_small_file_and_on_separate_files(darcy, tmp
     assert _fit_fno(darcy["17"], str(tmp_path / "strict"), "--trainer.max_epochs", "1",
                     "--data.adapt_splits", "false") == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("neuralops-train: error: the index splits (train 0:1000, val -100:, test -100:) do "
+    assert err[-1].startswith("neuralops-train: error: the index splits (train 0:1000, test -100:) do "
                               "not fit the 12 samples") and "data.adapt_splits: true" in err[-1]
     assert not any("Traceback" in line for line in err)
 
