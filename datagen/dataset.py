@@ -18,19 +18,30 @@ Crash safety and resume
 HDF5 files are not crash-safe: a process killed inside a write can leave a file that no longer
 opens. The writer therefore never writes the dataset in place. Samples go to small *segment*
 files in ``<path>.partial/``; each segment is written under a temporary name and renamed
-atomically, so after a SIGKILL every segment present is complete. ``finalize()`` merges the
-segments in sample order into ``<path>.writing`` and renames it to ``<path>`` only once it is
-complete: a file at ``<path>`` is always a whole dataset, and a half-written one is never found
-there. Readers refuse ``*.writing`` files and segment files (their ``status`` is not "complete").
-A run started again with ``resume=True`` and the same spec skips every sample already in a segment
-and ends with the same file contents as an uninterrupted run (up to wall-clock fields such as
-``solver/seconds``).
+atomically (after an fsync), so after a SIGKILL every segment present is complete.
+``finalize()`` merges the segments in sample order into ``<path>.writing`` and renames it to
+``<path>`` only once it is complete and fsync'ed: a file at ``<path>`` is always a whole dataset,
+and a half-written one is never found there. The merge deletes segments batch by batch once their
+rows are on disk and marked merged (see :meth:`DatasetWriter._merge`), so it needs no second copy
+of the data, and a kill while finalising is resumed in place. Readers refuse ``*.writing`` files
+and segment files (their ``status`` is not "complete"). A run started again with ``resume=True``
+and the same spec skips every sample already written and ends with the same file contents as an
+uninterrupted run (up to wall-clock fields such as ``solver/seconds``). One writer per output:
+``<path>.lock`` (:class:`OutputLock`).
 
 MPI
 ---
 With ``comm`` (an mpi4py communicator) each rank writes only the samples it is given, into its own
 segments, then its own shard ``<path>.shards/shard-<rank>.h5``; rank 0 writes the small top file
-``<path>`` whose fields are HDF5 virtual datasets over the shards (nothing is copied).
+``<path>`` whose fields are HDF5 virtual datasets over the shards (nothing is copied; the fill
+value is NaN and readers check that every shard is there with its recorded shape). A run can be
+resumed with any number of ranks: rank ``r`` takes over the segments and shards of every former
+rank ``q`` with ``q % world_size == r``.
+
+Invalid samples
+---------------
+A sample written with ``invalid_reason`` (a blown-up trajectory) is stored and marked; readers
+skip it unless ``open_dataset(path, include_invalid=True)``.
 """
 from __future__ import annotations
 
