@@ -1450,6 +1450,10 @@ def validate(path: Union[str, os.PathLike], deep: bool = True) -> List[str]:
         if "samples/reason" not in f:
             problems.append("samples/reason is missing")
         field_range: Dict[str, tuple] = {}
+        shard_problems = _virtual_source_problems(f, path)
+        problems.extend(shard_problems)
+        if shard_problems:
+            deep = False  # a missing shard reads as NaN everywhere: its own message says enough
         if "fields" not in f or not len(f["fields"]):
             problems.append("group fields/ is missing or empty")
         else:
@@ -1523,7 +1527,6 @@ def validate(path: Union[str, os.PathLike], deep: bool = True) -> List[str]:
         if valid is not None and n > 0 and not valid.any():
             problems.append(f"no valid sample: all {n} samples are marked invalid "
                             f"(first reason: {_first_reason(f)!r}); there is nothing to train on")
-        problems.extend(_virtual_source_problems(f, path))
         if deep and valid is not None and valid.any():
             for name, (lo, hi) in field_range.items():
                 if lo == hi:
