@@ -797,12 +797,15 @@ class DatasetWriter:
         """Move every row this rank owns into ``target`` in increasing sample order.
 
         Crash safety and disk space: rows are copied into ``<target>.writing`` (all datasets are
-        created at full size first); every :attr:`MERGE_BATCH_BYTES` of field data the file is
-        flushed and fsync'ed, the copied rows are marked in ``_merged`` (flushed and fsync'ed
-        again) and only then are their source files deleted. A kill at any point leaves each row
-        in a source file or marked merged in a readable ``.writing`` (an unreadable one is dropped
-        on resume and its rows generated again); a resumed finalize continues in place. The
-        finished file is fsync'ed before its atomic rename to ``target``.
+        created at full size first, their chunks allocated as rows arrive); every
+        :attr:`MERGE_BATCH_BYTES` of field data the file is flushed and fsync'ed, the copied rows
+        are marked in ``_merged`` (flushed and fsync'ed again) and only then are their source
+        files deleted, so the disk holds the data once plus one batch. A kill leaves each row in a
+        source file or marked merged in ``.writing`` as of its last flush; HDF5 does not promise
+        that a file killed between flushes still opens, so an unreadable ``.writing`` is dropped on
+        resume and the rows merged into it are reported pending (the generator writes them
+        again); a readable one is continued in place. The finished file is fsync'ed before its
+        atomic rename to ``target``.
         """
         single = expect_all
         tmp = target + ".writing"
@@ -922,8 +925,8 @@ class DatasetWriter:
                 for group, names in (("params", self.param_names), ("solver", self.solver_names)):
                     for k in names:
                         dtypes.setdefault(f"{group}/{k}", []).append(f[f"{group}/{k}"].dtype)
-        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
-        dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)  # the chunk index is complete before any row is copied
+        # chunks are allocated as rows arrive (early allocation would write every filtered chunk
+        # up front: a second copy of the data on disk before any segment could be deleted)
         with h5py.File(tmp, "w") as out:
             self._write_header(out, self.n_samples)
             if not single:
@@ -931,8 +934,7 @@ class DatasetWriter:
                 out.create_dataset("index", data=layout.astype(np.int64))
             for name, fs in self.fields.items():
                 d = out.create_dataset(f"fields/{name}", shape=(n,) + fs.shape, dtype=fs.dtype,
-                                       chunks=(1,) + fs.shape if n else None, fletcher32=bool(n),
-                                       **({"dcpl": dcpl} if n else {}))
+                                       chunks=(1,) + fs.shape if n else None, fletcher32=bool(n))
                 d.attrs["role"] = fs.role
                 if fs.description:
                     d.attrs["description"] = fs.description

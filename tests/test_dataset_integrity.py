@@ -308,3 +308,43 @@ def test_mpi_kill_during_finalize_resumes_with_another_rank_count(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     assert_same(ref, out)
     assert validate(out) == []
+
+
+def _disk_bytes(paths):
+    total = 0
+    for p in paths:
+        if os.path.isdir(p):
+            total += _disk_bytes([os.path.join(p, q) for q in os.listdir(p)])
+        elif os.path.exists(p):
+            total += os.stat(p).st_blocks * 512
+    return total
+
+
+def test_finalize_needs_one_batch_of_extra_disk_not_a_second_copy(tmp_path, monkeypatch):
+    path = tmp_path / "big.h5"
+    n, res = 24, 64
+    x = np.linspace(0, 1, res)
+    w = DatasetWriter(path, pde="toy", spec={}, n_samples=n, seed=0, solver=[],
+                      fields={"u": FieldSpec((res, res), "output", "float64")},
+                      grid=Grid({"x": x, "y": x}, {"x": "dirichlet", "y": "dirichlet"}),
+                      flush_every=1, flush_seconds=0.0)
+    rng = np.random.default_rng(0)
+    data = rng.standard_normal((n, res, res))
+    for i in range(n):
+        w.write(i, {"u": data[i]})
+    sample_bytes = res * res * 8
+    monkeypatch.setattr(DatasetWriter, "MERGE_BATCH_BYTES", 4 * sample_bytes)
+    before = _disk_bytes([str(path) + ".partial"])
+    peak = [0]
+    real = D._remove_files
+
+    def measure(paths):
+        peak[0] = max(peak[0], _disk_bytes([str(path) + ".partial", str(path) + ".writing"]))
+        real(paths)
+
+    monkeypatch.setattr(D, "_remove_files", measure)
+    w.finalize()
+    np.testing.assert_array_equal(open_dataset(path).read("u"), data)
+    # the data once, plus one batch (and HDF5 overhead), never the segments and a full copy together
+    assert before >= n * sample_bytes
+    assert peak[0] < before + 6 * sample_bytes + 256 * 1024, (peak[0], before)
