@@ -42,7 +42,7 @@ def assert_same(a_path, b_path):
         for k in a.param_names:
             np.testing.assert_array_equal(a.params(k), b.params(k), err_msg=k)
         for k in a.solver_names:
-            if k not in ("seconds", "setup_seconds"):
+            if k not in ("seconds", "setup_seconds", "rank"):  # wall clock; which process solved it
                 np.testing.assert_array_equal(a.solver(k), b.solver(k), err_msg=k)
         np.testing.assert_array_equal(a.valid, b.valid)
 
@@ -76,3 +76,30 @@ def test_sigkill_at_three_points_then_resume_gives_the_uninterrupted_file(tmp_pa
 @pytest.mark.slow
 def test_sigkill_at_ten_seeded_points_then_resume_gives_the_uninterrupted_file(tmp_path):
     check_points(tmp_path, kill_points(10))
+
+
+@pytest.mark.mpi
+def test_a_two_rank_generator_run_resumed_by_fewer_ranks_gives_the_uninterrupted_file(tmp_path):
+    """`mpiexec -n 3` cut short, resumed by 2 ranks; `mpiexec -n 2` cut short, resumed by one process."""
+    import shutil
+
+    if shutil.which("mpiexec") is None:
+        pytest.skip("mpiexec not installed")
+    pytest.importorskip("mpi4py")
+    args = ["darcy", "--n", "9", "--resolution", "17", "--solver", "lu", "--no-progress"]
+    cli = [sys.executable, "-m", "datagen.cli", *args]
+
+    def go(out, *extra, ranks=0):
+        cmd = (["mpiexec", "-n", str(ranks)] if ranks else []) + cli + ["--out", str(out), *extra]
+        return subprocess.run(cmd, env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+    ref = tmp_path / "ref.h5"
+    assert go(ref).returncode == 0
+    for first, then, name in ((3, 2, "a.h5"), (2, 0, "b.h5")):
+        out = tmp_path / name
+        r = go(out, "--max-new", "1", ranks=first)
+        assert r.returncode == 0 and not out.exists(), r.stderr
+        r = go(out, "--resume", ranks=then)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert_same(ref, out)
+        assert validate(out) == []
