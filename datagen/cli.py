@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 # subcommand -> (module, one-line help)
 SUBCOMMANDS = {
@@ -75,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.exit(2, f"{prog}: cannot import {args._module}: {err}\n"
                        "Run `make env` (or scripts/setup_env.sh) to install PETSc/petsc4py and the rest.\n")
     mod = importlib.import_module(args._module)
+    warnings.formatwarning = lambda msg, category, *a, **k: f"{prog}: warning: {msg}\n"  # one line each
     try:
         with interruptible():
             return int(mod.run(args) or 0)

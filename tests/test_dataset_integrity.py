@@ -102,6 +102,23 @@ def test_validate_reads_the_tolerance_wherever_the_spec_records_it(tmp_path):
     assert any("spec.rtol=1e-10" in p for p in validate(top))
 
 
+def test_validate_flags_a_generated_darcy_file_whose_residual_was_corrupted(tmp_path):
+    pytest.importorskip("petsc4py")
+    from datagen.elliptic.darcy import Darcy
+    from datagen.elliptic.generator import GenerationConfig, generate
+
+    path = tmp_path / "darcy.h5"
+    generate(Darcy(17), path, GenerationConfig(n_samples=3, solver="lu", rtol=1e-8), progress=False)
+    assert validate(path) == []
+    with open_dataset(path) as ds:
+        assert "rtol" not in ds.spec and ds.spec["solver"]["rtol"] == 1e-8
+    with h5py.File(path, "a") as f:
+        f["solver/residual"][0] = 0.5
+    problems = validate(path)
+    assert any("1 valid samples have solver/residual above spec.solver.rtol=1e-08 (first: [0]" in p
+               for p in problems), problems
+
+
 def test_validate_refuses_degenerate_data(tmp_path):
     const = write_toy(tmp_path / "const.h5", a=2.5)
     problems = validate(const)
