@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.exit(2, f"{prog}: cannot import {args._module}: {err}\n"
                        "Run `make env` (or scripts/setup_env.sh) to install PETSc/petsc4py and the rest.\n")
     mod = importlib.import_module(args._module)
+    formatwarning = warnings.formatwarning
     warnings.formatwarning = lambda msg, category, *a, **k: f"{prog}: warning: {msg}\n"  # one line each
     try:
         with interruptible():
@@ -90,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # full disk, read-only output, missing input: one line, no traceback
         print(f"{prog}: error: {_os_error_text(exc)}", file=sys.stderr, flush=True)
         return 1
+    finally:
+        warnings.formatwarning = formatwarning
 
 
 def _os_error_text(exc: OSError) -> str:
