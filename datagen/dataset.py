@@ -790,7 +790,10 @@ class DatasetWriter:
                 continue
             with h5py.File(seg, "r") as f:
                 idx = np.asarray(f["index"][()], dtype=np.int64)
-            out.append({"path": seg, "rows": np.arange(idx.size), "indices": idx, "kind": "segment"})
+                dtypes = {f"{g}/{k}": f[f"{g}/{k}"].dtype for g, names in
+                          (("params", self.param_names), ("solver", self.solver_names)) for k in names}
+            out.append({"path": seg, "rows": np.arange(idx.size), "indices": idx, "kind": "segment",
+                        "dtypes": dtypes})
         return out
 
     def _merge(self, target: str, expect_all: bool) -> None:
@@ -921,6 +924,10 @@ class DatasetWriter:
         n = int(layout.size)
         dtypes: Dict[str, list] = {}
         for src in sources:
+            if "dtypes" in src:
+                for key, dt in src["dtypes"].items():
+                    dtypes.setdefault(key, []).append(dt)
+                continue
             with h5py.File(src["path"], "r") as f:
                 for group, names in (("params", self.param_names), ("solver", self.solver_names)):
                     for k in names:
