@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 # subcommand -> (module, one-line help)
 SUBCOMMANDS = {
@@ -47,15 +48,64 @@ def _takes_family(mod) -> bool:
     return len(inspect.signature(mod.add_arguments).parameters) >= 2
 
 
+def _init_petsc() -> None:
+    """Initialise PETSc without its signal handler, before anything imports ``petsc4py.PETSc``.
+
+    PETSc's handler would catch SIGTERM (and crash signals) itself, print its error trace and
+    abort, pre-empting the flush of finished samples; with ``-no_signal_handler`` the signals
+    reach Python (see :func:`main`). Does nothing without petsc4py or once PETSc is initialised.
+    """
+    if "petsc4py.PETSc" in sys.modules:
+        return
+    try:
+        import petsc4py
+    except ImportError:
+        return
+    petsc4py.init([sys.argv[0] if sys.argv and sys.argv[0] else "neuralops-datagen", "-no_signal_handler"])
+
+
 def main(argv: list[str] | None = None) -> int:
+    from datagen.dataset import Interrupted, interruptible
+
+    _init_petsc()
     parser = build_parser()
     args = parser.parse_args(argv)
+    prog = f"neuralops-datagen {args.family}"
     err = getattr(args, "_import_error", None)
     if err is not None:
-        parser.exit(2, f"neuralops-datagen {args.family}: cannot import {args._module}: {err}\n"
+        parser.exit(2, f"{prog}: cannot import {args._module}: {err}\n"
                        "Run `make env` (or scripts/setup_env.sh) to install PETSc/petsc4py and the rest.\n")
     mod = importlib.import_module(args._module)
-    return int(mod.run(args) or 0)
+    formatwarning = warnings.formatwarning
+    warnings.formatwarning = lambda msg, category, *a, **k: f"{prog}: warning: {msg}\n"  # one line each
+    try:
+        with interruptible():
+            return int(mod.run(args) or 0)
+    except Interrupted as exc:
+        # finished samples were flushed by the writer while the exception unwound
+        where = f"{exc.saved} finished samples are saved in {exc.partial_dir}" if exc.partial_dir else \
+            "no samples were written yet"
+        print(f"{prog}: interrupted by {exc}: {where}; run the same command with --resume to continue",
+              file=sys.stderr, flush=True)
+        return exc.exit_code
+    except OSError as exc:  # full disk, read-only output, missing input: one line, no traceback
+        print(f"{prog}: error: {_os_error_text(exc)}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        warnings.formatwarning = formatwarning
+
+
+def _os_error_text(exc: OSError) -> str:
+    """One line for an environment error (h5py wraps errno into long messages)."""
+    import errno as _errno
+
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if exc.errno == _errno.ENOSPC or "No space left" in text:
+        return f"no space left on the device ({exc.filename or text}); free space or choose another --out, " \
+               "then resume with --resume"
+    if exc.strerror and exc.filename:
+        return f"{exc.strerror}: {exc.filename}"
+    return text
 
 
 if __name__ == "__main__":

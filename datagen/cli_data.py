@@ -26,9 +26,11 @@ def add_commands(sub) -> None:
 def _info(args) -> int:
     try:
         if args.json:
-            ds = open_dataset(args.path)
+            ds = open_dataset(args.path, include_invalid=True)
             print(json.dumps({
                 "path": ds.path, "pde": ds.pde, "n_samples": ds.n_samples, "seed": ds.seed,
+                "n_valid": ds.n_samples - ds.n_invalid,
+                "invalid": {str(i): r for i, r in ds.invalid_reasons.items()},
                 "fields": {k: {"role": ds.role(k), "shape": list(ds.field_shape(k)), "dtype": str(ds.dtype(k))}
                            for k in ds.fields},
                 "grid": {a: {"n": int(c.size), "min": float(c.min()), "max": float(c.max()),

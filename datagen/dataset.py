@@ -18,28 +18,44 @@ Crash safety and resume
 HDF5 files are not crash-safe: a process killed inside a write can leave a file that no longer
 opens. The writer therefore never writes the dataset in place. Samples go to small *segment*
 files in ``<path>.partial/``; each segment is written under a temporary name and renamed
-atomically, so after a SIGKILL every segment present is complete. ``finalize()`` merges the
-segments in sample order into ``<path>.writing`` and renames it to ``<path>`` only once it is
-complete: a file at ``<path>`` is always a whole dataset, and a half-written one is never found
-there. Readers refuse ``*.writing`` files and segment files (their ``status`` is not "complete").
-A run started again with ``resume=True`` and the same spec skips every sample already in a segment
-and ends with the same file contents as an uninterrupted run (up to wall-clock fields such as
-``solver/seconds``).
+atomically (after an fsync), so after a SIGKILL every segment present is complete.
+``finalize()`` merges the segments in sample order into ``<path>.writing`` and renames it to
+``<path>`` only once it is complete and fsync'ed: a file at ``<path>`` is always a whole dataset,
+and a half-written one is never found there. The merge deletes segments batch by batch once their
+rows are on disk and marked merged (see :meth:`DatasetWriter._merge`), so it needs no second copy
+of the data, and a kill while finalising is resumed in place. Readers refuse ``*.writing`` files
+and segment files (their ``status`` is not "complete"). A run started again with ``resume=True``
+and the same spec skips every sample already written and ends with the same file contents as an
+uninterrupted run (up to wall-clock fields such as ``solver/seconds``). One writer per output:
+``<path>.lock`` (:class:`OutputLock`).
 
 MPI
 ---
 With ``comm`` (an mpi4py communicator) each rank writes only the samples it is given, into its own
 segments, then its own shard ``<path>.shards/shard-<rank>.h5``; rank 0 writes the small top file
-``<path>`` whose fields are HDF5 virtual datasets over the shards (nothing is copied).
+``<path>`` whose fields are HDF5 virtual datasets over the shards (nothing is copied; the fill
+value is NaN and readers check that every shard is there with its recorded shape). A run can be
+resumed with any number of ranks: rank ``r`` takes over the segments and shards of every former
+rank ``q`` with ``q % world_size == r``.
+
+Invalid samples
+---------------
+A sample written with ``invalid_reason`` (a blown-up trajectory) is stored and marked; readers
+skip it unless ``open_dataset(path, include_invalid=True)``.
 """
 from __future__ import annotations
 
 import datetime as _dt
+import fcntl
 import glob
 import json
 import os
 import shutil
+import signal
+import socket
+import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
@@ -59,7 +75,8 @@ SEGMENT = "segment"
 
 __all__ = [
     "DatasetError", "FieldSpec", "Grid", "DatasetWriter", "Dataset", "open_dataset", "validate",
-    "describe", "FORMAT", "FORMAT_VERSION",
+    "describe", "spec_rtol", "OutputLock", "StaleLockWarning", "Interrupted", "interruptible",
+    "FORMAT", "FORMAT_VERSION",
 ]
 
 
@@ -167,6 +184,207 @@ def _value_dtype(value: Any) -> np.dtype:
     raise DatasetError(f"per-sample value {value!r} must be a bool, int, float or str")
 
 
+# --------------------------------------------------------------------------------------- durability
+def _fsync_path(path: str) -> None:
+    """fsync a file (or a folder, so that a rename or unlink inside it is on disk)."""
+    flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if os.path.isdir(path) else 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems refuse fsync on folders
+        pass
+    finally:
+        os.close(fd)
+
+
+def _durable_replace(tmp: str, target: str) -> None:
+    """Rename ``tmp`` to ``target`` only after ``tmp`` is on disk, then make the rename durable."""
+    _fsync_path(tmp)
+    os.replace(tmp, target)
+    _fsync_path(os.path.dirname(target) or ".")
+
+
+def _remove_files(paths: Sequence[str]) -> None:
+    folders = set()
+    for p in paths:
+        try:
+            os.remove(p)
+            folders.add(os.path.dirname(p))
+        except FileNotFoundError:
+            pass
+    for d in folders:
+        _fsync_path(d)
+
+
+# --------------------------------------------------------------------------------------- lock
+class StaleLockWarning(UserWarning):
+    """A writer took over the lock of a process that no longer runs."""
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class OutputLock:
+    """One writer per output: ``<path>.lock`` holds the owner's pid, host and start time.
+
+    The lock is an ``flock`` on that file, held as long as the writer lives, so the operating
+    system releases it when the owner dies (even by SIGKILL); the file's contents name the owner in
+    the refusal message. A lock file left behind by a process that no longer runs on this host is
+    taken over with a :class:`StaleLockWarning`; one left by a process on another host is refused
+    (its owner cannot be checked from here), and the message says how to remove it.
+    """
+
+    def __init__(self, output: str):
+        self.output = output
+        self.path = output + ".lock"
+        self._fd: Optional[int] = None
+        self._ino: Optional[int] = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    @staticmethod
+    def _read(fd: int) -> dict:
+        try:
+            os.lseek(fd, 0, os.SEEK_SET)
+            raw = os.read(fd, 4096).decode(errors="replace")
+            return json.loads(raw) if raw.strip() else {}
+        except (OSError, ValueError):
+            return {}
+
+    def _describe(self, owner: dict) -> str:
+        me = " (this process)" if owner.get("pid") == os.getpid() and owner.get("host") == socket.gethostname() else ""
+        return (f"pid {owner.get('pid', '?')}{me} on host {owner.get('host', '?')}, "
+                f"since {owner.get('since', '?')}")
+
+    def acquire(self) -> None:
+        host = socket.gethostname()
+        for _ in range(10):
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise DatasetError(f"cannot create the lock file {self.path}: {exc.strerror or exc}; "
+                                   "the output folder must be writable") from exc
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                owner = self._read(fd)
+                os.close(fd)
+                raise DatasetError(f"{self.output} is being written by another writer ({self._describe(owner)}; "
+                                   f"lock {self.path}); two writers on one output are refused: wait for it to "
+                                   "finish or stop it, or choose another --out") from None
+            try:
+                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:  # released (and removed) between open and flock: lock the new file
+                os.close(fd)
+                continue
+            owner = self._read(fd)
+            if owner and owner.get("pid") != os.getpid():
+                if owner.get("host") not in (None, host):
+                    os.close(fd)
+                    raise DatasetError(f"{self.output} is locked by a writer on another host ({self._describe(owner)}; "
+                                       f"lock {self.path}); if no writer runs there any more, remove {self.path}")
+                state = "no longer runs" if not _pid_alive(int(owner.get("pid", -1))) else \
+                    "holds no lock (its pid was reused)"
+                warnings.warn(f"taking over the stale lock {self.path}: its owner ({self._describe(owner)}) {state}",
+                              StaleLockWarning, stacklevel=3)
+            me = {"pid": os.getpid(), "host": host,
+                  "since": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, json.dumps(me).encode())
+            os.fsync(fd)
+            self._fd, self._ino = fd, os.fstat(fd).st_ino
+            return
+        raise DatasetError(f"could not lock {self.path}: it keeps being replaced by another process")
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        try:
+            if os.stat(self.path).st_ino == self._ino:
+                os.remove(self.path)
+        except OSError:
+            pass
+        try:
+            os.close(self._fd)
+        except OSError:
+            pass
+        self._fd = None
+
+    def __del__(self):  # an abandoned writer must not keep its output locked
+        try:
+            self.release()
+        except Exception:
+            pass
+
+
+# --------------------------------------------------------------------------------------- signals
+class Interrupted(KeyboardInterrupt):
+    """Raised in the main thread by :func:`interruptible` when SIGINT or SIGTERM arrives.
+
+    A :class:`DatasetWriter` that is closed while it propagates (``with`` block, or ``close()`` in
+    an ``except`` clause) flushes its finished samples and records ``partial_dir`` and ``saved``
+    (samples on disk) on the exception, so the caller can print where the partial run is.
+    """
+
+    def __init__(self, signum: int):
+        self.signum = int(signum)
+        self.partial_dir: Optional[str] = None
+        self.saved: Optional[int] = None
+        super().__init__(signal.Signals(signum).name)
+
+    @property
+    def exit_code(self) -> int:
+        """128 + signal number: 130 for SIGINT, 143 for SIGTERM (the shell convention)."""
+        return 128 + self.signum
+
+
+class interruptible:
+    """Context manager: SIGINT/SIGTERM raise :class:`Interrupted` (once) instead of killing the process.
+
+    The exception unwinds through the generator, whose writer flushes what is finished. A second
+    signal while that happens gets the previous handler (default: terminate). No-op outside the
+    main thread.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self._old: Dict[int, Any] = {}
+
+    def _handler(self, signum, frame):
+        for s, h in self._old.items():
+            signal.signal(s, h)
+        raise Interrupted(signum)
+
+    def __enter__(self) -> "interruptible":
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for s in self.SIGNALS:
+                self._old[s] = signal.signal(s, self._handler)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, h in self._old.items():
+            signal.signal(s, h)
+        self._old.clear()
+
+
 # --------------------------------------------------------------------------------------- writer
 class DatasetWriter:
     """Write a dataset sample by sample, crash-safely and resumably (see the module docstring).
@@ -174,6 +392,10 @@ class DatasetWriter:
     Use as a context manager: leaving the block normally finalizes the dataset; leaving it by an
     exception flushes what was written so far (for ``resume=True``) and leaves no file at ``path``.
     """
+
+    #: finalize() makes merged rows durable and deletes their segments every this many bytes of
+    #: field data, so finalising needs this much extra disk space, not a second copy of the data.
+    MERGE_BATCH_BYTES = 64 << 20
 
     def __init__(
         self,
@@ -230,6 +452,8 @@ class DatasetWriter:
         self._segment_counter = 0
         self._written: set = set()
         self._finalized = False
+        self._closed = False
+        self._lock = OutputLock(self.path)
         self.already_complete = False
         self._manifest = {
             "format": FORMAT,
@@ -250,9 +474,19 @@ class DatasetWriter:
         error = None
         if self.rank == 0:
             try:
-                self._setup_rank0(resume, overwrite)
+                self._lock.acquire()
+                try:
+                    self._setup_rank0(resume, overwrite)
+                except BaseException:
+                    self._lock.release()
+                    raise
+                if self.already_complete:
+                    self._lock.release()
             except DatasetError as exc:
                 error = str(exc)
+            except OSError as exc:  # read-only folder, full disk, ...: one line that names the path
+                error = (f"cannot prepare {self.path}: {exc.strerror or exc}"
+                         f"{' (' + str(exc.filename) + ')' if exc.filename else ''}")
         if self.comm is not None:
             error = self.comm.bcast(error, root=0)
             self.already_complete = self.comm.bcast(self.already_complete, root=0)
@@ -267,22 +501,27 @@ class DatasetWriter:
         if mine:
             self._segment_counter = 1 + max(int(os.path.basename(p)[11:-3]) for p in mine)
 
+    def _same_dataset(self, path: str) -> bool:
+        try:
+            with h5py.File(path, "r") as f:
+                return (f.attrs.get("status") == COMPLETE
+                        and json.loads(f.attrs["spec"]) == self.spec
+                        and int(f.attrs["n_samples"]) == self.n_samples
+                        and int(f.attrs["seed"]) == self.seed
+                        and not _virtual_source_problems(f, path))
+        except (OSError, KeyError, ValueError):
+            return False
+
     def _setup_rank0(self, resume: bool, overwrite: bool) -> None:
         manifest_path = os.path.join(self.partial_dir, "manifest.json")
         if os.path.exists(self.path):
+            if resume and self._same_dataset(self.path):
+                # The run finished earlier (possibly killed after the final rename, before the
+                # partial folder was removed): nothing left to do.
+                shutil.rmtree(self.partial_dir, ignore_errors=True)
+                self.already_complete = True
+                return
             if resume and not os.path.isdir(self.partial_dir):
-                # The run finished earlier: nothing to do if it is the same dataset.
-                try:
-                    with h5py.File(self.path, "r") as f:
-                        same = (f.attrs.get("status") == COMPLETE
-                                and json.loads(f.attrs["spec"]) == self.spec
-                                and int(f.attrs["n_samples"]) == self.n_samples
-                                and int(f.attrs["seed"]) == self.seed)
-                except (OSError, KeyError, ValueError):
-                    same = False
-                if same:
-                    self.already_complete = True
-                    return
                 raise DatasetError(f"{self.path} exists and is not a complete dataset with this spec; "
                                    "choose another output path or pass overwrite")
             if not resume and not overwrite:
@@ -303,31 +542,95 @@ class DatasetWriter:
                     raise DatasetError(f"cannot resume {self.path}: the partial run was started with a different "
                                        f"{', '.join(diff)}; rerun with the original settings or pass overwrite")
                 self._manifest["created"] = old.get("created")
+                self._drop_unreadable_merges()
                 return
             if not overwrite:
                 raise DatasetError(f"an unfinished run exists at {self.partial_dir}; pass resume (--resume) to "
                                    "continue it or overwrite (--overwrite) to start again")
             shutil.rmtree(self.partial_dir)
         shutil.rmtree(self.shard_dir, ignore_errors=True)
+        _remove_files([self.path + ".writing"])
         os.makedirs(self.partial_dir, exist_ok=True)
         self._manifest["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
         tmp = manifest_path + ".tmp"
         with open(tmp, "w") as fh:
             json.dump(self._manifest, fh)
-        os.replace(tmp, manifest_path)
+        _durable_replace(tmp, manifest_path)
 
+    # -- what is on disk ----------------------------------------------------------------------
     def _segments(self, rank: Optional[int] = None) -> List[str]:
         pattern = "seg-r*-*.h5" if rank is None else f"seg-r{rank:04d}-*.h5"
         return sorted(glob.glob(os.path.join(self.partial_dir, pattern)))
+
+    @staticmethod
+    def _owner(path: str) -> int:
+        """The rank that wrote a segment or merge file (a single-process file: 0)."""
+        base = os.path.basename(path)
+        for prefix in ("seg-r", "old-r", "shard-"):
+            if base.startswith(prefix):
+                return int(base[len(prefix):len(prefix) + 4])
+        return 0
+
+    def _merge_files(self) -> List[str]:
+        """Files that hold merged rows of an interrupted finalize: the single-process ``<path>.writing``,
+        shards (finished or ``.writing``) and earlier merge targets moved into the partial folder."""
+        files = [self.path + ".writing"] if os.path.exists(self.path + ".writing") else []
+        files += sorted(glob.glob(os.path.join(self.shard_dir, "shard-*.h5")))
+        files += sorted(glob.glob(os.path.join(self.shard_dir, "shard-*.h5.writing")))
+        files += sorted(glob.glob(os.path.join(self.partial_dir, "old-r*-*.h5")))
+        return files
+
+    @staticmethod
+    def _merged_rows(path: str):
+        """``(rows, indices)`` of the rows of a merge file that are complete on disk, or None when the
+        file is not a merge file (e.g. a killed top-file assembly) or is unreadable."""
+        try:
+            with h5py.File(path, "r") as f:
+                status = f.attrs.get("status")
+                if "shards" in f.attrs or "fields" not in f:
+                    return None
+                if status == WRITING:
+                    if "_merged" not in f:
+                        return None
+                    rows = np.flatnonzero(f["_merged"][()])
+                elif status == COMPLETE:
+                    rows = np.arange(int(f["samples/valid"].shape[0]))
+                else:
+                    return None
+                indices = f["index"][()][rows] if "index" in f else rows
+                return rows, np.asarray(indices, dtype=np.int64)
+        except (OSError, KeyError, ValueError):
+            return None
+
+    def _drop_unreadable_merges(self) -> None:
+        """Remove merge files that a kill left unusable; their samples are written again on resume."""
+        for p in self._merge_files():
+            if self._merged_rows(p) is not None:
+                continue
+            try:
+                h5py.File(p, "r").close()
+            except OSError:
+                warnings.warn(f"{p} was left unreadable by an interrupted finalize; the samples merged into it "
+                              "will be generated again", RuntimeWarning, stacklevel=4)
+            _remove_files([p])  # readable but not a merge file (a killed top-file assembly): its rows are elsewhere
 
     def _scan_written(self) -> set:
         done = set()
         for seg in self._segments():
             with h5py.File(seg, "r") as f:
                 done.update(int(i) for i in f["index"][()])
+        for p in self._merge_files():
+            got = self._merged_rows(p)
+            if got is not None:
+                done.update(int(i) for i in got[1])
         return done
 
     # -- writing ------------------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self._closed:
+            raise DatasetError(f"the writer of {self.path} was closed (its output lock released); "
+                               "open a new DatasetWriter with resume=True to continue")
+
     def pending(self) -> np.ndarray:
         """Sorted indices of the samples not yet written (by any rank)."""
         if self.already_complete:
@@ -342,6 +645,7 @@ class DatasetWriter:
         """Add sample ``index``. All declared fields, params and solver values must be given."""
         if self._finalized or self.already_complete:
             raise DatasetError(f"{self.path}: the dataset is already finalized")
+        self._check_open()
         if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < self.n_samples:
             raise DatasetError(f"sample index {index!r} out of range 0..{self.n_samples - 1}")
         index = int(index)
@@ -381,23 +685,27 @@ class DatasetWriter:
             self.flush()
 
     def flush(self) -> None:
-        """Write buffered samples to a new segment (atomically: temp name, then rename)."""
+        """Write buffered samples to a new segment: temp name, fsync, atomic rename, fsync of the folder."""
         if not self._buffer:
             return
         buf = sorted(self._buffer, key=lambda s: s["index"])
         name = os.path.join(self.partial_dir, f"seg-r{self.rank:04d}-{self._segment_counter:06d}.h5")
         tmp = name + f".tmp{os.getpid()}"
-        with h5py.File(tmp, "w") as f:
-            f.attrs["status"] = SEGMENT
-            f.create_dataset("index", data=np.array([s["index"] for s in buf], dtype=np.int64))
-            for fname in self.fields:
-                f.create_dataset(f"fields/{fname}", data=np.stack([s["fields"][fname] for s in buf]))
-            for group, names in (("params", self.param_names), ("solver", self.solver_names)):
-                for k in names:
-                    vals = [s[group][k] for s in buf]
-                    f.create_dataset(f"{group}/{k}", data=np.array(vals, dtype=_value_dtype(vals[0])))
-            f.create_dataset("reason", data=np.array([s["reason"] for s in buf], dtype=h5py.string_dtype()))
-        os.replace(tmp, name)
+        try:
+            with h5py.File(tmp, "w") as f:
+                f.attrs["status"] = SEGMENT
+                f.create_dataset("index", data=np.array([s["index"] for s in buf], dtype=np.int64))
+                for fname in self.fields:
+                    f.create_dataset(f"fields/{fname}", data=np.stack([s["fields"][fname] for s in buf]))
+                for group, names in (("params", self.param_names), ("solver", self.solver_names)):
+                    for k in names:
+                        vals = [s[group][k] for s in buf]
+                        f.create_dataset(f"{group}/{k}", data=np.array(vals, dtype=_value_dtype(vals[0])))
+                f.create_dataset("reason", data=np.array([s["reason"] for s in buf], dtype=h5py.string_dtype()))
+            _durable_replace(tmp, name)
+        except BaseException:
+            _remove_files([tmp])
+            raise
         self._segment_counter += 1
         self._buffer.clear()
         self._last_flush = time.monotonic()
@@ -411,15 +719,16 @@ class DatasetWriter:
         if self.already_complete:
             self._finalized = True
             return self.path if self.rank == 0 else None
+        self._check_open()
         self.flush()
         if self.world_size == 1:
-            self._merge(self._segments(), self.path, expect_all=True)
+            self._merge(self.path, expect_all=True)
         else:
             os.makedirs(self.shard_dir, exist_ok=True)
             shard = os.path.join(self.shard_dir, f"shard-{self.rank:04d}.h5")
             error = None
             try:
-                self._merge(self._segments(self.rank), shard, expect_all=False)
+                self._merge(shard, expect_all=False)
             except DatasetError as exc:
                 error = str(exc)
             errors = self.comm.allgather(error)
@@ -436,6 +745,10 @@ class DatasetWriter:
                 raise DatasetError(error)
         if self.rank == 0:
             shutil.rmtree(self.partial_dir, ignore_errors=True)
+            if self.world_size == 1:
+                shutil.rmtree(self.shard_dir, ignore_errors=True)  # an earlier MPI attempt, merged into path
+            _fsync_path(os.path.dirname(self.path))
+            self._lock.release()
         if self.comm is not None:
             self.comm.Barrier()
         self._finalized = True
@@ -459,70 +772,204 @@ class DatasetWriter:
             if axis in self.grid.boundary:
                 d.attrs["boundary"] = self.grid.boundary[axis]
 
-    def _merge(self, segments: List[str], target: str, expect_all: bool) -> None:
-        """Copy segment rows into ``target`` in increasing sample order, atomically."""
-        where: Dict[int, tuple] = {}
-        for seg in segments:
+    def _sources(self, target: str, single: bool) -> List[dict]:
+        """The files whose rows belong in ``target``: this rank's segments, those of ranks that no
+        longer exist (rank ``q`` is taken over by rank ``q % world_size``), and merge files of an
+        interrupted finalize. Each: ``{"path", "rows", "indices", "kind"}``."""
+        out = []
+        for p in self._merge_files():
+            if p in (target, target + ".writing") or (not single and self._owner(p) % self.world_size != self.rank):
+                continue
+            if not single and p == self.path + ".writing" and self.rank != 0:
+                continue
+            got = self._merged_rows(p)
+            if got is not None:
+                out.append({"path": p, "rows": got[0], "indices": got[1], "kind": "merged"})
+        for seg in self._segments():
+            if not single and self._owner(seg) % self.world_size != self.rank:
+                continue
             with h5py.File(seg, "r") as f:
-                for row, i in enumerate(f["index"][()]):
-                    where.setdefault(int(i), (seg, row))
-        indices = sorted(where)
+                idx = np.asarray(f["index"][()], dtype=np.int64)
+                dtypes = {f"{g}/{k}": f[f"{g}/{k}"].dtype for g, names in
+                          (("params", self.param_names), ("solver", self.solver_names)) for k in names}
+            out.append({"path": seg, "rows": np.arange(idx.size), "indices": idx, "kind": "segment",
+                        "dtypes": dtypes})
+        return out
+
+    def _merge(self, target: str, expect_all: bool) -> None:
+        """Move every row this rank owns into ``target`` in increasing sample order.
+
+        Crash safety and disk space: rows are copied into ``<target>.writing`` (all datasets are
+        created at full size first, their chunks allocated as rows arrive); every
+        :attr:`MERGE_BATCH_BYTES` of field data the file is flushed and fsync'ed, the copied rows
+        are marked in ``_merged`` (flushed and fsync'ed again) and only then are their source
+        files deleted, so the disk holds the data once plus one batch. A kill leaves each row in a
+        source file or marked merged in ``.writing`` as of its last flush; HDF5 does not promise
+        that a file killed between flushes still opens, so an unreadable ``.writing`` is dropped on
+        resume and the rows merged into it are reported pending (the generator writes them
+        again); a readable one is continued in place. The finished file is fsync'ed before its
+        atomic rename to ``target``.
+        """
+        single = expect_all
+        tmp = target + ".writing"
+        sources = self._sources(target, single)
+        # the target's own earlier attempt (a .writing, or a finished shard) is continued in place
+        own = []
+        for cand in ([tmp] + ([target] if not single else [])):
+            if os.path.exists(cand):
+                got = self._merged_rows(cand)
+                if got is None:
+                    _remove_files([cand])
+                else:
+                    own.append((cand, got))
+        all_idx = set()
+        for s in sources:
+            all_idx.update(int(i) for i in s["indices"])
+        for _, (_, idx) in own:
+            all_idx.update(int(i) for i in idx)
         if expect_all:
-            missing = sorted(set(range(self.n_samples)) - set(indices))
+            missing = sorted(set(range(self.n_samples)) - all_idx)
             if missing:
                 raise DatasetError(f"{self.path}: cannot finalize, {len(missing)} samples were never written "
                                    f"(first: {missing[:10]}); resume the run to write them")
-            n = self.n_samples
+            layout = np.arange(self.n_samples)
         else:
-            n = len(indices)
-        tmp = target + ".writing"
+            layout = np.array(sorted(all_idx), dtype=np.int64)
+        adopted = None
+        for cand, (rows, idx) in own:
+            with h5py.File(cand, "r") as f:
+                same = (("index" in f and np.array_equal(f["index"][()], layout)) if not single
+                        else ("index" not in f and f["samples/valid"].shape[0] == layout.size))
+            if same and adopted is None:
+                adopted = cand
+            else:  # another layout (rank count changed): keep its rows as a source
+                k = len(glob.glob(os.path.join(self.partial_dir, f"old-r{self.rank:04d}-*.h5")))
+                moved = os.path.join(self.partial_dir, f"old-r{self.rank:04d}-{k:06d}.h5")
+                _durable_replace(cand, moved)
+                sources.insert(0, {"path": moved, "rows": rows, "indices": idx, "kind": "merged"})
+        if adopted == target:               # a finished shard with exactly these rows
+            _remove_files([s["path"] for s in sources])
+            return
+        row_of = {int(i): r for r, i in enumerate(layout)}
+        if adopted is None:
+            self._create_target(tmp, layout, sources, single)
+        out = h5py.File(tmp, "r+")
+        try:
+            done = out["_merged"][()].astype(bool)
+            batch_rows: List[int] = []
+            batch_files: List[str] = []
+            batch_small: Dict[str, list] = {}
+            batch_bytes = 0
+            row_bytes = sum(int(np.prod(fs.shape)) * np.dtype(fs.dtype).itemsize for fs in self.fields.values())
+            keys = [f"params/{k}" for k in self.param_names] + [f"solver/{k}" for k in self.solver_names]
+
+            def checkpoint():
+                if batch_rows:
+                    order = np.argsort(batch_rows)
+                    rows = np.asarray(batch_rows)[order]
+                    for key in keys + ["samples/reason"]:
+                        vals = np.asarray(batch_small[key], dtype=object)[order]
+                        d = out[key]
+                        data = vals.astype(d.dtype) if d.dtype.kind not in "OS" else vals
+                        d[rows] = data
+                    reasons = np.asarray(batch_small["samples/reason"], dtype=object)[order]
+                    out["samples/valid"][rows] = np.array([r == "" for r in reasons], dtype=bool)
+                    out.flush()
+                    _fsync_path(tmp)
+                    out["_merged"][rows] = True
+                    out.flush()
+                    _fsync_path(tmp)
+                _remove_files(batch_files)
+                batch_rows.clear()
+                batch_files.clear()
+                batch_small.clear()
+
+            for src in sources:
+                with h5py.File(src["path"], "r") as f:
+                    reason_key = "reason" if src["kind"] == "segment" else "samples/reason"
+                    small = {key: f[key][()] for key in keys}
+                    small["samples/reason"] = f[reason_key][()]
+                    for r, i in zip(src["rows"], src["indices"]):
+                        i = int(i)
+                        if i not in row_of:
+                            continue
+                        ro = row_of[i]
+                        if done[ro]:
+                            continue  # already merged (a duplicate left by a kill before its source was deleted)
+                        for name in self.fields:
+                            out[f"fields/{name}"][ro] = f[f"fields/{name}"][r]
+                        for key, vals in small.items():
+                            v = vals[r]
+                            batch_small.setdefault(key, []).append(v.decode() if isinstance(v, bytes) else v)
+                        batch_rows.append(ro)
+                        done[ro] = True
+                        batch_bytes += row_bytes
+                batch_files.append(src["path"])
+                if batch_bytes >= self.MERGE_BATCH_BYTES:
+                    checkpoint()
+                    batch_bytes = 0
+            checkpoint()
+            if not done.all():
+                missing = layout[~done]
+                raise DatasetError(f"{target}: cannot finalize, {missing.size} samples are in no segment "
+                                   f"(first: {missing[:10].tolist()}); resume the run to write them")
+            del out["_merged"]
+            out.attrs["status"] = COMPLETE
+        finally:
+            out.close()
+        _durable_replace(tmp, target)
+
+    def _create_target(self, tmp: str, layout: np.ndarray, sources: List[dict], single: bool) -> None:
+        """``tmp`` with every dataset at full size; the per-sample arrays take the widest dtype found."""
+        n = int(layout.size)
+        dtypes: Dict[str, list] = {}
+        for src in sources:
+            if "dtypes" in src:
+                for key, dt in src["dtypes"].items():
+                    dtypes.setdefault(key, []).append(dt)
+                continue
+            with h5py.File(src["path"], "r") as f:
+                for group, names in (("params", self.param_names), ("solver", self.solver_names)):
+                    for k in names:
+                        dtypes.setdefault(f"{group}/{k}", []).append(f[f"{group}/{k}"].dtype)
+        # chunks are allocated as rows arrive (early allocation would write every filtered chunk
+        # up front: a second copy of the data on disk before any segment could be deleted)
         with h5py.File(tmp, "w") as out:
             self._write_header(out, self.n_samples)
-            if not expect_all:
+            if not single:
                 out.attrs["shard_rows"] = n
-                out.create_dataset("index", data=np.array(indices, dtype=np.int64))
-            dsets = {}
+                out.create_dataset("index", data=layout.astype(np.int64))
             for name, fs in self.fields.items():
-                dsets[name] = out.create_dataset(f"fields/{name}", shape=(n,) + fs.shape, dtype=fs.dtype,
-                                                 chunks=(1,) + fs.shape, fletcher32=True)
-                dsets[name].attrs["role"] = fs.role
+                d = out.create_dataset(f"fields/{name}", shape=(n,) + fs.shape, dtype=fs.dtype,
+                                       chunks=(1,) + fs.shape if n else None, fletcher32=bool(n))
+                d.attrs["role"] = fs.role
                 if fs.description:
-                    dsets[name].attrs["description"] = fs.description
-            small: Dict[str, list] = {f"{g}/{k}": [None] * n for g, names in
-                                      (("params", self.param_names), ("solver", self.solver_names)) for k in names}
-            reasons = [""] * n
-            by_seg: Dict[str, List[tuple]] = {}
-            for row_out, i in enumerate(indices):
-                seg, row = where[i]
-                by_seg.setdefault(seg, []).append((row_out, row))
-            for seg, pairs in by_seg.items():
-                with h5py.File(seg, "r") as f:
-                    for name in self.fields:
-                        src = f[f"fields/{name}"]
-                        for row_out, row in pairs:
-                            dsets[name][row_out] = src[row]
-                    for key in small:
-                        vals = f[key][()]
-                        for row_out, row in pairs:
-                            v = vals[row]
-                            small[key][row_out] = v.decode() if isinstance(v, bytes) else v
-                    rs = f["reason"][()]
-                    for row_out, row in pairs:
-                        r = rs[row]
-                        reasons[row_out] = r.decode() if isinstance(r, bytes) else str(r)
-            for key, vals in small.items():
-                if n:
-                    out.create_dataset(key, data=np.array(vals, dtype=_value_dtype(vals[0])))
-                else:
-                    out.create_dataset(key, shape=(0,), dtype=np.float64)
-            out.create_dataset("samples/valid", data=np.array([r == "" for r in reasons], dtype=bool))
-            out.create_dataset("samples/reason", data=np.array(reasons, dtype=h5py.string_dtype()))
-            out.attrs["status"] = COMPLETE
-        os.replace(tmp, target)
+                    d.attrs["description"] = fs.description
+            for group, names in (("params", self.param_names), ("solver", self.solver_names)):
+                for k in names:
+                    found = dtypes.get(f"{group}/{k}", [])
+                    if any(dt.kind in "OSU" for dt in found):
+                        dt = h5py.string_dtype()
+                    elif not found:
+                        dt = np.dtype(np.float64)
+                    elif all(dt.kind == "b" for dt in found):
+                        dt = np.dtype(bool)
+                    else:
+                        dt = np.result_type(*found)
+                    out.create_dataset(f"{group}/{k}", shape=(n,), dtype=dt)
+            out.create_dataset("samples/valid", shape=(n,), dtype=bool)
+            out.create_dataset("samples/reason", shape=(n,), dtype=h5py.string_dtype())
+            out.create_dataset("_merged", data=np.zeros(n, dtype=bool))
+        _fsync_path(tmp)
 
     @staticmethod
     def assemble_shards(path: Union[str, os.PathLike], world_size: int) -> str:
-        """Write the top file at ``path``: virtual datasets over ``<path>.shards/shard-*.h5``."""
+        """Write the top file at ``path``: virtual datasets over ``<path>.shards/shard-*.h5``.
+
+        The virtual datasets' fill value is NaN, so a part whose shard went missing can never read
+        as plausible zeros; :func:`open_dataset` and :func:`validate` also check every shard's
+        presence and shape against the mapping recorded here.
+        """
         path = os.path.abspath(os.fspath(path))
         shard_dir = path + ".shards"
         shards = [os.path.join(shard_dir, f"shard-{r:04d}.h5") for r in range(world_size)]
@@ -557,6 +1004,7 @@ class DatasetWriter:
                 f0.copy(f0["grid"], out, "grid")
             out.attrs["status"] = WRITING
             out.attrs["shards"] = json.dumps([os.path.relpath(s, os.path.dirname(path)) for s in shards])
+            out.attrs["shard_rows"] = json.dumps([int(len(info["index"])) for info in infos])
             for name, (shape, dtype, attrs) in infos[0]["fields"].items():
                 layout = h5py.VirtualLayout(shape=(n,) + tuple(shape[1:]), dtype=dtype)
                 for info in infos:
@@ -572,7 +1020,7 @@ class DatasetWriter:
                             stop += 1
                         layout[int(idx[start]):int(idx[stop - 1]) + 1] = src[start:stop]
                         start = stop
-                d = out.create_virtual_dataset(f"fields/{name}", layout)
+                d = out.create_virtual_dataset(f"fields/{name}", layout, fillvalue=np.nan)
                 for k, v in attrs.items():
                     d.attrs[k] = v
             # the small per-sample arrays are copied (a few numbers per sample)
@@ -587,7 +1035,12 @@ class DatasetWriter:
                     for info in infos:
                         with h5py.File(info["path"], "r") as f:
                             parts.append((info["index"], f[f"{group}/{key}"][()]))
-                    dtype = parts[0][1].dtype
+                    dtypes = [p[1].dtype for p in parts if len(p[0])]
+                    dtype = dtypes[0] if dtypes else parts[0][1].dtype
+                    if any(dt.kind in "OS" for dt in dtypes):
+                        dtype = np.dtype(object)
+                    elif dtypes and not all(dt.kind == "b" for dt in dtypes):
+                        dtype = np.result_type(*dtypes)
                     full = np.empty(n, dtype=object if dtype.kind in "OS" else dtype)
                     for idx, vals in parts:
                         full[idx] = vals
@@ -596,25 +1049,39 @@ class DatasetWriter:
                                         dtype=h5py.string_dtype())
                     out.create_dataset(f"{group}/{key}", data=full)
             out.attrs["status"] = COMPLETE
-        os.replace(tmp, path)
+        _durable_replace(tmp, path)
         return path
 
     def close(self) -> None:
-        """Flush without finalizing (what happens when the ``with`` block ends by an exception)."""
-        if not self._finalized and not self.already_complete:
-            self.flush()
+        """Flush without finalizing (what happens when the ``with`` block ends by an exception) and
+        release the output lock. Called while an :class:`Interrupted` propagates, it records on
+        the exception where the partial run is and how many samples it holds."""
+        self._closed = True
+        try:
+            if not self._finalized and not self.already_complete:
+                self.flush()
+        finally:
+            self._lock.release()
+            exc = sys.exc_info()[1]
+            if isinstance(exc, Interrupted) and exc.partial_dir is None:
+                exc.partial_dir = self.partial_dir
+                exc.saved = len(self._written) - len(self._buffer)
 
     def __enter__(self) -> "DatasetWriter":
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
-            self.finalize()
+            if not self._closed:  # close() inside the block: a partial run left for resume
+                self.finalize()
         else:
             try:
                 self.close()
             except Exception:  # never mask the original error
                 pass
+            if isinstance(exc, Interrupted) and exc.partial_dir is None:
+                exc.partial_dir = self.partial_dir
+                exc.saved = len(self._written) - len(self._buffer)
 
 
 # --------------------------------------------------------------------------------------- reader
@@ -649,26 +1116,94 @@ def _check_header(f: h5py.File, path: str) -> None:
         raise DatasetError(f"{path} has format_version {version}; this neuralops reads up to {FORMAT_VERSION}")
 
 
+def _virtual_source_problems(f: h5py.File, path: str) -> List[str]:
+    """Every source file of the virtual field datasets that is missing, unreadable or of the wrong shape.
+
+    HDF5 fills the part of a virtual dataset whose source is missing with the fill value (NaN
+    here) without an error, so the sources are checked explicitly: each must exist (relative names
+    are resolved against the folder of ``path``, as HDF5 does), hold the named dataset, and have the
+    shape recorded in the virtual dataset's mapping.
+    """
+    problems: List[str] = []
+    if "fields" not in f:
+        return problems
+    base = os.path.dirname(os.path.abspath(path))
+    seen: Dict[tuple, Optional[str]] = {}
+    rows: Dict[str, int] = {}
+    try:  # rows per shard, recorded by DatasetWriter.assemble_shards
+        names, counts = json.loads(f.attrs["shards"]), json.loads(f.attrs["shard_rows"])
+        rows = {os.path.normpath(os.path.join(base, s)): int(c) for s, c in zip(names, counts)}
+    except (KeyError, TypeError, ValueError):
+        pass
+    for name, d in f["fields"].items():
+        if not isinstance(d, h5py.Dataset) or not d.is_virtual:
+            continue
+        for vmap in d.virtual_sources():
+            fname = vmap.file_name
+            src = fname if os.path.isabs(fname) or fname == "." else os.path.join(base, fname)
+            if fname == ".":
+                continue
+            # the mapping's selection in the source must lie inside the source's shape, and the
+            # source's per-sample shape and (when recorded) row count must be those assembled
+            high = tuple(int(h) for h in vmap.src_space.get_select_bounds()[1])
+            want_rows = rows.get(os.path.normpath(src))
+            key = (src, vmap.dset_name, high)
+            if key in seen:
+                continue
+            problem = None
+            if not os.path.exists(src):
+                problem = f"shard {src} of fields/{name} is missing (the data would read as NaN)"
+            else:
+                try:
+                    with h5py.File(src, "r") as sf:
+                        shape = tuple(sf[vmap.dset_name].shape) if vmap.dset_name in sf else None
+                    if shape is None:
+                        problem = f"shard {src} has no dataset {vmap.dset_name} (needed by fields/{name})"
+                    elif (len(shape) != len(high) or any(h >= s for h, s in zip(high, shape))
+                          or shape[1:] != tuple(d.shape[1:])
+                          or (want_rows is not None and shape[0] != want_rows)):
+                        expect = f"{want_rows} rows" if want_rows is not None else f"at least {high[0] + 1} rows"
+                        problem = (f"shard {src}: {vmap.dset_name} has shape {shape}, the top file {path} needs "
+                                   f"{expect} of shape {tuple(d.shape[1:])} (short or replaced shard)")
+                except OSError as exc:
+                    problem = f"shard {src} of fields/{name} is not a readable HDF5 file (truncated or corrupt?): {exc}"
+            seen[key] = problem
+            if problem and problem not in problems:
+                problems.append(problem)
+    return problems
+
+
 class Dataset:
     """Lazy, read-only view of a dataset file; safe to pass to DataLoader worker processes.
+
+    By default only the *valid* samples are presented: ``len(ds)`` counts them and sample ``i``
+    is the ``i``-th valid sample of the file (its row in the file is ``ds.indices[i]``).
+    ``include_invalid=True`` presents every row of the file (then ``ds.indices[i] == i`` and
+    ``ds.valid`` says which rows are valid). ``ds.invalid_reasons`` always maps the *file* index of
+    every invalid sample to its reason, and ``ds.n_rows`` is the file's sample count.
 
     The HDF5 handle is opened on first use in each process (h5py handles must not cross a fork).
     """
 
-    def __init__(self, path: Union[str, os.PathLike]):
+    def __init__(self, path: Union[str, os.PathLike], include_invalid: bool = False):
         self.path = os.path.abspath(os.fspath(path))
+        self.include_invalid = bool(include_invalid)
         self._file: Optional[h5py.File] = None
         self._pid: Optional[int] = None
         f = self._h5
         self.pde = str(f.attrs["pde"])
         self.spec = json.loads(f.attrs["spec"])
         self.seed = int(f.attrs["seed"])
-        self.n_samples = int(f.attrs["n_samples"])
+        self.n_rows = int(f.attrs["n_samples"])
         self.created = str(f.attrs.get("created", ""))
         self.version = str(f.attrs.get("version", ""))
         self.format_version = int(f.attrs["format_version"])
         if "fields" not in f or not len(f["fields"]):
             raise DatasetError(f"{self.path} has no fields")
+        problems = _virtual_source_problems(f, self.path)
+        if problems:
+            raise DatasetError(f"{self.path}: " + "; ".join(problems[:3])
+                               + (f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""))
         self.fields = list(f["fields"].keys())
         self._shapes = {k: tuple(f["fields"][k].shape[1:]) for k in self.fields}
         self._dtypes = {k: f["fields"][k].dtype for k in self.fields}
@@ -679,10 +1214,19 @@ class Dataset:
                          {a: str(g[a].attrs["boundary"]) for a in axes if "boundary" in g[a].attrs})
         self.param_names = list(f["params"].keys()) if "params" in f else []
         self.solver_names = list(f["solver"].keys()) if "solver" in f else []
-        self.valid = f["samples/valid"][()].astype(bool) if "samples/valid" in f else np.ones(self.n_samples, bool)
+        valid = f["samples/valid"][()].astype(bool) if "samples/valid" in f else np.ones(self.n_rows, bool)
         reasons = f["samples/reason"][()] if "samples/reason" in f else []
         self.invalid_reasons = {i: (r.decode() if isinstance(r, bytes) else str(r))
-                                for i, r in enumerate(reasons) if not self.valid[i]}
+                                for i, r in enumerate(reasons) if not valid[i]}
+        self.indices = np.arange(self.n_rows) if self.include_invalid else np.flatnonzero(valid)
+        self._identity = self.include_invalid or bool(valid.all())
+        self.n_samples = int(self.indices.size)
+        self.valid = valid[self.indices]
+
+    @property
+    def n_invalid(self) -> int:
+        """Invalid samples in the file (presented only with ``include_invalid=True``)."""
+        return len(self.invalid_reasons)
 
     @property
     def _h5(self) -> h5py.File:
@@ -734,25 +1278,29 @@ class Dataset:
             raise DatasetError(f"{self.path} has no field {name!r}; fields: {', '.join(self.fields)}")
 
     def _check_index(self, index):
+        """Presented index -> file row(s): an int, a slice (identity view only) or an int array."""
         n = self.n_samples
+        what = "samples" if self.include_invalid else "valid samples"
         if isinstance(index, slice):
-            return index
+            if self._identity:
+                return index
+            return self.indices[index]
         if isinstance(index, (int, np.integer)) and not isinstance(index, bool):
             i = int(index)
             if not -n <= i < n:
-                raise DatasetError(f"sample index {index} out of range for {self.path} ({n} samples)")
-            return i % n
+                raise DatasetError(f"sample index {index} out of range for {self.path} ({n} {what})")
+            return int(self.indices[i % n])
         arr = np.asarray(index)
         if arr.dtype == bool:
             if arr.shape != (n,):
                 raise DatasetError(f"boolean index must have shape ({n},), got {arr.shape}")
-            return np.flatnonzero(arr)
+            return self.indices[np.flatnonzero(arr)]
         if arr.dtype.kind not in "iu":
             raise DatasetError(f"sample index must be an int, slice, or integer array, got {index!r}")
         if arr.size and (arr.min() < -n or arr.max() >= n):
-            raise DatasetError(f"sample index out of range for {self.path} ({n} samples): "
+            raise DatasetError(f"sample index out of range for {self.path} ({n} {what}): "
                                f"{arr[(arr < -n) | (arr >= n)][:5].tolist()}")
-        return arr % n
+        return self.indices[arr % n] if arr.size else arr.astype(np.int64)
 
     def read(self, name: str, index=slice(None), frames=None) -> np.ndarray:
         """Field ``name`` for the given sample(s); ``frames`` optionally selects the second axis."""
@@ -765,9 +1313,9 @@ class Dataset:
                 uniq, inv = np.unique(idx, return_inverse=True)
                 block = np.stack([self._read_one(d, int(i), frames) for i in uniq]) if len(uniq) else \
                     np.zeros((0,) + self._read_one(d, 0, frames).shape, dtype=d.dtype)
-                return block[inv]
+                return block[inv.reshape(-1)]
             if isinstance(idx, slice):
-                rows = range(*idx.indices(self.n_samples))
+                rows = range(*idx.indices(self.n_rows))
                 if frames is None:
                     return d[idx]
                 return np.stack([self._read_one(d, i, frames) for i in rows]) if len(rows) else \
@@ -793,10 +1341,13 @@ class Dataset:
             raise DatasetError(f"dataset[...] takes one integer sample index, got {index!r}; use read() for more")
         return {k: self.read(k, index) for k in self.fields}
 
+    def _per_sample(self, values: np.ndarray) -> np.ndarray:
+        return values if self._identity else values[self.indices]
+
     def params(self, name: str) -> np.ndarray:
         if name not in self.param_names:
             raise DatasetError(f"{self.path} has no param {name!r}; params: {', '.join(self.param_names) or '(none)'}")
-        return self._h5["params"][name][()]
+        return self._per_sample(self._h5["params"][name][()])
 
     def solver(self, name: str) -> np.ndarray:
         if name not in self.solver_names:
@@ -805,7 +1356,7 @@ class Dataset:
         v = self._h5["solver"][name][()]
         if v.dtype.kind in "OS":
             v = np.array([x.decode() if isinstance(x, bytes) else str(x) for x in v], dtype=object)
-        return v
+        return self._per_sample(v)
 
     def close(self) -> None:
         if self._file is not None and self._pid == os.getpid():
@@ -819,12 +1370,16 @@ class Dataset:
         self.close()
 
     def __repr__(self) -> str:
-        return f"Dataset({self.path!r}, pde={self.pde!r}, n_samples={self.n_samples}, fields={self.fields})"
+        return (f"Dataset({self.path!r}, pde={self.pde!r}, n_samples={self.n_samples}"
+                f"{'' if self.include_invalid else f' valid of {self.n_rows}'}, fields={self.fields})")
 
 
-def open_dataset(path: Union[str, os.PathLike]) -> Dataset:
-    """Open a complete dataset lazily; :class:`DatasetError` says clearly why a file is refused."""
-    return Dataset(path)
+def open_dataset(path: Union[str, os.PathLike], include_invalid: bool = False) -> Dataset:
+    """Open a complete dataset lazily; :class:`DatasetError` says clearly why a file is refused.
+
+    Only valid samples are presented unless ``include_invalid=True`` (see :class:`Dataset`).
+    """
+    return Dataset(path, include_invalid=include_invalid)
 
 
 # --------------------------------------------------------------------------------------- validate
@@ -903,6 +1458,11 @@ def validate(path: Union[str, os.PathLike], deep: bool = True) -> List[str]:
             problems.append("samples/valid is missing")
         if "samples/reason" not in f:
             problems.append("samples/reason is missing")
+        field_range: Dict[str, tuple] = {}
+        shard_problems = _virtual_source_problems(f, path)
+        problems.extend(shard_problems)
+        if shard_problems:
+            deep = False  # a missing shard reads as NaN everywhere: its own message says enough
         if "fields" not in f or not len(f["fields"]):
             problems.append("group fields/ is missing or empty")
         else:
@@ -937,8 +1497,14 @@ def validate(path: Union[str, os.PathLike], deep: bool = True) -> List[str]:
                                 problems.append(f"{where}: stopped after 10 unreadable samples")
                                 break
                             continue
-                        if (valid is None or valid[i]) and not np.all(np.isfinite(block)):
-                            problems.append(f"{where}[{i}] has non-finite values but is marked valid")
+                        if valid is None or valid[i]:
+                            if not np.all(np.isfinite(block)):
+                                problems.append(f"{where}[{i}] has non-finite values but is marked valid")
+                            elif block.size:
+                                lo, hi = float(block.min()), float(block.max())
+                                if name in field_range:
+                                    lo, hi = min(lo, field_range[name][0]), max(hi, field_range[name][1])
+                                field_range[name] = (lo, hi)
         for group in ("params", "solver"):
             if group in f:
                 for key, d in f[group].items():
@@ -950,18 +1516,80 @@ def validate(path: Union[str, os.PathLike], deep: bool = True) -> List[str]:
                 bad = np.flatnonzero(~conv & valid)
                 if bad.size:
                     problems.append(f"{bad.size} samples are unconverged but marked valid (first: {bad[:10].tolist()})")
-        if "solver/residual" in f and valid is not None:
-            try:
-                tol = float(json.loads(a.get("spec", "{}")).get("rtol", np.inf))
-            except (TypeError, ValueError, AttributeError):
-                tol = np.inf
-            res = f["solver/residual"][()]
-            if res.shape == valid.shape and np.isfinite(tol):
-                bad = np.flatnonzero((res > tol) & valid)
-                if bad.size:
-                    problems.append(f"{bad.size} valid samples have a true residual above rtol={tol} "
-                                    f"(first: {bad[:10].tolist()})")
+        try:
+            tol, tol_key = spec_rtol(json.loads(a.get("spec", "{}")))
+        except (TypeError, ValueError, DatasetError) as exc:
+            tol, tol_key = None, ""
+            problems.append(f"the spec's tolerance is unusable: {exc}")
+        if tol is not None and valid is not None:
+            if "solver/residual" not in f:
+                problems.append(f"the spec records {tol_key}={tol:g} but solver/residual is missing: "
+                                "the tolerance cannot be checked")
+            else:
+                res = np.asarray(f["solver/residual"][()], dtype=np.float64)
+                if res.shape == valid.shape:
+                    # NaN compares False: written as ~(res <= tol) so a NaN residual is flagged too
+                    bad = np.flatnonzero(~(res <= tol) & valid)
+                    if bad.size:
+                        problems.append(f"{bad.size} valid samples have solver/residual above {tol_key}={tol:g} "
+                                        f"(first: {bad[:10].tolist()}, largest {_largest(res[bad])})")
+        if valid is not None and n > 0 and not valid.any():
+            problems.append(f"no valid sample: all {n} samples are marked invalid "
+                            f"(first reason: {_first_reason(f)!r}); there is nothing to train on")
+        if deep and valid is not None and valid.any():
+            for name, (lo, hi) in field_range.items():
+                if lo == hi:
+                    what = "all zero" if lo == 0 else f"constant ({lo:.6g})"
+                    problems.append(f"fields/{name} is {what} over all {int(valid.sum())} valid samples: "
+                                    "degenerate data that carries no information")
     return problems
+
+
+def spec_rtol(spec: Any):
+    """``(rtol, key)``: the relative tolerance a dataset's spec records, or ``(None, "")``.
+
+    Generators record it at ``spec["solver"]["rtol"]`` (the elliptic generator) or at the top level
+    (``spec["rtol"]``); both are accepted and, when both are given, they must agree.
+    """
+    if not isinstance(spec, dict):
+        return None, ""
+    found = []
+    if "rtol" in spec:
+        found.append(("spec.rtol", spec["rtol"]))
+    solver = spec.get("solver")
+    if isinstance(solver, dict) and "rtol" in solver:
+        found.append(("spec.solver.rtol", solver["rtol"]))
+    values = []
+    for key, v in found:
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v <= 0:
+            raise DatasetError(f"{key} is {v!r}; a tolerance must be a positive finite number")
+        values.append((key, float(v)))
+    if not values:
+        return None, ""
+    if len({v for _, v in values}) > 1:
+        raise DatasetError(f"the spec records two different tolerances: "
+                           + ", ".join(f"{k}={v:g}" for k, v in values))
+    return values[0][1], values[0][0]
+
+
+def _largest(values: np.ndarray) -> str:
+    finite = values[np.isfinite(values)]
+    text = f"{finite.max():.3e}" if finite.size else ""
+    if finite.size < values.size:
+        text += (" or " if text else "") + "NaN/inf"
+    return text
+
+
+def _first_reason(f: h5py.File) -> str:
+    if "samples/reason" not in f:
+        return ""
+    for r in f["samples/reason"][()]:
+        r = r.decode() if isinstance(r, bytes) else str(r)
+        if r:
+            return r
+    return ""
 
 
 # --------------------------------------------------------------------------------------- describe
@@ -980,10 +1608,12 @@ def _summary(values: np.ndarray) -> str:
 
 def describe(path: Union[str, os.PathLike]) -> str:
     """Human-readable summary: fields, shapes, grid, spec, per-sample and solver statistics."""
-    ds = open_dataset(path)
+    ds = open_dataset(path, include_invalid=True)
+    n_invalid = ds.n_invalid
     lines = [f"dataset   {ds.path}",
              f"pde       {ds.pde}",
-             f"samples   {ds.n_samples} ({int(ds.valid.sum())} valid)",
+             f"samples   {ds.n_samples} ({ds.n_samples - n_invalid} valid, {n_invalid} invalid"
+             f"{': readers skip them unless include_invalid=True' if n_invalid else ''})",
              f"seed      {ds.seed}",
              f"format    {FORMAT} v{ds.format_version}, written by neuralops {ds.version} on {ds.created}"]
     with h5py.File(ds.path, "r") as f:
@@ -1005,9 +1635,13 @@ def describe(path: Union[str, os.PathLike]) -> str:
         for s in ds.solver_names:
             lines.append(f"  {s:<14} {_summary(ds.solver(s))}")
     if ds.invalid_reasons:
-        lines.append(f"invalid samples ({len(ds.invalid_reasons)})")
-        for i, r in list(ds.invalid_reasons.items())[:10]:
-            lines.append(f"  {i}: {r}")
+        lines.append(f"invalid samples ({n_invalid}), by reason")
+        by_reason: Dict[str, List[int]] = {}
+        for i, r in ds.invalid_reasons.items():
+            by_reason.setdefault(r, []).append(i)
+        for r, idx in sorted(by_reason.items(), key=lambda kv: -len(kv[1]))[:10]:
+            first = ", ".join(map(str, idx[:8])) + (", ..." if len(idx) > 8 else "")
+            lines.append(f"  {len(idx):>6} x {r}  (samples {first})")
     lines.append("spec")
     lines.extend("  " + line for line in json.dumps(ds.spec, indent=2, sort_keys=True).splitlines())
     ds.close()

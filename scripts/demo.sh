@@ -28,7 +28,9 @@ $BIN/python benchmarks/datagen_skr.py --families darcy --resolution 256 --n 8 --
 
 step "2/4  validate the dataset"
 $BIN/neuralops-data validate "$DATA/darcy_${RES}.h5"
-$BIN/neuralops-data info "$DATA/darcy_${RES}.h5" | head -n 20
+# (through a file, not `| head`: with pipefail a reader that stops early must not fail the demo)
+$BIN/neuralops-data info "$DATA/darcy_${RES}.h5" > "$REPORT/dataset_info.txt"
+head -n 20 "$REPORT/dataset_info.txt"
 
 export OMP_NUM_THREADS=${DEMO_THREADS:-2}
 step "3/4  train MgNO ($EPOCHS epochs on CPU)"
@@ -44,4 +46,4 @@ $BIN/neuralops-eval --ckpt "$RUN/checkpoints/last.ckpt" --out "$REPORT"
 step "done"
 echo "dataset:    $DATA/darcy_${RES}.h5"
 echo "checkpoint: $RUN/checkpoints/last.ckpt"
-echo "report:     $REPORT/report.md  (metrics.json, *.png, skr_vs_gmres.json)"
+echo "report:     $REPORT/report.md  (metrics.json, *.png, skr_vs_gmres.json, dataset_info.txt)"

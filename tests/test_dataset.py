@@ -125,16 +125,22 @@ def test_writer_rejects_bad_samples_and_arguments(tmp_path):
         w.write(0, {"u": np.zeros((4, 4))}, solver={"converged": False})
     with pytest.raises(DatasetError, match="out of range"):
         w.write(2, {"u": np.zeros((4, 4))}, solver={"converged": True})
-    w.write(0, {"u": np.zeros((4, 4))}, solver={"converged": True})
+    u0 = np.arange(16.0).reshape(4, 4)
+    w.write(0, {"u": u0}, solver={"converged": True})
     with pytest.raises(DatasetError, match="never written"):
         w.finalize()
     assert not os.path.exists(tmp_path / "a.h5")  # nothing mistaken for a dataset
     # an invalid sample is stored, but never as if valid
     w.write(1, {"u": np.full((4, 4), np.inf)}, solver={"converged": False}, invalid_reason="blew up at t=2")
     w.finalize()
-    ds = open_dataset(tmp_path / "a.h5")
+    ds = open_dataset(tmp_path / "a.h5", include_invalid=True)
     assert list(ds.valid) == [True, False] and ds.invalid_reasons == {1: "blew up at t=2"}
     assert validate(tmp_path / "a.h5") == []
+    # readers skip invalid samples by default
+    ds = open_dataset(tmp_path / "a.h5")
+    assert len(ds) == 1 and ds.n_rows == 2 and list(ds.indices) == [0] and ds.valid.all()
+    np.testing.assert_array_equal(ds.read("u"), u0[None])
+    assert ds.invalid_reasons == {1: "blew up at t=2"} and list(ds.solver("converged")) == [True]
 
 
 def test_existing_output_is_never_clobbered_by_a_bad_argument(tmp_path):
@@ -162,6 +168,7 @@ def test_partial_and_writing_files_are_refused(tmp_path):
     with pytest.raises(DatasetError):
         open_dataset(seg)
     assert validate(seg) != []
+    w.close()  # the first run ends (and releases the output's lock)
     # a run started again without resume must not silently discard the partial run
     with pytest.raises(DatasetError, match="resume"):
         DatasetWriter(path, pde="p", spec={}, n_samples=3, seed=0, fields={"u": FieldSpec((4, 4), "output")},

@@ -3,6 +3,7 @@ converts published benchmark files (FNO ``.mat``, PDEBench HDF5) into the data c
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from datagen.cli_data import add_commands
@@ -33,7 +34,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args._run(args) or 0)
+    from datagen.dataset import DatasetError
+
+    try:
+        return int(args._run(args) or 0)
+    except BrokenPipeError:
+        # the reader stopped early (``neuralops-data info X | head``): not an error. Point stdout at
+        # /dev/null so the interpreter's final flush does not raise again.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 0
+    except (OSError, DatasetError) as exc:  # missing input, full disk, read-only output: one line
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if isinstance(exc, OSError) and exc.strerror and exc.filename:
+            text = f"{exc.strerror}: {exc.filename}"
+        print(f"neuralops-data {args.command}: error: {text}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

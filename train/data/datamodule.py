@@ -127,7 +127,8 @@ class _ContractDataModule(pl.LightningDataModule):
                                    f"({len(problems)} problem(s)):\n  - {listing}")
             self._checked.add(path)
         if path not in self._datasets:
-            self._datasets[path] = open_dataset(path)
+            # every row of the file: the splits drop invalid samples themselves and count them
+            self._datasets[path] = open_dataset(path, include_invalid=True)
         return self._datasets[path]
 
     def dataset_of(self, split: str):

@@ -198,7 +198,7 @@ def _run(args) -> int:
 
     if args.eval_resolution is not None and args.eval_resolution < 1:
         raise ValueError(f"--eval-resolution must be positive, got {args.eval_resolution}")
-    ds = open_dataset(args.data)
+    ds = open_dataset(args.data, include_invalid=True)  # indices are file rows (checkpoint test split)
     physics = physics_from_dataset(ds)
     model, info = load_sfno_checkpoint(args.ckpt, map_location=args.device)
     t_in = args.t_in or info.get("t_in")
