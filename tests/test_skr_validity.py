@@ -193,3 +193,32 @@ def test_resumed_run_is_bit_identical(tmp_path, solver):
         for name in ("iterations", "residual", "order", "updates_skipped"):
             np.testing.assert_array_equal(a.solver(name), b.solver(name))
         assert a.spec["solver"]["block"] == 4
+
+
+# ------------------------------------------------------------------ 6: GCRO-DR skips and drops reach the file
+def test_skipped_updates_and_dropped_spaces_are_stored_per_sample(tmp_path, monkeypatch):
+    import datagen.krylov.gcrodr as gcrodr_module
+
+    fam = Darcy(17)
+    cfg = GenerationConfig(n_samples=4, solver="skr", rtol=1e-9, block=0)
+    clean = generate(fam, tmp_path / "clean.h5", cfg, progress=False)
+    assert clean.updates_skipped == 0 and clean.spaces_dropped == 0
+
+    def broken(*args, **kwargs):
+        raise np.linalg.LinAlgError("forced failure")
+
+    monkeypatch.setattr(gcrodr_module, "harmonic_ritz_basis", broken)      # every update fails
+    skipped = generate(fam, tmp_path / "skip.h5", cfg, progress=False)
+    monkeypatch.undo()
+    monkeypatch.setattr(gcrodr_module, "_DROP_RATIO", 2.0)                   # every re-mapped space is dropped
+    dropped = generate(fam, tmp_path / "drop.h5", cfg, progress=False)
+    with open_dataset(tmp_path / "skip.h5") as ds:
+        per_sample = ds.solver("updates_skipped")
+        assert np.all(per_sample >= 1) and per_sample.sum() == skipped.updates_skipped
+        assert not ds.solver("space_dropped").any() and np.all(ds.solver("residual") <= 1e-9)
+    assert "recycled-space updates skipped" in skipped.text()
+    with open_dataset(tmp_path / "drop.h5") as ds:
+        order = np.argsort(ds.solver("order"))
+        # the first system has no space to drop, every later one re-maps its predecessor's and drops it
+        np.testing.assert_array_equal(ds.solver("space_dropped")[order], [False, True, True, True])
+        assert dropped.spaces_dropped == 3 and np.all(ds.solver("residual") <= 1e-9)
