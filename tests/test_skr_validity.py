@@ -222,3 +222,21 @@ def test_skipped_updates_and_dropped_spaces_are_stored_per_sample(tmp_path, monk
         # the first system has no space to drop, every later one re-maps its predecessor's and drops it
         np.testing.assert_array_equal(ds.solver("space_dropped")[order], [False, True, True, True])
         assert dropped.spaces_dropped == 3 and np.all(ds.solver("residual") <= 1e-9)
+
+
+@pytest.mark.mpi
+def test_more_ranks_than_blocks_is_refused_up_front(tmp_path):
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("mpiexec") is None:
+        pytest.skip("mpiexec not available")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = tmp_path / "e.h5"
+    proc = subprocess.run(["mpiexec", "-n", "2", sys.executable, "-m", "datagen.cli", "darcy", "--n", "5",
+                           "--resolution", "9", "--block", "8", "--no-progress", "--out", str(out)], cwd=root,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and "rank 1 would get no samples" in proc.stderr and "--block 2" in proc.stderr
+    assert not out.exists() and not (tmp_path / "e.h5.partial").exists()

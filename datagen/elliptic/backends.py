@@ -18,7 +18,8 @@ Option prefixes: ``skr_`` (skr and gmres: the same PC for the fair comparison), 
 The preconditioner of ``skr``, ``gmres`` comes from the options database under ``options_prefix``
 (``-skr_pc_type ilu``); ``pc`` (if not None) sets ``-<prefix>pc_type``.
 Convergence: ``||b - A x|| <= rtol ||b||`` (absolute tolerance 0). A solve whose true residual exceeds
-``rtol`` is reported as not converged; :class:`~datagen.elliptic.generator` then retries with ``lu``.
+``rtol`` is reported as not converged; :mod:`datagen.elliptic.generator` then retries with a pivoting
+direct solver (SciPy ``splu``).
 PC reuse (``pc_reuse = K``): for skr and gmres a preconditioner built for one matrix serves up to
 ``K`` consecutive (sorted) matrices before it is rebuilt (``1``: rebuilt for every matrix, SKR as
 published); for cg-gamg ``K > 1`` keeps GAMG's interpolation for the whole run (only the coarse
