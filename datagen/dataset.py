@@ -484,7 +484,7 @@ class DatasetWriter:
             dsets = {}
             for name, fs in self.fields.items():
                 dsets[name] = out.create_dataset(f"fields/{name}", shape=(n,) + fs.shape, dtype=fs.dtype,
-                                                 chunks=(1,) + fs.shape, fletcher32=True)
+                                                 chunks=(1,) + fs.shape if n else None, fletcher32=bool(n))
                 dsets[name].attrs["role"] = fs.role
                 if fs.description:
                     dsets[name].attrs["description"] = fs.description

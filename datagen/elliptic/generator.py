@@ -514,15 +514,13 @@ def _generate(family, path, config, user_options, *, resume, overwrite, comm, pr
     spec["solver"].pop("n_samples")
     spec["solver"].pop("seed")
     block = int(config.block)
-    if size > 1:
-        # every rank must get samples (a rank without any cannot write its shard): refuse up front, the same
-        # decision on every rank, before any file is touched
-        empty = [r for r in range(size) if len(chunk_of(order, r, size, block)) == 0]
-        if empty:
+    if size > 1 and rank == 0:
+        idle = [r for r in range(size) if len(chunk_of(order, r, size, block)) == 0]
+        if idle:
             n_blocks = -(-config.n_samples // block) if block else config.n_samples
-            raise ValueError(f"{size} ranks for {config.n_samples} samples in {n_blocks} block(s) of {block}: rank "
-                             f"{empty[0]} would get no samples; use at most {n_blocks} ranks or --block "
-                             f"{max(1, config.n_samples // size)} or less")
+            print(f"note: {size} ranks for {config.n_samples} samples in {n_blocks} block(s) of {block}: rank(s) "
+                  f"{', '.join(map(str, idle))} get no samples (ranks take whole blocks); --block "
+                  f"{max(1, config.n_samples // size)} or less uses every rank", file=stream or sys.stderr)
     grid = Grid(coords=family.coordinates(), boundary=family.boundary())
     writer = DatasetWriter(path, pde=family.name, spec=spec, n_samples=config.n_samples, seed=config.seed,
                            fields=fields_, grid=grid, params=family.param_names, solver=SOLVER_FIELDS,
