@@ -216,6 +216,6 @@ def test_resume_after_sigkill_gives_the_same_dataset(tmp_path):
     assert cli_main(args + ["--out", str(tmp_path / "full.h5")]) == 0
     with open_dataset(tmp_path / "full.h5") as a, open_dataset(cut) as b:
         np.testing.assert_array_equal(a.read("a"), b.read("a"))
-        ua, ub = a.read("u"), b.read("u")
-        assert np.abs(ua - ub).max() <= 1e-5 * np.abs(ua).max()
+        # the kill landed inside a block, which the resumed run solves again from its start
+        np.testing.assert_array_equal(a.read("u"), b.read("u"))
         assert np.all(b.solver("residual") <= 1e-9)
