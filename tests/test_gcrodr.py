@@ -665,3 +665,44 @@ def test_pc_reuse_really_applies_the_kept_preconditioner_on_an_in_place_refilled
     ref = vec(np.zeros(n))
     first.apply(vec(probe), ref)
     np.testing.assert_allclose(kept.getArray(), ref.getArray(), rtol=1e-12, atol=1e-12)
+
+
+# ----------------------------------------------------------------------------- skipped / dropped counts
+def test_failed_harmonic_ritz_update_is_counted_and_the_solve_still_converges(monkeypatch):
+    """Force the 'harmonic Ritz update failed' path: it is counted per solve and in update_stats."""
+    import datagen.krylov.gcrodr as gcrodr_module
+
+    mats = sequence(24, 3, seed=5)
+    solver = make_solver(restart=20, recycle=6, rtol=1e-10)
+    first = solve_checked(solver, mats[0], 1e-10)
+    assert first.updates_skipped == 0 and not first.space_dropped and solver.recycle_dim == 6
+    kept = solver.recycled_space()
+
+    def broken(*args, **kwargs):
+        raise np.linalg.LinAlgError("forced failure")
+
+    monkeypatch.setattr(gcrodr_module, "harmonic_ritz_basis", broken)
+    second = solve_checked(solver, mats[1], 1e-10)
+    # every cycle's update failed: one skip per cycle that wanted an update, the old space was kept
+    assert second.updates_skipped == second.cycles >= 1 and not second.space_dropped
+    assert solver.update_stats["skipped"] == second.updates_skipped
+    assert solver.recycle_dim == 6 and solver.recycled_space()[0].shape == kept[0].shape
+    monkeypatch.undo()
+    third = solve_checked(solver, mats[2], 1e-10)
+    assert third.updates_skipped == 0
+
+
+def test_ill_conditioned_recycled_space_is_dropped_and_reported():
+    """Force the 'drop' path: on the zero operator Op U~ = 0, the re-mapped space is dependent."""
+    mats = sequence(16, 2, seed=7)
+    n = mats[0].shape[0]
+    solver = make_solver("none", restart=20, recycle=6, rtol=1e-10, max_it=5000)
+    assert solve_checked(solver, mats[0], 1e-10).space_dropped is False and solver.recycle_dim == 6
+    zero = sp.csr_matrix((np.zeros(n), (np.arange(n), np.arange(n))), shape=(n, n))
+    x = vec(np.zeros(n))
+    res = solver.solve(to_petsc(zero), vec(np.ones(n)), x)
+    assert res.space_dropped and not res.converged and res.reason == "DIVERGED_BREAKDOWN"
+    assert solver.update_stats["dropped"] == 1 and solver.recycle_dim == 0
+    # the next solve is unaffected (a fresh space is built again)
+    again = solve_checked(solver, mats[1], 1e-10)
+    assert not again.space_dropped and solver.recycle_dim == 6

@@ -18,7 +18,8 @@ Option prefixes: ``skr_`` (skr and gmres: the same PC for the fair comparison), 
 The preconditioner of ``skr``, ``gmres`` comes from the options database under ``options_prefix``
 (``-skr_pc_type ilu``); ``pc`` (if not None) sets ``-<prefix>pc_type``.
 Convergence: ``||b - A x|| <= rtol ||b||`` (absolute tolerance 0). A solve whose true residual exceeds
-``rtol`` is reported as not converged; :class:`~datagen.elliptic.generator` then retries with ``lu``.
+``rtol`` is reported as not converged; :mod:`datagen.elliptic.generator` then retries with a pivoting
+direct solver (SciPy ``splu``).
 PC reuse (``pc_reuse = K``): for skr and gmres a preconditioner built for one matrix serves up to
 ``K`` consecutive (sorted) matrices before it is rebuilt (``1``: rebuilt for every matrix, SKR as
 published); for cg-gamg ``K > 1`` keeps GAMG's interpolation for the whole run (only the coarse
@@ -48,6 +49,11 @@ class SolveStats:
     converged: bool
     reason: str
     method: str
+    #: GCRO-DR (``skr``) only: recycled-space updates skipped in this solve (the harmonic Ritz
+    #: problem failed; the previous space was kept) and whether the recycled space was dropped
+    #: (ill-conditioned on the new operator; the solve went on as GMRES from an empty space)
+    updates_skipped: int = 0
+    space_dropped: bool = False
 
 
 def parse_petsc_options(text: str | list | None) -> list:
@@ -104,6 +110,14 @@ def remove_petsc_options(names: list) -> None:
     for name in names:
         if opts.hasName(name):
             opts.delValue(name)
+
+
+def _reason_name(code: int) -> str:
+    """PETSc's name of a ``KSPConvergedReason`` code (``-11`` -> ``DIVERGED_PC_FAILED``)."""
+    from petsc4py import PETSc
+
+    names = {v: k for k, v in vars(PETSc.KSP.ConvergedReason).items() if isinstance(v, int) and not k.startswith("_")}
+    return names.get(int(code), str(code))
 
 
 def check_pc_type(pc: str) -> None:
@@ -204,10 +218,19 @@ class PetscBackend:
         return ksp
 
     def set_operator(self, A: sp.csr_matrix) -> None:
-        """Make ``A`` (SciPy CSR, float64) the operator of the following solves."""
+        """Make ``A`` (SciPy CSR, float64) the operator of the following solves.
+
+        ``A`` may have any size: when it differs from the previous operator's, the KSP (or the
+        PC of ``skr``) is rebuilt and the recycled space and previous solution are dropped, since
+        PETSc cannot hand a Mat of another size to a KSP/PC that was set up (error 60).
+        """
         PETSc = self._PETSc
         A = sp.csr_matrix(A, dtype=np.float64)
+        if A.shape[0] != A.shape[1]:
+            raise ValueError(f"the operator must be square, got shape {A.shape}")
         A.sort_indices()
+        if self._mat is not None and tuple(self._mat.getSize()) != tuple(A.shape):
+            self._resize()
         indptr, indices = A.indptr.astype(PETSc.IntType), A.indices.astype(PETSc.IntType)
         same = (self._mat is not None and self._pattern[0].shape == indptr.shape and self._pattern[1].shape == indices.shape
                 and np.array_equal(self._pattern[0], indptr) and np.array_equal(self._pattern[1], indices))
@@ -236,15 +259,43 @@ class PetscBackend:
                 self._pc_configured = True
             self._pc.setReusePreconditioner(reuse)
 
+    def _resize(self) -> None:
+        """Drop every object tied to the old operator size: Mat, KSP or PC, recycled space."""
+        PETSc = self._PETSc
+        self._mat.destroy()
+        self._mat = None
+        self._pattern = None
+        self._last_x = None
+        self._systems_on_pc = 0
+        if self._ksp is not None:
+            self._ksp.destroy()
+            self._ksp = self._make_ksp(self.method)
+        else:
+            self._pc.destroy()
+            self._pc = PETSc.PC().create(comm=self.comm)
+            self._pc.setOptionsPrefix(self.prefix)
+            self._pc_configured = False
+            self._gcrodr.reset()
+
     @property
     def mat(self):
         return self._mat
 
     def reset(self) -> None:
-        """Forget the recycled space and the previous solution (start of an independent chunk)."""
+        """Start an independent block of solves: forget the recycled space and the previous
+        solution, and rebuild the preconditioner for the next operator (also under PC reuse, and
+        GAMG's kept interpolation for ``cg-gamg``), so that the following solves do not depend on
+        anything solved before the reset (bit-for-bit reproducible blocks)."""
         if self._gcrodr is not None:
             self._gcrodr.reset()
         self._last_x = None
+        # the next set_operator rebuilds the PC whatever pc_reuse says
+        self._systems_on_pc = self.pc_reuse
+        if self.method == "cg-gamg" and self.pc_reuse > 1 and self._ksp is not None:
+            self._ksp.destroy()
+            self._ksp = self._make_ksp(self.method)
+            if self._mat is not None:
+                self._ksp.setOperators(self._mat)
 
     # -- solving ----------------------------------------------------------------------------------
     def solve(self, b: np.ndarray, x0: np.ndarray | None = None):
@@ -262,13 +313,15 @@ class PetscBackend:
         else:
             xv.set(0.0)
         t0 = time.perf_counter()
+        skipped, dropped = 0, False
         if self._gcrodr is not None:
             res = self._gcrodr.solve(self._mat, bv, xv, pc=self._pc)
             iterations, reason = int(res.iterations), str(res.reason)
+            skipped, dropped = int(res.updates_skipped), bool(res.space_dropped)
         else:
             self._ksp.setInitialGuessNonzero(x0 is not None and self.method != "lu")
             self._ksp.solve(bv, xv)
-            iterations, reason = int(self._ksp.getIterationNumber()), str(self._ksp.getConvergedReason())
+            iterations, reason = int(self._ksp.getIterationNumber()), _reason_name(self._ksp.getConvergedReason())
             if self.method == "lu":
                 iterations = 1
         seconds = time.perf_counter() - t0
@@ -279,7 +332,7 @@ class PetscBackend:
         converged = bool(np.isfinite(residual) and residual <= self.rtol)
         if converged:
             self._last_x = x
-        return x, SolveStats(iterations, residual, seconds, converged, reason, self.method)
+        return x, SolveStats(iterations, residual, seconds, converged, reason, self.method, skipped, dropped)
 
     def true_residual(self, bv, xv) -> float:
         r = bv.duplicate()

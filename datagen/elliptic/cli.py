@@ -10,19 +10,82 @@ Examples::
 PETSc options go to the options database: everything after ``--`` or the ``--petsc "..."`` string.
 The Krylov methods (skr, gmres) read ``-skr_*`` (e.g. ``-skr_pc_type``), the direct solver
 ``-skrlu_*``, CG + GAMG ``-skrcg_*``.
+
+``--set KEY=VALUE`` (repeatable; VALUE is JSON, or a bare string) sets any documented family option
+(:data:`FAMILY_OPTIONS`, e.g. Poisson's ``boundary_alpha``, which has no flag) or solver setting
+(:data:`datagen.elliptic.generator.CONFIG_KEYS`, dashes or underscores); an unknown key is an error
+that lists the allowed ones with the closest match.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
 from datagen.elliptic.backends import INITIAL_GUESSES
-from datagen.elliptic.generator import SOLVERS, GenerationConfig
+from datagen.elliptic.generator import CONFIG_KEYS, DEFAULT_BLOCK, SOLVERS, GenerationConfig
 from datagen.sorting import ORDERINGS
+from datagen.spec_keys import check_keys
 
 FAMILIES = ("darcy", "darcy3d", "helmholtz", "helmholtz3d", "poisson", "heat")
 DEFAULT_RESOLUTION = {"darcy": 129, "darcy3d": 34, "helmholtz": 129, "helmholtz3d": 34, "poisson": 129, "heat": 65}
+#: the documented options of each family (keyword arguments of its class; ``steps`` is Heat's ``n_steps``)
+FAMILY_OPTIONS = {
+    "darcy": ("coefficient", "alpha", "tau", "forcing"),
+    "helmholtz": ("wavenumber", "contrast", "spread", "bc", "alpha", "tau"),
+    "poisson": ("alpha", "tau", "boundary_alpha", "boundary_tau"),
+    "heat": ("steps", "dt", "theta", "alpha", "tau", "forcing"),
+}
+#: solver settings --set may change (the GenerationConfig fields that are not dataset-level flags)
+SET_SOLVER_KEYS = tuple(k for k in CONFIG_KEYS if k not in ("n_samples", "seed", "dtype"))
+
+
+def _base(family: str) -> str:
+    return family.replace("3d", "")
+
+
+def build_family(family: str, resolution: int, options: dict):
+    """The family ``family`` (``darcy``, ``darcy3d``, ...) at ``resolution`` from a mapping of its
+    documented options (:data:`FAMILY_OPTIONS`); an unknown option is a ValueError naming the allowed ones."""
+    from datagen.elliptic.darcy import Darcy
+    from datagen.elliptic.heat import Heat
+    from datagen.elliptic.helmholtz import Helmholtz
+    from datagen.elliptic.poisson import Poisson
+
+    if family not in FAMILIES:
+        raise ValueError(f"unknown family {family!r}; allowed: {', '.join(FAMILIES)}")
+    base = _base(family)
+    check_keys(options, FAMILY_OPTIONS[base], f"{family} options")
+    dim = 3 if family.endswith("3d") else 2
+    opts = dict(options)
+    if base == "darcy":
+        return Darcy(resolution, dim, **opts)
+    if base == "helmholtz":
+        return Helmholtz(resolution, dim, **opts)
+    if base == "poisson":
+        return Poisson(resolution, **opts)
+    if "steps" in opts:
+        opts["n_steps"] = opts.pop("steps")
+    return Heat(resolution, **opts)
+
+
+def parse_set(items: list, family: str) -> dict:
+    """``{key: value}`` from ``--set KEY=VALUE`` items; keys are checked against the family's options
+    and the solver settings (ValueError with the allowed keys and a close match)."""
+    out = {}
+    for item in items or []:
+        key, sep, text = str(item).partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = text                       # a bare string: --set bc=neumann
+        out[key] = value
+    check_keys(out, FAMILY_OPTIONS[_base(family)] + SET_SOLVER_KEYS, f"--set for {family}")
+    return out
 
 
 def add_arguments(parser: argparse.ArgumentParser, family: str) -> None:
@@ -42,6 +105,9 @@ def add_arguments(parser: argparse.ArgumentParser, family: str) -> None:
     g.add_argument("--max-new", type=int, default=None,
                    help="stop after this many new samples, leaving a resumable partial run")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any documented family option or solver setting, e.g. --set boundary_alpha=2 "
+                        "(VALUE is JSON or a bare string; unknown keys are refused)")
     s = parser.add_argument_group("solver")
     s.add_argument("--solver", choices=SOLVERS, default="auto",
                    help="skr = sorted GCRO-DR recycling, gmres = PETSc GMRES(m), lu = PETSc sparse LU, "
@@ -58,6 +124,9 @@ def add_arguments(parser: argparse.ArgumentParser, family: str) -> None:
                    help="previous solution along the order, or zero")
     s.add_argument("--pc-reuse", type=int, default=1,
                    help="systems served by one preconditioner before it is rebuilt (skr/gmres; 1 = every system)")
+    s.add_argument("--block", type=int, default=DEFAULT_BLOCK,
+                   help="reset the recycled space every BLOCK systems of the sorted order, so resumed and MPI runs "
+                        "give bit-identical files (0 = never; default %(default)s)")
     s.add_argument("--petsc", default="", help='PETSc options string, e.g. "-skr_pc_factor_levels 1"')
     s.add_argument("petsc_args", nargs="*", metavar="-- PETSC_OPTIONS",
                    help="PETSc options after --, e.g. -- -skr_pc_type gamg")
@@ -93,34 +162,25 @@ def add_arguments(parser: argparse.ArgumentParser, family: str) -> None:
 
 
 def make_family(args):
-    """The family object for parsed ``args`` (ValueError on bad settings)."""
-    from datagen.elliptic.darcy import Darcy
-    from datagen.elliptic.heat import Heat
-    from datagen.elliptic.helmholtz import Helmholtz
-    from datagen.elliptic.poisson import Poisson
-
+    """The family object for parsed ``args`` (flags, then ``--set``; ValueError on bad settings)."""
     fam = args.family
-    dim = 3 if fam.endswith("3d") else 2
-    if fam.startswith("darcy"):
-        return Darcy(args.resolution, dim, coefficient=args.coefficient, alpha=args.alpha, tau=args.tau,
-                     forcing=args.forcing)
-    if fam.startswith("helmholtz"):
-        return Helmholtz(args.resolution, dim, wavenumber=args.wavenumber, contrast=args.contrast,
-                         spread=args.spread, alpha=args.alpha, tau=args.tau, bc=args.bc)
-    if fam == "poisson":
-        return Poisson(args.resolution, alpha=args.alpha, tau=args.tau)
-    if fam == "heat":
-        return Heat(args.resolution, n_steps=args.steps, dt=args.dt, theta=args.theta, alpha=args.alpha,
-                    tau=args.tau, forcing=args.forcing)
-    raise ValueError(f"unknown family {fam!r}; allowed: {', '.join(FAMILIES)}")
+    if fam not in FAMILIES:
+        raise ValueError(f"unknown family {fam!r}; allowed: {', '.join(FAMILIES)}")
+    keys = FAMILY_OPTIONS[_base(fam)]
+    options = {k: getattr(args, k) for k in keys if hasattr(args, k)}
+    options.update({k: v for k, v in parse_set(getattr(args, "set", []), fam).items() if k in keys})
+    return build_family(fam, args.resolution, options)
 
 
 def make_config(args) -> GenerationConfig:
     petsc = " ".join(x for x in [args.petsc, " ".join(args.petsc_args)] if x).strip()
-    return GenerationConfig(n_samples=args.n, seed=args.seed, solver=args.solver, pc=args.pc, rtol=args.rtol,
-                            restart=args.restart, recycle=args.recycle, max_it=args.max_it, ordering=args.ordering,
-                            group_size=args.group_size, initial_guess=args.initial_guess,
-                            pc_reuse=args.pc_reuse, petsc_options=petsc, dtype=args.dtype)
+    values = dict(n_samples=args.n, seed=args.seed, solver=args.solver, pc=args.pc, rtol=args.rtol,
+                  restart=args.restart, recycle=args.recycle, max_it=args.max_it, ordering=args.ordering,
+                  group_size=args.group_size, initial_guess=args.initial_guess,
+                  pc_reuse=args.pc_reuse, petsc_options=petsc, dtype=args.dtype,
+                  block=getattr(args, "block", DEFAULT_BLOCK))
+    values.update({k: v for k, v in parse_set(getattr(args, "set", []), args.family).items() if k in SET_SOLVER_KEYS})
+    return GenerationConfig.from_dict(values)
 
 
 def _world():

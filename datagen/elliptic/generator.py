@@ -6,37 +6,67 @@
 2. The order (:mod:`datagen.sorting`) is cut into ``P`` contiguous chunks, one per rank; each rank
    solves its chunk in order with one backend (:mod:`datagen.elliptic.backends`), so GCRO-DR
    recycles between neighbours, and the initial guess is the previous solution of the chunk.
-3. A solve whose true relative residual exceeds ``rtol`` is retried with the sparse direct solver
-   and marked ``fallback``; a sample that cannot be brought below ``rtol`` stops the run with an
-   error (nothing unconverged is ever stored).
-4. Samples are stored by their original index through :class:`datagen.dataset.DatasetWriter`,
+3. A solve whose true relative residual exceeds ``rtol`` is retried with a pivoting sparse direct
+   solver (SciPy's ``splu``, SuperLU with partial pivoting: PETSc's native LU does not pivot, which
+   matters for indefinite Helmholtz) and marked ``fallback``. A sample that even the fallback cannot
+   bring below ``rtol`` (a singular or inconsistent system) is stored *invalid* with its reason
+   (``samples/valid`` False, ``samples/reason``, ``converged`` False, the best solution found); the
+   run goes on and the summary lists it.
+4. Blocks (``block`` = B > 0, recorded in the spec): at every position ``p`` of the sorted order with
+   ``p % B == 0`` the backend is reset (recycled space, previous solution, preconditioner), so the
+   solution of a sample depends only on the samples of its block. MPI chunks are whole blocks, and a
+   resumed run re-solves the already written samples of every block it has to finish (without
+   writing them again), so a resumed, an MPI-split and an uninterrupted run give bit-identical
+   files (up to wall-clock fields such as ``seconds``). ``block = 0``: no resets (chunks and resumes
+   then agree with an uninterrupted run only up to the tolerance).
+5. Storage precision: with ``dtype = float32`` the input fields are rounded to float32 *before*
+   assembly (the system solved is the one the stored inputs define), every solution is rounded to
+   float32 and its true residual is recomputed in float64 from the rounded values, so the stored
+   residual is that of the stored data. The Krylov solve then aims at ``rtol / 4``. Before anything
+   is written, the first sample of the order is solved and the residual of the float32 rounding
+   alone, ``||A (x32 - x)|| / ||b||``, is measured: above ``rtol / 2`` the run is refused with the
+   smallest rtol float32 can hold for this operator.
+6. Samples are stored by their original index through :class:`datagen.dataset.DatasetWriter`,
    which makes the run crash-safe and resumable; with MPI each rank writes a shard and rank 0 the
-   virtual top file. A resumed run (or another rank count) starts each chunk with an empty recycled
-   space, so outputs agree with an uninterrupted run up to the solver tolerance; inputs are
-   bit-identical.
+   virtual top file.
 
 Per-sample provenance (``solver/``): ``iterations`` (summed over the sample's systems),
-``residual`` (largest true relative residual of its systems), ``seconds`` (solve time),
-``setup_seconds`` (assembly and hand-over to PETSc), ``order`` (position in the global solve order),
-``converged`` (always True when stored), ``fallback`` (a direct solve was needed), ``rank``.
+``residual`` (largest true relative residual of its systems, of the stored values), ``seconds``
+(solve time), ``setup_seconds`` (assembly and hand-over to PETSc), ``order`` (position in the global
+solve order), ``converged`` (False only for invalid samples), ``fallback`` (a direct solve was
+needed), ``rank``, ``updates_skipped`` (GCRO-DR recycled-space updates skipped because the harmonic
+Ritz problem failed, summed over the sample's systems), ``space_dropped`` (GCRO-DR discarded an
+ill-conditioned recycled space while solving the sample).
 """
 from __future__ import annotations
 
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Optional
+from dataclasses import asdict, dataclass, field, fields
+from typing import Mapping, Optional
 
 import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
 
 from datagen.elliptic.backends import (INITIAL_GUESSES, METHODS, PetscBackend, SolveStats, insert_petsc_options,
                                        parse_petsc_options, remove_petsc_options)
 from datagen.elliptic.family import EllipticFamily
 from datagen.sorting import AUTO_GREEDY_MAX, ORDERINGS, sort_order
+from datagen.spec_keys import check_keys
 
 SOLVERS = ("auto",) + METHODS
-SOLVER_FIELDS = ["iterations", "residual", "seconds", "setup_seconds", "order", "converged", "fallback", "rank"]
+SOLVER_FIELDS = ["iterations", "residual", "seconds", "setup_seconds", "order", "converged", "fallback", "rank",
+                 "updates_skipped", "space_dropped"]
+STORAGE_DTYPES = ("float32", "float64")
+#: float32 storage: the Krylov solve aims at CAST_SOLVE_FRACTION * rtol, and the residual of the rounding
+#: alone (measured on the first sample) may use at most CAST_MARGIN * rtol
+CAST_SOLVE_FRACTION = 0.25
+CAST_MARGIN = 0.5
+#: recycled-space reset interval along the sorted order (see the module docstring, 4, and the README's
+#: SKR section for the measurement it was chosen by)
+DEFAULT_BLOCK = 32
 
 
 @dataclass
@@ -58,6 +88,15 @@ class GenerationConfig:
     petsc_options: str = ""
     # float64 by default: a float32 copy of u would no longer meet rtol = 1e-8 (rounding ~6e-8)
     dtype: str = "float64"
+    block: int = DEFAULT_BLOCK
+
+    @classmethod
+    def from_dict(cls, values: Mapping) -> "GenerationConfig":
+        """A config from a mapping of its documented keys (ValueError naming an unknown key)."""
+        check_keys(values, CONFIG_KEYS, "elliptic solver settings")
+        config = cls(**dict(values))
+        config.validate()
+        return config
 
     def validate(self) -> None:
         if isinstance(self.n_samples, bool) or not isinstance(self.n_samples, (int, np.integer)) or self.n_samples < 1:
@@ -72,9 +111,15 @@ class GenerationConfig:
             raise ValueError(f"unknown ordering {self.ordering!r}; allowed: {', '.join(ORDERINGS)}")
         if self.initial_guess not in INITIAL_GUESSES:
             raise ValueError(f"unknown initial guess {self.initial_guess!r}; allowed: {', '.join(INITIAL_GUESSES)}")
-        if self.dtype not in ("float32", "float64"):
+        if self.dtype not in STORAGE_DTYPES:
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
+        if isinstance(self.block, bool) or not isinstance(self.block, (int, np.integer)) or self.block < 0:
+            raise ValueError(f"block must be an integer >= 0 (systems between recycled-space resets; 0 = never), "
+                             f"got {self.block!r}")
         parse_petsc_options(self.petsc_options)
+
+
+CONFIG_KEYS = tuple(f.name for f in fields(GenerationConfig))
 
 
 SPD_FAMILIES = ("darcy", "darcy3d", "poisson", "heat")
@@ -165,17 +210,32 @@ class GenerationSummary:
     iterations: list = field(default_factory=list)
     max_residual: float = 0.0
     fallbacks: int = 0
+    invalid: dict = field(default_factory=dict)      # {index: reason} of the samples stored invalid
+    updates_skipped: int = 0                        # GCRO-DR recycled-space updates skipped (all samples)
+    spaces_dropped: int = 0                         # samples during which GCRO-DR dropped its space
+    resolved: int = 0                               # already written samples solved again (block starts)
 
     def text(self) -> str:
         its = np.array(self.iterations) if self.iterations else np.zeros(1)
-        return (f"{self.path}: {'complete' if self.complete else 'partial (resume with --resume)'}; "
-                f"{self.solved} solved this run, {self.skipped} already written, solver {self.solver}, "
-                f"ordering {self.ordering}\n"
-                f"  iterations/sample mean {its.mean():.1f} median {np.median(its):.0f} max {its.max():.0f}; "
-                f"max true relative residual {self.max_residual:.2e}; direct-solve fallbacks {self.fallbacks}\n"
-                f"  seconds: features {self.feature_seconds:.2f}, sort {self.sort_seconds:.2f}, "
-                f"assembly {self.setup_seconds:.2f}, solve {self.solve_seconds:.2f}, write {self.write_seconds:.2f}, "
-                f"total {self.total_seconds:.2f} ({self.total_seconds / max(self.solved, 1):.4f} s/sample)")
+        lines = [f"{self.path}: {'complete' if self.complete else 'partial (resume with --resume)'}; "
+                 f"{self.solved} solved this run, {self.skipped} already written"
+                 f"{f' ({self.resolved} of them solved again to restart their blocks)' if self.resolved else ''}, "
+                 f"solver {self.solver}, ordering {self.ordering}",
+                 f"  iterations/sample mean {its.mean():.1f} median {np.median(its):.0f} max {its.max():.0f}; "
+                 f"max true relative residual {self.max_residual:.2e} (valid samples); "
+                 f"direct-solve fallbacks {self.fallbacks}"]
+        if self.solver == "skr":
+            lines.append(f"  GCRO-DR: recycled-space updates skipped {self.updates_skipped}, "
+                         f"recycled space dropped in {self.spaces_dropped} samples")
+        if self.invalid:
+            first = sorted(self.invalid)[:3]
+            lines.append(f"  INVALID samples {len(self.invalid)} (stored with valid=False; first: "
+                         + "; ".join(f"{i}: {self.invalid[i]}" for i in first) + ")")
+        lines.append(f"  seconds: features {self.feature_seconds:.2f}, sort {self.sort_seconds:.2f}, "
+                     f"assembly {self.setup_seconds:.2f}, solve {self.solve_seconds:.2f}, "
+                     f"write {self.write_seconds:.2f}, total {self.total_seconds:.2f} "
+                     f"({self.total_seconds / max(self.solved, 1):.4f} s/sample)")
+        return "\n".join(lines)
 
 
 def compute_features(family: EllipticFamily, seed: int, n: int, comm=None) -> np.ndarray:
@@ -188,26 +248,184 @@ def compute_features(family: EllipticFamily, seed: int, n: int, comm=None) -> np
     return np.stack([mine[i] for i in range(n)])
 
 
-def chunk_of(order: np.ndarray, rank: int, size: int) -> np.ndarray:
-    """The contiguous piece of the solve order that ``rank`` of ``size`` solves."""
-    return np.array_split(order, size)[rank]
+def chunk_of(order: np.ndarray, rank: int, size: int, block: int = 0) -> np.ndarray:
+    """The contiguous piece of the solve order that ``rank`` of ``size`` solves.
+
+    With ``block > 0`` every piece is made of whole blocks (positions ``[j B, (j + 1) B)`` of the
+    order), the blocks split as evenly as ``np.array_split`` splits them, so that no block is
+    shared between ranks (the recycled space restarts at block starts only).
+    """
+    order = np.asarray(order)
+    if block <= 0:
+        return np.array_split(order, size)[rank]
+    n_blocks = -(-len(order) // block)
+    mine = np.array_split(np.arange(n_blocks), size)[rank]
+    if mine.size == 0:
+        return order[:0]
+    return order[mine[0] * block:min((mine[-1] + 1) * block, len(order))]
 
 
 class _FallbackSolver:
-    """Retries a failed solve with the sparse direct method on the same matrix (created on first use)."""
+    """Retries a failed solve with a pivoting sparse direct solver: SciPy's ``splu`` (SuperLU, partial
+    pivoting with threshold 1, COLAMD column ordering), factorised once per matrix; the true residual
+    ``||b - A x|| / ||b||`` of its solution is computed in float64 and decides convergence."""
+
+    method = "splu"
 
     def __init__(self, rtol: float):
         self.rtol = rtol
-        self.backend: Optional[PetscBackend] = None
-        self.matrix = None
+        self._matrix = None
+        self._lu = None
+        self._error = ""
 
     def solve(self, matrix, b):
-        if self.backend is None:
-            self.backend = PetscBackend("lu", rtol=self.rtol, initial_guess="zero")
-        if self.matrix is not matrix:
-            self.backend.set_operator(matrix)
-            self.matrix = matrix
-        return self.backend.solve(b, None)
+        t0 = time.perf_counter()
+        if self._matrix is not matrix:
+            self._matrix = matrix
+            try:
+                self._lu, self._error = spla.splu(sp.csc_matrix(matrix), permc_spec="COLAMD"), ""
+            except (RuntimeError, ValueError) as err:     # "Factor is exactly singular"
+                self._lu, self._error = None, str(err)
+        if self._lu is None:
+            return None, SolveStats(0, math.inf, time.perf_counter() - t0, False,
+                                    f"failed: {self._error}", self.method)
+        x = self._lu.solve(np.asarray(b, dtype=np.float64))
+        residual = relative_residual(matrix, b, x)
+        converged = bool(np.isfinite(residual) and residual <= self.rtol)
+        return x, SolveStats(1, residual, time.perf_counter() - t0, converged,
+                             "CONVERGED_DIRECT" if converged else "DIVERGED_DIRECT_RESIDUAL", self.method)
+
+
+def relative_residual(matrix, b, x) -> float:
+    """``||b - A x|| / ||b||`` in float64 (``||b - A x||`` when ``b = 0``; inf for non-finite ``x``)."""
+    if x is None or not np.all(np.isfinite(x)):
+        return math.inf
+    b = np.asarray(b, dtype=np.float64)
+    r = float(np.linalg.norm(b - matrix @ np.asarray(x, dtype=np.float64)))
+    nb = float(np.linalg.norm(b))
+    return r / nb if nb > 0 else r
+
+
+@dataclass
+class SampleRecord:
+    """How the systems of one sample were solved (what goes into its ``solver/`` provenance)."""
+
+    iterations: int = 0
+    residual: float = 0.0
+    seconds: float = 0.0
+    fallback: bool = False
+    updates_skipped: int = 0
+    space_dropped: bool = False
+    cast_residual: float = 0.0         # largest ||A (x32 - x)|| / ||b|| (float32 storage only)
+    reason: str = ""                   # why the sample is invalid ("" when valid)
+
+    @property
+    def valid(self) -> bool:
+        return not self.reason
+
+
+class _SampleSolver:
+    """Solves all systems of one sample: backend, then the pivoting fallback, then (float32 storage) the
+    rounding of the solution and its recomputed residual; never raises for a system it cannot solve:
+    the sample's record gets the reason instead."""
+
+    def __init__(self, backend: PetscBackend, rtol: float, dtype: str):
+        self.backend = backend
+        self.rtol = rtol
+        self.cast = dtype == "float32"
+        self.fallback = _FallbackSolver(rtol * CAST_SOLVE_FRACTION if self.cast else rtol)
+
+    def run(self, family: EllipticFamily, sample, matrix):
+        """``(outputs, SampleRecord)``."""
+        from petsc4py import PETSc
+
+        rec = SampleRecord()
+        count = [0]
+        method = self.backend.method
+
+        def linear_solve(b, x0):
+            j = count[0]
+            count[0] += 1
+            try:
+                x, st = self.backend.solve(b, x0)
+            except PETSc.Error as err:
+                detail = str(err).strip().splitlines()[-1] if str(err).strip() else repr(err)
+                x, st = None, SolveStats(0, math.inf, 0.0, False, f"PETSc error: {detail}", method)
+            rec.updates_skipped += st.updates_skipped
+            rec.space_dropped |= st.space_dropped
+            rec.iterations += st.iterations
+            rec.seconds += st.seconds
+            if not st.converged:
+                x2, st2 = self.fallback.solve(matrix, b)
+                rec.seconds += st2.seconds
+                rec.fallback = True
+                if not st2.converged and not rec.reason:
+                    direct = f"reached {st2.residual:.3e}" if x2 is not None else st2.reason
+                    rec.reason = (f"system {j}: {method} stopped at true residual {st.residual:.3e} ({st.reason}) "
+                                  f"and the pivoting direct fallback (splu) {direct}; rtol {self.rtol:g}")
+                if st2.converged or x is None or (x2 is not None and st2.residual < st.residual):
+                    x, st = x2, st2        # the better of the two is kept (and stored if invalid)
+            if x is None:
+                x = np.full(len(b), np.nan)
+            residual = st.residual
+            if self.cast:
+                x32 = x.astype(np.float32).astype(np.float64)
+                nb = float(np.linalg.norm(b)) or 1.0
+                rec.cast_residual = max(rec.cast_residual, float(np.linalg.norm(matrix @ (x32 - x))) / nb
+                                        if np.all(np.isfinite(x)) else math.inf)
+                residual = relative_residual(matrix, b, x32)
+                if st.converged and not residual <= self.rtol and not rec.reason:
+                    rec.reason = (f"system {j}: the float32-rounded solution has true residual {residual:.3e} > rtol "
+                                  f"{self.rtol:g} (the float64 solve reached {st.residual:.3e}); store float64 "
+                                  f"(--dtype float64) or raise --rtol")
+                x = x32
+            rec.residual = max(rec.residual, residual) if np.isfinite(residual) else math.inf
+            return x
+
+        outputs = family.solve(sample, matrix, linear_solve)
+        return outputs, rec
+
+
+def _stored_inputs(family: EllipticFamily, sample, dtype: str):
+    """The sample with its input fields rounded to the storage dtype (float32: the system is assembled
+    from exactly the values that are stored)."""
+    if dtype == "float64":
+        return sample
+    roles = family.field_roles()
+    inputs = {k: (v.astype(np.float32).astype(np.float64) if roles.get(k, (None, ""))[1] == "input" else v)
+              for k, v in sample.inputs.items()}
+    return type(sample)(sample.index, inputs, dict(sample.params))
+
+
+def _significant_ceil(x: float) -> float:
+    """``x`` rounded up to one significant digit (4.2e-5 -> 5e-5)."""
+    if not (np.isfinite(x) and x > 0):
+        return x
+    e = math.floor(math.log10(x))
+    return math.ceil(x / 10 ** e) * 10 ** e
+
+
+def check_storage_precision(family: EllipticFamily, config: GenerationConfig, solver: "_SampleSolver",
+                            index: int) -> dict:
+    """Refuse float32 storage when its rounding alone breaks ``rtol`` (module docstring, 5).
+
+    Solves sample ``index`` (the first of the order) and measures ``||A (x32 - x)|| / ||b||`` over its
+    systems; raises ValueError with the numbers when that exceeds ``CAST_MARGIN * rtol``. Returns
+    what is recorded in the spec. The backend is reset afterwards (the run starts as if fresh).
+    """
+    sample = _stored_inputs(family, family.sample(config.seed, index), config.dtype)
+    matrix = family.operator(sample)
+    solver.backend.set_operator(matrix)
+    _, rec = solver.run(family, sample, matrix)
+    solver.backend.reset()
+    smallest = _significant_ceil(rec.cast_residual / CAST_MARGIN)
+    if not rec.cast_residual <= CAST_MARGIN * config.rtol:
+        raise ValueError(f"--dtype float32 cannot hold rtol {config.rtol:g} for this operator: rounding the "
+                         f"solution of sample {index} to float32 (unit roundoff {2.0 ** -24:.1e}) alone gives a "
+                         f"true relative residual of {rec.cast_residual:.2e}; the smallest rtol float32 can hold "
+                         f"here is about {smallest:.0e} (--rtol {smallest:.0e}), or store --dtype float64")
+    return {"cast_residual_probe": float(rec.cast_residual), "probe_sample": int(index),
+            "smallest_rtol_estimate": float(smallest)}
 
 
 def generate(family: EllipticFamily, path: str, config: GenerationConfig, *, resume: bool = False,
@@ -250,9 +468,12 @@ def _generate(family, path, config, user_options, *, resume, overwrite, comm, pr
     if method == "cg-gamg" and family.name not in SPD_FAMILIES:
         raise ValueError(f"solver cg-gamg needs a symmetric positive definite family ({', '.join(SPD_FAMILIES)}); "
                          f"{family.name} is indefinite: use skr, gmres or lu")
+    cast = config.dtype == "float32"
+    solve_rtol = config.rtol * CAST_SOLVE_FRACTION if cast else config.rtol
     # the backend is built before any file is touched: a bad PC or option fails here
-    backend = PetscBackend(method, rtol=config.rtol, restart=config.restart, recycle=config.recycle, pc=pc,
+    backend = PetscBackend(method, rtol=solve_rtol, restart=config.restart, recycle=config.recycle, pc=pc,
                            max_it=config.max_it, initial_guess=config.initial_guess, pc_reuse=pc_reuse)
+    solver = _SampleSolver(backend, config.rtol, config.dtype)
     summary = GenerationSummary(path=str(path), n_samples=config.n_samples, solver=method)
 
     t0 = time.perf_counter()
@@ -268,83 +489,111 @@ def _generate(family, path, config, user_options, *, resume, overwrite, comm, pr
     position = np.empty(config.n_samples, dtype=np.int64)
     position[order] = np.arange(config.n_samples)
 
+    storage = {"dtype": config.dtype}
+    if cast:
+        # every rank probes the same sample: the same decision everywhere, before any file is touched
+        storage.update(check_storage_precision(family, config, solver, int(order[0])))
+        storage.update({"inputs": "rounded to float32 before assembly (the solved system is the stored one)",
+                        "residual": "of the float32-rounded solution, computed in float64",
+                        "solve_rtol": solve_rtol})
+
     roles = family.field_roles()
-    fields = {name: FieldSpec(shape=shape, role=role, dtype=config.dtype) for name, (shape, role) in roles.items()}
+    fields_ = {name: FieldSpec(shape=shape, role=role, dtype=config.dtype) for name, (shape, role) in roles.items()}
     spec = {**family.spec(), "solver": {**asdict(config), "method": method, "auto_reason": auto_reason,
                                         "pc_used": pc if method in ("skr", "gmres") else None,
                                         "pc_reuse_used": pc_reuse, "ordering_used": ordering, "pc_side": "right",
                                         "stopping": "||b - A x|| <= rtol ||b|| (true residual)",
-                                        "fallback": "PETSc LU when the true residual exceeds rtol"}}
+                                        "fallback": "SciPy splu (SuperLU, partial pivoting) when the true residual "
+                                                    "exceeds rtol; a sample it cannot bring below rtol is stored "
+                                                    "invalid with its reason",
+                                        "block_reset": "backend reset (recycled space, previous solution, PC) at "
+                                                       "every position p of the sorted order with p % block == 0; "
+                                                       "MPI chunks and resumes start on block boundaries"
+                                                       if config.block else "none (block = 0)",
+                                        "storage": storage}}
     spec["solver"].pop("n_samples")
     spec["solver"].pop("seed")
+    block = int(config.block)
+    if size > 1 and rank == 0:
+        idle = [r for r in range(size) if len(chunk_of(order, r, size, block)) == 0]
+        if idle:
+            n_blocks = -(-config.n_samples // block) if block else config.n_samples
+            print(f"note: {size} ranks for {config.n_samples} samples in {n_blocks} block(s) of {block}: rank(s) "
+                  f"{', '.join(map(str, idle))} get no samples (ranks take whole blocks); --block "
+                  f"{max(1, config.n_samples // size)} or less uses every rank", file=stream or sys.stderr)
     grid = Grid(coords=family.coordinates(), boundary=family.boundary())
     writer = DatasetWriter(path, pde=family.name, spec=spec, n_samples=config.n_samples, seed=config.seed,
-                           fields=fields, grid=grid, params=family.param_names, solver=SOLVER_FIELDS,
+                           fields=fields_, grid=grid, params=family.param_names, solver=SOLVER_FIELDS,
                            resume=resume, overwrite=overwrite, comm=comm)
-    mine = chunk_of(order, rank, size)
-    todo = [int(i) for i in mine if not writer.is_written(int(i))]
-    summary.skipped = len(mine) - len(todo)
-    fallback = _FallbackSolver(config.rtol)
+    mine = chunk_of(order, rank, size, block)
+    pending = {int(i) for i in mine if not writer.is_written(int(i))}
+    if block > 0:
+        # a block with anything left to write is solved from its start: the already written samples before
+        # the first missing one are solved again (not written) so the recycled space is the uninterrupted one
+        open_blocks = {int(position[i]) // block for i in pending}
+        work = [int(i) for i in mine if int(position[i]) // block in open_blocks]
+    else:
+        work = [int(i) for i in mine if int(i) in pending]
+    summary.skipped = len(mine) - len(pending)
 
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(todo), desc=f"{family.name}[{rank}/{size}]" if size > 1 else family.name,
+        bar = tqdm(total=len(work), desc=f"{family.name}[{rank}/{size}]" if size > 1 else family.name,
                    unit="sample", file=stream or sys.stderr, position=rank if size > 1 else None,
                    dynamic_ncols=True, smoothing=0.1)
     stopped_early = False
     last_matrix = None
+    written = 0
     try:
-        for count, i in enumerate(todo):
-            if max_new is not None and count >= max_new:
+        for i in work:
+            new = i in pending
+            if new and max_new is not None and written >= max_new:
                 stopped_early = True
                 break
+            if block > 0 and position[i] % block == 0:
+                backend.reset()
             t0 = time.perf_counter()
             sample = family.sample(config.seed, i)
-            matrix = family.operator(sample)
+            solved = _stored_inputs(family, sample, config.dtype)
+            matrix = family.operator(solved)
             if matrix is not last_matrix:              # a fixed operator (poisson) is handed over once
                 backend.set_operator(matrix)
                 last_matrix = matrix
             setup = time.perf_counter() - t0
-            stats: list[SolveStats] = []
-            used_fallback = [False]
-
-            def linear_solve(b, x0):
-                x, st = backend.solve(b, x0)
-                if not st.converged:
-                    x2, st2 = fallback.solve(matrix, b)
-                    if not st2.converged:
-                        raise RuntimeError(f"sample {i}: {method} stopped at true residual {st.residual:.3e} "
-                                           f"({st.reason}) and the direct fallback reached {st2.residual:.3e} > "
-                                           f"rtol {config.rtol:g}; the sample is not stored")
-                    used_fallback[0] = True
-                    st2.iterations += st.iterations
-                    st2.seconds += st.seconds
-                    x, st = x2, st2
-                stats.append(st)
-                return x
-
-            outputs = family.solve(sample, matrix, linear_solve)
+            outputs, rec = solver.run(family, solved, matrix)
+            if not new:
+                summary.resolved += 1
+                if bar is not None:
+                    bar.update(1)
+                continue
             t1 = time.perf_counter()
-            its = int(sum(s.iterations for s in stats))
-            res = float(max(s.residual for s in stats))
-            secs = float(sum(s.seconds for s in stats))
             writer.write(i, {**sample.inputs, **outputs}, params=sample.params,
-                         solver={"iterations": its, "residual": res, "seconds": secs, "setup_seconds": setup,
-                                 "order": int(position[i]), "converged": True, "fallback": used_fallback[0],
-                                 "rank": rank})
+                         solver={"iterations": rec.iterations, "residual": rec.residual, "seconds": rec.seconds,
+                                 "setup_seconds": setup, "order": int(position[i]), "converged": rec.valid,
+                                 "fallback": rec.fallback, "rank": rank, "updates_skipped": rec.updates_skipped,
+                                 "space_dropped": rec.space_dropped},
+                         invalid_reason=rec.reason)
+            written += 1
             summary.write_seconds += time.perf_counter() - t1
             summary.setup_seconds += setup
-            summary.solve_seconds += secs
-            summary.iterations.append(its)
-            summary.max_residual = max(summary.max_residual, res)
-            summary.fallbacks += int(used_fallback[0])
+            summary.solve_seconds += rec.seconds
+            summary.iterations.append(rec.iterations)
+            if rec.valid:
+                summary.max_residual = max(summary.max_residual, rec.residual)
+            else:
+                summary.invalid[i] = rec.reason
+            summary.fallbacks += int(rec.fallback)
+            summary.updates_skipped += rec.updates_skipped
+            summary.spaces_dropped += int(rec.space_dropped)
             summary.solved += 1
             if bar is not None:
                 arr = summary.iterations
-                bar.set_postfix_str(f"its {its} mean {np.mean(arr):.1f} max {max(arr)} res {summary.max_residual:.1e}"
-                                    f"{' fallbacks ' + str(summary.fallbacks) if summary.fallbacks else ''}",
+                bar.set_postfix_str(f"its {rec.iterations} mean {np.mean(arr):.1f} max {max(arr)} "
+                                    f"res {summary.max_residual:.1e}"
+                                    f"{' fallbacks ' + str(summary.fallbacks) if summary.fallbacks else ''}"
+                                    f"{' INVALID ' + str(len(summary.invalid)) if summary.invalid else ''}",
                                     refresh=False)
                 bar.update(1)
     except BaseException:
@@ -376,9 +625,13 @@ def merge_summaries(parts: list) -> GenerationSummary:
     for p in parts:
         out.solved += p.solved
         out.skipped += p.skipped
+        out.resolved += p.resolved
         out.iterations += p.iterations
         out.max_residual = max(out.max_residual, p.max_residual)
         out.fallbacks += p.fallbacks
+        out.invalid.update(p.invalid)
+        out.updates_skipped += p.updates_skipped
+        out.spaces_dropped += p.spaces_dropped
         for k in ("sort_seconds", "feature_seconds", "setup_seconds", "solve_seconds", "write_seconds",
                   "total_seconds"):
             setattr(out, k, max(getattr(out, k), getattr(p, k)))

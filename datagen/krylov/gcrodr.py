@@ -77,6 +77,9 @@ REORTHOGONALIZE = ("ifneeded", "always", "never")
 # may have destroyed orthogonality and one more pass restores it (Daniel, Gragg, Kaufman, Stewart).
 _REORTH_ETA = 1.0 / math.sqrt(2.0)
 _BREAKDOWN = 1e-14
+# The re-mapped recycled space is dropped when Op_new U~ is numerically dependent: the smallest
+# diagonal entry of its QR factor is at most this fraction of the largest.
+_DROP_RATIO = 1e-12
 _INNER_CHUNK = 2048  # columns per chunk of the inner-product GEMMs (41 x 2048 doubles ~ 0.7 MB)
 
 
@@ -176,8 +179,13 @@ class GCRODR:
         self.update_rank_tol = update_rank_tol
         #: how the recycled-space updates went: ``full`` (Parks et al.), ``low_rank`` (only the
         #: directions that moved were rewritten; ``rank_sum`` of them), ``unchanged`` (nothing
-        #: moved by more than ``update_rank_tol``)
-        self.update_stats = dict(full=0, low_rank=0, rank_sum=0, unchanged=0)
+        #: moved by more than ``update_rank_tol``), ``skipped`` (the harmonic Ritz problem failed
+        #: or gave a degenerate basis: the previous space was kept), ``dropped`` (the space became
+        #: numerically dependent on a new operator and was discarded). Per solve, the last two are
+        #: also in :class:`SolveResult` (``updates_skipped``, ``space_dropped``).
+        self.update_stats = dict(full=0, low_rank=0, rank_sum=0, unchanged=0, skipped=0, dropped=0)
+        self._solve_skipped = 0
+        self._solve_dropped = False
         self.comm = comm if comm is not None else PETSc.COMM_SELF
         self.options_prefix = options_prefix
         self._mpi = None if self.comm.getSize() == 1 else self.comm.tompi4py()
@@ -299,6 +307,8 @@ class GCRODR:
                              f"x has {x.getSize()}")
         if self._store_z and self.pc_side != "right":
             self._store_z, self._n = False, None  # Z = M^{-1} U~ only exists for right PC
+        self._solve_skipped = 0
+        self._solve_dropped = False
         self._ensure_buffers(A, b)
         self._A = A
         tick = time.process_time()
@@ -347,6 +357,7 @@ class GCRODR:
             if iterations >= self.max_it:
                 reason = "DIVERGED_MAX_IT"
                 break
+            self._nonfinite = False
             steps, breakdown = self._cycle(b, x, rnorm, target, self.max_it - iterations,
                                            bnorm, history, iterations, monitor, cycles)
             iterations += steps
@@ -357,6 +368,9 @@ class GCRODR:
             history.append(rnorm / bnorm)
             if monitor is not None:
                 monitor(iterations, rnorm / bnorm)
+            if self._nonfinite and not rnorm <= target:
+                reason = "DIVERGED_NANORINF"   # the operator or the PC gave NaN/inf
+                break
             if (breakdown or (steps == 0 and idle_cycle)) and rnorm > target:
                 # an exact invariant subspace that does not contain the solution (A or M is
                 # singular on it), or cycles that cannot take a step: more would repeat them
@@ -380,6 +394,10 @@ class GCRODR:
         n = b.getLocalSize()
         if self._n == n:
             return
+        for name in ("_W_vecs", "_W_alt_vecs", "_Z_vecs", "_Z_alt_vecs"):
+            for v in getattr(self, name, None) or []:
+                v.destroy()               # wrappers of the blocks of the previous size
+            setattr(self, name, None)
         m, k = self.restart, self.recycle
         self._n = n
         self._global_n = b.getSize()
@@ -591,6 +609,12 @@ class GCRODR:
                     h += h2
                     hnorm = self._norm(w)
                 timers["ortho"] += time.process_time() - tock
+                if not (math.isfinite(hnorm) and np.isfinite(h).all()):
+                    # the operator or the PC produced NaN/inf (e.g. a failed factorisation): the
+                    # steps so far are still usable, no further step is
+                    self._nonfinite = True
+                    breakdown = True
+                    break
                 coupling[:, j] = h[:k_act]
                 hess[: j + 1, j] = h[k_act:]
                 hess[j + 1, j] = hnorm
@@ -678,8 +702,10 @@ class GCRODR:
             q, r = np.linalg.qr(gbar @ coeffs)
             s = scipy.linalg.solve_triangular(r, coeffs.T, trans="T").T  # P R^{-1}
         except (np.linalg.LinAlgError, ValueError):
-            return  # keep the previous space: it still satisfies Op U~ = C Lambda
+            self._skip_update()  # keep the previous space: it still satisfies Op U~ = C Lambda
+            return
         if not (np.isfinite(q).all() and np.isfinite(s).all()):
+            self._skip_update()
             return
         # Vhat^T Vhat from the carried U~^T U~ and the GEMM above: column norms of Vhat S
         vhat_gram = np.eye(p)
@@ -693,6 +719,7 @@ class GCRODR:
         new_gram = s.T @ vhat_gram @ s
         norms = np.sqrt(np.maximum(np.diag(new_gram), 0.0))
         if not (norms > 0).all():
+            self._skip_update()
             return
         s_unit = s / norms
         # C_new = What Q and U~_new = Vhat S diag(1/norms), written into the other block
@@ -787,7 +814,7 @@ class GCRODR:
         self._utu = 0.5 * (utu + utu.T)
         norms = np.sqrt(np.maximum(np.diag(self._utu), 0.0))
         if not (norms > 0).all():
-            self.reset()
+            self._drop_space()
             return True
         if norms.max() > 4.0 or norms.min() < 0.25:
             # keep U~ near unit columns (Op U~ N^-1 = C Lambda N^-1): conditioning of Lambda
@@ -836,15 +863,19 @@ class GCRODR:
             except np.linalg.LinAlgError:
                 ok = False
             if ok:
+                diag = np.abs(np.diag(chol))
+                if not diag.min() > _DROP_RATIO * diag.max():
+                    self._drop_space()
+                    return k
                 c_mix = scipy.linalg.solve_triangular(chol, np.eye(k), trans="T")
             else:
                 if self._mpi is not None:
-                    self.reset()
+                    self._drop_space()
                     return k
                 q, chol = np.linalg.qr(images.T)
                 diag = np.abs(np.diag(chol))
-                if diag.min() <= 1e-12 * diag.max():
-                    self.reset()
+                if not diag.min() > _DROP_RATIO * diag.max():
+                    self._drop_space()
                     return k
                 images[:] = q.T
                 c_mix = np.eye(k)
@@ -853,7 +884,7 @@ class GCRODR:
             new_gram = r_inv_t @ self._utu @ r_inv_t.T
             norms = np.sqrt(np.maximum(np.diag(new_gram), 0.0))
             if not (np.isfinite(norms).all() and (norms > 0).all()):
-                self.reset()
+                self._drop_space()
                 return k
             u_mix = r_inv_t / norms[:, None]
             np.matmul(u_mix, W[k0 - k:k0], out=self._W_alt[k0 - k:k0])
@@ -871,6 +902,17 @@ class GCRODR:
         self._ctu = self._inner(W[k0:k0 + k], W[k0 - k:k0])
         return k
 
+    def _skip_update(self) -> None:
+        """Count a recycled-space update that could not be made (the old space is kept)."""
+        self._solve_skipped += 1
+        self.update_stats["skipped"] += 1
+
+    def _drop_space(self) -> None:
+        """Discard an ill-conditioned recycled space (counted; the solve goes on without it)."""
+        self.reset()
+        self._solve_dropped = True
+        self.update_stats["dropped"] += 1
+
     # ------------------------------------------------------------------ result
     def _finish(self, start, iterations, residual, reason, cycles, applications, pc_rebuilt,
                 history, monitor):
@@ -882,5 +924,6 @@ class GCRODR:
                            reason=reason, cycles=cycles, operator_applications=applications,
                            recycle_dim=self._recycle_dim, pc_rebuilt=pc_rebuilt,
                            pc_applications=self._pc_applications,
+                           updates_skipped=self._solve_skipped, space_dropped=self._solve_dropped,
                            residual_history=history)
 

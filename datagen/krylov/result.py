@@ -35,6 +35,10 @@ class SolveResult:
         recycle_dim: dimension of the recycled space kept after this solve.
         pc_rebuilt: whether the preconditioner was (re)built for this solve (``False`` when a
             neighbour's preconditioner was reused, see ``GCRODR.set_pc_reuse``).
+        updates_skipped: recycled-space updates skipped in this solve (the harmonic Ritz problem
+            failed or gave a degenerate basis; the previous space was kept).
+        space_dropped: the recycled space was discarded in this solve (numerically dependent
+            on the new operator); the solve went on as GMRES(m) from an empty space.
         residual_history: relative residual after each iteration (the GMRES estimate inside a
             cycle, the explicitly recomputed true value at each cycle end).
     """
@@ -49,6 +53,8 @@ class SolveResult:
     pc_applications: int = 0
     recycle_dim: int = 0
     pc_rebuilt: bool = True
+    updates_skipped: int = 0
+    space_dropped: bool = False
     residual_history: list = field(default_factory=list, repr=False)
 
     def __post_init__(self):
