@@ -66,7 +66,7 @@ class FamilyArgs(argparse.Namespace):
 def family_for(name: str, resolution: int):
     from datagen.cli import build_parser
 
-    args = build_parser().parse_args([name, "--resolution", str(resolution)])
+    args = build_parser(families=(name,)).parse_args([name, "--resolution", str(resolution)])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return make_family(args)

@@ -1,7 +1,8 @@
 """``neuralops-datagen``: one command, one subcommand per PDE family or generator.
 
 Each generator module exposes ``add_arguments(parser)`` and ``run(args) -> int``; this file only
-dispatches, so generators stay independent of each other.
+dispatches, so generators stay independent of each other. Only the chosen subcommand's module is
+imported (the elliptic generators never import torch, which the navier-stokes one needs).
 """
 from __future__ import annotations
 
@@ -21,7 +22,9 @@ SUBCOMMANDS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(families=None) -> argparse.ArgumentParser:
+    """The CLI parser; only the subcommands in ``families`` (None: all) import their module and get
+    their arguments, the others are listed with their help line."""
     parser = argparse.ArgumentParser(
         prog="neuralops-datagen",
         description="Generate PDE datasets in the neuralops HDF5 format.",
@@ -31,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (module, help_text) in SUBCOMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(_module=module)
+        if families is not None and name not in families:
+            continue
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as err:
@@ -47,8 +52,17 @@ def _takes_family(mod) -> bool:
     return len(inspect.signature(mod.add_arguments).parameters) >= 2
 
 
+def chosen_family(argv: list[str]) -> str | None:
+    """The subcommand named in ``argv`` (the first argument that is not an option), or None."""
+    for arg in argv:
+        if not arg.startswith("-"):
+            return arg
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(families=(chosen_family(argv),))
     args = parser.parse_args(argv)
     err = getattr(args, "_import_error", None)
     if err is not None:
