@@ -61,6 +61,10 @@ def chosen_family(argv: list[str]) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:                       # the program itself (not a call from Python): set the allocator
+        from datagen.allocator import ensure
+
+        ensure()
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(families=(chosen_family(argv),))
     args = parser.parse_args(argv)

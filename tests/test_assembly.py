@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from datagen.elliptic.assembly import (block_average, diffusion_graph_laplacian, diffusion_system, dirichlet_lift,
+from datagen.elliptic.assembly import (block_average, diffusion_graph_laplacian, diffusion_system,
                                        dirichlet_system, dual_volumes, face_weights, interior_mask, scale_and_shift,
                                        stencil_pattern)
 from datagen.elliptic.darcy import Darcy, darcy_system

@@ -51,6 +51,33 @@ def test_datagen_benchmark_tolerance_sweep_and_lu_cap(tmp_path):
             assert r["methods"][method]["max_res"] <= r["rtol"]
     # a tighter tolerance costs the iterative methods more iterations
     assert rows[1]["methods"]["skr"]["its"] > rows[0]["methods"]["skr"]["its"]
+    check_conditions(record["conditions"])
+
+
+def check_conditions(cond):
+    """A record's ``conditions`` (benchmarks/conditions.py): machine, load before/after, allocator, versions."""
+    assert cond["machine"]["cpu"] and cond["machine"]["cores"] >= 1 and cond["machine"]["usable_cores"] >= 1
+    assert len(cond["load_before"]) == 3 and len(cond["load_after"]) == 3
+    assert cond["allocator"]["setting"] and isinstance(cond["allocator"]["environment"], dict)
+    assert cond["versions"]["python"] and cond["versions"]["numpy"]
+    assert cond["wall_seconds"] >= 0 and cond["started"] <= cond["finished"]
+
+
+def test_every_benchmark_records_its_conditions_and_none_hard_codes_them():
+    folder = os.path.join(ROOT, "benchmarks")
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".py") and name != "conditions.py":
+            text = open(os.path.join(folder, name)).read()
+            assert "conditions()" in text, f"{name} does not record benchmarks/conditions.py's conditions"
+            assert "shared, loaded" not in text, f"{name} hard-codes the machine's load"
+    proc = subprocess.run([sys.executable, os.path.join(folder, "conditions.py")], capture_output=True, text=True,
+                          env={**{k: v for k, v in ENV.items() if not k.startswith(("MALLOC", "NEURALOPS_ALLOC"))
+                                  and k not in ("LD_PRELOAD", "GLIBC_TUNABLES")},
+                               "NEURALOPS_ALLOCATOR_ACTIVE": "tuned", "MALLOC_MMAP_MAX_": "0"}, timeout=60)
+    cond = json.loads(proc.stdout)
+    check_conditions(cond)
+    assert cond["allocator"] == {"setting": "tuned", "environment": {"NEURALOPS_ALLOCATOR_ACTIVE": "tuned",
+                                                                     "MALLOC_MMAP_MAX_": "0"}}
 
 
 @pytest.mark.parametrize("args, message", [

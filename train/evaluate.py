@@ -22,6 +22,10 @@ import sys
 import time
 from typing import Any, Dict, Mapping, Optional, Sequence
 
+if __name__ == "__main__":          # `python -m train.evaluate`: the allocator is set before torch is imported
+    from datagen.allocator import ensure
+    ensure()
+
 import numpy as np
 import torch
 
