@@ -91,3 +91,36 @@ def test_datagen_benchmark_rejects_bad_arguments(args, message):
                            "--no-sweeps", *args], capture_output=True, text=True, env=ENV,
                           cwd=ROOT, timeout=120)
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+
+
+def test_allocator_benchmark_runs_each_setting_in_its_own_process(tmp_path):
+    out = tmp_path / "alloc.json"
+    env = {k: v for k, v in ENV.items() if not k.startswith(("MALLOC", "NEURALOPS_ALLOC"))}
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "allocator.py"), "--cases", "fno2d_darcy",
+                           "--settings", "tuned,system", "--rounds", "1", "--steps", "1", "--warmup", "1",
+                           "--darcy-res", "17", "--darcy-batch", "2", "--json", str(out)],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    record = json.loads(out.read_text())
+    case = record["cases"]["fno2d_darcy"]
+    tuned, system = case["tuned"]["runs"][0], case["system"]["runs"][0]
+    # the child really ran under the setting's environment (glibc reads it at process start)
+    assert tuned["allocator_env"] == {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(64 * 2 ** 30)}
+    assert system["allocator_env"] == {}
+    for s in (tuned, system):
+        assert s["samples_per_s"] > 0 and s["max_rss_mib"] > 0 and s["minor_faults_per_step"] >= 0
+    assert case["system"]["speed_vs_system"] == 1.0 and case["tuned"]["rss_vs_system"] > 0
+    check_conditions(record["conditions"])
+
+
+def test_ns_dtype_benchmark_measures_the_float32_difference(tmp_path):
+    out = tmp_path / "ns_dtype.json"
+    run("ns_dtype.py", "--resolution", "16", "--dt", "1e-2", "--t-end", "1", "--snapshot-interval", "0.5",
+        "--n", "1", "--json", str(out))
+    record = json.loads(out.read_text())
+    rows = record["snapshots"]
+    assert [r["t"] for r in rows] == [0.5, 1.0]
+    # float32 compute differs from float64 by more than storage rounding, and stays a small relative error
+    for r in rows:
+        assert record["float32_unit_roundoff"] < r["rel_l2_mean"] < 1e-3
+    check_conditions(record["conditions"])

@@ -32,8 +32,8 @@ def test_navier_stokes_parser_still_gets_its_arguments():
                  "from datagen.cli import build_parser\n"
                  "args = build_parser(families=('navier-stokes',)).parse_args(['navier-stokes', '--n', '2', "
                  "'--out', 'x.h5'])\n"
-                 "print(args.recipe, 'torch' in sys.modules)\n")
-    assert out.split() == ["fno", "True"]
+                 "print(args.recipe, args.dtype, 'torch' in sys.modules)\n")
+    assert out.split() == ["fno", "float32", "True"]          # float32 compute by default
     # the top-level --help lists every subcommand (none of them imported)
     proc = subprocess.run([sys.executable, "-m", "datagen.cli", "--help"], capture_output=True, text=True, env=ENV,
                           cwd=ROOT, timeout=300)
