@@ -13,7 +13,9 @@ Settings, chosen with the environment variable ``NEURALOPS_ALLOCATOR``:
               = 64 GiB (the heap is not trimmed after every step). Freed memory stays in the process:
               the resident size is the high-water mark of the heap (see ``benchmarks/allocator.py``
               for the measured speed and RSS cost).
-``jemalloc``  jemalloc through ``LD_PRELOAD`` (Debian ``libjemalloc2``) when installed, else ``tuned``.
+``jemalloc``  jemalloc through ``LD_PRELOAD`` (Debian ``libjemalloc2``) when installed, else ``tuned``;
+              with ``MALLOC_CONF=dirty_decay_ms:-1,muzzy_decay_ms:-1`` (its default decay purges freed
+              pages and faults them in again just like glibc's defaults).
 ``tcmalloc``  tcmalloc through ``LD_PRELOAD`` (Debian ``libtcmalloc-minimal4``) when installed, else ``tuned``.
 ``system``    malloc as the system configures it (nothing set).
 
@@ -36,8 +38,9 @@ ENV_ACTIVE = "NEURALOPS_ALLOCATOR_ACTIVE"
 # 64 GiB: larger than any heap this toolkit builds, so the heap top is never given back mid-run
 TRIM_THRESHOLD = 64 * 2 ** 30
 TUNED = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(TRIM_THRESHOLD)}
+JEMALLOC_CONF = "dirty_decay_ms:-1,muzzy_decay_ms:-1"
 USER_VARIABLES = ("MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_",
-                  "MALLOC_ARENA_MAX", "GLIBC_TUNABLES", "LD_PRELOAD")
+                  "MALLOC_ARENA_MAX", "GLIBC_TUNABLES", "LD_PRELOAD", "MALLOC_CONF")
 LIBRARIES = {"jemalloc": ("libjemalloc.so.2", "jemalloc"), "tcmalloc": ("libtcmalloc_minimal.so.4", "tcmalloc_minimal")}
 _SEARCH_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib", "/usr/local/lib")
 
@@ -73,7 +76,15 @@ def environment_for(setting: str) -> tuple[str, dict]:
         lib = find_library(setting)
         if lib is not None:
             preload = os.environ.get("LD_PRELOAD", "")
-            return setting, {"LD_PRELOAD": f"{lib}:{preload}" if preload else lib}
+            variables = {"LD_PRELOAD": f"{lib}:{preload}" if preload else lib}
+            if setting == "jemalloc":
+                # jemalloc's defaults purge freed pages after a decay time (large blocks at once): the same
+                # fault storm as glibc's (measured); keep them, as ``tuned`` does. The user's MALLOC_CONF
+                # comes last and wins.
+                user = os.environ.get("MALLOC_CONF", "")
+                variables["MALLOC_CONF"] = JEMALLOC_CONF + (f",{user}" if user and user != JEMALLOC_CONF
+                                                            and not user.startswith(JEMALLOC_CONF + ",") else "")
+            return setting, variables
         return f"tuned({setting}-not-installed)", dict(TUNED)
     return "tuned", dict(TUNED)
 

@@ -47,7 +47,9 @@ def test_settings_and_their_variables(monkeypatch):
     assert applied.startswith("tuned") and "not-installed" in applied and variables == allocator.TUNED
     monkeypatch.setattr(allocator, "find_library", lambda name: "/opt/libjemalloc.so.2")
     monkeypatch.setenv("LD_PRELOAD", "/opt/other.so")
-    assert allocator.environment_for("jemalloc")[1] == {"LD_PRELOAD": "/opt/libjemalloc.so.2:/opt/other.so"}
+    monkeypatch.setenv("MALLOC_CONF", "narenas:2")
+    assert allocator.environment_for("jemalloc")[1] == {"LD_PRELOAD": "/opt/libjemalloc.so.2:/opt/other.so",
+                                                        "MALLOC_CONF": allocator.JEMALLOC_CONF + ",narenas:2"}
     with pytest.raises(ValueError, match="'bogus'.*allowed: tuned, jemalloc, tcmalloc, system"):
         allocator.environment_for("bogus")
 
