@@ -14,9 +14,9 @@ Cases (float32, channels first, random data of the right shapes):
 
 ``fno2d_darcy``  the ``darcy_fno`` config: FNO-2D, 12 modes, width 32, padding 9, GELU, no norm,
                  batch 20, at ``--darcy-res`` (default 129, the ``neuralops-datagen darcy`` default).
-``fno3d_small``  a smaller ``ns_fno3d``: FNO-3D with the paper's defaults (8 modes, width 20, BatchNorm),
-                 10 frames in, ``--fno3d-t-out`` frames out (default 20) on ``--fno3d-res``^2 (default 32),
-                 batch ``--fno3d-batch`` (default 10).
+``fno3d_small``  ``ns_fno3d`` at a smaller batch: FNO-3D with the paper's defaults (8 modes, width 20,
+                 BatchNorm), 10 frames in, ``--fno3d-t-out`` frames out (default 40) on ``--fno3d-res``^2
+                 (default 64, the config's grid), batch ``--fno3d-batch`` (default 2; the config's is 10).
 
     OMP_NUM_THREADS=1 python benchmarks/allocator.py [--settings tuned,system] [--rounds 2] \\
         [--json benchmarks/results/allocator.json]
@@ -131,9 +131,9 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     p.add_argument("--darcy-res", type=int, default=129)
     p.add_argument("--darcy-batch", type=int, default=20)
-    p.add_argument("--fno3d-res", type=int, default=32)
-    p.add_argument("--fno3d-batch", type=int, default=10)
-    p.add_argument("--fno3d-t-out", type=int, default=20)
+    p.add_argument("--fno3d-res", type=int, default=64)
+    p.add_argument("--fno3d-batch", type=int, default=2)
+    p.add_argument("--fno3d-t-out", type=int, default=40)
     p.add_argument("--json", default=None, help="write the record here")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
