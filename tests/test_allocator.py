@@ -50,8 +50,19 @@ def test_settings_and_their_variables(monkeypatch):
     monkeypatch.setenv("MALLOC_CONF", "narenas:2")
     assert allocator.environment_for("jemalloc")[1] == {"LD_PRELOAD": "/opt/libjemalloc.so.2:/opt/other.so",
                                                         "MALLOC_CONF": allocator.JEMALLOC_CONF + ",narenas:2"}
-    with pytest.raises(ValueError, match="'bogus'.*allowed: tuned, jemalloc, tcmalloc, system"):
+    with pytest.raises(ValueError, match="'bogus'.*allowed: auto, tuned, jemalloc, tcmalloc, system"):
         allocator.environment_for("bogus")
+
+
+def test_auto_prefers_an_installed_tcmalloc_then_jemalloc_else_tuned(monkeypatch):
+    installed = {}
+    monkeypatch.setattr(allocator, "find_library", lambda name: installed.get(name))
+    assert allocator.environment_for("auto") == ("tuned", allocator.TUNED)
+    installed["jemalloc"] = "/x/libjemalloc.so.2"
+    assert allocator.environment_for("auto")[0] == "jemalloc"
+    installed["tcmalloc"] = "/x/libtcmalloc_minimal.so.4"
+    applied, variables = allocator.environment_for("auto")
+    assert applied == "tcmalloc" and variables["LD_PRELOAD"] == "/x/libtcmalloc_minimal.so.4"
 
 
 def test_request_precedence():
@@ -63,8 +74,9 @@ def test_request_precedence():
 
 
 def test_reexec_applies_tuned_once_and_stops_the_fault_storm():
-    tuned = run(FAULTS)
+    tuned = run(FAULTS, NEURALOPS_ALLOCATOR="tuned")
     system = run(FAULTS, NEURALOPS_ALLOCATOR="system")
+    default = run(FAULTS)
     assert tuned.returncode == 0 and system.returncode == 0, tuned.stderr + system.stderr
     # one log line per program, naming the setting
     assert tuned.stderr.count("neuralops: allocator") == 1 and "allocator tuned (" in tuned.stderr, tuned.stderr
@@ -75,6 +87,10 @@ def test_reexec_applies_tuned_once_and_stops_the_fault_storm():
     # the tuned setting keeps them in the heap
     assert f_system > 2000, f_system
     assert f_tuned < f_system / 10, (f_tuned, f_system)
+    # the default (auto: whatever this machine has) avoids them too, and says what it chose
+    assert default.returncode == 0, default.stderr
+    assert f"allocator {allocator.environment_for('auto')[0]} (" in default.stderr
+    assert int(default.stdout.split()[-1]) < f_system / 10
 
 
 def test_user_variables_are_kept_and_bad_settings_fail_clearly():
@@ -104,7 +120,8 @@ def test_console_entry_points_set_the_allocator_first():
     # a CLI run as a program re-executes itself with the setting (here: neuralops-data's parser)
     proc = subprocess.run([sys.executable, "-c", "import sys; from train.entry import data; sys.exit(data())",
                            "--help"], capture_output=True, text=True, cwd=ROOT, env=CLEAN, timeout=120)
-    assert proc.returncode == 0 and proc.stderr.count("neuralops: allocator tuned") == 1, proc.stderr
+    line = f"neuralops: allocator {allocator.environment_for('auto')[0]} ("
+    assert proc.returncode == 0 and proc.stderr.count(line) == 1, proc.stderr
     # the entry module itself stays light: torch comes only with the program
     proc = subprocess.run([sys.executable, "-c", "import sys, train.entry; print('torch' in sys.modules)"],
                           capture_output=True, text=True, cwd=ROOT, env=CLEAN, timeout=120)
