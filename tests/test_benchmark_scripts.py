@@ -124,3 +124,17 @@ def test_ns_dtype_benchmark_measures_the_float32_difference(tmp_path):
     for r in rows:
         assert record["float32_unit_roundoff"] < r["rel_l2_mean"] < 1e-3
     check_conditions(record["conditions"])
+
+
+def test_darcy_scipy_baseline_solves_the_same_problems_as_the_cli(tmp_path):
+    pytest.importorskip("petsc4py")
+    out = tmp_path / "ds.json"
+    run("darcy_scipy.py", "--n", "3", "--resolution", "17", "--rounds", "1", "--methods", "cli,splu-colamd,splu-mmd",
+        "--json", str(out))
+    record = json.loads(out.read_text())
+    assert set(record["methods"]) == {"cli", "splu-colamd", "splu-mmd"}
+    # the plain scripts' u equals the toolkit's on the same samples (same scheme, direct solves)
+    assert all(v < 1e-8 for v in record["max_rel_diff_u_vs_cli"].values()), record["max_rel_diff_u_vs_cli"]
+    assert record["cli_speedup_vs_best_plain"] > 0
+    assert record["methods"]["cli"]["runs"][0]["allocator_line"].startswith("neuralops: allocator")
+    check_conditions(record["conditions"])
