@@ -36,6 +36,8 @@ bench: env
 	$(WITH_ALLOCATOR) $(PY) benchmarks/datagen_ns.py
 	$(WITH_ALLOCATOR) $(PY) benchmarks/models.py
 	$(WITH_ALLOCATOR) $(PY) benchmarks/training.py
+	$(WITH_ALLOCATOR) $(PY) benchmarks/darcy_scipy.py
+	$(WITH_ALLOCATOR) $(PY) benchmarks/ns_dtype.py
 	$(PY) benchmarks/allocator.py
 
 clean-env:
