@@ -53,6 +53,8 @@ _SEARCH_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr
 
 def find_library(setting: str) -> str | None:
     """Path of the shared library of ``jemalloc``/``tcmalloc``, or None when it is not installed."""
+    if not sys.platform.startswith("linux"):          # LD_PRELOAD is the Linux loader's
+        return None
     filename, short = LIBRARIES[setting]
     for d in _SEARCH_DIRS:
         path = os.path.join(d, filename)
@@ -122,6 +124,16 @@ def describe(environ=None) -> str:
             + f"; set {ENV_CHOICE}={'|'.join(SETTINGS)} to change")
 
 
+def _restore(previous: dict, active: str) -> None:
+    """Put back the variables of a setting that was not applied, and say so in the guard."""
+    os.environ[ENV_ACTIVE] = active
+    for k, v in previous.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
 def ensure(log=None) -> None:
     """Give this program the requested allocator setting: if it is not in effect yet, re-execute the
     same command line once with the variables set (never again: ``NEURALOPS_ALLOCATOR_ACTIVE`` guards
@@ -138,10 +150,13 @@ def ensure(log=None) -> None:
         else:
             applied, variables = environment_for(setting)
             changed = {k: v for k, v in variables.items() if os.environ.get(k) != v}
+            previous = {k: os.environ.get(k) for k in changed}
             os.environ[ENV_ACTIVE] = applied
             os.environ.update(variables)
             argv = getattr(sys, "orig_argv", None)
-            if changed and os.name == "posix" and sys.executable and argv:
+            # a program read from stdin cannot be started again
+            rerunnable = bool(argv) and sys.argv[:1] != ["-"] and "-" not in argv[1:2]
+            if changed and os.name == "posix" and sys.executable and rerunnable:
                 for stream in (sys.stdout, sys.stderr):
                     try:
                         stream.flush()
@@ -150,9 +165,9 @@ def ensure(log=None) -> None:
                 try:
                     os.execv(sys.executable, [sys.executable] + list(argv[1:]))
                 except OSError as err:        # keep running with the system allocator
-                    os.environ[ENV_ACTIVE] = f"system(re-exec-failed:{err.errno})"
-                    for k in changed:
-                        os.environ.pop(k, None)
+                    _restore(previous, f"system(re-exec-failed:{err.errno})")
+            elif changed:                             # not re-executed: this process keeps its malloc
+                _restore(previous, "system(not-re-executed)")
     print(describe(), file=log, flush=True)
 
 
