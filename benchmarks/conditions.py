@@ -31,7 +31,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGES = ("numpy", "scipy", "torch", "petsc4py", "petsc", "h5py", "lightning", "mpi4py")
 ALLOCATOR_VARIABLES = ("NEURALOPS_ALLOCATOR", "NEURALOPS_ALLOCATOR_ACTIVE", "MALLOC_MMAP_MAX_",
                        "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_ARENA_MAX",
-                       "GLIBC_TUNABLES", "LD_PRELOAD", "MALLOC_CONF")
+                       "GLIBC_TUNABLES", "LD_PRELOAD", "MALLOC_CONF", "TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD")
 
 
 def _load() -> list:

@@ -85,8 +85,8 @@ def environment_for(setting: str) -> tuple[str, dict]:
     if setting in LIBRARIES:
         lib = find_library(setting)
         if lib is not None:
-            preload = os.environ.get("LD_PRELOAD", "")
-            variables = {"LD_PRELOAD": f"{lib}:{preload}" if preload else lib}
+            preload = [p for p in os.environ.get("LD_PRELOAD", "").replace(" ", ":").split(":") if p and p != lib]
+            variables = {"LD_PRELOAD": ":".join([lib] + preload)}
             if setting == "tcmalloc":
                 # no "large alloc" report on stderr for every allocation above 1 GiB
                 variables["TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD"] = str(2 ** 40)

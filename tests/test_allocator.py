@@ -42,12 +42,14 @@ def test_settings_and_their_variables(monkeypatch):
     assert allocator.environment_for("tuned") == ("tuned", allocator.TUNED)
     assert allocator.TUNED["MALLOC_MMAP_MAX_"] == "0" and int(allocator.TUNED["MALLOC_TRIM_THRESHOLD_"]) >= 2 ** 34
     assert allocator.environment_for("system") == ("system", {})
+    monkeypatch.delenv("MALLOC_CONF", raising=False)
     monkeypatch.setattr(allocator, "find_library", lambda name: None)
     applied, variables = allocator.environment_for("jemalloc")
     assert applied.startswith("tuned") and "not-installed" in applied and variables == allocator.TUNED
     monkeypatch.setattr(allocator, "find_library", lambda name: "/opt/libjemalloc.so.2")
     monkeypatch.setenv("LD_PRELOAD", "/opt/other.so")
     monkeypatch.setenv("MALLOC_CONF", "narenas:2")
+    monkeypatch.setenv("LD_PRELOAD", "/opt/libjemalloc.so.2 /opt/other.so")       # already preloaded: once
     assert allocator.environment_for("jemalloc")[1] == {"LD_PRELOAD": "/opt/libjemalloc.so.2:/opt/other.so",
                                                         "MALLOC_CONF": allocator.JEMALLOC_CONF + ",narenas:2"}
     with pytest.raises(ValueError, match="'bogus'.*allowed: auto, tuned, jemalloc, tcmalloc, system"):
@@ -57,6 +59,7 @@ def test_settings_and_their_variables(monkeypatch):
 def test_auto_prefers_an_installed_tcmalloc_then_jemalloc_else_tuned(monkeypatch):
     installed = {}
     monkeypatch.setattr(allocator, "find_library", lambda name: installed.get(name))
+    monkeypatch.delenv("LD_PRELOAD", raising=False)
     assert allocator.environment_for("auto") == ("tuned", allocator.TUNED)
     installed["jemalloc"] = "/x/libjemalloc.so.2"
     assert allocator.environment_for("auto")[0] == "jemalloc"
