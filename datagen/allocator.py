@@ -12,6 +12,8 @@ Settings, chosen with the environment variable ``NEURALOPS_ALLOCATOR``:
               ``benchmarks/allocator.py`` (FNO-2D Darcy training steps, batch 20 at 129^2, loaded 2-core
               machine), all three remove the faults and run 2.1-2.3x the system setting's samples/s;
               tcmalloc and jemalloc do it at 0.87-0.90x the system setting's peak RSS, ``tuned`` at 1.21x.
+              FNO-3D at the ns_fno3d config (batch 10, one round): tuned 2.3x at 1.68x the RSS,
+              tcmalloc 5.5x at 0.84x.
 ``tuned``     glibc malloc with ``MALLOC_MMAP_MAX_=0`` (no block is served by its own
               mmap: large blocks come from the heap and are reused) and ``MALLOC_TRIM_THRESHOLD_``
               = 64 GiB (the heap is not trimmed after every step). Freed memory stays in the process:
