@@ -5,6 +5,10 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 export OMP_NUM_THREADS ?= 2
+# The allocator setting of datagen/allocator.py (default: glibc tuned against the page-fault storm;
+# NEURALOPS_ALLOCATOR=system|tuned|jemalloc|tcmalloc to change) for every command below, the test
+# process itself included (the CLIs would set it on their own, pytest would not).
+WITH_ALLOCATOR = env $$($(PY) -m datagen.allocator)
 
 .PHONY: env test test-all demo bench clean-env help
 
@@ -19,19 +23,22 @@ env:
 	@bash scripts/setup_env.sh
 
 test: env
-	$(PY) -m pytest -q
+	$(WITH_ALLOCATOR) $(PY) -m pytest -q
 
 test-all: env
-	$(PY) -m pytest -q -m "slow or not slow"
+	$(WITH_ALLOCATOR) $(PY) -m pytest -q -m "slow or not slow"
 
 demo: env
-	@bash scripts/demo.sh
+	@$(WITH_ALLOCATOR) bash scripts/demo.sh
 
 bench: env
-	$(PY) benchmarks/datagen_skr.py
-	$(PY) benchmarks/datagen_ns.py
-	$(PY) benchmarks/models.py
-	$(PY) benchmarks/training.py
+	$(WITH_ALLOCATOR) $(PY) benchmarks/datagen_skr.py
+	$(WITH_ALLOCATOR) $(PY) benchmarks/datagen_ns.py
+	$(WITH_ALLOCATOR) $(PY) benchmarks/models.py
+	$(WITH_ALLOCATOR) $(PY) benchmarks/training.py
+	$(WITH_ALLOCATOR) $(PY) benchmarks/darcy_scipy.py
+	$(WITH_ALLOCATOR) $(PY) benchmarks/ns_dtype.py
+	$(PY) benchmarks/allocator.py
 
 clean-env:
 	rm -rf $(VENV)

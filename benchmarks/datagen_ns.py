@@ -37,10 +37,11 @@ import argparse
 import json
 import math
 import os
-import platform
 import statistics
 import sys
 import time
+
+import conditions  # benchmarks/conditions.py: records the load at the start
 from typing import Callable, Dict, List, Optional
 
 import torch
@@ -277,11 +278,8 @@ def main(argv=None) -> int:
     cfd = None if args.no_torch_cfd else load_torch_cfd(args.torch_cfd_path)
     record = {"benchmark": "datagen_ns", "problem": f"FNO Navier-Stokes, {N}^2, nu={VISCOSITY}, dt={DT}",
               "unit": "grid-point-steps per second (batch * n^2 * steps / s), median over rounds",
-              "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                          "torch": torch.__version__, "threads": torch.get_num_threads(),
-                          "cpu_count": os.cpu_count(),
-                          "cuda": torch.cuda.get_device_name(device) if device.type == "cuda" else None},
-              "note": "CPU numbers taken on a shared, loaded 2-core machine: compare ratios within a row",
+              "device": {"type": device.type,
+                         "cuda": torch.cuda.get_device_name(device) if device.type == "cuda" else None},
               "results": []}
     for dtype in dtypes:
         for b in batches:
@@ -302,6 +300,8 @@ def main(argv=None) -> int:
         record["extrapolation"] = e
         log(f"  {e['seconds_per_step'] * 1e3:.2f} ms/step for {e['batch']} trajectories -> "
             f"{e['extrapolated_minutes_1000x_T50']:.1f} min for 1000 x T=50 (target < 30)")
+    record["conditions"] = conditions.conditions()
+    log(conditions.summary(record["conditions"]))
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as fh:

@@ -27,13 +27,14 @@ import argparse
 import json
 import math
 import os
-import platform
 import sys
 import tempfile
 import time
 import warnings
 
 import numpy as np
+
+import conditions  # noqa: E402  (benchmarks/conditions.py: records the load at the start)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
@@ -66,7 +67,7 @@ class FamilyArgs(argparse.Namespace):
 def family_for(name: str, resolution: int):
     from datagen.cli import build_parser
 
-    args = build_parser().parse_args([name, "--resolution", str(resolution)])
+    args = build_parser(families=(name,)).parse_args([name, "--resolution", str(resolution)])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return make_family(args)
@@ -244,9 +245,7 @@ def main(argv=None) -> int:
         # gives its time per sample unless --lu-samples says otherwise
         cases += [(fam, res, args.n or 4, args.lu_samples or 1)
                   for fam, res in (("darcy", 1024), ("darcy3d", 66), ("helmholtz3d", 66))]
-    record = {"benchmark": "datagen_skr", "machine": f"{platform.machine()} {os.cpu_count()} cores (shared, loaded)",
-              "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "settings": cfg_kw, "families": [],
-              "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    record = {"benchmark": "datagen_skr", "settings": cfg_kw, "families": []}
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as work:
         for (fam, res, n, lu_samples), rtol in ((case, rtol) for case in cases for rtol in rtols):
@@ -265,6 +264,8 @@ def main(argv=None) -> int:
             record["ordering_cost"] = ordering_cost([1000, 4000, 100000], log)
     record["seconds"] = time.perf_counter() - t0
     log(f"total {record['seconds']:.1f} s")
+    record["conditions"] = conditions.conditions()
+    log(conditions.summary(record["conditions"]))
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as fh:

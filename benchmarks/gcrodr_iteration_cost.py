@@ -31,9 +31,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
+
+import conditions  # benchmarks/conditions.py: records the load at the start
 
 import numpy as np
 import scipy.sparse as sp
@@ -290,10 +291,8 @@ def main(argv=None) -> int:
         print(f"{name:<16} {r.get('pc_builds', args.systems):>9} {r['setup']:>8.3f} {total:>21.3f} "
               f"{total / base_total:>9.2f}")
     record = dict(benchmark="gcrodr_iteration_cost", args=vars(args), results=best,
-                  machine=dict(platform=platform.platform(), processor=platform.processor(),
-                               cpus=os.cpu_count(), load=os.getloadavg(),
-                               omp_threads=os.environ.get("OMP_NUM_THREADS")),
-                  note="shared, loaded machine: compare ratios from this one process")
+                  conditions=conditions.conditions())
+    print(conditions.summary(record["conditions"]))
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, "w") as fh:
         json.dump(record, fh, indent=2, default=float)

@@ -283,6 +283,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(f"our FNO vs neuraloperator {info} FNO (same configuration, interleaved timing):")
             comparison["rows"] = bench_comparison(args.batch, args.repeats, device, FNO)
     record["fno_vs_neuraloperator"] = comparison
+    record["conditions"] = __import__("conditions").conditions()      # benchmarks/conditions.py
     text = json.dumps(record, indent=2)
     print(text)
     if args.json:

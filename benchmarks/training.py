@@ -18,11 +18,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
+
+import conditions  # benchmarks/conditions.py: records the load at the start
 
 import numpy as np
 import torch
@@ -155,9 +156,9 @@ def main(argv=None) -> int:
         "model": "mgno", "model_config": cfg, "lightning_logger_and_checkpoints": not args.bare_lightning, "n_train": args.n, "resolution": args.res, "batch": args.batch,
         "steps_per_epoch": -(-args.n // args.batch), "epochs_timed": len(bare),
         "overhead": summary["cpu"]["overhead_median"], "seconds_per_epoch": summary,
-        "torch_threads": torch.get_num_threads(), "machine": platform.platform(), "cpus": os.cpu_count(),
-        "note": "shared, loaded 2-core machine: compare the ratio, not the absolute times",
+        "conditions": conditions.conditions(),
     }
+    print(conditions.summary(result["conditions"]))
     for clock, r in summary.items():
         print(f"{clock:4s} s/epoch  bare {r['bare_min']:.3f} min {r['bare_median']:.3f} median | lightning "
               f"{r['lightning_min']:.3f} min {r['lightning_median']:.3f} median | overhead "

@@ -1,7 +1,8 @@
 """``neuralops-datagen``: one command, one subcommand per PDE family or generator.
 
 Each generator module exposes ``add_arguments(parser)`` and ``run(args) -> int``; this file only
-dispatches, so generators stay independent of each other.
+dispatches, so generators stay independent of each other. Only the chosen subcommand's module is
+imported (the elliptic generators never import torch, which the navier-stokes one needs).
 """
 from __future__ import annotations
 
@@ -22,7 +23,9 @@ SUBCOMMANDS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(families=None) -> argparse.ArgumentParser:
+    """The CLI parser; only the subcommands in ``families`` (None: all) import their module and get
+    their arguments, the others are listed with their help line."""
     parser = argparse.ArgumentParser(
         prog="neuralops-datagen",
         description="Generate PDE datasets in the neuralops HDF5 format.",
@@ -32,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (module, help_text) in SUBCOMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(_module=module)
+        if families is not None and name not in families:
+            continue
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as err:
@@ -64,11 +69,24 @@ def _init_petsc() -> None:
     petsc4py.init([sys.argv[0] if sys.argv and sys.argv[0] else "neuralops-datagen", "-no_signal_handler"])
 
 
+def chosen_family(argv: list[str]) -> str | None:
+    """The subcommand named in ``argv`` (the first argument that is not an option), or None."""
+    for arg in argv:
+        if not arg.startswith("-"):
+            return arg
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:                       # the program itself (not a call from Python): set the allocator
+        from datagen.allocator import ensure
+
+        ensure()
     from datagen.dataset import Interrupted, interruptible
 
+    argv = sys.argv[1:] if argv is None else list(argv)
     _init_petsc()
-    parser = build_parser()
+    parser = build_parser(families=(chosen_family(argv),))
     args = parser.parse_args(argv)
     prog = f"neuralops-datagen {args.family}"
     err = getattr(args, "_import_error", None)

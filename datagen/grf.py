@@ -83,6 +83,13 @@ class GaussianRandomField:
         self.alpha, self.tau, self.sigma = float(alpha), float(tau), float(sigma)
         self.boundary, self.mean = boundary, float(mean)
         self._sqrt_eig = self._square_root_eigenvalues()
+        self._dct_weights = []
+        if boundary == "neumann":
+            for ax, n in enumerate(shape):
+                w = np.full(n, math.sqrt(2.0) / 2.0)
+                w[0] = 1.0
+                w[-1] = math.sqrt(2.0)  # the last mode enters DCT-I without the factor 2
+                self._dct_weights.append(w.reshape((1,) + tuple(n if a == ax else 1 for a in range(d))))
 
     # ------------------------------------------------------------------ spectrum
     def _mode_grid(self) -> list[np.ndarray]:
@@ -155,11 +162,8 @@ class GaussianRandomField:
             # DCT-I: y_j = c_0 + (-1)^j c_{n-1} + 2 sum_{k=1}^{n-2} c_k cos(pi k j/(n-1)); we need
             # sum_k s_k c_k cos(...) with s_0 = 1, s_k = sqrt(2): pre-scale so the transform produces it.
             coeff = noise * self._sqrt_eig
-            for ax, n in enumerate(self.shape):
-                w = np.full(n, math.sqrt(2.0) / 2.0)
-                w[0] = 1.0
-                w[-1] = math.sqrt(2.0)  # the last mode enters DCT-I without the factor 2
-                coeff = coeff * w.reshape((1,) + tuple(n if a == ax else 1 for a in range(self.dim)))
+            for w in self._dct_weights:
+                coeff *= w                   # in place: the same products, no temporaries
             u = scipy.fft.dctn(coeff, type=1, axes=axes)
         return u + self.mean
 

@@ -51,6 +51,33 @@ def test_datagen_benchmark_tolerance_sweep_and_lu_cap(tmp_path):
             assert r["methods"][method]["max_res"] <= r["rtol"]
     # a tighter tolerance costs the iterative methods more iterations
     assert rows[1]["methods"]["skr"]["its"] > rows[0]["methods"]["skr"]["its"]
+    check_conditions(record["conditions"])
+
+
+def check_conditions(cond):
+    """A record's ``conditions`` (benchmarks/conditions.py): machine, load before/after, allocator, versions."""
+    assert cond["machine"]["cpu"] and cond["machine"]["cores"] >= 1 and cond["machine"]["usable_cores"] >= 1
+    assert len(cond["load_before"]) == 3 and len(cond["load_after"]) == 3
+    assert cond["allocator"]["setting"] and isinstance(cond["allocator"]["environment"], dict)
+    assert cond["versions"]["python"] and cond["versions"]["numpy"]
+    assert cond["wall_seconds"] >= 0 and cond["started"] <= cond["finished"]
+
+
+def test_every_benchmark_records_its_conditions_and_none_hard_codes_them():
+    folder = os.path.join(ROOT, "benchmarks")
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".py") and name != "conditions.py":
+            text = open(os.path.join(folder, name)).read()
+            assert "conditions()" in text, f"{name} does not record benchmarks/conditions.py's conditions"
+            assert "shared, loaded" not in text, f"{name} hard-codes the machine's load"
+    proc = subprocess.run([sys.executable, os.path.join(folder, "conditions.py")], capture_output=True, text=True,
+                          env={**{k: v for k, v in ENV.items() if not k.startswith(("MALLOC", "NEURALOPS_ALLOC", "TCMALLOC"))
+                                  and k not in ("LD_PRELOAD", "GLIBC_TUNABLES")},
+                               "NEURALOPS_ALLOCATOR_ACTIVE": "tuned", "MALLOC_MMAP_MAX_": "0"}, timeout=60)
+    cond = json.loads(proc.stdout)
+    check_conditions(cond)
+    assert cond["allocator"] == {"setting": "tuned", "environment": {"NEURALOPS_ALLOCATOR_ACTIVE": "tuned",
+                                                                     "MALLOC_MMAP_MAX_": "0"}}
 
 
 @pytest.mark.parametrize("args, message", [
@@ -64,3 +91,50 @@ def test_datagen_benchmark_rejects_bad_arguments(args, message):
                            "--no-sweeps", *args], capture_output=True, text=True, env=ENV,
                           cwd=ROOT, timeout=120)
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+
+
+def test_allocator_benchmark_runs_each_setting_in_its_own_process(tmp_path):
+    out = tmp_path / "alloc.json"
+    env = {k: v for k, v in ENV.items() if not k.startswith(("MALLOC", "NEURALOPS_ALLOC"))}
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "allocator.py"), "--cases", "fno2d_darcy",
+                           "--settings", "tuned,system", "--rounds", "1", "--steps", "1", "--warmup", "1",
+                           "--darcy-res", "17", "--darcy-batch", "2", "--json", str(out)],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    record = json.loads(out.read_text())
+    case = record["cases"]["fno2d_darcy"]
+    tuned, system = case["tuned"]["runs"][0], case["system"]["runs"][0]
+    # the child really ran under the setting's environment (glibc reads it at process start)
+    assert tuned["allocator_env"] == {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(64 * 2 ** 30)}
+    assert system["allocator_env"] == {}
+    for s in (tuned, system):
+        assert s["samples_per_s"] > 0 and s["max_rss_mib"] > 0 and s["minor_faults_per_step"] >= 0
+    assert case["system"]["speed_vs_system"] == 1.0 and case["tuned"]["rss_vs_system"] > 0
+    check_conditions(record["conditions"])
+
+
+def test_ns_dtype_benchmark_measures_the_float32_difference(tmp_path):
+    out = tmp_path / "ns_dtype.json"
+    run("ns_dtype.py", "--resolution", "16", "--dt", "1e-2", "--t-end", "1", "--snapshot-interval", "0.5",
+        "--n", "1", "--json", str(out))
+    record = json.loads(out.read_text())
+    rows = record["snapshots"]
+    assert [r["t"] for r in rows] == [0.5, 1.0]
+    # float32 compute differs from float64 by more than storage rounding, and stays a small relative error
+    for r in rows:
+        assert record["float32_unit_roundoff"] < r["rel_l2_mean"] < 1e-3
+    check_conditions(record["conditions"])
+
+
+def test_darcy_scipy_baseline_solves_the_same_problems_as_the_cli(tmp_path):
+    pytest.importorskip("petsc4py")
+    out = tmp_path / "ds.json"
+    run("darcy_scipy.py", "--n", "3", "--resolution", "17", "--rounds", "1", "--methods", "cli,splu-colamd,splu-mmd",
+        "--json", str(out))
+    record = json.loads(out.read_text())
+    assert set(record["methods"]) == {"cli", "splu-colamd", "splu-mmd"}
+    # the plain scripts' u equals the toolkit's on the same samples (same scheme, direct solves)
+    assert all(v < 1e-8 for v in record["max_rel_diff_u_vs_cli"].values()), record["max_rel_diff_u_vs_cli"]
+    assert record["cli_speedup_vs_best_plain"] > 0
+    assert record["methods"]["cli"]["runs"][0]["allocator_line"].startswith("neuralops: allocator")
+    check_conditions(record["conditions"])

@@ -45,6 +45,10 @@ import re
 import sys
 from typing import List, Optional, Sequence
 
+if __name__ == "__main__":          # `python -m train.cli`: the allocator is set before torch is imported
+    from datagen.allocator import ensure
+    ensure()
+
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI

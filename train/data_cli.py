@@ -33,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    if argv is None and __name__ == "__main__":     # `python -m train.data_cli` (the entry point sets it first)
+        from datagen.allocator import ensure
+        ensure()
     args = build_parser().parse_args(argv)
     from datagen.dataset import DatasetError
 

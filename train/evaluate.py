@@ -27,6 +27,10 @@ import sys
 import time
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
+if __name__ == "__main__":          # `python -m train.evaluate`: the allocator is set before torch is imported
+    from datagen.allocator import ensure
+    ensure()
+
 import numpy as np
 import torch
 

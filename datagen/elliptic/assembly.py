@@ -20,6 +20,8 @@ a weighted graph Laplacian ``K`` (symmetric, positive semi-definite). Everything
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -59,6 +61,117 @@ def harmonic_mean(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return 2.0 * a * b / (a + b)
 
 
+def _face_slices(ax: int, d: int):
+    """``(lo, hi)`` index tuples selecting the lower and upper node of every face normal to axis ``ax``."""
+    lo = [slice(None)] * d
+    hi = [slice(None)] * d
+    lo[ax] = slice(0, -1)
+    hi[ax] = slice(1, None)
+    return tuple(lo), tuple(hi)
+
+
+def face_weights(a: np.ndarray) -> list:
+    """Per-axis face weights ``w_f = a_pq * (1/2 per shared boundary axis) / h^2`` of ``K / h^d``.
+
+    ``a`` is the nodal coefficient ``(s,)*d``; entry ``ax`` of the result has shape ``(s,)*d`` with
+    axis ``ax`` shortened by one: the face between nodes ``[.., j, ..]`` and ``[.., j + 1, ..]``.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    shape = a.shape
+    d = a.ndim
+    if np.any(~np.isfinite(a)) or np.any(a <= 0):
+        raise ValueError("diffusion coefficient must be finite and positive everywhere")
+    h = 1.0 / (shape[0] - 1)
+    half = [np.ones(n) for n in shape]
+    for w in half:
+        w[0] = w[-1] = 0.5
+    weights = []
+    for ax in range(d):
+        lo, hi = _face_slices(ax, d)
+        w = harmonic_mean(a[lo], a[hi]) / h ** 2
+        for other in range(d):
+            if other != ax:
+                w = w * half[other].reshape(tuple(-1 if b == other else 1 for b in range(d)))
+        weights.append(w)
+    return weights
+
+
+class StencilPattern:
+    """The fixed CSR sparsity pattern of the 5-point (7-point) operator on a grid, and where each value goes.
+
+    ``indptr``/``indices`` are the pattern of ``K`` (all nodes) or of ``K_II`` (``dirichlet``: interior
+    nodes only), rows in C order of the grid. A matrix with this pattern is filled by one gather,
+    ``data = source[gather]``, from ``source = [-w_faces(axis 0), ..., -w_faces(axis d-1), diagonal]``
+    (faces and nodes raveled in C order): no COO conversion, duplicate summing or submatrix extraction
+    per sample. Built once per ``(shape, dirichlet)`` (:func:`stencil_pattern`) by assembling integer
+    labels through the general sparse route, so the pattern is the same one that route produces.
+    """
+
+    def __init__(self, shape: tuple, dirichlet: bool):
+        self.shape, self.dirichlet = tuple(int(n) for n in shape), bool(dirichlet)
+        d = len(self.shape)
+        n = int(np.prod(self.shape))
+        index = np.arange(n).reshape(self.shape)
+        rows, cols, labels = [], [], []
+        offset = 0
+        for ax in range(d):
+            lo, hi = _face_slices(ax, d)
+            p, q = index[lo].ravel(), index[hi].ravel()
+            lab = offset + np.arange(p.size)
+            rows += [p, q]
+            cols += [q, p]
+            labels += [lab, lab]
+            offset += p.size
+        self.n_faces = offset
+        rows.append(index.ravel())
+        cols.append(index.ravel())
+        labels.append(offset + np.arange(n))
+        # labels are shifted by one so that none is an (implicit) zero; all are exact in float64
+        M = sp.coo_matrix((np.concatenate(labels) + 1.0, (np.concatenate(rows), np.concatenate(cols))),
+                          shape=(n, n)).tocsr()
+        if self.dirichlet:
+            inner = interior_mask(self.shape).ravel()
+            M = M[inner][:, inner].tocsr()
+        M.sort_indices()
+        self.size = M.shape[0]
+        self.indptr, self.indices = M.indptr.copy(), M.indices.copy()
+        self.gather = (M.data - 1.0).astype(np.intp)
+        for arr in (self.indptr, self.indices, self.gather):
+            arr.flags.writeable = False
+
+    def matrix(self, weights: list, scale: float = 1.0, diagonal=None) -> sp.csr_matrix:
+        """``scale * K_UU + diag(diagonal_U)`` for face ``weights`` (:func:`face_weights` layout), ``U`` the
+        unknowns (interior nodes for ``dirichlet``, else all); ``diagonal`` is a scalar or a full-grid
+        ``(s,)*d`` array (None: zero). Values agree with the general sparse assembly to the last bit."""
+        d = len(self.shape)
+        diag_p = np.zeros(self.shape)
+        diag_q = np.zeros(self.shape)
+        for ax, w in enumerate(weights):
+            lo, hi = _face_slices(ax, d)
+            diag_p[lo] += w
+            diag_q[hi] += w
+        diag = diag_p + diag_q           # the same summation order as np.bincount over (p..., q...)
+        off = [-w.ravel() for w in weights]
+        if scale != 1.0:
+            off = [scale * o for o in off]
+            diag = scale * diag
+        if diagonal is not None:
+            diag = diag + diagonal
+        source = np.concatenate(off + [np.broadcast_to(diag, self.shape).ravel()])
+        if source.size != self.n_faces + int(np.prod(self.shape)):
+            raise ValueError(f"face weights do not match the grid {self.shape}")
+        A = sp.csr_matrix((source[self.gather], self.indices.copy(), self.indptr.copy()),
+                          shape=(self.size, self.size))
+        A.has_sorted_indices = True
+        return A
+
+
+@functools.lru_cache(maxsize=16)
+def stencil_pattern(shape: tuple, dirichlet: bool) -> StencilPattern:
+    """The cached :class:`StencilPattern` of a grid (interior unknowns for ``dirichlet``, else all nodes)."""
+    return StencilPattern(tuple(shape), dirichlet)
+
+
 def diffusion_graph_laplacian(a: np.ndarray) -> sp.csr_matrix:
     """``K / h^d`` on all nodes of the grid for the nodal coefficient ``a`` of shape ``(s,)*d``.
 
@@ -66,47 +179,43 @@ def diffusion_graph_laplacian(a: np.ndarray) -> sp.csr_matrix:
     ``w_f = a_pq area_pq / (h * h^d) = a_pq * (1/2 per shared boundary axis) / h^2``.
     """
     a = np.asarray(a, dtype=np.float64)
-    shape = a.shape
-    d = a.ndim
-    s = shape[0]
-    if np.any(~np.isfinite(a)) or np.any(a <= 0):
-        raise ValueError("diffusion coefficient must be finite and positive everywhere")
-    h = 1.0 / (s - 1)
-    index = np.arange(a.size).reshape(shape)
-    half = [np.ones(n) for n in shape]
-    for w in half:
-        w[0] = w[-1] = 0.5
-    rows, cols, weights = [], [], []
-    for ax in range(d):
-        lo = [slice(None)] * d
-        hi = [slice(None)] * d
-        lo[ax] = slice(0, -1)
-        hi[ax] = slice(1, None)
-        lo, hi = tuple(lo), tuple(hi)
-        w = harmonic_mean(a[lo], a[hi]) / h ** 2
-        for other in range(d):
-            if other != ax:
-                w = w * half[other].reshape(tuple(-1 if b == other else 1 for b in range(d)))
-        rows.append(index[lo].ravel())
-        cols.append(index[hi].ravel())
-        weights.append(w.ravel())
-    p = np.concatenate(rows)
-    q = np.concatenate(cols)
-    w = np.concatenate(weights)
-    n = a.size
-    off = sp.coo_matrix((-w, (p, q)), shape=(n, n))
-    diag = np.bincount(p, weights=w, minlength=n) + np.bincount(q, weights=w, minlength=n)
-    K = (off + off.T + sp.diags(diag)).tocsr()
-    K.sum_duplicates()
-    K.sort_indices()
-    return K
+    return stencil_pattern(a.shape, False).matrix(face_weights(a))
+
+
+def dirichlet_lift(weights: list, g: np.ndarray) -> np.ndarray:
+    """``-K_IB g_B`` (interior nodes, C order) for face ``weights`` and full-grid Dirichlet data ``g``
+    (only its boundary values are used): ``sum_q w_pq g_q`` over the boundary neighbours ``q`` of ``p``."""
+    g = np.asarray(g, dtype=np.float64)
+    shape = g.shape
+    d = g.ndim
+    inner = (slice(1, -1),) * d
+    gb = g.copy()
+    gb[inner] = 0.0
+    acc = np.zeros(shape)
+    for ax, w in enumerate(weights):
+        lo, hi = _face_slices(ax, d)
+        acc[lo] += w * gb[hi]
+        acc[hi] += w * gb[lo]
+    return acc[inner].ravel()
+
+
+def diffusion_system(a: np.ndarray, g: np.ndarray | None = None):
+    """``(A, lift)`` of ``-div(a grad u)`` with Dirichlet data ``g`` straight from the nodal ``a``:
+    ``A = K_II`` (CSR, fixed pattern filled in place of an assembly) and ``lift = -K_IB g_B`` (zeros
+    for ``g = None``); the same as ``dirichlet_system(diffusion_graph_laplacian(a), a.shape, g)``."""
+    a = np.asarray(a, dtype=np.float64)
+    weights = face_weights(a)
+    A = stencil_pattern(a.shape, True).matrix(weights)
+    lift = np.zeros(A.shape[0]) if g is None else dirichlet_lift(weights, g)
+    return A, lift
 
 
 def dirichlet_system(K: sp.csr_matrix, shape: tuple, g: np.ndarray | None = None):
-    """Restrict the graph Laplacian to the interior nodes.
+    """Restrict the graph Laplacian to the interior nodes (any matrix ``K`` on the full grid).
 
     Returns ``(A, lift)`` with ``A = K_II`` (CSR) and ``lift = -K_IB g_B`` (the right-hand side
-    contribution of the boundary data; zeros for ``g = None``).
+    contribution of the boundary data; zeros for ``g = None``). The families use the faster
+    :func:`diffusion_system` for the diffusion operator itself.
     """
     inner = interior_mask(shape).ravel()
     A = K[inner][:, inner].tocsr()
@@ -117,6 +226,23 @@ def dirichlet_system(K: sp.csr_matrix, shape: tuple, g: np.ndarray | None = None
         gb = np.where(inner, 0.0, np.asarray(g, dtype=np.float64).ravel())
         lift = -(K[inner] @ gb)
     return A, lift
+
+
+def scale_and_shift(A: sp.spmatrix, scale: float, shift: float) -> sp.csr_matrix:
+    """``scale * A + shift * I`` (CSR). When ``A`` stores its whole diagonal (the stencil operators do) the
+    result keeps ``A``'s pattern and is computed on its values alone; otherwise by general sparse addition."""
+    A = sp.csr_matrix(A)
+    n = A.shape[0]
+    if A.shape[0] == A.shape[1]:
+        rows = np.repeat(np.arange(n), np.diff(A.indptr))
+        slots = np.flatnonzero(A.indices == rows)
+        if slots.size == n and np.array_equal(rows[slots], np.arange(n)):
+            data = scale * A.data
+            data[slots] += shift
+            return sp.csr_matrix((data, A.indices.copy(), A.indptr.copy()), shape=A.shape)
+    out = (shift * sp.identity(n, format="csr") + scale * A).tocsr()
+    out.sort_indices()
+    return out
 
 
 def embed_interior(x: np.ndarray, shape: tuple, boundary_values: np.ndarray | None = None) -> np.ndarray:
@@ -135,10 +261,9 @@ def block_average(field: np.ndarray, cells: int) -> np.ndarray:
     out = field
     for ax, n in enumerate(field.shape):
         c = min(cells, n)
-        owner = np.minimum((np.arange(n) * c) // n, c - 1)
-        counts = np.bincount(owner, minlength=c).astype(np.float64)
-        moved = np.moveaxis(out, ax, 0)
-        summed = np.zeros((c,) + moved.shape[1:])
-        np.add.at(summed, owner, moved)
-        out = np.moveaxis(summed / counts.reshape((c,) + (1,) * (moved.ndim - 1)), 0, ax)
+        owner = np.minimum((np.arange(n) * c) // n, c - 1)       # non-decreasing: cells are contiguous runs
+        starts = np.searchsorted(owner, np.arange(c))
+        counts = np.diff(np.append(starts, n)).astype(np.float64)
+        summed = np.add.reduceat(out, starts, axis=ax)
+        out = summed / counts.reshape(tuple(c if b == ax else 1 for b in range(field.ndim)))
     return out

@@ -17,7 +17,7 @@ from typing import Dict
 import numpy as np
 import scipy.sparse as sp
 
-from datagen.elliptic.assembly import diffusion_graph_laplacian, dirichlet_system, embed_interior
+from datagen.elliptic.assembly import diffusion_system, embed_interior
 from datagen.elliptic.family import EllipticFamily, LinearSolve, ProblemSample
 from datagen.grf import GaussianRandomField
 
@@ -28,8 +28,7 @@ DEFAULT_GRF = {"lognormal": (2.5, 7.0), "piecewise": (2.0, 3.0)}
 def darcy_system(a: np.ndarray, f: np.ndarray | float, g: np.ndarray | None = None):
     """``(A, b)`` on the interior nodes for nodal ``a`` ``(s,)*d``, source ``f`` (array or constant) and
     optional Dirichlet data ``g`` (full-grid array whose boundary values are used)."""
-    K = diffusion_graph_laplacian(a)
-    A, lift = dirichlet_system(K, a.shape, g)
+    A, lift = diffusion_system(a, g)
     inner = (slice(1, -1),) * a.ndim
     f_in = np.broadcast_to(np.asarray(f, dtype=np.float64), a.shape)[inner].ravel()
     return A, f_in + lift

@@ -238,10 +238,23 @@ class GenerationSummary:
         return "\n".join(lines)
 
 
-def compute_features(family: EllipticFamily, seed: int, n: int, comm=None) -> np.ndarray:
-    """``(n, F)`` sorting features; ranks compute interleaved shares and gather them."""
+# samples drawn for the features are kept for the solve loop up to this many bytes of inputs per rank
+KEEP_SAMPLES_BYTES = 256 * 2 ** 20
+
+
+def compute_features(family: EllipticFamily, seed: int, n: int, comm=None, keep: Optional[dict] = None) -> np.ndarray:
+    """``(n, F)`` sorting features; ranks compute interleaved shares and gather them. ``keep``, if given,
+    receives ``{index: sample}`` of the drawn samples while their inputs fit in KEEP_SAMPLES_BYTES, so the
+    solve loop does not draw them again."""
     rank, size = (comm.Get_rank(), comm.Get_size()) if comm is not None else (0, 1)
-    mine = {i: family.features(family.sample(seed, i)) for i in range(rank, n, size)}
+    mine, kept = {}, 0
+    for i in range(rank, n, size):
+        sample = family.sample(seed, i)
+        mine[i] = family.features(sample)
+        if keep is not None:
+            kept += sum(v.nbytes for v in sample.inputs.values())
+            if kept <= KEEP_SAMPLES_BYTES:
+                keep[i] = sample
     if comm is not None and size > 1:
         parts = comm.allgather(mine)
         mine = {k: v for p in parts for k, v in p.items()}
@@ -477,7 +490,8 @@ def _generate(family, path, config, user_options, *, resume, overwrite, comm, pr
     summary = GenerationSummary(path=str(path), n_samples=config.n_samples, solver=method)
 
     t0 = time.perf_counter()
-    features = compute_features(family, config.seed, config.n_samples, comm)
+    drawn: dict = {}
+    features = compute_features(family, config.seed, config.n_samples, comm, keep=drawn)
     summary.feature_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
     ordering = config.ordering
@@ -535,6 +549,7 @@ def _generate(family, path, config, user_options, *, resume, overwrite, comm, pr
     else:
         work = [int(i) for i in mine if int(i) in pending]
     summary.skipped = len(mine) - len(pending)
+    drawn = {i: drawn[i] for i in work if i in drawn}      # other ranks' and already written samples go
 
     bar = None
     if progress:
@@ -555,7 +570,7 @@ def _generate(family, path, config, user_options, *, resume, overwrite, comm, pr
             if block > 0 and position[i] % block == 0:
                 backend.reset()
             t0 = time.perf_counter()
-            sample = family.sample(config.seed, i)
+            sample = drawn.pop(i, None) or family.sample(config.seed, i)
             solved = _stored_inputs(family, sample, config.dtype)
             matrix = family.operator(solved)
             if matrix is not last_matrix:              # a fixed operator (poisson) is handed over once

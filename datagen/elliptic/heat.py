@@ -20,17 +20,18 @@ from typing import Callable, Dict, Optional
 import numpy as np
 import scipy.sparse as sp
 
-from datagen.elliptic.assembly import diffusion_graph_laplacian, dirichlet_system, embed_interior
+from datagen.elliptic.assembly import diffusion_system, embed_interior, scale_and_shift
 from datagen.elliptic.family import EllipticFamily, LinearSolve, ProblemSample
 from datagen.grf import GaussianRandomField
 
 
 def theta_step_matrices(L: sp.csr_matrix, dt: float, theta: float):
     """``(I + theta dt L, I - (1 - theta) dt L)`` as CSR matrices."""
-    eye = sp.identity(L.shape[0], format="csr")
-    lhs = (eye + (theta * dt) * L).tocsr()
+    lhs = scale_and_shift(L, theta * dt, 1.0)
     lhs.sort_indices()
-    return lhs, (eye - ((1.0 - theta) * dt) * L).tocsr()
+    if theta == 1.0:
+        return lhs, sp.identity(L.shape[0], format="csr")
+    return lhs, scale_and_shift(L, -(1.0 - theta) * dt, 1.0)
 
 
 def theta_trajectory(L: sp.csr_matrix, u0: np.ndarray, dt: float, n_steps: int, theta: float,
@@ -95,7 +96,7 @@ class Heat(EllipticFamily):
         return np.log(field) if name == "a" else field
 
     def _laplacian(self, sample: ProblemSample) -> sp.csr_matrix:
-        return dirichlet_system(diffusion_graph_laplacian(sample.inputs["a"]), self.shape)[0]
+        return diffusion_system(sample.inputs["a"])[0]
 
     def operator(self, sample: ProblemSample) -> sp.csr_matrix:
         return theta_step_matrices(self._laplacian(sample), self.dt, self.theta)[0]

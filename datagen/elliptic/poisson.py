@@ -12,7 +12,7 @@ from typing import Dict
 import numpy as np
 import scipy.sparse as sp
 
-from datagen.elliptic.assembly import diffusion_graph_laplacian, dirichlet_system, embed_interior, interior_mask
+from datagen.elliptic.assembly import diffusion_system, dirichlet_lift, embed_interior, face_weights, interior_mask
 from datagen.elliptic.family import EllipticFamily, LinearSolve, ProblemSample
 from datagen.grf import GaussianRandomField
 
@@ -20,8 +20,7 @@ from datagen.grf import GaussianRandomField
 def poisson_system(f: np.ndarray, g: np.ndarray | None = None):
     """``(A, b)`` on the interior nodes for nodal source ``f`` and Dirichlet data ``g`` (``(s,)*d``)."""
     f = np.asarray(f, dtype=np.float64)
-    K = diffusion_graph_laplacian(np.ones(f.shape))
-    A, lift = dirichlet_system(K, f.shape, g)
+    A, lift = diffusion_system(np.ones(f.shape), g)
     return A, f[(slice(1, -1),) * f.ndim].ravel() + lift
 
 
@@ -34,8 +33,8 @@ class Poisson(EllipticFamily):
         super().__init__(resolution, dim)
         self.f_grf = GaussianRandomField(self.shape, alpha=alpha, tau=tau, boundary="neumann")
         self.g_grf = GaussianRandomField(self.shape, alpha=boundary_alpha, tau=boundary_tau, boundary="neumann")
-        self._K = diffusion_graph_laplacian(np.ones(self.shape))
-        self._A, _ = dirichlet_system(self._K, self.shape)
+        self._weights = face_weights(np.ones(self.shape))
+        self._A, _ = diffusion_system(np.ones(self.shape))
 
     def field_roles(self):
         return {"f": (self.shape, "input"), "g": (self.shape, "input"), "u": (self.shape, "output")}
@@ -57,7 +56,7 @@ class Poisson(EllipticFamily):
 
     def solve(self, sample: ProblemSample, matrix, linear_solve: LinearSolve) -> Dict[str, np.ndarray]:
         f, g = sample.inputs["f"], sample.inputs["g"]
-        _, lift = dirichlet_system(self._K, self.shape, g)
+        lift = dirichlet_lift(self._weights, g)
         b = f[(slice(1, -1),) * self.dim].ravel() + lift
         x = linear_solve(b, None)
         return {"u": embed_interior(x, self.shape, boundary_values=g)}
