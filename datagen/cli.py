@@ -66,7 +66,7 @@ def _init_petsc() -> None:
         import petsc4py
     except ImportError:
         return
-    petsc4py.init([sys.argv[0] if sys.argv and sys.argv[0] else "neuralops-datagen", "-no_signal_handler"])
+    petsc4py.init(["-no_signal_handler"])   # petsc4py puts the program name in front itself
 
 
 def chosen_family(argv: list[str]) -> str | None:
