@@ -55,6 +55,19 @@ if ((${#missing[@]})); then
     fi
 fi
 
+# tcmalloc: the allocator every neuralops program preloads when it is installed (datagen/allocator.py;
+# measured against glibc's default and tuned settings by benchmarks/allocator.py). Optional: without it
+# the programs fall back to glibc with tuned mmap/trim thresholds.
+if ! ldconfig -p 2>/dev/null | grep -q 'libtcmalloc_minimal\.so\.4'; then
+    if command -v apt-get >/dev/null 2>&1 && [[ $(id -u) == 0 ]]; then
+        say "installing libtcmalloc-minimal4 (optional allocator)"
+        export DEBIAN_FRONTEND=noninteractive
+        { apt-get install -y -qq --no-install-recommends libtcmalloc-minimal4 >/dev/null 2>&1 \
+          || { apt-get update -qq && apt-get install -y -qq --no-install-recommends libtcmalloc-minimal4 >/dev/null; }; } \
+          || say "libtcmalloc-minimal4 not installed; glibc with tuned settings will be used"
+    fi
+fi
+
 # ---------------------------------------------------------------- virtualenv
 if [[ ! -x "$VENV/bin/python" ]]; then
     say "creating $VENV with $($PYTHON --version)"
