@@ -1,13 +1,12 @@
+"""Shared fixtures of the test suite: tests/datagen, tests/neuralops and tests/train hold each
+package's tests, benchmark smoke tests and the layering check sit here. The repository root is on
+sys.path through pytest's `pythonpath` setting (pyproject.toml)."""
 import os
-import sys
 
 import pytest
 
 # keep tests deterministic and light on a 2-core machine
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
 
 
 @pytest.fixture(autouse=True)

@@ -18,7 +18,7 @@ pytest.importorskip("petsc4py")
 from datagen.dataset import open_dataset, validate  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
+ROOT = os.path.dirname(os.path.dirname(HERE))
 JOB = os.path.join(HERE, "dataset_fault_job.py")
 ENV = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
 N = 8

@@ -19,7 +19,7 @@ from datagen.elliptic.helmholtz import Helmholtz                          # noqa
 from datagen.elliptic.poisson import Poisson                              # noqa: E402
 from datagen.sorting import sort_order                                    # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def direct(family, i, seed=0):

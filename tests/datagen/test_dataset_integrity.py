@@ -16,9 +16,8 @@ from datagen.dataset import (DatasetError, DatasetWriter, FieldSpec, Grid, Stale
                              spec_rtol, validate)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
+ROOT = os.path.dirname(os.path.dirname(HERE))
 JOB = os.path.join(HERE, "dataset_writer_job.py")
-sys.path.insert(0, HERE)
 from dataset_writer_job import make_sample  # noqa: E402
 
 

@@ -12,7 +12,7 @@ import yaml
 from neuralops.losses import LpLoss
 from train.data.normalization import PointwiseNormalizer, RunningPointwiseStats
 
-CONFIG_DIR = os.path.join(os.path.dirname(__file__), "..", "train", "configs")
+CONFIG_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "train", "configs")
 
 
 def _batch(seed=0):

@@ -15,7 +15,7 @@ import pytest
 
 from datagen.dataset import open_dataset, validate
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ENV = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
 
 
@@ -147,7 +147,6 @@ def test_a_full_disk_ends_in_one_line(tmp_path):
 
 
 def test_info_into_a_closed_pipe_is_not_an_error(tmp_path):
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from test_dataset import write_toy
 
     path = tmp_path / "toy.h5"

@@ -233,7 +233,7 @@ def test_a_rank_without_a_whole_block_idles_and_the_file_is_the_same(tmp_path):
 
     if shutil.which("mpiexec") is None:
         pytest.skip("mpiexec not available")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     args = [sys.executable, "-m", "datagen.cli", "darcy", "--n", "5", "--resolution", "9", "--block", "8",
             "--solver", "skr", "--no-progress"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

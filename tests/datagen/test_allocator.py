@@ -8,7 +8,7 @@ import pytest
 
 from datagen import allocator
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CLEAN = {k: v for k, v in os.environ.items() if k not in allocator.USER_VARIABLES
          and k not in (allocator.ENV_CHOICE, allocator.ENV_ACTIVE)}
 CLEAN.update(OMP_NUM_THREADS="1", PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))

@@ -11,7 +11,7 @@ import torch
 from train_helpers import write_steady
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
+ROOT = os.path.dirname(os.path.dirname(HERE))
 
 
 def run_job(world, data, out):
