@@ -67,6 +67,8 @@ def make_data(name: str, args) -> str:
                      store_resolution=args.resolution)
     if args.t_start is not None:
         overrides["t_start"] = args.t_start
+    if args.dt is not None:
+        overrides["dt"] = args.dt
     spec = recipe(name, overrides)
     path = os.path.join(args.out, f"ns_{name}_{overrides['resolution']}_{args.resolution}.h5")
     t0 = time.perf_counter()
@@ -228,6 +230,7 @@ def main(argv=None) -> int:
     p.add_argument("--resolution", type=int, default=64)
     p.add_argument("--solver-resolution", type=int, default=None,
                    help="solver grid (default: --resolution; larger: stored by the recipe's resampling)")
+    p.add_argument("--dt", type=float, default=None, help="solver step (default 1e-3, the recipe's)")
     p.add_argument("--t-start", type=float, default=None, help="first stored time (default: the recipe's)")
     p.add_argument("--n-train", type=int, default=32)
     p.add_argument("--n-test", type=int, default=4)

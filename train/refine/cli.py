@@ -68,8 +68,8 @@ RESIDUAL_DEFINITION = residual_definition()
 
 def refinement_band_edges(n: int):
     """Fourier bands of the report for an ``n x n`` grid, by shell ``round(|k|)``: low ``< n/6``,
-    mid ``n/6 .. n/3`` (the rest of the 2/3 band), high ``> n/3`` (outside the 2/3 band: the modes a
-    band-limited refinement cannot change)."""
+    mid ``n/6 .. n/3``, high ``> n/3`` (beyond the 2/3 rule's cut: mostly modes a band-limited
+    refinement cannot change; the square 2/3 band's corners reach ``sqrt(2) n/3``)."""
     return (0.0, n / 6.0, n / 3.0, float("inf"))
 
 
@@ -338,7 +338,8 @@ def _run(args) -> int:
         r["per_sample"]["residual_h_minus1"] = res.tolist()
         r.setdefault("definitions", {})["residual_h_minus1"] = definition
         r["definitions"]["bands"] = (f"Fourier bands by shell round(|k|) on the {targets.shape[-1]}^2 data grid: "
-                                     f"low < n/6, mid n/6..n/3, high > n/3 (outside the 2/3 band)")
+                                     f"low < n/6, mid n/6..n/3, high > n/3 (beyond the 2/3 rule's cut; the "
+                                     f"square 2/3 band's corners reach sqrt(2) n/3)")
         runs[label] = r
     rel = {k: torch.as_tensor(runs[f"{k} refinement"]["per_sample"]["relative_l2"]) for k in ("before", "after")}
     spec = {"ckpt": os.path.abspath(args.ckpt), "data": os.path.abspath(args.data),
