@@ -87,6 +87,8 @@ def test_refine_on_the_imported_file_through_the_cli(files, tmp_path, capsys):
     assert "relative error per band" in printed and "alpha = 0.1" in printed
     with open_dataset(os.path.join(out, "refined.h5")) as ds:
         assert all(ds.params("residual_after") < ds.params("residual_before"))
+        # the refined file carries the same physics record
+        assert physics_from_dataset(ds).forcing == Forcing("fno", 0.1, 1)
     with open(os.path.join(out, "metrics.json")) as f:
         record = json.load(f)
     after = record["runs"]["after refinement"]

@@ -345,7 +345,9 @@ def _run(args) -> int:
     spec = {"ckpt": os.path.abspath(args.ckpt), "data": os.path.abspath(args.data),
             "indices": idx.tolist(), "start": start, "t_in": t_in, "t_out": t_out,
             "resolution": result["resolution"], "config": asdict(config),
-            "physics": physics.describe(), "residual_norm": definition}
+            "physics": physics.describe(), "residual_norm": definition,
+            # the data's physics in the generator's form: refined files are read like any other
+            **physics.to_spec()}
     n_s, n_x = len(idx), targets.shape[-1]
     fields = {"prediction_before": FieldSpec(shape=(t_out, n_x, n_x), role="output"),
               "prediction_after": FieldSpec(shape=(t_out, n_x, n_x), role="output")}
