@@ -65,6 +65,7 @@ def test_pipeline_small(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)  # about 10 minutes on a shared 2-core machine
 def test_pipeline_reduced_size(tmp_path):
     """64^2 solved with the recipe's FNO step at dt = 1e-3, bilinear to 32^2, warm-up to t = 5; an
     SFNO trained for 300 steps on 24 trajectories; 60 refinement steps on the 4 test trajectories."""
