@@ -14,7 +14,10 @@ array with its axes reversed; v5 files are read with ``scipy.io.loadmat``, which
   initial vorticity (t = 0), optional ``t`` ``(1, T)``. Written as ``vorticity`` ``(N, T, X, Y)``
   (role state, frames at the file's times) and ``initial_vorticity`` ``(N, X, Y)`` (role input);
   periodic grid ``x_j = j / X`` on the unit torus. The viscosity is read from the file name
-  (``V1e-3`` / ``V1e-5``) or ``--viscosity``. The FNO protocol's "first 10 snapshots" are the first
+  (``V1e-3`` / ``V1e-5``) or ``--viscosity``. The physics goes into the spec in the generator's own
+  form (``viscosity``, ``box`` 1, ``drag`` 0, ``forcing`` ``{"type": "fno", "amplitude": 0.1,
+  "wavenumber": 1}``, ``snapshot_interval`` from ``t``; :mod:`datagen.navier_stokes.physics`), so
+  refinement and evaluation read an imported file as they read a generated one. The FNO protocol's "first 10 snapshots" are the first
   10 frames of ``vorticity`` (``a`` is not one of them).
 * FNO Darcy (``piececonst_r421_N1024_smooth1.mat``): ``coeff`` ``(N, s, s)`` and ``sol``
   ``(N, s, s)`` on the nodes ``j / (s - 1)`` of the unit square, boundary included. Written as
@@ -43,6 +46,7 @@ import h5py
 import numpy as np
 
 from datagen.dataset import DatasetError, DatasetWriter, FieldSpec, Grid
+from datagen.navier_stokes.physics import Forcing, NavierStokesPhysics
 
 __all__ = ["import_fno_ns", "import_fno_darcy", "import_pdebench", "add_arguments", "run", "main", "FORMATS"]
 
@@ -111,6 +115,16 @@ def _viscosity_from_name(path: str) -> Optional[float]:
     return float(m.group(1)) if m else None
 
 
+def _spacing(t: np.ndarray, src: str) -> float:
+    """Uniform spacing of the time stamps ``t`` (the FNO files: 1.0)."""
+    if t.size < 2:
+        return 1.0
+    steps = np.diff(t)
+    if not np.allclose(steps, steps[0], rtol=1e-9, atol=0.0) or steps[0] <= 0:
+        raise ValueError(f"{src}: the time stamps t are not uniformly increasing ({t[:4]}...)")
+    return float(steps[0])
+
+
 def import_fno_ns(src: str, out: str, viscosity: Optional[float] = None, limit: Optional[int] = None,
                   chunk: int = 64, dtype: str = "float32", overwrite: bool = False) -> str:
     """FNO Navier-Stokes ``.mat`` (v5 or v7.3) -> data contract (see the module docstring)."""
@@ -129,10 +143,17 @@ def import_fno_ns(src: str, out: str, viscosity: Optional[float] = None, limit: 
         if has_a:
             fields["initial_vorticity"] = FieldSpec((nx, ny), "input", dtype)
         grid = Grid({"x": np.arange(nx) / nx, "y": np.arange(ny) / ny, "t": t}, {"x": "periodic", "y": "periodic"})
+        if nx != ny:
+            raise ValueError(f"{src}: u has a {nx} x {ny} grid; the FNO Navier-Stokes layout is square")
+        # the physics in the generator's own form (datagen.navier_stokes.physics), so that every
+        # consumer reads an imported file exactly as a generated one
+        physics = NavierStokesPhysics(viscosity=float(nu), dt=_spacing(t, src), box=1.0,
+                                      forcing=Forcing("fno", 0.1, 1), drag=0.0)
         spec = {"source": "fno_mat", "file": os.path.basename(src), "matlab_version": "7.3" if mat.v73 else "5",
-                "layout": "u (N, X, Y, T) -> vorticity (N, T, X, Y); a -> initial_vorticity", "viscosity": nu,
-                "n": int(n), "resolution": [int(nx), int(ny)], "frames": int(nt),
-                "forcing": "0.1 (sin(2 pi (x + y)) + cos(2 pi (x + y)))", "domain": "unit torus"}
+                "layout": "u (N, X, Y, T) -> vorticity (N, T, X, Y); a -> initial_vorticity",
+                **physics.to_spec(), "n": int(n), "resolution": [int(nx), int(ny)], "frames": int(nt),
+                "equation": "w_t + u.grad w = nu Lap w - drag w + f, u = (psi_y, -psi_x), -Lap psi = w",
+                "domain": "unit torus"}
         with DatasetWriter(out, pde="navier_stokes_2d", spec=spec, n_samples=n, seed=0, fields=fields, grid=grid,
                            params=["viscosity"], solver=["converged"], overwrite=overwrite) as w:
             for sl in _chunks(n, chunk):

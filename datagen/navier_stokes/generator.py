@@ -5,7 +5,9 @@ Layout of a dataset (``pde = "navier_stokes_2d"``), ``m`` the stored resolution,
 ``fields/vorticity``  ``(N, T, m, m)``, role ``state``
 ``fields/velocity``   ``(N, T, 2, m, m)`` (``u``, ``v``), role ``output``, if asked for
 ``fields/stream``     ``(N, T, m, m)``, role ``output``, if asked for
-``grid/x``, ``grid/y`` ``i L / m`` (periodic), ``grid/t`` the snapshot times
+``grid/x``, ``grid/y`` ``i L / m`` (periodic; shifted by ``L / (2m) - L / (2n)`` for bilinear
+                      resampling, :func:`datagen.navier_stokes.resample.grid_offset`), ``grid/t`` the
+                      snapshot times
 ``spec``              the full recipe (:mod:`.recipes`) plus the compute dtype and the seeding rule
 ``solver/*``          per sample: ``steps`` (time steps), ``max_cfl`` (largest CFL number seen at the
                       snapshots), ``seconds`` (the batch's wall time / batch size), ``order`` (position in
@@ -31,7 +33,7 @@ from datagen.dataset import DatasetWriter, FieldSpec, Grid
 
 from .initial import initial_vorticity
 from .recipes import check_spec, snapshot_times
-from .resample import spectral_truncation, subsample
+from .resample import bilinear, grid_offset, spectral_truncation, subsample
 from .solver import NavierStokesSolver
 from .spectral import stream_function_hat, velocity_hat
 
@@ -53,7 +55,8 @@ def dataset_layout(spec: Mapping) -> tuple:
         fields["velocity"] = FieldSpec(shape=(T, 2, m, m), role="output", dtype=dtype)
     if "stream" in spec["fields"]:
         fields["stream"] = FieldSpec(shape=(T, m, m), role="output", dtype=dtype)
-    x = np.arange(m, dtype=np.float64) * (box / m)
+    # bilinear downsampling samples the fine field between its points: the grid says where
+    x = np.arange(m, dtype=np.float64) * (box / m) + grid_offset(spec["resample"], spec["resolution"], m, box)
     grid = Grid(coords={"x": x, "y": x.copy(), "t": times}, boundary={"x": "periodic", "y": "periodic"})
     return fields, grid
 
@@ -85,6 +88,8 @@ class StoredFields:
         """Spectrum ``(..., n, n//2+1)`` -> stored physical field ``(..., m, m)``."""
         if self.method == "spectral":
             return spectral_truncation(a_hat, self.n, self.m)
+        if self.method == "bilinear":
+            return bilinear(torch.fft.irfft2(a_hat, s=(self.n, self.n)), self.m)
         return subsample(torch.fft.irfft2(a_hat, s=(self.n, self.n)), self.m)
 
     def __call__(self, k: int, t: float, w_hat: torch.Tensor, valid: np.ndarray, grid) -> None:

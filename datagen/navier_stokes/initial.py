@@ -10,12 +10,22 @@ run with seed ``s`` depends only on ``(s, i)`` (and the grid), never on the batc
               ``sqrt 2 sigma (4 pi^2 |k|^2 + tau^2)^(-alpha/2)``, real part of the (sum-)inverse FFT,
               as the FNO generator draws it. So ``E|fft(w)_k|^2 / n^4 = 2 sigma^2 (4 pi^2|k|^2 +
               tau^2)^(-alpha)`` for ``k != 0``. The covariance is that of the unit torus whatever the box.
-``mcwilliams`` decaying-turbulence field after McWilliams (1984): stream function with random phases
-              and amplitude ``|psi_k|^2 ∝ |k|^(-1) (1 + (|k| / k_p)^4)^(-1)`` (``|k|`` the integer
+``mcwilliams`` decaying-turbulence field after McWilliams (1984), two laws (``law``):
+
+              ``"power"`` (default; recipe ``mcwilliams1984``): stream function with random phases
+              and power ``|psi_k|^2 ∝ |k|^(-1) (1 + (|k| / k_p)^4)^(-1)`` (``|k|`` the integer
               wavenumber), so the shell energy spectrum ``E(k) ∝ k^2 / (1 + (k / k_p)^4)`` peaks at
               the peak wavenumber ``k_p``; modes outside the 2/3-rule band are zero (the field is
-              resolved and alias-free); ``w = -Lap psi``, zero mean, scaled so that the mean kinetic
-              energy ``(1 / (2 |Omega|)) int |u|^2`` equals ``energy`` (1 by default) exactly.
+              resolved and alias-free).
+
+              ``"amplitude"`` (recipe ``mcwilliams``, torch-cfd's ``vorticity_field``): white noise
+              filtered by the density as an *amplitude*, ``|psi_k| ∝ k^(-1) (1 + (k / k_p)^4)^(-1)``
+              with the angular wavenumber ``k = 2 pi |m| / L`` (the integer one on ``(0, 2 pi)^2``),
+              on every mode of the grid; so ``E(k) ∝ k / (1 + (k / k_p)^4)^2``.
+
+              Both: ``w = -Lap psi``, zero mean, scaled so that the mean kinetic energy
+              ``(1 / (2 |Omega|)) int |u|^2`` equals ``energy`` exactly (torch-cfd normalises
+              ``2 mean |u|^2`` to 1, i.e. ``energy = 0.25``).
 ``file``      user-supplied fields: a ``.npy`` array ``(N, n, n)`` (memory-mapped) or an ``.npz`` /
               ``.h5`` file with the array under ``key``; sample ``i`` is row ``i``. A different
               resolution than the solver's is brought to it by Fourier interpolation/truncation.
@@ -35,11 +45,12 @@ from datagen.seeding import sample_rng
 
 from .spectral import SpectralGrid, kinetic_energy
 
-__all__ = ["INITIAL_CONDITIONS", "fno_grf", "mcwilliams", "from_file", "initial_vorticity",
+__all__ = ["INITIAL_CONDITIONS", "MCWILLIAMS_LAWS", "fno_grf", "mcwilliams", "from_file", "initial_vorticity",
            "fourier_resize", "check_initial_spec"]
 
 INITIAL_CONDITIONS = ("fno-grf", "mcwilliams", "file")
-_PARAMS = {"fno-grf": {"alpha", "tau", "sigma"}, "mcwilliams": {"peak_wavenumber", "energy"},
+MCWILLIAMS_LAWS = ("power", "amplitude")
+_PARAMS = {"fno-grf": {"alpha", "tau", "sigma"}, "mcwilliams": {"peak_wavenumber", "energy", "law"},
            "file": {"path", "key"}}
 
 
@@ -58,6 +69,9 @@ def check_initial_spec(spec: Mapping) -> None:
             raise ValueError(f"mcwilliams: peak_wavenumber must be > 0, got {kp!r}")
         if not (e > 0 and math.isfinite(e)):
             raise ValueError(f"mcwilliams: energy must be > 0, got {e!r}")
+        law = spec.get("law", "power")
+        if law not in MCWILLIAMS_LAWS:
+            raise ValueError(f"mcwilliams: unknown law {law!r}; allowed: {', '.join(MCWILLIAMS_LAWS)}")
     if kind == "file" and not spec.get("path"):
         raise ValueError("initial condition 'file' needs a path")
 
@@ -70,16 +84,23 @@ def fno_grf(n: int, seed: int, indices: Sequence[int], alpha: float = 2.5, tau: 
 
 
 def mcwilliams(n: int, seed: int, indices: Sequence[int], box: float = 2 * math.pi,
-               peak_wavenumber: float = 4.0, energy: float = 1.0) -> np.ndarray:
+               peak_wavenumber: float = 4.0, energy: float = 1.0, law: str = "power") -> np.ndarray:
     """McWilliams-type decaying-turbulence vorticity ``(B, n, n)`` on ``[0, box)^2`` (module doc)."""
+    if law not in MCWILLIAMS_LAWS:
+        raise ValueError(f"mcwilliams: unknown law {law!r}; allowed: {', '.join(MCWILLIAMS_LAWS)}")
     m = np.fft.fftfreq(n, d=1.0 / n)
     mx, my = np.meshgrid(m, m, indexing="ij")
     kmag = np.sqrt(mx ** 2 + my ** 2)
     with np.errstate(divide="ignore"):
-        amp = np.sqrt(1.0 / (kmag * (1.0 + (kmag / peak_wavenumber) ** 4)))
+        if law == "power":
+            amp = np.sqrt(1.0 / (kmag * (1.0 + (kmag / peak_wavenumber) ** 4)))
+        else:
+            k = (2 * math.pi / box) * kmag
+            amp = 1.0 / (k * (1.0 + (k / peak_wavenumber) ** 4))
     amp[0, 0] = 0.0
-    limit = (2.0 / 3.0) * (n // 2)
-    amp[(np.abs(mx) > limit) | (np.abs(my) > limit)] = 0.0
+    if law == "power":
+        limit = (2.0 / 3.0) * (n // 2)
+        amp[(np.abs(mx) > limit) | (np.abs(my) > limit)] = 0.0
     k2 = (2 * math.pi / box) ** 2 * kmag ** 2
     out = np.empty((len(indices), n, n))
     for j, i in enumerate(indices):

@@ -6,7 +6,7 @@ A recipe is a plain dict (it becomes the dataset's ``spec``); every key can be o
 ``box``                  side L of the periodic box
 ``resolution``           solver grid n (even)
 ``store_resolution``     stored grid m (m = n, or m | n for ``subsample``, even m for ``spectral``)
-``resample``             ``subsample`` | ``spectral`` (:mod:`datagen.navier_stokes.resample`)
+``resample``             ``subsample`` | ``spectral`` | ``bilinear`` (:mod:`datagen.navier_stokes.resample`)
 ``stepper``              ``fno`` | ``rk3cn`` | ``rk4cn`` (:mod:`datagen.navier_stokes.steppers`)
 ``dt_mode``, ``dt``, ``cfl``  ``fixed`` step ``dt``; or ``cfl``: per-sample steps at CFL ``cfl``, capped by ``dt``,
                          chosen again every ``cfl_recheck`` of simulated time
@@ -19,6 +19,11 @@ A recipe is a plain dict (it becomes the dataset's ``spec``); every key can be o
 ``initial``              ``{"type": "fno-grf" | "mcwilliams" | "file", ...}`` (:mod:`.initial`)
 ``fields``               stored fields: ``vorticity`` always, optionally ``velocity``, ``stream``
 ``store_dtype``          ``float32`` | ``float64``
+``recipe``, ``equation``  the recipe's name and the equation in words (set by :func:`recipe`)
+``compute_dtype``, ``seeding``  recorded by the generator
+
+Any other key is refused (:func:`check_spec`): a misspelt ``--set viscosty=1e-4`` is an error that
+names the closest documented key, never a value that is stored and ignored.
 
 Recipes:
 
@@ -26,15 +31,23 @@ Recipes:
                       vorticity, Euler/Crank-Nicolson with dt = 1e-4 on 256^2, one snapshot per unit
                       time at t = 1..T (the benchmark files' ``u``; ``a`` is t = 0), stored at 64^2 by
                       subsampling. T = 50 / 30 / 20 for nu = 1e-3 / 1e-4 / 1e-5.
-``spectral-refiner``  Spectral-Refiner's FNO-type data (Cao et al. 2025): FNO forcing and GRF,
-                      nu = 1e-3, 256^2, dt = 1e-3 with the RK4-Crank-Nicolson stepper, warm-up to
-                      t = 30, 100 snapshots over (30, 50] (every 0.2), stored at 64^2 by spectral
-                      truncation (alias-free, so the stored data satisfy the discrete equation that the
-                      refinement residual measures).
-``mcwilliams``        decaying turbulence (McWilliams 1984) on (0, 2 pi)^2, Re = 1000 (nu = 1e-3 with unit
-                      kinetic energy and unit length), no forcing, peak wavenumber 4, RK4-CN with
-                      CFL-limited steps (CFL 0.5, dt <= 1e-2), 100 snapshots over (4.5, 10]
-                      (every 0.055), 256^2 stored at 64^2 by spectral truncation.
+``spectral-refiner``  Spectral-Refiner's FNO-type data as torch-cfd generates them (Cao et al. 2025;
+                      torch-cfd ``fno/data_gen``): FNO forcing and GRF, nu = 1e-3, 256^2, the FNO
+                      explicit/Crank-Nicolson step (stepper ``fno``) at dt = 1e-3, warm-up to t = 30,
+                      100 snapshots over (30, 50] (every 0.2), brought to 64^2 by bilinear
+                      interpolation (``resample: bilinear``, as ``F.interpolate(mode="bilinear")``).
+``spectral-refiner-rk4cn``  this toolkit's earlier variant of the same data: RK4-Crank-Nicolson at
+                      dt = 1e-3 and spectral truncation to 64^2 (alias-free, so the stored data satisfy
+                      the discrete equation that the refinement residual measures).
+``mcwilliams``        decaying turbulence as torch-cfd generates it (``data_gen_McWilliams2d``) on
+                      (0, 2 pi)^2, nu = 1e-3, no forcing: the McWilliams density applied as an
+                      amplitude (``E(k) ∝ k / (1 + (k / 4)^4)^2``, kinetic energy 0.25), RK4-CN at a fixed
+                      dt = 1e-3, 100 snapshots over (4.5, 10] (every 0.055), 256^2 brought to 64^2 by
+                      bilinear interpolation.
+``mcwilliams1984``    this toolkit's earlier variant after McWilliams (1984): power law
+                      ``|psi_k|^2 ∝ k^-1 (1 + (k/4)^4)^-1`` on the 2/3 band, unit kinetic energy (Re = 1000
+                      with unit energy and length), RK4-CN with CFL-limited steps (CFL 0.5,
+                      dt <= 1e-2), the same window, spectral truncation to 64^2.
 ``kolmogorov``        Kolmogorov flow on (0, 2 pi)^2: forcing -4 cos(4 y) (body force sin(4 y) e_x),
                       drag 0.1, nu = 1e-3 (Re 1000), McWilliams-type initial field (peak 4, unit
                       energy), RK3-CN with CFL-limited steps, warm-up to t = 10, 100 snapshots every 0.1
@@ -52,7 +65,7 @@ from .spectral import FORCINGS
 from .solver import CFL_LIMITS, DT_MODES
 from .steppers import STEPPERS
 
-__all__ = ["RECIPES", "FNO_FINAL_TIMES", "recipe", "check_spec", "snapshot_times", "OPTIONAL_FIELDS"]
+__all__ = ["RECIPES", "FNO_FINAL_TIMES", "SPEC_KEYS", "recipe", "check_spec", "snapshot_times", "OPTIONAL_FIELDS"]
 
 FNO_FINAL_TIMES = {1e-3: 50.0, 1e-4: 30.0, 1e-5: 20.0}
 OPTIONAL_FIELDS = ("velocity", "stream")
@@ -71,21 +84,59 @@ RECIPES: Dict[str, Dict[str, Any]] = {
     "fno": {**_BASE, "viscosity": 1e-3, "n_snapshots": 50,
             "forcing": {"type": "fno", "amplitude": 0.1, "wavenumber": 1},
             "initial": {"type": "fno-grf", "alpha": 2.5, "tau": 7.0, "sigma": 7.0 ** 1.5}},
-    "spectral-refiner": {**_BASE, "viscosity": 1e-3, "stepper": "rk4cn", "dt": 1e-3,
+    "spectral-refiner": {**_BASE, "viscosity": 1e-3, "stepper": "fno", "dt": 1e-3,
                          "t_start": 30.0, "snapshot_interval": 0.2, "n_snapshots": 100,
-                         "resample": "spectral",
+                         "resample": "bilinear",
                          "forcing": {"type": "fno", "amplitude": 0.1, "wavenumber": 1},
                          "initial": {"type": "fno-grf", "alpha": 2.5, "tau": 7.0, "sigma": 7.0 ** 1.5}},
+    "spectral-refiner-rk4cn": {**_BASE, "viscosity": 1e-3, "stepper": "rk4cn", "dt": 1e-3,
+                               "t_start": 30.0, "snapshot_interval": 0.2, "n_snapshots": 100,
+                               "resample": "spectral",
+                               "forcing": {"type": "fno", "amplitude": 0.1, "wavenumber": 1},
+                               "initial": {"type": "fno-grf", "alpha": 2.5, "tau": 7.0, "sigma": 7.0 ** 1.5}},
     "mcwilliams": {**_BASE, "viscosity": 1e-3, "box": 2 * math.pi, "stepper": "rk4cn",
-                   "dt_mode": "cfl", "dt": 1e-2, "cfl": 0.5, "t_start": 4.5,
-                   "snapshot_interval": 0.055, "n_snapshots": 100, "resample": "spectral",
-                   "initial": {"type": "mcwilliams", "peak_wavenumber": 4.0, "energy": 1.0}},
+                   "dt_mode": "fixed", "dt": 1e-3, "t_start": 4.5,
+                   "snapshot_interval": 0.055, "n_snapshots": 100, "resample": "bilinear",
+                   "initial": {"type": "mcwilliams", "peak_wavenumber": 4.0, "energy": 0.25,
+                               "law": "amplitude"}},
+    "mcwilliams1984": {**_BASE, "viscosity": 1e-3, "box": 2 * math.pi, "stepper": "rk4cn",
+                       "dt_mode": "cfl", "dt": 1e-2, "cfl": 0.5, "t_start": 4.5,
+                       "snapshot_interval": 0.055, "n_snapshots": 100, "resample": "spectral",
+                       "initial": {"type": "mcwilliams", "peak_wavenumber": 4.0, "energy": 1.0,
+                                   "law": "power"}},
     "kolmogorov": {**_BASE, "viscosity": 1e-3, "box": 2 * math.pi, "stepper": "rk3cn",
                    "dt_mode": "cfl", "dt": 1e-2, "cfl": 0.5, "t_start": 10.0,
                    "snapshot_interval": 0.1, "n_snapshots": 100, "resample": "spectral", "drag": 0.1,
                    "forcing": {"type": "kolmogorov", "amplitude": 1.0, "wavenumber": 4},
                    "initial": {"type": "mcwilliams", "peak_wavenumber": 4.0, "energy": 1.0}},
 }
+
+
+#: Every key a Navier-Stokes spec may hold (module docstring); anything else is refused.
+SPEC_KEYS = tuple(sorted(set(_BASE) | {"viscosity", "n_snapshots", "initial", "recipe", "compute_dtype",
+                                       "seeding"}))
+
+
+def _hint(name: str, allowed) -> str:
+    import difflib
+
+    hits = difflib.get_close_matches(str(name), list(allowed), n=1, cutoff=0.6)
+    return f" (did you mean {hits[0]!r}?)" if hits else ""
+
+
+try:  # the toolkit's shared helper (datagen/spec_keys.py), when present
+    from datagen.spec_keys import check_keys  # type: ignore
+except ImportError:  # pragma: no cover - same message format, local fallback
+    def check_keys(given, allowed, where: str) -> None:
+        """Raise ``ValueError`` naming each key of ``given`` not in ``allowed``, with the closest
+        allowed key (difflib) and the allowed list."""
+        allowed = sorted(str(a) for a in allowed)
+        names = list(given.keys()) if isinstance(given, Mapping) else list(given)
+        unknown = [str(k) for k in names if str(k) not in allowed]
+        if unknown:
+            parts = [f"{k!r}" + _hint(k, allowed) for k in unknown]
+            noun = "key" if len(parts) == 1 else "keys"
+            raise ValueError(f"{where}: unknown {noun} {', '.join(parts)}; allowed: {', '.join(allowed)}")
 
 
 def _fno_final_time(viscosity: float) -> Optional[float]:
@@ -103,9 +154,10 @@ def recipe(name: str, overrides: Optional[Mapping[str, Any]] = None) -> Dict[str
     ``t_end`` (override only): sets ``n_snapshots = (t_end - t_start) / snapshot_interval``.
     """
     if name not in RECIPES:
-        raise ValueError(f"unknown recipe {name!r}; allowed: {', '.join(RECIPES)}")
+        raise ValueError(f"unknown recipe {name!r}; allowed: {', '.join(RECIPES)}" + _hint(name, RECIPES))
     spec = copy.deepcopy(RECIPES[name])
     over = {k: v for k, v in dict(overrides or {}).items() if v is not None}
+    check_keys(over, SPEC_KEYS + ("t_end",), f"navier-stokes recipe {name!r}")
     t_end = over.pop("t_end", None)
     spec.update(copy.deepcopy(over))
     if name == "fno" and "n_snapshots" not in over and t_end is None:
@@ -139,6 +191,7 @@ def check_spec(spec: Mapping[str, Any]) -> None:
             raise ValueError(f"{key} must be {'>' if strict else '>='} {low}, got {v!r}")
         return v
 
+    check_keys(spec, SPEC_KEYS, "navier-stokes spec")
     num("viscosity", 0.0)
     num("box", 0.0, strict=True)
     num("drag", 0.0)

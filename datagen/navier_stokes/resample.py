@@ -11,14 +11,24 @@ Two ways, chosen per recipe (``resample`` in the spec):
                (the coarse Nyquist modes are dropped, so the result is real and exactly band-limited)
                and transform on the coarse grid. Alias-free; the coarse field is the L2 projection of
                the fine one onto the coarse trigonometric space.
+``bilinear``   bilinear interpolation with PyTorch's ``interpolate(mode="bilinear",
+               align_corners=False)`` (no anti-aliasing): coarse point ``i`` takes the fine field at
+               the position ``s_i = (i + 1/2) n / m - 1/2`` (in fine grid points), linearly
+               interpolated. For ``n = r m`` with ``r`` even this is the mean of the 2 x 2 fine points
+               ``r i + r/2 - 1``, ``r i + r/2`` (256 -> 64: points ``4i + 1`` and ``4i + 2``); for odd
+               ``r`` it is the fine point ``r i + (r - 1)/2``. This is how torch-cfd's generators
+               (Spectral-Refiner, Cao et al. 2025) bring 256^2 to 64^2. The coarse points sit at
+               ``x_i = (i + 1/2) L / m - L / (2 n)``, shifted from ``i L / m`` by
+               :func:`grid_offset`; the dataset's grid records these coordinates.
 """
 from __future__ import annotations
 
 import torch
 
-__all__ = ["RESAMPLE_METHODS", "subsample", "spectral_truncation", "fourier_resample", "resample", "check_resample"]
+__all__ = ["RESAMPLE_METHODS", "subsample", "spectral_truncation", "bilinear", "fourier_resample", "resample",
+           "check_resample", "grid_offset"]
 
-RESAMPLE_METHODS = ("subsample", "spectral")
+RESAMPLE_METHODS = ("subsample", "spectral", "bilinear")
 
 
 def check_resample(method: str, n: int, m: int) -> None:
@@ -32,6 +42,28 @@ def check_resample(method: str, n: int, m: int) -> None:
                          f"{m} does not divide {n} (use resample 'spectral')")
     if method == "spectral" and m % 2:
         raise ValueError(f"spectral truncation needs an even stored resolution, got {m}")
+
+
+def grid_offset(method: str, n: int, m: int, box: float = 1.0) -> float:
+    """First coordinate of the stored grid: ``0`` except for ``bilinear`` with ``m < n``, where
+    the coarse points sit at ``(i + 1/2) L / m - L / (2 n)``."""
+    if method == "bilinear" and m != n:
+        return 0.5 * box / m - 0.5 * box / n
+    return 0.0
+
+
+def bilinear(w: torch.Tensor, m: int) -> torch.Tensor:
+    """``w`` ``(..., n, n)`` on ``m x m`` by bilinear interpolation (``align_corners=False``, no
+    anti-aliasing; module docstring)."""
+    import torch.nn.functional as F
+
+    n = w.shape[-1]
+    check_resample("bilinear", n, m)
+    if m == n:
+        return w.contiguous()
+    lead = w.shape[:-2]
+    out = F.interpolate(w.reshape((-1, 1, n, n)), size=(m, m), mode="bilinear", align_corners=False)
+    return out.reshape(lead + (m, m))
 
 
 def subsample(w: torch.Tensor, m: int) -> torch.Tensor:
@@ -80,4 +112,6 @@ def resample(w: torch.Tensor, m: int, method: str, w_hat: torch.Tensor | None = 
         return w
     if method == "subsample":
         return subsample(w, m)
+    if method == "bilinear":
+        return bilinear(w, m)
     return spectral_truncation(torch.fft.rfft2(w) if w_hat is None else w_hat, n, m)

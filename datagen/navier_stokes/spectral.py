@@ -31,7 +31,6 @@ Conventions (the FNO benchmark generator's):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Callable, Mapping, Optional, Sequence, Tuple
 
 import torch
@@ -419,53 +418,6 @@ def cfl_number(w_hat: torch.Tensor, grid: SpectralGrid, dt) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------- dataset physics
-@dataclass
-class NavierStokesPhysics:
-    """What a consumer of a Navier-Stokes dataset needs to know about its equation.
-
-    ``viscosity``; ``dt``: spacing of the stored snapshots; ``box``: side ``L``; ``forcing(n)``: the
-    forcing on an ``n x n`` grid as a float64 ``(n, n)`` tensor, or ``None``; ``drag``: linear drag
-    ``alpha`` (0 for the FNO data). Same field names as ``train.refine.Physics``.
-    """
-
-    viscosity: float
-    dt: float
-    box: float = 1.0
-    forcing: Optional[Callable[[int], torch.Tensor]] = None
-    drag: float = 0.0
-
-
-def physics_from_spec(spec: Mapping, grid=None) -> NavierStokesPhysics:
-    """:class:`NavierStokesPhysics` of a dataset written by ``neuralops-datagen navier-stokes``.
-
-    Args:
-        spec: the dataset's ``spec`` (dict); uses ``viscosity``, ``box``, ``forcing``, ``drag`` and
-            ``snapshot_interval``.
-        grid: the dataset's grid (``datagen.dataset.Grid``-like with ``coords["t"]``) or ``None``;
-            when the spec lacks ``snapshot_interval``, ``dt`` is taken from uniform ``t`` stamps.
-    """
-    if "viscosity" not in spec:
-        raise ValueError("physics_from_spec: the spec has no 'viscosity'; is this a Navier-Stokes dataset?")
-    viscosity = float(spec["viscosity"])
-    box = float(spec.get("box", 1.0))
-    drag = float(spec.get("drag", 0.0) or 0.0)
-    dt = spec.get("snapshot_interval")
-    if dt is None:
-        t = None
-        coords = getattr(grid, "coords", None) if grid is not None else None
-        if coords is not None and "t" in coords:
-            t = torch.as_tensor(coords["t"], dtype=torch.float64)
-        if t is None or t.numel() < 2:
-            raise ValueError("physics_from_spec: no 'snapshot_interval' in the spec and no time stamps in the grid")
-        steps = t[1:] - t[:-1]
-        if (steps - steps[0]).abs().max() > 1e-9 * max(1.0, float(steps[0].abs())):
-            raise ValueError("physics_from_spec: the snapshots are not uniformly spaced in time")
-        dt = float(steps[0])
-    forcing_spec = spec.get("forcing")
-
-    def forcing(n: int) -> Optional[torch.Tensor]:
-        return forcing_field(forcing_spec, SpectralGrid(int(n), box, dtype=torch.float64))
-
-    has_forcing = forcing_spec is not None and forcing_spec.get("type", "none") != "none"
-    return NavierStokesPhysics(viscosity=viscosity, dt=float(dt), box=box,
-                               forcing=forcing if has_forcing else None, drag=drag)
+# The typed physics record lives in :mod:`datagen.navier_stokes.physics`; re-exported here for the
+# callers that import it from this module.
+from .physics import NavierStokesPhysics, physics_from_spec  # noqa: E402,F401

@@ -107,19 +107,27 @@ def test_recipes_and_fno_final_times():
     sr = recipe("spectral-refiner")
     t = snapshot_times(sr)
     assert len(t) == 100 and t[0] == pytest.approx(30.2) and t[-1] == pytest.approx(50.0)
+    assert (sr["stepper"], sr["dt"], sr["resample"]) == ("fno", 1e-3, "bilinear")
+    assert recipe("spectral-refiner-rk4cn")["stepper"] == "rk4cn"
+    for name in ("mcwilliams", "mcwilliams1984"):
+        mw = recipe(name)
+        t = snapshot_times(mw)
+        assert len(t) == 100 and t[-1] == pytest.approx(10.0) and mw["box"] == pytest.approx(2 * math.pi)
     mw = recipe("mcwilliams")
-    t = snapshot_times(mw)
-    assert len(t) == 100 and t[-1] == pytest.approx(10.0) and mw["box"] == pytest.approx(2 * math.pi)
+    assert (mw["dt_mode"], mw["dt"], mw["resample"], mw["initial"]["energy"], mw["initial"]["law"]) == (
+        "fixed", 1e-3, "bilinear", 0.25, "amplitude")
     assert recipe("kolmogorov")["drag"] == 0.1
 
 
 @pytest.mark.parametrize("name, over, message", [
     ("fno", {"viscosity": -1e-3}, "viscosity must be >= 0.0, got -0.001"),
-    ("navier", {}, "unknown recipe 'navier'; allowed: fno, spectral-refiner, mcwilliams, kolmogorov"),
+    ("navier", {}, "unknown recipe 'navier'; allowed: fno, spectral-refiner, spectral-refiner-rk4cn, "
+                   "mcwilliams, mcwilliams1984, kolmogorov"),
+    ("fno", {"viscosty": 1e-4}, "navier-stokes recipe 'fno': unknown key 'viscosty' (did you mean 'viscosity'"),
     ("fno", {"viscosity": 2e-3}, "for viscosity 0.002 give t_end or n_snapshots"),
     ("fno", {"resolution": 256, "store_resolution": 48}, "48 does not divide 256"),
     ("fno", {"stepper": "euler"}, "unknown stepper 'euler'"),
-    ("mcwilliams", {"cfl": 1.6}, "above the stability limit 1.5 of stepper .rk4cn."),
+    ("mcwilliams1984", {"cfl": 1.6}, "above the stability limit 1.5 of stepper .rk4cn."),
     ("fno", {"fields": ["vorticity", "pressure"]}, "unknown field"),
     ("fno", {"initial": {"type": "grf", "alpha": 2}}, "unknown initial condition 'grf'"),
 ])
@@ -155,7 +163,7 @@ def test_dataset_contents_follow_the_contract(tmp_path):
     # the refinement residual's physics comes back from the file
     ph = S.physics_from_spec(ds.spec, ds.grid)
     assert ph.viscosity == 1e-3 and ph.dt == pytest.approx(0.2)
-    assert torch.allclose(ph.forcing(16), S.fno_forcing(S.SpectralGrid(16)))
+    assert torch.allclose(ph.forcing_field(16), S.fno_forcing(S.SpectralGrid(16)))
     ds.close()
 
 
@@ -185,7 +193,7 @@ def test_fno_recipe_full_resolution_t1_half_time_step():
 
 def test_samples_identical_across_batch_sizes_and_run_sizes(tmp_path):
     for name, spec in (("fno", _tiny_fno()),
-                       ("mcw", recipe("mcwilliams", dict(resolution=32, store_resolution=16, t_start=0.0,
+                       ("mcw", recipe("mcwilliams1984", dict(resolution=32, store_resolution=16, t_start=0.0,
                                                          snapshot_interval=0.1, n_snapshots=2)))):
         a, b = str(tmp_path / f"{name}a.h5"), str(tmp_path / f"{name}b.h5")
         G.generate(spec, a, 3, seed=1, batch_size=1, progress=False, log=None)

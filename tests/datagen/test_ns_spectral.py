@@ -142,13 +142,13 @@ def test_physics_from_spec():
             "snapshot_interval": 0.2, "drag": 0.0}
     ph = S.physics_from_spec(spec, None)
     assert ph.viscosity == 1e-3 and ph.dt == 0.2 and ph.box == 1.0
-    assert torch.allclose(ph.forcing(16), S.fno_forcing(S.SpectralGrid(16)))
+    assert torch.allclose(ph.forcing_field(16), S.fno_forcing(S.SpectralGrid(16)))
 
     class G:
         coords = {"t": [30.2, 30.4, 30.6]}
 
     ph = S.physics_from_spec({"viscosity": 1e-4, "forcing": {"type": "none"}}, G())
-    assert ph.dt == pytest.approx(0.2) and ph.forcing is None
+    assert ph.dt == pytest.approx(0.2) and not ph.has_forcing and ph.forcing_field(8) is None
 
 
 def test_bad_grid_input():

@@ -81,8 +81,8 @@ def test_zero_shot_super_resolution(ns_data, sfno_ckpt, tmp_path):
 
 def test_grid_too_coarse_for_modes_is_refused(ns_data, sfno_ckpt, tmp_path, capsys):
     assert refine_main(["--ckpt", sfno_ckpt, "--data", ns_data, "--steps", "1", "--out", str(tmp_path / "o"),
-                        "--modes", "8", "8", "3"]) == 2
-    assert "modes_x=8 is too many for a 16x16 grid" in capsys.readouterr().err
+                        "--modes", "9", "9", "3"]) == 2
+    assert "modes_x=9 is too many for a 16x16 grid" in capsys.readouterr().err
     assert refine_main(["--ckpt", sfno_ckpt, "--data", ns_data, "--steps", "1", "--out", str(tmp_path / "o"),
                         "--eval-resolution", "8"]) == 2
     assert "coarser than the data grid" in capsys.readouterr().err

@@ -258,3 +258,65 @@ def test_generator_trajectories_residual_falls_at_stepper_order(stepper, order):
     rates = [math.log2(norms[i] / norms[i + 1]) for i in range(2)]
     assert all(abs(r - order) < 0.3 for r in rates), (norms, rates)
     assert norms[-1] < 1e-2 * scale  # small against the size of w_t + u.grad w
+
+
+def test_only_the_advection_product_is_dealiased():
+    """band="full" (the paper's residual) equals an independent statement of
+    R = w_t + P_{2/3}(u . grad w) - nu Lap w - f on every mode (numpy FFTs, FD time derivative);
+    band="dealiased" is that residual restricted to the 2/3 band."""
+    n, n_t, nu, dt = 24, 9, 3e-3, 0.05
+    w = _random_band_limited(n, n_t, 11, k_max=n // 2 - 1)
+    X, Y = _xy(n)
+    f = torch.sin(TWO_PI * 9 * X) * 0.3 + torch.cos(TWO_PI * (X + 2 * Y))  # mode 9 > n/3 = 8
+    got = residual_spectrum(w, dt, nu, forcing=f, fd_order=4)
+    # independent: numpy
+    wn = w[0].numpy()
+    m = np.fft.fftfreq(n, 1.0 / n)
+    mx, my = np.meshgrid(m, m, indexing="ij")
+    my = np.where(my == -n // 2, -n // 2, my)
+    kx, ky = TWO_PI * mx, TWO_PI * my
+    k2 = kx ** 2 + ky ** 2
+    inv = np.where(k2 > 0, 1.0 / np.where(k2 > 0, k2, 1.0), 0.0)
+    keep = (np.abs(mx) <= 2 * (n // 2) / 3) & (np.abs(my) <= 2 * (n // 2) / 3)
+    D = fd_differentiation_matrix(n_t, 4, dt).numpy()
+    wt = np.tensordot(D, wn, axes=([1], [0]))
+    out = []
+    for i in range(n_t):
+        wh = np.fft.fft2(wn[i])
+        u = np.fft.ifft2(1j * ky * inv * wh).real
+        v = np.fft.ifft2(-1j * kx * inv * wh).real
+        wx = np.fft.ifft2(1j * kx * wh).real
+        wy = np.fft.ifft2(1j * ky * wh).real
+        adv = np.fft.fft2(u * wx + v * wy) * keep
+        r = np.fft.fft2(wt[i]) + adv + nu * k2 * wh - np.fft.fft2(f.numpy())
+        out.append(r[:, : n // 2 + 1])
+    expected = torch.as_tensor(np.stack(out))[None]
+    assert torch.allclose(got, expected, atol=1e-9 * float(expected.abs().max()))
+    # the forcing's mode 9 lies outside the 2/3 band: only the full residual sees it
+    assert got[0, :, 9, 0].abs().max() > 1.0
+    limited = residual_spectrum(w, dt, nu, forcing=f, fd_order=4, band="dealiased")
+    mask = torch.as_tensor(keep[:, : n // 2 + 1])
+    assert torch.equal(limited, got * mask)
+    with pytest.raises(ValueError, match="unknown residual band 'half'"):
+        residual_spectrum(w, dt, nu, band="half")
+
+
+def test_h_minus1_alpha_option():
+    """(alpha + 4 pi^2 |k|^2)^-1 weight: alpha = 1 is the toolkit's sobolev_norm, any alpha
+    matches the single-mode value by hand."""
+    from neuralops.losses import sobolev_norm
+
+    n = 16
+    X, Y = _xy(n)
+    r = _random_band_limited(n, 3, 5, k_max=7)
+    ref = sobolev_norm(r, s=-1.0, dim=2, box=1.0, pool=None, reduction="none", squared=True)
+    assert torch.allclose(residual_h_minus1_sq(r), ref, rtol=1e-12)
+    for alpha in (0.1, 10 ** -1.5):
+        u = torch.cos(TWO_PI * 3 * X)[None, None]
+        got = residual_h_minus1_sq(u, alpha=alpha)
+        # int cos^2 = 1/2 over the unit torus
+        assert torch.allclose(got, torch.tensor([[0.5 / (alpha + TWO_PI ** 2 * 9)]], dtype=torch.float64))
+        mean = torch.ones(1, 1, n, n, dtype=torch.float64)
+        assert float(residual_h_minus1_sq(mean, alpha=alpha)) == pytest.approx(1.0 / alpha)
+    with pytest.raises(ValueError, match="alpha must be a positive number"):
+        residual_h_minus1_sq(r, alpha=0.0)

@@ -10,7 +10,7 @@ import torch.nn as nn
 
 from neuralops.models import get
 from train.refine.refine import (Physics, RefineConfig, SpectralRefiner, check_sfno,
-                                 widen_for_refinement)
+                                 output_time_frequencies, widen_for_refinement)
 
 N, T_IN, T_OUT, DT, NU = 16, 8, 10, 0.05, 1e-2
 
@@ -57,9 +57,42 @@ def test_widened_layer_reproduces_trained_output():
         before = model(x, T_OUT)
         modes = widen_for_refinement(model, N, T_OUT)
         after = model(x, T_OUT)
-    assert modes == (N // 3, N // 3, model.context_frames + T_OUT + 1)
+    # the paper's widening: every mode of the grid (n/2 per sign) and every temporal mode
+    assert modes == (N // 2, N // 2, output_time_frequencies(model, T_OUT))
     assert model.output_layer.modes == modes
     assert (after - before).abs().max() <= 1e-13 * before.abs().max()
+
+
+def test_band_limited_widening_keeps_the_earlier_limit():
+    model = _sfno()
+    assert widen_for_refinement(model, N, T_OUT, band="dealiased")[:2] == (N // 3, N // 3)
+
+
+def _high_band_energy(field):
+    """Energy of the modes with max(|m_x|, |m_y|) > n/3 (outside the 2/3 square band)."""
+    n = field.shape[-1]
+    m = torch.fft.fftfreq(n, 1.0 / n).abs()
+    outside = (m[:, None] > n / 3) | (m[None, :] > n / 3)
+    return float((torch.fft.fft2(field).abs() ** 2 * outside).sum())
+
+
+@pytest.mark.parametrize("band", ["full", "dealiased"])
+def test_full_band_refinement_acts_on_the_high_modes(band):
+    """The paper's refinement changes the prediction above n/3; the band-limited one cannot. The
+    inputs carry a mode above n/3 (m_x = 7 on 16^2), so the residual has a high band to act on."""
+    model = _sfno()
+    refiner = _refiner(model, band=band, steps=4, relinearize_every=4)
+    grid_x = torch.arange(N, dtype=torch.float64) / N
+    x = _inputs(batch=1) + 0.3 * torch.sin(2 * math.pi * 7 * grid_x)[:, None]
+    result = refiner.refine(x, x, T_OUT)
+    change = result["prediction"] - result["prediction_before"]
+    high = _high_band_energy(change)
+    total = float((torch.fft.fft2(change).abs() ** 2).sum())
+    assert total > 0
+    if band == "full":
+        assert high > 1e-6 * total
+    else:
+        assert high <= 1e-20 * total
 
 
 @pytest.mark.parametrize("optimizer, linearization", [("cg", "newton"), ("adam", "none")])
@@ -204,8 +237,10 @@ def test_not_an_sfno_is_refused():
 
 def test_grid_too_coarse_for_requested_modes():
     model = _sfno()
+    with pytest.raises(ValueError, match=r"modes_x=9 is too many for a 16x16 grid.*at most 8 \(= 16//2\)"):
+        widen_for_refinement(model, N, T_OUT, (9, None, None))
     with pytest.raises(ValueError, match=r"modes_x=8 is too many for a 16x16 grid.*at most 5"):
-        widen_for_refinement(model, N, T_OUT, (8, None, None))
+        widen_for_refinement(model, N, T_OUT, (8, None, None), band="dealiased")
     with pytest.raises(ValueError, match="modes_t=40"):
         widen_for_refinement(model, N, T_OUT, (None, None, 40))
 
@@ -215,6 +250,8 @@ def test_grid_too_coarse_for_requested_modes():
     (dict(optimizer="cg", linearization="none"), "convex"),
     (dict(per="sample"), "sample"),
     (dict(linearization="gauss"), "gauss"),
+    (dict(band="half"), "unknown band 'half'"),
+    (dict(h_minus1_alpha=0.0), "h_minus1_alpha must be a positive number"),
 ])
 def test_bad_config_messages(bad, match):
     with pytest.raises(ValueError, match=match):

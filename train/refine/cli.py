@@ -16,9 +16,15 @@ For each selected trajectory: the first ``T_in`` snapshots (from the checkpoint'
   refinement" columns: every metric of :func:`train.evaluate.evaluate` plus ``residual_h_minus1``.
 
 With ``--eval-resolution M`` (zero-shot super-resolution) the inputs are spectrally interpolated to
-``M x M``, the model is evaluated and refined there (modes up to ``M // 3``) and the residual is
+``M x M``, the model is evaluated and refined there (modes up to ``M // 2``) and the residual is
 measured there; errors against the ground truth are taken on the data grid after spectral
 restriction of the prediction.
+
+Before refining, the ground truth's own residual (same discretisation) is compared with the model's
+(``--truth-check``, ``--truth-fraction``): on snapshots too coarse for the time derivative (the FNO
+files, 1.0 apart) refinement would pull the prediction away from the truth, and the command refuses
+with the numbers. The report names the residual's band and H^-1 norm (``--band``,
+``--h-minus1-alpha``) and gives the error per Fourier band (low < n/6, mid, high > n/3).
 """
 from __future__ import annotations
 
@@ -32,36 +38,89 @@ from typing import Any, Callable, Dict, Optional, Sequence
 import numpy as np
 import torch
 
-from datagen.navier_stokes import spectral
-
+from datagen.navier_stokes.physics import NS_PDE_NAMES
+from datagen.navier_stokes.physics import physics_from_dataset as _physics_from_dataset
 from datagen.navier_stokes.resample import fourier_resample
 
 from .refine import OPTIMIZERS, Physics, RefineConfig, SpectralRefiner, check_sfno
-from .residual import LINEARIZATIONS
+from .residual import BANDS, LINEARIZATIONS, h_minus1_definition
 from .time_derivative import TIME_DERIVATIVES
 
-__all__ = ["RESIDUAL_DEFINITION", "refine_arrays", "build_parser", "main"]
+__all__ = ["RESIDUAL_DEFINITION", "TRUTH_CHECKS", "residual_definition", "refinement_band_edges",
+           "check_truth_residual", "TruthResidualError", "refine_arrays", "build_parser", "main"]
 
-RESIDUAL_DEFINITION = (
-    "Navier-Stokes residual R = w_t + u.grad w - nu Lap w (+ alpha w with drag) - f of the predicted trajectory (time "
-    "derivative by finite differences on the snapshot grid, the last input frames in front; "
-    "pseudo-spectral in space with the generator's operators, on the 2/3-rule dealiased band), "
-    "per sample sqrt(mean over predicted snapshots of ||R(t)||_{H^-1}^2) with ||u||_{H^-1}^2 = "
-    "sum_k (1 + 4 pi^2 |k|^2)^-1 |u_k|^2 on the unit torus (|k / L|^2 on a box of side L); mean over samples")
+TRUTH_CHECKS = ("refuse", "warn", "off")
+
+
+def residual_definition(band: str = "full", alpha: float = 0.1) -> str:
+    """The reported residual in words: which band, which H^-1 norm (the report names the norm)."""
+    where = ("on every mode of the grid, only the advection product u.grad w de-aliased by the 2/3 rule"
+             if band == "full" else "restricted to the 2/3-rule dealiased band")
+    return ("Navier-Stokes residual R = w_t + u.grad w - nu Lap w (+ drag w) - f of the predicted trajectory "
+            "(time derivative by finite differences on the snapshot grid, the last input frames in front; "
+            f"pseudo-spectral in space with the generator's operators, {where}), per sample "
+            "sqrt(mean over predicted snapshots of ||R(t)||_{H^-1}^2) with "
+            + h_minus1_definition(alpha) + "; mean over samples")
+
+
+RESIDUAL_DEFINITION = residual_definition()
+
+
+def refinement_band_edges(n: int):
+    """Fourier bands of the report for an ``n x n`` grid, by shell ``round(|k|)``: low ``< n/6``,
+    mid ``n/6 .. n/3``, high ``> n/3`` (beyond the 2/3 rule's cut: mostly modes a band-limited
+    refinement cannot change; the square 2/3 band's corners reach ``sqrt(2) n/3``)."""
+    return (0.0, n / 6.0, n / 3.0, float("inf"))
+
+
+class TruthResidualError(ValueError):
+    """The ground truth's own residual is too large a fraction of the model's to refine on."""
+
+
+def check_truth_residual(truth: torch.Tensor, model: torch.Tensor, dt: float, fraction: float,
+                         mode: str = "refuse", log: Optional[Callable[[str], None]] = None) -> float:
+    """Compare the ground truth's own residual (per-sample values, with the same discretisation)
+    with the model's before refinement; return their ratio of means. ``mode="refuse"`` raises
+    :class:`TruthResidualError` when the ratio exceeds ``fraction``, ``"warn"`` logs it."""
+    rt, rm = float(truth.mean()), float(model.mean())
+    ratio = rt / rm if rm > 0 else float("inf")
+    if mode == "off" or ratio <= fraction:
+        return ratio
+    msg = (f"the ground truth's own H^-1 residual on this snapshot spacing (dt = {dt:g}) is {rt:.3g}, "
+           f"{ratio:.3g} of the model's residual {rm:.3g} (allowed: {fraction:g}): the time derivative "
+           f"taken from these snapshots is too coarse for the residual to tell the truth from the "
+           f"prediction, and refining would pull the prediction away from the truth. Refine on data with "
+           f"finer snapshots and an SFNO trained on them, e.g. 'neuralops-datagen navier-stokes --recipe "
+           f"spectral-refiner' (spacing 0.2), or pass --truth-check warn to refine anyway")
+    if mode == "refuse":
+        raise TruthResidualError(msg)
+    if log:
+        log("warning: " + msg)
+    return ratio
 
 
 def refine_arrays(refiner: SpectralRefiner, inputs: torch.Tensor, targets: Optional[torch.Tensor],
                   t_out: int, batch_size: int = 1, eval_resolution: Optional[int] = None,
                   device: str = "cpu", use_targets_in_loss: bool = False,
-                  log: Optional[Callable[[str], None]] = None) -> Dict[str, Any]:
+                  log: Optional[Callable[[str], None]] = None, truth_check: str = "refuse",
+                  truth_fraction: float = 0.1) -> Dict[str, Any]:
     """Refine on every trajectory of ``inputs`` (physical ``(N, T_in, X, X)``).
 
     Returns ``before`` / ``after`` predictions on the data grid ``(N, T_out, X, X)`` (float64,
     CPU), ``residual_before`` / ``residual_after`` ``(N,)`` (on the refinement grid), ``seconds``
     ``(N,)`` (refinement only, per trajectory), ``history`` (objective values per refinement),
     ``residual_truth`` ``(N,)``: the ground truth's own residual (the floor of what refinement can
-    reach with this time discretisation), when ``targets`` are given.
+    reach with this time discretisation), when ``targets`` are given; ``truth_ratio``: its mean over
+    the model's mean residual before refinement.
+
+    Before anything is refined, with ``targets`` and ``truth_check`` ``"refuse"`` (default) or
+    ``"warn"``: when the ground truth's own residual is more than ``truth_fraction`` of the model's,
+    :func:`check_truth_residual` refuses (``TruthResidualError``) or warns.
     """
+    if truth_check not in TRUTH_CHECKS:
+        raise ValueError(f"truth_check must be one of {', '.join(TRUTH_CHECKS)}, got {truth_check!r}")
+    if not (truth_fraction > 0):
+        raise ValueError(f"truth_fraction must be > 0, got {truth_fraction!r}")
     n_data = inputs.shape[-1]
     n = eval_resolution or n_data
     if n < n_data:
@@ -71,7 +130,23 @@ def refine_arrays(refiner: SpectralRefiner, inputs: torch.Tensor, targets: Optio
     refiner.model.to(device=device, dtype=getattr(torch, refiner.config.residual_dtype))
     refiner.prepare(n, t_out)
     param_dtype = next(refiner.model.parameters()).dtype
-    before, after, res_b, res_a, res_t, secs, hist = [], [], [], [], [], [], []
+    res_t: list = []
+    ratio = None
+    if targets is not None:
+        # the ground truth's own residual with the same discretisation (the floor refinement can
+        # reach), and the model's before refinement: checked before anything is refined
+        res_m = []
+        for start in range(0, inputs.shape[0], batch_size):
+            phys = fourier_resample(inputs[start:start + batch_size].to(torch.float64), n)
+            phys = phys.to(device=device, dtype=param_dtype)
+            truth = fourier_resample(targets[start:start + batch_size].to(torch.float64), n)
+            with torch.no_grad():
+                z = refiner.trajectory(phys, truth.to(device=device, dtype=phys.dtype))
+                res_t.append(refiner.residual_sq(z, t_out).mean(dim=1).sqrt().cpu())
+                res_m.append(refiner.evaluate(refiner.encode(phys), phys, t_out)[1].cpu())
+        ratio = check_truth_residual(torch.cat(res_t), torch.cat(res_m), refiner.physics.dt, truth_fraction,
+                                     truth_check, log)
+    before, after, res_b, res_a, secs, hist = [], [], [], [], [], []
     for start in range(0, inputs.shape[0], batch_size):
         phys = fourier_resample(inputs[start:start + batch_size].to(torch.float64), n)
         phys = phys.to(device=device, dtype=param_dtype)
@@ -80,12 +155,6 @@ def refine_arrays(refiner: SpectralRefiner, inputs: torch.Tensor, targets: Optio
         if use_targets_in_loss and targets is not None:
             tgt = fourier_resample(targets[start:start + batch_size].to(torch.float64), n).to(device)
         out = refiner.refine(x, phys, t_out, target=tgt)
-        if targets is not None:
-            # the floor: the ground truth's own residual with the same discretisation
-            truth = fourier_resample(targets[start:start + batch_size].to(torch.float64), n)
-            with torch.no_grad():
-                z = refiner.trajectory(phys, truth.to(device=device, dtype=phys.dtype))
-                res_t.append(refiner.residual_sq(z, t_out).mean(dim=1).sqrt().cpu())
         before.append(fourier_resample(out["prediction_before"].detach().double().cpu(), n_data))
         after.append(fourier_resample(out["prediction"].detach().double().cpu(), n_data))
         res_b.append(out["residual_before"].cpu())
@@ -98,7 +167,7 @@ def refine_arrays(refiner: SpectralRefiner, inputs: torch.Tensor, targets: Optio
                 f"({float(secs[-1].mean()):.2f} s per trajectory)")
     return {"before": torch.cat(before), "after": torch.cat(after),
             "residual_before": torch.cat(res_b), "residual_after": torch.cat(res_a),
-            "residual_truth": torch.cat(res_t) if res_t else None,
+            "residual_truth": torch.cat(res_t) if res_t else None, "truth_ratio": ratio,
             "seconds": torch.cat(secs), "history": hist, "resolution": n}
 
 
@@ -120,10 +189,11 @@ def load_sfno_checkpoint(path: str, map_location: str = "cpu"):
 
 
 def physics_from_dataset(ds) -> Physics:
-    """Viscosity, snapshot spacing, box and forcing of a Navier-Stokes dataset (data contract)."""
-    if ds.pde not in ("navier_stokes_2d", "navier_stokes"):
+    """Viscosity, snapshot spacing, box, drag and forcing of a Navier-Stokes dataset, whatever wrote
+    it (:func:`datagen.navier_stokes.physics.physics_from_dataset`)."""
+    if ds.pde not in NS_PDE_NAMES:
         raise ValueError(f"refinement needs a Navier-Stokes dataset, {ds.path!r} holds pde={ds.pde!r}")
-    return spectral.physics_from_spec(ds.spec, ds.grid)
+    return _physics_from_dataset(ds)
 
 
 # --------------------------------------------------------------------------------------------
@@ -148,7 +218,19 @@ def build_parser(parser: Optional[argparse.ArgumentParser] = None) -> argparse.A
     p.add_argument("--data-weight", type=float, default=0.0,
                    help="weight of the relative data term (needs the ground truth; default 0: residual only)")
     p.add_argument("--modes", type=int, nargs=3, metavar=("MX", "MY", "MT"), default=None,
-                   help="modes of the widened output layer (default: dealiasing limit, all temporal)")
+                   help="modes of the widened output layer (default: the band's limit -- n/2 per sign for "
+                        "--band full, n/3 for dealiased -- and every temporal mode)")
+    p.add_argument("--band", choices=BANDS, default="full",
+                   help="full (default, the paper's): residual on every mode, only u.grad w de-aliased, "
+                        "modes up to n/2; dealiased: residual and modes on the 2/3 band (earlier behaviour)")
+    p.add_argument("--h-minus1-alpha", type=float, default=0.1,
+                   help="alpha of the H^-1 weight (alpha + 4 pi^2 |k|^2)^-1 (default 0.1 as torch-cfd; "
+                        "1 is the toolkit's sobolev_norm)")
+    p.add_argument("--truth-check", choices=TRUTH_CHECKS, default="refuse",
+                   help="before refining, compare the ground truth's own residual with the model's: refuse "
+                        "(default) or warn when it exceeds --truth-fraction of it; off: skip")
+    p.add_argument("--truth-fraction", type=float, default=0.1,
+                   help="largest allowed ratio of the ground truth's residual to the model's (default 0.1)")
     p.add_argument("--time-derivative", choices=TIME_DERIVATIVES, default="fd")
     p.add_argument("--fd-order", type=int, default=6, help="order of the finite-difference time derivative")
     p.add_argument("--context", type=int, default=None,
@@ -181,11 +263,17 @@ def _parse_indices(text: Optional[str], n: int, default: Optional[Sequence[int]]
     return idx
 
 
+def _fmt(v) -> str:
+    return "n/a" if v is None else f"{v:.4g}"
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    from datagen.dataset import DatasetError
+
     args = build_parser().parse_args(argv)
     try:
         return _run(args)
-    except (ValueError, TypeError, FileNotFoundError) as err:
+    except (ValueError, TypeError, FileNotFoundError, KeyError, DatasetError) as err:
         print(f"neuralops-train refine: error: {err}", file=sys.stderr)
         return 2
 
@@ -225,30 +313,41 @@ def _run(args) -> int:
         relinearize_every=args.relinearize_every, data_weight=args.data_weight,
         modes=tuple(args.modes) if args.modes else (None, None, None),
         time_method=args.time_derivative, fd_order=args.fd_order, context=args.context, per=args.per,
-        residual_dtype=args.residual_dtype, preconditioner=args.preconditioner)
+        residual_dtype=args.residual_dtype, preconditioner=args.preconditioner, band=args.band,
+        h_minus1_alpha=args.h_minus1_alpha)
     refiner = SpectralRefiner(model, physics, config, encode=info["encode"], decode=info["decode"])
     t0 = time.perf_counter()
     result = refine_arrays(refiner, inputs, targets, t_out, batch_size=args.batch_size,
                            eval_resolution=args.eval_resolution, device=args.device,
-                           use_targets_in_loss=args.data_weight > 0, log=print)
+                           use_targets_in_loss=args.data_weight > 0, log=print,
+                           truth_check=args.truth_check, truth_fraction=args.truth_fraction)
     wall = time.perf_counter() - t0
 
     os.makedirs(args.out, exist_ok=True)
     t_coords = np.asarray(ds.grid.coords["t"])[start + t_in:start + t_in + t_out]
     grid = {"x": np.asarray(ds.grid.coords["x"]), "y": np.asarray(ds.grid.coords["y"]), "t": t_coords}
     runs = {}
+    definition = residual_definition(config.band, config.h_minus1_alpha)
+    edges = refinement_band_edges(targets.shape[-1])
     for label, key in (("before refinement", "before"), ("after refinement", "after")):
-        r = evaluate(result[key], targets, grid, setting=args.setting, layout="trajectory")
+        r = evaluate(result[key], targets, grid, setting=args.setting, layout="trajectory", band_edges=edges)
         res = result[f"residual_{key}"]
         r["metrics"]["residual_h_minus1"] = float(res.mean())
+        if key == "after":  # refinement time (the row reads n/a before refinement)
+            r["metrics"]["seconds_per_trajectory"] = float(result["seconds"].mean())
         r["per_sample"]["residual_h_minus1"] = res.tolist()
-        r.setdefault("definitions", {})["residual_h_minus1"] = RESIDUAL_DEFINITION
+        r.setdefault("definitions", {})["residual_h_minus1"] = definition
+        r["definitions"]["bands"] = (f"Fourier bands by shell round(|k|) on the {targets.shape[-1]}^2 data grid: "
+                                     f"low < n/6, mid n/6..n/3, high > n/3 (beyond the 2/3 rule's cut; the "
+                                     f"square 2/3 band's corners reach sqrt(2) n/3)")
         runs[label] = r
     rel = {k: torch.as_tensor(runs[f"{k} refinement"]["per_sample"]["relative_l2"]) for k in ("before", "after")}
     spec = {"ckpt": os.path.abspath(args.ckpt), "data": os.path.abspath(args.data),
             "indices": idx.tolist(), "start": start, "t_in": t_in, "t_out": t_out,
             "resolution": result["resolution"], "config": asdict(config),
-            "physics": {"viscosity": physics.viscosity, "dt": physics.dt, "box": physics.box}}
+            "physics": physics.describe(), "residual_norm": definition,
+            # the data's physics in the generator's form: refined files are read like any other
+            **physics.to_spec()}
     n_s, n_x = len(idx), targets.shape[-1]
     fields = {"prediction_before": FieldSpec(shape=(t_out, n_x, n_x), role="output"),
               "prediction_after": FieldSpec(shape=(t_out, n_x, n_x), role="output")}
@@ -269,7 +368,8 @@ def _run(args) -> int:
                          solver={"seconds": float(result["seconds"][j]), "converged": True})
     extra = {"refinement": spec, "seconds_per_trajectory": float(result["seconds"].mean()),
              "residual_h_minus1_ground_truth": float(result["residual_truth"].mean()),
-             "wall_seconds": wall, "residual_definition": RESIDUAL_DEFINITION}
+             "ground_truth_to_model_residual": result["truth_ratio"],
+             "wall_seconds": wall, "residual_definition": definition}
     paths = write_report(args.out, runs, setting=args.setting,
                          predictions={"before refinement": result["before"][:, :, None],
                                       "after refinement": result["after"][:, :, None]},
@@ -279,6 +379,10 @@ def _run(args) -> int:
           f"H^-1 residual {mb['residual_h_minus1']:.4g} -> {ma['residual_h_minus1']:.4g} "
           f"(ground truth: {extra['residual_h_minus1_ground_truth']:.4g}); "
           f"{extra['seconds_per_trajectory']:.2f} s per trajectory")
+    bb, ba = mb["spectral_band_relative_error"], ma["spectral_band_relative_error"]
+    print("relative error per band: " + ", ".join(
+        f"{name} {_fmt(bb.get(name))} -> {_fmt(ba.get(name))}" for name in bb))
+    print(f"residual norm: {definition}")
     print(f"report: {paths['report_md']}")
     return 0
 

@@ -9,12 +9,12 @@ so a weight and a bias entry move exactly one space-time Fourier mode of the pre
 linearised residual ``R = w_t + u_ref . grad w (+ u(w) . grad w_ref) - nu Lap w + alpha w - f`` acts
 on that mode, measured in H^-1, with a size of about
 
-    d(k, omega) = (omega^2 + (nu |k|^2 + alpha)^2 + U^2 |k|^2 / 2) / (1 + |k|^2)
+    d(k, omega) = (omega^2 + (nu |k|^2 + drag)^2 + U^2 |k|^2 / 2) / (alpha + |k|^2)
 
 (``U``: rms speed of the reference flow; ``(u . k)^2`` averages to ``U^2 |k|^2 / 2`` over
-directions). The Gauss-Newton Hessian's diagonal is therefore about ``d`` for a bias entry and
+directions; ``alpha`` the H^-1 weight's constant). The Gauss-Newton Hessian's diagonal is therefore about ``d`` for a bias entry and
 ``d * mean_b |h_hat_b(k, omega)|^2`` for a weight entry. These span ~8 decades on a 64^2 grid
-(``omega`` from 0 to ``pi / dt``, ``|k|`` up to ``2 pi n / 3``), which is what makes plain CG slow;
+(``omega`` from 0 to ``pi / dt``, ``|k|`` up to ``pi n``), which is what makes plain CG slow;
 dividing the gradient by this diagonal (Jacobi preconditioning) removes most of that spread. It
 only changes the path of CG, never the minimiser of the convex subproblem.
 """
@@ -64,7 +64,8 @@ class capture_layer_input:
 
 
 def jacobi_diagonal(layer: nn.Module, layer_input: torch.Tensor, dt: float, viscosity: float,
-                    box: float, speed_rms: float, drag: float = 0.0) -> Dict[str, torch.Tensor]:
+                    box: float, speed_rms: float, drag: float = 0.0,
+                    alpha: float = 1.0) -> Dict[str, torch.Tensor]:
     """Approximate Gauss-Newton Hessian diagonal for each parameter of ``layer`` (see the module
     docstring), shaped like the parameter (real and imaginary parts share a value).
 
@@ -78,7 +79,7 @@ def jacobi_diagonal(layer: nn.Module, layer_input: torch.Tensor, dt: float, visc
     ky = (2 * math.pi / box) * myi.to(dtype)
     omega = (2 * math.pi / (t_pad * dt)) * mti.to(dtype)
     k2 = kx ** 2 + ky ** 2
-    d = (omega ** 2 + (viscosity * k2 + drag) ** 2 + 0.5 * speed_rms ** 2 * k2) / (1.0 + k2)
+    d = (omega ** 2 + (viscosity * k2 + drag) ** 2 + 0.5 * speed_rms ** 2 * k2) / (alpha + k2)
     # the (k, omega) = 0 mode is a null direction of R (a constant shift); any positive scale works
     floor = 1e-12 * float(d.max())
     d = d.clamp_min(floor)

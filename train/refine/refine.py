@@ -1,9 +1,11 @@
 """Spectral refinement of a trained SFNO (Spectral-Refiner, ANCHORS.md section 4).
 
 Stage: freeze every parameter of the SFNO, replace its output spectral layer by a wider one
-(modes up to the grid's dealiasing limit in space, every available temporal mode) whose low modes
-hold the trained weights, and fine-tune only that layer against the Navier-Stokes residual of the
-predicted trajectory measured in the toolkit's H^-1 norm, optionally plus a data term::
+(by default every mode of the grid, ``n/2`` per sign in space, and every available temporal mode:
+the paper's widening *without* frequency truncation) whose low modes hold the trained weights, and
+fine-tune only that layer against the Navier-Stokes residual of the predicted trajectory (only its
+advection product de-aliased, :mod:`train.refine.residual`) measured in the H^-1 norm with weight
+``(alpha + 4 pi^2 |k|^2)^-1``, optionally plus a data term::
 
     J(theta) = mean_{b, i in outputs} ||R(z_b)(t_i)||_{H^-1}^2  +  lambda * mean (w - w_true)^2 / mean w_true^2
 
@@ -31,6 +33,7 @@ Only the output layer is evaluated in the loop: the frozen latent is computed on
 from __future__ import annotations
 
 import copy
+import math
 import time
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -38,14 +41,14 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 
-from datagen.navier_stokes import spectral
+from datagen.navier_stokes.physics import NavierStokesPhysics
 
 from .preconditioner import capture_layer_input, jacobi_diagonal
-from .residual import LINEARIZATIONS, LinearizationPoint, residual_h_minus1_sq, residual_spectrum
+from .residual import BANDS, LINEARIZATIONS, LinearizationPoint, residual_h_minus1_sq, residual_spectrum
 from .time_derivative import TIME_DERIVATIVES
 
 __all__ = [
-    "OPTIMIZERS", "RefineConfig", "Physics", "check_sfno", "dealiasing_mode_limit",
+    "OPTIMIZERS", "RefineConfig", "Physics", "check_sfno", "dealiasing_mode_limit", "spatial_mode_limit",
     "output_time_frequencies",
     "widen_for_refinement", "freeze_all_but_output", "SpectralRefiner",
 ]
@@ -62,7 +65,13 @@ class RefineConfig:
     relinearize_every: steps per convex subproblem before the reference is moved (outer
         iteration length); ignored for ``linearization="none"``.
     modes: ``(modes_x, modes_y, modes_t)`` of the widened layer, ``None`` entries = the limit
-        (the grid's dealiasing limit in space, every available temporal mode).
+        of the band (``full``: ``n/2`` per sign, the whole grid; ``dealiased``: ``n/3``) in space,
+        every available temporal mode in time.
+    band: ``"full"`` (default, the paper's: residual on every mode with only the advection product
+        de-aliased, modes up to ``n/2``) or ``"dealiased"`` (this toolkit's earlier refinement:
+        residual and modes restricted to the 2/3 band).
+    h_minus1_alpha: ``alpha`` of the H^-1 weight ``(alpha + 4 pi^2 |k / L|^2)^-1`` (default 0.1, the
+        default of torch-cfd's ``SobolevLoss``; 1 is the toolkit's ``sobolev_norm``).
     """
 
     steps: int = 60
@@ -78,8 +87,15 @@ class RefineConfig:
     residual_dtype: str = "float64"
     per: str = "trajectory"  # "trajectory" (one refined layer each) or "batch" (one shared layer)
     preconditioner: str = "jacobi"  # for cg: "jacobi" (train.refine.preconditioner) or "none"
+    band: str = "full"
+    h_minus1_alpha: float = 0.1
 
     def validate(self) -> None:
+        if self.band not in BANDS:
+            raise ValueError(f"unknown band {self.band!r}; allowed: {', '.join(BANDS)}")
+        if not (isinstance(self.h_minus1_alpha, (int, float)) and math.isfinite(self.h_minus1_alpha)
+                and self.h_minus1_alpha > 0):
+            raise ValueError(f"h_minus1_alpha must be a positive number, got {self.h_minus1_alpha!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; allowed: {', '.join(OPTIMIZERS)}")
         if self.linearization not in LINEARIZATIONS:
@@ -103,8 +119,8 @@ class RefineConfig:
 
 
 #: What the residual needs to know about the data (``viscosity``, snapshot spacing ``dt``, ``box``,
-#: ``forcing(n) -> (n, n)`` or ``None``, ``drag``): the generator's own record of its physics.
-Physics = spectral.NavierStokesPhysics
+#: forcing, ``drag``): the typed record of :mod:`datagen.navier_stokes.physics`, read from any dataset.
+Physics = NavierStokesPhysics
 
 
 # --------------------------------------------------------------------------------------------
@@ -128,19 +144,29 @@ def dealiasing_mode_limit(n: int) -> int:
     return n // 3
 
 
+def spatial_mode_limit(n: int, band: str = "full") -> int:
+    """Most spatial modes per sign the widened layer may have on an ``n``-point axis: ``n // 2``
+    (every frequency ``-n/2 .. n/2 - 1`` of the grid) for ``band="full"``, ``n // 3`` (the 2/3 rule)
+    for ``band="dealiased"``."""
+    if band not in BANDS:
+        raise ValueError(f"unknown band {band!r}; allowed: {', '.join(BANDS)}")
+    return n // 2 if band == "full" else dealiasing_mode_limit(n)
+
+
 def widen_for_refinement(model: nn.Module, n: int, t_out: int,
-                         modes: Sequence[Optional[int]] = (None, None, None)) -> Tuple[int, int, int]:
+                         modes: Sequence[Optional[int]] = (None, None, None),
+                         band: str = "full") -> Tuple[int, int, int]:
     """Widen the SFNO's output layer in place to ``modes`` (``None`` = the limit) for an ``n x n``
     grid and ``t_out`` output frames; the trained weights go into the low modes, new modes start at
     zero (so the output is unchanged). Returns the modes used.
 
-    Limits: spatial modes per sign <= :func:`dealiasing_mode_limit` ``(n)`` (the SFNO keeps
-    frequencies ``-m..m-1``; beyond ``n/3`` the residual cannot see them and the grid cannot
-    resolve their products); temporal modes <= :func:`output_time_frequencies` (every frequency of
-    the output layer's time axis).
+    Limits: spatial modes per sign <= :func:`spatial_mode_limit` ``(n, band)`` (the SFNO keeps
+    frequencies ``-m..m-1``: ``n/2`` is the whole grid, the paper's widening; ``n/3`` the 2/3 band);
+    temporal modes <= :func:`output_time_frequencies` (every frequency of the output layer's time
+    axis).
     """
     check_sfno(model)
-    limit = dealiasing_mode_limit(n)
+    limit = spatial_mode_limit(n, band)
     t_limit = output_time_frequencies(model, t_out)
     old = _output_modes(model)
     mx, my, mt = (limit if modes[0] is None else int(modes[0]),
@@ -148,6 +174,10 @@ def widen_for_refinement(model: nn.Module, n: int, t_out: int,
                   t_limit if modes[2] is None else int(modes[2]))
     for name, value, cap in (("modes_x", mx, limit), ("modes_y", my, limit)):
         if value > cap:
+            if band == "full":
+                raise ValueError(
+                    f"{name}={value} is too many for a {n}x{n} grid: the grid holds at most {cap} (= {n}//2) "
+                    f"modes per sign; use a finer evaluation grid (at least {2 * value}) or fewer modes")
             raise ValueError(
                 f"{name}={value} is too many for a {n}x{n} grid: the 2/3 dealiasing limit allows at "
                 f"most {cap} (= {n}//3); use a finer evaluation grid (at least {3 * value}) or fewer modes")
@@ -226,7 +256,7 @@ class SpectralRefiner:
     def prepare(self, n: int, t_out: int) -> Tuple[int, int, int]:
         """Freeze, widen (for an ``n x n`` grid and ``t_out`` frames) and remember the widened
         layer's initial state (each trajectory starts from it with ``per="trajectory"``)."""
-        self.modes = widen_for_refinement(self.model, n, t_out, self.config.modes)
+        self.modes = widen_for_refinement(self.model, n, t_out, self.config.modes, self.config.band)
         self.trainable = freeze_all_but_output(self.model)
         self._initial_state = copy.deepcopy(self.model.output_layer.state_dict())
         return self.modes
@@ -237,10 +267,8 @@ class SpectralRefiner:
     # -- pieces of the objective ---------------------------------------------------------------
     def _forcing(self, n: int) -> Optional[torch.Tensor]:
         """The forcing on an ``n x n`` grid, evaluated once per grid size (it is fixed in time)."""
-        if self.physics.forcing is None:
-            return None
         if n not in self._forcing_cache:
-            self._forcing_cache[n] = self.physics.forcing(n)
+            self._forcing_cache[n] = self.physics.forcing_field(n)
         return self._forcing_cache[n]
 
     def context_frames(self, t_in: int) -> int:
@@ -266,9 +294,10 @@ class SpectralRefiner:
             z, self.physics.dt, self.physics.viscosity, forcing=forcing, box=self.physics.box,
             drag=getattr(self.physics, "drag", 0.0),
             time_method=self.config.time_method, fd_order=self.config.fd_order,
-            linearization=linearization, reference=reference, dtype=self.residual_dtype)
+            linearization=linearization, reference=reference, dtype=self.residual_dtype,
+            band=self.config.band)
         r = torch.fft.irfft2(r_hat[:, -t_out:], s=z.shape[-2:])
-        return residual_h_minus1_sq(r, box=self.physics.box)
+        return residual_h_minus1_sq(r, box=self.physics.box, alpha=self.config.h_minus1_alpha)
 
     def objective(self, latent, x, inputs_phys, target=None, linearization="none", reference=None):
         """The refinement objective ``J`` (module docstring) as a 0-d tensor."""
@@ -344,7 +373,8 @@ class SpectralRefiner:
             self.model.head(latent, x)
         speed_rms = float((point.velocity ** 2).sum(dim=-3).mean().sqrt())
         diag = jacobi_diagonal(layer, cap.inputs[0], self.physics.dt, self.physics.viscosity,
-                               self.physics.box, speed_rms, getattr(self.physics, "drag", 0.0))
+                               self.physics.box, speed_rms, getattr(self.physics, "drag", 0.0),
+                               alpha=self.config.h_minus1_alpha)
         names = [name for name, _ in layer.named_parameters()]
         return [diag[name].to(device=p.device, dtype=p.dtype) for name, p in zip(names, self.trainable)]
 

@@ -12,11 +12,13 @@ Choices, and why:
 
 * Space: pseudo-spectral, with the generator's own operators (Poisson solve for the stream
   function, spectral derivatives, the 2/3-rule dealiasing mask; ``datagen.navier_stokes.spectral``)
-  so that the quantity refined to zero is exactly the physics the data were generated with. The
-  product ``u . grad w`` is formed in physical space on the grid of ``w`` and the residual is
-  measured on the dealiased band (the 2/3 rule's square mask): on that band the product is free of
-  aliasing for band-limited ``w`` and every term of ``R`` is computed exactly (to round-off), the
-  modes above it are not resolved by the grid and are left out of ``R`` (they are zero in ``R``).
+  so that the quantity refined to zero is exactly the physics the data were generated with. Only
+  the product ``u . grad w`` is de-aliased: it is formed in physical space on the grid of ``w``,
+  transformed back and multiplied by the 2/3 rule's square mask (the generator's and torch-cfd's
+  procedure); every linear term (``w_t``, ``nu Lap w``, ``alpha w``, ``f``) is kept on every mode of
+  the grid (``band="full"``, the Spectral-Refiner paper's residual, Cao et al. 2025). The whole
+  residual on the dealiased band only (``band="dealiased"``) is this toolkit's earlier choice,
+  kept as an option: the modes above ``n/3`` then never enter the objective.
 * Time: from the trajectory itself, by order-``p`` finite differences on the snapshot grid (default,
   error ``O(dt^p)``; exact for polynomials of degree ``p``) or spectrally for a window that is
   periodic by construction; see :mod:`train.refine.time_derivative`.
@@ -38,21 +40,23 @@ Both agree with ``R`` at ``w = w_ref``; ``"newton"`` also has the same gradient 
 """
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import torch
 
 from datagen.navier_stokes import spectral
-from neuralops.losses import sobolev_norm
-
 from .time_derivative import TIME_DERIVATIVES, time_derivative
 
 __all__ = [
-    "LINEARIZATIONS", "LinearizationPoint", "residual_spectrum", "navier_stokes_residual",
-    "residual_h_minus1_sq",
+    "LINEARIZATIONS", "BANDS", "LinearizationPoint", "residual_spectrum", "navier_stokes_residual",
+    "residual_h_minus1_sq", "h_minus1_definition",
 ]
 
 LINEARIZATIONS = ("none", "picard", "newton")
+#: ``full``: only the advection product is de-aliased (paper); ``dealiased``: the whole residual is
+#: restricted to the 2/3 band (earlier behaviour of this toolkit).
+BANDS = ("full", "dealiased")
 
 
 class LinearizationPoint:
@@ -103,8 +107,9 @@ def residual_spectrum(
     linearization: str = "none",
     reference=None,
     dtype: Optional[torch.dtype] = None,
+    band: str = "full",
 ) -> torch.Tensor:
-    """``rfft2`` coefficients of ``R(w)`` on the dealiased band, shape ``(B, T, X, X//2 + 1)``.
+    """``rfft2`` coefficients of ``R(w)``, shape ``(B, T, X, X//2 + 1)``.
 
     Args:
         w: vorticity trajectory ``(B, T, X, X)`` at times ``t_0 + i dt`` (square periodic grid).
@@ -121,6 +126,8 @@ def residual_spectrum(
             required unless ``linearization == "none"``; it is detached (it is a frozen point of
             the linearisation, not a variable).
         dtype: compute in this real dtype (e.g. ``torch.float64``); default ``w``'s.
+        band: ``"full"`` (default: every mode, only the advection product de-aliased) or
+            ``"dealiased"`` (the residual restricted to the 2/3 band).
     Returns:
         complex tensor; ``torch.fft.irfft2(., s=(X, X))`` gives ``R`` in physical space.
         Unnormalised ``rfft2`` convention (divide by ``X*X`` for Fourier-series coefficients).
@@ -136,6 +143,8 @@ def residual_spectrum(
         raise ValueError(f"drag must be >= 0, got {drag}")
     if linearization not in LINEARIZATIONS:
         raise ValueError(f"unknown linearization {linearization!r}; allowed: {', '.join(LINEARIZATIONS)}")
+    if band not in BANDS:
+        raise ValueError(f"unknown residual band {band!r}; allowed: {', '.join(BANDS)}")
     if time_method not in TIME_DERIVATIVES:
         raise ValueError(f"unknown time derivative {time_method!r}; allowed: {', '.join(TIME_DERIVATIVES)}")
     if linearization != "none":
@@ -166,7 +175,7 @@ def residual_spectrum(
     if forcing is not None:
         forcing = torch.as_tensor(forcing, dtype=w.dtype, device=w.device)
         r_hat = r_hat - spectral.to_spectral(forcing)
-    return r_hat * grid.dealias
+    return r_hat * grid.dealias if band == "dealiased" else r_hat
 
 
 def navier_stokes_residual(w: torch.Tensor, dt: float, viscosity: float, **kwargs) -> torch.Tensor:
@@ -175,11 +184,29 @@ def navier_stokes_residual(w: torch.Tensor, dt: float, viscosity: float, **kwarg
     return torch.fft.irfft2(r_hat, s=w.shape[-2:])
 
 
-def residual_h_minus1_sq(r: torch.Tensor, box: float = 1.0) -> torch.Tensor:
+def residual_h_minus1_sq(r: torch.Tensor, box: float = 1.0, alpha: float = 1.0) -> torch.Tensor:
     """``||R(t_i)||_{H^-1}^2`` per sample and snapshot, shape ``(B, T)``, of a physical residual
-    ``r`` ``(B, T, X, X)``, with the toolkit's norm (:func:`neuralops.losses.sobolev_norm`,
-    ANCHORS.md section 4): ``||u||_{H^s}^2 = L^2 sum_k (1 + 4 pi^2 |k / L|^2)^s |u_k|^2`` with
-    Fourier-series coefficients ``u_k`` (``s = 0`` is ``int u^2``), ``s = -1`` here; each snapshot
-    is its own function (no pooling over time). Parseval makes it exact for a trigonometric
-    polynomial on the grid."""
-    return sobolev_norm(r, s=-1.0, dim=2, box=box, pool=None, reduction="none", squared=True)
+    ``r`` ``(B, T, X, X)``::
+
+        ||u||_{H^-1}^2 = L^2 sum_k |u_k|^2 / (alpha + 4 pi^2 |k / L|^2)
+
+    with Fourier-series coefficients ``u_k`` (integer ``k``, every mode of the grid). ``alpha = 1``
+    is the toolkit's Sobolev norm (:func:`neuralops.losses.sobolev_norm` with ``s = -1``); torch-cfd's
+    ``SobolevLoss`` (Spectral-Refiner's code) uses ``alpha = 0.1`` by default. Each snapshot is its
+    own function (no pooling over time). Parseval makes it exact for a trigonometric polynomial on
+    the grid."""
+    if not (alpha > 0 and math.isfinite(alpha)):
+        raise ValueError(f"the H^-1 weight's alpha must be a positive number, got {alpha!r}")
+    n = r.shape[-1]
+    grid = spectral.SpectralGrid(n, box, dtype=r.dtype, device=r.device)
+    c = torch.fft.rfft2(r)
+    p = (c.real ** 2 + c.imag ** 2) / (alpha + grid.k2)
+    # half spectrum: columns 1 .. n/2 - 1 stand for two modes each, column 0 and Nyquist for one
+    total = 2.0 * p.sum(dim=(-2, -1)) - p[..., 0].sum(-1) - p[..., -1].sum(-1)
+    return total * (float(box) ** 2 / n ** 4)
+
+
+def h_minus1_definition(alpha: float) -> str:
+    """The norm :func:`residual_h_minus1_sq` computes, in words (for reports)."""
+    return (f"||u||_{{H^-1}}^2 = L^2 sum_k |u_k|^2 / (alpha + 4 pi^2 |k/L|^2) over every mode of the grid, "
+            f"alpha = {alpha:g} (u_k Fourier-series coefficients)")
