@@ -34,9 +34,9 @@ head -n 20 "$REPORT/dataset_info.txt"
 
 export OMP_NUM_THREADS=${DEMO_THREADS:-2}
 step "3/4  train MgNO ($EPOCHS epochs on CPU)"
-NTRAIN=$((N * 4 / 5))
-$BIN/neuralops-train fit --config darcy_mgno --data.init_args.path "$DATA/darcy_${RES}.h5" \
-    --data.init_args.train "0:$NTRAIN" --data.init_args.val "$NTRAIN:$N" --data.init_args.test "$NTRAIN:$N" \
+NTRAIN=$((N * 7 / 10)); NVAL=$((N * 8 / 10))   # disjoint train / validation / test ranges
+$BIN/neuralops-train fit -c darcy_mgno --data.path "$DATA/darcy_${RES}.h5" \
+    --data.train "0:$NTRAIN" --data.val "$NTRAIN:$NVAL" --data.test "$NVAL:$N" \
     --trainer.max_epochs "$EPOCHS" --trainer.accelerator cpu --model.lr 2e-3 \
     --trainer.default_root_dir "$RUN" --checkpoint.dirpath "$RUN/checkpoints"
 
