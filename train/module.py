@@ -492,7 +492,8 @@ def predict_split(ckpt_path: str, data: Optional[str] = None, split: str = "test
     ``data``: another data-contract file to predict on (all its samples; default: the checkpoint's
     own split). The data module is rebuilt from the hyper-parameters saved in the checkpoint.
     Returns ``prediction`` and ``target`` in the canonical evaluation layout ``(N, T, C, X, Y)``
-    (float32, CPU), ``indices`` (sample indices in the file), ``path``, ``grid`` (coords and
+    (float32, CPU), ``input`` (the model inputs in physical units: steady ``(N, C_in, X, Y)``,
+    trajectories ``(N, T_in, C, X, Y)``), ``indices`` (sample indices in the file), ``path``, ``grid`` (coords and
     boundary of the file), ``io`` and ``model_name``.
     """
     from .data import SteadyDataModule, TrajectoryDataModule
@@ -517,14 +518,16 @@ def predict_split(ckpt_path: str, data: Optional[str] = None, split: str = "test
     loader = {"test": dm.test_dataloader, "val": dm.val_dataloader, "train": None}[split]
     if loader is None:
         raise ValueError(f"split must be 'test' or 'val', got {split!r}")
-    preds, targets = [], []
+    preds, targets, inputs = [], [], []
     for x, y in loader():
+        inputs.append(x.float())
         x = x.to(device)
         pred = module(x, None if module.mode == "steady" else y.shape[1])
         preds.append(module._canonical(pred.float().cpu()))
         targets.append(module._canonical(y.float()))
     s = dm.splits[split]
     ds = dm.dataset_of(split)
-    return {"prediction": torch.cat(preds), "target": torch.cat(targets), "indices": s.indices, "path": s.path,
+    return {"prediction": torch.cat(preds), "target": torch.cat(targets), "input": torch.cat(inputs),
+            "indices": s.indices, "path": s.path,
             "grid": {"coords": dict(ds.grid.coords), "boundary": dict(ds.grid.boundary)}, "io": io,
             "model_name": module.model_name}
