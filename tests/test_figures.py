@@ -207,7 +207,7 @@ def test_several_runs_share_the_error_scale_of_a_row():
     panels = _image_axes(fig)
     assert len(panels) == 2 * 5          # truth | before | after | error (before) | error (after)
     titles = [ax.get_title() for ax in panels[:5]]
-    assert titles[:3] == ["truth", "before", "after"] and titles[3].startswith("error (before)")
+    assert titles[:3] == ["truth", "before", "after"] and titles[3].startswith("error (before)\nrel. L2")
     assert panels[3].images[0].get_clim() == panels[4].images[0].get_clim()
     emax = np.percentile(np.abs(np.concatenate([(before - t)[0].ravel(), (after - t)[0].ravel()])), 99)
     assert panels[3].images[0].get_clim() == pytest.approx((-emax, emax))

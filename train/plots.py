@@ -199,8 +199,8 @@ def field_rows_figure(targets, predictions, inputs=None, *, kind: str = "steady"
         for label, err in errors.items():
             eim = _show(axes[r, c], err, cmap="PuOr_r", vmin=-emax, vmax=emax)
             rel = _rel(err, truth[r])
-            head = f"error ({label})" if many else "error"
-            axes[r, c].set_title(f"{head}, rel. L2 {rel:.2g}" if r == 0 else f"rel. L2 {rel:.2g}",
+            head = f"error ({label})\n" if many else "error, "      # run labels are long: own line
+            axes[r, c].set_title(f"{head}rel. L2 {rel:.2g}" if r == 0 else f"rel. L2 {rel:.2g}",
                                  fontsize=_FONT["title"])
             err_axes.append(axes[r, c])
             c += 1
