@@ -183,7 +183,7 @@ def evaluate(predictions: Any, targets: Any, grid: Any = None, setting: Optional
         "metrics": metric_values,
         "per_step": {"relative_l2": steps.mean(0).tolist(), "nrmse": (nrmse_step / (n * n_c)).tolist()},
         "per_channel": {"relative_l2": channels.mean(0).tolist()},
-        "per_sample": {"relative_l2": l2.tolist()},
+        "per_sample": {"relative_l2": l2.tolist(), "relative_l2_per_step": steps.tolist()},
         "spectrum": {"shell": list(range(n_shells)), "prediction": (spec_pred / frames).tolist(),
                      "truth": (spec_true / frames).tolist()},
         "definitions": {k: M.METRIC_DEFINITIONS[k] for k in used},
@@ -313,6 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sample", type=int, default=0, help="test sample shown in fields.png")
     p.add_argument("--channel", type=int, default=0, help="channel shown in fields.png")
     p.add_argument("--frames", type=int, default=4, help="time frames shown in fields.png")
+    p.add_argument("--figure-samples", type=int, default=4,
+                   help="steady data: test samples (rows) shown in fields.png from --sample on")
     return p
 
 
@@ -378,6 +380,7 @@ def _evaluate_one(args, data: Optional[str], out_dir: str) -> Dict[str, Any]:
              "seconds": {"predict": seconds_predict, "metrics": seconds_metrics}, "device": args.device}
     paths = write_report(out_dir, result, setting=setting, predictions=prediction, targets=target,
                          sample=args.sample, channel=args.channel, n_frames=args.frames,
+                         inputs=pred.get("input"), input_labels=io.get("inputs"), n_samples=args.figure_samples,
                          title=f"Evaluation of {pred['model_name']} ({os.path.basename(args.ckpt)})", extra=extra,
                          context=context)
     m = result["metrics"]

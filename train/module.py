@@ -593,7 +593,8 @@ def predict_split(ckpt_path: str, data: Optional[str] = None, split: str = "test
     fields, roles, PDE, boundary conditions, node convention and domain must match the training
     data). The data module is rebuilt from the hyper-parameters saved in the checkpoint.
     Returns ``prediction`` and ``target`` in the canonical evaluation layout ``(N, T, C, X, Y)``
-    (float32, CPU), ``indices`` (sample indices in the file), ``path``, ``grid`` (coords and
+    (float32, CPU), ``input`` (the model inputs in physical units: steady ``(N, C_in, X, Y)``,
+    trajectories ``(N, T_in, C, X, Y)``), ``indices`` (sample indices in the file), ``path``, ``grid`` (coords and
     boundary of the file), ``io`` (the training data's), ``model_name``, ``train_resolution`` and
     ``resolution`` (``[X, Y]`` of the training and the evaluated data), ``n_train`` (training
     samples) and ``epochs`` / ``global_step`` of the checkpoint.
@@ -627,8 +628,9 @@ def predict_split(ckpt_path: str, data: Optional[str] = None, split: str = "test
                                       f"{describe_layout(dm.io)} (differences: {', '.join(diff)})")
     module._check_model(dm, split)
     loader = dm.test_dataloader if split == "test" else dm.val_dataloader
-    preds, targets = [], []
+    preds, targets, inputs = [], [], []
     for x, y in loader():
+        inputs.append(x.float())
         x = x.to(device)
         pred = module(x, None if module.mode == "steady" else y.shape[1])
         preds.append(module._canonical(pred.float().cpu()))
@@ -636,7 +638,8 @@ def predict_split(ckpt_path: str, data: Optional[str] = None, split: str = "test
     s = dm.splits[split]
     ds = dm.dataset_of(split)
     train_res = [int(g["n"]) for _, g in sorted(io["grid"].items())]
-    return {"prediction": torch.cat(preds), "target": torch.cat(targets), "indices": s.indices, "path": s.path,
+    return {"prediction": torch.cat(preds), "target": torch.cat(targets), "input": torch.cat(inputs),
+            "indices": s.indices, "path": s.path,
             "grid": {"coords": dict(ds.grid.coords), "boundary": dict(ds.grid.boundary)}, "io": io,
             "model_name": module.model_name, "train_resolution": train_res, "resolution": dm.resolution(split),
             "n_train": int(io.get("n_train") or len(dm.splits["train"])), "epochs": int(ckpt.get("epoch", -1)) + 1,

@@ -315,14 +315,20 @@ def _jsonable(obj: Any) -> Any:
 def write_report(out_dir: str, results: Mapping[str, Any], *, setting: Optional[str] = None,
                  predictions: Any = None, targets: Any = None, sample: int = 0, channel: int = 0,
                  n_frames: int = 4, title: str = "Evaluation report",
-                 extra: Optional[Mapping[str, Any]] = None, context: Optional[Sequence[str]] = None) -> Dict[str, str]:
+                 extra: Optional[Mapping[str, Any]] = None, context: Optional[Sequence[str]] = None,
+                 inputs: Any = None, input_labels: Optional[Sequence[str]] = None,
+                 n_samples: int = 4) -> Dict[str, str]:
     """Write the report folder; return ``{"metrics_json", "report_md", <figure name>: path}``.
 
     results: one :func:`train.evaluate.evaluate` result, or ``label -> result`` for side-by-side
         columns (e.g. ``{"before refinement": r0, "after refinement": r1}``).
     predictions / targets: the evaluated fields in the canonical ``(N, T, C, X, Y)`` layout (or
-        ``label -> predictions`` matching ``results``); when given, ``fields.png`` shows sample
-        ``sample``, channel ``channel`` at ``n_frames`` evenly spaced steps.
+        ``label -> predictions`` matching ``results``); when given, ``fields.png`` shows rows of
+        input | truth | prediction | error (:func:`train.plots.field_rows_figure`), channel
+        ``channel``: steady data, samples ``sample .. sample + n_samples - 1``; trajectories,
+        sample ``sample`` at ``n_frames`` evenly spaced steps, plus ``rollout.gif`` / ``.mp4``.
+    inputs: the model inputs of the same samples (steady ``(N, C_in, X, Y)``, trajectories
+        ``(N, T_in, C, X, Y)``), physical units; ``input_labels``: a name per steady input channel.
     extra: anything else to store in ``metrics.json`` (checkpoint path, config, timings).
     context: lines for the head of ``report.md`` (what was evaluated; also stored in metrics.json).
     """
@@ -346,7 +352,9 @@ def write_report(out_dir: str, results: Mapping[str, Any], *, setting: Optional[
                 reference.update({f"{m} (published, whole trajectory)": v for m, v in table.values.items()})
         figures["error_vs_time"] = plots.plot_error_vs_time(
             curves, os.path.join(out_dir, "error_vs_time.png"), times=times,
-            title="relative L2 per predicted step (mean over test samples)", reference=reference)
+            title="relative L2 per predicted step (mean over test samples)", reference=reference,
+            spread={label: r["per_sample"]["relative_l2_per_step"] for label, r in runs.items()
+                    if "relative_l2_per_step" in r.get("per_sample", {})})
     spectra = {}
     for label, r in runs.items():
         spec = r.get("spectrum")
@@ -367,11 +375,9 @@ def write_report(out_dir: str, results: Mapping[str, Any], *, setting: Optional[
         if not (0 <= sample < targets.shape[0] and 0 <= channel < targets.shape[2]):
             raise ValueError(f"sample {sample} / channel {channel} out of range for targets of shape "
                              f"{tuple(targets.shape)}")
-        target = targets[sample, :, channel]
-        figures["fields"] = plots.plot_fields_over_time(
-            {label: p[sample, :, channel] for label, p in preds.items()}, target,
-            os.path.join(out_dir, "fields.png"), times=times, n_frames=n_frames,
-            title=f"test sample {sample}, channel {channel}")
+        figures.update(plots.report_field_figures(
+            out_dir, preds, targets, inputs, steady=first.get("layout") == "steady", sample=sample,
+            channel=channel, n_samples=n_samples, n_frames=n_frames, times=times, input_labels=input_labels))
 
     record = {
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
