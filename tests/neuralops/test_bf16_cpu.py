@@ -17,7 +17,7 @@ import pytest
 
 from neuralops import models
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # tiny configurations: (constructor arguments, input shape, extra forward arguments)
 CASES = {
