@@ -25,6 +25,8 @@ import time
 
 import numpy as np
 
+import conditions  # noqa: E402  (benchmarks/conditions.py: records the load at the start)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
@@ -97,6 +99,8 @@ def main(argv=None) -> int:
               "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "cpus": os.cpu_count(),
               "machine": platform.platform(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "rows": rows}
+    record["conditions"] = conditions.conditions()
+    print(conditions.summary(record["conditions"]))
     text = json.dumps(record, indent=1)
     print(text)
     if args.json:

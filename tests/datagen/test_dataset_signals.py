@@ -8,7 +8,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -53,13 +52,22 @@ DARCY = ["darcy", "--n", "300", "--resolution", "33", "--solver", "lu", "--no-pr
 def test_a_signal_flushes_finished_samples_and_resume_gives_the_same_file(tmp_path, sig, capsys):
     pytest.importorskip("petsc4py")
     cut = tmp_path / "cut.h5"
-    proc = datagen(*DARCY, "--out", cut, wait=False)
-    deadline = time.time() + 120
-    while time.time() < deadline and not (tmp_path / "cut.h5.partial" / "manifest.json").exists():
-        time.sleep(0.02)
-    time.sleep(0.8)                     # a few samples solved, most of them still in the writer's buffer
-    proc.send_signal(sig)
-    out, err = proc.communicate(timeout=120)
+    # The signal is a real one (the kernel delivers it, Python's handler runs), sent by the process to
+    # itself at its 40th linear solve: a few samples solved, most of them still in the writer's buffer,
+    # at the same point however loaded the machine is (a timer from outside raced the run).
+    script = ("import os, sys\n"
+              "from datagen.elliptic import backends\n"
+              "real, count = backends.PetscBackend.solve, [0]\n"
+              "def solve(*a, **k):\n"
+              "    count[0] += 1\n"
+              f"    if count[0] == 40: os.kill(os.getpid(), {int(sig)})\n"
+              "    return real(*a, **k)\n"
+              "backends.PetscBackend.solve = solve\n"
+              "from datagen.cli import main\n"
+              "sys.exit(main(sys.argv[1:]))\n")
+    proc = subprocess.run([sys.executable, "-c", script, *DARCY, "--out", str(cut)], env=ENV, cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    err = proc.stderr
     assert proc.returncode == 128 + sig, (proc.returncode, err)
     line = one_line(err)
     assert f"interrupted by {signal.Signals(sig).name}" in line and "--resume" in line, line
