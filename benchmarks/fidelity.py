@@ -41,8 +41,11 @@ and ``--deadline`` / ``--time-limit`` shares the time left among the models stil
 run stops mid-schedule and reports the epochs it ran.
 
 Per row: test relative L2, seconds per epoch (median over the run's epochs; the first includes
-warm-up), epochs run, parameters. Target (issue 13): our FNO-3D within 5% of neuraloperator's error
-at equal budget. Timings taken on a shared machine are labelled so in the record.
+warm-up), epochs run, parameters, and the time the paper's number of epochs would take at this data
+size on this machine (seconds per epoch x paper epochs; the published runs use 1000 training
+trajectories and 40 output frames: the ``gpu-large`` preset). Target (issue 13): our FNO-3D within
+5% of neuraloperator's error at equal budget. Timings taken on a shared machine are labelled so in
+the record.
 """
 from __future__ import annotations
 
@@ -140,6 +143,7 @@ def run_config(model: str, args, data_path: str, workdir: str) -> dict:
                           devices=1, default_root_dir=root, logger=False, enable_progress_bar=False,
                           enable_model_summary=False, num_sanity_val_steps=0, log_every_n_steps=1)
     cfg["checkpoint"] = {"dirpath": os.path.join(root, "checkpoints")}
+    cfg["paper_epochs"] = paper_epochs        # read back (and removed) by train_ours
     return cfg
 
 
@@ -187,6 +191,7 @@ def train_ours(model: str, args, data_path: str, workdir: str, max_seconds: Opti
 
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     cfg = run_config(model, args, data_path, workdir)
+    paper_epochs = cfg.pop("paper_epochs")
     if max_seconds is not None:
         cfg["trainer"]["max_time"] = {"seconds": max(1, int(max_seconds))}
     os.makedirs(cfg["trainer"]["default_root_dir"], exist_ok=True)
@@ -210,7 +215,7 @@ def train_ours(model: str, args, data_path: str, workdir: str, max_seconds: Opti
     return {"model": model, "config": CONFIGS[model], "params": sum(p.numel() for p in cli.model.model.parameters()),
             "test_relative_l2": float(res["test/relative_l2"]), "epochs_run": len(timer.times),
             "seconds_per_epoch": statistics.median(timer.times) if timer.times else None,
-            "epoch_seconds": timer.times, "train_seconds": train_s,
+            "epoch_seconds": timer.times, "train_seconds": train_s, "paper_epochs": paper_epochs,
             "recipe": {"loss": m["loss"], "loss_config": m.get("loss_config"), "optimizer": m["optimizer"],
                        "lr": m["lr"], "weight_decay": m.get("weight_decay", 0.0), "scheduler": m["scheduler"],
                        "scheduler_config": m["scheduler_config"],
@@ -310,7 +315,7 @@ def train_neuralop(args, data_path: str, max_seconds: Optional[float]) -> dict:
             "params": sum(p.numel() * (2 if p.is_complex() else 1) for p in model.parameters()),
             "norm": str(norm), "test_relative_l2": float(torch.cat(errs).mean()), "epochs_run": len(times),
             "seconds_per_epoch": statistics.median(times) if times else None, "epoch_seconds": times,
-            "train_seconds": train_s,
+            "train_seconds": train_s, "paper_epochs": 500,
             "recipe": {"loss": "relative_l2", "loss_config": {"reduction": "sum", "pool": "all"},
                        "optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-4, "scheduler": "step",
                        "scheduler_config": {"step_size": step_size, "gamma": 0.5}, "batch_size": batch,
@@ -414,6 +419,9 @@ def run(args: argparse.Namespace) -> dict:
                 record["skipped"].append(f"{job}: {row['skipped']}")
                 log(f"  skipped: {row['skipped']}")
                 continue
+            if row.get("seconds_per_epoch"):
+                # the paper's number of epochs at this data size and this machine's epoch time
+                row["paper_run_hours_extrapolated"] = row["seconds_per_epoch"] * row["paper_epochs"] / 3600
             record["rows"].append(row)
             log("  " + format_row(row))
     by = {r["model"]: r for r in record["rows"] if "test_relative_l2" in r}
@@ -429,8 +437,10 @@ def format_row(r: dict) -> str:
     if "error" in r:
         return f"{r['model']:<15} failed: {r['error']}"
     spe = "n/a" if r["seconds_per_epoch"] is None else f"{r['seconds_per_epoch']:8.2f}"
+    hours = r.get("paper_run_hours_extrapolated")
+    full = "n/a" if hours is None else f"{hours:7.2f} h ({r['paper_epochs']})"
     return (f"{r['model']:<15} {r['params']:>11,d}  {r['test_relative_l2']:10.4f}  {spe:>8} "
-            f"{r['epochs_run']:>6d}")
+            f"{r['epochs_run']:>6d}  {full}")
 
 
 def table(record: dict) -> str:
@@ -438,7 +448,8 @@ def table(record: dict) -> str:
     lines = [f"Fidelity ({record['preset']}): NS nu=1e-3, {s['n_train']}/{s['n_test']} trajectories, "
              f"{s['resolution']}^2, {s['t_in']} -> {s['t_out']} frames, {s['epochs']} epoch(s); "
              f"{record['note']}",
-             f"{'model':<15} {'params':>11}  {'test rel L2':>10}  {'s/epoch':>8} {'epochs':>6}"]
+             f"{'model':<15} {'params':>11}  {'test rel L2':>10}  {'s/epoch':>8} {'epochs':>6}  "
+             f"paper's epochs at this size (extrapolated)"]
     lines += [format_row(r) for r in record["rows"]]
     if "fno3d_over_neuralop" in record:
         lines.append(f"fno3d / neuraloperator error ratio: {record['fno3d_over_neuralop']:.3f} "
