@@ -40,7 +40,7 @@ import torch.nn as nn
 from neuralops import models
 from neuralops.losses import LpLoss, SobolevLoss
 
-from .data.normalization import ChannelNormalizer
+from .data.normalization import ChannelNormalizer, PointwiseNormalizer
 
 __all__ = ["NeuralOperatorModule", "LOSSES", "OPTIMIZERS", "SCHEDULERS", "DIRECT_MODELS",
            "AUTOREGRESSIVE_MODELS", "load_for_refinement", "predict_split", "NonFiniteLossError",
@@ -195,7 +195,9 @@ class NeuralOperatorModule(pl.LightningModule):
         if self.mode != "autoregressive" and self.pushforward_steps:
             raise ValueError("pushforward_steps applies to autoregressive training only")
         kind = self.io.get("normalization", "gaussian")
-        if self.mode == "steady":
+        if kind == "pointwise":
+            self.norm_in, self.norm_out = self._pointwise_normalizers()
+        elif self.mode == "steady":
             self.norm_in = ChannelNormalizer(self.io["in_channels"], kind)
             self.norm_out = ChannelNormalizer(self.io["out_channels"], kind)
         else:
@@ -212,6 +214,18 @@ class NeuralOperatorModule(pl.LightningModule):
             if key in params and key not in cfg:
                 cfg[key] = value
         return cfg
+
+    def _pointwise_normalizers(self) -> Tuple[PointwiseNormalizer, PointwiseNormalizer]:
+        """Per-grid-point normalisers of inputs and outputs (``normalization: pointwise``, the FNO
+        scripts' ``UnitGaussianNormalizer``): steady ``(C, X, Y)``; direct ``(T_in | T_out, C, X, Y)``."""
+        grid = tuple(self.io["grid_shape"])
+        if self.mode == "steady":
+            return (PointwiseNormalizer((self.io["in_channels"],) + grid),
+                    PointwiseNormalizer((self.io["out_channels"],) + grid))
+        if self.mode != "direct":
+            raise ValueError("normalization 'pointwise' needs steady data or data.mode: direct")
+        c = self.io["channels"]
+        return (PointwiseNormalizer((self.io["t_in"], c) + grid), PointwiseNormalizer((self.io["t_out"], c) + grid))
 
     def _boundary_and_box(self) -> Tuple[str, Tuple[float, float], bool]:
         grid = self.io["grid"]
@@ -384,7 +398,7 @@ class NeuralOperatorModule(pl.LightningModule):
             if dm is None or not hasattr(dm, "normalization_statistics"):
                 raise ValueError("the normalisation is not fitted and there is no neuralops data module to fit it")
             stats = dm.normalization_statistics()
-            if self.mode == "steady":
+            if "input" in stats:        # steady pairs, or pointwise statistics of a window
                 self.norm_in.set_statistics(*stats["input"])
                 self.norm_out.set_statistics(*stats["output"])
             else:
@@ -576,7 +590,7 @@ def load_for_refinement(path: str, map_location: str = "cpu"):
         return norm.encode(v.unsqueeze(2), 2).squeeze(2)
 
     def decode(v: torch.Tensor) -> torch.Tensor:
-        return norm.decode(v.unsqueeze(2), 2).squeeze(2)
+        return module.norm_out.decode(v.unsqueeze(2), 2).squeeze(2)
 
     info = {"encode": encode, "decode": decode, "t_in": io.get("t_in"), "t_out": io.get("t_out"),
             "model_name": module.model_name, "test_indices": io.get("test_indices"), "data_io": io}

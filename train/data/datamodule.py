@@ -39,7 +39,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from datagen.dataset import DatasetError, open_dataset, validate
 
-from .normalization import NORMALIZATIONS, RunningChannelStats
+from .normalization import NORMALIZATIONS, RunningChannelStats, pointwise_statistics
 from .splits import Split, check_disjoint, check_split_type, fit_index_splits, parse_split
 from .windows import SteadyPairs, TrajectoryWindows, all_windows, field_channels, protocol_windows
 
@@ -48,6 +48,11 @@ __all__ = ["SteadyDataModule", "TrajectoryDataModule", "TRAJECTORY_MODES", "CHEC
 TRAJECTORY_MODES = ("direct", "autoregressive")
 CHECKS = ("shallow", "deep", "none")
 SPATIAL = ("x", "y")
+
+
+def _channels(block: np.ndarray, axis: int) -> np.ndarray:
+    """A field read as ``(n, [T,] X, Y)`` or ``(n, [T,] C, X, Y)`` with its channel axis made explicit."""
+    return block if block.ndim == axis + 3 else np.expand_dims(block, axis)
 
 
 class ShardSampler(DistributedSampler):
@@ -316,7 +321,8 @@ class SteadyDataModule(_ContractDataModule):
         inputs, outputs: field names (default: the file's fields with role input / output).
         batch_size: per-process batch; eval_batch_size: for val/test (default batch_size).
         num_workers: DataLoader worker processes (lazy per-sample reads in each).
-        normalization: "gaussian" (per-channel unit Gaussian, train split only) or "none".
+        normalization: "gaussian" (per-channel unit Gaussian, train split only), "none", or
+            "pointwise" (unit Gaussian per grid point of inputs and of outputs, as the FNO scripts).
         seed: seed of the shuffling permutation (with the epoch).
         check: validation of each file before use: "shallow" (header, layout), "deep" (reads
             every chunk: checksums, NaN) or "none".
@@ -372,6 +378,10 @@ class SteadyDataModule(_ContractDataModule):
     def _fit_statistics(self) -> Dict[str, Any]:
         ds = self.reference
         out: Dict[str, Any] = {}
+        if self.normalization == "pointwise":   # (C, X, Y) statistics of inputs and of outputs
+            return {g: pointwise_statistics(np.concatenate([_channels(ds.read(f, c), 1) for f in names], axis=1)
+                                            for c in self._chunks())
+                    for g, names in (("input", self.inputs), ("output", self.outputs))}
         for group, names, n_c in (("input", self.inputs, self.in_channels),
                                   ("output", self.outputs, self.out_channels)):
             stats = RunningChannelStats(n_c)
@@ -461,6 +471,9 @@ class TrajectoryDataModule(_ContractDataModule):
             if not 1 <= self.history <= self.t_in:
                 raise ValueError(f"history={self.history} must be between 1 and t_in={self.t_in}: the rollout "
                                  "starts from the last `history` of the t_in protocol input frames")
+            if normalization == "pointwise":
+                raise ValueError("normalization 'pointwise' needs mode 'direct' (a rollout feeds outputs back as "
+                                 "inputs, which need one per-channel statistics): use 'gaussian'")
             if self.history + self.unroll > self.n_frames:
                 raise ValueError(f"training window history={self.history} + unroll={self.unroll} frames is longer "
                                  f"than the {self.n_frames} frames of the trajectories in {ref.path}")
@@ -489,6 +502,11 @@ class TrajectoryDataModule(_ContractDataModule):
 
     def _fit_statistics(self) -> Dict[str, Any]:
         ds = self.reference
+        if self.normalization == "pointwise":   # (T, C, X, Y) statistics of the window's inputs and outputs
+            a, b = self.start + self.t_in, self.start + self.t_in + self.t_out
+            return {g: pointwise_statistics(np.concatenate([_channels(ds.read(f, c, frames=fr), 2) for f in self.fields],
+                                                           axis=2) for c in self._chunks())
+                    for g, fr in (("input", slice(self.start, a)), ("output", slice(a, b)))}
         fr = self.train_frames()
         stats = RunningChannelStats(self.channels)
         zero: List[int] = []

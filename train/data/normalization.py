@@ -13,22 +13,25 @@ normalises inputs and outputs this way): one ``(mean, std)`` per grid point (and
 channel), the mean and the *sample* standard deviation (``torch.std``, divisor ``N - 1``) over the
 training samples, ``encode(u) = (u - mean) / (std + eps)`` with ``eps = 1e-5``. Its statistics are
 fitted by :class:`RunningPointwiseStats` (streaming, float64). It is bound to the grid (and window)
-it was fitted on. Wiring it into the data module / LightningModule (``normalization: pointwise``)
-is the data module's job: it must fit :class:`RunningPointwiseStats` per sample instead of
-:class:`RunningChannelStats` per channel.
+it was fitted on. ``normalization: pointwise`` in a data module selects it: the data module fits
+:class:`RunningPointwiseStats` on the inputs and on the outputs of the training split (steady pairs,
+or the direct protocol window: ``(t_in, C, X, Y)`` in, ``(t_out, C, X, Y)`` out; autoregressive
+rollouts need one statistics for inputs and outputs and refuse it), and the LightningModule builds
+one :class:`PointwiseNormalizer` for each.
 """
 from __future__ import annotations
 
-from typing import Iterable, Tuple
+from typing import Iterable, Optional, Tuple
 
 import numpy as np
 import torch
 import torch.nn as nn
 
 __all__ = ["ChannelNormalizer", "RunningChannelStats", "PointwiseNormalizer", "RunningPointwiseStats",
-           "NORMALIZATIONS"]
+           "pointwise_statistics", "NORMALIZATIONS"]
 
-NORMALIZATIONS = ("gaussian", "none")
+NORMALIZATIONS = ("gaussian", "none", "pointwise")
+CHANNEL_KINDS = ("gaussian", "none")
 
 
 class RunningChannelStats:
@@ -71,8 +74,9 @@ class ChannelNormalizer(nn.Module):
 
     def __init__(self, n_channels: int, kind: str = "gaussian", eps: float = 1e-12):
         super().__init__()
-        if kind not in NORMALIZATIONS:
-            raise ValueError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {kind!r}")
+        if kind not in CHANNEL_KINDS:
+            raise ValueError(f"a channel normaliser's kind must be one of {', '.join(CHANNEL_KINDS)}, got {kind!r} "
+                             "(pointwise: PointwiseNormalizer)")
         if int(n_channels) < 1:
             raise ValueError(f"n_channels must be positive, got {n_channels}")
         self.kind = kind
@@ -158,6 +162,18 @@ class RunningPointwiseStats:
         return self.mean.copy(), np.sqrt(self.m2 / (self.count - 1))
 
 
+def pointwise_statistics(blocks: Iterable[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
+    """``(mean, std)`` per point of the samples in ``blocks`` (each ``(n, *shape)``), as
+    :class:`RunningPointwiseStats` (sample standard deviation)."""
+    stats = None
+    for block in blocks:
+        stats = stats or RunningPointwiseStats(np.shape(block)[1:])
+        stats.update(block)
+    if stats is None:
+        raise ValueError("no samples were seen: cannot fit pointwise statistics on an empty split")
+    return stats.result()
+
+
 class PointwiseNormalizer(nn.Module):
     """Unit-Gaussian normalisation per grid point (the FNO scripts' ``UnitGaussianNormalizer``).
 
@@ -202,10 +218,11 @@ class PointwiseNormalizer(nn.Module):
                              f"cannot encode a tensor of shape {tuple(x.shape)} (it is bound to its grid "
                              f"and window)")
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
+    def encode(self, x: torch.Tensor, channel_dim: Optional[int] = None) -> torch.Tensor:
+        """``channel_dim`` is ignored (the interface of :class:`ChannelNormalizer`)."""
         self._check(x)
         return (x - self.mean.to(x.dtype)) / (self.std.to(x.dtype) + self.eps)
 
-    def decode(self, x: torch.Tensor) -> torch.Tensor:
+    def decode(self, x: torch.Tensor, channel_dim: Optional[int] = None) -> torch.Tensor:
         self._check(x)
         return x * (self.std.to(x.dtype) + self.eps) + self.mean.to(x.dtype)
