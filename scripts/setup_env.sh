@@ -93,7 +93,7 @@ say "installing Python dependencies"
 "${PIP[@]}" -q "numpy>=1.24" "scipy>=1.10" "h5py>=3.8" "matplotlib>=3.7" \
     "lightning>=2.4,<2.7" "jsonargparse[signatures]>=4.27" "tqdm>=4.60" \
     "pytest>=7" "pytest-timeout>=2" "cython>=3" "tensorboard>=2.14" \
-    "import-linter>=2.1"
+    "import-linter>=2.1" "ruff>=0.6"
 
 # mpi4py must be built against the system MPI (the one PETSc uses), not PyPI's generic wheel.
 if ! have mpi4py.MPI; then
