@@ -93,13 +93,23 @@ def _is_number(tok: str) -> bool:
 
 
 def insert_petsc_options(pairs: list) -> list:
-    """Put ``pairs`` into the options database; returns the names (for :func:`remove_petsc_options`)."""
+    """Put ``pairs`` into the options database; returns the names it added (for :func:`remove_petsc_options`).
+
+    An option already in the database with the same value (given on the command line when PETSc
+    was initialised, see :func:`datagen.cli._init_petsc`) is left as it is: it belongs to the
+    process, keeps PETSc's record of whether it was used (``-options_left``) and is not removed.
+    """
     from petsc4py import PETSc
 
     opts = PETSc.Options()
+    present = opts.getAll()          # getAll does not mark options as used (hasName would)
+    added = []
     for name, value in pairs:
+        if name in present and (present[name] or "") == (value or ""):
+            continue
         opts.setValue(name, "" if value is None else value)
-    return [name for name, _ in pairs]
+        added.append(name)
+    return added
 
 
 def remove_petsc_options(names: list) -> None:
@@ -107,9 +117,31 @@ def remove_petsc_options(names: list) -> None:
     from petsc4py import PETSc
 
     opts = PETSc.Options()
+    present = opts.getAll()
     for name in names:
-        if opts.hasName(name):
+        if name in present:
             opts.delValue(name)
+
+
+#: options PETSc itself reads only when it finishes (PetscFinalize); never reported as unused here
+FINALIZE_OPTIONS = ("options_left", "options_view", "malloc_dump", "malloc_view", "memory_view", "objects_dump")
+
+
+def unused_petsc_options(names: list) -> list:
+    """The option names of ``names`` (without ``-``) that PETSc has not read, in order.
+
+    PETSc marks an option *used* when a solver object queries it (``KSPSetFromOptions``,
+    ``PCSetUp``, ...; ``PETSc.Options().used``); options PETSc reads only when it finishes
+    (:data:`FINALIZE_OPTIONS`) are not counted as unused.
+    """
+    from petsc4py import PETSc
+
+    opts = PETSc.Options()
+    out = []
+    for name in names:
+        if name not in FINALIZE_OPTIONS and not opts.used(name) and name not in out:
+            out.append(name)
+    return out
 
 
 def _reason_name(code: int) -> str:
@@ -155,6 +187,10 @@ class PetscBackend:
             raise ValueError(f"unknown initial guess policy {initial_guess!r}; allowed: {', '.join(INITIAL_GUESSES)}")
         self.method, self.rtol, self.restart, self.recycle = method, float(rtol), int(restart), int(recycle)
         self.max_it, self.initial_guess, self.prefix = int(max_it), initial_guess, options_prefix
+        #: the prefix under which this method reads its -<prefix>ksp_* / -<prefix>pc_* options
+        self.options_prefix = {"lu": "skrlu_", "cg-gamg": "skrcg_"}.get(method, options_prefix)
+        #: whether the backend put -<prefix>pc_type (from ``pc``) into the options database itself
+        self.set_pc_type = bool(pc and method in ("skr", "gmres"))
         if isinstance(pc_reuse, bool) or not isinstance(pc_reuse, (int, np.integer)) or pc_reuse < 1:
             raise ValueError(f"pc_reuse must be an integer >= 1 (systems per preconditioner), got {pc_reuse!r}")
         self.pc_reuse = int(pc_reuse)
@@ -276,6 +312,17 @@ class PetscBackend:
             self._pc.setOptionsPrefix(self.prefix)
             self._pc_configured = False
             self._gcrodr.reset()
+
+    def setup(self) -> None:
+        """Set the solver up on the current operator (``KSPSetUp``, or ``PCSetUp`` for ``skr``)
+        without solving, so that every option the solver reads has been queried (see
+        :func:`unused_petsc_options`). Call :meth:`reset` afterwards to start the solves afresh."""
+        if self._mat is None:
+            raise RuntimeError("set_operator must be called before setup")
+        if self._ksp is not None:
+            self._ksp.setUp()
+        else:
+            self._pc.setUp()
 
     @property
     def mat(self):
