@@ -117,3 +117,20 @@ def test_generate_applies_used_options_and_reports_the_others(tmp_path):
                  progress=False, unused_options="error")
     with pytest.raises(ValueError, match="unused_options must be 'warn' or 'error'"):
         generate(fam, tmp_path / "e.h5", base, progress=False, unused_options="ignore")
+
+
+def test_skr_runs_through_a_ksp_so_its_monitor_view_reason_and_rtol_apply(tmp_path):
+    out = tmp_path / "k.h5"
+    r = run_cli(*darcy_args(out, "skr"), "--", "-skr_ksp_monitor", "-skr_ksp_converged_reason", "-skr_ksp_view",
+                "-skr_ksp_rtol", "1e-11")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.strip() == ""                                 # every option was used: no warning
+    text = r.stdout
+    assert text.count("Residual norms for skr_ solve.") == 3
+    assert text.count("Linear skr_ solve converged due to CONVERGED_RTOL") == 3
+    assert "Python: datagen.krylov.ksp_python.GCRODRKSP" in text and "relative=1e-11" in text
+    with open_dataset(out) as ds:
+        assert ds.spec["solver"]["petsc_options"] == ("-skr_ksp_monitor -skr_ksp_converged_reason -skr_ksp_view "
+                                                      "-skr_ksp_rtol 1e-11")
+        # the stored (true) residuals meet the KSP's tighter tolerance, not only --rtol 1e-8
+        assert np.all(ds.solver("residual") <= 1e-11) and not np.any(ds.solver("fallback"))

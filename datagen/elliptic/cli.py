@@ -8,7 +8,8 @@ Examples::
     mpiexec -n 4 neuralops-datagen darcy3d --n 400 --resolution 66 --out data/darcy3d.h5
 
 PETSc options go to the options database: everything after ``--`` or the ``--petsc "..."`` string.
-The Krylov methods (skr, gmres) read ``-skr_*`` (e.g. ``-skr_pc_type``), the direct solver
+The Krylov methods (skr, gmres) read ``-skr_*`` (e.g. ``-skr_pc_type``; skr is a KSP of type python,
+so ``-skr_ksp_monitor``, ``-skr_ksp_view``, ``-skr_ksp_gcrodr_*`` apply too), the direct solver
 ``-skrlu_*``, CG + GAMG ``-skrcg_*``. They are given to PETSc when it starts, as on any PETSc
 program's command line, so ``-log_view``, ``-options_left``, ``-info`` work. An option the solver
 does not read (a misspelling, the wrong prefix) gets a one-line warning (an error with
