@@ -97,7 +97,7 @@ def _init_petsc(argv: list[str] | None = None) -> None:
         # the generator reports an unused option in one line (datagen.elliptic.generator.check_petsc_options);
         # PETSc's own report at exit is what -options_left asks for
         extra += ["-options_left", "0"]
-    petsc4py.init([sys.argv[0] if sys.argv and sys.argv[0] else "neuralops-datagen", "-no_signal_handler", *extra])
+    petsc4py.init(["-no_signal_handler", *extra])   # petsc4py puts the program name in front itself
 
 
 def main(argv: list[str] | None = None) -> int:
