@@ -139,3 +139,13 @@ def test_skr_runs_through_a_ksp_so_its_monitor_view_reason_and_rtol_apply(tmp_pa
                                                       "-skr_ksp_rtol 1e-11")
         # the stored (true) residuals meet the KSP's tighter tolerance, not only --rtol 1e-8
         assert np.all(ds.solver("residual") <= 1e-11) and not np.any(ds.solver("fallback"))
+
+
+@pytest.mark.parametrize("solver,prefix", [("skr", "skr_"), ("gmres", "skr_"), ("cg-gamg", "skrcg_")])
+def test_a_ksp_rtol_looser_than_the_run_tolerance_is_refused(tmp_path, solver, prefix):
+    cfg = GenerationConfig(n_samples=2, solver=solver, rtol=1e-8, petsc_options=f"-{prefix}ksp_rtol 1e-4")
+    with pytest.raises(ValueError, match=rf"-{prefix}ksp_rtol 0.0001 is looser than the run's tolerance 1e-08.*"
+                                         r"--rtol 0.0001"):
+        generate(Darcy(17), tmp_path / "r.h5", cfg, progress=False)
+    assert not (tmp_path / "r.h5.partial").exists()
+    assert f"{prefix}ksp_rtol" not in _database()

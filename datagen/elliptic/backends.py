@@ -253,6 +253,11 @@ class PetscBackend:
         if method == "skr" and (ksp.getType() != "python" or not hasattr(ksp.getPythonContext(), "last_result")):
             raise ValueError(f"options {self.prefix}ksp_type/{self.prefix}ksp_python_type changed the skr solver "
                              f"(GCRO-DR) to {ksp.getType()!r}; use --solver gmres etc. for other methods")
+        ksp_rtol = ksp.getTolerances()[0]
+        if method != "lu" and ksp_rtol > self.rtol * (1 + 1e-12):
+            raise ValueError(f"-{ksp.getOptionsPrefix()}ksp_rtol {ksp_rtol:g} is looser than the run's tolerance "
+                             f"{self.rtol:g}, which every stored sample's true residual must meet (each solve would "
+                             f"end in the direct fallback); set --rtol {ksp_rtol:g} instead")
         if method == "gmres" and ksp.getType() != "gmres":
             raise ValueError(f"options {self.prefix}ksp_type changed the GMRES baseline to {ksp.getType()!r}")
         return ksp
