@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import warnings
 
@@ -53,12 +54,38 @@ def _takes_family(mod) -> bool:
     return len(inspect.signature(mod.add_arguments).parameters) >= 2
 
 
-def _init_petsc() -> None:
-    """Initialise PETSc without its signal handler, before anything imports ``petsc4py.PETSc``.
+def _petsc_command_line(argv: list[str]) -> list[str]:
+    """The PETSc options of a command line: the ``--petsc "..."`` string and everything after ``--``.
+
+    They are handed to ``PetscInitialize`` as on any PETSc program's command line, so options
+    PETSc reads when it starts or finishes (``-log_view``, ``-options_left``, ``-info``, ...) work.
+    Returns ``[]`` when they do not parse as PETSc options (the generator then reports the error).
+    """
+    import shlex
+
+    tokens = []
+    for i, tok in enumerate(argv):
+        if tok == "--":
+            tokens += argv[i + 1:]
+            break
+        if tok == "--petsc" and i + 1 < len(argv):
+            tokens = shlex.split(argv[i + 1]) + tokens if argv[i + 1].strip() else tokens
+        elif tok.startswith("--petsc="):
+            tokens = shlex.split(tok[len("--petsc="):]) + tokens
+    if not tokens or not tokens[0].startswith("-") or any(t in ("-", "--") for t in tokens):
+        return []
+    return tokens
+
+
+def _init_petsc(argv: list[str] | None = None) -> None:
+    """Initialise PETSc without its signal handler, before anything imports ``petsc4py.PETSc``,
+    with the PETSc options of the command line ``argv`` (:func:`_petsc_command_line`).
 
     PETSc's handler would catch SIGTERM (and crash signals) itself, print its error trace and
     abort, pre-empting the flush of finished samples; with ``-no_signal_handler`` the signals
-    reach Python (see :func:`main`). Does nothing without petsc4py or once PETSc is initialised.
+    reach Python (see :func:`main`). Does nothing without petsc4py or once PETSc is initialised
+    (options then reach the database when the generator inserts them; ``-log_view`` and
+    ``-options_left`` only work when they are given at initialisation).
     """
     if "petsc4py.PETSc" in sys.modules:
         return
@@ -66,7 +93,16 @@ def _init_petsc() -> None:
         import petsc4py
     except ImportError:
         return
-    petsc4py.init(["-no_signal_handler"])   # petsc4py puts the program name in front itself
+    try:
+        extra = _petsc_command_line(list(sys.argv[1:] if argv is None else argv))
+    except ValueError:       # unbalanced quotes in --petsc: the generator reports it
+        extra = []
+    asked = " ".join(extra + [os.environ.get("PETSC_OPTIONS", "")])
+    if extra and "-options_left" not in asked:
+        # the generator reports an unused option in one line (datagen.elliptic.generator.check_petsc_options);
+        # PETSc's own report at exit is what -options_left asks for
+        extra += ["-options_left", "0"]
+    petsc4py.init(["-no_signal_handler", *extra])   # petsc4py puts the program name in front itself
 
 
 def chosen_family(argv: list[str]) -> str | None:
@@ -85,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     from datagen.dataset import Interrupted, interruptible
 
     argv = sys.argv[1:] if argv is None else list(argv)
-    _init_petsc()
+    _init_petsc(argv)
     parser = build_parser(families=(chosen_family(argv),))
     args = parser.parse_args(argv)
     prog = f"neuralops-datagen {args.family}"

@@ -7,7 +7,10 @@ LU ordering/fill and knows the operator changed); ``solve(b, x0)`` returns the s
 after the solve, never the solver's own estimate.
 
 Methods (``METHODS``):
-- ``skr``      GCRO-DR(m, k) from :mod:`datagen.krylov` (recycled space kept across solves), right PC.
+- ``skr``      GCRO-DR(m, k) from :mod:`datagen.krylov` (recycled space kept across solves), right PC,
+               run as a PETSc KSP of type ``python`` (:class:`datagen.krylov.ksp_python.GCRODRKSP`), so
+               ``-skr_ksp_monitor``, ``-skr_ksp_converged_reason``, ``-skr_ksp_view``, ``-skr_ksp_rtol``,
+               ``-skr_ksp_gcrodr_*`` work as for any KSP.
 - ``gmres``    PETSc KSPGMRES(m), right PC, unpreconditioned-norm stopping (the fair baseline).
 - ``lu``       PETSc sparse LU (``-pc_type lu``, nested-dissection ordering); the symbolic factorisation is
                reused while the sparsity pattern is unchanged, only the numeric one is redone.
@@ -23,8 +26,8 @@ direct solver (SciPy ``splu``).
 PC reuse (``pc_reuse = K``): for skr and gmres a preconditioner built for one matrix serves up to
 ``K`` consecutive (sorted) matrices before it is rebuilt (``1``: rebuilt for every matrix, SKR as
 published); for cg-gamg ``K > 1`` keeps GAMG's interpolation for the whole run (only the coarse
-operators and smoothers are recomputed). The backend owns the PC of ``skr`` and passes it to
-``GCRODR.solve(..., pc=...)``.
+operators and smoothers are recomputed). The PC is the KSP's for every method (for ``skr`` the
+GCRO-DR context applies the KSP's PC).
 Initial guess (``initial_guess``): ``zero``, or ``previous`` (the last solution of this backend, the
 natural choice along a sorted order); an explicit ``x0`` (a heat step's previous state) wins.
 """
@@ -93,13 +96,23 @@ def _is_number(tok: str) -> bool:
 
 
 def insert_petsc_options(pairs: list) -> list:
-    """Put ``pairs`` into the options database; returns the names (for :func:`remove_petsc_options`)."""
+    """Put ``pairs`` into the options database; returns the names it added (for :func:`remove_petsc_options`).
+
+    An option already in the database with the same value (given on the command line when PETSc
+    was initialised, see :func:`datagen.cli._init_petsc`) is left as it is: it belongs to the
+    process, keeps PETSc's record of whether it was used (``-options_left``) and is not removed.
+    """
     from petsc4py import PETSc
 
     opts = PETSc.Options()
+    present = opts.getAll()          # getAll does not mark options as used (hasName would)
+    added = []
     for name, value in pairs:
+        if name in present and (present[name] or "") == (value or ""):
+            continue
         opts.setValue(name, "" if value is None else value)
-    return [name for name, _ in pairs]
+        added.append(name)
+    return added
 
 
 def remove_petsc_options(names: list) -> None:
@@ -107,9 +120,31 @@ def remove_petsc_options(names: list) -> None:
     from petsc4py import PETSc
 
     opts = PETSc.Options()
+    present = opts.getAll()
     for name in names:
-        if opts.hasName(name):
+        if name in present:
             opts.delValue(name)
+
+
+#: options PETSc itself reads only when it finishes (PetscFinalize); never reported as unused here
+FINALIZE_OPTIONS = ("options_left", "options_view", "malloc_dump", "malloc_view", "memory_view", "objects_dump")
+
+
+def unused_petsc_options(names: list) -> list:
+    """The option names of ``names`` (without ``-``) that PETSc has not read, in order.
+
+    PETSc marks an option *used* when a solver object queries it (``KSPSetFromOptions``,
+    ``PCSetUp``, ...; ``PETSc.Options().used``); options PETSc reads only when it finishes
+    (:data:`FINALIZE_OPTIONS`) are not counted as unused.
+    """
+    from petsc4py import PETSc
+
+    opts = PETSc.Options()
+    out = []
+    for name in names:
+        if name not in FINALIZE_OPTIONS and not opts.used(name) and name not in out:
+            out.append(name)
+    return out
 
 
 def _reason_name(code: int) -> str:
@@ -155,6 +190,10 @@ class PetscBackend:
             raise ValueError(f"unknown initial guess policy {initial_guess!r}; allowed: {', '.join(INITIAL_GUESSES)}")
         self.method, self.rtol, self.restart, self.recycle = method, float(rtol), int(restart), int(recycle)
         self.max_it, self.initial_guess, self.prefix = int(max_it), initial_guess, options_prefix
+        #: the prefix under which this method reads its -<prefix>ksp_* / -<prefix>pc_* options
+        self.options_prefix = {"lu": "skrlu_", "cg-gamg": "skrcg_"}.get(method, options_prefix)
+        #: whether the backend put -<prefix>pc_type (from ``pc``) into the options database itself
+        self.set_pc_type = bool(pc and method in ("skr", "gmres"))
         if isinstance(pc_reuse, bool) or not isinstance(pc_reuse, (int, np.integer)) or pc_reuse < 1:
             raise ValueError(f"pc_reuse must be an integer >= 1 (systems per preconditioner), got {pc_reuse!r}")
         self.pc_reuse = int(pc_reuse)
@@ -169,28 +208,26 @@ class PetscBackend:
         self._pattern = None
         self._last_x = None
         self._ksp = None
-        self._gcrodr = None
-        self._pc = None
-        self._pc_configured = False
-        if method == "skr":
-            try:
-                from datagen.krylov import GCRODR
-            except ImportError as err:
-                raise ValueError(f"solver 'skr' needs datagen.krylov.GCRODR, which cannot be imported ({err})") from None
-            self._gcrodr = GCRODR(restart=self.restart, recycle=self.recycle, rtol=self.rtol, atol=0.0,
-                                  max_it=self.max_it, pc_side="right", comm=self.comm, options_prefix=options_prefix)
-            # the backend owns the PC (passed to every solve) so that PC reuse is decided in one place for
-            # skr and gmres alike: PETSc re-sets-up a PC whose matrix changed unless told to reuse it
-            self._pc = PETSc.PC().create(comm=self.comm)
-            self._pc.setOptionsPrefix(options_prefix)
-        else:
-            self._ksp = self._make_ksp(method)
+        self._ksp = self._make_ksp(method)
 
     # -- set-up -----------------------------------------------------------------------------------
     def _make_ksp(self, method: str):
         PETSc = self._PETSc
         ksp = PETSc.KSP().create(comm=self.comm)
-        if method == "lu":
+        if method == "skr":
+            # GCRO-DR as a KSP of type python under the skr_ prefix: PETSc's -skr_ksp_monitor,
+            # -skr_ksp_converged_reason, -skr_ksp_view, -skr_ksp_rtol, ... apply; the recycled space
+            # lives in the context across solves (datagen.krylov.ksp_python)
+            try:
+                from datagen.krylov.ksp_python import GCRODRKSP
+            except ImportError as err:
+                raise ValueError(f"solver 'skr' needs datagen.krylov.GCRODR, which cannot be imported ({err})") from None
+            ksp.setOptionsPrefix(self.prefix)
+            ksp.setType("python")
+            ksp.setPythonContext(GCRODRKSP(restart=self.restart, recycle=self.recycle))
+            ksp.setPCSide(PETSc.PC.Side.RIGHT)
+            ksp.setTolerances(rtol=self.rtol, atol=0.0, max_it=self.max_it)
+        elif method == "lu":
             ksp.setOptionsPrefix("skrlu_")
             ksp.setType("preonly")
             ksp.getPC().setType("lu")
@@ -213,6 +250,14 @@ class PetscBackend:
             ksp.setNormType(PETSc.KSP.NormType.UNPRECONDITIONED)
             ksp.setTolerances(rtol=self.rtol, atol=0.0, max_it=self.max_it)
         ksp.setFromOptions()
+        if method == "skr" and (ksp.getType() != "python" or not hasattr(ksp.getPythonContext(), "last_result")):
+            raise ValueError(f"options {self.prefix}ksp_type/{self.prefix}ksp_python_type changed the skr solver "
+                             f"(GCRO-DR) to {ksp.getType()!r}; use --solver gmres etc. for other methods")
+        ksp_rtol = ksp.getTolerances()[0]
+        if method != "lu" and ksp_rtol > self.rtol * (1 + 1e-12):
+            raise ValueError(f"-{ksp.getOptionsPrefix()}ksp_rtol {ksp_rtol:g} is looser than the run's tolerance "
+                             f"{self.rtol:g}, which every stored sample's true residual must meet (each solve would "
+                             f"end in the direct fallback); set --rtol {ksp_rtol:g} instead")
         if method == "gmres" and ksp.getType() != "gmres":
             raise ValueError(f"options {self.prefix}ksp_type changed the GMRES baseline to {ksp.getType()!r}")
         return ksp
@@ -249,15 +294,8 @@ class PetscBackend:
         # exact; GAMG keeps its interpolation instead, see _make_ksp)
         reuse = same and self.method in ("skr", "gmres") and self._systems_on_pc < self.pc_reuse
         self._systems_on_pc = self._systems_on_pc + 1 if reuse else 1
-        if self._ksp is not None:
-            self._ksp.setOperators(self._mat)
-            self._ksp.getPC().setReusePreconditioner(reuse)
-        else:
-            self._pc.setOperators(self._mat, self._mat)
-            if not self._pc_configured:
-                self._pc.setFromOptions()
-                self._pc_configured = True
-            self._pc.setReusePreconditioner(reuse)
+        self._ksp.setOperators(self._mat)
+        self._ksp.getPC().setReusePreconditioner(reuse)
 
     def _resize(self) -> None:
         """Drop every object tied to the old operator size: Mat, KSP or PC, recycled space."""
@@ -267,15 +305,16 @@ class PetscBackend:
         self._pattern = None
         self._last_x = None
         self._systems_on_pc = 0
-        if self._ksp is not None:
-            self._ksp.destroy()
-            self._ksp = self._make_ksp(self.method)
-        else:
-            self._pc.destroy()
-            self._pc = PETSc.PC().create(comm=self.comm)
-            self._pc.setOptionsPrefix(self.prefix)
-            self._pc_configured = False
-            self._gcrodr.reset()
+        self._ksp.destroy()
+        self._ksp = self._make_ksp(self.method)   # skr: a new context, an empty recycled space
+
+    def setup(self) -> None:
+        """Set the solver up on the current operator (``KSPSetUp``, or ``PCSetUp`` for ``skr``)
+        without solving, so that every option the solver reads has been queried (see
+        :func:`unused_petsc_options`). Call :meth:`reset` afterwards to start the solves afresh."""
+        if self._mat is None:
+            raise RuntimeError("set_operator must be called before setup")
+        self._ksp.setUp()
 
     @property
     def mat(self):
@@ -286,8 +325,8 @@ class PetscBackend:
         solution, and rebuild the preconditioner for the next operator (also under PC reuse, and
         GAMG's kept interpolation for ``cg-gamg``), so that the following solves do not depend on
         anything solved before the reset (bit-for-bit reproducible blocks)."""
-        if self._gcrodr is not None:
-            self._gcrodr.reset()
+        if self.method == "skr":
+            self._ksp.getPythonContext().reset(self._ksp)      # the recycled space
         self._last_x = None
         # the next set_operator rebuilds the PC whatever pc_reuse says
         self._systems_on_pc = self.pc_reuse
@@ -314,16 +353,15 @@ class PetscBackend:
             xv.set(0.0)
         t0 = time.perf_counter()
         skipped, dropped = 0, False
-        if self._gcrodr is not None:
-            res = self._gcrodr.solve(self._mat, bv, xv, pc=self._pc)
+        self._ksp.setInitialGuessNonzero(x0 is not None and self.method != "lu")
+        self._ksp.solve(bv, xv)
+        iterations, reason = int(self._ksp.getIterationNumber()), _reason_name(self._ksp.getConvergedReason())
+        if self.method == "lu":
+            iterations = 1
+        elif self.method == "skr":
+            res = self._ksp.getPythonContext().last_result
             iterations, reason = int(res.iterations), str(res.reason)
             skipped, dropped = int(res.updates_skipped), bool(res.space_dropped)
-        else:
-            self._ksp.setInitialGuessNonzero(x0 is not None and self.method != "lu")
-            self._ksp.solve(bv, xv)
-            iterations, reason = int(self._ksp.getIterationNumber()), _reason_name(self._ksp.getConvergedReason())
-            if self.method == "lu":
-                iterations = 1
         seconds = time.perf_counter() - t0
         residual = self.true_residual(bv, xv)
         x = xv.getArray().copy()
@@ -344,10 +382,12 @@ class PetscBackend:
         return float(out)
 
     def destroy(self) -> None:
-        for obj in (self._ksp, self._pc, self._mat):
+        if self.method == "skr" and self._ksp is not None and self._ksp.getPythonContext().solver is not None:
+            self._ksp.getPythonContext().solver.destroy()     # its Vec wrappers and blocks
+        for obj in (self._ksp, self._mat):
             if obj is not None:
                 obj.destroy()
-        self._ksp = self._pc = self._mat = None
+        self._ksp = self._mat = None
         PETSc = self._PETSc
         if self.method == "cg-gamg" and self.pc_reuse > 1 and PETSc.Options().hasName("skrcg_pc_gamg_reuse_interpolation"):
             PETSc.Options().delValue("skrcg_pc_gamg_reuse_interpolation")

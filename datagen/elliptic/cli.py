@@ -8,8 +8,13 @@ Examples::
     mpiexec -n 4 neuralops-datagen darcy3d --n 400 --resolution 66 --out data/darcy3d.h5
 
 PETSc options go to the options database: everything after ``--`` or the ``--petsc "..."`` string.
-The Krylov methods (skr, gmres) read ``-skr_*`` (e.g. ``-skr_pc_type``), the direct solver
-``-skrlu_*``, CG + GAMG ``-skrcg_*``.
+The Krylov methods (skr, gmres) read ``-skr_*`` (e.g. ``-skr_pc_type``; skr is a KSP of type python,
+so ``-skr_ksp_monitor``, ``-skr_ksp_view``, ``-skr_ksp_gcrodr_*`` apply too), the direct solver
+``-skrlu_*``, CG + GAMG ``-skrcg_*``. They are given to PETSc when it starts, as on any PETSc
+program's command line, so ``-log_view``, ``-options_left``, ``-info`` work. An option the solver
+does not read (a misspelling, the wrong prefix) gets a one-line warning (an error with
+``--strict-petsc-options``) and is left out of the spec's ``petsc_options``, which records only
+the options PETSc used (the others are listed in ``petsc_options_unused``).
 
 ``--set KEY=VALUE`` (repeatable; VALUE is JSON, or a bare string) sets any documented family option
 (:data:`FAMILY_OPTIONS`, e.g. Poisson's ``boundary_alpha``, which has no flag) or solver setting
@@ -128,6 +133,9 @@ def add_arguments(parser: argparse.ArgumentParser, family: str) -> None:
                    help="reset the recycled space every BLOCK systems of the sorted order, so resumed and MPI runs "
                         "give bit-identical files (0 = never; default %(default)s)")
     s.add_argument("--petsc", default="", help='PETSc options string, e.g. "-skr_pc_factor_levels 1"')
+    s.add_argument("--strict-petsc-options", action="store_true",
+                   help="a PETSc option the solver does not read (misspelled, wrong prefix) is an error "
+                        "(default: a one-line warning; unused options are never recorded as applied)")
     s.add_argument("petsc_args", nargs="*", metavar="-- PETSC_OPTIONS",
                    help="PETSc options after --, e.g. -- -skr_pc_type gamg")
     p = parser.add_argument_group(f"{family} problem")
@@ -218,7 +226,8 @@ def run(args) -> int:
         return 2
     try:
         summary = generate(family, out, config, resume=args.resume, overwrite=args.overwrite, comm=comm,
-                           progress=not args.no_progress, max_new=args.max_new)
+                           progress=not args.no_progress, max_new=args.max_new,
+                           unused_options="error" if getattr(args, "strict_petsc_options", False) else "warn")
     except (ValueError, DatasetError, RuntimeError) as err:
         if comm is not None and comm.Get_size() > 1:
             # An error on one rank would leave the others waiting in a collective forever: say

@@ -51,7 +51,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from datagen.elliptic.backends import (INITIAL_GUESSES, METHODS, PetscBackend, SolveStats, insert_petsc_options,
-                                       parse_petsc_options, remove_petsc_options)
+                                       parse_petsc_options, remove_petsc_options, unused_petsc_options)
 from datagen.elliptic.family import EllipticFamily
 from datagen.sorting import AUTO_GREEDY_MAX, ORDERINGS, sort_order
 from datagen.spec_keys import check_keys
@@ -443,24 +443,66 @@ def check_storage_precision(family: EllipticFamily, config: GenerationConfig, so
 
 def generate(family: EllipticFamily, path: str, config: GenerationConfig, *, resume: bool = False,
              overwrite: bool = False, comm=None, progress: bool = True, max_new: Optional[int] = None,
-             stream=None) -> GenerationSummary:
+             stream=None, unused_options: str = "warn") -> GenerationSummary:
     """Generate (or resume) the dataset at ``path``; returns this rank's summary.
 
     ``max_new`` stops after that many newly written samples without finalizing (a resumable partial
     run; used for time-limited jobs and the resume tests).
+    ``unused_options``: what a PETSc option of ``config.petsc_options`` that the solver did not read
+    (see :func:`check_petsc_options`) does: ``"warn"`` (one-line warning) or ``"error"`` (ValueError
+    before anything is written).
     """
 
     config.validate()
+    if unused_options not in ("warn", "error"):
+        raise ValueError(f"unused_options must be 'warn' or 'error', got {unused_options!r}")
     user_options = parse_petsc_options(config.petsc_options)
     inserted = insert_petsc_options(user_options)
     try:
         return _generate(family, path, config, user_options, resume=resume, overwrite=overwrite, comm=comm,
-                         progress=progress, max_new=max_new, stream=stream)
+                         progress=progress, max_new=max_new, stream=stream, unused_options=unused_options)
     finally:
-        remove_petsc_options(inserted + ["skr_pc_type"])
+        # -skr_pc_type is the backend's (from --pc) unless the user gave it
+        remove_petsc_options(inserted + ([] if any(n == "skr_pc_type" for n, _ in user_options) else ["skr_pc_type"]))
 
 
-def _generate(family, path, config, user_options, *, resume, overwrite, comm, progress, max_new, stream):
+def check_petsc_options(family: EllipticFamily, config: GenerationConfig, backend: PetscBackend, index: int,
+                        user_options: list, unused_options: str = "warn", warn: bool = True):
+    """``(applied, unused)``: the user's PETSc options (``[(name, value)]``) that the solver read, as the
+    options string recorded in the spec, and the names of those it did not read.
+
+    The backend is set up (``KSPSetUp``/``PCSetUp``, no solve) on the operator of sample ``index`` (the
+    first of the order, the same on every rank), which queries every option its KSP and PC read,
+    monitors and viewers included; PETSc's record of what was used decides
+    (:func:`datagen.elliptic.backends.unused_petsc_options`). The backend is reset afterwards. Unused
+    options raise ValueError (``unused_options="error"``) or give a one-line warning.
+    """
+    import shlex
+    import warnings
+
+    if not user_options:
+        return "", []
+    sample = _stored_inputs(family, family.sample(config.seed, index), config.dtype)
+    backend.set_operator(family.operator(sample))
+    backend.setup()
+    backend.reset()
+    unused = unused_petsc_options([name for name, _ in user_options])
+    applied = " ".join(f"-{name}" + ("" if value is None else f" {shlex.quote(str(value))}")
+                       for name, value in user_options if name not in unused)
+    if unused:
+        names = ", ".join(f"-{n}" for n in unused)
+        what = (f"PETSc option{'s' if len(unused) > 1 else ''} {names} not used by the {backend.method} solver "
+                f"(it reads -{backend.options_prefix}ksp_* and -{backend.options_prefix}pc_* options); "
+                f"check the spelling and the prefix")
+        if unused_options == "error":
+            raise ValueError(f"{what}, or drop --strict-petsc-options to run with a warning")
+        if warn:
+            warnings.warn(f"{what}; they are not recorded in the dataset spec as applied", stacklevel=2)
+    return applied, unused
+
+
+def _generate(family, path, config, user_options, *, resume, overwrite, comm, progress, max_new, stream,
+              unused_options="warn"):
     from datagen.dataset import DatasetWriter, FieldSpec, Grid
 
     t_start = time.perf_counter()
@@ -511,9 +553,13 @@ def _generate(family, path, config, user_options, *, resume, overwrite, comm, pr
                         "residual": "of the float32-rounded solution, computed in float64",
                         "solve_rtol": solve_rtol})
 
+    applied, unused = check_petsc_options(family, config, backend, int(order[0]), user_options, unused_options,
+                                          warn=rank == 0)
     roles = family.field_roles()
     fields_ = {name: FieldSpec(shape=shape, role=role, dtype=config.dtype) for name, (shape, role) in roles.items()}
     spec = {**family.spec(), "solver": {**asdict(config), "method": method, "auto_reason": auto_reason,
+                                        "petsc_options": applied, **({"petsc_options_unused": [f"-{n}" for n in unused]}
+                                                                     if unused else {}),
                                         "pc_used": pc if method in ("skr", "gmres") else None,
                                         "pc_reuse_used": pc_reuse, "ordering_used": ordering, "pc_side": "right",
                                         "stopping": "||b - A x|| <= rtol ||b|| (true residual)",

@@ -16,8 +16,9 @@
 
 or from Python: ``ksp.setType("python"); ksp.setPythonContext(GCRODRKSP())``.
 
-Semantics: the recycled space lives in the context and survives across ``KSPSolve`` calls
-(``KSPReset`` drops it). Convergence is tested on the true residual,
+Semantics: the recycled space lives in the context and survives across ``KSPSolve`` calls and
+``KSPSetFromOptions`` calls that change no ``-ksp_gcrodr_restart/recycle/reorthogonalize/update_*``
+option (``KSPReset`` drops it). Convergence is tested on the true residual,
 ``||b - A x|| <= max(rtol ||b||, atol)`` (relative to ``||b||``, not to the initial residual),
 after each restart cycle; ``KSPGetResidualNorm`` returns that true norm, ``KSPGetIterationNumber``
 the Arnoldi steps, and a solve that did not converge ends with a negative
@@ -103,9 +104,10 @@ class GCRODRKSP:
         if (reuse_max, reuse_growth, reuse_floor) != (
                 policy.max_systems, policy.iteration_growth, policy.min_baseline):
             self.pc_reuse = PCReusePolicy(reuse_max, reuse_growth, reuse_floor)
-        if changed:
-            self.solver = None
-        self._build(ksp)  # validates the values now, with a clear message
+        if changed or self.solver is None:
+            # only a changed recycling option rebuilds the solver (and drops the recycled space):
+            # a KSPSetFromOptions between solves keeps it. Builds validate the values now.
+            self._build(ksp)
 
     def setUp(self, ksp) -> None:
         if self.solver is None:

@@ -706,3 +706,46 @@ def test_ill_conditioned_recycled_space_is_dropped_and_reported():
     # the next solve is unaffected (a fresh space is built again)
     again = solve_checked(solver, mats[1], 1e-10)
     assert not again.space_dropped and solver.recycle_dim == 6
+
+
+def test_ksp_python_set_from_options_keeps_the_recycled_space_unless_a_recycling_option_changes():
+    """KSPSetFromOptions between solves must not rebuild GCRO-DR (iterations 38, 26, 26 must not become
+    38, 38, 38); changing -ksp_gcrodr_recycle does rebuild it (a fresh start, GMRES-like iterations)."""
+    from datagen.krylov.ksp_python import GCRODRKSP
+
+    mats = sequence(32, 4, seed=21)
+    prefix = "tkspkeep_"
+    opts = PETSc.Options()
+    opts[prefix + "pc_type"] = "ilu"
+
+    def run(set_from_options_each_time, change_at=None):
+        ksp = PETSc.KSP().create(PETSc.COMM_SELF)
+        ksp.setOptionsPrefix(prefix)
+        ksp.setType("python")
+        ksp.setPythonContext(GCRODRKSP(restart=20, recycle=6))
+        ksp.setTolerances(rtol=1e-9, atol=0.0)
+        ksp.setFromOptions()
+        its = []
+        for i, mat in enumerate(mats):
+            if i == change_at:
+                opts[prefix + "ksp_gcrodr_recycle"] = 5
+            if set_from_options_each_time:
+                ksp.setFromOptions()
+            ksp.setOperators(to_petsc(mat))
+            x = vec(np.zeros(mat.shape[0]))
+            ksp.solve(vec(np.ones(mat.shape[0])), x)
+            assert ksp.getConvergedReason() > 0
+            its.append(ksp.getIterationNumber())
+        ksp.destroy()
+        return its
+
+    try:
+        plain = run(False)
+        assert max(plain[1:]) < plain[0]                         # recycling pays on the neighbours
+        assert run(True) == plain                                # the space survived every KSPSetFromOptions
+        changed = run(True, change_at=2)
+        assert changed[:2] == plain[:2] and changed[2] > plain[2]   # a new k: the space starts empty
+    finally:
+        for key in ("pc_type", "ksp_gcrodr_recycle"):
+            if opts.hasName(prefix + key):
+                opts.delValue(prefix + key)
