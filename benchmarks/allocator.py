@@ -164,7 +164,8 @@ def main(argv=None) -> int:
                 out = run_child(case, s, args)
                 runs[s].append(out)
                 print(f"{case:12s} {s:9s} round {r}: {out['samples_per_s']:7.2f} samples/s, "
-                      f"{out['minor_faults_per_step']:10.0f} minor faults/step, kernel {100 * out['kernel_cpu_share']:4.1f}% "
+                      f"{out['minor_faults_per_step']:10.0f} minor faults/step, "
+                      f"kernel {100 * out['kernel_cpu_share']:4.1f}% "
                       f"of CPU, max RSS {out['max_rss_mib']:7.0f} MiB", flush=True)
         summary = {}
         for s, outs in runs.items():
@@ -175,7 +176,7 @@ def main(argv=None) -> int:
                           "max_rss_mib": max(o["max_rss_mib"] for o in outs), "runs": outs}
         base = summary.get("system")
         if base is not None:
-            for s, v in summary.items():
+            for v in summary.values():
                 v["speed_vs_system"] = v["samples_per_s_median"] / base["samples_per_s_median"]
                 v["rss_vs_system"] = v["max_rss_mib"] / base["max_rss_mib"]
         record["cases"][case] = summary

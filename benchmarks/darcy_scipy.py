@@ -44,7 +44,7 @@ def plain_script(method: str, n: int, s: int, rtol: float, out: str) -> None:
     import scipy.sparse.linalg as spla
 
     sys.path.insert(0, ROOT)
-    from datagen.grf import GaussianRandomField     # the same coefficient samples as the toolkit's
+    from datagen.grf import GaussianRandomField  # the same coefficient samples as the toolkit's
 
     grf = GaussianRandomField((s, s), alpha=2.5, tau=7.0, boundary="neumann")
     h, m = 1.0 / (s - 1), s - 2

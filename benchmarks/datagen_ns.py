@@ -40,10 +40,9 @@ import os
 import statistics
 import sys
 import time
-
-import conditions  # benchmarks/conditions.py: records the load at the start
 from typing import Callable, Dict, List, Optional
 
+import conditions  # benchmarks/conditions.py: records the load at the start
 import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -32,9 +32,8 @@ import tempfile
 import time
 import warnings
 
-import numpy as np
-
 import conditions  # noqa: E402  (benchmarks/conditions.py: records the load at the start)
+import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
@@ -88,8 +87,9 @@ def run_family(name, resolution, n, cfg_kw, methods, workdir, log, lu_samples=No
             spec["pc_reuse"] = cfg_kw["pc_reuse"]
         else:
             spec["pc_reuse"] = 1
-        cfg = GenerationConfig(n_samples=n_method, seed=cfg_kw["seed"], pc=spec.pop("pc", cfg_kw["pc"]), rtol=cfg_kw["rtol"],
-                               restart=cfg_kw["restart"], recycle=cfg_kw["recycle"], max_it=cfg_kw["max_it"], **spec)
+        cfg = GenerationConfig(n_samples=n_method, seed=cfg_kw["seed"], pc=spec.pop("pc", cfg_kw["pc"]),
+                               rtol=cfg_kw["rtol"], restart=cfg_kw["restart"], recycle=cfg_kw["recycle"],
+                               max_it=cfg_kw["max_it"], **spec)
         path = os.path.join(workdir, f"{name}_{resolution}_{m}.h5")
         try:
             s = generate(fam, path, cfg, overwrite=True, progress=False)
@@ -118,7 +118,7 @@ def run_family(name, resolution, n, cfg_kw, methods, workdir, log, lu_samples=No
     alts = {m: rows[m]["solve_s"] for m in ALTERNATIVES if m in rows}
     best_alt = min(alts, key=alts.get) if alts else None
     fastest = min(rows, key=lambda m: rows[m]["solve_s"])
-    for m, r in rows.items():
+    for r in rows.values():
         if g:
             r["time_ratio_vs_gmres"] = g["solve_s"] / r["solve_s"]
             r["its_ratio_vs_gmres"] = g["its"] / r["its"] if r["its"] > 0 else None
@@ -133,7 +133,8 @@ def run_family(name, resolution, n, cfg_kw, methods, workdir, log, lu_samples=No
     auto_row = f"{choice.method}-lureuse" if choice.pc == "lu" else choice.method
     auto_ratio = rows[auto_row]["solve_s"] / rows[fastest]["solve_s"] if auto_row in rows else None
     auto = choice.method + (f" (pc {choice.pc})" if choice.pc else "")
-    return {"family": name, "resolution": resolution, "rtol": cfg_kw["rtol"], "unknowns": int(fam.operator(fam.sample(0, 0)).shape[0]),
+    return {"family": name, "resolution": resolution, "rtol": cfg_kw["rtol"],
+            "unknowns": int(fam.operator(fam.sample(0, 0)).shape[0]),
             "n": n, "methods": rows, "failures": failures, "fastest": fastest, "best_alternative": best_alt,
             "skr_iteration_cost_vs_gmres": iteration_cost, "auto_solver": auto,
             "auto_time_vs_fastest": auto_ratio}

@@ -287,7 +287,7 @@ def train_neuralop(args, data_path: str, max_seconds: Optional[float]) -> dict:
 
     times: List[float] = []
     t_start = time.perf_counter()
-    for epoch in range(args.epochs):
+    for _epoch in range(args.epochs):
         if max_seconds is not None and time.perf_counter() - t_start > max_seconds:
             break
         t0 = time.perf_counter()

@@ -35,7 +35,6 @@ import sys
 import time
 
 import conditions  # benchmarks/conditions.py: records the load at the start
-
 import numpy as np
 import scipy.sparse as sp
 

@@ -278,7 +278,8 @@ def table(record: Dict) -> str:
                 r = rows.get(p, {})
                 if "samples_per_s" in r:
                     mem = r["max_memory_allocated"] or r["peak_bytes_above_start"]
-                    cells += [f"{r['samples_per_s']:12.1f}", "n/a".rjust(10) if mem is None else f"{mem / 2 ** 20:10.0f}"]
+                    cells += [f"{r['samples_per_s']:12.1f}",
+                              "n/a".rjust(10) if mem is None else f"{mem / 2 ** 20:10.0f}"]
                 else:
                     cells += ["failed".rjust(12) if "error" in r else "-".rjust(12), "-".rjust(10)]
             lines.append(f"  {name:<10} " + " ".join(cells))

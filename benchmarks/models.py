@@ -189,7 +189,9 @@ def import_neuralop(path: Optional[str]):
     return FNO, getattr(neuralop, "__version__", "unknown")
 
 
-def comparison_cases(batch: int, device: torch.device, FNO) -> List[Tuple[str, nn.Module, nn.Module, torch.Tensor, Callable, Callable]]:
+def comparison_cases(
+    batch: int, device: torch.device, FNO
+) -> List[Tuple[str, nn.Module, nn.Module, torch.Tensor, Callable, Callable]]:
     common = dict(out_channels=1, hidden_channels=20, n_layers=4, lifting_channel_ratio=0,
                   projection_channel_ratio=128 / 20, positional_embedding="grid",
                   non_linearity=torch.nn.functional.relu, norm=None, use_channel_mlp=False,
@@ -253,7 +255,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error("--device cuda requested but torch.cuda.is_available() is False")
     if args.threads:
         torch.set_num_threads(args.threads)
-    names = models.available() if args.models is None else [n.strip().lower() for n in args.models.split(",") if n.strip()]
+    names = (models.available() if args.models is None
+             else [n.strip().lower() for n in args.models.split(",") if n.strip()])
     unknown = [n for n in names if n not in models.available()]
     if unknown:
         parser.error(f"unknown model(s) {', '.join(unknown)}; registered: {', '.join(models.available())}")

@@ -259,7 +259,8 @@ def main(argv=None) -> int:
         json.dump({"benchmark": "spectral refinement of SFNO", "machine": platform.platform(),
                    "threads": torch.get_num_threads(), "device": "cpu",
                    "note": "CPU-sized data and a briefly trained SFNO; loaded shared machine",
-                   "args": vars(args), "recipes": records, "conditions": __import__("conditions").conditions()}, f, indent=1)
+                   "args": vars(args), "recipes": records, "conditions": __import__("conditions").conditions()},
+                  f, indent=1)
     print(f"JSON record: {out}")
     return 0
 

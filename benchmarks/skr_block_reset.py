@@ -23,9 +23,8 @@ import sys
 import tempfile
 import time
 
-import numpy as np
-
 import conditions  # noqa: E402  (benchmarks/conditions.py: records the load at the start)
+import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
@@ -36,7 +35,8 @@ def _ints(text: str, name: str, low: int) -> list:
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise SystemExit(f"skr_block_reset.py: error: --{name} must be comma-separated integers, got {text!r}")
+        raise SystemExit(f"skr_block_reset.py: error: --{name} must be comma-separated integers, "
+                         f"got {text!r}") from None
     if not values or min(values) < low:
         raise SystemExit(f"skr_block_reset.py: error: --{name} needs integers >= {low}, got {text!r}")
     return values

@@ -8,7 +8,8 @@ of the loss every step. The two are interleaved (bare, lightning, bare, lightnin
 load drift on a shared machine hits both, and each epoch is timed separately, by the wall clock and
 by the process CPU time (``time.process_time``; with one torch thread it counts this process's own
 work, so other jobs on a shared machine disturb it far less than the wall clock); the first epoch
-of each run is a warm-up and dropped. The headline overhead is that of the median CPU times. Reported: seconds per epoch of each loop (minimum and median) and the
+of each run is a warm-up and dropped. The headline overhead is that of the median CPU times.
+Reported: seconds per epoch of each loop (minimum and median) and the
 overhead ``lightning / bare - 1`` of the fastest (least-disturbed) epochs, and of the medians.
 
     OMP_NUM_THREADS=1 python benchmarks/training.py [--n 64 --res 64 --epochs 4 --repeats 3]
@@ -24,7 +25,6 @@ import tempfile
 import time
 
 import conditions  # benchmarks/conditions.py: records the load at the start
-
 import numpy as np
 import torch
 
@@ -153,7 +153,8 @@ def main(argv=None) -> int:
                           "bare_epochs": bt, "lightning_epochs": lt}
     result = {
         "benchmark": "training loop overhead (LightningModule vs bare PyTorch, same process)",
-        "model": "mgno", "model_config": cfg, "lightning_logger_and_checkpoints": not args.bare_lightning, "n_train": args.n, "resolution": args.res, "batch": args.batch,
+        "model": "mgno", "model_config": cfg, "lightning_logger_and_checkpoints": not args.bare_lightning,
+        "n_train": args.n, "resolution": args.res, "batch": args.batch,
         "steps_per_epoch": -(-args.n // args.batch), "epochs_timed": len(bare),
         "overhead": summary["cpu"]["overhead_median"], "seconds_per_epoch": summary,
         "conditions": conditions.conditions(),

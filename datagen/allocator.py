@@ -146,7 +146,7 @@ def ensure(log=None) -> None:
         try:
             setting = requested()
         except ValueError as err:
-            raise SystemExit(f"error: {err}")
+            raise SystemExit(f"error: {err}") from err
         if setting is None:
             os.environ[ENV_ACTIVE] = "user-environment"
         else:

@@ -155,7 +155,8 @@ class Grid:
             if name not in coords:
                 raise DatasetError(f"boundary given for axis {name!r}, which is not a grid axis ({list(coords)})")
             if bc not in BOUNDARIES:
-                raise DatasetError(f"boundary {bc!r} of axis {name!r} is not allowed; use one of {', '.join(BOUNDARIES)}")
+                raise DatasetError(f"boundary {bc!r} of axis {name!r} is not allowed; "
+                                   f"use one of {', '.join(BOUNDARIES)}")
         for name in coords:
             if name in SPATIAL_AXES and name not in self.boundary:
                 raise DatasetError(f"spatial axis {name!r} needs a boundary condition ({', '.join(BOUNDARIES)})")
@@ -654,9 +655,11 @@ class DatasetWriter:
         params = dict(params or {})
         solver = dict(solver or {})
         if set(fields) != set(self.fields):
-            raise DatasetError(f"sample {index}: got fields {sorted(fields)}, the dataset declares {sorted(self.fields)}")
+            raise DatasetError(f"sample {index}: got fields {sorted(fields)}, "
+                               f"the dataset declares {sorted(self.fields)}")
         if set(params) != set(self.param_names):
-            raise DatasetError(f"sample {index}: got params {sorted(params)}, the dataset declares {sorted(self.param_names)}")
+            raise DatasetError(f"sample {index}: got params {sorted(params)}, "
+                               f"the dataset declares {sorted(self.param_names)}")
         if set(solver) != set(self.solver_names):
             raise DatasetError(f"sample {index}: got solver values {sorted(solver)}, "
                                f"the dataset declares {sorted(self.solver_names)}")
@@ -675,8 +678,8 @@ class DatasetWriter:
             if "converged" in solver and not bool(solver["converged"]):
                 raise DatasetError(f"sample {index}: solver reports converged=False; an unconverged sample may only "
                                    "be written with invalid_reason=...")
-        for group, values in (("params", params), ("solver", solver)):
-            for k, v in values.items():
+        for values in (params, solver):
+            for v in values.values():
                 _value_dtype(v)  # type check now, not at flush time
         self._buffer.append({"index": index, "fields": arrays, "params": params, "solver": solver,
                              "reason": str(invalid_reason)})
@@ -1569,7 +1572,7 @@ def spec_rtol(spec: Any):
     if not values:
         return None, ""
     if len({v for _, v in values}) > 1:
-        raise DatasetError(f"the spec records two different tolerances: "
+        raise DatasetError("the spec records two different tolerances: "
                            + ", ".join(f"{k}={v:g}" for k, v in values))
     return values[0][1], values[0][0]
 

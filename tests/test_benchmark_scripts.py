@@ -71,7 +71,8 @@ def test_every_benchmark_records_its_conditions_and_none_hard_codes_them():
             assert "conditions()" in text, f"{name} does not record benchmarks/conditions.py's conditions"
             assert "shared, loaded" not in text, f"{name} hard-codes the machine's load"
     proc = subprocess.run([sys.executable, os.path.join(folder, "conditions.py")], capture_output=True, text=True,
-                          env={**{k: v for k, v in ENV.items() if not k.startswith(("MALLOC", "NEURALOPS_ALLOC", "TCMALLOC"))
+                          env={**{k: v for k, v in ENV.items()
+                                  if not k.startswith(("MALLOC", "NEURALOPS_ALLOC", "TCMALLOC"))
                                   and k not in ("LD_PRELOAD", "GLIBC_TUNABLES")},
                                "NEURALOPS_ALLOCATOR_ACTIVE": "tuned", "MALLOC_MMAP_MAX_": "0"}, timeout=60)
     cond = json.loads(proc.stdout)

@@ -77,9 +77,9 @@ def test_gpu_script_without_a_gpu_says_so():
 
 
 def test_fidelity_config_keeps_the_paper_recipe_and_scales_the_schedule(tmp_path):
+    import fidelity
     import yaml
 
-    import fidelity
     from train.cli import CONFIG_DIR
 
     args = fidelity.parse_args(["--preset", "tiny", "--epochs", "50"])

@@ -465,7 +465,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     if len(rows) > 1:
         paths = resolution_report(rows, args.out, args.ckpt)
-        print(f"neuralops-eval: error vs resolution: "
+        print("neuralops-eval: error vs resolution: "
               + ", ".join(f"{_res(r['resolution'])} {r['relative_l2']:.4g}" for r in rows))
         print(f"report: {os.path.abspath(paths['report_md'])}")
     else:

@@ -17,8 +17,8 @@ array with its axes reversed; v5 files are read with ``scipy.io.loadmat``, which
   (``V1e-3`` / ``V1e-5``) or ``--viscosity``. The physics goes into the spec in the generator's own
   form (``viscosity``, ``box`` 1, ``drag`` 0, ``forcing`` ``{"type": "fno", "amplitude": 0.1,
   "wavenumber": 1}``, ``snapshot_interval`` from ``t``; :mod:`datagen.navier_stokes.physics`), so
-  refinement and evaluation read an imported file as they read a generated one. The FNO protocol's "first 10 snapshots" are the first
-  10 frames of ``vorticity`` (``a`` is not one of them).
+  refinement and evaluation read an imported file as they read a generated one. The FNO protocol's
+  "first 10 snapshots" are the first 10 frames of ``vorticity`` (``a`` is not one of them).
 * FNO Darcy (``piececonst_r421_N1024_smooth1.mat``): ``coeff`` ``(N, s, s)`` and ``sol``
   ``(N, s, s)`` on the nodes ``j / (s - 1)`` of the unit square, boundary included. Written as
   ``a`` (input) and ``u`` (output) with Dirichlet axes; ``--subsample r`` keeps every r-th node
@@ -134,7 +134,8 @@ def import_fno_ns(src: str, out: str, viscosity: Optional[float] = None, limit: 
         n = min(n, limit) if limit else n
         nu = viscosity if viscosity is not None else _viscosity_from_name(src)
         if nu is None:
-            raise ValueError(f"cannot read the viscosity from the file name {os.path.basename(src)!r}; pass --viscosity")
+            raise ValueError(f"cannot read the viscosity from the file name {os.path.basename(src)!r}; "
+                             "pass --viscosity")
         t = np.arange(1, nt + 1, dtype=np.float64)
         if "t" in mat.names:
             t = np.asarray(mat.read("t", slice(None)), dtype=np.float64).reshape(-1)[:nt]
@@ -241,7 +242,8 @@ def import_pdebench(src: str, out: str, boundary: Optional[str] = None, limit: O
             coords = {"x": _coords(f, "x-coordinate", nx), "y": _coords(f, "y-coordinate", ny)}
             spec = dict(base, layout="nu (N, X, Y) -> a, tensor (N, 1, X, Y) -> u")
             with DatasetWriter(out, pde="darcy", spec=spec, n_samples=n, seed=0,
-                               fields={"a": FieldSpec((nx, ny), "input", dtype), "u": FieldSpec((nx, ny), "output", dtype)},
+                               fields={"a": FieldSpec((nx, ny), "input", dtype),
+                                       "u": FieldSpec((nx, ny), "output", dtype)},
                                grid=Grid(coords, {"x": bc, "y": bc}), params=[], solver=["converged"],
                                overwrite=overwrite) as w:
                 for sl in _chunks(n, chunk):
@@ -308,8 +310,8 @@ def run(args) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = add_arguments(argparse.ArgumentParser(prog="neuralops-data import",
-                                                   description="Convert a published benchmark file into a neuralops dataset."))
+    parser = add_arguments(argparse.ArgumentParser(
+        prog="neuralops-data import", description="Convert a published benchmark file into a neuralops dataset."))
     return run(parser.parse_args(argv))
 
 

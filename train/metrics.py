@@ -79,7 +79,8 @@ METRIC_DEFINITIONS = {
         "sqrt(E_B(pred_n - true_n) / E_B(true_n)), where E_B sums the Parseval-normalised DFT energy "
         "|u_hat_k|^2 / (X Y)^2 over the modes whose shell round(|k|) lies in B and over all (t, c); "
         "mean over the test samples whose truth has energy in B (more than 1e-10 of its total; "
-        "otherwise the band is empty and reported as null). Bands on the shell index: low [0, 4), mid [4, 12), high [12, inf) unless "
+        "otherwise the band is empty and reported as null). "
+        "Bands on the shell index: low [0, 4), mid [4, 12), high [12, inf) unless "
         "stated otherwise; |k| in units of the x-axis fundamental 2 pi / Lx."),
     "spectral_band_rmse": (
         "Absolute error per wavenumber band: sqrt(E_B(pred - true)) for each (sample, step, channel), "

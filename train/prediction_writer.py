@@ -8,6 +8,7 @@ and a spec naming the checkpoint's model, the source file and split; ``neuralops
 from __future__ import annotations
 
 import os
+
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter

@@ -104,5 +104,5 @@ def run(args: argparse.Namespace) -> int:
                  batch_size=args.batch_size, resume=args.resume, overwrite=args.overwrite,
                  progress=not args.no_progress)
     except (ValueError, DatasetError) as exc:
-        raise SystemExit(f"neuralops-datagen navier-stokes: error: {exc}")
+        raise SystemExit(f"neuralops-datagen navier-stokes: error: {exc}") from exc
     return 0

@@ -61,8 +61,8 @@ from typing import Any, Dict, Mapping, Optional
 
 from .initial import check_initial_spec
 from .resample import check_resample
-from .spectral import FORCINGS
 from .solver import CFL_LIMITS, DT_MODES
+from .spectral import FORCINGS
 from .steppers import STEPPERS
 
 __all__ = ["RECIPES", "FNO_FINAL_TIMES", "SPEC_KEYS", "recipe", "check_spec", "snapshot_times", "OPTIONAL_FIELDS"]

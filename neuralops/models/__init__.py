@@ -3,10 +3,10 @@
 Import order matters only in that every model module must be imported here so that its
 ``@register`` decorator runs.
 """
-from .registry import available, constructor, get, register  # noqa: F401
-
 # Model modules register themselves on import.
 import importlib as _importlib
+
+from .registry import available, constructor, get, register  # noqa: F401
 
 for _mod in ("fno", "sfno", "mgno", "sinenet", "unet"):
     try:

@@ -139,7 +139,8 @@ class UNet(FrameModel):
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         frames, with_time_axis = self._flatten_frames(frames)
-        self._check_grid(frames.shape, 2 ** (self.num_levels - 1), self.padding_mode, self.num_levels, "2**(levels - 1)")
+        self._check_grid(frames.shape, 2 ** (self.num_levels - 1), self.padding_mode, self.num_levels,
+                         "2**(levels - 1)")
         h = self.lift(frames)
         skips = [h]
         for stage in self.down:

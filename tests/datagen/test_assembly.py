@@ -10,9 +10,17 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from datagen.elliptic.assembly import (block_average, diffusion_graph_laplacian, diffusion_system,
-                                       dirichlet_system, dual_volumes, face_weights, interior_mask, scale_and_shift,
-                                       stencil_pattern)
+from datagen.elliptic.assembly import (
+    block_average,
+    diffusion_graph_laplacian,
+    diffusion_system,
+    dirichlet_system,
+    dual_volumes,
+    face_weights,
+    interior_mask,
+    scale_and_shift,
+    stencil_pattern,
+)
 from datagen.elliptic.darcy import Darcy, darcy_system
 from datagen.elliptic.heat import Heat, theta_step_matrices
 from datagen.elliptic.helmholtz import Helmholtz, helmholtz_system
@@ -124,8 +132,8 @@ def test_family_systems_equal_the_sparse_assembly():
 
 def test_families_assemble_the_reference_operator_for_their_samples():
     s = 17
-    for fam in (Darcy(s), Darcy(9, dim=3, coefficient="piecewise"), Heat(s, n_steps=2), Helmholtz(s, bc="neumann", wavenumber=6.0),
-                Poisson(s)):
+    for fam in (Darcy(s), Darcy(9, dim=3, coefficient="piecewise"), Heat(s, n_steps=2),
+                Helmholtz(s, bc="neumann", wavenumber=6.0), Poisson(s)):
         smp = fam.sample(0, 3)
         A = fam.operator(smp)
         if isinstance(fam, Darcy):

@@ -11,8 +11,7 @@ import h5py
 import numpy as np
 import pytest
 
-from datagen.dataset import (DatasetError, DatasetWriter, FieldSpec, Grid, describe, open_dataset,
-                             validate)
+from datagen.dataset import DatasetError, DatasetWriter, FieldSpec, Grid, describe, open_dataset, validate
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -207,7 +206,8 @@ def test_corrupted_and_truncated_files_are_detected(tmp_path):
     trunc = tmp_path / "trunc.h5"
     trunc.write_bytes(bytes(raw[: len(raw) // 3]))
     problems = validate(trunc)
-    assert problems and ("truncated" in problems[0] or "corrupt" in problems[0] or "cannot be read" in " ".join(problems))
+    assert problems and ("truncated" in problems[0] or "corrupt" in problems[0]
+                         or "cannot be read" in " ".join(problems))
     with pytest.raises(DatasetError):
         ds = open_dataset(trunc)
         for i in range(len(ds)):

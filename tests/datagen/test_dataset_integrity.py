@@ -12,8 +12,16 @@ import numpy as np
 import pytest
 
 import datagen.dataset as D
-from datagen.dataset import (DatasetError, DatasetWriter, FieldSpec, Grid, StaleLockWarning, open_dataset,
-                             spec_rtol, validate)
+from datagen.dataset import (
+    DatasetError,
+    DatasetWriter,
+    FieldSpec,
+    Grid,
+    StaleLockWarning,
+    open_dataset,
+    spec_rtol,
+    validate,
+)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))

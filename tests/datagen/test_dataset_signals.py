@@ -75,7 +75,7 @@ def test_a_signal_flushes_finished_samples_and_resume_gives_the_same_file(tmp_pa
     saved = int(m.group(1)) if m else 0
     assert 0 < saved < 300, line       # finished samples were flushed, the run was really cut
     assert not cut.exists() and not (tmp_path / "cut.h5.lock").exists()
-    from datagen.cli import main             # the rest in this process: no second interpreter start-up
+    from datagen.cli import main  # the rest in this process: no second interpreter start-up
 
     assert main([*DARCY, "--out", str(cut), "--resume"]) == 0
     assert f"{saved} already written" in capsys.readouterr().out

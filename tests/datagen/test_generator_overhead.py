@@ -5,10 +5,10 @@ import pytest
 
 pytest.importorskip("petsc4py")
 
-import datagen.elliptic.generator as G                                    # noqa: E402
-from datagen.dataset import open_dataset                                  # noqa: E402
-from datagen.elliptic.darcy import Darcy                                  # noqa: E402
-from datagen.elliptic.poisson import Poisson                              # noqa: E402
+import datagen.elliptic.generator as G  # noqa: E402
+from datagen.dataset import open_dataset  # noqa: E402
+from datagen.elliptic.darcy import Darcy  # noqa: E402
+from datagen.elliptic.poisson import Poisson  # noqa: E402
 
 
 class Counting:

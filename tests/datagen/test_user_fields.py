@@ -69,7 +69,8 @@ def test_helmholtz_wavenumber_and_source_and_poisson_heat_sources(tmp_path):
         user = UserFields(cls(9), {role: (str(tmp_path / "x.npy"), None)})
         # the other inputs (Poisson's boundary data g, heat's u0) still come from the seed
         np.testing.assert_array_equal(user.sample(3, 1).inputs[name], x[1])
-        np.testing.assert_array_equal(direct_solve(user, user.sample(0, 1))["u"], direct_solve(fam, fam.sample(0, 1))["u"])
+        np.testing.assert_array_equal(direct_solve(user, user.sample(0, 1))["u"],
+                                      direct_solve(fam, fam.sample(0, 1))["u"])
 
 
 def test_bad_fields_are_refused_with_one_line(tmp_path):

@@ -4,8 +4,17 @@ import math
 import pytest
 import torch
 
-from neuralops.losses import (LpLoss, SobolevLoss, lp_error, lp_norm, relative_lp_error,
-                              relative_sobolev_error, sine_coefficients, sobolev_error, sobolev_norm)
+from neuralops.losses import (
+    LpLoss,
+    SobolevLoss,
+    lp_error,
+    lp_norm,
+    relative_lp_error,
+    relative_sobolev_error,
+    sine_coefficients,
+    sobolev_error,
+    sobolev_norm,
+)
 
 S_VALUES = [-2, -1, -0.5, 0, 1, 2]
 F64 = torch.float64
@@ -59,7 +68,8 @@ def test_dirichlet_single_sine_modes(s, box):
     # 1-d
     u = torch.sin(math.pi * 4 * x / box)[None]
     expected = box / 2 * (1 + math.pi ** 2 * 16 / box ** 2) ** s
-    assert sobolev_norm(u, s, dim=1, box=box, boundary="dirichlet", squared=True).item() == pytest.approx(expected, rel=1e-12)
+    assert (sobolev_norm(u, s, dim=1, box=box, boundary="dirichlet", squared=True).item()
+            == pytest.approx(expected, rel=1e-12))
 
 
 def test_sine_coefficients_match_the_dst_matrix():

@@ -5,7 +5,7 @@ import torch.nn.functional as F
 
 from neuralops import models
 from neuralops.layers.multigrid import MultigridVCycle, vcycle_level_sizes
-from neuralops.layers.padding import PaddedConvTranspose2d, padded_conv2d, pad2d
+from neuralops.layers.padding import PaddedConvTranspose2d, pad2d, padded_conv2d
 from neuralops.models.mgno import DARCY_SMOOTHING, FunctionValuedBias, MgNO, MgNOTimeStepper
 
 
@@ -241,7 +241,7 @@ def _ref_mgconv(f, vc, smoothing, mode="circular"):
     levels = len(smoothing)
     us, fs = [], []
     u = None
-    for level, (pre, _post) in enumerate(smoothing):
+    for level, (_pre, _post) in enumerate(smoothing):
         if level > 0:
             u = _circ(u, vc.restrict_u[level - 1], 2, mode)   # Pi
             f = _circ(f, vc.restrict_f[level - 1], 2, mode)   # R (the right-hand side itself)

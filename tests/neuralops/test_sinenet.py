@@ -205,6 +205,7 @@ def test_sinenet_equals_the_reference_functional_form():
     with torch.no_grad():
         for mod in model.modules():
             if isinstance(mod, torch.nn.GroupNorm):
-                mod.weight.normal_(); mod.bias.normal_()
+                mod.weight.normal_()
+                mod.bias.normal_()
     x = torch.randn(2, 6, 16, 16, dtype=torch.float64)
     torch.testing.assert_close(model(x), _ref_sinenet(model, x), rtol=1e-11, atol=1e-11)

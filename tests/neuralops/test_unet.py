@@ -173,18 +173,22 @@ def _ref_unetmod(model, x, mults, n_blocks):
     skips, k = [h], 0
     for level in range(len(mults)):
         for _ in range(n_blocks):
-            h = _res(h, model.down[k]); k += 1
+            h = _res(h, model.down[k])
+            k += 1
             skips.append(h)
         if level < len(mults) - 1:
-            h = F.conv2d(h, model.down[k].weight, model.down[k].bias, stride=2, padding=1); k += 1
+            h = F.conv2d(h, model.down[k].weight, model.down[k].bias, stride=2, padding=1)
+            k += 1
             skips.append(h)
     h = _res(_res(h, model.middle[0]), model.middle[1])
     k = 0
     for level in reversed(range(len(mults))):
         for _ in range(n_blocks + 1):
-            h = _res(torch.cat([h, skips.pop()], dim=1), model.up[k]); k += 1
+            h = _res(torch.cat([h, skips.pop()], dim=1), model.up[k])
+            k += 1
         if level > 0:
-            up = model.up[k]; k += 1
+            up = model.up[k]
+            k += 1
             h = F.conv_transpose2d(h, up.weight, up.bias, stride=2, padding=1)
     h = F.gelu(F.group_norm(h, 8, model.head_norm.weight, model.head_norm.bias))
     return F.conv2d(h, model.head.weight, model.head.bias, padding=1)
@@ -197,7 +201,8 @@ def test_unet_mod_equals_the_reference_functional_form():
     with torch.no_grad():
         for mod in model.modules():
             if isinstance(mod, torch.nn.GroupNorm):
-                mod.weight.normal_(); mod.bias.normal_()
+                mod.weight.normal_()
+                mod.bias.normal_()
     x = torch.randn(2, 6, 16, 16, dtype=torch.float64)
     torch.testing.assert_close(model(x), _ref_unetmod(model, x, mults, 2), rtol=1e-12, atol=1e-12)
     # the toolkit's own unet is a different network

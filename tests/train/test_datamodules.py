@@ -3,12 +3,11 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from train_helpers import write_steady, write_trajectories
 
 from datagen.dataset import DatasetError
 from train.data import ChannelNormalizer, RunningChannelStats, SteadyDataModule, TrajectoryDataModule
 from train.data.windows import all_windows
-
-from train_helpers import write_steady, write_trajectories
 
 
 @pytest.fixture(scope="module")

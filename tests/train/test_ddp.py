@@ -7,7 +7,6 @@ import sys
 
 import pytest
 import torch
-
 from train_helpers import write_steady
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -49,7 +49,8 @@ def test_neuraloperator_darcy_pt(tmp_path):
     assert ds.role("a") == "input" and ds.role("u") == "output" and ds.pde == "darcy"
     np.testing.assert_allclose(ds.grid.coords["x"], np.arange(8) / 8)                   # last row inside the wall
     assert ds.grid.boundary == {"x": "dirichlet", "y": "dirichlet"}
-    assert ds.spec["node_convention"] == "nodes-without-far-wall" and "regular_grid_2d" in ds.spec["node_convention_source"]
+    assert ds.spec["node_convention"] == "nodes-without-far-wall"
+    assert "regular_grid_2d" in ds.spec["node_convention_source"]
     assert ds.spec["equation"].startswith("-div(a grad u) = f") and ds.spec["forcing"] == 1.0
     assert ds.spec["u_on_wall_relative"] < 1e-6 and len(ds.spec["sha256"]) == 64
 
@@ -97,7 +98,8 @@ def write_trajectories(path, n=3, T=4, s=8):
     with DatasetWriter(path, pde="navier_stokes_2d", spec={"viscosity": "per sample", "box": 1.0}, n_samples=n,
                        seed=7, fields=fields, grid=grid, params=["viscosity"], solver=["converged"]) as w:
         for i in range(n):
-            w.write(i, {k: v[i] for k, v in data.items()}, params={"viscosity": float(nu[i])}, solver={"converged": True})
+            w.write(i, {k: v[i] for k, v in data.items()}, params={"viscosity": float(nu[i])},
+                    solver={"converged": True})
     return data, nu
 
 
@@ -165,7 +167,8 @@ def foreign_well_file(path, bc="WALL", coords=None, n=2, T=3, s=6):
         g.create_dataset("mask", data=np.r_[True, np.zeros(s - 2, bool), True])
         sc = f.create_group("scalars")
         sc.attrs["field_names"] = ["Reynolds"]
-        sc.create_dataset("Reynolds", data=np.float32(1e4)).attrs.update({"sample_varying": False, "time_varying": False})
+        sc.create_dataset("Reynolds", data=np.float32(1e4)).attrs.update(
+            {"sample_varying": False, "time_varying": False})
         t0 = f.create_group("t0_fields")
         t0.attrs["field_names"] = ["pressure", "mask"]
         p = t0.create_dataset("pressure", data=RNG.standard_normal((n, T, s, s)).astype(np.float32))

@@ -9,13 +9,12 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from train_helpers import write_steady, write_trajectories
 
 from train.cli import CONFIG_DIR
 from train.data import SteadyDataModule, TrajectoryDataModule
 from train.data.normalization import PointwiseNormalizer
 from train.module import NeuralOperatorModule
-
-from train_helpers import write_steady, write_trajectories
 
 
 @pytest.fixture(scope="module")

@@ -123,10 +123,11 @@ def test_recipe_blocks_state_the_papers_runs():
 
 
 def test_onecycle_per_epoch_schedule(tmp_path):
+    import lightning.pytorch as pl
+    from train_helpers import write_steady
+
     from train.data import SteadyDataModule
     from train.module import NeuralOperatorModule
-    from train_helpers import write_steady
-    import lightning.pytorch as pl
 
     path = str(write_steady(tmp_path / "s.h5", n=12, res=16))
     dm = SteadyDataModule(path, train="0:8", val="none", test="8:12", batch_size=4)
@@ -158,9 +159,10 @@ def test_onecycle_per_epoch_schedule(tmp_path):
 
 
 def test_loss_config_reduction_and_pool_reach_the_loss(tmp_path):
+    from train_helpers import write_steady
+
     from train.data import SteadyDataModule
     from train.module import NeuralOperatorModule
-    from train_helpers import write_steady
 
     dm = SteadyDataModule(str(write_steady(tmp_path / "s.h5", n=6, res=16)), train="0:4", test="4:6",
                           batch_size=2)

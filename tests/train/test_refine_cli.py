@@ -65,7 +65,8 @@ def test_refine_writes_predictions_and_before_after_report(ns_data, sfno_ckpt, t
     assert set(runs) == {"before refinement", "after refinement"}
     for run in runs.values():
         assert {"relative_l2", "residual_h_minus1"} <= set(run["metrics"])
-    assert runs["after refinement"]["metrics"]["residual_h_minus1"] < runs["before refinement"]["metrics"]["residual_h_minus1"]
+    assert (runs["after refinement"]["metrics"]["residual_h_minus1"]
+            < runs["before refinement"]["metrics"]["residual_h_minus1"])
     report = open(os.path.join(out, "report.md")).read()
     assert "| residual_h_minus1 |" in report and "after refinement" in report
 

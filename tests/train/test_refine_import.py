@@ -18,7 +18,8 @@ from datagen.navier_stokes.physics import Forcing, NavierStokesPhysics, physics_
 from datagen.navier_stokes.recipes import recipe
 from train.cli import main as train_main
 from train.data_cli import main as data_main
-from train.refine.cli import check_truth_residual, main as refine_main
+from train.refine.cli import check_truth_residual
+from train.refine.cli import main as refine_main
 
 T_IN, T_OUT, N = 6, 8, 16
 

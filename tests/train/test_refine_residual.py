@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from train.refine.residual import (navier_stokes_residual, residual_h_minus1_sq,
-                                   residual_spectrum)
+from train.refine.residual import navier_stokes_residual, residual_h_minus1_sq, residual_spectrum
 from train.refine.time_derivative import fd_differentiation_matrix, time_derivative
 
 TWO_PI = 2 * math.pi

@@ -9,8 +9,14 @@ import torch
 import torch.nn as nn
 
 from neuralops.models import get
-from train.refine.refine import (Physics, RefineConfig, SpectralRefiner, check_sfno,
-                                 output_time_frequencies, widen_for_refinement)
+from train.refine.refine import (
+    Physics,
+    RefineConfig,
+    SpectralRefiner,
+    check_sfno,
+    output_time_frequencies,
+    widen_for_refinement,
+)
 
 N, T_IN, T_OUT, DT, NU = 16, 8, 10, 0.05, 1e-2
 

@@ -21,7 +21,7 @@ def _trajectories(n=3, t=6, size=32, seed=0, noise=0.05):
     x = torch.arange(size, dtype=torch.float64) / size
     X, Y = torch.meshgrid(x, x, indexing="ij")
     frames = []
-    for i in range(n):
+    for _i in range(n):
         phase = torch.rand(3, generator=g, dtype=torch.float64) * 2 * math.pi
         frames.append(torch.stack([
             torch.sin(2 * math.pi * (X + Y) + phase[0] + 0.2 * k)
@@ -188,11 +188,11 @@ def test_neuralops_eval_cli_on_a_checkpoint(tmp_path, capsys):
     """Train a tiny fno3d for two steps, save the Lightning checkpoint, run neuralops-eval, and
     check the report's numbers against predictions recomputed here from the checkpoint."""
     import lightning.pytorch as pl
+    from train_helpers import write_advection
 
     from train.data import TrajectoryDataModule
     from train.evaluate import main
     from train.module import NeuralOperatorModule
-    from train_helpers import write_advection
 
     data = write_advection(str(tmp_path / "adv.h5"), n=8, frames=8, res=16)
     dm = TrajectoryDataModule(path=data, train="0:5", val="5:6", test="6:8", mode="direct", t_in=4, t_out=4,

@@ -6,11 +6,10 @@ import os
 import numpy as np
 import pytest
 from lightning.pytorch import LightningDataModule
+from train_helpers import write_steady, write_trajectories
 
 from train.cli import NeuralOperatorCLI, available_configs, main, resolve_config_args
 from train.module import NeuralOperatorModule
-
-from train_helpers import write_steady, write_trajectories
 
 CONFIGS = ["darcy_mgno", "darcy_fno", "ns_fno3d", "ns_fno2d", "ns_sfno", "ns_sinenet", "ns_mgno", "ns_mgno_ts"]
 # parameter counts of the configured models (572,661 / 6,558,537 / 414,517 / 9,242,461 / 2,885,194 / 602,604)

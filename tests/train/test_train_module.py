@@ -6,12 +6,11 @@ import lightning.pytorch as pl
 import numpy as np
 import pytest
 import torch
+from train_helpers import write_advection, write_steady
 
 from train import metrics as M
 from train.data import SteadyDataModule, TrajectoryDataModule
 from train.module import NeuralOperatorModule, load_for_refinement, predict_split
-
-from train_helpers import write_advection, write_steady
 
 SMALL_FNO = {"width": 8, "modes": 4, "projection_channels": 16}
 SMALL_MGNO = {"channels": 6, "num_layers": 2, "smoothing": [[1, 0], [1, 0], [2, 0]]}

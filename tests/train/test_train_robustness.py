@@ -12,10 +12,9 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from train_helpers import RecordTraining  # noqa: F401  (imported by the CLI as train_helpers.RecordTraining)
 
 from train.cli import main, resolve_config_args
-
-from train_helpers import RecordTraining  # noqa: F401  (imported by the CLI as train_helpers.RecordTraining)
 
 TINY_FNO = ["--model.model_config", "{modes: 4, width: 8, padding: 2}"]
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",

@@ -504,8 +504,9 @@ class TrajectoryDataModule(_ContractDataModule):
         ds = self.reference
         if self.normalization == "pointwise":   # (T, C, X, Y) statistics of the window's inputs and outputs
             a, b = self.start + self.t_in, self.start + self.t_in + self.t_out
-            return {g: pointwise_statistics(np.concatenate([_channels(ds.read(f, c, frames=fr), 2) for f in self.fields],
-                                                           axis=2) for c in self._chunks())
+            return {g: pointwise_statistics(np.concatenate([_channels(ds.read(f, c, frames=fr), 2)
+                                                            for f in self.fields], axis=2)
+                                            for c in self._chunks())
                     for g, fr in (("input", slice(self.start, a)), ("output", slice(a, b)))}
         fr = self.train_frames()
         stats = RunningChannelStats(self.channels)

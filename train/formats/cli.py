@@ -11,7 +11,6 @@ import sys
 from typing import Optional, Sequence
 
 from datagen.dataset import DatasetError
-
 from train import importers
 
 from .grid import NODE_CONVENTIONS

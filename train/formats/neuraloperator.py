@@ -33,7 +33,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -208,7 +208,8 @@ def _navier_stokes(src, out, x, y, convention, base, viscosity, box, forcing, dt
                 grid=f"{convention} on [0, box)^2")
     grid = Grid({"x": node_coordinates(convention, s1, 0.0, box), "y": node_coordinates(convention, s2, 0.0, box)},
                 {"x": "periodic", "y": "periodic"})
-    fields = {"initial_vorticity": FieldSpec((s1, s2), "input", dtype), "vorticity": FieldSpec((s1, s2), "output", dtype)}
+    fields = {"initial_vorticity": FieldSpec((s1, s2), "input", dtype),
+              "vorticity": FieldSpec((s1, s2), "output", dtype)}
     with DatasetWriter(out, pde="navier_stokes_2d", spec=spec, n_samples=len(x), seed=0, fields=fields, grid=grid,
                        params=["viscosity"], solver=["converged"], overwrite=overwrite, flush_every=chunk) as w:
         for i in range(len(x)):

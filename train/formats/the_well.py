@@ -126,7 +126,8 @@ def export_the_well(src: str, out: str, dataset_name: Optional[str] = None, over
             timed = has_t and len(extra) >= 1 and extra[0] == T and not (ds.role(name) == "input" and len(extra) == 0)
             chan = extra[1:] if timed else extra
             if len(chan) > 1:
-                raise DatasetError(f"field {name!r} has per-sample shape {shape}: only one channel axis can be exported")
+                raise DatasetError(f"field {name!r} has per-sample shape {shape}: "
+                                   "only one channel axis can be exported")
             entry = {"role": ds.role(name), "shape": list(shape), "time": bool(timed), "dtype": str(ds.dtype(name))}
             if not chan:
                 entry.update(order=0, well=[name])
@@ -231,15 +232,17 @@ def _axis_boundaries(f: h5py.File, axes: List[str], boundary: Optional[str]) -> 
                 bc = ours
             elif kind == "WALL":
                 if boundary is None:
-                    raise ValueError(f"boundary_conditions/{name} is a WALL on axis {ax!r}: The Well does not say which "
-                                     f"condition holds there; pass --boundary dirichlet|neumann|robin|mixed")
+                    raise ValueError(f"boundary_conditions/{name} is a WALL on axis {ax!r}: "
+                                     "The Well does not say which "
+                                     "condition holds there; pass --boundary dirichlet|neumann|robin|mixed")
                 bc = boundary
             elif kind in WELL_TO_BC:
                 bc = WELL_TO_BC[kind]
             else:
                 raise ValueError(f"boundary_conditions/{name}: bc_type {kind!r} is not one of PERIODIC, WALL, OPEN")
             if ax in found and found[ax] != bc:
-                raise ValueError(f"axis {ax!r} has two boundary conditions ({found[ax]}, {bc}); neuralops needs one per axis")
+                raise ValueError(f"axis {ax!r} has two boundary conditions ({found[ax]}, {bc}); "
+                                 "neuralops needs one per axis")
             found[ax] = bc
     return {ax: found.get(ax, "open") for ax in axes}     # The Well's loader: open unless stated
 
@@ -301,7 +304,8 @@ def import_the_well(src: str, out: str, node_convention: Optional[str] = None, b
             tv = np.asarray(t[()], dtype=np.float64)
             if t.attrs.get("sample_varying", False) and tv.ndim == 2:
                 if not np.allclose(tv, tv[:1]):
-                    raise ValueError(f"{src}: dimensions/time differs between trajectories; neuralops needs one time grid")
+                    raise ValueError(f"{src}: dimensions/time differs between trajectories; "
+                                     "neuralops needs one time grid")
                 tv = tv[0]
             times = tv.reshape(-1)
         ours = "neuralops_fields" in f.attrs
@@ -379,7 +383,7 @@ def import_the_well(src: str, out: str, node_convention: Optional[str] = None, b
                            params=params, solver=[], overwrite=overwrite, flush_every=16) as w:
             for i in range(n):
                 sample = {}
-                for name, role, parts, order, timed in plan:
+                for name, _role, parts, order, timed in plan:
                     blocks = []
                     for g, wname in parts:
                         d = f[g][wname]

@@ -12,7 +12,8 @@ on that mode, measured in H^-1, with a size of about
     d(k, omega) = (omega^2 + (nu |k|^2 + drag)^2 + U^2 |k|^2 / 2) / (alpha + |k|^2)
 
 (``U``: rms speed of the reference flow; ``(u . k)^2`` averages to ``U^2 |k|^2 / 2`` over
-directions; ``alpha`` the H^-1 weight's constant). The Gauss-Newton Hessian's diagonal is therefore about ``d`` for a bias entry and
+directions; ``alpha`` the H^-1 weight's constant). The Gauss-Newton Hessian's diagonal is therefore
+about ``d`` for a bias entry and
 ``d * mean_b |h_hat_b(k, omega)|^2`` for a weight entry. These span ~8 decades on a 64^2 grid
 (``omega`` from 0 to ``pi / dt``, ``|k|`` up to ``pi n``), which is what makes plain CG slow;
 dividing the gradient by this diagonal (Jacobi preconditioning) removes most of that spread. It

@@ -46,6 +46,7 @@ from typing import Optional
 import torch
 
 from datagen.navier_stokes import spectral
+
 from .time_derivative import TIME_DERIVATIVES, time_derivative
 
 __all__ = [
