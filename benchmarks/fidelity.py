@@ -374,8 +374,6 @@ def run(args: argparse.Namespace) -> dict:
               "machine": {"platform": platform.platform(), "device": args.device, "torch": torch.__version__,
                           "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
                           "gpu": torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else None},
-              "note": ("timings on a shared, loaded machine" if not args.device.startswith("cuda") else
-                       "one GPU"),
               "sizes": {k: getattr(args, k) for k in ("n_train", "n_test", "t_in", "t_out", "resolution",
                                                        "solver_resolution", "snapshot_interval", "dt", "epochs",
                                                        "max_model_seconds")},
@@ -430,6 +428,12 @@ def run(args: argparse.Namespace) -> dict:
         record["fno3d_over_neuralop"] = ratio
         record["target"] = "fno3d within 5% of neuraloperator's error at equal epochs"
         record["target_met"] = bool(ratio <= 1.05)
+    bench_dir = os.path.dirname(os.path.abspath(__file__))
+    if bench_dir not in sys.path:
+        sys.path.insert(0, bench_dir)
+    import conditions  # benchmarks/conditions.py: machine, load before and after, allocator, versions
+
+    record["conditions"] = conditions.conditions()
     return record
 
 
@@ -443,11 +447,17 @@ def format_row(r: dict) -> str:
             f"{r['epochs_run']:>6d}  {full}")
 
 
+def conditions_line(record: dict) -> str:
+    import conditions  # benchmarks/conditions.py (on sys.path once run() has recorded it)
+
+    return conditions.summary(record["conditions"])
+
+
 def table(record: dict) -> str:
     s = record["sizes"]
     lines = [f"Fidelity ({record['preset']}): NS nu=1e-3, {s['n_train']}/{s['n_test']} trajectories, "
              f"{s['resolution']}^2, {s['t_in']} -> {s['t_out']} frames, {s['epochs']} epoch(s); "
-             f"{record['note']}",
+             + (conditions_line(record) if "conditions" in record else ""),
              f"{'model':<15} {'params':>11}  {'test rel L2':>10}  {'s/epoch':>8} {'epochs':>6}  "
              f"paper's epochs at this size (extrapolated)"]
     lines += [format_row(r) for r in record["rows"]]

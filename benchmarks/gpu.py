@@ -354,6 +354,9 @@ def main(argv=None) -> int:
             res["seconds"] = budget.used() - t_stage
             record["stages"][stage] = res
     record["seconds_used"] = budget.used()
+    import conditions  # benchmarks/conditions.py (this folder is on sys.path): machine, load, allocator, versions
+
+    record["conditions"] = conditions.conditions()
     log(table(record))
     path = args.json or os.path.join(ROOT, "benchmarks", "results", "gpu_dry_run.json" if args.dry_run else "gpu.json")
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

@@ -164,7 +164,8 @@ def check_pc_type(pc: str) -> None:
         test.setType(pc)
     except PETSc.Error:
         known = sorted(v for k, v in vars(PETSc.PC.Type).items() if not k.startswith("_") and isinstance(v, str))
-        raise ValueError(f"unknown preconditioner {pc!r} for this PETSc build; known types: {', '.join(known)}") from None
+        raise ValueError(f"unknown preconditioner {pc!r} for this PETSc build; "
+                         f"known types: {', '.join(known)}") from None
     finally:
         test.destroy()
 
@@ -221,7 +222,8 @@ class PetscBackend:
             try:
                 from datagen.krylov.ksp_python import GCRODRKSP
             except ImportError as err:
-                raise ValueError(f"solver 'skr' needs datagen.krylov.GCRODR, which cannot be imported ({err})") from None
+                raise ValueError("solver 'skr' needs datagen.krylov.GCRODR, which cannot be imported "
+                                 f"({err})") from None
             ksp.setOptionsPrefix(self.prefix)
             ksp.setType("python")
             ksp.setPythonContext(GCRODRKSP(restart=self.restart, recycle=self.recycle))
@@ -277,7 +279,8 @@ class PetscBackend:
         if self._mat is not None and tuple(self._mat.getSize()) != tuple(A.shape):
             self._resize()
         indptr, indices = A.indptr.astype(PETSc.IntType), A.indices.astype(PETSc.IntType)
-        same = (self._mat is not None and self._pattern[0].shape == indptr.shape and self._pattern[1].shape == indices.shape
+        same = (self._mat is not None and self._pattern[0].shape == indptr.shape
+                and self._pattern[1].shape == indices.shape
                 and np.array_equal(self._pattern[0], indptr) and np.array_equal(self._pattern[1], indices))
         if same:
             self._mat.zeroEntries()
@@ -299,7 +302,6 @@ class PetscBackend:
 
     def _resize(self) -> None:
         """Drop every object tied to the old operator size: Mat, KSP or PC, recycled space."""
-        PETSc = self._PETSc
         self._mat.destroy()
         self._mat = None
         self._pattern = None
@@ -389,5 +391,6 @@ class PetscBackend:
                 obj.destroy()
         self._ksp = self._mat = None
         PETSc = self._PETSc
-        if self.method == "cg-gamg" and self.pc_reuse > 1 and PETSc.Options().hasName("skrcg_pc_gamg_reuse_interpolation"):
+        if (self.method == "cg-gamg" and self.pc_reuse > 1
+                and PETSc.Options().hasName("skrcg_pc_gamg_reuse_interpolation")):
             PETSc.Options().delValue("skrcg_pc_gamg_reuse_interpolation")

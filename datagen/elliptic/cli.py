@@ -193,7 +193,8 @@ def make_config(args) -> GenerationConfig:
 
 def _world():
     """mpi4py's COMM_WORLD when started under mpiexec with more than one process, else None."""
-    if not any(k in os.environ for k in ("PMI_RANK", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "HYDRA_CONTROL_FD")):
+    launcher_vars = ("PMI_RANK", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "HYDRA_CONTROL_FD")
+    if not any(k in os.environ for k in launcher_vars):
         return None
     from mpi4py import MPI
 

@@ -50,8 +50,16 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from datagen.elliptic.backends import (INITIAL_GUESSES, METHODS, PetscBackend, SolveStats, insert_petsc_options,
-                                       parse_petsc_options, remove_petsc_options, unused_petsc_options)
+from datagen.elliptic.backends import (
+    INITIAL_GUESSES,
+    METHODS,
+    PetscBackend,
+    SolveStats,
+    insert_petsc_options,
+    parse_petsc_options,
+    remove_petsc_options,
+    unused_petsc_options,
+)
 from datagen.elliptic.family import EllipticFamily
 from datagen.sorting import AUTO_GREEDY_MAX, ORDERINGS, sort_order
 from datagen.spec_keys import check_keys

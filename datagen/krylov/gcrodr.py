@@ -853,7 +853,7 @@ class GCRODR:
         # pass 1: the C rows hold Op U~ exactly; pass 2 (if any): they hold C_1 with
         # Op U~_1 = C_1 diag(d_1), so the factor that maps U~ is R_2 diag(d_1)
         d_scale = np.ones(k)
-        for attempt in range(2):
+        for _attempt in range(2):
             W = self._W
             images = W[k0:k0 + k]
             gram = self._inner(images, images)

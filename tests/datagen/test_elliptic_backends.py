@@ -6,8 +6,8 @@ import scipy.sparse.linalg as spla
 pytest.importorskip("petsc4py")
 
 from datagen.elliptic.backends import PetscBackend, parse_petsc_options  # noqa: E402
-from datagen.elliptic.darcy import Darcy                                 # noqa: E402
-from datagen.elliptic.helmholtz import Helmholtz                         # noqa: E402
+from datagen.elliptic.darcy import Darcy  # noqa: E402
+from datagen.elliptic.helmholtz import Helmholtz  # noqa: E402
 
 
 def systems(fam, n):

@@ -6,11 +6,11 @@ import pytest
 import scipy.sparse.linalg as spla
 import sympy as sym
 
+from datagen.elliptic.assembly import diffusion_graph_laplacian, dirichlet_system, embed_interior
 from datagen.elliptic.darcy import darcy_system
 from datagen.elliptic.heat import theta_trajectory
 from datagen.elliptic.helmholtz import helmholtz_system
 from datagen.elliptic.poisson import poisson_system
-from datagen.elliptic.assembly import diffusion_graph_laplacian, dirichlet_system, embed_interior
 
 X, Y, Z, T = sym.symbols("x y z t")
 

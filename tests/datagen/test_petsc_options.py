@@ -14,12 +14,12 @@ import pytest
 
 pytest.importorskip("petsc4py")
 
-from datagen.cli import _petsc_command_line                                # noqa: E402
-from datagen.dataset import open_dataset                                   # noqa: E402
-from datagen.elliptic.darcy import Darcy                                   # noqa: E402
-from datagen.elliptic.generator import GenerationConfig, generate          # noqa: E402
+from datagen.cli import _petsc_command_line  # noqa: E402
+from datagen.dataset import open_dataset  # noqa: E402
+from datagen.elliptic.darcy import Darcy  # noqa: E402
+from datagen.elliptic.generator import GenerationConfig, generate  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def run_cli(*args):
@@ -70,8 +70,9 @@ def test_misspelled_option_gives_one_warning_line_and_is_not_recorded(tmp_path):
                 "-options_left")
     assert r.returncode == 0, r.stderr
     lines = err_lines(r)
-    assert len(lines) == 1 and lines[0].startswith("neuralops-datagen darcy: warning: PETSc option -skr_pc_factr_levels "
-                                                   "not used by the skr solver"), r.stderr
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("neuralops-datagen darcy: warning: PETSc option -skr_pc_factr_levels "
+                               "not used by the skr solver"), r.stderr
     # PETSc's own report of unused options, asked for with -options_left
     assert "Option left: name:-skr_pc_factr_levels value: 1" in r.stdout
     with open_dataset(out) as ds:

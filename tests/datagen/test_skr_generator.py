@@ -10,14 +10,14 @@ import scipy.sparse.linalg as spla
 
 pytest.importorskip("petsc4py")
 
-from datagen.cli import main as cli_main                                  # noqa: E402
-from datagen.dataset import DatasetError, open_dataset                    # noqa: E402
-from datagen.elliptic.darcy import Darcy                                  # noqa: E402
+from datagen.cli import main as cli_main  # noqa: E402
+from datagen.dataset import DatasetError, open_dataset  # noqa: E402
+from datagen.elliptic.darcy import Darcy  # noqa: E402
 from datagen.elliptic.generator import GenerationConfig, auto_choice, auto_solver, generate  # noqa: E402
-from datagen.elliptic.heat import Heat                                    # noqa: E402
-from datagen.elliptic.helmholtz import Helmholtz                          # noqa: E402
-from datagen.elliptic.poisson import Poisson                              # noqa: E402
-from datagen.sorting import sort_order                                    # noqa: E402
+from datagen.elliptic.heat import Heat  # noqa: E402
+from datagen.elliptic.helmholtz import Helmholtz  # noqa: E402
+from datagen.elliptic.poisson import Poisson  # noqa: E402
+from datagen.sorting import sort_order  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -161,7 +161,8 @@ def test_auto_solver_rule():
     (["darcy", "--n", "-3"], "--n must be a positive"),
     (["darcy", "--n", "2", "--resolution", "-5"], "resolution must be an integer >= 3"),
     (["darcy", "--n", "2", "--resolution", "9", "--rtol", "0"], "rtol must be a number in (0, 1), got 0.0"),
-    (["darcy", "--n", "2", "--resolution", "9", "--solver", "gmres", "--pc", "nosuchpc"], "unknown preconditioner 'nosuchpc'"),
+    (["darcy", "--n", "2", "--resolution", "9", "--solver", "gmres", "--pc", "nosuchpc"],
+     "unknown preconditioner 'nosuchpc'"),
     (["darcy", "--n", "2", "--resolution", "9", "--petsc", "skr_pc_type ilu"], "do not parse"),
     (["helmholtz", "--n", "2", "--resolution", "33", "--solver", "cg-gamg"], "indefinite"),
     (["darcy", "--n", "2", "--resolution", "9", "--seed", "-1"], "seed must be a non-negative"),

@@ -9,15 +9,15 @@ import scipy.sparse.linalg as spla
 
 pytest.importorskip("petsc4py")
 
-from datagen.cli import main as cli_main                                    # noqa: E402
-from datagen.dataset import open_dataset                                    # noqa: E402
-from datagen.elliptic.assembly import embed_interior                        # noqa: E402
-from datagen.elliptic.backends import PetscBackend                          # noqa: E402
-from datagen.elliptic.cli import build_family                               # noqa: E402
-from datagen.elliptic.darcy import Darcy, darcy_system                      # noqa: E402
+from datagen.cli import main as cli_main  # noqa: E402
+from datagen.dataset import open_dataset  # noqa: E402
+from datagen.elliptic.assembly import embed_interior  # noqa: E402
+from datagen.elliptic.backends import PetscBackend  # noqa: E402
+from datagen.elliptic.cli import build_family  # noqa: E402
+from datagen.elliptic.darcy import Darcy, darcy_system  # noqa: E402
 from datagen.elliptic.generator import GenerationConfig, chunk_of, generate  # noqa: E402
-from datagen.elliptic.helmholtz import Helmholtz, helmholtz_system          # noqa: E402
-from datagen.elliptic.poisson import Poisson                                # noqa: E402
+from datagen.elliptic.helmholtz import Helmholtz, helmholtz_system  # noqa: E402
+from datagen.elliptic.poisson import Poisson  # noqa: E402
 
 
 def file_residual(A, b, u_stored):
