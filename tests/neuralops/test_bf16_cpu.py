@@ -95,7 +95,7 @@ def test_fno3d_bf16_mixed_through_the_cli(tmp_path):
     CPU, with the projection chunked (fit with validation, then test), in a subprocess."""
     script = r"""
 import sys
-sys.path.insert(0, "tests")
+sys.path.insert(0, "tests/train")
 from train_helpers import write_trajectories
 from train.cli import main
 root = sys.argv[1]
