@@ -1,7 +1,7 @@
 """GCRO-DR(m, k): restarted GMRES with a recycled, deflated subspace, on petsc4py objects.
 
 Parks, de Sturler, Mackey, Johnson, Maiti, "Recycling Krylov subspaces for sequences of linear
-systems", SISC 28 (2006). Used by Sorting Krylov Recycling (Wang et al., ICLR 2024; ANCHORS.md 1).
+systems", SISC 28 (2006). Used by Sorting Krylov Recycling (Wang et al., ICLR 2024).
 
 Notation (``Op`` is the preconditioned operator, ``M^{-1}`` the PETSc PC):
 

@@ -197,7 +197,8 @@ class AdvectionBuffers:
 
     One step of a pseudo-spectral solver at ``256^2`` with batch 32 would otherwise allocate (and free)
     about 60 MB of temporaries; with glibc's allocator those are fresh ``mmap`` s each time and half of
-    the CPU time goes to page faults (DESIGN.md). Reusing these buffers removes that.
+    the CPU time goes to page faults (measured on a 2-core CPU: benchmarks/datagen_ns.py). Reusing these
+    buffers removes that.
 
     On the CPU the batch is processed in chunks of ``chunk`` samples whose work arrays fit in the
     cache (about 2 MiB of spectra per chunk: one sample at ``256^2``), one inverse transform call per

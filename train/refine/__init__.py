@@ -1,4 +1,4 @@
-"""Spectral refinement of SFNO (Spectral-Refiner, ANCHORS.md section 4).
+"""Spectral refinement of SFNO (Cao, Brarda, Li, Xi, "Spectral-Refiner", ICLR 2025).
 
 * :mod:`.time_derivative` - time derivatives of sampled trajectories (finite differences / spectral),
 * :mod:`.residual` - the Navier-Stokes space-time residual and its H^-1 norm (with the generator's

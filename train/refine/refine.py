@@ -1,4 +1,4 @@
-"""Spectral refinement of a trained SFNO (Spectral-Refiner, ANCHORS.md section 4).
+"""Spectral refinement of a trained SFNO (Cao, Brarda, Li, Xi, "Spectral-Refiner", ICLR 2025).
 
 Stage: freeze every parameter of the SFNO, replace its output spectral layer by a wider one
 (by default every mode of the grid, ``n/2`` per sign in space, and every available temporal mode:

@@ -2,7 +2,7 @@
 
 For a vorticity trajectory ``w`` of shape ``(B, T, X, Y)`` sampled at uniform times ``t_i`` on the
 periodic box ``[0, L)^2`` (unit torus by default), the residual of the 2D incompressible
-vorticity equation (ANCHORS.md section 5) is::
+vorticity equation (the FNO benchmark, Li et al., ICLR 2021) is::
 
     R(w) = w_t + u . grad w - nu Lap w + alpha w - f,     u = (d psi/dy, -d psi/dx),  -Lap psi = w,
 
