@@ -492,7 +492,9 @@ class DatasetWriter:
             error = self.comm.bcast(error, root=0)
             self.already_complete = self.comm.bcast(self.already_complete, root=0)
         if error is not None:
-            raise DatasetError(error)
+            exc = DatasetError(error)
+            exc.collective = True   # raised on every rank alike (broadcast): no rank is left in a collective
+            raise exc
         if self.already_complete:
             return
         if self.comm is not None:

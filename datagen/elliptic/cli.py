@@ -230,7 +230,7 @@ def run(args) -> int:
                            progress=not args.no_progress, max_new=args.max_new,
                            unused_options="error" if getattr(args, "strict_petsc_options", False) else "warn")
     except (ValueError, DatasetError, RuntimeError) as err:
-        if comm is not None and comm.Get_size() > 1:
+        if comm is not None and comm.Get_size() > 1 and not getattr(err, "collective", False):
             # An error on one rank would leave the others waiting in a collective forever: say
             # which rank failed and abort the job. Written segments stay valid for --resume.
             print(f"{prog}: error on rank {rank}: {err} (aborting all ranks)", file=sys.stderr, flush=True)
