@@ -184,13 +184,7 @@ def main(argv=None) -> int:
             extra = (f", {v['speed_vs_system']:.2f}x system's samples/s at {v['rss_vs_system']:.2f}x its RSS"
                      if base is not None else "")
             print(f"{case:12s} {s:9s} median {v['samples_per_s_median']:7.2f} samples/s{extra}")
-    record["conditions"] = conditions.conditions()
-    print(conditions.summary(record["conditions"]))
-    if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as fh:
-            json.dump(record, fh, indent=1)
-        print(f"wrote {args.json}")
+    conditions.write_record(record, args.json)
     return 0
 
 

@@ -138,6 +138,22 @@ def conditions(**extra) -> dict:
     return out
 
 
+def write_record(record: dict, path=None, indent: int = 1) -> dict:
+    """Attach :func:`conditions` to ``record``, print their one-line summary and, when ``path`` is given,
+    write the record there as JSON (folders created). Returns the record."""
+    import json
+
+    record["conditions"] = conditions()
+    print(summary(record["conditions"]))
+    if path:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with open(path, "w") as fh:
+            json.dump(record, fh, indent=indent)
+            fh.write("\n")
+        print(f"wrote {path}")
+    return record
+
+
 def summary(cond: dict) -> str:
     """One line for a report: CPU, cores, load before/after, allocator."""
     m = cond["machine"]

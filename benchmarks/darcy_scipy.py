@@ -22,7 +22,6 @@ to the solver tolerance), so every method solves the same problems.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -173,13 +172,7 @@ def main(argv=None) -> int:
                                        f"u agrees to {agreement[m]:.1e})")
         print(f"{m:12s} median {v['seconds_per_sample_median']:.4f} s/sample{extra}")
     print(f"cli vs the best plain script ({best_plain[1]}): {record['cli_speedup_vs_best_plain']:.2f}x")
-    record["conditions"] = conditions.conditions()
-    print(conditions.summary(record["conditions"]))
-    if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as fh:
-            json.dump(record, fh, indent=1)
-        print(f"wrote {args.json}")
+    conditions.write_record(record, args.json)
     return 0
 
 

@@ -17,7 +17,6 @@ and the generation wall time of each precision (ratio = float64 / float32).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -85,13 +84,7 @@ def main(argv=None) -> int:
         print(f"{r['t']:6.2f} {r['rel_l2_mean']:12.2e} {r['rel_l2_max']:12.2e} {r['max_abs_rel']:17.2e}")
     print(f"float32 unit roundoff {FLOAT32_ROUNDOFF:.1e}; generation seconds float32 {seconds['float32']:.1f}, "
           f"float64 {seconds['float64']:.1f} ({record['float64_over_float32_time']:.2f}x)")
-    record["conditions"] = conditions.conditions()
-    print(conditions.summary(record["conditions"]))
-    if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as fh:
-            json.dump(record, fh, indent=1)
-        print(f"wrote {args.json}")
+    conditions.write_record(record, args.json)
     return 0
 
 

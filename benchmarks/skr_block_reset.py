@@ -99,13 +99,8 @@ def main(argv=None) -> int:
               "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "cpus": os.cpu_count(),
               "machine": platform.platform(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "rows": rows}
-    record["conditions"] = conditions.conditions()
-    print(conditions.summary(record["conditions"]))
-    text = json.dumps(record, indent=1)
-    print(text)
-    if args.json:
-        with open(args.json, "w") as fh:
-            fh.write(text + "\n")
+    print(json.dumps(record, indent=1))
+    conditions.write_record(record, args.json)
     return 0
 
 
