@@ -64,6 +64,17 @@ class RunningChannelStats:
         return self.mean.copy(), np.sqrt(self.m2 / self.count)
 
 
+def _checked_statistics(mean, std, shape: tuple) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``mean`` and ``std`` as float64 tensors of ``shape``, finite, or a ValueError that says why not."""
+    mean_t = torch.as_tensor(np.asarray(mean, dtype=np.float64))
+    std_t = torch.as_tensor(np.asarray(std, dtype=np.float64))
+    if tuple(mean_t.shape) != shape or tuple(std_t.shape) != shape:
+        raise ValueError(f"statistics must have shape {shape}, got {tuple(mean_t.shape)} and {tuple(std_t.shape)}")
+    if not (torch.isfinite(mean_t).all() and torch.isfinite(std_t).all()):
+        raise ValueError("normalisation statistics are not finite: the training data holds NaN/inf")
+    return mean_t, std_t
+
+
 class ChannelNormalizer(nn.Module):
     """Affine per-channel map between physical and normalised fields.
 
@@ -96,13 +107,7 @@ class ChannelNormalizer(nn.Module):
     def set_statistics(self, mean: Iterable[float], std: Iterable[float]) -> None:
         if self.kind == "none":
             return
-        mean_t = torch.as_tensor(np.asarray(mean, dtype=np.float64))
-        std_t = torch.as_tensor(np.asarray(std, dtype=np.float64))
-        if mean_t.shape != self.mean.shape or std_t.shape != self.std.shape:
-            raise ValueError(f"statistics must have shape ({self.n_channels},), got {tuple(mean_t.shape)} "
-                             f"and {tuple(std_t.shape)}")
-        if not (torch.isfinite(mean_t).all() and torch.isfinite(std_t).all()):
-            raise ValueError("normalisation statistics are not finite: the training data holds NaN/inf")
+        mean_t, std_t = _checked_statistics(mean, std, tuple(self.mean.shape))
         self.mean.copy_(mean_t)
         # a constant channel (std 0) is only shifted: dividing by 0 would make it NaN
         self.std.copy_(torch.where(std_t > self.eps, std_t, torch.ones_like(std_t)))
@@ -194,13 +199,7 @@ class PointwiseNormalizer(nn.Module):
 
     @torch.no_grad()
     def set_statistics(self, mean, std) -> None:
-        mean_t = torch.as_tensor(np.asarray(mean, dtype=np.float64))
-        std_t = torch.as_tensor(np.asarray(std, dtype=np.float64))
-        if mean_t.shape != self.mean.shape or std_t.shape != self.std.shape:
-            raise ValueError(f"statistics must have shape {tuple(self.mean.shape)}, got {tuple(mean_t.shape)} "
-                             f"and {tuple(std_t.shape)}")
-        if not (torch.isfinite(mean_t).all() and torch.isfinite(std_t).all()):
-            raise ValueError("normalisation statistics are not finite: the training data holds NaN/inf")
+        mean_t, std_t = _checked_statistics(mean, std, tuple(self.mean.shape))
         self.mean.copy_(mean_t)
         self.std.copy_(std_t)
         self.fitted.fill_(True)
