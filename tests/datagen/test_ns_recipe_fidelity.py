@@ -1,9 +1,10 @@
 """Named Navier-Stokes recipes reproduce the data they are named after (issue: recipes' data).
 
 Each recipe's first stored frames, written by the real generator on a small grid, are compared with
-an independent NumPy re-statement of the named source's scheme (torch-cfd's generators for
-Spectral-Refiner, Cao et al. 2025): its time step, its initial-field law and its resampling
-(``F.interpolate(mode="bilinear", align_corners=False)`` from 4n to n = the mean of the fine points
+an independent NumPy re-statement of the named source's scheme (the FNO data generator of Li et al.
+2021 for `fno`; torch-cfd's generators for Spectral-Refiner, Cao et al. 2025): its time step, its
+initial-field law and its resampling (point subsampling for `fno`; for the others
+``F.interpolate(mode="bilinear", align_corners=False)`` from 4n to n = the mean of the fine points
 4i+1, 4i+2 on each axis). Unknown recipe keys are refused with a suggestion.
 """
 from __future__ import annotations
@@ -88,6 +89,39 @@ def test_spectral_refiner_recipe_is_torch_cfds_fno_scheme_with_bilinear_resampli
     assert np.abs(stored - expected).max() <= 1e-12 * np.abs(expected).max()
     # the stored grid says where bilinear sampling put the points: x_i = (4i + 1.5) / 32
     assert np.allclose(x, (4 * np.arange(N_STORE) + 1.5) / N_FINE, atol=1e-15)
+
+
+def test_fno_recipe_is_the_fno_scripts_scheme_with_point_subsampling(tmp_path):
+    """The `fno` recipe (Li et al. 2021, the FNO data generator): the same explicit-advection /
+    Crank-Nicolson step (its dt reduced here to keep the test short), the GRF initial field on the
+    solver grid, and the stored grid by taking every (n_fine / n_store)-th point, x_i = i / n."""
+    spec = recipe("fno", {"viscosity": 1e-3, "resolution": N_FINE, "store_resolution": N_STORE, "dt": 1e-3,
+                          "snapshot_interval": 0.003, "t_end": 0.006, "store_dtype": "float64"})
+    assert (spec["stepper"], spec["resample"]) == ("fno", "subsample")
+    path = str(tmp_path / "fno.h5")
+    generate(spec, path, 2, seed=5, batch_size=2, progress=False, log=None)
+    stored, x = _frames(path)
+
+    nu, dt, n = spec["viscosity"], spec["dt"], N_FINE
+    kx, ky, k2, inv, keep = _symbols(n, 1.0)
+    xs = np.arange(n) / n
+    X, Y = np.meshgrid(xs, xs, indexing="ij")
+    f_hat = np.fft.rfft2(0.1 * (np.sin(2 * math.pi * (X + Y)) + np.cos(2 * math.pi * (X + Y))))
+    step_of = n // N_STORE
+    expected = []
+    for w0 in fno_grf(n, 5, [0, 1]):
+        w_hat = np.fft.rfft2(w0)
+        frames = []
+        for step in range(1, 7):
+            w_hat = ((1 - 0.5 * dt * nu * k2) * w_hat + dt * _explicit(w_hat, f_hat, kx, ky, inv, keep)) / (
+                1 + 0.5 * dt * nu * k2)
+            if step in (3, 6):  # t = 0.003, 0.006
+                frames.append(np.fft.irfft2(w_hat, s=(n, n))[::step_of, ::step_of])
+        expected.append(frames)
+    expected = np.asarray(expected)
+    assert stored.shape == expected.shape == (2, 2, N_STORE, N_STORE)
+    assert np.abs(stored - expected).max() <= 1e-12 * np.abs(expected).max()
+    assert np.allclose(x, np.arange(N_STORE) / N_STORE, atol=1e-15)
 
 
 # Carpenter & Kennedy (1994) RK4(3)5[2N], as torch-cfd's RK4CrankNicolsonStepper lists them
