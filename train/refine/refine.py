@@ -139,6 +139,12 @@ def check_sfno(model: nn.Module, where: str = "model") -> None:
             f"model 'sfno'")
 
 
+def _synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA runs asynchronously), so wall-clock times are real."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def dealiasing_mode_limit(n: int) -> int:
     """Largest spatial wavenumber the 2/3 rule keeps on an ``n``-point periodic axis: ``n // 3``."""
     return n // 3
@@ -447,9 +453,11 @@ class SpectralRefiner:
         preds, res_after, seconds, histories = [], [], [], []
         for sl in groups:
             self.reset_output_layer()
+            _synchronize(x.device)
             t0 = time.perf_counter()
             out = self.refine_batch(x[sl], inputs_phys[sl], t_out,
                                     None if target is None else target[sl])
+            _synchronize(x.device)
             elapsed = time.perf_counter() - t0
             with torch.no_grad():
                 w = out["prediction"]
