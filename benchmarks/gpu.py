@@ -248,7 +248,12 @@ def table(record: Dict) -> str:
     lines = [f"GPU benchmark on {record['machine']['device_name']} ({record['date']}), "
              f"{record['seconds_used']:.0f} of {record['budget_s']:.0f} s"
              + ("  [DRY RUN: CPU, tiny sizes]" if record["dry_run"] else "")]
-    st = record["stages"]
+    st = {}
+    for name, stage in record["stages"].items():  # a failed stage holds only its error: say so, once
+        if isinstance(stage, dict) and "error" in stage and len(stage) <= 2:
+            lines.append(f"{name}: failed ({stage['error']})")
+        else:
+            st[name] = stage
     d = st.get("datagen")
     if d:
         lines.append(f"Navier-Stokes generator, {d['n']}^2, nu {d['viscosity']:g}, dt {d['dt']:g} (ours):")
@@ -357,11 +362,11 @@ def main(argv=None) -> int:
     import conditions  # benchmarks/conditions.py (this folder is on sys.path): machine, load, allocator, versions
 
     record["conditions"] = conditions.conditions()
-    log(table(record))
     path = args.json or os.path.join(ROOT, "benchmarks", "results", "gpu_dry_run.json" if args.dry_run else "gpu.json")
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w") as fh:
+    with open(path, "w") as fh:  # the record first: a table that cannot be printed loses nothing
         json.dump(record, fh, indent=1, default=str)
+    log(table(record))
     log(f"wrote {path}")
     return 0
 

@@ -53,6 +53,17 @@ def _check_real_dtype(dtype: torch.dtype) -> torch.dtype:
     return dtype
 
 
+def resolve_device(device: torch.device | str | None) -> torch.device:
+    """``device`` with its index made explicit (``"cuda"`` -> ``cuda:<current>``), as tensors report it,
+    so that a grid built for ``"cuda"`` matches the tensors it allocates (``cuda:0 != cuda``)."""
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    if device.type != "cpu" and device.index is None:
+        module = getattr(torch, device.type, None)
+        if module is not None and hasattr(module, "current_device"):
+            device = torch.device(device.type, module.current_device())
+    return device
+
+
 class SpectralGrid:
     """Wavenumbers, ``|k|^2`` and the 2/3 dealiasing mask of an ``n x n`` periodic grid on ``[0, L)^2``.
 
@@ -81,7 +92,7 @@ class SpectralGrid:
         self.n, self.box = n, box
         self.dtype = _check_real_dtype(dtype)
         self.complex_dtype = _COMPLEX[dtype]
-        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.device = resolve_device(device)
         self.dx = box / n
         k_max = n // 2
         full = torch.cat([torch.arange(0, k_max), torch.arange(-k_max, 0)]).to(torch.float64)
@@ -119,7 +130,7 @@ class SpectralGrid:
 
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "SpectralGrid":
         """The same grid on another device and/or real dtype (self when nothing changes)."""
-        device = torch.device(device) if device is not None else self.device
+        device = resolve_device(device) if device is not None else self.device
         dtype = dtype if dtype is not None else self.dtype
         if device == self.device and dtype == self.dtype:
             return self
