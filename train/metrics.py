@@ -324,7 +324,7 @@ def band_energies(field: torch.Tensor, edges: Sequence[float] = DEFAULT_BAND_EDG
     Shapes: ``(..., X, Y)`` -> ``(..., n_bands)`` float64.
     """
     edges = check_band_edges(edges)
-    shells = wavenumber_shells(tuple(field.shape[-2:]), grid).to(torch.float64)
+    shells = wavenumber_shells(tuple(field.shape[-2:]), grid).to(device=field.device, dtype=torch.float64)
     power = _parseval_power(field)
     out = []
     for lo, hi in zip(edges, edges[1:]):

@@ -450,14 +450,17 @@ class NeuralOperatorModule(pl.LightningModule):
         if dm.splits.get(split) is None:
             split = "train" if dm.splits.get("train") is not None else "test"
         x, y = dm.make_dataset(split)[0]
+        # where the weights are now: Lightning's setup() runs before the module is moved, while
+        # self.device already reports the target device
+        device = next(iter(self.model.parameters()), torch.empty(0)).device
         was_training = self.model.training
         self.model.eval()
         try:
             if self.mode == "autoregressive":
-                got = self._step(self.norm_in.encode(x[None, -self.io["history"]:], 2).to(self.device))
+                got = self._step(self.norm_in.encode(x[None, -self.io["history"]:], 2).to(device))
                 want = tuple(y.shape[1:])
             else:
-                got = self.forward_normalized(x[None].to(self.device), y.shape[0] if y.dim() == 4 else None)
+                got = self.forward_normalized(x[None].to(device), y.shape[0] if y.dim() == 4 else None)
                 want = tuple(y.shape)
         except Exception as exc:  # any failure here is a model/data mismatch worth a clear message
             trained = "x".join(str(g["n"]) for _, g in sorted(self.io["grid"].items()))
