@@ -73,7 +73,8 @@ def jacobi_diagonal(layer: nn.Module, layer_input: torch.Tensor, dt: float, visc
     layer_input: the layer's input ``(B, 1, X, Y, T_pad)`` (its time axis gives the frequencies
     ``omega = 2 pi m_t / (T_pad dt)``).
     """
-    mxi, myi, mti = output_mode_indices(layer)
+    # mode indices on the input's device (they are built on the CPU)
+    mxi, myi, mti = (i.to(layer_input.device) for i in output_mode_indices(layer))
     nx, ny, t_pad = layer_input.shape[-3:]
     dtype = torch.float64
     kx = (2 * math.pi / box) * mxi.to(dtype)
