@@ -538,8 +538,16 @@ class NeuralOperatorModule(pl.LightningModule):
             raise ValueError(f"scheduler {hp.scheduler!r} needs a finite number of training steps "
                              "(set trainer.max_epochs or trainer.max_steps)")
         if hp.scheduler == "onecycle":
+            pct_start = float(cfg.get("pct_start", 0.3))
+            if not 1.0 < pct_start * total < total:  # torch's warm-up phase ends at pct_start * total - 1
+                unit = "epochs" if interval == "epoch" else "optimizer steps"
+                raise ValueError(
+                    f"scheduler_config pct_start {pct_start} over {total} {unit} gives a one-cycle warm-up of "
+                    f"{pct_start * total:g} {unit}: it needs more than 1 and fewer than {total}; use more "
+                    f"{unit} (at least {math.floor(1 / pct_start) + 1}), a pct_start in ({1 / total:g}, 1), "
+                    f"or scheduler_config interval: step")
             sched = torch.optim.lr_scheduler.OneCycleLR(
-                opt, max_lr=hp.lr, total_steps=total, pct_start=float(cfg.get("pct_start", 0.3)),
+                opt, max_lr=hp.lr, total_steps=total, pct_start=pct_start,
                 div_factor=float(cfg.get("div_factor", 25.0)),
                 final_div_factor=float(cfg.get("final_div_factor", 1e4)))
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": interval}}

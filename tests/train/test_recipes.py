@@ -171,3 +171,28 @@ def test_loss_config_reduction_and_pool_reach_the_loss(tmp_path):
     assert (m.loss_fn.reduction, m.loss_fn.pool) == ("sum", None)
     with pytest.raises(ValueError, match="reduction must be mean or sum"):
         NeuralOperatorModule("mgno", cfg, data_io=dm.io, loss_config={"reduction": "max"})
+
+
+def test_onecycle_too_short_warmup_is_a_clear_error(tmp_path):
+    """ns_mgno's per-epoch one-cycle (pct_start 0.1) over 10 epochs has a warm-up phase of one epoch,
+    which torch's OneCycleLR divides by zero on at the first step: refused up front, with the fix."""
+    import lightning.pytorch as pl
+    from train_helpers import write_steady
+
+    from train.data import SteadyDataModule
+    from train.module import NeuralOperatorModule
+
+    path = str(write_steady(tmp_path / "s.h5", n=12, res=16))
+    dm = SteadyDataModule(path, train="0:8", val="none", test="8:12", batch_size=4)
+    m = NeuralOperatorModule("mgno", {"channels": 4, "num_layers": 1, "smoothing": [[1, 0], [1, 0]]},
+                             data_io=dm.io, lr=1e-3, scheduler="onecycle",
+                             scheduler_config={"pct_start": 0.1, "interval": "epoch"})
+    t = pl.Trainer(accelerator="cpu", max_epochs=10, logger=False, enable_checkpointing=False,
+                   enable_progress_bar=False, enable_model_summary=False)
+    with pytest.raises(ValueError, match=r"pct_start 0\.1 over 10 epochs .*\(at least 11\), .*interval: step"):
+        t.fit(m, dm)
+    # the fidelity benchmark's way out: the same schedule per optimizer step (2 per epoch here)
+    m.hparams.scheduler_config = {"pct_start": 0.1, "interval": "step"}
+    t = pl.Trainer(accelerator="cpu", max_epochs=10, logger=False, enable_checkpointing=False,
+                   enable_progress_bar=False, enable_model_summary=False)
+    t.fit(m, dm)
