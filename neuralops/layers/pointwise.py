@@ -9,6 +9,13 @@ channels 6.4x: the hidden tensor and its gradients dominate a training step's me
 first grid axis, at most ``chunk_elements`` hidden values per slab; with autograd on, each slab is
 checkpointed (only its input is kept; the hidden values are recomputed during backward). Outputs
 and gradients are those of the one-piece computation (the same operations at every point).
+
+The bound is for the CPU, where a large hidden tensor costs page faults and memory traffic. On an
+accelerator it is ``ACCELERATOR_FACTOR`` times larger (2^30 values, 4 GiB in float32, by default):
+there memory is plentiful and each slab is a separate round of small kernels plus a recomputation
+(on one H200, FNO-3D trained through Lightning on 64^2 x 30 at batch 10 took 4.1x neuraloperator's
+time per epoch with the CPU bound applied there, ``benchmarks/results/gpu_h200_fidelity.json``; the
+larger bound is not yet measured on a GPU).
 """
 from __future__ import annotations
 
@@ -21,6 +28,7 @@ from torch.utils.checkpoint import checkpoint
 __all__ = ["PointwiseMLP"]
 
 _CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+ACCELERATOR_FACTOR = 256  # chunk bound multiplier off the CPU (module docstring)
 
 
 class PointwiseMLP(nn.Module):
@@ -45,12 +53,19 @@ class PointwiseMLP(nn.Module):
     def _mlp(self, v: torch.Tensor) -> torch.Tensor:
         return self.out(self.activation(self.hidden(v)))
 
+    def chunk_limit(self, device: torch.device) -> Optional[int]:
+        """Most hidden values per slab on ``device`` (``None``: one piece)."""
+        if self.chunk_elements is None:
+            return None
+        return self.chunk_elements if device.type == "cpu" else self.chunk_elements * ACCELERATOR_FACTOR
+
     def forward(self, v: torch.Tensor) -> torch.Tensor:
         n_first = v.shape[2]
         per_row = v.shape[0] * self.hidden.out_channels * (v[0, 0].numel() // max(n_first, 1))
-        if self.chunk_elements is None or per_row * n_first <= self.chunk_elements:
+        limit = self.chunk_limit(v.device)
+        if limit is None or per_row * n_first <= limit:
             return self._mlp(v)
-        rows = max(1, self.chunk_elements // per_row)
+        rows = max(1, limit // per_row)
         recompute = torch.is_grad_enabled() and (
             v.requires_grad or any(p.requires_grad for p in self.parameters()))
         pieces = []

@@ -315,3 +315,21 @@ def test_fno2d_equals_fourier_2d_time_script_2021_01():
     gy = torch.linspace(0, 1, S, dtype=torch.float64).reshape(1, 1, S, 1).repeat(B, S, 1, 1)
     want = _script_fno(model, torch.cat([gx, gy, x.permute(0, 2, 3, 1)], dim=-1), 2).permute(0, 3, 1, 2)
     torch.testing.assert_close(model(x), want, rtol=1e-10, atol=1e-10)
+
+
+def test_pointwise_mlp_slabs_only_on_the_cpu_bound():
+    """The slab bound is the CPU's; off the CPU it is ACCELERATOR_FACTOR times larger (one piece for
+    a tensor the CPU would cut into slabs). Counted on the 'meta' device (shapes only, no data)."""
+    from neuralops.layers import pointwise
+
+    mlp = pointwise.PointwiseMLP(2, 4, 16, 1, torch.nn.GELU(), chunk_elements=1000)
+    calls = []
+    mlp.hidden.register_forward_hook(lambda *a: calls.append(1))
+    v = torch.randn(2, 4, 16, 16)  # 2 * 16 * 256 = 8,192 hidden values, 512 per grid row
+    mlp(v)
+    assert len(calls) == 16 and mlp.chunk_limit(v.device) == 1000  # slabs of one row on the CPU
+    calls.clear()
+    meta = mlp.to("meta")
+    out = meta(torch.empty(2, 4, 16, 16, device="meta"))
+    assert out.shape == (2, 1, 16, 16) and out.device.type == "meta"
+    assert len(calls) == 1 and meta.chunk_limit(out.device) == 1000 * pointwise.ACCELERATOR_FACTOR
