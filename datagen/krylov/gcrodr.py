@@ -69,7 +69,7 @@ from scipy.linalg import blas
 
 from datagen.krylov.harmonic_ritz import harmonic_ritz_basis
 from datagen.krylov.pc_reuse import PCReusePolicy
-from datagen.krylov.result import SolveResult
+from datagen.krylov.result import CONVERGED_REASONS, DIVERGED_REASONS, SolveResult
 
 PC_SIDES = ("right", "left")
 REORTHOGONALIZE = ("ifneeded", "always", "never")
@@ -81,6 +81,13 @@ _BREAKDOWN = 1e-14
 # diagonal entry of its QR factor is at most this fraction of the largest.
 _DROP_RATIO = 1e-12
 _INNER_CHUNK = 2048  # columns per chunk of the inner-product GEMMs (41 x 2048 doubles ~ 0.7 MB)
+
+
+def _log_flops(count) -> None:
+    """Count ``count`` floating-point operations of NumPy/BLAS work in PETSc's log (they show
+    in ``-log_view`` under the event that is running)."""
+    if count > 0:
+        _petsc().Log.logFlops(float(count))
 
 
 def _petsc():
@@ -117,6 +124,10 @@ class GCRODR:
         update_interval: update the recycled space after every this many cycles of a solve
             (default 1, Parks et al.). 2 cost ~11% more iterations on smooth Darcy sequences
             and stalled the first system of an indefinite Helmholtz sequence.
+        divtol: divergence tolerance, as PETSc's default test: the solve stops with
+            ``DIVERGED_DTOL`` once a reported residual norm (the initial one, an in-cycle
+            estimate or a cycle-end true residual) is ``>= divtol ||b||``; ``None`` (default)
+            never tests it, ``>= 1`` otherwise.
         update_rank_tol: low-rank update threshold, in ``[0, 1)``. After each cycle the new
             harmonic Ritz space is compared with the old one (principal angles, from small
             matrices only); only the ``r`` directions whose sine exceeds this value are
@@ -138,7 +149,7 @@ class GCRODR:
                  atol: float = 0.0, max_it: int = 10000, pc_side: str = "right", comm=None,
                  options_prefix: str | None = None, reorthogonalize: str = "never",
                  update_last_cycle: bool = True, update_interval: int = 1,
-                 update_rank_tol: float = 0.1):
+                 update_rank_tol: float = 0.1, divtol: float | None = None):
         if not isinstance(restart, (int, np.integer)) or isinstance(restart, bool) or restart < 1:
             raise ValueError(f"restart (m) must be an integer >= 1, got {restart!r}")
         if (not isinstance(recycle, (int, np.integer)) or isinstance(recycle, bool)
@@ -157,6 +168,10 @@ class GCRODR:
                              "give rtol > 0 or atol > 0")
         if pc_side not in PC_SIDES:
             raise ValueError(f"pc_side must be one of {PC_SIDES}, got {pc_side!r}")
+        if divtol is not None:
+            divtol = float(divtol)
+            if not divtol >= 1.0:
+                raise ValueError(f"divtol must be >= 1 (or None: no divergence test), got {divtol!r}")
         if reorthogonalize not in REORTHOGONALIZE:
             raise ValueError(f"reorthogonalize must be one of {REORTHOGONALIZE}, "
                              f"got {reorthogonalize!r}")
@@ -177,6 +192,7 @@ class GCRODR:
         if not 0.0 <= update_rank_tol < 1.0:
             raise ValueError(f"update_rank_tol must be in [0, 1), got {update_rank_tol!r}")
         self.update_rank_tol = update_rank_tol
+        self.divtol = divtol
         #: how the recycled-space updates went: ``full`` (Parks et al.), ``low_rank`` (only the
         #: directions that moved were rewritten; ``rank_sum`` of them), ``unchanged`` (nothing
         #: moved by more than ``update_rank_tol``), ``skipped`` (the harmonic Ritz problem failed
@@ -194,6 +210,10 @@ class GCRODR:
         self._pc_builds = 0
         self._n = None  # local size the buffers were allocated for
         self._store_z = False  # keep Z = M^{-1} [U~; V] (right PC reused across systems)
+        self._live = None      # (steps, rot, g, B, c) of the cycle running now, for build_solution
+        self._solving_x = None
+        self._convergence_test = None
+        self._stop_reason = None
         #: cumulative CPU seconds per phase, for profiling
         self.timers = dict.fromkeys(
             ("op", "ortho", "update", "refresh", "residual", "pc_setup"), 0.0)
@@ -221,11 +241,11 @@ class GCRODR:
         for name in ("_W_vecs", "_W_alt_vecs", "_Z_vecs", "_Z_alt_vecs"):
             for v in getattr(self, name, None) or []:
                 v.destroy()
-        for name in ("_t_vec", "_r_vec", "_z_vec"):
+        for name in ("_t_vec", "_r_vec", "_z_vec", "_x0_vec"):
             if getattr(self, name, None) is not None:
                 getattr(self, name).destroy()
         for name in ("_W", "_W_alt", "_Z", "_Z_alt", "_W_vecs", "_W_alt_vecs", "_Z_vecs",
-                     "_Z_alt_vecs", "_t_vec", "_r_vec", "_z_vec"):
+                     "_Z_alt_vecs", "_t_vec", "_r_vec", "_z_vec", "_x0_vec"):
             setattr(self, name, None)
         self._pc = None
         self._A = None
@@ -277,7 +297,7 @@ class GCRODR:
         return self._own_pc
 
     def solve(self, A, b, x, pc=None, P=None, initial_guess_nonzero: bool = True,
-              monitor=None, pc_reused: bool = False) -> SolveResult:
+              monitor=None, pc_reused: bool = False, convergence_test=None) -> SolveResult:
         """Solve ``A x = b``; ``x`` holds the initial guess on entry, the solution on exit.
 
         Args:
@@ -288,7 +308,19 @@ class GCRODR:
                 ``None``: use this solver's own PC, built from the options database.
             P: matrix to build the own PC from (default ``A``).
             initial_guess_nonzero: ``False`` zeroes ``x`` first.
-            monitor: optional callable ``monitor(iteration, relative_residual)``.
+            monitor: optional callable ``monitor(iteration, relative_residual)``, called for
+                every reported residual: the initial true one (iteration 0), the GMRES estimate
+                after each Arnoldi step and the recomputed true one at each cycle end (the same
+                iteration number as the cycle's last step, as PETSc's GMRES does at a restart).
+                With left preconditioning the in-cycle value is the preconditioned estimate
+                times ``||r|| / ||M^{-1} r||`` at the cycle start (what the stopping test uses).
+                During the call :meth:`build_solution` gives the current iterate.
+            convergence_test: optional callable ``test(iteration, residual_norm) -> reason``
+                (absolute norm, called right after ``monitor`` for every reported residual)
+                that *replaces* the built-in rtol/atol/divtol test, as ``KSPSetConvergenceTest``
+                does: a reason name from :data:`~datagen.krylov.result.CONVERGED_REASONS` or
+                ``DIVERGED_REASONS`` stops the solve at that iteration (mid-cycle: ``x`` becomes
+                that iterate), ``None`` or ``""`` continues. ``max_it`` still applies.
             pc_reused: with an external ``pc``: the caller kept it unchanged since the previous
                 solve (``PCSetReusePreconditioner``) although its matrix changed. With
                 ``set_pc_reuse(max_systems > 1)`` called once (it switches on the stored
@@ -340,45 +372,129 @@ class GCRODR:
         target = max(self.rtol * bnorm, self.atol)
         iterations = 0
         cycles = 0
-        rnorm = self._true_residual(b, x)
-        applications += 1
-        history.append(rnorm / bnorm)
-        if monitor is not None:
-            monitor(0, rnorm / bnorm)
-        reason = None
-        idle_cycle = False
-        while True:
-            if not math.isfinite(rnorm):
-                reason = "DIVERGED_NANORINF"
-                break
-            if rnorm <= target:
-                reason = "CONVERGED_RTOL" if rnorm <= self.rtol * bnorm else "CONVERGED_ATOL"
-                break
-            if iterations >= self.max_it:
-                reason = "DIVERGED_MAX_IT"
-                break
-            self._nonfinite = False
-            steps, breakdown = self._cycle(b, x, rnorm, target, self.max_it - iterations,
-                                           bnorm, history, iterations, monitor, cycles)
-            iterations += steps
-            applications += steps
-            cycles += 1
+        self._convergence_test = convergence_test
+        self._stop_reason = None
+        self._solving_x = x
+        try:
             rnorm = self._true_residual(b, x)
             applications += 1
-            history.append(rnorm / bnorm)
-            if monitor is not None:
-                monitor(iterations, rnorm / bnorm)
-            if self._nonfinite and not rnorm <= target:
-                reason = "DIVERGED_NANORINF"   # the operator or the PC gave NaN/inf
-                break
-            if (breakdown or (steps == 0 and idle_cycle)) and rnorm > target:
-                # an exact invariant subspace that does not contain the solution (A or M is
-                # singular on it), or cycles that cannot take a step: more would repeat them
-                reason = "DIVERGED_BREAKDOWN"
-                break
-            idle_cycle = steps == 0
+            stop = self._report(0, rnorm, bnorm, history, monitor)
+            reason = None
+            idle_cycle = False
+            while True:
+                if not math.isfinite(rnorm):
+                    reason = "DIVERGED_NANORINF"
+                    break
+                if stop:
+                    reason = stop
+                    break
+                if convergence_test is None and rnorm <= target:
+                    reason = "CONVERGED_RTOL" if rnorm <= self.rtol * bnorm else "CONVERGED_ATOL"
+                    break
+                if iterations >= self.max_it:
+                    reason = "DIVERGED_MAX_IT"
+                    break
+                self._nonfinite = False
+                steps, breakdown = self._cycle(b, x, rnorm, target, self.max_it - iterations,
+                                               bnorm, history, iterations, monitor, cycles)
+                iterations += steps
+                applications += steps
+                cycles += 1
+                rnorm = self._true_residual(b, x)
+                applications += 1
+                if self._stop_reason:
+                    # the test stopped the solve inside the cycle; x is that iterate (its true
+                    # residual is what the result reports, no further report is made)
+                    reason = self._stop_reason
+                    break
+                stop = self._report(iterations, rnorm, bnorm, history, monitor)
+                if self._nonfinite and not rnorm <= target:
+                    reason = "DIVERGED_NANORINF"   # the operator or the PC gave NaN/inf
+                    break
+                if breakdown or (steps == 0 and idle_cycle):
+                    # an exact invariant subspace that does not contain the solution (A or M is
+                    # singular on it), or cycles that cannot take a step: more would repeat them
+                    if rnorm > target:
+                        reason = "DIVERGED_BREAKDOWN"
+                        break
+                    if convergence_test is not None and not stop:
+                        # nothing left to iterate on: stop on the built-in test
+                        reason = "CONVERGED_RTOL" if rnorm <= self.rtol * bnorm else "CONVERGED_ATOL"
+                        break
+                idle_cycle = steps == 0
+        finally:
+            self._solving_x = None
+            self._live = None
+            self._convergence_test = None
         return self._finish(start, iterations, rnorm / bnorm, reason, cycles, applications,
                             pc_rebuilt, history, monitor=None)
+
+    def _report(self, iteration, norm, bnorm, history, monitor):
+        """Record one residual norm (absolute): history, monitor, then the convergence test.
+        Returns the reason to stop now, or ``None``."""
+        history.append(norm / bnorm)
+        if monitor is not None:
+            monitor(iteration, norm / bnorm)
+        test = self._convergence_test
+        if test is not None:
+            reason = test(iteration, norm)
+            if not reason:
+                return None
+            if reason not in CONVERGED_REASONS + DIVERGED_REASONS:
+                raise ValueError(f"the convergence test returned {reason!r}; allowed: None (go on) or "
+                                 f"one of {CONVERGED_REASONS + DIVERGED_REASONS}")
+            return reason
+        # PETSc's KSPConvergedDefault: rnorm >= divtol * rnorm0, with rnorm0 = ||b||
+        if self.divtol is not None and norm >= self.divtol * bnorm:
+            return "DIVERGED_DTOL"
+        return None
+
+    def build_solution(self, out) -> None:
+        """Write the current iterate into the ``Vec`` ``out`` (``KSPBuildSolution``).
+
+        Inside a cycle (from a monitor or convergence test called after Arnoldi step ``j``)
+        that is ``x_0 + (M^{-1}) [U~, V_j] [y_u; y_j]`` with the least-squares solution of the
+        steps so far: what the solve would return if it stopped now (``x`` itself is only
+        updated at the cycle end; ``out`` may be ``x``). Outside a cycle it is ``x``.
+        Raises ``RuntimeError`` outside a solve.
+        """
+        if self._solving_x is None:
+            raise RuntimeError("build_solution is only available during a solve (from a monitor or "
+                               "a convergence test); after it the solution is the solve's x")
+        if self._live is None:
+            if out.handle != self._solving_x.handle:
+                self._solving_x.copy(out)
+            return
+        self._apply_correction(*self._live, out)
+
+    def _apply_correction(self, steps, rot, g, coupling, c_top, out) -> None:
+        """``out = x_0 + (M^{-1}) [U~, V_s] [y_u; y]`` for the first ``steps`` Arnoldi steps of
+        the current cycle: ``y = R^{-1} g`` (Givens-rotated Hbar), ``y_u = Lambda^{-1}(c - B y)``
+        (zeroes the ``C`` component). ``x_0`` (the cycle's start) is kept in ``self._x0``."""
+        W = self._W
+        k0 = self.recycle
+        k_act = self._recycle_dim
+        v0 = k0 + k_act
+        t = self._t
+        # with stored Z the combination is already M^{-1} [U~ V] [y_u; y]: no PC application
+        basis_x = self._Z if self._store_z else W
+        if steps:
+            y = scipy.linalg.solve_triangular(rot[:steps, :steps], g[:steps])
+            blas.dgemv(1.0, basis_x[v0:v0 + steps].T, y, beta=0.0, y=t, overwrite_y=1)
+        else:
+            y = np.zeros(0)
+            t[:] = 0.0
+        if k_act:
+            y_u = np.linalg.solve(self._lam, c_top - coupling[:, :steps] @ y)
+            blas.dgemv(1.0, basis_x[k0 - k_act:k0].T, y_u, beta=1.0, y=t, overwrite_y=1)
+        _log_flops(2 * (steps + k_act) * self._n + steps * steps + 2 * k_act * (steps + k_act * k_act))
+        if not (steps or k_act):
+            self._x0_vec.copy(out)
+        elif self._store_z or self.pc_side == "left":
+            out.waxpy(1.0, self._t_vec, self._x0_vec)
+        else:
+            self._apply_pc(self._t_vec, self._z_vec)
+            out.waxpy(1.0, self._z_vec, self._x0_vec)
 
     # ------------------------------------------------------------------ set-up
     def _ensure_buffers(self, A, b) -> None:
@@ -406,6 +522,7 @@ class GCRODR:
         self._t = np.zeros(n)               # combination [U~, V] y before x += (M^{-1}) t
         self._r = np.zeros(n)               # residual
         self._z = np.zeros(n)               # PC / operator intermediate
+        self._x0 = np.zeros(n)              # x at the start of the current cycle
         wrap = self._wrap
         self._W_vecs = [wrap(row) for row in self._W]
         self._W_alt_vecs = [wrap(row) for row in self._W_alt] if k else self._W_vecs
@@ -415,6 +532,7 @@ class GCRODR:
             self._Z_vecs = [wrap(row) for row in self._Z]
             self._Z_alt_vecs = [wrap(row) for row in self._Z_alt]
         self._t_vec, self._r_vec, self._z_vec = wrap(self._t), wrap(self._r), wrap(self._z)
+        self._x0_vec = wrap(self._x0)
         # a new size means new systems: the old space cannot be reused
         self.reset()
 
@@ -549,6 +667,8 @@ class GCRODR:
             start_vec = self._r
             start_norm = rnorm
             inner_target = target
+        x.copy(self._x0_vec)                  # x_0 of this cycle: x = x_0 + correction at its end
+        self._live = None
         # split the start vector into its C component c and the rest beta v_1
         first = W[v0]
         first[:] = start_vec
@@ -576,7 +696,10 @@ class GCRODR:
         g[0] = beta
         steps = 0
         breakdown = False
-        if beta > inner_target:
+        # in-cycle residuals are reported as unpreconditioned estimates (the stopping test's scale)
+        report_scale = rnorm / start_norm if self.pc_side == "left" and start_norm > 0 else 1.0
+        user_test = self._convergence_test
+        if beta > (inner_target if user_test is None else 0.0):
             first *= 1.0 / beta
             reorth = self.reorthogonalize
             timers = self.timers
@@ -635,37 +758,22 @@ class GCRODR:
                 g[j] *= cosines[j]
                 steps = j + 1
                 estimate = abs(g[j + 1])
-                history.append(estimate / bnorm)
-                if monitor is not None:
-                    monitor(done + steps, estimate / bnorm)
+                self._live = (steps, rot, g, coupling, c_top)   # for build_solution
+                stop = self._report(done + steps, estimate * report_scale, bnorm, history, monitor)
                 if hnorm == 0.0 or hnorm <= _BREAKDOWN * float(np.abs(h).max(initial=0.0)):
                     breakdown = True   # lucky (or unlucky) breakdown: Op V_j is invariant
+                    self._stop_reason = stop
                     break
                 w *= 1.0 / hnorm
-                if estimate <= inner_target:
+                if stop:
+                    self._stop_reason = stop
                     break
-        # y = argmin ||beta e1 - Hbar y||,  y_u = D^{-1}(c - B y),  x += (M^{-1}) [U~ V] [y_u; y]
-        t = self._t
-        # with stored Z the combination is already M^{-1} [U~ V] [y_u; y]: no PC application
-        basis_x = self._Z if self._store_z else W
-        if steps:
-            y = scipy.linalg.solve_triangular(rot[:steps, :steps], g[:steps])
-            blas.dgemv(1.0, basis_x[v0:v0 + steps].T, y, beta=0.0, y=t, overwrite_y=1)
-        else:
-            y = np.zeros(0)
-            t[:] = 0.0
-        if k_act:
-            y_u = np.linalg.solve(self._lam, c_top - coupling[:, :steps] @ y)
-            blas.dgemv(1.0, basis_x[k0 - k_act:k0].T, y_u, beta=1.0, y=t, overwrite_y=1)
-        if steps or k_act:
-            if self._store_z:
-                x.axpy(1.0, self._t_vec)
-            elif self.pc_side == "right":
-                self._apply_pc(self._t_vec, self._z_vec)
-                x.axpy(1.0, self._z_vec)
-            else:
-                x.axpy(1.0, self._t_vec)
-        converging = steps > 0 and abs(g[steps]) <= inner_target
+                if user_test is None and estimate <= inner_target:
+                    break
+        # y = argmin ||beta e1 - Hbar y||,  y_u = D^{-1}(c - B y),  x = x_0 + (M^{-1}) [U~ V] [y_u; y]
+        self._live = None
+        self._apply_correction(steps, rot, g, coupling, c_top, x)
+        converging = steps > 0 and (abs(g[steps]) <= inner_target or bool(self._stop_reason))
         if converging:
             wanted = self.update_last_cycle
         else:
