@@ -83,11 +83,40 @@ _DROP_RATIO = 1e-12
 _INNER_CHUNK = 2048  # columns per chunk of the inner-product GEMMs (41 x 2048 doubles ~ 0.7 MB)
 
 
+#: PETSc log events of the dense block work (``-log_view`` lists them with their flops; what is
+#: not in them is PETSc's own MatMult / PCApply / Vec events):
+#: ``GCRODROrthog`` classical Gram-Schmidt against ``[C; V]`` (its VecMAXPY is nested in it),
+#: ``GCRODRLstSq`` Givens rotations, the small least-squares solve and the solution combination,
+#: ``GCRODRUpdate`` the harmonic Ritz recycled-space update, ``GCRODRRemap`` the QR that moves
+#: ``U~`` and ``C`` to a new operator (after its ``k`` operator applications).
+LOG_EVENTS = ("GCRODROrthog", "GCRODRLstSq", "GCRODRUpdate", "GCRODRRemap")
+_EVENTS: dict = {}
+_LOG = []
+
+
+def _events() -> dict:
+    """The log events, registered once per process (after PETSc is initialised)."""
+    if not _EVENTS:
+        PETSc = _petsc()
+        for name in LOG_EVENTS:
+            _EVENTS[name] = PETSc.Log.Event(name)
+        _LOG.append(PETSc.Log.logFlops)
+    return _EVENTS
+
+
 def _log_flops(count) -> None:
     """Count ``count`` floating-point operations of NumPy/BLAS work in PETSc's log (they show
     in ``-log_view`` under the event that is running)."""
     if count > 0:
-        _petsc().Log.logFlops(float(count))
+        _LOG[0](float(count))
+
+
+def _dense_flops(p: int) -> int:
+    """Approximate operation count of the small dense algebra of one recycled-space update on
+    ``p = k + s`` columns (Golub & Van Loan's counts): the least-squares solve ``Gbar^+ Gram``
+    by SVD (~12 p^3), the nonsymmetric eigenproblem with vectors (~25 p^3), QRs, SVD of the
+    principal-angle block and small products (~13 p^3)."""
+    return 50 * p ** 3
 
 
 def _petsc():
@@ -210,6 +239,7 @@ class GCRODR:
         self._pc_builds = 0
         self._n = None  # local size the buffers were allocated for
         self._store_z = False  # keep Z = M^{-1} [U~; V] (right PC reused across systems)
+        self._ev = _events()
         self._live = None      # (steps, rot, g, B, c) of the cycle running now, for build_solution
         self._solving_x = None
         self._convergence_test = None
@@ -359,7 +389,7 @@ class GCRODR:
         applications = 0
         if self._recycle_dim > 0 and op_key != self._op_key:
             tick = time.process_time()
-            applications += self._refresh_recycled_space()
+            applications += self._refresh_recycled_space()  # logs GCRODRRemap after its k products
             self.timers["refresh"] += time.process_time() - tick
         self._op_key = op_key
 
@@ -476,6 +506,8 @@ class GCRODR:
         k_act = self._recycle_dim
         v0 = k0 + k_act
         t = self._t
+        event = self._ev["GCRODRLstSq"]
+        event.begin()
         # with stored Z the combination is already M^{-1} [U~ V] [y_u; y]: no PC application
         basis_x = self._Z if self._store_z else W
         if steps:
@@ -488,6 +520,7 @@ class GCRODR:
             y_u = np.linalg.solve(self._lam, c_top - coupling[:, :steps] @ y)
             blas.dgemv(1.0, basis_x[k0 - k_act:k0].T, y_u, beta=1.0, y=t, overwrite_y=1)
         _log_flops(2 * (steps + k_act) * self._n + steps * steps + 2 * k_act * (steps + k_act * k_act))
+        event.end()
         if not (steps or k_act):
             self._x0_vec.copy(out)
         elif self._store_z or self.pc_side == "left":
@@ -670,6 +703,9 @@ class GCRODR:
         x.copy(self._x0_vec)                  # x_0 of this cycle: x = x_0 + correction at its end
         self._live = None
         # split the start vector into its C component c and the rest beta v_1
+        ev_orth, ev_lsq = self._ev["GCRODROrthog"], self._ev["GCRODRLstSq"]
+        n = self._n
+        ev_orth.begin()
         first = W[v0]
         first[:] = start_vec
         if k_act:
@@ -679,13 +715,18 @@ class GCRODR:
             # a second pass only when the projection cancelled much of the vector (DGKS): the
             # first cycle after a new matrix; later residuals are already orthogonal to C
             c_norm = float(np.linalg.norm(c_top))
+            passes = 1
             if c_norm * c_norm > (1.0 - _REORTH_ETA ** 2) * start_norm * start_norm:
                 c_fix = self._sum(c_block @ first)
                 blas.dgemv(-1.0, c_block.T, c_fix, beta=1.0, y=first, overwrite_y=1)
                 c_top += c_fix
+                passes = 2
+            _log_flops(4 * passes * k_act * n)
         else:
             c_top = np.zeros(0)
         beta = self._norm(first)
+        _log_flops(2 * n)
+        ev_orth.end()
         steps_max = min(self.restart - k_act, budget)
         hess = np.zeros((steps_max + 1, steps_max))   # raw Hbar (kept for the Ritz problem)
         coupling = np.zeros((k_act, steps_max))        # B = C^T Op V
@@ -717,6 +758,7 @@ class GCRODR:
                     self._apply_op(vecs[row - 1], vecs[row])
                 tock = time.process_time()
                 timers["op"] += tock - tick
+                ev_orth.begin()
                 basis = W[k0:row]             # C and v_1..v_{j+1}
                 # CGS: h = [C; V]^T w (one BLAS gemv over the contiguous block), then
                 # w -= [C; V] h with PETSc's VecMAXPY (measured 10-25% faster than dgemv 'N')
@@ -731,6 +773,10 @@ class GCRODR:
                     w_vec.maxpy(-h2, vecs[k0:row])
                     h += h2
                     hnorm = self._norm(w)
+                    _log_flops(2 * (row - k0) * n + 2 * n)   # (its VecMAXPY logs its own flops)
+                # the gemv and the norm (VecMAXPY, nested in this event, logs its own flops)
+                _log_flops(2 * (row - k0) * n + 2 * n)
+                ev_orth.end()
                 timers["ortho"] += time.process_time() - tock
                 if not (math.isfinite(hnorm) and np.isfinite(h).all()):
                     # the operator or the PC produced NaN/inf (e.g. a failed factorisation): the
@@ -738,6 +784,7 @@ class GCRODR:
                     self._nonfinite = True
                     breakdown = True
                     break
+                ev_lsq.begin()
                 coupling[:, j] = h[:k_act]
                 hess[: j + 1, j] = h[k_act:]
                 hess[j + 1, j] = hnorm
@@ -749,6 +796,7 @@ class GCRODR:
                                           -si * col[i] + ci * col[i + 1])
                 denom = math.hypot(col[j], col[j + 1])
                 if denom == 0.0:
+                    ev_lsq.end()
                     breakdown = True
                     break
                 cosines[j], sines[j] = col[j] / denom, col[j + 1] / denom
@@ -756,6 +804,8 @@ class GCRODR:
                 rot[: j + 2, j] = col
                 g[j + 1] = -sines[j] * g[j]
                 g[j] *= cosines[j]
+                _log_flops(6 * j + 8)
+                ev_lsq.end()
                 steps = j + 1
                 estimate = abs(g[j + 1])
                 self._live = (steps, rot, g, coupling, c_top)   # for build_solution
@@ -780,7 +830,12 @@ class GCRODR:
             wanted = k_act == 0 or (cycle_index + 1) % self.update_interval == 0
         if self.recycle and steps and not breakdown and wanted:
             tick = time.process_time()
-            self._update_recycled_space(steps, hess[: steps + 1, :steps], coupling[:, :steps])
+            event = self._ev["GCRODRUpdate"]
+            event.begin()
+            try:
+                self._update_recycled_space(steps, hess[: steps + 1, :steps], coupling[:, :steps])
+            finally:
+                event.end()
             self.timers["update"] += time.process_time() - tick
         return steps, breakdown
 
@@ -805,6 +860,7 @@ class GCRODR:
             gram[k_act:, :k_act] = vtu
         gbar[k_act:, k_act:] = hess
         gram[k_act:, k_act:] = np.eye(steps + 1, steps)
+        _log_flops(2 * (steps + 1) * k_act * self._n + _dense_flops(p))
         try:
             coeffs = harmonic_ritz_basis(gbar, gram, k_new)
             q, r = np.linalg.qr(gbar @ coeffs)
@@ -834,6 +890,7 @@ class GCRODR:
         out = self._W_alt
         np.matmul(q.T, W[k0:v0 + steps + 1], out=out[k0:k0 + k_new])
         self._combine_rows(W[k0 - k_act:k0], W[v0:v0 + steps], s_unit, out[k0 - k_new:k0])
+        _log_flops(2 * k_new * (k_act + steps + 1 + (2 if self._store_z else 1) * p) * self._n)
         if self._store_z:  # M^{-1} U~_new = [M^{-1} U~, M^{-1} V_s] S diag(1/norms)
             Z = self._Z
             self._combine_rows(Z[k0 - k_act:k0], Z[v0:v0 + steps], s_unit,
@@ -906,6 +963,8 @@ class GCRODR:
         e_rows, f_rows = ef_rows[:rank], ef_rows[rank:]
         blas.dgemm(1.0, e_rows.T, a_perp.T, beta=1.0, c=W[k0:v0].T, overwrite_c=1)
         blas.dgemm(1.0, f_rows.T, mix, beta=1.0, c=W[k0 - k:k0].T, overwrite_c=1)
+        _log_flops((4 * rank * width + 4 * rank * k + (2 * rank * (k + steps) + 2 * rank * k
+                                                       if self._store_z else 0)) * self._n)
         if self._store_z:  # M^{-1} U~ follows with the same coefficients
             Z, z_rows = self._Z, self._Z_alt[:rank]
             self._combine_rows(Z[k0 - k:k0], Z[v0:v0 + steps], s_f, z_rows)
@@ -958,6 +1017,16 @@ class GCRODR:
         else:
             for i in range(k):
                 self._apply_op(self._W_vecs[k0 - k + i], self._W_vecs[k0 + i])
+        event = self._ev["GCRODRRemap"]
+        event.begin()
+        try:
+            return self._remap_qr(k, k0)
+        finally:
+            event.end()
+
+    def _remap_qr(self, k: int, k0: int) -> int:
+        """The dense part of :meth:`_refresh_recycled_space`: the ``C`` rows hold ``Op U~``."""
+        n = self._n
         # pass 1: the C rows hold Op U~ exactly; pass 2 (if any): they hold C_1 with
         # Op U~_1 = C_1 diag(d_1), so the factor that maps U~ is R_2 diag(d_1)
         d_scale = np.ones(k)
@@ -965,6 +1034,7 @@ class GCRODR:
             W = self._W
             images = W[k0:k0 + k]
             gram = self._inner(images, images)
+            _log_flops(2 * k * k * n + k ** 3 // 3 + (6 if self._store_z else 4) * k * k * n)
             try:
                 chol = np.linalg.cholesky(gram).T  # upper R, gram = R^T R
                 ok = bool(np.isfinite(chol).all())
@@ -1008,6 +1078,7 @@ class GCRODR:
                 break  # well conditioned: one Cholesky QR pass is orthogonal to ~eps cond^2
         W = self._W
         self._ctu = self._inner(W[k0:k0 + k], W[k0 - k:k0])
+        _log_flops(2 * k * k * n)
         return k
 
     def _skip_update(self) -> None:

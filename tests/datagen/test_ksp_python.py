@@ -218,3 +218,55 @@ print("HISTORY", json.dumps(hist), flush=True)
     bnorm = np.sqrt(31 * 31) * Darcy(33).forcing
     np.testing.assert_allclose([t for _, _, t, _ in true], flat, rtol=1e-6, atol=1e-11 * bnorm)
     assert [i for i, _ in plain][:1] == [0] and true[-1][3] <= 1e-9
+
+
+GCRODR_EVENTS = ("GCRODROrthog", "GCRODRLstSq", "GCRODRUpdate", "GCRODRRemap")
+# PETSc's own events that run directly under the python KSPSolve (not nested in one another or in the GCRODR
+# events: MatSolve is inside PCApply, VecMAXPY inside GCRODROrthog)
+TOP_LEVEL_PETSC = ("PCSetUp", "PCApply", "MatMult", "VecNorm", "VecAYPX", "VecWAXPY", "VecCopy", "VecAXPY", "VecSet")
+
+
+def test_log_events_count_the_dense_work_with_flops_and_account_for_the_solve():
+    """With logging on, the GCRO-DR events exist with nonzero counts and flops, and together with the PETSc
+    events the KSPSolve runs directly they account for most of KSPSolve's time (and not more than all of it)."""
+    from datagen.krylov.gcrodr import LOG_EVENTS
+    assert LOG_EVENTS == GCRODR_EVENTS
+    mats, b = darcy_systems(resolution=65, count=3)
+    PETSc.Log.begin()
+    stage = PETSc.Log.Stage("tksppy_log")
+    stage.push()
+    try:
+        ksp = make_ksp(restart=30, recycle=10, rtol=1e-8)
+        for mat in mats:
+            ksp.setOperators(to_petsc(mat))
+            ksp.solve(vec(b), vec(np.zeros_like(b)))
+            assert ksp.getConvergedReason() > 0
+        ksp.destroy()
+    finally:
+        stage.pop()
+    info = {name: PETSc.Log.Event(name).getPerfInfo(stage) for name in
+            ("KSPSolve", "VecMAXPY") + GCRODR_EVENTS + TOP_LEVEL_PETSC}
+    assert info["KSPSolve"]["count"] == 3
+    for name in GCRODR_EVENTS:
+        assert info[name]["count"] > 0 and info[name]["flops"] > 0 and info[name]["time"] > 0, (name, info[name])
+    # the orthogonalisation event contains its VecMAXPY (nested), so it holds at least those flops
+    assert info["GCRODROrthog"]["flops"] > info["VecMAXPY"]["flops"] > 0
+    covered = sum(info[name]["time"] for name in GCRODR_EVENTS + TOP_LEVEL_PETSC)
+    total = info["KSPSolve"]["time"]
+    assert 0.8 * total <= covered <= 1.02 * total, (covered, total)
+    assert info["KSPSolve"]["flops"] >= sum(info[name]["flops"] for name in GCRODR_EVENTS)
+
+
+def test_log_view_lists_the_gcrodr_events_of_a_generator_run(tmp_path):
+    """The generator's --solver skr with -log_view: the events appear in PETSc's table with flops."""
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
+    env.pop("PETSC_OPTIONS", None)
+    r = subprocess.run([sys.executable, "-m", "datagen.cli", "darcy", "--n", "3", "--resolution", "33", "--solver",
+                        "skr", "--no-progress", "--out", str(tmp_path / "l.h5"), "--", "-log_view"],
+                       capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr
+    rows = {m.group(1): m.group(2).split() for m in re.finditer(r"^(GCRODR\w+|KSPSolve)\s+(.*)$", r.stdout, re.M)}
+    assert set(GCRODR_EVENTS) <= set(rows), sorted(rows)
+    for name in GCRODR_EVENTS:
+        count, flops = int(rows[name][0]), float(rows[name][4])   # Count Max Ratio, Time Max Ratio, Flop Max
+        assert count > 0 and flops > 0, (name, rows[name])
