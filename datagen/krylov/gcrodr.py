@@ -67,7 +67,7 @@ import numpy as np
 import scipy.linalg
 from scipy.linalg import blas
 
-from datagen.krylov.harmonic_ritz import harmonic_ritz_basis
+from datagen.krylov.harmonic_ritz import LeastSquares, harmonic_ritz_basis, small_qr
 from datagen.krylov.pc_reuse import PCReusePolicy
 from datagen.krylov.result import CONVERGED_REASONS, DIVERGED_REASONS, SolveResult
 
@@ -244,7 +244,8 @@ class GCRODR:
         self._solving_x = None
         self._convergence_test = None
         self._stop_reason = None
-        #: cumulative CPU seconds per phase, for profiling
+        #: cumulative seconds per phase, for profiling: wall clock (``perf_counter``, cheap enough
+        #: to read twice per Arnoldi step), except ``pc_setup`` in CPU seconds
         self.timers = dict.fromkeys(
             ("op", "ortho", "update", "refresh", "residual", "pc_setup"), 0.0)
         self.reset()
@@ -388,9 +389,9 @@ class GCRODR:
         op_key = (A.getId(), A.stateGet(), self._current_pc_key, self.pc_side)
         applications = 0
         if self._recycle_dim > 0 and op_key != self._op_key:
-            tick = time.process_time()
+            tick = time.perf_counter()
             applications += self._refresh_recycled_space()  # logs GCRODRRemap after its k products
-            self.timers["refresh"] += time.process_time() - tick
+            self.timers["refresh"] += time.perf_counter() - tick
         self._op_key = op_key
 
         bnorm = b.norm()
@@ -674,11 +675,11 @@ class GCRODR:
 
     def _true_residual(self, b, x) -> float:
         """``r = b - A x`` into ``self._r``; returns ``||r||``."""
-        tick = time.process_time()
+        tick = time.perf_counter()
         self._A.mult(x, self._r_vec)
         self._r_vec.aypx(-1.0, b)
         rnorm = self._r_vec.norm()
-        self.timers["residual"] += time.process_time() - tick
+        self.timers["residual"] += time.perf_counter() - tick
         return rnorm
 
     # ------------------------------------------------------------------ one cycle
@@ -731,8 +732,8 @@ class GCRODR:
         hess = np.zeros((steps_max + 1, steps_max))   # raw Hbar (kept for the Ritz problem)
         coupling = np.zeros((k_act, steps_max))        # B = C^T Op V
         rot = np.zeros((steps_max + 1, steps_max))     # Hbar after Givens rotations
-        cosines = np.zeros(steps_max)
-        sines = np.zeros(steps_max)
+        cosines: list[float] = []
+        sines: list[float] = []
         g = np.zeros(steps_max + 1)
         g[0] = beta
         steps = 0
@@ -747,25 +748,28 @@ class GCRODR:
             vecs = self._W_vecs
             store_z = self._store_z
             zvecs = self._Z_vecs if store_z else None
+            mpi = self._mpi is not None
             for j in range(steps_max):
                 row = v0 + j + 1              # v_{j+2} is built in this row
                 w = W[row]
-                tick = time.process_time()
+                tick = time.perf_counter()
                 if store_z:  # keep z_j = M^{-1} v_j: x and Z = M^{-1} U~ are built from it
                     self._apply_pc(vecs[row - 1], zvecs[row - 1])
                     self._A.mult(zvecs[row - 1], vecs[row])
                 else:
                     self._apply_op(vecs[row - 1], vecs[row])
-                tock = time.process_time()
+                tock = time.perf_counter()
                 timers["op"] += tock - tick
                 ev_orth.begin()
                 basis = W[k0:row]             # C and v_1..v_{j+1}
                 # CGS: h = [C; V]^T w (one BLAS gemv over the contiguous block), then
                 # w -= [C; V] h with PETSc's VecMAXPY (measured 10-25% faster than dgemv 'N')
-                h = self._sum(basis @ w)
+                h = basis @ w
+                if mpi:
+                    h = self._sum(h)
                 w_vec = vecs[row]
                 w_vec.maxpy(-h, vecs[k0:row])
-                hnorm = self._norm(w)
+                hnorm = self._norm(w) if mpi else math.sqrt(w @ w)
                 # ||w_before||^2 = ||h||^2 + ||w_after||^2 (Pythagoras): no extra pass over w
                 if reorth == "always" or (reorth == "ifneeded" and hnorm < _REORTH_ETA
                                           * math.hypot(hnorm, float(np.linalg.norm(h)))):
@@ -777,7 +781,7 @@ class GCRODR:
                 # the gemv and the norm (VecMAXPY, nested in this event, logs its own flops)
                 _log_flops(2 * (row - k0) * n + 2 * n)
                 ev_orth.end()
-                timers["ortho"] += time.process_time() - tock
+                timers["ortho"] += time.perf_counter() - tock
                 if not (math.isfinite(hnorm) and np.isfinite(h).all()):
                     # the operator or the PC produced NaN/inf (e.g. a failed factorisation): the
                     # steps so far are still usable, no further step is
@@ -788,18 +792,22 @@ class GCRODR:
                 coupling[:, j] = h[:k_act]
                 hess[: j + 1, j] = h[k_act:]
                 hess[j + 1, j] = hnorm
-                # Givens rotations keep the least-squares residual |g_{j+1}| current
-                col = hess[: j + 2, j].copy()
+                # Givens rotations keep the least-squares residual |g_{j+1}| current (on Python
+                # floats: for these short columns cheaper than NumPy element access)
+                col = h[k_act:].tolist()
+                col.append(hnorm)
                 for i in range(j):
                     ci, si = cosines[i], sines[i]
-                    col[i], col[i + 1] = (ci * col[i] + si * col[i + 1],
-                                          -si * col[i] + ci * col[i + 1])
+                    a, c = col[i], col[i + 1]
+                    col[i] = ci * a + si * c
+                    col[i + 1] = ci * c - si * a
                 denom = math.hypot(col[j], col[j + 1])
                 if denom == 0.0:
                     ev_lsq.end()
                     breakdown = True
                     break
-                cosines[j], sines[j] = col[j] / denom, col[j + 1] / denom
+                cosines.append(col[j] / denom)
+                sines.append(col[j + 1] / denom)
                 col[j], col[j + 1] = denom, 0.0
                 rot[: j + 2, j] = col
                 g[j + 1] = -sines[j] * g[j]
@@ -829,14 +837,14 @@ class GCRODR:
         else:
             wanted = k_act == 0 or (cycle_index + 1) % self.update_interval == 0
         if self.recycle and steps and not breakdown and wanted:
-            tick = time.process_time()
+            tick = time.perf_counter()
             event = self._ev["GCRODRUpdate"]
             event.begin()
             try:
                 self._update_recycled_space(steps, hess[: steps + 1, :steps], coupling[:, :steps])
             finally:
                 event.end()
-            self.timers["update"] += time.process_time() - tick
+            self.timers["update"] += time.perf_counter() - tick
         return steps, breakdown
 
     # ------------------------------------------------------------------ recycled space
@@ -862,8 +870,9 @@ class GCRODR:
         gram[k_act:, k_act:] = np.eye(steps + 1, steps)
         _log_flops(2 * (steps + 1) * k_act * self._n + _dense_flops(p))
         try:
-            coeffs = harmonic_ritz_basis(gbar, gram, k_new)
-            q, r = np.linalg.qr(gbar @ coeffs)
+            least_squares = LeastSquares(gbar)   # one QR of Gbar for both least-squares solves
+            coeffs = harmonic_ritz_basis(gbar, gram, k_new, least_squares=least_squares)
+            q, r = small_qr(gbar @ coeffs)
             s = scipy.linalg.solve_triangular(r, coeffs.T, trans="T").T  # P R^{-1}
         except (np.linalg.LinAlgError, ValueError):
             self._skip_update()  # keep the previous space: it still satisfies Op U~ = C Lambda
@@ -878,7 +887,7 @@ class GCRODR:
             vhat_gram[k_act:, :k_act] = vtu[:steps]
             vhat_gram[:k_act, k_act:] = vtu[:steps].T
         if (k_act == k_new and self.update_rank_tol > 0.0
-                and self._low_rank_update(steps, gbar, gram, vhat_gram, q)):
+                and self._low_rank_update(steps, gbar, gram, vhat_gram, q, least_squares)):
             return
         new_gram = s.T @ vhat_gram @ s
         norms = np.sqrt(np.maximum(np.diag(new_gram), 0.0))
@@ -903,7 +912,7 @@ class GCRODR:
         self._ctu = q.T @ gram @ s_unit
         self._utu = new_gram / np.outer(norms, norms)
 
-    def _low_rank_update(self, steps, gbar, gram, vhat_gram, q) -> bool:
+    def _low_rank_update(self, steps, gbar, gram, vhat_gram, q, least_squares) -> bool:
         """Move only the recycled directions that changed (module docstring, 3b).
 
         ``q`` holds the coefficients of the new ``C`` in ``What = [C, V_{s+1}]``. The sines of
@@ -922,7 +931,15 @@ class GCRODR:
         k0 = self.recycle
         v0 = k0 + k
         q_c, q_v = q[:k], q[k:]
-        _, sines, z_t = np.linalg.svd(q_v, full_matrices=True)
+        if self.update_rank_tol >= 1e-6:
+            # singular values / right vectors of q_v from the k x k eigenproblem of q_v^T q_v
+            # (cheaper than the SVD; resolves sines down to ~1e-8, far below the threshold)
+            squares, z = np.linalg.eigh(q_v.T @ q_v)
+            sines = np.sqrt(np.maximum(squares[::-1], 0.0))
+            z = z[:, ::-1]
+        else:
+            _, sines, z_t = np.linalg.svd(q_v, full_matrices=True)
+            z = z_t.T
         rank = int(np.count_nonzero(sines > self.update_rank_tol))
         if rank == 0:
             # every new direction lies within update_rank_tol of the old space: keep it
@@ -930,19 +947,18 @@ class GCRODR:
             return True
         if 2 * rank > k:
             return False  # most of the space moved: the full update is as cheap and exact
-        z = z_t.T
         # old directions that stay (orthonormal a_stay) and the ones replaced (a_perp)
-        basis, _ = np.linalg.qr(q_c @ z[:, rank:], mode="complete")
+        basis, _ = small_qr(q_c @ z[:, rank:], complete=True)
         a_stay, a_perp = basis[:, :k - rank], basis[:, k - rank:]
         moving = q @ z[:, :rank]
         moving[:k] -= a_stay @ (a_stay.T @ moving[:k])
-        moving, r_moving = np.linalg.qr(moving)
+        moving, r_moving = small_qr(moving)
         if np.abs(np.diag(r_moving)).min() <= 0.5 * self.update_rank_tol:
             return False
         delta = moving
         delta[:k] -= a_perp
         # Delta lies in range(Gbar) ([a; 0] does since Lambda is invertible, and so does q)
-        s_f, *_ = np.linalg.lstsq(gbar, delta, rcond=None)
+        s_f = least_squares.solve(delta)
         misfit = np.linalg.norm(gbar @ s_f - delta)
         if not (np.isfinite(misfit) and misfit <= 1e-10 * (1.0 + np.linalg.norm(delta))):
             return False
