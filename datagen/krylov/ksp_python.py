@@ -213,7 +213,9 @@ class GCRODRKSP:
         self.last_result = result
         ksp.setIterationNumber(result.iterations)
         ksp.setResidualNorm(result.residual * bnorm)
-        ksp.setConvergedReason(self._user_reason if self._user_reason is not None
+        user = self._user_reason
+        # the test's exact code, unless the solve ended for another reason (NaN) after it
+        ksp.setConvergedReason(user if user is not None and _reason_name(user) == result.reason
                                else _petsc_reason(result.reason))
         if self.pc_reuse.active:
             self.pc_reuse.solved(result.iterations)
