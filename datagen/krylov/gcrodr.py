@@ -67,9 +67,9 @@ import numpy as np
 import scipy.linalg
 from scipy.linalg import blas
 
-from datagen.krylov.harmonic_ritz import harmonic_ritz_basis
+from datagen.krylov.harmonic_ritz import LeastSquares, harmonic_ritz_basis, small_qr
 from datagen.krylov.pc_reuse import PCReusePolicy
-from datagen.krylov.result import SolveResult
+from datagen.krylov.result import CONVERGED_REASONS, DIVERGED_REASONS, SolveResult
 
 PC_SIDES = ("right", "left")
 REORTHOGONALIZE = ("ifneeded", "always", "never")
@@ -81,6 +81,42 @@ _BREAKDOWN = 1e-14
 # diagonal entry of its QR factor is at most this fraction of the largest.
 _DROP_RATIO = 1e-12
 _INNER_CHUNK = 2048  # columns per chunk of the inner-product GEMMs (41 x 2048 doubles ~ 0.7 MB)
+
+
+#: PETSc log events of the dense block work (``-log_view`` lists them with their flops; what is
+#: not in them is PETSc's own MatMult / PCApply / Vec events):
+#: ``GCRODROrthog`` classical Gram-Schmidt against ``[C; V]`` (its VecMAXPY is nested in it),
+#: ``GCRODRLstSq`` Givens rotations, the small least-squares solve and the solution combination,
+#: ``GCRODRUpdate`` the harmonic Ritz recycled-space update, ``GCRODRRemap`` the QR that moves
+#: ``U~`` and ``C`` to a new operator (after its ``k`` operator applications).
+LOG_EVENTS = ("GCRODROrthog", "GCRODRLstSq", "GCRODRUpdate", "GCRODRRemap")
+_EVENTS: dict = {}
+_LOG = []
+
+
+def _events() -> dict:
+    """The log events, registered once per process (after PETSc is initialised)."""
+    if not _EVENTS:
+        PETSc = _petsc()
+        for name in LOG_EVENTS:
+            _EVENTS[name] = PETSc.Log.Event(name)
+        _LOG.append(PETSc.Log.logFlops)
+    return _EVENTS
+
+
+def _log_flops(count) -> None:
+    """Count ``count`` floating-point operations of NumPy/BLAS work in PETSc's log (they show
+    in ``-log_view`` under the event that is running)."""
+    if count > 0:
+        _LOG[0](float(count))
+
+
+def _dense_flops(p: int) -> int:
+    """Approximate operation count of the small dense algebra of one recycled-space update on
+    ``p = k + s`` columns (Golub & Van Loan's counts): the least-squares solve ``Gbar^+ Gram``
+    by SVD (~12 p^3), the nonsymmetric eigenproblem with vectors (~25 p^3), QRs, SVD of the
+    principal-angle block and small products (~13 p^3)."""
+    return 50 * p ** 3
 
 
 def _petsc():
@@ -117,6 +153,10 @@ class GCRODR:
         update_interval: update the recycled space after every this many cycles of a solve
             (default 1, Parks et al.). 2 cost ~11% more iterations on smooth Darcy sequences
             and stalled the first system of an indefinite Helmholtz sequence.
+        divtol: divergence tolerance, as PETSc's default test: the solve stops with
+            ``DIVERGED_DTOL`` once a reported residual norm (the initial one, an in-cycle
+            estimate or a cycle-end true residual) is ``>= divtol ||b||``; ``None`` (default)
+            never tests it, ``>= 1`` otherwise.
         update_rank_tol: low-rank update threshold, in ``[0, 1)``. After each cycle the new
             harmonic Ritz space is compared with the old one (principal angles, from small
             matrices only); only the ``r`` directions whose sine exceeds this value are
@@ -138,7 +178,7 @@ class GCRODR:
                  atol: float = 0.0, max_it: int = 10000, pc_side: str = "right", comm=None,
                  options_prefix: str | None = None, reorthogonalize: str = "never",
                  update_last_cycle: bool = True, update_interval: int = 1,
-                 update_rank_tol: float = 0.1):
+                 update_rank_tol: float = 0.1, divtol: float | None = None):
         if not isinstance(restart, (int, np.integer)) or isinstance(restart, bool) or restart < 1:
             raise ValueError(f"restart (m) must be an integer >= 1, got {restart!r}")
         if (not isinstance(recycle, (int, np.integer)) or isinstance(recycle, bool)
@@ -157,6 +197,10 @@ class GCRODR:
                              "give rtol > 0 or atol > 0")
         if pc_side not in PC_SIDES:
             raise ValueError(f"pc_side must be one of {PC_SIDES}, got {pc_side!r}")
+        if divtol is not None:
+            divtol = float(divtol)
+            if not divtol >= 1.0:
+                raise ValueError(f"divtol must be >= 1 (or None: no divergence test), got {divtol!r}")
         if reorthogonalize not in REORTHOGONALIZE:
             raise ValueError(f"reorthogonalize must be one of {REORTHOGONALIZE}, "
                              f"got {reorthogonalize!r}")
@@ -177,6 +221,7 @@ class GCRODR:
         if not 0.0 <= update_rank_tol < 1.0:
             raise ValueError(f"update_rank_tol must be in [0, 1), got {update_rank_tol!r}")
         self.update_rank_tol = update_rank_tol
+        self.divtol = divtol
         #: how the recycled-space updates went: ``full`` (Parks et al.), ``low_rank`` (only the
         #: directions that moved were rewritten; ``rank_sum`` of them), ``unchanged`` (nothing
         #: moved by more than ``update_rank_tol``), ``skipped`` (the harmonic Ritz problem failed
@@ -194,7 +239,13 @@ class GCRODR:
         self._pc_builds = 0
         self._n = None  # local size the buffers were allocated for
         self._store_z = False  # keep Z = M^{-1} [U~; V] (right PC reused across systems)
-        #: cumulative CPU seconds per phase, for profiling
+        self._ev = _events()
+        self._live = None      # (steps, rot, g, B, c) of the cycle running now, for build_solution
+        self._solving_x = None
+        self._convergence_test = None
+        self._stop_reason = None
+        #: cumulative seconds per phase, for profiling: wall clock (``perf_counter``, cheap enough
+        #: to read twice per Arnoldi step), except ``pc_setup`` in CPU seconds
         self.timers = dict.fromkeys(
             ("op", "ortho", "update", "refresh", "residual", "pc_setup"), 0.0)
         self.reset()
@@ -221,11 +272,11 @@ class GCRODR:
         for name in ("_W_vecs", "_W_alt_vecs", "_Z_vecs", "_Z_alt_vecs"):
             for v in getattr(self, name, None) or []:
                 v.destroy()
-        for name in ("_t_vec", "_r_vec", "_z_vec"):
+        for name in ("_t_vec", "_r_vec", "_z_vec", "_x0_vec"):
             if getattr(self, name, None) is not None:
                 getattr(self, name).destroy()
         for name in ("_W", "_W_alt", "_Z", "_Z_alt", "_W_vecs", "_W_alt_vecs", "_Z_vecs",
-                     "_Z_alt_vecs", "_t_vec", "_r_vec", "_z_vec"):
+                     "_Z_alt_vecs", "_t_vec", "_r_vec", "_z_vec", "_x0_vec"):
             setattr(self, name, None)
         self._pc = None
         self._A = None
@@ -277,7 +328,7 @@ class GCRODR:
         return self._own_pc
 
     def solve(self, A, b, x, pc=None, P=None, initial_guess_nonzero: bool = True,
-              monitor=None, pc_reused: bool = False) -> SolveResult:
+              monitor=None, pc_reused: bool = False, convergence_test=None) -> SolveResult:
         """Solve ``A x = b``; ``x`` holds the initial guess on entry, the solution on exit.
 
         Args:
@@ -288,7 +339,19 @@ class GCRODR:
                 ``None``: use this solver's own PC, built from the options database.
             P: matrix to build the own PC from (default ``A``).
             initial_guess_nonzero: ``False`` zeroes ``x`` first.
-            monitor: optional callable ``monitor(iteration, relative_residual)``.
+            monitor: optional callable ``monitor(iteration, relative_residual)``, called for
+                every reported residual: the initial true one (iteration 0), the GMRES estimate
+                after each Arnoldi step and the recomputed true one at each cycle end (the same
+                iteration number as the cycle's last step, as PETSc's GMRES does at a restart).
+                With left preconditioning the in-cycle value is the preconditioned estimate
+                times ``||r|| / ||M^{-1} r||`` at the cycle start (what the stopping test uses).
+                During the call :meth:`build_solution` gives the current iterate.
+            convergence_test: optional callable ``test(iteration, residual_norm) -> reason``
+                (absolute norm, called right after ``monitor`` for every reported residual)
+                that *replaces* the built-in rtol/atol/divtol test, as ``KSPSetConvergenceTest``
+                does: a reason name from :data:`~datagen.krylov.result.CONVERGED_REASONS` or
+                ``DIVERGED_REASONS`` stops the solve at that iteration (mid-cycle: ``x`` becomes
+                that iterate), ``None`` or ``""`` continues. ``max_it`` still applies.
             pc_reused: with an external ``pc``: the caller kept it unchanged since the previous
                 solve (``PCSetReusePreconditioner``) although its matrix changed. With
                 ``set_pc_reuse(max_systems > 1)`` called once (it switches on the stored
@@ -326,9 +389,9 @@ class GCRODR:
         op_key = (A.getId(), A.stateGet(), self._current_pc_key, self.pc_side)
         applications = 0
         if self._recycle_dim > 0 and op_key != self._op_key:
-            tick = time.process_time()
-            applications += self._refresh_recycled_space()
-            self.timers["refresh"] += time.process_time() - tick
+            tick = time.perf_counter()
+            applications += self._refresh_recycled_space()  # logs GCRODRRemap after its k products
+            self.timers["refresh"] += time.perf_counter() - tick
         self._op_key = op_key
 
         bnorm = b.norm()
@@ -340,45 +403,132 @@ class GCRODR:
         target = max(self.rtol * bnorm, self.atol)
         iterations = 0
         cycles = 0
-        rnorm = self._true_residual(b, x)
-        applications += 1
-        history.append(rnorm / bnorm)
-        if monitor is not None:
-            monitor(0, rnorm / bnorm)
-        reason = None
-        idle_cycle = False
-        while True:
-            if not math.isfinite(rnorm):
-                reason = "DIVERGED_NANORINF"
-                break
-            if rnorm <= target:
-                reason = "CONVERGED_RTOL" if rnorm <= self.rtol * bnorm else "CONVERGED_ATOL"
-                break
-            if iterations >= self.max_it:
-                reason = "DIVERGED_MAX_IT"
-                break
-            self._nonfinite = False
-            steps, breakdown = self._cycle(b, x, rnorm, target, self.max_it - iterations,
-                                           bnorm, history, iterations, monitor, cycles)
-            iterations += steps
-            applications += steps
-            cycles += 1
+        self._convergence_test = convergence_test
+        self._stop_reason = None
+        self._solving_x = x
+        try:
             rnorm = self._true_residual(b, x)
             applications += 1
-            history.append(rnorm / bnorm)
-            if monitor is not None:
-                monitor(iterations, rnorm / bnorm)
-            if self._nonfinite and not rnorm <= target:
-                reason = "DIVERGED_NANORINF"   # the operator or the PC gave NaN/inf
-                break
-            if (breakdown or (steps == 0 and idle_cycle)) and rnorm > target:
-                # an exact invariant subspace that does not contain the solution (A or M is
-                # singular on it), or cycles that cannot take a step: more would repeat them
-                reason = "DIVERGED_BREAKDOWN"
-                break
-            idle_cycle = steps == 0
+            stop = self._report(0, rnorm, bnorm, history, monitor)
+            reason = None
+            idle_cycle = False
+            while True:
+                if not math.isfinite(rnorm):
+                    reason = "DIVERGED_NANORINF"
+                    break
+                if stop:
+                    reason = stop
+                    break
+                if convergence_test is None and rnorm <= target:
+                    reason = "CONVERGED_RTOL" if rnorm <= self.rtol * bnorm else "CONVERGED_ATOL"
+                    break
+                if iterations >= self.max_it:
+                    reason = "DIVERGED_MAX_IT"
+                    break
+                self._nonfinite = False
+                steps, breakdown = self._cycle(b, x, rnorm, target, self.max_it - iterations,
+                                               bnorm, history, iterations, monitor, cycles)
+                iterations += steps
+                applications += steps
+                cycles += 1
+                rnorm = self._true_residual(b, x)
+                applications += 1
+                if self._stop_reason:
+                    # the test stopped the solve inside the cycle; x is that iterate (its true
+                    # residual is what the result reports, no further report is made)
+                    reason = self._stop_reason
+                    break
+                stop = self._report(iterations, rnorm, bnorm, history, monitor)
+                if self._nonfinite and not rnorm <= target:
+                    reason = "DIVERGED_NANORINF"   # the operator or the PC gave NaN/inf
+                    break
+                if breakdown or (steps == 0 and idle_cycle):
+                    # an exact invariant subspace that does not contain the solution (A or M is
+                    # singular on it), or cycles that cannot take a step: more would repeat them
+                    if rnorm > target:
+                        reason = "DIVERGED_BREAKDOWN"
+                        break
+                    if convergence_test is not None and not stop:
+                        # nothing left to iterate on: stop on the built-in test
+                        reason = "CONVERGED_RTOL" if rnorm <= self.rtol * bnorm else "CONVERGED_ATOL"
+                        break
+                idle_cycle = steps == 0
+        finally:
+            self._solving_x = None
+            self._live = None
+            self._convergence_test = None
         return self._finish(start, iterations, rnorm / bnorm, reason, cycles, applications,
                             pc_rebuilt, history, monitor=None)
+
+    def _report(self, iteration, norm, bnorm, history, monitor):
+        """Record one residual norm (absolute): history, monitor, then the convergence test.
+        Returns the reason to stop now, or ``None``."""
+        history.append(norm / bnorm)
+        if monitor is not None:
+            monitor(iteration, norm / bnorm)
+        test = self._convergence_test
+        if test is not None:
+            reason = test(iteration, norm)
+            if not reason:
+                return None
+            if reason not in CONVERGED_REASONS + DIVERGED_REASONS:
+                raise ValueError(f"the convergence test returned {reason!r}; allowed: None (go on) or "
+                                 f"one of {CONVERGED_REASONS + DIVERGED_REASONS}")
+            return reason
+        # PETSc's KSPConvergedDefault: rnorm >= divtol * rnorm0, with rnorm0 = ||b||
+        if self.divtol is not None and norm >= self.divtol * bnorm:
+            return "DIVERGED_DTOL"
+        return None
+
+    def build_solution(self, out) -> None:
+        """Write the current iterate into the ``Vec`` ``out`` (``KSPBuildSolution``).
+
+        Inside a cycle (from a monitor or convergence test called after Arnoldi step ``j``)
+        that is ``x_0 + (M^{-1}) [U~, V_j] [y_u; y_j]`` with the least-squares solution of the
+        steps so far: what the solve would return if it stopped now (``x`` itself is only
+        updated at the cycle end; ``out`` may be ``x``). Outside a cycle it is ``x``.
+        Raises ``RuntimeError`` outside a solve.
+        """
+        if self._solving_x is None:
+            raise RuntimeError("build_solution is only available during a solve (from a monitor or "
+                               "a convergence test); after it the solution is the solve's x")
+        if self._live is None:
+            if out.handle != self._solving_x.handle:
+                self._solving_x.copy(out)
+            return
+        self._apply_correction(*self._live, out)
+
+    def _apply_correction(self, steps, rot, g, coupling, c_top, out) -> None:
+        """``out = x_0 + (M^{-1}) [U~, V_s] [y_u; y]`` for the first ``steps`` Arnoldi steps of
+        the current cycle: ``y = R^{-1} g`` (Givens-rotated Hbar), ``y_u = Lambda^{-1}(c - B y)``
+        (zeroes the ``C`` component). ``x_0`` (the cycle's start) is kept in ``self._x0``."""
+        W = self._W
+        k0 = self.recycle
+        k_act = self._recycle_dim
+        v0 = k0 + k_act
+        t = self._t
+        event = self._ev["GCRODRLstSq"]
+        event.begin()
+        # with stored Z the combination is already M^{-1} [U~ V] [y_u; y]: no PC application
+        basis_x = self._Z if self._store_z else W
+        if steps:
+            y = scipy.linalg.solve_triangular(rot[:steps, :steps], g[:steps])
+            blas.dgemv(1.0, basis_x[v0:v0 + steps].T, y, beta=0.0, y=t, overwrite_y=1)
+        else:
+            y = np.zeros(0)
+            t[:] = 0.0
+        if k_act:
+            y_u = np.linalg.solve(self._lam, c_top - coupling[:, :steps] @ y)
+            blas.dgemv(1.0, basis_x[k0 - k_act:k0].T, y_u, beta=1.0, y=t, overwrite_y=1)
+        _log_flops(2 * (steps + k_act) * self._n + steps * steps + 2 * k_act * (steps + k_act * k_act))
+        event.end()
+        if not (steps or k_act):
+            self._x0_vec.copy(out)
+        elif self._store_z or self.pc_side == "left":
+            out.waxpy(1.0, self._t_vec, self._x0_vec)
+        else:
+            self._apply_pc(self._t_vec, self._z_vec)
+            out.waxpy(1.0, self._z_vec, self._x0_vec)
 
     # ------------------------------------------------------------------ set-up
     def _ensure_buffers(self, A, b) -> None:
@@ -406,6 +556,7 @@ class GCRODR:
         self._t = np.zeros(n)               # combination [U~, V] y before x += (M^{-1}) t
         self._r = np.zeros(n)               # residual
         self._z = np.zeros(n)               # PC / operator intermediate
+        self._x0 = np.zeros(n)              # x at the start of the current cycle
         wrap = self._wrap
         self._W_vecs = [wrap(row) for row in self._W]
         self._W_alt_vecs = [wrap(row) for row in self._W_alt] if k else self._W_vecs
@@ -415,6 +566,7 @@ class GCRODR:
             self._Z_vecs = [wrap(row) for row in self._Z]
             self._Z_alt_vecs = [wrap(row) for row in self._Z_alt]
         self._t_vec, self._r_vec, self._z_vec = wrap(self._t), wrap(self._r), wrap(self._z)
+        self._x0_vec = wrap(self._x0)
         # a new size means new systems: the old space cannot be reused
         self.reset()
 
@@ -523,11 +675,11 @@ class GCRODR:
 
     def _true_residual(self, b, x) -> float:
         """``r = b - A x`` into ``self._r``; returns ``||r||``."""
-        tick = time.process_time()
+        tick = time.perf_counter()
         self._A.mult(x, self._r_vec)
         self._r_vec.aypx(-1.0, b)
         rnorm = self._r_vec.norm()
-        self.timers["residual"] += time.process_time() - tick
+        self.timers["residual"] += time.perf_counter() - tick
         return rnorm
 
     # ------------------------------------------------------------------ one cycle
@@ -549,7 +701,12 @@ class GCRODR:
             start_vec = self._r
             start_norm = rnorm
             inner_target = target
+        x.copy(self._x0_vec)                  # x_0 of this cycle: x = x_0 + correction at its end
+        self._live = None
         # split the start vector into its C component c and the rest beta v_1
+        ev_orth, ev_lsq = self._ev["GCRODROrthog"], self._ev["GCRODRLstSq"]
+        n = self._n
+        ev_orth.begin()
         first = W[v0]
         first[:] = start_vec
         if k_act:
@@ -559,48 +716,60 @@ class GCRODR:
             # a second pass only when the projection cancelled much of the vector (DGKS): the
             # first cycle after a new matrix; later residuals are already orthogonal to C
             c_norm = float(np.linalg.norm(c_top))
+            passes = 1
             if c_norm * c_norm > (1.0 - _REORTH_ETA ** 2) * start_norm * start_norm:
                 c_fix = self._sum(c_block @ first)
                 blas.dgemv(-1.0, c_block.T, c_fix, beta=1.0, y=first, overwrite_y=1)
                 c_top += c_fix
+                passes = 2
+            _log_flops(4 * passes * k_act * n)
         else:
             c_top = np.zeros(0)
         beta = self._norm(first)
+        _log_flops(2 * n)
+        ev_orth.end()
         steps_max = min(self.restart - k_act, budget)
         hess = np.zeros((steps_max + 1, steps_max))   # raw Hbar (kept for the Ritz problem)
         coupling = np.zeros((k_act, steps_max))        # B = C^T Op V
         rot = np.zeros((steps_max + 1, steps_max))     # Hbar after Givens rotations
-        cosines = np.zeros(steps_max)
-        sines = np.zeros(steps_max)
+        cosines: list[float] = []
+        sines: list[float] = []
         g = np.zeros(steps_max + 1)
         g[0] = beta
         steps = 0
         breakdown = False
-        if beta > inner_target:
+        # in-cycle residuals are reported as unpreconditioned estimates (the stopping test's scale)
+        report_scale = rnorm / start_norm if self.pc_side == "left" and start_norm > 0 else 1.0
+        user_test = self._convergence_test
+        if beta > (inner_target if user_test is None else 0.0):
             first *= 1.0 / beta
             reorth = self.reorthogonalize
             timers = self.timers
             vecs = self._W_vecs
             store_z = self._store_z
             zvecs = self._Z_vecs if store_z else None
+            mpi = self._mpi is not None
             for j in range(steps_max):
                 row = v0 + j + 1              # v_{j+2} is built in this row
                 w = W[row]
-                tick = time.process_time()
+                tick = time.perf_counter()
                 if store_z:  # keep z_j = M^{-1} v_j: x and Z = M^{-1} U~ are built from it
                     self._apply_pc(vecs[row - 1], zvecs[row - 1])
                     self._A.mult(zvecs[row - 1], vecs[row])
                 else:
                     self._apply_op(vecs[row - 1], vecs[row])
-                tock = time.process_time()
+                tock = time.perf_counter()
                 timers["op"] += tock - tick
+                ev_orth.begin()
                 basis = W[k0:row]             # C and v_1..v_{j+1}
                 # CGS: h = [C; V]^T w (one BLAS gemv over the contiguous block), then
                 # w -= [C; V] h with PETSc's VecMAXPY (measured 10-25% faster than dgemv 'N')
-                h = self._sum(basis @ w)
+                h = basis @ w
+                if mpi:
+                    h = self._sum(h)
                 w_vec = vecs[row]
                 w_vec.maxpy(-h, vecs[k0:row])
-                hnorm = self._norm(w)
+                hnorm = self._norm(w) if mpi else math.sqrt(w @ w)
                 # ||w_before||^2 = ||h||^2 + ||w_after||^2 (Pythagoras): no extra pass over w
                 if reorth == "always" or (reorth == "ifneeded" and hnorm < _REORTH_ETA
                                           * math.hypot(hnorm, float(np.linalg.norm(h)))):
@@ -608,72 +777,74 @@ class GCRODR:
                     w_vec.maxpy(-h2, vecs[k0:row])
                     h += h2
                     hnorm = self._norm(w)
-                timers["ortho"] += time.process_time() - tock
+                    _log_flops(2 * (row - k0) * n + 2 * n)   # (its VecMAXPY logs its own flops)
+                # the gemv and the norm (VecMAXPY, nested in this event, logs its own flops)
+                _log_flops(2 * (row - k0) * n + 2 * n)
+                ev_orth.end()
+                timers["ortho"] += time.perf_counter() - tock
                 if not (math.isfinite(hnorm) and np.isfinite(h).all()):
                     # the operator or the PC produced NaN/inf (e.g. a failed factorisation): the
                     # steps so far are still usable, no further step is
                     self._nonfinite = True
                     breakdown = True
                     break
+                ev_lsq.begin()
                 coupling[:, j] = h[:k_act]
                 hess[: j + 1, j] = h[k_act:]
                 hess[j + 1, j] = hnorm
-                # Givens rotations keep the least-squares residual |g_{j+1}| current
-                col = hess[: j + 2, j].copy()
+                # Givens rotations keep the least-squares residual |g_{j+1}| current (on Python
+                # floats: for these short columns cheaper than NumPy element access)
+                col = h[k_act:].tolist()
+                col.append(hnorm)
                 for i in range(j):
                     ci, si = cosines[i], sines[i]
-                    col[i], col[i + 1] = (ci * col[i] + si * col[i + 1],
-                                          -si * col[i] + ci * col[i + 1])
+                    a, c = col[i], col[i + 1]
+                    col[i] = ci * a + si * c
+                    col[i + 1] = ci * c - si * a
                 denom = math.hypot(col[j], col[j + 1])
                 if denom == 0.0:
+                    ev_lsq.end()
                     breakdown = True
                     break
-                cosines[j], sines[j] = col[j] / denom, col[j + 1] / denom
+                cosines.append(col[j] / denom)
+                sines.append(col[j + 1] / denom)
                 col[j], col[j + 1] = denom, 0.0
                 rot[: j + 2, j] = col
                 g[j + 1] = -sines[j] * g[j]
                 g[j] *= cosines[j]
+                _log_flops(6 * j + 8)
+                ev_lsq.end()
                 steps = j + 1
                 estimate = abs(g[j + 1])
-                history.append(estimate / bnorm)
-                if monitor is not None:
-                    monitor(done + steps, estimate / bnorm)
+                self._live = (steps, rot, g, coupling, c_top)   # for build_solution
+                stop = self._report(done + steps, estimate * report_scale, bnorm, history, monitor)
                 if hnorm == 0.0 or hnorm <= _BREAKDOWN * float(np.abs(h).max(initial=0.0)):
                     breakdown = True   # lucky (or unlucky) breakdown: Op V_j is invariant
+                    self._stop_reason = stop
                     break
                 w *= 1.0 / hnorm
-                if estimate <= inner_target:
+                if stop:
+                    self._stop_reason = stop
                     break
-        # y = argmin ||beta e1 - Hbar y||,  y_u = D^{-1}(c - B y),  x += (M^{-1}) [U~ V] [y_u; y]
-        t = self._t
-        # with stored Z the combination is already M^{-1} [U~ V] [y_u; y]: no PC application
-        basis_x = self._Z if self._store_z else W
-        if steps:
-            y = scipy.linalg.solve_triangular(rot[:steps, :steps], g[:steps])
-            blas.dgemv(1.0, basis_x[v0:v0 + steps].T, y, beta=0.0, y=t, overwrite_y=1)
-        else:
-            y = np.zeros(0)
-            t[:] = 0.0
-        if k_act:
-            y_u = np.linalg.solve(self._lam, c_top - coupling[:, :steps] @ y)
-            blas.dgemv(1.0, basis_x[k0 - k_act:k0].T, y_u, beta=1.0, y=t, overwrite_y=1)
-        if steps or k_act:
-            if self._store_z:
-                x.axpy(1.0, self._t_vec)
-            elif self.pc_side == "right":
-                self._apply_pc(self._t_vec, self._z_vec)
-                x.axpy(1.0, self._z_vec)
-            else:
-                x.axpy(1.0, self._t_vec)
-        converging = steps > 0 and abs(g[steps]) <= inner_target
+                if user_test is None and estimate <= inner_target:
+                    break
+        # y = argmin ||beta e1 - Hbar y||,  y_u = D^{-1}(c - B y),  x = x_0 + (M^{-1}) [U~ V] [y_u; y]
+        self._live = None
+        self._apply_correction(steps, rot, g, coupling, c_top, x)
+        converging = steps > 0 and (abs(g[steps]) <= inner_target or bool(self._stop_reason))
         if converging:
             wanted = self.update_last_cycle
         else:
             wanted = k_act == 0 or (cycle_index + 1) % self.update_interval == 0
         if self.recycle and steps and not breakdown and wanted:
-            tick = time.process_time()
-            self._update_recycled_space(steps, hess[: steps + 1, :steps], coupling[:, :steps])
-            self.timers["update"] += time.process_time() - tick
+            tick = time.perf_counter()
+            event = self._ev["GCRODRUpdate"]
+            event.begin()
+            try:
+                self._update_recycled_space(steps, hess[: steps + 1, :steps], coupling[:, :steps])
+            finally:
+                event.end()
+            self.timers["update"] += time.perf_counter() - tick
         return steps, breakdown
 
     # ------------------------------------------------------------------ recycled space
@@ -697,9 +868,11 @@ class GCRODR:
             gram[k_act:, :k_act] = vtu
         gbar[k_act:, k_act:] = hess
         gram[k_act:, k_act:] = np.eye(steps + 1, steps)
+        _log_flops(2 * (steps + 1) * k_act * self._n + _dense_flops(p))
         try:
-            coeffs = harmonic_ritz_basis(gbar, gram, k_new)
-            q, r = np.linalg.qr(gbar @ coeffs)
+            least_squares = LeastSquares(gbar)   # one QR of Gbar for both least-squares solves
+            coeffs = harmonic_ritz_basis(gbar, gram, k_new, least_squares=least_squares)
+            q, r = small_qr(gbar @ coeffs)
             s = scipy.linalg.solve_triangular(r, coeffs.T, trans="T").T  # P R^{-1}
         except (np.linalg.LinAlgError, ValueError):
             self._skip_update()  # keep the previous space: it still satisfies Op U~ = C Lambda
@@ -714,7 +887,7 @@ class GCRODR:
             vhat_gram[k_act:, :k_act] = vtu[:steps]
             vhat_gram[:k_act, k_act:] = vtu[:steps].T
         if (k_act == k_new and self.update_rank_tol > 0.0
-                and self._low_rank_update(steps, gbar, gram, vhat_gram, q)):
+                and self._low_rank_update(steps, gbar, gram, vhat_gram, q, least_squares)):
             return
         new_gram = s.T @ vhat_gram @ s
         norms = np.sqrt(np.maximum(np.diag(new_gram), 0.0))
@@ -726,6 +899,7 @@ class GCRODR:
         out = self._W_alt
         np.matmul(q.T, W[k0:v0 + steps + 1], out=out[k0:k0 + k_new])
         self._combine_rows(W[k0 - k_act:k0], W[v0:v0 + steps], s_unit, out[k0 - k_new:k0])
+        _log_flops(2 * k_new * (k_act + steps + 1 + (2 if self._store_z else 1) * p) * self._n)
         if self._store_z:  # M^{-1} U~_new = [M^{-1} U~, M^{-1} V_s] S diag(1/norms)
             Z = self._Z
             self._combine_rows(Z[k0 - k_act:k0], Z[v0:v0 + steps], s_unit,
@@ -738,7 +912,7 @@ class GCRODR:
         self._ctu = q.T @ gram @ s_unit
         self._utu = new_gram / np.outer(norms, norms)
 
-    def _low_rank_update(self, steps, gbar, gram, vhat_gram, q) -> bool:
+    def _low_rank_update(self, steps, gbar, gram, vhat_gram, q, least_squares) -> bool:
         """Move only the recycled directions that changed (module docstring, 3b).
 
         ``q`` holds the coefficients of the new ``C`` in ``What = [C, V_{s+1}]``. The sines of
@@ -757,7 +931,15 @@ class GCRODR:
         k0 = self.recycle
         v0 = k0 + k
         q_c, q_v = q[:k], q[k:]
-        _, sines, z_t = np.linalg.svd(q_v, full_matrices=True)
+        if self.update_rank_tol >= 1e-6:
+            # singular values / right vectors of q_v from the k x k eigenproblem of q_v^T q_v
+            # (cheaper than the SVD; resolves sines down to ~1e-8, far below the threshold)
+            squares, z = np.linalg.eigh(q_v.T @ q_v)
+            sines = np.sqrt(np.maximum(squares[::-1], 0.0))
+            z = z[:, ::-1]
+        else:
+            _, sines, z_t = np.linalg.svd(q_v, full_matrices=True)
+            z = z_t.T
         rank = int(np.count_nonzero(sines > self.update_rank_tol))
         if rank == 0:
             # every new direction lies within update_rank_tol of the old space: keep it
@@ -765,19 +947,18 @@ class GCRODR:
             return True
         if 2 * rank > k:
             return False  # most of the space moved: the full update is as cheap and exact
-        z = z_t.T
         # old directions that stay (orthonormal a_stay) and the ones replaced (a_perp)
-        basis, _ = np.linalg.qr(q_c @ z[:, rank:], mode="complete")
+        basis, _ = small_qr(q_c @ z[:, rank:], complete=True)
         a_stay, a_perp = basis[:, :k - rank], basis[:, k - rank:]
         moving = q @ z[:, :rank]
         moving[:k] -= a_stay @ (a_stay.T @ moving[:k])
-        moving, r_moving = np.linalg.qr(moving)
+        moving, r_moving = small_qr(moving)
         if np.abs(np.diag(r_moving)).min() <= 0.5 * self.update_rank_tol:
             return False
         delta = moving
         delta[:k] -= a_perp
         # Delta lies in range(Gbar) ([a; 0] does since Lambda is invertible, and so does q)
-        s_f, *_ = np.linalg.lstsq(gbar, delta, rcond=None)
+        s_f = least_squares.solve(delta)
         misfit = np.linalg.norm(gbar @ s_f - delta)
         if not (np.isfinite(misfit) and misfit <= 1e-10 * (1.0 + np.linalg.norm(delta))):
             return False
@@ -798,6 +979,8 @@ class GCRODR:
         e_rows, f_rows = ef_rows[:rank], ef_rows[rank:]
         blas.dgemm(1.0, e_rows.T, a_perp.T, beta=1.0, c=W[k0:v0].T, overwrite_c=1)
         blas.dgemm(1.0, f_rows.T, mix, beta=1.0, c=W[k0 - k:k0].T, overwrite_c=1)
+        _log_flops((4 * rank * width + 4 * rank * k + (2 * rank * (k + steps) + 2 * rank * k
+                                                       if self._store_z else 0)) * self._n)
         if self._store_z:  # M^{-1} U~ follows with the same coefficients
             Z, z_rows = self._Z, self._Z_alt[:rank]
             self._combine_rows(Z[k0 - k:k0], Z[v0:v0 + steps], s_f, z_rows)
@@ -850,6 +1033,16 @@ class GCRODR:
         else:
             for i in range(k):
                 self._apply_op(self._W_vecs[k0 - k + i], self._W_vecs[k0 + i])
+        event = self._ev["GCRODRRemap"]
+        event.begin()
+        try:
+            return self._remap_qr(k, k0)
+        finally:
+            event.end()
+
+    def _remap_qr(self, k: int, k0: int) -> int:
+        """The dense part of :meth:`_refresh_recycled_space`: the ``C`` rows hold ``Op U~``."""
+        n = self._n
         # pass 1: the C rows hold Op U~ exactly; pass 2 (if any): they hold C_1 with
         # Op U~_1 = C_1 diag(d_1), so the factor that maps U~ is R_2 diag(d_1)
         d_scale = np.ones(k)
@@ -857,6 +1050,7 @@ class GCRODR:
             W = self._W
             images = W[k0:k0 + k]
             gram = self._inner(images, images)
+            _log_flops(2 * k * k * n + k ** 3 // 3 + (6 if self._store_z else 4) * k * k * n)
             try:
                 chol = np.linalg.cholesky(gram).T  # upper R, gram = R^T R
                 ok = bool(np.isfinite(chol).all())
@@ -900,6 +1094,7 @@ class GCRODR:
                 break  # well conditioned: one Cholesky QR pass is orthogonal to ~eps cond^2
         W = self._W
         self._ctu = self._inner(W[k0:k0 + k], W[k0 - k:k0])
+        _log_flops(2 * k * k * n)
         return k
 
     def _skip_update(self) -> None:

@@ -19,13 +19,32 @@ or from Python: ``ksp.setType("python"); ksp.setPythonContext(GCRODRKSP())``.
 Semantics: the recycled space lives in the context and survives across ``KSPSolve`` calls and
 ``KSPSetFromOptions`` calls that change no ``-ksp_gcrodr_restart/recycle/reorthogonalize/update_*``
 option (``KSPReset`` drops it). Convergence is tested on the true residual,
-``||b - A x|| <= max(rtol ||b||, atol)`` (relative to ``||b||``, not to the initial residual),
+``||b - A x|| <= max(rtol ||b||, atol)`` (relative to ``||b||``, like PETSc's default test),
 after each restart cycle; ``KSPGetResidualNorm`` returns that true norm, ``KSPGetIterationNumber``
 the Arnoldi steps, and a solve that did not converge ends with a negative
-``KSPConvergedReason`` (``DIVERGED_MAX_IT`` ...), never a positive one. ``divtol`` is ignored.
-Monitors set on the KSP (``-ksp_monitor``) see the GMRES residual estimate inside a cycle and
-the explicit true residual at each cycle end. The last :class:`~datagen.krylov.SolveResult`
-is available as ``ksp.getPythonContext().last_result``.
+``KSPConvergedReason`` (``DIVERGED_MAX_IT`` ...), never a positive one.
+
+What any KSP offers works as for PETSc's GMRES:
+
+- ``divtol`` (``-ksp_divtol``): a reported residual ``>= divtol ||b||`` ends the solve with
+  ``DIVERGED_DTOL`` (PETSc's default test; ``PETSC_UNLIMITED`` switches it off).
+- Every residual is *reported* like PETSc's GMRES reports it: the initial true residual, the
+  GMRES estimate after each Arnoldi step (with right preconditioning it equals the true residual
+  of the current iterate up to rounding), and the recomputed true residual at each cycle end under
+  the same iteration number (GMRES does that at each restart). Each report logs the convergence
+  history (``KSPSetResidualHistory`` / ``ksp.setConvergenceHistory()``), calls the monitors
+  (``-ksp_monitor``, ``-ksp_monitor_true_residual``, ``ksp.setMonitor``) and then the
+  convergence test.
+- A convergence test set with ``ksp.setConvergenceTest(...)`` replaces the built-in one (as
+  ``KSPSetConvergenceTest`` does): a nonzero reason stops the solve at that iteration, ``x`` is
+  that iterate, and the KSP reports the test's reason.
+- ``KSPBuildSolution`` / ``KSPBuildResidual`` (``ksp.buildSolution()``, ``ksp.buildResidual()``)
+  give the current iterate and its true residual ``b - A x`` from inside a monitor or test.
+- The dense block work is logged as PETSc events with flop counts (``GCRODROrthog``,
+  ``GCRODRLstSq``, ``GCRODRUpdate``, ``GCRODRRemap``), so ``-log_view`` accounts for the solve.
+
+The last :class:`~datagen.krylov.SolveResult` is available as
+``ksp.getPythonContext().last_result``.
 """
 from __future__ import annotations
 
@@ -38,10 +57,26 @@ _REASONS = {
     "CONVERGED_RTOL": "CONVERGED_RTOL",
     "CONVERGED_ATOL": "CONVERGED_ATOL",
     "CONVERGED_ZERO_RHS": "CONVERGED_ATOL",
+    "CONVERGED_ITS": "CONVERGED_ITS",
+    "CONVERGED_USER": "CONVERGED_USER",
     "DIVERGED_MAX_IT": ("DIVERGED_MAX_IT", "DIVERGED_ITS"),
     "DIVERGED_BREAKDOWN": "DIVERGED_BREAKDOWN",
     "DIVERGED_NANORINF": "DIVERGED_NANORINF",
+    "DIVERGED_DTOL": "DIVERGED_DTOL",
+    "DIVERGED_USER": "DIVERGED_USER",
 }
+# divtol at or above this is "unlimited" (PETSC_UNLIMITED reads back as the largest double)
+_NO_DIVTOL = 1e300
+
+
+def _reason_name(value: int) -> str:
+    """The :class:`~datagen.krylov.SolveResult` name of a ``KSPConvergedReason`` code returned by
+    a user test: its PETSc name when the result knows it, else ``CONVERGED_USER`` /
+    ``DIVERGED_USER`` (the KSP still reports the exact code)."""
+    for name in _REASONS:
+        if _petsc_reason(name) == value and name != "CONVERGED_ZERO_RHS":
+            return name
+    return "CONVERGED_USER" if value > 0 else "DIVERGED_USER"
 
 
 def _petsc_reason(name: str) -> int:
@@ -66,8 +101,10 @@ class GCRODRKSP:
         self.pc_reuse = PCReusePolicy()
         self.solver: GCRODR | None = None
         self.last_result = None
+        self._solving = False
         self._last_pc_key = None
         self._reusing = False  # what this context last told the PC (PCSetReusePreconditioner)
+        self._user_reason = None  # the exact code a user convergence test stopped with
 
     # --- petsc4py protocol --------------------------------------------------------
     def create(self, ksp) -> None:
@@ -134,8 +171,9 @@ class GCRODRKSP:
         if self.solver is None:
             self._build(ksp)
         solver = self.solver
-        rtol, atol, _divtol, max_it = ksp.getTolerances()
+        rtol, atol, divtol, max_it = ksp.getTolerances()
         solver.rtol, solver.atol, solver.max_it = float(rtol), float(atol), int(max_it)
+        solver.divtol = float(divtol) if 0 < divtol < _NO_DIVTOL else None
         side = ksp.getPCSide()
         if side not in (PETSc.PC.Side.RIGHT, PETSc.PC.Side.LEFT):
             raise ValueError("GCRO-DR supports -ksp_pc_side right or left, not symmetric")
@@ -149,21 +187,57 @@ class GCRODRKSP:
         bnorm = b.norm()
 
         def monitor(iteration, relative):
+            # as PETSc's GMRES: KSPLogResidualHistory, KSPMonitor, then the convergence test
+            norm = relative * bnorm
             ksp.setIterationNumber(iteration)
-            ksp.setResidualNorm(relative * bnorm)
-            ksp.monitor(iteration, relative * bnorm)
+            ksp.setResidualNorm(norm)
+            ksp.logConvergenceHistory(norm)
+            ksp.monitor(iteration, norm)
 
-        result = solver.solve(A, b, x, pc=pc, initial_guess_nonzero=ksp.getInitialGuessNonzero(),
-                              monitor=monitor)
+        self._user_reason = None
+        test = None
+        if ksp.getConvergenceTest() is not None:   # a Python test set with setConvergenceTest
+            def test(iteration, norm):
+                value = int(ksp.callConvergenceTest(iteration, norm))
+                if value == 0:
+                    return None
+                self._user_reason = value
+                return _reason_name(value)
+
+        self._solving = True
+        try:
+            result = solver.solve(A, b, x, pc=pc, initial_guess_nonzero=ksp.getInitialGuessNonzero(),
+                                  monitor=monitor, convergence_test=test)
+        finally:
+            self._solving = False
         self.last_result = result
         ksp.setIterationNumber(result.iterations)
         ksp.setResidualNorm(result.residual * bnorm)
-        ksp.setConvergedReason(_petsc_reason(result.reason))
+        user = self._user_reason
+        # the test's exact code, unless the solve ended for another reason (NaN) after it
+        ksp.setConvergedReason(user if user is not None and _reason_name(user) == result.reason
+                               else _petsc_reason(result.reason))
         if self.pc_reuse.active:
             self.pc_reuse.solved(result.iterations)
             # decided now for the next KSPSetUp: keep the PC unless the policy wants a new one
             self._reusing = not self.pc_reuse.needs_rebuild(("next",))
             pc.setReusePreconditioner(self._reusing)
+
+    def buildSolution(self, ksp, v) -> None:  # noqa: N802 - petsc4py's protocol name
+        """``KSPBuildSolution``: the current iterate during a solve (see
+        :meth:`GCRODR.build_solution`), the solution vector otherwise."""
+        if self._solving and self.solver is not None:
+            self.solver.build_solution(v)
+        elif v.handle != ksp.getSolution().handle:
+            ksp.getSolution().copy(v)
+
+    def buildResidual(self, ksp, t, v) -> None:  # noqa: N802 - petsc4py's protocol name
+        """``KSPBuildResidual``: ``v = b - A x`` for the current iterate ``x`` (built in ``t``),
+        the true, unpreconditioned residual for either PC side."""
+        self.buildSolution(ksp, t)
+        A, _ = ksp.getOperators()
+        A.mult(t, v)
+        v.aypx(-1.0, ksp.getRhs())
 
     # --- helpers ------------------------------------------------------------------
     def _build(self, ksp) -> None:

@@ -9,8 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 #: Reasons, spelled like PETSc's ``KSPConvergedReason`` names so logs read the same.
-CONVERGED_REASONS = ("CONVERGED_RTOL", "CONVERGED_ATOL", "CONVERGED_ZERO_RHS")
-DIVERGED_REASONS = ("DIVERGED_MAX_IT", "DIVERGED_BREAKDOWN", "DIVERGED_NANORINF")
+#: ``*_ITS`` / ``*_USER`` / ``DIVERGED_DTOL`` come from a user convergence test or ``divtol``.
+CONVERGED_REASONS = ("CONVERGED_RTOL", "CONVERGED_ATOL", "CONVERGED_ZERO_RHS", "CONVERGED_ITS",
+                     "CONVERGED_USER")
+DIVERGED_REASONS = ("DIVERGED_MAX_IT", "DIVERGED_BREAKDOWN", "DIVERGED_NANORINF", "DIVERGED_DTOL",
+                    "DIVERGED_USER")
 
 
 @dataclass
@@ -23,10 +26,14 @@ class SolveResult:
             counted in ``operator_applications``, not here, as in the GCRO-DR literature).
         residual: true relative residual ``||b - A x||_2 / ||b||_2`` of the returned ``x``,
             recomputed from ``A``, ``b`` and ``x`` after the last cycle (0 for ``b = 0``).
-        converged: ``residual <= max(rtol, atol / ||b||)``; ``False`` is never hidden.
+        converged: ``residual <= max(rtol, atol / ||b||)`` (with the built-in test);
+            ``False`` is never hidden.
         seconds: wall time of the whole call (PC set-up, recycled-space refresh, cycles).
         reason: ``CONVERGED_RTOL`` | ``CONVERGED_ATOL`` | ``CONVERGED_ZERO_RHS`` |
-            ``DIVERGED_MAX_IT`` | ``DIVERGED_BREAKDOWN`` | ``DIVERGED_NANORINF``.
+            ``DIVERGED_MAX_IT`` | ``DIVERGED_BREAKDOWN`` | ``DIVERGED_NANORINF`` |
+            ``DIVERGED_DTOL`` (``divtol``), or what a user convergence test returned
+            (``CONVERGED_ITS``, ``CONVERGED_USER``, ``DIVERGED_USER``, or any of the others).
+            With a user test, ``converged`` follows its verdict, not ``rtol``.
         cycles: restart cycles run.
         operator_applications: products with ``A`` (Arnoldi steps, explicit residuals, refresh).
         pc_applications: preconditioner applications (Arnoldi steps, one per cycle for the
@@ -39,8 +46,10 @@ class SolveResult:
             failed or gave a degenerate basis; the previous space was kept).
         space_dropped: the recycled space was discarded in this solve (numerically dependent
             on the new operator); the solve went on as GMRES(m) from an empty space.
-        residual_history: relative residual after each iteration (the GMRES estimate inside a
-            cycle, the explicitly recomputed true value at each cycle end).
+        residual_history: relative residual of every report, as PETSc's convergence history:
+            the initial true one, the GMRES estimate after each Arnoldi step, and the explicitly
+            recomputed true value at each cycle end (same iteration number as the cycle's last
+            step, like PETSc's GMRES at a restart).
     """
 
     iterations: int
