@@ -137,11 +137,6 @@ def run_config(model: str, args, data_path: str, workdir: str) -> dict:
         sc["step_size"] = max(1, round(sc.get("step_size", 100) * scale))
     if m.get("scheduler") == "warmup_cosine":
         sc["warmup_epochs"] = sc.get("warmup_epochs", 5) * scale
-    if (m.get("scheduler") == "onecycle" and sc.get("interval") == "epoch"
-            and float(sc.get("pct_start", 0.3)) * args.epochs <= 1):
-        # a per-epoch one-cycle whose warm-up would be one epoch or less at this run length: the
-        # same schedule stepped per batch (the training module refuses the degenerate one)
-        sc["interval"] = "step"
     m["scheduler_config"] = sc
     root = os.path.join(workdir, model)
     cfg["trainer"].update(max_epochs=args.epochs, accelerator="gpu" if args.device.startswith("cuda") else "cpu",

@@ -528,6 +528,8 @@ class NeuralOperatorModule(pl.LightningModule):
         interval = cfg.get("interval", "step")
         if interval not in ("step", "epoch"):
             raise ValueError(f"scheduler_config interval must be 'step' or 'epoch', got {interval!r}")
+        if hp.scheduler == "onecycle" and not 0.0 < float(cfg.get("pct_start", 0.3)) < 1.0:
+            raise ValueError(f"scheduler_config pct_start must be in (0, 1), got {cfg.get('pct_start')}")
         if interval == "epoch":
             total = int(self.trainer.max_epochs or 0)
             if total < 1:
@@ -539,13 +541,11 @@ class NeuralOperatorModule(pl.LightningModule):
                              "(set trainer.max_epochs or trainer.max_steps)")
         if hp.scheduler == "onecycle":
             pct_start = float(cfg.get("pct_start", 0.3))
-            if not 1.0 < pct_start * total < total:  # torch's warm-up phase ends at pct_start * total - 1
-                unit = "epochs" if interval == "epoch" else "optimizer steps"
-                raise ValueError(
-                    f"scheduler_config pct_start {pct_start} over {total} {unit} gives a one-cycle warm-up of "
-                    f"{pct_start * total:g} {unit}: it needs more than 1 and fewer than {total}; use more "
-                    f"{unit} (at least {math.floor(1 / pct_start) + 1}), a pct_start in ({1 / total:g}, 1), "
-                    f"or scheduler_config interval: step")
+            if abs(pct_start * total - 1.0) < 1e-9:
+                # torch's warm-up phase ends at step pct_start * total - 1 = 0 and divides by its zero
+                # length (e.g. pct_start 0.1 over 10 epochs); a hair more gives the schedule's limit
+                # (step 0 at max_lr / div_factor, then the annealing phase as torch defines it)
+                pct_start = (1.0 + 1e-6) / total
             sched = torch.optim.lr_scheduler.OneCycleLR(
                 opt, max_lr=hp.lr, total_steps=total, pct_start=pct_start,
                 div_factor=float(cfg.get("div_factor", 25.0)),
