@@ -250,3 +250,20 @@ def test_the_module_asks_the_model_what_it_serves(files):
         NeuralOperatorModule("sfno", data_io=adm.io)
     with pytest.raises(ValueError, match="fno3d predicts one scalar field"):
         models.constructor("fno3d").build("direct", in_channels=2, out_channels=2, t_in=3, t_out=2)
+
+
+def test_checkpoints_of_the_former_io_form_still_build_and_match(files):
+    """Checkpoints written before the typed layout hold ``grid: {axis: {n, boundary, length,
+    includes_boundary}}``: they still build the module, and compare equal to the data's layout."""
+    from train.module import as_layout
+
+    for dm in (SteadyDataModule(files["steady"], train="0:8"),
+               TrajectoryDataModule(files["adv"], train="0:8", mode="autoregressive", t_in=4)):
+        old = dict(dm.io)
+        old["grid"] = {ax: {"n": g["n"], "boundary": g["boundary"], "length": g["length"],
+                            "includes_boundary": g["includes_boundary"]} for ax, g in dm.io["grid"].items()}
+        module = NeuralOperatorModule("fno2d", SMALL_FNO, data_io=old, check_model=False)
+        assert module.layout.differences(dm.layout) == {}
+        assert module.layout.grid.lengths() == pytest.approx(dm.layout.grid.lengths())
+        assert module.layout.grid.padding_mode() == dm.layout.grid.padding_mode()
+        assert as_layout(module.io).differences(as_layout(old)) == {}
