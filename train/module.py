@@ -152,6 +152,7 @@ class NeuralOperatorModule(pl.LightningModule):
                                      ("optimizer", optimizer, OPTIMIZERS), ("scheduler", scheduler, SCHEDULERS)):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+        _check_scheduler_config(scheduler, dict(scheduler_config or {}))
         self.layout = as_layout(data_io)
         self.io = self.layout.to_dict()   # the plain form (checkpoints, reports)
         self.mode = self.layout.mode
@@ -454,30 +455,20 @@ class NeuralOperatorModule(pl.LightningModule):
         once per epoch over ``max_epochs`` (``interval: epoch``, MgNO's schedules); ``cosine``
         {eta_min}; ``warmup_cosine`` {warmup_epochs, eta_min}.
         """
+        opt = self._optimizer()
+        return opt if self.hparams.scheduler == "none" else self._schedule(opt)
+
+    def _optimizer(self) -> torch.optim.Optimizer:
         hp = self.hparams
         params = self.model.parameters()
         if hp.optimizer == "adam":
-            opt = torch.optim.Adam(params, lr=hp.lr, betas=tuple(hp.betas), weight_decay=hp.weight_decay)
-        elif hp.optimizer == "adamw":
-            opt = torch.optim.AdamW(params, lr=hp.lr, betas=tuple(hp.betas), weight_decay=hp.weight_decay)
-        else:
-            opt = torch.optim.SGD(params, lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
-        cfg = dict(hp.scheduler_config or {})
-        if hp.scheduler == "none":
-            return opt
-        allowed = {"step": {"step_size", "gamma"},
-                   "onecycle": {"pct_start", "div_factor", "final_div_factor", "interval"},
-                   "cosine": {"eta_min"}, "warmup_cosine": {"warmup_epochs", "eta_min"}}[hp.scheduler]
-        if set(cfg) - allowed:
-            raise ValueError(f"unknown scheduler_config keys {sorted(set(cfg) - allowed)} for scheduler "
-                             f"{hp.scheduler!r}; allowed: {', '.join(sorted(allowed))}")
-        if hp.scheduler == "step":
-            sched = torch.optim.lr_scheduler.StepLR(opt, step_size=int(cfg.get("step_size", 100)),
-                                                    gamma=float(cfg.get("gamma", 0.5)))
-            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
-        interval = cfg.get("interval", "step")
-        if interval not in ("step", "epoch"):
-            raise ValueError(f"scheduler_config interval must be 'step' or 'epoch', got {interval!r}")
+            return torch.optim.Adam(params, lr=hp.lr, betas=tuple(hp.betas), weight_decay=hp.weight_decay)
+        if hp.optimizer == "adamw":
+            return torch.optim.AdamW(params, lr=hp.lr, betas=tuple(hp.betas), weight_decay=hp.weight_decay)
+        return torch.optim.SGD(params, lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
+
+    def _schedule_length(self, interval: str) -> int:
+        """Scheduler steps of the whole run: epochs (``interval: epoch``) or optimiser steps."""
         if interval == "epoch":
             total = int(self.trainer.max_epochs or 0)
             if total < 1:
@@ -485,29 +476,56 @@ class NeuralOperatorModule(pl.LightningModule):
         else:
             total = int(self.trainer.estimated_stepping_batches)
         if not 0 < total < 2 ** 62:
-            raise ValueError(f"scheduler {hp.scheduler!r} needs a finite number of training steps "
+            raise ValueError(f"scheduler {self.hparams.scheduler!r} needs a finite number of training steps "
                              "(set trainer.max_epochs or trainer.max_steps)")
+        return total
+
+    def _schedule(self, opt: torch.optim.Optimizer) -> Dict[str, Any]:
+        """The learning-rate schedule (``scheduler_config`` was checked at construction)."""
+        hp = self.hparams
+        cfg = dict(hp.scheduler_config or {})
+        if hp.scheduler == "step":
+            sched = torch.optim.lr_scheduler.StepLR(opt, step_size=int(cfg.get("step_size", 100)),
+                                                    gamma=float(cfg.get("gamma", 0.5)))
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+        interval = cfg.get("interval", "step")
+        total = self._schedule_length(interval)
         if hp.scheduler == "onecycle":
             sched = torch.optim.lr_scheduler.OneCycleLR(
                 opt, max_lr=hp.lr, total_steps=total, pct_start=float(cfg.get("pct_start", 0.3)),
                 div_factor=float(cfg.get("div_factor", 25.0)),
                 final_div_factor=float(cfg.get("final_div_factor", 1e4)))
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": interval}}
-        else:
-            eta = float(cfg.get("eta_min", 0.0)) / hp.lr
-            warm = 0
-            if hp.scheduler == "warmup_cosine":
-                epochs = max(1, int(self.trainer.max_epochs or 1))
-                warm = int(round(float(cfg.get("warmup_epochs", 5)) * total / epochs))
+        eta = float(cfg.get("eta_min", 0.0)) / hp.lr
+        warm = 0
+        if hp.scheduler == "warmup_cosine":
+            epochs = max(1, int(self.trainer.max_epochs or 1))
+            warm = int(round(float(cfg.get("warmup_epochs", 5)) * total / epochs))
 
-            def factor(step: int, warm=warm, total=total, eta=eta) -> float:
-                if step < warm:
-                    return (step + 1) / warm
-                frac = min(1.0, (step - warm) / max(1, total - warm))
-                return eta + (1 - eta) * 0.5 * (1 + math.cos(math.pi * frac))
+        def factor(step: int, warm=warm, total=total, eta=eta) -> float:
+            if step < warm:
+                return (step + 1) / warm
+            frac = min(1.0, (step - warm) / max(1, total - warm))
+            return eta + (1 - eta) * 0.5 * (1 + math.cos(math.pi * frac))
 
-            sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def _check_scheduler_config(scheduler: str, cfg: Mapping[str, Any]) -> None:
+    """``scheduler_config`` keys and values, checked once where the value enters (the module's
+    construction), so a bad schedule stops before any data is read."""
+    if scheduler == "none":
+        return
+    allowed = {"step": {"step_size", "gamma"},
+               "onecycle": {"pct_start", "div_factor", "final_div_factor", "interval"},
+               "cosine": {"eta_min"}, "warmup_cosine": {"warmup_epochs", "eta_min"}}[scheduler]
+    if set(cfg) - allowed:
+        raise ValueError(f"unknown scheduler_config keys {sorted(set(cfg) - allowed)} for scheduler "
+                         f"{scheduler!r}; allowed: {', '.join(sorted(allowed))}")
+    interval = cfg.get("interval", "step")
+    if interval not in ("step", "epoch"):
+        raise ValueError(f"scheduler_config interval must be 'step' or 'epoch', got {interval!r}")
 
 
 # ------------------------------------------------------------------------------------------------

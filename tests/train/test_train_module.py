@@ -267,3 +267,13 @@ def test_checkpoints_of_the_former_io_form_still_build_and_match(files):
         assert module.layout.grid.lengths() == pytest.approx(dm.layout.grid.lengths())
         assert module.layout.grid.padding_mode() == dm.layout.grid.padding_mode()
         assert as_layout(module.io).differences(as_layout(old)) == {}
+
+
+def test_a_bad_schedule_is_refused_at_construction(files):
+    """scheduler_config is checked where it enters (the module), not when the trainer first asks."""
+    sdm = SteadyDataModule(files["steady"], train="0:8")
+    with pytest.raises(ValueError, match=r"unknown scheduler_config keys \['gama'\] for scheduler 'step'"):
+        NeuralOperatorModule("mgno", SMALL_MGNO, data_io=sdm.io, scheduler="step", scheduler_config={"gama": 0.5})
+    with pytest.raises(ValueError, match="interval must be 'step' or 'epoch', got 'batch'"):
+        NeuralOperatorModule("mgno", SMALL_MGNO, data_io=sdm.io, scheduler="onecycle",
+                             scheduler_config={"interval": "batch"})
