@@ -1395,7 +1395,6 @@ def validate(path: Union[str, os.PathLike], deep: bool = True) -> List[str]:
     non-finite values in valid samples are found.
     """
     path = os.path.abspath(os.fspath(path))
-    problems: List[str] = []
     try:
         f = _open_h5(path)
     except DatasetError as exc:
@@ -1405,139 +1404,17 @@ def validate(path: Union[str, os.PathLike], deep: bool = True) -> List[str]:
         fmt = a.get("format")
         if fmt != FORMAT:
             return [f"root attribute format is {fmt!r}, expected {FORMAT!r}: not a neuralops dataset"]
-        for key in ("format_version", "pde", "spec", "created", "version", "seed", "n_samples", "status"):
-            if key not in a:
-                problems.append(f"root attribute {key!r} is missing")
-        if a.get("status") != COMPLETE:
-            problems.append(f"status is {a.get('status')!r}: the file is still being written or was never finished")
-        try:
-            if int(a.get("format_version", -1)) > FORMAT_VERSION:
-                problems.append(f"format_version {a['format_version']} is newer than supported ({FORMAT_VERSION})")
-        except (TypeError, ValueError):
-            problems.append(f"format_version {a.get('format_version')!r} is not an integer")
-        try:
-            spec = json.loads(a.get("spec", ""))
-            if not isinstance(spec, dict):
-                problems.append("spec is not a JSON object")
-        except (TypeError, ValueError):
-            problems.append("spec is not valid JSON")
-        try:
-            n = int(a.get("n_samples", -1))
-            if n <= 0:
-                problems.append(f"n_samples must be positive, got {n}")
-        except (TypeError, ValueError):
-            n = -1
-            problems.append(f"n_samples {a.get('n_samples')!r} is not an integer")
-        # grid
-        axis_len: Dict[str, int] = {}
-        if "grid" not in f:
-            problems.append("group grid/ is missing")
-        else:
-            g = f["grid"]
-            for axis in g:
-                d = g[axis]
-                if not isinstance(d, h5py.Dataset) or d.ndim != 1:
-                    problems.append(f"grid/{axis} must be a 1-D dataset")
-                    continue
-                axis_len[axis] = d.shape[0]
-                if axis != TIME_AXIS:
-                    bc = d.attrs.get("boundary")
-                    if bc is None:
-                        problems.append(f"grid/{axis} has no boundary attribute")
-                    elif bc not in BOUNDARIES:
-                        problems.append(f"grid/{axis} boundary {bc!r} is not one of {BOUNDARIES}")
-                vals = d[()]
-                if not np.all(np.isfinite(vals)):
-                    problems.append(f"grid/{axis} has non-finite coordinates")
-                elif vals.size > 1 and not (np.all(np.diff(vals) > 0)):
-                    problems.append(f"grid/{axis} is not strictly increasing")
-        spatial = [ax for ax in axis_len if ax != TIME_AXIS]
-        # fields
-        valid = None
-        if "samples/valid" in f:
-            valid = f["samples/valid"][()].astype(bool)
-            if n > 0 and valid.shape != (n,):
-                problems.append(f"samples/valid has shape {valid.shape}, expected ({n},)")
-                valid = None
-        else:
-            problems.append("samples/valid is missing")
-        if "samples/reason" not in f:
-            problems.append("samples/reason is missing")
-        field_range: Dict[str, tuple] = {}
+        problems, n = _header_problems(a)
+        grid_problems, axis_len = _grid_problems(f)
+        problems += grid_problems + _grid_record_problems(f, a)
+        sample_problems, valid = _sample_mask_problems(f, n)
+        problems += sample_problems
         shard_problems = _virtual_source_problems(f, path)
-        problems.extend(shard_problems)
+        problems += shard_problems
         if shard_problems:
             deep = False  # a missing shard reads as NaN everywhere: its own message says enough
-        if "fields" not in f or not len(f["fields"]):
-            problems.append("group fields/ is missing or empty")
-        else:
-            for name, d in f["fields"].items():
-                where = f"fields/{name}"
-                if not isinstance(d, h5py.Dataset):
-                    problems.append(f"{where} is not a dataset")
-                    continue
-                if n > 0 and d.shape[0] != n:
-                    problems.append(f"{where} has {d.shape[0]} samples, n_samples is {n}")
-                role = d.attrs.get("role")
-                if role not in ROLES:
-                    problems.append(f"{where} role {role!r} is not one of {ROLES}")
-                if d.dtype.name not in FIELD_DTYPES:
-                    problems.append(f"{where} dtype {d.dtype} is not one of {FIELD_DTYPES}")
-                if not d.is_virtual and d.chunks != (1,) + d.shape[1:]:
-                    problems.append(f"{where} chunks {d.chunks} are not one sample per chunk {(1,) + d.shape[1:]}")
-                trailing = d.shape[d.ndim - len(spatial):] if spatial else ()
-                expect = tuple(axis_len[ax] for ax in spatial)
-                if spatial and tuple(trailing) != expect:
-                    problems.append(f"{where} spatial shape {tuple(trailing)} does not match grid {expect} ({spatial})")
-                if TIME_AXIS in axis_len and d.ndim >= 2 + len(spatial) and d.shape[1] != axis_len[TIME_AXIS] \
-                        and role != "input":
-                    problems.append(f"{where} has {d.shape[1]} time steps, grid/t has {axis_len[TIME_AXIS]}")
-                if deep:
-                    for i in range(d.shape[0]):
-                        try:
-                            block = d[i]
-                        except OSError as exc:
-                            problems.append(f"{where}[{i}] cannot be read (corrupt or truncated): {exc}")
-                            if sum(p.startswith(where) for p in problems) > 10:
-                                problems.append(f"{where}: stopped after 10 unreadable samples")
-                                break
-                            continue
-                        if valid is None or valid[i]:
-                            if not np.all(np.isfinite(block)):
-                                problems.append(f"{where}[{i}] has non-finite values but is marked valid")
-                            elif block.size:
-                                lo, hi = float(block.min()), float(block.max())
-                                if name in field_range:
-                                    lo, hi = min(lo, field_range[name][0]), max(hi, field_range[name][1])
-                                field_range[name] = (lo, hi)
-        for group in ("params", "solver"):
-            if group in f:
-                for key, d in f[group].items():
-                    if n > 0 and d.shape != (n,):
-                        problems.append(f"{group}/{key} has shape {d.shape}, expected ({n},)")
-        if "solver/converged" in f and valid is not None:
-            conv = f["solver/converged"][()].astype(bool)
-            if conv.shape == valid.shape:
-                bad = np.flatnonzero(~conv & valid)
-                if bad.size:
-                    problems.append(f"{bad.size} samples are unconverged but marked valid (first: {bad[:10].tolist()})")
-        try:
-            tol, tol_key = spec_rtol(json.loads(a.get("spec", "{}")))
-        except (TypeError, ValueError, DatasetError) as exc:
-            tol, tol_key = None, ""
-            problems.append(f"the spec's tolerance is unusable: {exc}")
-        if tol is not None and valid is not None:
-            if "solver/residual" not in f:
-                problems.append(f"the spec records {tol_key}={tol:g} but solver/residual is missing: "
-                                "the tolerance cannot be checked")
-            else:
-                res = np.asarray(f["solver/residual"][()], dtype=np.float64)
-                if res.shape == valid.shape:
-                    # NaN compares False: written as ~(res <= tol) so a NaN residual is flagged too
-                    bad = np.flatnonzero(~(res <= tol) & valid)
-                    if bad.size:
-                        problems.append(f"{bad.size} valid samples have solver/residual above {tol_key}={tol:g} "
-                                        f"(first: {bad[:10].tolist()}, largest {_largest(res[bad])})")
+        field_problems, field_range = _field_problems(f, n, axis_len, valid, deep)
+        problems += field_problems + _record_problems(f, n, valid)
         if valid is not None and n > 0 and not valid.any():
             problems.append(f"no valid sample: all {n} samples are marked invalid "
                             f"(first reason: {_first_reason(f)!r}); there is nothing to train on")
@@ -1548,6 +1425,186 @@ def validate(path: Union[str, os.PathLike], deep: bool = True) -> List[str]:
                     problems.append(f"fields/{name} is {what} over all {int(valid.sum())} valid samples: "
                                     "degenerate data that carries no information")
     return problems
+
+
+def _header_problems(a) -> tuple:
+    """``(problems, n_samples)`` of the root attributes (``n_samples`` -1 when unusable)."""
+    problems: List[str] = []
+    for key in ("format_version", "pde", "spec", "created", "version", "seed", "n_samples", "status"):
+        if key not in a:
+            problems.append(f"root attribute {key!r} is missing")
+    if a.get("status") != COMPLETE:
+        problems.append(f"status is {a.get('status')!r}: the file is still being written or was never finished")
+    try:
+        if int(a.get("format_version", -1)) > FORMAT_VERSION:
+            problems.append(f"format_version {a['format_version']} is newer than supported ({FORMAT_VERSION})")
+    except (TypeError, ValueError):
+        problems.append(f"format_version {a.get('format_version')!r} is not an integer")
+    try:
+        spec = json.loads(a.get("spec", ""))
+        if not isinstance(spec, dict):
+            problems.append("spec is not a JSON object")
+    except (TypeError, ValueError):
+        problems.append("spec is not valid JSON")
+    try:
+        n = int(a.get("n_samples", -1))
+        if n <= 0:
+            problems.append(f"n_samples must be positive, got {n}")
+    except (TypeError, ValueError):
+        n = -1
+        problems.append(f"n_samples {a.get('n_samples')!r} is not an integer")
+    return problems, n
+
+
+def _grid_problems(f: h5py.File) -> tuple:
+    """``(problems, {axis: length})`` of the stored coordinates."""
+    problems: List[str] = []
+    axis_len: Dict[str, int] = {}
+    if "grid" not in f:
+        return ["group grid/ is missing"], axis_len
+    g = f["grid"]
+    for axis in g:
+        d = g[axis]
+        if not isinstance(d, h5py.Dataset) or d.ndim != 1:
+            problems.append(f"grid/{axis} must be a 1-D dataset")
+            continue
+        axis_len[axis] = d.shape[0]
+        if axis != TIME_AXIS:
+            bc = d.attrs.get("boundary")
+            if bc is None:
+                problems.append(f"grid/{axis} has no boundary attribute")
+            elif bc not in BOUNDARIES:
+                problems.append(f"grid/{axis} boundary {bc!r} is not one of {BOUNDARIES}")
+        vals = d[()]
+        if not np.all(np.isfinite(vals)):
+            problems.append(f"grid/{axis} has non-finite coordinates")
+        elif vals.size > 1 and not (np.all(np.diff(vals) > 0)):
+            problems.append(f"grid/{axis} is not strictly increasing")
+    return problems, axis_len
+
+
+def _sample_mask_problems(f: h5py.File, n: int) -> tuple:
+    """``(problems, valid)``: the ``samples/`` group; ``valid`` is None when unusable."""
+    problems: List[str] = []
+    valid = None
+    if "samples/valid" in f:
+        valid = f["samples/valid"][()].astype(bool)
+        if n > 0 and valid.shape != (n,):
+            problems.append(f"samples/valid has shape {valid.shape}, expected ({n},)")
+            valid = None
+    else:
+        problems.append("samples/valid is missing")
+    if "samples/reason" not in f:
+        problems.append("samples/reason is missing")
+    return problems, valid
+
+
+def _field_problems(f: h5py.File, n: int, axis_len: Dict[str, int], valid, deep: bool) -> tuple:
+    """``(problems, {field: (min, max) over the valid samples})`` (the range only with ``deep``)."""
+    problems: List[str] = []
+    field_range: Dict[str, tuple] = {}
+    if "fields" not in f or not len(f["fields"]):
+        return ["group fields/ is missing or empty"], field_range
+    spatial = [ax for ax in axis_len if ax != TIME_AXIS]
+    for name, d in f["fields"].items():
+        where = f"fields/{name}"
+        if not isinstance(d, h5py.Dataset):
+            problems.append(f"{where} is not a dataset")
+            continue
+        if n > 0 and d.shape[0] != n:
+            problems.append(f"{where} has {d.shape[0]} samples, n_samples is {n}")
+        role = d.attrs.get("role")
+        if role not in ROLES:
+            problems.append(f"{where} role {role!r} is not one of {ROLES}")
+        if d.dtype.name not in FIELD_DTYPES:
+            problems.append(f"{where} dtype {d.dtype} is not one of {FIELD_DTYPES}")
+        if not d.is_virtual and d.chunks != (1,) + d.shape[1:]:
+            problems.append(f"{where} chunks {d.chunks} are not one sample per chunk {(1,) + d.shape[1:]}")
+        trailing = d.shape[d.ndim - len(spatial):] if spatial else ()
+        expect = tuple(axis_len[ax] for ax in spatial)
+        if spatial and tuple(trailing) != expect:
+            problems.append(f"{where} spatial shape {tuple(trailing)} does not match grid {expect} ({spatial})")
+        if TIME_AXIS in axis_len and d.ndim >= 2 + len(spatial) and d.shape[1] != axis_len[TIME_AXIS] \
+                and role != "input":
+            problems.append(f"{where} has {d.shape[1]} time steps, grid/t has {axis_len[TIME_AXIS]}")
+        if deep:
+            problems += _read_every_sample(d, where, valid, field_range, name)
+    return problems, field_range
+
+
+def _read_every_sample(d, where: str, valid, field_range: Dict[str, tuple], name: str) -> List[str]:
+    """Read every chunk of field ``d``: unreadable (corrupt) chunks and non-finite valid samples;
+    the range of the valid samples goes into ``field_range[name]``."""
+    problems: List[str] = []
+    for i in range(d.shape[0]):
+        try:
+            block = d[i]
+        except OSError as exc:
+            problems.append(f"{where}[{i}] cannot be read (corrupt or truncated): {exc}")
+            if len(problems) > 10:
+                problems.append(f"{where}: stopped after 10 unreadable samples")
+                break
+            continue
+        if valid is None or valid[i]:
+            if not np.all(np.isfinite(block)):
+                problems.append(f"{where}[{i}] has non-finite values but is marked valid")
+            elif block.size:
+                lo, hi = float(block.min()), float(block.max())
+                if name in field_range:
+                    lo, hi = min(lo, field_range[name][0]), max(hi, field_range[name][1])
+                field_range[name] = (lo, hi)
+    return problems
+
+
+def _record_problems(f: h5py.File, n: int, valid) -> List[str]:
+    """The per-sample records (``params/``, ``solver/``) and the solver's tolerance against the spec."""
+    problems: List[str] = []
+    for group in ("params", "solver"):
+        if group in f:
+            for key, d in f[group].items():
+                if n > 0 and d.shape != (n,):
+                    problems.append(f"{group}/{key} has shape {d.shape}, expected ({n},)")
+    if "solver/converged" in f and valid is not None:
+        conv = f["solver/converged"][()].astype(bool)
+        if conv.shape == valid.shape:
+            bad = np.flatnonzero(~conv & valid)
+            if bad.size:
+                problems.append(f"{bad.size} samples are unconverged but marked valid (first: {bad[:10].tolist()})")
+    try:
+        tol, tol_key = spec_rtol(json.loads(f.attrs.get("spec", "{}")))
+    except (TypeError, ValueError, DatasetError) as exc:
+        tol, tol_key = None, ""
+        problems.append(f"the spec's tolerance is unusable: {exc}")
+    if tol is not None and valid is not None:
+        if "solver/residual" not in f:
+            problems.append(f"the spec records {tol_key}={tol:g} but solver/residual is missing: "
+                            "the tolerance cannot be checked")
+        else:
+            res = np.asarray(f["solver/residual"][()], dtype=np.float64)
+            if res.shape == valid.shape:
+                # NaN compares False: written as ~(res <= tol) so a NaN residual is flagged too
+                bad = np.flatnonzero(~(res <= tol) & valid)
+                if bad.size:
+                    problems.append(f"{bad.size} valid samples have solver/residual above {tol_key}={tol:g} "
+                                    f"(first: {bad[:10].tolist()}, largest {_largest(res[bad])})")
+    return problems
+
+
+def _grid_record_problems(f: h5py.File, attrs) -> List[str]:
+    """The spec's typed grid record (:mod:`datagen.contract`) against the stored coordinates."""
+    from .contract import Grid as ContractGrid
+    from .contract import GridError
+
+    try:
+        spec = json.loads(attrs.get("spec", "{}"))
+        g = f["grid"]
+        ContractGrid.from_stored({ax: g[ax][()] for ax in g},
+                                 {ax: str(g[ax].attrs["boundary"]) for ax in g if "boundary" in g[ax].attrs}, spec)
+    except GridError as exc:
+        return [f"grid: {exc}"]
+    except (KeyError, TypeError, ValueError):   # a malformed spec or grid: reported by the other checks
+        return []
+    return []
 
 
 def spec_rtol(spec: Any):

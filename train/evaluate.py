@@ -54,20 +54,18 @@ def _times(grid: Any, n_steps: int, times: Optional[Sequence[float]]) -> list:
         if len(times) != n_steps:
             raise ValueError(f"{len(times)} times given for {n_steps} predicted steps")
         return times
-    coords = M.grid_coords(grid)
-    t = coords.get("t") if coords else None
+    t = grid.times if grid is not None else None
     if t is not None and len(t) >= n_steps:
         return [float(v) for v in np.asarray(t, dtype=np.float64)[len(t) - n_steps:]]
     return [float(i + 1) for i in range(n_steps)]
 
 
-def _h1_unavailable(grid: Any) -> Optional[str]:
+def _h1_unavailable(grid) -> Optional[str]:
     """Why relative H1 cannot be computed on this grid, or ``None`` when it can."""
-    try:
-        M.boundary_kind(grid, None)
-    except ValueError as err:
-        return f"relative_h1 not computed: {err}"
-    return None
+    if grid is None or grid.sobolev_boundary() is not None:
+        return None
+    return (f"relative_h1 not computed: it needs 'periodic' or 'dirichlet' boundaries, the same on x and y; the "
+            f"grid has {grid.boundaries}")
 
 
 def evaluate(predictions: Any, targets: Any, grid: Any = None, setting: Optional[str] = None, *,
@@ -79,7 +77,8 @@ def evaluate(predictions: Any, targets: Any, grid: Any = None, setting: Optional
     predictions, targets: tensors or arrays of physical (de-normalised) fields, only the predicted
         frames, in ``layout``: ``"trajectory"`` ``(N, T, X, Y)``, ``"trajectory_channels"``
         ``(N, T, C, X, Y)`` or ``"steady"`` ``(N, C, X, Y)``. Default: the setting's layout.
-    grid: ``None``, a :class:`datagen.dataset.Grid` or ``{"x": ..., "y": ...[, "t": ...]}``; spatial
+    grid: ``None``, a :class:`datagen.contract.Grid`, a :class:`datagen.dataset.Grid` or ``{"x": ...,
+        "y": ...[, "t": ...]}`` (converted once by :func:`train.metrics.as_grid`); spatial
         spacing sets the DFT periods of the spectral metrics and the H1 norm's derivatives, ``t``
         labels the per-step curve.
     setting: a key of :data:`train.report.SETTINGS` (published comparison) or ``None``.
@@ -108,7 +107,9 @@ def evaluate(predictions: Any, targets: Any, grid: Any = None, setting: Optional
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     edges = M.check_band_edges(band_edges)
     n, n_t, n_c, nx, ny = pred.shape
-    M.grid_lengths(grid, (nx, ny))  # validate the grid against the fields once, up front
+    grid = M.as_grid(grid)
+    if grid is not None:
+        grid.check_shape((nx, ny))  # validate the grid against the fields once, up front
 
     notes = []
     if relative_h1 == "auto":
@@ -194,9 +195,9 @@ def evaluate(predictions: Any, targets: Any, grid: Any = None, setting: Optional
 # ------------------------------------------------------------------------------------------------
 # neuralops-eval
 # ------------------------------------------------------------------------------------------------
-def _predicted_times(grid: Mapping[str, Any], io: Mapping[str, Any], n_steps: int) -> Optional[list]:
+def _predicted_times(grid, io: Mapping[str, Any], n_steps: int) -> Optional[list]:
     """Times of the predicted frames ``start + t_in .. start + t_in + t_out - 1`` (protocol window)."""
-    t = (grid.get("coords") or {}).get("t")
+    t = grid.times
     if t is None or io.get("layout") != "trajectory":
         return None
     first = int(io.get("start", 0)) + int(io.get("t_in", 0))
@@ -332,7 +333,7 @@ def _evaluate_one(args, data: Optional[str], out_dir: str) -> Dict[str, Any]:
     t0 = time.perf_counter()
     pred = predict_split(args.ckpt, data=data, split=args.split, batch_size=args.batch_size, device=args.device)
     seconds_predict = time.perf_counter() - t0
-    prediction, target, grid, io = pred["prediction"], pred["target"], dict(pred["grid"]), pred["io"]
+    prediction, target, grid, io = pred["prediction"], pred["target"], pred["grid"], pred["io"]
     setting, why = args.setting, None
     run = _run_protocol(pred["path"], io, pred["n_train"])
     notes = []
@@ -344,9 +345,6 @@ def _evaluate_one(args, data: Optional[str], out_dir: str) -> Dict[str, Any]:
                if diffs else f"compared with {setting} as asked (--setting); the protocol matches")
         if diffs:
             notes.append(f"the published numbers come from another protocol: {'; '.join(diffs)}")
-    axes = (io.get("grid") or {}).values()
-    if axes:  # the data module's node convention (Dirichlet walls included or not) for the H1 norm
-        grid["includes_boundary"] = all(bool(a.get("includes_boundary")) for a in axes)
     n, n_t, n_c = prediction.shape[:3]
     if not 0 <= args.sample < n or not 0 <= args.channel < n_c:
         raise ValueError(f"--sample {args.sample} / --channel {args.channel} out of range ({n} samples, "

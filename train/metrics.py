@@ -19,8 +19,10 @@ Spectra come from the 2-D DFT over ``(X, Y)`` of each frame. The integer mode nu
 ``kx = fftfreq(X) * X`` and ``ky = fftfreq(Y) * Y``; the wavenumber magnitude is
 ``|k| = sqrt(kx^2 + (ky * Lx / Ly)^2)`` in units of the x-axis fundamental ``2 pi / Lx`` (for a square
 domain simply ``sqrt(kx^2 + ky^2)``, independent of the domain size). The DFT period of an axis
-is ``L = n * h`` with ``h`` the grid spacing. The shell of a mode is ``round(|k|)`` (nearest
-integer, half up), so shell ``s`` holds ``s - 1/2 <= |k| < s + 1/2``. On non-periodic data (Darcy)
+is ``L = n * h`` with ``h`` the grid spacing (:meth:`datagen.contract.Grid.periods`; the metrics take
+a :class:`datagen.contract.Grid` or ``None``, and :func:`as_grid` converts other forms once). The
+shell of a mode is ``round(|k|)`` (nearest integer, half up), so shell ``s`` holds
+``s - 1/2 <= |k| < s + 1/2``. On non-periodic data (Darcy)
 the DFT still defines these diagnostics, but the periodic extension's jump at the boundary
 spreads energy over all shells: compare spectral numbers only between runs on the same data.
 
@@ -34,8 +36,10 @@ from typing import Any, Mapping, Optional, Sequence, Tuple
 
 import torch
 
+from datagen.contract import Grid
+
 __all__ = [
-    "DEFAULT_BAND_EDGES", "METRIC_DEFINITIONS", "to_canonical", "grid_coords", "grid_lengths", "boundary_kind",
+    "DEFAULT_BAND_EDGES", "METRIC_DEFINITIONS", "to_canonical", "as_grid",
     "check_band_edges",
     "relative_l2_per_sample", "fno_relative_l2", "relative_l2_per_step", "relative_l2_per_channel",
     "relative_h1_per_sample", "rmse", "nrmse", "max_error",
@@ -123,34 +127,52 @@ def _check_pair(pred: torch.Tensor, target: torch.Tensor) -> None:
                          "use train.metrics.to_canonical")
 
 
-def grid_coords(grid: Any) -> Mapping[str, Any]:
-    """Coordinates of ``grid``: a datagen ``Grid``, ``{"coords": {...}, ...}``, ``{"x": ...}`` or ``None``."""
-    if grid is None:
-        return {}
-    if hasattr(grid, "coords"):
-        return grid.coords
-    if isinstance(grid, Mapping):
-        return grid.get("coords", grid)
-    raise TypeError(f"grid must be None, a datagen Grid or a mapping of coordinates, got {type(grid).__name__}")
+def as_grid(grid: Any) -> Optional[Grid]:
+    """The typed :class:`datagen.contract.Grid` of a caller's ``grid`` argument (the one conversion;
+    the metrics take a ``Grid`` or ``None``).
 
-
-def grid_lengths(grid: Any, shape: Tuple[int, int]) -> Tuple[float, float]:
-    """DFT periods ``(Lx, Ly) = (X h_x, Y h_y)`` of the spatial axes; ``(1, 1)`` without a grid.
-
-    ``grid``: ``None``, a :class:`datagen.dataset.Grid`, or a mapping ``{"x": array, "y": array}``.
+    Accepts ``None``; a ``Grid``; a stored grid (``datagen.dataset.Grid``, coordinates and boundaries:
+    the node convention is derived from the coordinates, :meth:`Grid.from_coordinates`); a mapping
+    ``{"x": array, "y": array[, "t": array], ["boundary": {axis: bc}], ["includes_boundary": bool]}`` or
+    ``{"coords": {...}, "boundary": {...}}`` (boundary default periodic; ``includes_boundary`` states the
+    node convention: ``True`` both walls stored, ``False`` interior nodes of Dirichlet axes).
     """
-    coords = grid_coords(grid)
-    lengths = []
-    for axis, n in zip(("x", "y"), shape):
-        c = coords.get(axis)
-        if c is None:
-            lengths.append(1.0)
-            continue
-        c = torch.as_tensor(c, dtype=torch.float64).reshape(-1)
-        if c.numel() != n:
-            raise ValueError(f"grid axis {axis!r} has {c.numel()} points but the fields have {n}")
-        lengths.append(float((c[1] - c[0]) * n) if n > 1 else 1.0)
-    return lengths[0], lengths[1]
+    if grid is None or isinstance(grid, Grid):
+        return grid
+    if hasattr(grid, "coords") and hasattr(grid, "boundary"):
+        return Grid.from_coordinates(grid.coords, grid.boundary)
+    if not isinstance(grid, Mapping):
+        raise TypeError(f"grid must be None, a datagen.contract.Grid, a datagen Grid or a mapping of coordinates, "
+                        f"got {type(grid).__name__}")
+    coords = dict(grid.get("coords") or {k: v for k, v in grid.items() if k not in ("boundary", "includes_boundary")})
+    boundary = dict(grid.get("boundary") or {})
+    walls = grid.get("includes_boundary")
+    nodes = None
+    if walls is not None:
+        nodes = {ax: "nodes-with-walls" if walls else
+                 ("nodes-without-walls" if boundary.get(ax) == "dirichlet" else "nodes-without-far-wall")
+                 for ax in coords if ax != "t"}
+    if not any(ax != "t" for ax in coords):
+        raise ValueError(f"grid {dict(grid)} has no spatial coordinates; give 'x' and 'y' (or grid=None: periodic "
+                         "unit box)")
+    return Grid.from_coordinates(coords, boundary, nodes)
+
+
+def _at(grid: Optional[Grid], shape: Tuple[int, int]) -> Optional[Grid]:
+    """``grid`` checked against the fields' spatial ``shape``."""
+    if grid is None:
+        return None
+    if not isinstance(grid, Grid):
+        raise TypeError(f"the metrics take a datagen.contract.Grid or None, got {type(grid).__name__}; convert "
+                        "once with train.metrics.as_grid")
+    grid.check_shape(shape)
+    return grid
+
+
+def _periods(grid: Optional[Grid], shape: Tuple[int, int]) -> Tuple[float, float]:
+    """DFT periods ``(Lx, Ly) = (X h_x, Y h_y)`` (:meth:`Grid.periods`); ``(1, 1)`` without a grid."""
+    g = _at(grid, shape)
+    return (1.0, 1.0) if g is None else g.periods()
 
 
 # --------------------------------------------------------------------------------------------
@@ -202,21 +224,7 @@ def relative_l2_per_channel(pred: torch.Tensor, target: torch.Tensor, eps: float
     return _relative_norm((p - t).pow(2).sum(2), t.pow(2).sum(2), eps)
 
 
-def boundary_kind(grid: Any, boundary: Optional[str]) -> str:
-    """``"periodic"`` or ``"dirichlet"`` for the H1 norm, from ``boundary`` or the grid's axes."""
-    if boundary is None:
-        bcs = dict(getattr(grid, "boundary", None) or (grid.get("boundary", {}) if isinstance(grid, Mapping) else {}))
-        kinds = {bcs.get(axis, "periodic") for axis in ("x", "y")}
-        if len(kinds) != 1:
-            raise ValueError(f"relative_h1 needs the same boundary condition on x and y, got {bcs}")
-        boundary = kinds.pop()
-    if boundary not in ("periodic", "dirichlet"):
-        raise ValueError(f"relative_h1 is defined for 'periodic' or 'dirichlet' boundaries, got {boundary!r}")
-    return boundary
-
-
-def relative_h1_per_sample(pred: torch.Tensor, target: torch.Tensor, grid: Any = None,
-                           boundary: Optional[str] = None) -> torch.Tensor:
+def relative_h1_per_sample(pred: torch.Tensor, target: torch.Tensor, grid: Optional[Grid] = None) -> torch.Tensor:
     """Relative H1 error per sample with the toolkit's Sobolev norm (:mod:`neuralops.losses`).
 
     ``sqrt(sum_{t,c} ||pred - true||_{H1}^2 / sum_{t,c} ||true||_{H1}^2)`` for each sample, where
@@ -224,33 +232,24 @@ def relative_h1_per_sample(pred: torch.Tensor, target: torch.Tensor, grid: Any =
     analogue ``(1 + |pi k / L|^2)`` for homogeneous Dirichlet data (``neuralops.losses``).
     Shapes: ``(N, T, C, X, Y)`` -> ``(N,)``.
 
-    boundary: ``"periodic"`` or ``"dirichlet"``; default from the grid's ``boundary`` (periodic
-    without one). Dirichlet data may hold the boundary nodes (box side ``(n - 1) h``) or only
-    interior ones (box side ``(n + 1) h``): a mapping grid may say which with
-    ``"includes_boundary": bool``; otherwise the outer ring counts as boundary nodes when the truth
-    is zero on all of it (homogeneous Dirichlet values), else the nodes are interior.
+    grid: the fields' :class:`datagen.contract.Grid` (``None``: periodic unit box). The boundary
+    condition (periodic or Dirichlet on every axis), the box side ``L`` of each axis and whether the
+    nodes include the walls all come from the grid, never from the data.
     """
     _check_pair(pred, target)
     from neuralops.losses import relative_sobolev_error  # one Sobolev norm in the toolkit
 
-    kind = boundary_kind(grid, boundary)
-    nx, ny = pred.shape[-2:]
-    lx, ly = grid_lengths(grid, (nx, ny))   # n h per axis
-    includes_boundary = False
-    if kind == "dirichlet":
-        stated = grid.get("includes_boundary") if isinstance(grid, Mapping) else None
-        if stated is not None:
-            includes_boundary = bool(stated)
-        else:
-            t = target.double()
-            ring = torch.cat([t[..., 0, :], t[..., -1, :], t[..., :, 0], t[..., :, -1]], dim=-1).abs().max()
-            includes_boundary = bool(ring <= 1e-6 * t.abs().max().clamp_min(1e-300))
-        shift = -1 if includes_boundary else 1
-        box = (lx * (nx + shift) / nx, ly * (ny + shift) / ny)
+    g = _at(grid, tuple(pred.shape[-2:]))
+    if g is None:
+        kind, box, walls = "periodic", (1.0, 1.0), False
     else:
-        box = (lx, ly)
+        kind = g.sobolev_boundary()
+        if kind is None:
+            raise ValueError(f"relative_h1 needs 'periodic' or 'dirichlet' boundaries, the same on x and y; the "
+                             f"grid has {g.boundaries}: leave relative_h1 out (evaluate(..., relative_h1=False))")
+        box, walls = g.lengths(), g.includes_walls
     return relative_sobolev_error(pred.double(), target.double(), s=1.0, dim=2, box=box, boundary=kind,
-                                  includes_boundary=includes_boundary, pool="all", reduction="none")
+                                  includes_boundary=walls, pool="all", reduction="none")
 
 
 # --------------------------------------------------------------------------------------------
@@ -281,20 +280,20 @@ def max_error(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------
 # spectral diagnostics
 # --------------------------------------------------------------------------------------------
-def wavenumber_magnitude(shape: Tuple[int, int], grid: Any = None) -> torch.Tensor:
+def wavenumber_magnitude(shape: Tuple[int, int], grid: Optional[Grid] = None) -> torch.Tensor:
     """``|k| = sqrt(kx^2 + (ky Lx / Ly)^2)`` on the full ``(X, Y)`` DFT grid (float64, ``(X, Y)``).
 
     ``kx``, ``ky`` are integer mode numbers in ``torch.fft.fftfreq`` order; the result is in units of
     the x-axis fundamental ``2 pi / Lx``.
     """
     nx, ny = shape
-    lx, ly = grid_lengths(grid, shape)
+    lx, ly = _periods(grid, shape)
     kx = torch.fft.fftfreq(nx, d=1.0 / nx, dtype=torch.float64)
     ky = torch.fft.fftfreq(ny, d=1.0 / ny, dtype=torch.float64) * (lx / ly)
     return torch.sqrt(kx[:, None] ** 2 + ky[None, :] ** 2)
 
 
-def wavenumber_shells(shape: Tuple[int, int], grid: Any = None) -> torch.Tensor:
+def wavenumber_shells(shape: Tuple[int, int], grid: Optional[Grid] = None) -> torch.Tensor:
     """Shell index ``floor(|k| + 1/2)`` of every DFT mode, ``(X, Y)`` int64."""
     return torch.floor(wavenumber_magnitude(shape, grid) + 0.5).long()
 
@@ -315,7 +314,7 @@ def check_band_edges(edges: Sequence[float]) -> Tuple[float, ...]:
 
 
 def band_energies(field: torch.Tensor, edges: Sequence[float] = DEFAULT_BAND_EDGES,
-                  grid: Any = None) -> torch.Tensor:
+                  grid: Optional[Grid] = None) -> torch.Tensor:
     """Parseval-normalised energy of each frame in wavenumber bands.
 
     Band ``b`` holds the modes whose shell ``round(|k|)`` satisfies ``edges[b] <= shell < edges[b+1]``.
@@ -334,7 +333,7 @@ def band_energies(field: torch.Tensor, edges: Sequence[float] = DEFAULT_BAND_EDG
 
 
 def spectral_band_rmse(pred: torch.Tensor, target: torch.Tensor, edges: Sequence[float] = DEFAULT_BAND_EDGES,
-                       grid: Any = None) -> torch.Tensor:
+                       grid: Optional[Grid] = None) -> torch.Tensor:
     """``sqrt(E_B(pred - true))`` per band (see :func:`band_energies`).
 
     Shapes: ``(N, T, C, X, Y)`` -> ``(N, T, C, n_bands)``; the squares over the bands sum to
@@ -345,7 +344,7 @@ def spectral_band_rmse(pred: torch.Tensor, target: torch.Tensor, edges: Sequence
 
 
 def spectral_band_relative_error(pred: torch.Tensor, target: torch.Tensor,
-                                 edges: Sequence[float] = DEFAULT_BAND_EDGES, grid: Any = None,
+                                 edges: Sequence[float] = DEFAULT_BAND_EDGES, grid: Optional[Grid] = None,
                                  empty_band_tol: float = 1e-10) -> torch.Tensor:
     """``sqrt(E_B(pred_n - true_n) / E_B(true_n))`` per sample and band, energies summed over ``(T, C)``.
 
@@ -362,7 +361,7 @@ def spectral_band_relative_error(pred: torch.Tensor, target: torch.Tensor,
     return torch.where(true > floor, ratio, torch.full_like(ratio, float("nan")))
 
 
-def isotropic_energy_spectrum(field: torch.Tensor, grid: Any = None,
+def isotropic_energy_spectrum(field: torch.Tensor, grid: Optional[Grid] = None,
                               n_shells: Optional[int] = None) -> torch.Tensor:
     """``E(s) = 1/2 sum_{round(|k|) = s} |u_hat_k|^2 / (X Y)^2`` for shells ``s = 0 .. n_shells-1``.
 

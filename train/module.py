@@ -1,9 +1,11 @@
 """One LightningModule for every model and data layout: :class:`NeuralOperatorModule`.
 
-It owns a registry model (``neuralops.models.get(name, **config)``), the per-channel
+It owns a registry model, built by the model's own contract (``neuralops.models.constructor(name).build``:
+the model declares the layouts it serves and takes the same arguments whatever it is; the module asks
+it, never its name or signature), the per-channel
 normalisation (buffers, fitted on the training split by the data module, saved in every
 checkpoint), the training loss, validation/test metrics and the rollout. Three modes, set by the
-data module's ``io`` (``data_io`` here):
+data module's :class:`~datagen.contract.DataLayout` (``data_io`` here, or its plain form ``dm.io``):
 
 * ``steady``: ``x (B, C_in, X, Y) -> y (B, C_out, X, Y)`` (Darcy).
 * ``direct`` (fno3d, sfno): ``x (B, T_in, X, Y) -> y (B, T_out, X, Y)``, one forward pass.
@@ -22,7 +24,8 @@ code does) or on normalised variables (``"normalized"``, as SineNet does).
 Losses (``neuralops.losses``, one norm per sample over all predicted (t, c, x, y), mean over the
 batch): ``relative_l2``; ``relative_h1``; ``relative_sobolev`` (``loss_config.s``, any real s);
 ``negative_sobolev`` (``s < 0``, default ``-1``). Sobolev losses use the data's boundary condition
-(periodic: Fourier series; Dirichlet: sine series) and box.
+(periodic: Fourier series; Dirichlet: sine series) and box, both from the layout's
+:class:`~datagen.contract.Grid` (the only place geometry is derived).
 
 Mixed precision: the model runs under Lightning's autocast (``precision="bf16-mixed"``); losses and
 metrics are computed in float32/float64 with autocast off, because FFTs have no bfloat16 kernels.
@@ -31,29 +34,26 @@ from __future__ import annotations
 
 import inspect
 import math
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 import lightning.pytorch as pl
 import torch
 import torch.nn as nn
 
+from datagen.contract import DataLayout
 from neuralops import models
 from neuralops.losses import LpLoss, SobolevLoss
 
 from .data.normalization import ChannelNormalizer, PointwiseNormalizer
 
-__all__ = ["NeuralOperatorModule", "LOSSES", "OPTIMIZERS", "SCHEDULERS", "DIRECT_MODELS",
-           "AUTOREGRESSIVE_MODELS", "load_for_refinement", "predict_split", "NonFiniteLossError",
-           "CheckpointMismatchError", "layout_differences", "describe_layout", "load_module"]
+__all__ = ["NeuralOperatorModule", "LOSSES", "OPTIMIZERS", "SCHEDULERS", "model_arguments", "load_for_refinement",
+           "predict_split", "NonFiniteLossError", "CheckpointMismatchError", "layout_differences", "describe_layout",
+           "load_module", "as_layout"]
 
 LOSSES = ("relative_l2", "relative_h1", "relative_sobolev", "negative_sobolev")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("none", "step", "onecycle", "cosine", "warmup_cosine")
 LOSS_SPACES = ("physical", "normalized")
-DIRECT_MODELS = ("fno3d", "sfno")
-AUTOREGRESSIVE_MODELS = ("fno2d", "sinenet", "mgno_ts", "mgno_ns", "unet", "unet_mod")
-STEADY_MODELS = ("mgno", "fno2d", "unet", "unet_mod")
-_PADDING = {"periodic": "circular", "dirichlet": "zeros", "neumann": "reflect"}
 
 
 class NonFiniteLossError(RuntimeError):
@@ -64,40 +64,20 @@ class CheckpointMismatchError(ValueError):
     """A checkpoint of another model or data layout than the run's (the message names both)."""
 
 
-def _layout_keys(io: Dict[str, Any]) -> Dict[str, Any]:
-    """What a trained model depends on in its data (``io`` of the data module): fields and roles,
-    channel counts, windows, PDE, boundary conditions and node convention; not the resolution,
-    the files or the splits."""
-    mode = io.get("mode")
-    keys = ["layout", "mode", "pde", "normalization"]
-    if mode == "steady":
-        keys += ["inputs", "outputs", "in_channels", "out_channels"]
-    else:
-        keys += ["fields", "channels"] + (["t_in", "t_out"] if mode == "direct" else ["history"])
-    out = {k: io.get(k) for k in keys}
-    for ax, g in sorted((io.get("grid") or {}).items()):
-        out[f"boundary_{ax}"] = g.get("boundary")
-        out[f"walls_included_{ax}"] = bool(g.get("includes_boundary"))
-    return out
+def as_layout(data_io: Union[DataLayout, Mapping[str, Any]]) -> DataLayout:
+    """A :class:`DataLayout` from itself or its plain form (a data module's ``io``, a checkpoint's copy)."""
+    return data_io if isinstance(data_io, DataLayout) else DataLayout.from_dict(data_io)
 
 
-def layout_differences(a: Dict[str, Any], b: Dict[str, Any]) -> Dict[str, Tuple[Any, Any]]:
-    """``{key: (value in a, value in b)}`` where two data ``io`` dicts differ in what a model depends on."""
-    ka, kb = _layout_keys(a), _layout_keys(b)
-    return {k: (ka.get(k), kb.get(k)) for k in sorted(set(ka) | set(kb)) if ka.get(k) != kb.get(k)}
+def layout_differences(a, b) -> Dict[str, Tuple[Any, Any]]:
+    """``{key: (value in a, value in b)}`` where two data layouts (or their plain ``io`` forms) differ in
+    what a model depends on (:meth:`DataLayout.model_keys`)."""
+    return as_layout(a).differences(as_layout(b))
 
 
-def describe_layout(io: Dict[str, Any]) -> str:
-    """One line, e.g. ``steady (steady) darcy a -> u on 16x16`` or
-    ``trajectory (direct) navier_stokes_2d vorticity 10 -> 40 frames on 64x64``."""
-    grid = "x".join(str(g.get("n")) for _, g in sorted((io.get("grid") or {}).items()))
-    if io.get("mode") == "steady":
-        what = f"{', '.join(io.get('inputs') or [])} -> {', '.join(io.get('outputs') or [])}"
-    elif io.get("mode") == "direct":
-        what = f"{', '.join(io.get('fields') or [])} {io.get('t_in')} -> {io.get('t_out')} frames"
-    else:
-        what = f"{', '.join(io.get('fields') or [])} {io.get('history')} frames -> the next"
-    return f"{io.get('layout')} ({io.get('mode')}) {io.get('pde')} {what} on {grid}"
+def describe_layout(io) -> str:
+    """One line (:meth:`DataLayout.describe`)."""
+    return as_layout(io).describe()
 
 
 #: checkpoint key holding the data module's ``io`` the model was built for (independent of how the
@@ -105,30 +85,31 @@ def describe_layout(io: Dict[str, Any]) -> str:
 DATA_IO_KEY = "neuralops_data_io"
 
 
-def _padding_mode(grid: Dict[str, Any]) -> Optional[str]:
-    kinds = {v["boundary"] for v in grid.values()}
-    return _PADDING.get(kinds.pop()) if len(kinds) == 1 else None
-
-
-def _io_model_defaults(io: Dict[str, Any]) -> Dict[str, Any]:
-    """Constructor arguments the data determine (used only where the model has the argument and
-    the config does not set it)."""
-    out: Dict[str, Any] = {}
-    mode = io["mode"]
-    if mode == "steady":
-        out.update(in_channels=io["in_channels"], out_channels=io["out_channels"])
-    elif mode == "autoregressive":
-        c, h = io["channels"], io["history"]
-        out.update(in_channels=h * c, out_channels=c, time_history=h, fields=c, in_fields=c, out_fields=c,
-                   time_future=1)
-    else:
-        out.update(in_steps=io["t_in"], out_steps=io["t_out"])
-    pad = _padding_mode(io["grid"])
-    if pad is not None:
-        out["padding_mode"] = pad
-    if all(v.get("includes_boundary") for v in io["grid"].values()):
-        out["endpoint"] = True
+def model_arguments(layout: DataLayout) -> Dict[str, Any]:
+    """The contract's arguments the data determine (:meth:`neuralops.models.ModelContract.build`):
+    the layout's kind, channels per frame (steady: per field map), windows and geometry."""
+    out: Dict[str, Any] = {"kind": layout.mode, "in_channels": layout.in_channels, "out_channels": layout.out_channels,
+                           "padding_mode": layout.grid.padding_mode(), "endpoint": layout.grid.includes_walls}
+    if layout.mode == "autoregressive":
+        out.update(t_in=layout.history, t_out=1)
+    elif layout.mode == "direct":
+        out.update(t_in=layout.t_in, t_out=layout.t_out)
     return out
+
+
+def _serving(kind: str) -> str:
+    return ", ".join(n for n in models.available() if kind in models.constructor(n).kinds)
+
+
+def _kind_mismatch(model: str, kinds: Tuple[str, ...], mode: str) -> str:
+    """Why model ``model`` (serving ``kinds``) cannot take data of layout ``mode``, and the fix."""
+    served = " and ".join(kinds)
+    if mode == "direct" and "autoregressive" in kinds:
+        return (f"model {model!r} maps frames to the next frame ({served}); the data module is in 'direct' mode "
+                f"(T_in -> T_out in one pass, for {_serving('direct')}): set data.mode: autoregressive")
+    if mode == "autoregressive" and "direct" in kinds:
+        return f"model {model!r} predicts a whole trajectory at once (direct); set data.mode: direct"
+    return (f"model {model!r} serves {served} data; {mode} data needs one of {_serving(mode)}")
 
 
 class NeuralOperatorModule(pl.LightningModule):
@@ -138,7 +119,9 @@ class NeuralOperatorModule(pl.LightningModule):
         model: registry name (``neuralops.models.available()``).
         model_config: keyword arguments of the model constructor; channel counts, windows and the
             padding mode are filled in from ``data_io`` where the constructor takes them.
-        data_io: the data module's ``io`` (``neuralops-train`` links it; in Python pass ``dm.io``).
+        data_io: the data module's :class:`~datagen.contract.DataLayout` or its plain form ``dm.io``
+            (``neuralops-train`` links ``dm.io``; checkpoints of earlier versions hold an older plain form,
+            which :meth:`DataLayout.from_dict` reads).
         loss, loss_config: training loss (``LOSSES``) and its options (``s`` for Sobolev losses).
         loss_space: "physical" or "normalized".
         pushforward_steps: autoregressive only: leading target frames predicted without gradient.
@@ -159,6 +142,8 @@ class NeuralOperatorModule(pl.LightningModule):
                  scheduler: str = "none", scheduler_config: Optional[Dict[str, Any]] = None,
                  check_model: bool = True):
         super().__init__()
+        if isinstance(data_io, DataLayout):
+            data_io = data_io.to_dict()   # hyper-parameters hold the plain form (save_hyperparameters reads it)
         self.save_hyperparameters()
         if data_io is None:
             raise ValueError("data_io is missing: neuralops-train links it from the data module; in Python "
@@ -167,74 +152,52 @@ class NeuralOperatorModule(pl.LightningModule):
                                      ("optimizer", optimizer, OPTIMIZERS), ("scheduler", scheduler, SCHEDULERS)):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
-        self.io = dict(data_io)
-        self.mode = self.io["mode"]
+        _check_scheduler_config(scheduler, dict(scheduler_config or {}))
+        self.layout = as_layout(data_io)
+        self.io = self.layout.to_dict()   # the plain form (checkpoints, reports)
+        self.mode = self.layout.mode
         self.model_name = str(model).lower()
         if self.model_name not in models.available():
             raise ValueError(f"unknown model {model!r}; available models: {', '.join(models.available())}")
-        if self.mode == "direct" and self.model_name in AUTOREGRESSIVE_MODELS + ("mgno",):
-            raise ValueError(f"model {model!r} maps frames to the next frame; the data module is in 'direct' "
-                             f"mode (T_in -> T_out in one pass, for {', '.join(DIRECT_MODELS)}): set "
-                             "data.mode: autoregressive")
-        if self.mode == "autoregressive" and self.model_name in DIRECT_MODELS:
-            raise ValueError(f"model {model!r} predicts a whole trajectory at once; set data.mode: direct")
-        if self.mode == "steady" and self.model_name in DIRECT_MODELS + ("mgno_ts", "mgno_ns"):
-            raise ValueError(f"model {model!r} is a time-dependent model; steady data needs one of "
-                             f"{', '.join(STEADY_MODELS)}")
-        self.model_config = self._complete_config(dict(model_config or {}))
+        cls = models.constructor(self.model_name)
+        if self.mode not in cls.kinds:
+            raise ValueError(_kind_mismatch(self.model_name, cls.kinds, self.mode))
+        self.model_config = dict(model_config or {})
         try:
-            self.model = models.get(self.model_name, **self.model_config)
+            self.model = cls.build(**model_arguments(self.layout), config=self.model_config)
         except TypeError as exc:
-            sig = inspect.signature(models.constructor(self.model_name))
             raise ValueError(f"bad model_config for {model!r}: {exc}; the constructor takes "
-                             f"{', '.join(sig.parameters)}") from exc
+                             f"{', '.join(cls.config_keys())}") from exc
         self.pushforward_steps = int(pushforward_steps)
-        if self.mode == "autoregressive" and not 0 <= self.pushforward_steps < self.io["unroll"]:
+        if self.mode == "autoregressive" and not 0 <= self.pushforward_steps < self.layout.unroll:
             raise ValueError(f"pushforward_steps={pushforward_steps} must be >= 0 and < data.unroll="
-                             f"{self.io['unroll']} (at least one step must carry a gradient)")
+                             f"{self.layout.unroll} (at least one step must carry a gradient)")
         if self.mode != "autoregressive" and self.pushforward_steps:
             raise ValueError("pushforward_steps applies to autoregressive training only")
-        kind = self.io.get("normalization", "gaussian")
+        kind = self.layout.normalization
         if kind == "pointwise":
             self.norm_in, self.norm_out = self._pointwise_normalizers()
         elif self.mode == "steady":
-            self.norm_in = ChannelNormalizer(self.io["in_channels"], kind)
-            self.norm_out = ChannelNormalizer(self.io["out_channels"], kind)
+            self.norm_in = ChannelNormalizer(self.layout.in_channels, kind)
+            self.norm_out = ChannelNormalizer(self.layout.out_channels, kind)
         else:
-            self.norm_in = ChannelNormalizer(self.io["channels"], kind)
+            self.norm_in = ChannelNormalizer(self.layout.channels, kind)
             self.norm_out = self.norm_in  # one state: inputs and outputs share the statistics
         self.loss_fn = self._build_loss(loss, dict(loss_config or {}))
-        self._h1 = self._h1_boundary()
+        self._h1 = self.layout.grid.sobolev_boundary()
         self._sums: Dict[str, torch.Tensor] = {}
 
     # -- construction -------------------------------------------------------------------------
-    def _complete_config(self, cfg: Dict[str, Any]) -> Dict[str, Any]:
-        params = inspect.signature(models.constructor(self.model_name)).parameters
-        for key, value in _io_model_defaults(self.io).items():
-            if key in params and key not in cfg:
-                cfg[key] = value
-        return cfg
-
     def _pointwise_normalizers(self) -> Tuple[PointwiseNormalizer, PointwiseNormalizer]:
         """Per-grid-point normalisers of inputs and outputs (``normalization: pointwise``, the FNO
         scripts' ``UnitGaussianNormalizer``): steady ``(C, X, Y)``; direct ``(T_in | T_out, C, X, Y)``."""
-        grid = tuple(self.io["grid_shape"])
+        grid, lay = self.layout.grid.shape, self.layout
         if self.mode == "steady":
-            return (PointwiseNormalizer((self.io["in_channels"],) + grid),
-                    PointwiseNormalizer((self.io["out_channels"],) + grid))
+            return (PointwiseNormalizer((lay.in_channels,) + grid), PointwiseNormalizer((lay.out_channels,) + grid))
         if self.mode != "direct":
             raise ValueError("normalization 'pointwise' needs steady data or data.mode: direct")
-        c = self.io["channels"]
-        return (PointwiseNormalizer((self.io["t_in"], c) + grid), PointwiseNormalizer((self.io["t_out"], c) + grid))
-
-    def _boundary_and_box(self) -> Tuple[str, Tuple[float, float], bool]:
-        grid = self.io["grid"]
-        kinds = {v["boundary"] for v in grid.values()}
-        if len(kinds) != 1 or next(iter(kinds)) not in ("periodic", "dirichlet"):
-            raise ValueError(f"Sobolev losses need periodic or Dirichlet data on every axis; the grid has "
-                             f"{ {k: v['boundary'] for k, v in grid.items()} }: use loss: relative_l2")
-        with_walls = all(v["includes_boundary"] for v in grid.values())
-        return kinds.pop(), (grid["x"]["length"], grid["y"]["length"]), with_walls
+        c = lay.channels
+        return (PointwiseNormalizer((lay.t_in, c) + grid), PointwiseNormalizer((lay.t_out, c) + grid))
 
     def _build_loss(self, loss: str, cfg: Dict[str, Any]) -> nn.Module:
         # reduction (mean | sum over the batch) and pool (all: one norm per sample over (t, c, x, y);
@@ -254,13 +217,13 @@ class NeuralOperatorModule(pl.LightningModule):
                              f"{'k_max' if loss == 'relative_h1' else 's, k_max'}, reduction, pool")
         if loss == "negative_sobolev" and not float(s) < 0:
             raise ValueError(f"negative_sobolev needs s < 0, got s={s}")
-        boundary, box, walls = self._boundary_and_box()
-        return SobolevLoss(s=float(s), relative=True, dim=2, box=box, boundary=boundary, k_max=cfg.get("k_max"),
-                           includes_boundary=walls, pool=pool, reduction=red)
-
-    def _h1_boundary(self) -> Optional[str]:
-        kinds = {v["boundary"] for v in self.io["grid"].values()}
-        return kinds.pop() if len(kinds) == 1 and kinds <= {"periodic", "dirichlet"} else None
+        grid = self.layout.grid
+        boundary = grid.sobolev_boundary()
+        if boundary is None:
+            raise ValueError(f"Sobolev losses need periodic or Dirichlet data on every axis; the grid has "
+                             f"{grid.boundaries}: use loss: relative_l2")
+        return SobolevLoss(s=float(s), relative=True, dim=2, box=grid.lengths(), boundary=boundary,
+                           k_max=cfg.get("k_max"), includes_boundary=grid.includes_walls, pool=pool, reduction=red)
 
     # -- normalised forward passes ------------------------------------------------------------
     def _step(self, hist_n: torch.Tensor) -> torch.Tensor:
@@ -284,10 +247,10 @@ class NeuralOperatorModule(pl.LightningModule):
         if self.mode == "steady":
             return self.model(self.norm_in.encode(x, 1))
         x_n = self.norm_in.encode(x, 2)
-        t_out = int(t_out or self.io["t_out"])
+        t_out = int(t_out or self.layout.t_out)
         if self.mode == "direct":
             return self.model(x_n[:, :, 0], t_out).unsqueeze(2)
-        return self._rollout_n(x_n[:, -self.io["history"]:], t_out)
+        return self._rollout_n(x_n[:, -self.layout.history:], t_out)
 
     def forward(self, x: torch.Tensor, t_out: Optional[int] = None) -> torch.Tensor:
         """Physical prediction: steady ``(B, C_in, X, Y) -> (B, C_out, X, Y)``; trajectories
@@ -344,12 +307,9 @@ class NeuralOperatorModule(pl.LightningModule):
             pred = self.norm_out.decode(out_n.float(), 1 if self.mode == "steady" else 2)
             p, t = self._canonical(pred), self._canonical(y.float())
             self._accumulate("relative_l2", M.relative_l2_per_sample(p, t))
-            if self._h1:
-                grid = {"x": self._axis("x", p.shape[-2]), "y": self._axis("y", p.shape[-1]),
-                        "boundary": {a: v["boundary"] for a, v in self.io["grid"].items()},
-                        "includes_boundary": any(v.get("includes_boundary", False)
-                                                 for v in self.io["grid"].values())}
-                self._accumulate("relative_h1", M.relative_h1_per_sample(p, t, grid, self._h1))
+            if self._h1:   # evaluation files may have another resolution: the same domain and nodes
+                grid = self.layout.grid.resized(p.shape[-2:])
+                self._accumulate("relative_h1", M.relative_h1_per_sample(p, t, grid))
         self._accumulate("loss", loss.detach().expand(x.shape[0]))
 
     def _log_epoch(self, prefix: str) -> None:
@@ -372,14 +332,6 @@ class NeuralOperatorModule(pl.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test")
-
-    def _axis(self, ax: str, n: Optional[int] = None) -> torch.Tensor:
-        """Node coordinates of axis ``ax`` with ``n`` nodes (default: the training grid's) on the
-        training data's domain and node convention (evaluation files may have another resolution)."""
-        g = self.io["grid"][ax]
-        n = int(g["n"] if n is None else n)
-        h = g["length"] / (n - 1 if g["includes_boundary"] else n)
-        return torch.arange(n, dtype=torch.float64) * h
 
     def validation_step(self, batch, batch_idx):
         self._evaluate(batch)
@@ -426,7 +378,7 @@ class NeuralOperatorModule(pl.LightningModule):
             self._require_fitted()
 
     def on_save_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
-        checkpoint[DATA_IO_KEY] = dict(self.io)
+        checkpoint[DATA_IO_KEY] = self.layout.to_dict()
 
     def on_load_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
         """Refuse a checkpoint of another model or data layout (before its weights are loaded)."""
@@ -438,11 +390,13 @@ class NeuralOperatorModule(pl.LightningModule):
                 f"of a {self.model_name!r} run, or the config that trained it (model.model: {theirs})")
         io = checkpoint.get(DATA_IO_KEY) or hp.get("data_io")
         if io:
-            diff = layout_differences(io, self.io)
+            theirs_layout = as_layout(io)
+            diff = theirs_layout.differences(self.layout)
             if diff:
                 listing = "; ".join(f"{k} {a!r} vs {b!r}" for k, a, b in ((k,) + v for k, v in diff.items()))
                 raise CheckpointMismatchError(
-                    f"the checkpoint was trained on {describe_layout(io)} but the data give {describe_layout(self.io)} "
+                    f"the checkpoint was trained on {theirs_layout.describe()} but the data give "
+                    f"{self.layout.describe()} "
                     f"(checkpoint vs data: {listing}); use data of the layout the model was trained on")
 
     @torch.no_grad()
@@ -457,13 +411,13 @@ class NeuralOperatorModule(pl.LightningModule):
         self.model.eval()
         try:
             if self.mode == "autoregressive":
-                got = self._step(self.norm_in.encode(x[None, -self.io["history"]:], 2).to(device))
+                got = self._step(self.norm_in.encode(x[None, -self.layout.history:], 2).to(device))
                 want = tuple(y.shape[1:])
             else:
                 got = self.forward_normalized(x[None].to(device), y.shape[0] if y.dim() == 4 else None)
                 want = tuple(y.shape)
         except Exception as exc:  # any failure here is a model/data mismatch worth a clear message
-            trained = "x".join(str(g["n"]) for _, g in sorted(self.io["grid"].items()))
+            trained = self.layout.grid.describe()
             here = "x".join(str(v) for v in x.shape[-2:])
             extra = (f"; it was built for {trained} data and this model cannot take {here}" if here != trained else "")
             raise ValueError(f"model {self.model_name!r} with config {self.model_config} does not accept the data "
@@ -504,32 +458,20 @@ class NeuralOperatorModule(pl.LightningModule):
         once per epoch over ``max_epochs`` (``interval: epoch``, MgNO's schedules); ``cosine``
         {eta_min}; ``warmup_cosine`` {warmup_epochs, eta_min}.
         """
+        opt = self._optimizer()
+        return opt if self.hparams.scheduler == "none" else self._schedule(opt)
+
+    def _optimizer(self) -> torch.optim.Optimizer:
         hp = self.hparams
         params = self.model.parameters()
         if hp.optimizer == "adam":
-            opt = torch.optim.Adam(params, lr=hp.lr, betas=tuple(hp.betas), weight_decay=hp.weight_decay)
-        elif hp.optimizer == "adamw":
-            opt = torch.optim.AdamW(params, lr=hp.lr, betas=tuple(hp.betas), weight_decay=hp.weight_decay)
-        else:
-            opt = torch.optim.SGD(params, lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
-        cfg = dict(hp.scheduler_config or {})
-        if hp.scheduler == "none":
-            return opt
-        allowed = {"step": {"step_size", "gamma"},
-                   "onecycle": {"pct_start", "div_factor", "final_div_factor", "interval"},
-                   "cosine": {"eta_min"}, "warmup_cosine": {"warmup_epochs", "eta_min"}}[hp.scheduler]
-        if set(cfg) - allowed:
-            raise ValueError(f"unknown scheduler_config keys {sorted(set(cfg) - allowed)} for scheduler "
-                             f"{hp.scheduler!r}; allowed: {', '.join(sorted(allowed))}")
-        if hp.scheduler == "step":
-            sched = torch.optim.lr_scheduler.StepLR(opt, step_size=int(cfg.get("step_size", 100)),
-                                                    gamma=float(cfg.get("gamma", 0.5)))
-            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
-        interval = cfg.get("interval", "step")
-        if interval not in ("step", "epoch"):
-            raise ValueError(f"scheduler_config interval must be 'step' or 'epoch', got {interval!r}")
-        if hp.scheduler == "onecycle" and not 0.0 < float(cfg.get("pct_start", 0.3)) < 1.0:
-            raise ValueError(f"scheduler_config pct_start must be in (0, 1), got {cfg.get('pct_start')}")
+            return torch.optim.Adam(params, lr=hp.lr, betas=tuple(hp.betas), weight_decay=hp.weight_decay)
+        if hp.optimizer == "adamw":
+            return torch.optim.AdamW(params, lr=hp.lr, betas=tuple(hp.betas), weight_decay=hp.weight_decay)
+        return torch.optim.SGD(params, lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
+
+    def _schedule_length(self, interval: str) -> int:
+        """Scheduler steps of the whole run: epochs (``interval: epoch``) or optimiser steps."""
         if interval == "epoch":
             total = int(self.trainer.max_epochs or 0)
             if total < 1:
@@ -537,8 +479,20 @@ class NeuralOperatorModule(pl.LightningModule):
         else:
             total = int(self.trainer.estimated_stepping_batches)
         if not 0 < total < 2 ** 62:
-            raise ValueError(f"scheduler {hp.scheduler!r} needs a finite number of training steps "
+            raise ValueError(f"scheduler {self.hparams.scheduler!r} needs a finite number of training steps "
                              "(set trainer.max_epochs or trainer.max_steps)")
+        return total
+
+    def _schedule(self, opt: torch.optim.Optimizer) -> Dict[str, Any]:
+        """The learning-rate schedule (``scheduler_config`` was checked at construction)."""
+        hp = self.hparams
+        cfg = dict(hp.scheduler_config or {})
+        if hp.scheduler == "step":
+            sched = torch.optim.lr_scheduler.StepLR(opt, step_size=int(cfg.get("step_size", 100)),
+                                                    gamma=float(cfg.get("gamma", 0.5)))
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+        interval = cfg.get("interval", "step")
+        total = self._schedule_length(interval)
         if hp.scheduler == "onecycle":
             pct_start = float(cfg.get("pct_start", 0.3))
             if abs(pct_start * total - 1.0) < 1e-9:
@@ -551,21 +505,38 @@ class NeuralOperatorModule(pl.LightningModule):
                 div_factor=float(cfg.get("div_factor", 25.0)),
                 final_div_factor=float(cfg.get("final_div_factor", 1e4)))
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": interval}}
-        else:
-            eta = float(cfg.get("eta_min", 0.0)) / hp.lr
-            warm = 0
-            if hp.scheduler == "warmup_cosine":
-                epochs = max(1, int(self.trainer.max_epochs or 1))
-                warm = int(round(float(cfg.get("warmup_epochs", 5)) * total / epochs))
+        eta = float(cfg.get("eta_min", 0.0)) / hp.lr
+        warm = 0
+        if hp.scheduler == "warmup_cosine":
+            epochs = max(1, int(self.trainer.max_epochs or 1))
+            warm = int(round(float(cfg.get("warmup_epochs", 5)) * total / epochs))
 
-            def factor(step: int, warm=warm, total=total, eta=eta) -> float:
-                if step < warm:
-                    return (step + 1) / warm
-                frac = min(1.0, (step - warm) / max(1, total - warm))
-                return eta + (1 - eta) * 0.5 * (1 + math.cos(math.pi * frac))
+        def factor(step: int, warm=warm, total=total, eta=eta) -> float:
+            if step < warm:
+                return (step + 1) / warm
+            frac = min(1.0, (step - warm) / max(1, total - warm))
+            return eta + (1 - eta) * 0.5 * (1 + math.cos(math.pi * frac))
 
-            sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def _check_scheduler_config(scheduler: str, cfg: Mapping[str, Any]) -> None:
+    """``scheduler_config`` keys and values, checked once where the value enters (the module's
+    construction), so a bad schedule stops before any data is read."""
+    if scheduler == "none":
+        return
+    allowed = {"step": {"step_size", "gamma"},
+               "onecycle": {"pct_start", "div_factor", "final_div_factor", "interval"},
+               "cosine": {"eta_min"}, "warmup_cosine": {"warmup_epochs", "eta_min"}}[scheduler]
+    if set(cfg) - allowed:
+        raise ValueError(f"unknown scheduler_config keys {sorted(set(cfg) - allowed)} for scheduler "
+                         f"{scheduler!r}; allowed: {', '.join(sorted(allowed))}")
+    interval = cfg.get("interval", "step")
+    if interval not in ("step", "epoch"):
+        raise ValueError(f"scheduler_config interval must be 'step' or 'epoch', got {interval!r}")
+    if scheduler == "onecycle" and not 0.0 < float(cfg.get("pct_start", 0.3)) < 1.0:
+        raise ValueError(f"scheduler_config pct_start must be in (0, 1), got {cfg.get('pct_start')}")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -619,8 +590,9 @@ def predict_split(ckpt_path: str, data: Optional[str] = None, split: str = "test
     data). The data module is rebuilt from the hyper-parameters saved in the checkpoint.
     Returns ``prediction`` and ``target`` in the canonical evaluation layout ``(N, T, C, X, Y)``
     (float32, CPU), ``input`` (the model inputs in physical units: steady ``(N, C_in, X, Y)``,
-    trajectories ``(N, T_in, C, X, Y)``), ``indices`` (sample indices in the file), ``path``, ``grid`` (coords and
-    boundary of the file), ``io`` (the training data's), ``model_name``, ``train_resolution`` and
+    trajectories ``(N, T_in, C, X, Y)``), ``indices`` (sample indices in the file), ``path``, ``grid`` (the
+    evaluated file's :class:`datagen.contract.Grid`, with its time stamps), ``io`` (the training data's layout,
+    plain form), ``model_name``, ``train_resolution`` and
     ``resolution`` (``[X, Y]`` of the training and the evaluated data), ``n_train`` (training
     samples) and ``epochs`` / ``global_step`` of the checkpoint.
     """
@@ -647,10 +619,11 @@ def predict_split(ckpt_path: str, data: Optional[str] = None, split: str = "test
     if split not in ("test", "val"):
         raise ValueError(f"split must be 'test' or 'val', got {split!r}")
     dm = cls(**dm_kwargs)
-    diff = layout_differences(io, dm.io)
+    data_layout = dm.layout
+    diff = module.layout.differences(data_layout)
     if diff:
-        raise CheckpointMismatchError(f"{ckpt_path} was trained on {describe_layout(io)} but the data give "
-                                      f"{describe_layout(dm.io)} (differences: {', '.join(diff)})")
+        raise CheckpointMismatchError(f"{ckpt_path} was trained on {module.layout.describe()} but the data give "
+                                      f"{data_layout.describe()} (differences: {', '.join(diff)})")
     module._check_model(dm, split)
     loader = dm.test_dataloader if split == "test" else dm.val_dataloader
     preds, targets, inputs = [], [], []
@@ -662,10 +635,9 @@ def predict_split(ckpt_path: str, data: Optional[str] = None, split: str = "test
         targets.append(module._canonical(y.float()))
     s = dm.splits[split]
     ds = dm.dataset_of(split)
-    train_res = [int(g["n"]) for _, g in sorted(io["grid"].items())]
     return {"prediction": torch.cat(preds), "target": torch.cat(targets), "input": torch.cat(inputs),
-            "indices": s.indices, "path": s.path,
-            "grid": {"coords": dict(ds.grid.coords), "boundary": dict(ds.grid.boundary)}, "io": io,
-            "model_name": module.model_name, "train_resolution": train_res, "resolution": dm.resolution(split),
+            "indices": s.indices, "path": s.path, "grid": dm.grid_of(ds), "io": io,
+            "model_name": module.model_name, "train_resolution": list(module.layout.grid.shape),
+            "resolution": dm.resolution(split),
             "n_train": int(io.get("n_train") or len(dm.splits["train"])), "epochs": int(ckpt.get("epoch", -1)) + 1,
             "global_step": int(ckpt.get("global_step", 0))}

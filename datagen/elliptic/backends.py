@@ -40,6 +40,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from datagen.contract import check_rtol
+
 METHODS = ("skr", "gmres", "lu", "cg-gamg")
 INITIAL_GUESSES = ("previous", "zero")
 
@@ -180,8 +182,7 @@ class PetscBackend:
 
         if method not in METHODS:
             raise ValueError(f"unknown solver {method!r}; allowed: {', '.join(METHODS)}")
-        if not (np.isfinite(rtol) and 0 < rtol < 1):
-            raise ValueError(f"rtol must be in (0, 1), got {rtol!r}")
+        check_rtol(rtol)
         for name, v, lo in (("restart", restart, 1), ("recycle", recycle, 0), ("max_it", max_it, 1)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
                 raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")

@@ -13,6 +13,7 @@ from typing import Callable, Dict, Optional
 import numpy as np
 import scipy.sparse as sp
 
+from datagen.contract import SPEC_KEY, Axis, Grid
 from datagen.elliptic.assembly import block_average, check_resolution, node_coordinates
 
 # solve(b, x0) -> x for the matrix the family returned from ``operator``; x0 may be None (zero guess)
@@ -63,7 +64,13 @@ class EllipticFamily(ABC):
 
     def spec(self) -> dict:
         return {"family": self.name, "dim": self.dim, "resolution": self.resolution,
-                "grid": "nodes x_j = j/(s-1) on [0,1]^d, boundary included", **self.options()}
+                SPEC_KEY: self.grid().to_spec(), **self.options()}
+
+    def grid(self) -> Grid:
+        """The typed grid record (:mod:`datagen.contract`): nodes ``x_j = j/(s-1)`` on ``[0, 1]`` per
+        axis, both walls stored, the family's boundary conditions."""
+        bcs = self.boundary()
+        return Grid(tuple(Axis(ax, self.resolution, 0.0, 1.0, "nodes-with-walls", bcs[ax]) for ax in bcs))
 
     def coordinates(self) -> Dict[str, np.ndarray]:
         x = node_coordinates(self.resolution)

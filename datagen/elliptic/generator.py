@@ -50,6 +50,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
+from datagen.contract import check_rtol
 from datagen.elliptic.backends import (
     INITIAL_GUESSES,
     METHODS,
@@ -113,8 +114,7 @@ class GenerationConfig:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
         if self.solver not in SOLVERS:
             raise ValueError(f"unknown solver {self.solver!r}; allowed: {', '.join(SOLVERS)}")
-        if not (isinstance(self.rtol, (int, float)) and math.isfinite(self.rtol) and 0 < self.rtol < 1):
-            raise ValueError(f"tolerance rtol must be a number in (0, 1), got {self.rtol!r}")
+        check_rtol(self.rtol)
         if self.ordering not in ORDERINGS:
             raise ValueError(f"unknown ordering {self.ordering!r}; allowed: {', '.join(ORDERINGS)}")
         if self.initial_guess not in INITIAL_GUESSES:

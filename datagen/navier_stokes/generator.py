@@ -29,6 +29,8 @@ from typing import Callable, Dict, Mapping, Optional
 import numpy as np
 import torch
 
+from datagen.contract import SPEC_KEY, Axis
+from datagen.contract import Grid as ContractGrid
 from datagen.dataset import DatasetWriter, FieldSpec, Grid
 
 from .initial import initial_vorticity
@@ -59,6 +61,15 @@ def dataset_layout(spec: Mapping) -> tuple:
     x = np.arange(m, dtype=np.float64) * (box / m) + grid_offset(spec["resample"], spec["resolution"], m, box)
     grid = Grid(coords={"x": x, "y": x.copy(), "t": times}, boundary={"x": "periodic", "y": "periodic"})
     return fields, grid
+
+
+def grid_record(spec: Mapping) -> dict:
+    """The spec's typed grid record (:mod:`datagen.contract`): ``m`` nodes ``x_j = x_0 + j L / m`` per
+    axis on the periodic box, ``x_0`` the resampling offset."""
+    m, box = spec["store_resolution"], float(spec["box"])
+    x0 = grid_offset(spec["resample"], spec["resolution"], m, box)
+    return ContractGrid(tuple(Axis(ax, m, x0, x0 + box, "nodes-without-far-wall", "periodic")
+                              for ax in ("x", "y"))).to_spec()
 
 
 def make_solver(spec: Mapping, device="cpu", dtype: torch.dtype = torch.float64) -> NavierStokesSolver:
@@ -137,6 +148,7 @@ def generate(spec: Mapping, out: str, n_samples: int, seed: int = 0, device: str
         raise ValueError(f"device {device!r} was asked for but CUDA is not available")
     solver = make_solver(spec, device=device, dtype=_DTYPES[dtype])
     fields, grid = dataset_layout(spec)
+    spec[SPEC_KEY] = grid_record(spec)
     times = snapshot_times(spec)
     t_total = float(times[-1])
     stats = {"written": 0, "invalid": 0, "skipped": 0}

@@ -114,7 +114,7 @@ RECIPES: Dict[str, Dict[str, Any]] = {
 
 #: Every key a Navier-Stokes spec may hold (module docstring); anything else is refused.
 SPEC_KEYS = tuple(sorted(set(_BASE) | {"viscosity", "n_snapshots", "initial", "recipe", "compute_dtype",
-                                       "seeding"}))
+                                       "seeding", "grid"}))   # grid: written by the generator
 
 
 def _hint(name: str, allowed) -> str:

@@ -1,22 +1,19 @@
 """Shared building blocks of the models: spectral convolution, pointwise MLP, positional
 embeddings, padding, multigrid V-cycle convolution."""
-import importlib as _importlib
+from .multigrid import MultigridVCycle, SmoothingStep, normalize_smoothing, vcycle_level_sizes
+from .padding import (
+                      PADDING_MODES,
+                      PaddedConvTranspose2d,
+                      avg_pool2x,
+                      check_padding_mode,
+                      pad2d,
+                      padded_conv2d,
+                      upsample,
+)
+from .pointwise import PointwiseMLP
+from .positional import GridEmbedding, SpaceTimeEncoding, grid_coordinates
+from .spectral_conv import SpectralConv
 
-from .pointwise import PointwiseMLP  # noqa: F401
-from .positional import GridEmbedding, SpaceTimeEncoding, grid_coordinates  # noqa: F401
-from .spectral_conv import SpectralConv  # noqa: F401
-
-__all__ = ["SpectralConv", "PointwiseMLP", "GridEmbedding", "SpaceTimeEncoding", "grid_coordinates"]
-
-# Layers written in parallel by other modules: export their public names when the file exists,
-# without breaking ``import neuralops.layers`` while it does not.
-for _mod in ("padding", "multigrid"):
-    try:
-        _m = _importlib.import_module(f"{__name__}.{_mod}")
-    except ModuleNotFoundError as _err:
-        if _err.name != f"{__name__}.{_mod}":
-            raise
-        continue
-    for _name in getattr(_m, "__all__", ()):
-        globals()[_name] = getattr(_m, _name)
-        __all__.append(_name)
+__all__ = ["SpectralConv", "PointwiseMLP", "GridEmbedding", "SpaceTimeEncoding", "grid_coordinates",
+           "PADDING_MODES", "check_padding_mode", "pad2d", "padded_conv2d", "PaddedConvTranspose2d", "avg_pool2x",
+           "upsample", "MultigridVCycle", "SmoothingStep", "normalize_smoothing", "vcycle_level_sizes"]

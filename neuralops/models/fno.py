@@ -61,6 +61,7 @@ import torch.nn.functional as F
 from ..layers.pointwise import PointwiseMLP
 from ..layers.positional import GridEmbedding, grid_coordinates
 from ..layers.spectral_conv import SpectralConv
+from .contract import AUTOREGRESSIVE, DIRECT, STEADY, ModelContract, single_field
 from .registry import register
 
 __all__ = ["FNO", "FNO2d", "FNO3d"]
@@ -170,9 +171,13 @@ class _SpaceTimeGrid(nn.Module):
 
 
 @register("fno2d")
-class FNO2d(FNO):
+class FNO2d(FNO, ModelContract):
     """FNO-2D: ``(B, C_in, X, Y) -> (B, C_out, X, Y)``; defaults = the paper's Navier-Stokes
-    configuration (10 frames in, 1 frame out, 414,517 parameters); see the module docstring."""
+    configuration (10 frames in, 1 frame out, 414,517 parameters); see the module docstring.
+    Contract: a field map (steady data; autoregressive steps with the frames stacked as channels)."""
+
+    kinds = (STEADY, AUTOREGRESSIVE)
+    geometry = ("endpoint",)
 
     def __init__(self, in_channels: int = 10, out_channels: int = 1, modes: Union[int, Sequence[int]] = 8,
                  width: int = 20, n_layers: int = 4, projection_channels: int = 128,
@@ -185,14 +190,23 @@ class FNO2d(FNO):
 
 
 @register("fno3d")
-class FNO3d(FNO):
+class FNO3d(FNO, ModelContract):
     """FNO-3D: ``(B, T_in, X, Y) -> (B, T_out, X, Y)`` with ``T_out`` free at call time;
     defaults = the paper's Navier-Stokes configuration (6,558,537 parameters); see the module
     docstring. ``time_padding`` zeros are appended to the (non-periodic) time axis.
 
     ``time_coordinate``: ``"shifted"`` (``t_k = (k + 1) / T_out``, the 2021-01 script) or
     ``"linspace"`` (``t_k = k / (T_out - 1)``, the 2021-08 script); ``endpoint`` sets ``x, y``.
+    Contract: a direct trajectory model, ``t_in -> in_steps``, ``t_out -> out_steps``, one field.
     """
+
+    kinds = (DIRECT,)
+    geometry = ("endpoint",)
+
+    @classmethod
+    def contract_arguments(cls, kind, in_channels, out_channels, t_in, t_out):
+        single_field("fno3d", in_channels, out_channels)
+        return {"in_steps": int(t_in), "out_steps": int(t_out)}
 
     def __init__(self, in_steps: int = 10, out_steps: int = 40, modes: Union[int, Sequence[int]] = 8,
                  width: int = 20, n_layers: int = 4, projection_channels: int = 128,

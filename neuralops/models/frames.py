@@ -14,9 +14,26 @@ from typing import Optional, Tuple
 import torch
 import torch.nn as nn
 
+from .contract import AUTOREGRESSIVE, STEADY, ModelContract
 
-class FrameModel(nn.Module):
-    """Base class: validates the frame counts and converts between the two input layouts."""
+
+class FrameModel(nn.Module, ModelContract):
+    """Base class: validates the frame counts and converts between the two input layouts.
+
+    Contract: steady data make a field map (``in_channels``, ``out_channels``); autoregressive data
+    the frame layout (``in_fields = out_fields = C``, ``time_history = t_in``, ``time_future = t_out``).
+    """
+
+    kinds = (STEADY, AUTOREGRESSIVE)
+    geometry = ("padding_mode",)
+
+    @classmethod
+    def contract_arguments(cls, kind, in_channels, out_channels, t_in, t_out):
+        if kind != AUTOREGRESSIVE:
+            return {"in_channels": int(in_channels), "out_channels": int(out_channels)}
+        return {"in_fields": int(in_channels), "out_fields": int(out_channels), "time_history": int(t_in),
+                "time_future": int(t_out), "in_channels": int(t_in) * int(in_channels),
+                "out_channels": int(t_out) * int(out_channels)}
 
     def _set_frames(self, in_fields: int, out_fields: Optional[int], time_history: int, time_future: int,
                     in_channels: Optional[int], out_channels: Optional[int]) -> None:

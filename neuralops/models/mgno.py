@@ -56,6 +56,7 @@ import torch.nn.functional as F
 
 from ..layers.multigrid import MultigridVCycle, normalize_smoothing
 from ..layers.padding import check_padding_mode, pad2d
+from .contract import AUTOREGRESSIVE, STEADY, ModelContract
 from .registry import register
 
 __all__ = ["MgNO", "MgNONS", "MgNOTimeStepper", "FunctionValuedBias", "DARCY_SMOOTHING", "NS_SMOOTHING"]
@@ -102,7 +103,7 @@ class FunctionValuedBias(nn.Module):
 
 
 @register("mgno")
-class MgNO(nn.Module):
+class MgNO(nn.Module, ModelContract):
     """MgNO ``(B, in_channels, X, Y) -> (B, out_channels, X, Y)``; see the module docstring.
 
     Args:
@@ -115,7 +116,12 @@ class MgNO(nn.Module):
         padding_mode: ``zeros`` (Dirichlet), ``circular`` (periodic), ``reflect`` (e.g. Helmholtz)
             or ``replicate``.
         bias_resolution: grid of the function-valued biases (1: constant per channel, the paper's count).
+
+    Contract: a field map (steady data; autoregressive steps with the frames stacked as channels).
     """
+
+    kinds = (STEADY, AUTOREGRESSIVE)
+    geometry = ("padding_mode",)
 
     def __init__(self, in_channels: int = 1, out_channels: int = 1, channels: int = 24, num_layers: int = 4,
                  smoothing: Sequence[Sequence[int]] = DARCY_SMOOTHING, padding_mode: str = "zeros",
@@ -153,8 +159,23 @@ class MgNO(nn.Module):
 
 
 
+class _HistoryContract(ModelContract):
+    """Contract of the MgNO time steppers: ``t_in -> time_history``, ``in_channels -> fields``, one
+    frame per step, as many fields out as in."""
+
+    kinds = (AUTOREGRESSIVE,)
+    geometry = ("padding_mode",)
+
+    @classmethod
+    def contract_arguments(cls, kind, in_channels, out_channels, t_in, t_out):
+        if int(out_channels) != int(in_channels) or int(t_out) != 1:
+            raise ValueError(f"{cls.__name__} predicts the next frame of the fields it reads (out_channels = "
+                             f"in_channels, t_out = 1), got {in_channels} -> {out_channels} fields, t_out={t_out}")
+        return {"time_history": int(t_in), "fields": int(in_channels)}
+
+
 @register("mgno_ns")
-class MgNONS(nn.Module):
+class MgNONS(nn.Module, _HistoryContract):
     """``mgno_ns``: MgNO's Navier-Stokes network (its code's ``MgNO_NS``), next frame from the
     current one, ``(B, T_hist * C, X, Y) -> (B, C, X, Y)`` (reference: ``T_hist = C = 1``)::
 
@@ -225,7 +246,7 @@ class MgNONS(nn.Module):
 
 
 @register("mgno_ts")
-class MgNOTimeStepper(nn.Module):
+class MgNOTimeStepper(nn.Module, _HistoryContract):
     """``mgno_ts``: this toolkit's own MgNO time stepper (not the paper's NS network, which is
     ``mgno_ns``): next frame from a history, ``(B, T_hist * C, X, Y) -> (B, C, X, Y)``.
 

@@ -71,6 +71,7 @@ import torch.nn.functional as F
 from ..layers.pointwise import PointwiseMLP
 from ..layers.positional import SpaceTimeEncoding
 from ..layers.spectral_conv import SpectralConv
+from .contract import DIRECT, ModelContract, single_field
 from .registry import register
 
 __all__ = ["SFNO", "resample_time"]
@@ -95,7 +96,7 @@ _ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU, "silu": nn.SiLU, "tanh": nn.Ta
 
 
 @register("sfno")
-class SFNO(nn.Module):
+class SFNO(nn.Module, ModelContract):
     """Spatiotemporal FNO ``(B, T_in, X, Y) -> (B, T_out, X, Y)`` (see the module docstring).
 
     Args:
@@ -122,6 +123,12 @@ class SFNO(nn.Module):
     """
 
     context_frames = 1  # input frames put in front of the latent for the output layer (reference: 1)
+    kinds = (DIRECT,)   # contract: t_out -> out_steps; any number of input frames; one field
+
+    @classmethod
+    def contract_arguments(cls, kind, in_channels, out_channels, t_in, t_out):
+        single_field("sfno", in_channels, out_channels)
+        return {"out_steps": int(t_out)}
 
     def __init__(self, modes_x: int = 12, modes_y: int = 12, modes_t: int = 5, width: int = 20,
                  latent_steps: int = 10, out_steps: int = 40, n_hidden_layers: int = 3,

@@ -234,15 +234,16 @@ def test_an_imported_neuraloperator_grid_reaches_training_as_x_j_equals_j_over_s
     """The data module passes the stated convention on: no wall at the far end, so models take
     coordinates j/s (endpoint=False), the convention neuraloperator's models were trained with."""
     from train.data import SteadyDataModule
-    from train.module import _io_model_defaults
+    from train.module import model_arguments
 
     src = tmp_path / "darcy_train_8.pt"
     darcy_pt(src, n=6)
     out = import_neuraloperator(str(src), str(tmp_path / "d.h5"))
-    info = SteadyDataModule(out, train="0:4", test="4:6").grid_info()
-    assert info["x"]["includes_boundary"] is False and info["x"]["length"] == pytest.approx(1.0)
-    io = {"mode": "steady", "in_channels": 1, "out_channels": 1, "grid": info}
-    assert "endpoint" not in _io_model_defaults(io)
+    layout = SteadyDataModule(out, train="0:4", test="4:6").layout
+    g = layout.grid
+    assert g["x"].nodes == "nodes-without-far-wall" and not g.includes_walls
+    assert g["x"].length == pytest.approx(1.0)
+    assert model_arguments(layout)["endpoint"] is False
 
 
 def test_cli_refuses_a_node_convention_for_formats_that_fix_their_grid(tmp_path, capsys):
@@ -268,3 +269,21 @@ def test_cli_pdebench_shallow_water_is_neumann_on_its_cell_centres(tmp_path):
     ds = open_dataset(tmp_path / "swe.h5")
     assert ds.grid.boundary == {"x": "neumann", "y": "neumann"}
     assert infer_node_convention(ds.grid.coords["x"], -2.5, 2.5) == "cell-centres"
+
+
+@pytest.mark.parametrize("convention", ["nodes-without-far-wall", "cell-centres"])
+def test_neuraloperator_import_gives_the_stated_grid(tmp_path, convention):
+    """The importer states its node convention in the spec; the typed grid reads it and its
+    coordinates follow that convention's formula on [0, 1]."""
+    from datagen.contract import Grid
+    from datagen.contract import node_coordinates as contract_nodes
+
+    darcy_pt(tmp_path / "darcy_train_8.pt", n=2)
+    out = import_neuraloperator(str(tmp_path / "darcy_train_8.pt"), str(tmp_path / "d.h5"),
+                                node_convention=convention)
+    ds = open_dataset(out)
+    g = Grid.from_dataset(ds)
+    assert [a.nodes for a in g.axes] == [convention] * 2 and g.lengths() == pytest.approx((1.0, 1.0))
+    for ax in ("x", "y"):
+        np.testing.assert_allclose(g.coordinates()[ax], contract_nodes(convention, 8), atol=1e-15)
+        np.testing.assert_allclose(ds.grid.coords[ax], contract_nodes(convention, 8), atol=1e-15)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from scipy.io import savemat
 
+from datagen.contract import Grid, node_coordinates
 from datagen.dataset import open_dataset, validate
 from train.importers import import_fno_darcy, import_fno_ns, import_pdebench
 
@@ -126,3 +127,31 @@ def test_import_cli_and_errors(tmp_path, capsys):
     savemat(bad, {"coeff": np.ones((2, 5, 5))})
     assert main(["import", "fno-darcy", str(bad), str(tmp_path / "y.h5")]) == 1
     assert "sol" in capsys.readouterr().err
+
+
+def test_imported_files_give_their_grid(tmp_path):
+    """The typed grid of imported files (no grid record in their spec) comes from what they store:
+    FNO Navier-Stokes x_j = j/s periodic, FNO Darcy x_j = j/(s-1) with both walls (subsampled: the
+    nodes kept), PDEBench cell centres."""
+    savemat(tmp_path / "ns_V1e-3_N3_T5.mat", ns_arrays())
+    g = Grid.from_dataset(open_dataset(import_fno_ns(str(tmp_path / "ns_V1e-3_N3_T5.mat"), str(tmp_path / "ns.h5"))))
+    assert [a.nodes for a in g.axes] == ["nodes-without-far-wall"] * 2 and g.lengths() == pytest.approx((1, 1))
+    np.testing.assert_allclose(g.coordinates()["x"], node_coordinates("nodes-without-far-wall", 8), atol=1e-15)
+    np.testing.assert_allclose(g.times, np.arange(1, 6))
+
+    savemat(tmp_path / "piececonst_r9_N4.mat", {"coeff": RNG.uniform(3, 12, (2, 9, 9)), "sol": RNG.random((2, 9, 9))})
+    out = import_fno_darcy(str(tmp_path / "piececonst_r9_N4.mat"), str(tmp_path / "d.h5"), subsample=2)
+    g = Grid.from_dataset(open_dataset(out))
+    assert g.includes_walls and g.boundaries == {"x": "dirichlet", "y": "dirichlet"}
+    np.testing.assert_allclose(g.coordinates()["y"], node_coordinates("nodes-with-walls", 5), atol=1e-15)
+    assert g.lengths() == pytest.approx((1.0, 1.0))
+
+    src = tmp_path / "2D_DarcyFlow_beta1.0_Train.hdf5"
+    with h5py.File(src, "w") as f:
+        f["nu"] = RNG.uniform(0.1, 1, (2, 8, 8)).astype(np.float32)
+        f["tensor"] = RNG.standard_normal((2, 1, 8, 8)).astype(np.float32)
+        f["x-coordinate"] = (np.arange(8) + 0.5) / 8
+        f["y-coordinate"] = (np.arange(8) + 0.5) / 8
+    g = Grid.from_dataset(open_dataset(import_pdebench(str(src), str(tmp_path / "pd.h5"))))
+    assert [a.nodes for a in g.axes] == ["cell-centres"] * 2 and g.lengths() == pytest.approx((1.0, 1.0))
+    np.testing.assert_allclose(g.coordinates()["x"], node_coordinates("cell-centres", 8), atol=1e-15)

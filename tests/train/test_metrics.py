@@ -126,14 +126,14 @@ def test_spectrum_uses_grid_lengths_and_parseval():
     x = torch.arange(n, dtype=torch.float64) * (2 * math.pi / n)
     X, Y = torch.meshgrid(x, x, indexing="ij")
     u = torch.sin(4 * X)
-    spec = M.isotropic_energy_spectrum(u, grid={"x": x.numpy(), "y": x.numpy()})
+    spec = M.isotropic_energy_spectrum(u, grid=M.as_grid({"x": x.numpy(), "y": x.numpy()}))
     assert int(torch.argmax(spec)) == 4
     # rectangular domain: Ly = 2 Lx, so ky = 2 is the x-fundamental's wavenumber 1
     y = torch.arange(n, dtype=torch.float64) * (2.0 / n)
     xu = torch.arange(n, dtype=torch.float64) / n
     Xr, Yr = torch.meshgrid(xu, y, indexing="ij")
     v = torch.cos(2 * math.pi * 2 * Yr / 2.0)
-    spec_r = M.isotropic_energy_spectrum(v, grid={"x": xu.numpy(), "y": y.numpy()})
+    spec_r = M.isotropic_energy_spectrum(v, grid=M.as_grid({"x": xu.numpy(), "y": y.numpy()}))
     assert int(torch.argmax(spec_r)) == 1
     f = torch.randn(2, 3, 20, 20, dtype=torch.float64)
     torch.testing.assert_close(M.isotropic_energy_spectrum(f).sum(-1), 0.5 * f.pow(2).mean((-2, -1)),
@@ -153,7 +153,7 @@ def test_layout_conversion_and_bad_input():
     with pytest.raises(ValueError, match="band edges"):
         M.band_energies(torch.zeros(4, 4), (0, 5, 3))
     with pytest.raises(ValueError, match="grid axis 'x' has 5 points"):
-        M.isotropic_energy_spectrum(torch.zeros(4, 4), grid={"x": np.arange(5), "y": np.arange(4)})
+        M.isotropic_energy_spectrum(torch.zeros(4, 4), grid=M.as_grid({"x": np.arange(5), "y": np.arange(4)}))
 
 
 def test_every_metric_has_a_definition():
@@ -174,7 +174,7 @@ def test_relative_h1_periodic_matches_analytic_ratio():
     target = torch.sin(2 * math.pi * (1 * X + 2 * Y))[None, None, None]
     bump = torch.cos(2 * math.pi * (5 * X - 3 * Y))[None, None, None]
     eps = 0.01
-    rel = M.relative_h1_per_sample(target + eps * bump, target, grid={"x": x.numpy(), "y": x.numpy()})
+    rel = M.relative_h1_per_sample(target + eps * bump, target, grid=M.as_grid({"x": x.numpy(), "y": x.numpy()}))
     expected = eps * math.sqrt((1 + 4 * math.pi ** 2 * 34) / (1 + 4 * math.pi ** 2 * 5))
     assert rel.shape == (1,)
     assert rel.item() == pytest.approx(expected, rel=1e-10)
@@ -193,7 +193,8 @@ def test_relative_h1_dirichlet_with_and_without_boundary_nodes(endpoint):
     target = torch.sin(math.pi * X) * torch.sin(2 * math.pi * Y)
     bump = torch.sin(3 * math.pi * X) * torch.sin(1 * math.pi * Y)
     eps = 0.02
-    grid = {"x": x.numpy(), "y": x.numpy(), "boundary": {"x": "dirichlet", "y": "dirichlet"}}
+    grid = M.as_grid({"x": x.numpy(), "y": x.numpy(), "boundary": {"x": "dirichlet", "y": "dirichlet"}})
+    assert grid.includes_walls == endpoint and grid.lengths() == pytest.approx((1.0, 1.0), rel=1e-12)
     rel = M.relative_h1_per_sample((target + eps * bump)[None, None, None], target[None, None, None], grid=grid)
     expected = eps * math.sqrt((1 + math.pi ** 2 * 10) / (1 + math.pi ** 2 * 5))
     assert rel.item() == pytest.approx(expected, rel=1e-9)
@@ -201,24 +202,42 @@ def test_relative_h1_dirichlet_with_and_without_boundary_nodes(endpoint):
 
 def test_relative_h1_rejects_unsupported_boundaries():
     a = torch.zeros(1, 1, 1, 8, 8)
-    with pytest.raises(ValueError, match="same boundary condition on x and y"):
-        M.relative_h1_per_sample(a, a + 1, grid={"boundary": {"x": "periodic", "y": "dirichlet"}})
-    with pytest.raises(ValueError, match="got 'neumann'"):
-        M.relative_h1_per_sample(a, a + 1, boundary="neumann")
+    x = np.arange(8) / 8
+    with pytest.raises(ValueError, match="the same on x and y"):
+        M.relative_h1_per_sample(a, a + 1, M.as_grid({"x": x, "y": x, "boundary": {"x": "periodic", "y": "dirichlet"}}))
+    with pytest.raises(ValueError, match="'neumann'"):
+        M.relative_h1_per_sample(a, a + 1, M.as_grid({"x": x, "y": x, "boundary": {"x": "neumann", "y": "neumann"}}))
+    with pytest.raises(TypeError, match="as_grid"):
+        M.relative_h1_per_sample(a, a + 1, {"x": x, "y": x})
 
 
-def test_relative_h1_dirichlet_stated_node_convention_overrides_the_ring_rule():
+def test_relative_h1_node_convention_comes_from_the_grid_not_the_data():
+    """Interior nodes x_j = (j+1)/(n+1) with a truth that vanishes on the outer ring of nodes: the
+    former rule (outer ring zero -> the walls are stored) would take box (n-1) h; the grid says
+    interior nodes, box 1, and the metric equals neuralops' Sobolev error with that box."""
+    from neuralops.losses import relative_sobolev_error
+
     n = 31
     x = torch.arange(1, n + 1, dtype=torch.float64) / (n + 1)
     X, Y = torch.meshgrid(x, x, indexing="ij")
-    target = (torch.sin(math.pi * X) * torch.sin(2 * math.pi * Y))[None, None, None]
+    h = 1.0 / (n + 1)
+    ring_zero = torch.sin(math.pi * (X - h) / (1 - 2 * h)) * torch.sin(2 * math.pi * (Y - h) / (1 - 2 * h))
+    target = ring_zero[None, None, None]
     pred = target + 0.02 * (torch.sin(3 * math.pi * X) * torch.sin(math.pi * Y))[None, None, None]
-    grid = {"x": x.numpy(), "y": x.numpy(), "boundary": {"x": "dirichlet", "y": "dirichlet"}}
-    auto = M.relative_h1_per_sample(pred, target, grid)
-    stated = M.relative_h1_per_sample(pred, target, dict(grid, includes_boundary=False))
-    wrong = M.relative_h1_per_sample(pred, target, dict(grid, includes_boundary=True))
-    assert stated.item() == pytest.approx(auto.item(), rel=1e-12)
-    assert abs(wrong.item() - auto.item()) > 1e-4 * auto.item()   # the convention matters: it is honoured
+    assert target[..., 0, :].abs().max() < 1e-12 and target[..., :, -1].abs().max() < 1e-12
+    grid = M.as_grid({"x": x.numpy(), "y": x.numpy(), "boundary": {"x": "dirichlet", "y": "dirichlet"}})
+    assert grid["x"].nodes == "nodes-without-walls" and not grid.includes_walls
+    got = M.relative_h1_per_sample(pred, target, grid)
+    want = relative_sobolev_error(pred, target, s=1.0, dim=2, box=(1.0, 1.0), boundary="dirichlet",
+                                  includes_boundary=False, pool="all", reduction="none")
+    assert got.item() == pytest.approx(want.item(), rel=1e-12)
+    stated = M.relative_h1_per_sample(pred, target, M.as_grid({"x": x.numpy(), "y": x.numpy(), "boundary": {
+        "x": "dirichlet", "y": "dirichlet"}, "includes_boundary": False}))
+    assert stated.item() == pytest.approx(got.item(), rel=1e-12)
+    walls = M.as_grid({"x": x.numpy(), "y": x.numpy(), "boundary": {"x": "dirichlet", "y": "dirichlet"},
+                       "includes_boundary": True})
+    assert walls.includes_walls
+    assert abs(M.relative_h1_per_sample(pred, target, walls).item() - got.item()) > 1e-4 * got.item()
 
 
 def test_relative_l2_agrees_with_the_training_loss_of_neuralops_losses():

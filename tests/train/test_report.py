@@ -173,14 +173,14 @@ def test_relative_h1_in_evaluate_follows_the_grid_boundaries():
     pred, truth, grid = _trajectories(seed=4)
     r = evaluate(pred, truth, grid, NS_SETTING)
     direct = M.relative_h1_per_sample(M.to_canonical(pred, "trajectory"), M.to_canonical(truth, "trajectory"),
-                                      grid).mean().item()
+                                      M.as_grid(grid)).mean().item()
     assert r["metrics"]["relative_h1"] == pytest.approx(direct, rel=1e-12)
     assert r["metrics"]["relative_h1"] > r["metrics"]["relative_l2"]     # white-noise error: H1 weights it up
     mixed = dict(grid, boundary={"x": "periodic", "y": "neumann"})
     r_mixed = evaluate(pred, truth, mixed, NS_SETTING)
     assert r_mixed["metrics"]["relative_h1"] is None
     assert "relative_h1 not computed" in r_mixed["notes"][0]
-    with pytest.raises(ValueError, match="same boundary condition"):
+    with pytest.raises(ValueError, match="the same on x and y"):
         evaluate(pred, truth, mixed, NS_SETTING, relative_h1=True)
 
 

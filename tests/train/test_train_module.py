@@ -187,3 +187,93 @@ def test_bad_module_configs(files):
     with pytest.raises(ValueError, match="never fitted"):
         trainer().test(NeuralOperatorModule("mgno", SMALL_MGNO, data_io=sdm.io),
                        SteadyDataModule(files["steady"], train="0:8", test="8:12"))
+
+
+# the constructor arguments the module derived from the data before the model contract (by the model's
+# name and constructor signature): the contract must build the very same networks
+_TINY = {"fno2d": SMALL_FNO, "fno3d": SMALL_FNO, "mgno": SMALL_MGNO,
+         "mgno_ts": SMALL_MGNO, "mgno_ns": {"channels": 4, "num_layers": 1, "smoothing": [[1, 0], [1, 0]],
+                                            "resolution": 16},
+         "sfno": {"modes_x": 3, "modes_y": 3, "modes_t": 2, "width": 6, "latent_steps": 4},
+         "sinenet": {"num_waves": 2, "hidden_channels": 4, "num_levels": 2},
+         "unet": {"hidden_channels": 4, "channel_multipliers": [1, 2]},
+         "unet_mod": {"hidden_channels": 8, "channel_multipliers": [1, 2]}}
+_BEFORE = {  # (data mode, the former data-derived keywords)
+    ("steady", "fno2d"): {"in_channels": 1, "out_channels": 1, "endpoint": True},
+    ("steady", "mgno"): {"in_channels": 1, "out_channels": 1, "padding_mode": "zeros"},
+    ("steady", "unet"): {"in_channels": 1, "out_channels": 1, "padding_mode": "zeros"},
+    ("direct", "fno3d"): {"in_steps": 4, "out_steps": 6},
+    ("direct", "sfno"): {"out_steps": 6},
+    ("autoregressive", "fno2d"): {"in_channels": 4, "out_channels": 1},
+    ("autoregressive", "mgno"): {"in_channels": 4, "out_channels": 1, "padding_mode": "circular"},
+    ("autoregressive", "mgno_ts"): {"time_history": 4, "fields": 1, "padding_mode": "circular"},
+    ("autoregressive", "mgno_ns"): {"time_history": 4, "fields": 1, "padding_mode": "circular"},
+    ("autoregressive", "sinenet"): {"in_channels": 4, "out_channels": 1, "time_history": 4, "in_fields": 1,
+                                    "out_fields": 1, "time_future": 1, "padding_mode": "circular"},
+    ("autoregressive", "unet_mod"): {"in_channels": 4, "out_channels": 1, "time_history": 4, "in_fields": 1,
+                                     "out_fields": 1, "time_future": 1, "padding_mode": "circular"},
+}
+
+
+@pytest.mark.parametrize("mode,name", sorted(_BEFORE))
+def test_the_model_contract_builds_the_networks_of_before(files, mode, name):
+    """Same seed, same weights: the module asks the model's contract (kinds, build) and gets exactly
+    the network the former name lists and signature inspection built, so checkpoints still load."""
+    from neuralops import models
+
+    if mode == "steady":
+        io = SteadyDataModule(files["steady"], train="0:8").io
+    else:
+        io = TrajectoryDataModule(files["adv"], train="0:8", mode=mode, t_in=4, t_out=6).io
+    torch.manual_seed(0)
+    built = NeuralOperatorModule(name, _TINY[name], data_io=io, check_model=False).model
+    torch.manual_seed(0)
+    before = models.get(name, **{**_BEFORE[mode, name], **_TINY[name]})
+    a, b = built.state_dict(), before.state_dict()
+    assert list(a) == list(b)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
+
+
+def test_the_module_asks_the_model_what_it_serves(files):
+    from neuralops import models
+
+    for n in models.available():
+        cls = models.constructor(n)
+        assert cls.kinds and set(cls.kinds) <= set(models.KINDS), n
+        assert set(cls.geometry) <= {"padding_mode", "endpoint"}, n
+    sdm = SteadyDataModule(files["steady"], train="0:8")
+    adm = TrajectoryDataModule(files["adv"], train="0:8", mode="autoregressive", t_in=4)
+    with pytest.raises(ValueError, match="'mgno_ts' serves autoregressive data; steady data needs one of fno2d"):
+        NeuralOperatorModule("mgno_ts", data_io=sdm.io)
+    with pytest.raises(ValueError, match="predicts a whole trajectory at once .direct.; set data.mode: direct"):
+        NeuralOperatorModule("sfno", data_io=adm.io)
+    with pytest.raises(ValueError, match="fno3d predicts one scalar field"):
+        models.constructor("fno3d").build("direct", in_channels=2, out_channels=2, t_in=3, t_out=2)
+
+
+def test_checkpoints_of_the_former_io_form_still_build_and_match(files):
+    """Checkpoints written before the typed layout hold ``grid: {axis: {n, boundary, length,
+    includes_boundary}}``: they still build the module, and compare equal to the data's layout."""
+    from train.module import as_layout
+
+    for dm in (SteadyDataModule(files["steady"], train="0:8"),
+               TrajectoryDataModule(files["adv"], train="0:8", mode="autoregressive", t_in=4)):
+        old = dict(dm.io)
+        old["grid"] = {ax: {"n": g["n"], "boundary": g["boundary"], "length": g["length"],
+                            "includes_boundary": g["includes_boundary"]} for ax, g in dm.io["grid"].items()}
+        module = NeuralOperatorModule("fno2d", SMALL_FNO, data_io=old, check_model=False)
+        assert module.layout.differences(dm.layout) == {}
+        assert module.layout.grid.lengths() == pytest.approx(dm.layout.grid.lengths())
+        assert module.layout.grid.padding_mode() == dm.layout.grid.padding_mode()
+        assert as_layout(module.io).differences(as_layout(old)) == {}
+
+
+def test_a_bad_schedule_is_refused_at_construction(files):
+    """scheduler_config is checked where it enters (the module), not when the trainer first asks."""
+    sdm = SteadyDataModule(files["steady"], train="0:8")
+    with pytest.raises(ValueError, match=r"unknown scheduler_config keys \['gama'\] for scheduler 'step'"):
+        NeuralOperatorModule("mgno", SMALL_MGNO, data_io=sdm.io, scheduler="step", scheduler_config={"gama": 0.5})
+    with pytest.raises(ValueError, match="interval must be 'step' or 'epoch', got 'batch'"):
+        NeuralOperatorModule("mgno", SMALL_MGNO, data_io=sdm.io, scheduler="onecycle",
+                             scheduler_config={"interval": "batch"})

@@ -16,10 +16,11 @@ super-resolution for the models that take it): they must agree on what the model
 field names and roles, channel and frame counts, PDE, boundary conditions, node convention (walls
 included or not) and domain size -- and each error names the file and the difference.
 
-:attr:`io` describes what the LightningModule needs to build a model for this data (channel
-counts, windows, boundary conditions, grid); ``neuralops-train`` links it into the module's
-``data_io`` argument. :meth:`normalization_statistics` fits the per-channel statistics on the
-training split only (the module stores them in its checkpoint).
+:attr:`layout` (:class:`datagen.contract.DataLayout`) describes what a batch holds and what the
+LightningModule needs to build a model for this data (channel counts, windows, the typed grid);
+``neuralops-train`` links its plain form :attr:`io` into the module's ``data_io`` argument.
+:meth:`normalization_statistics` fits the per-channel statistics on the training split only (the
+module stores them in its checkpoint).
 
 Sampling: the training loader uses a :class:`~torch.utils.data.DistributedSampler` built here with
 this process's rank and the world size (1 without DDP). Its permutation depends only on ``seed``
@@ -37,6 +38,7 @@ import lightning.pytorch as pl
 import numpy as np
 from torch.utils.data import DataLoader, DistributedSampler
 
+from datagen.contract import DataLayout, Grid
 from datagen.dataset import DatasetError, open_dataset, validate
 
 from .normalization import NORMALIZATIONS, RunningChannelStats, pointwise_statistics
@@ -74,8 +76,6 @@ class ShardSampler(DistributedSampler):
 
 class _ContractDataModule(pl.LightningDataModule):
     """Shared machinery: splits, validation, samplers, loaders, grid description."""
-
-    layout = "?"
 
     def __init__(self, path: Optional[str], train: str, val: Optional[str], test: Optional[str],
                  batch_size: int, eval_batch_size: Optional[int], num_workers: int, normalization: str,
@@ -152,7 +152,7 @@ class _ContractDataModule(pl.LightningDataModule):
         channel (and frame) counts, PDE, boundary conditions, node convention and domain size; the
         spatial resolution may differ (models that take any grid evaluate at another resolution)."""
         ref = self.reference
-        ref_grid = self.grid_info()
+        ref_grid = self.grid_of()
         for name in ("val", "test"):
             s = self.splits[name]
             if s is None or s.path == self.splits["train"].path:
@@ -172,53 +172,28 @@ class _ContractDataModule(pl.LightningDataModule):
                                      f"the {what} must agree (only the spatial grid may differ)")
             if other.pde != ref.pde:
                 raise ValueError(f"{where} holds {other.pde!r} data but the train file {ref.pde!r}")
-            grid = self.grid_info(other)
-            for ax, g in ref_grid.items():
-                o = grid.get(ax)
-                if o is None:
-                    raise ValueError(f"{where} has no {ax} axis")
-                for key, label in (("boundary", "boundary condition"), ("includes_boundary", "node convention "
-                                                                                         "(walls included)")):
-                    if o[key] != g[key]:
-                        raise ValueError(f"{where} has {label} {o[key]!r} on axis {ax} but the train file "
-                                         f"{g[key]!r}")
-                # one coarse spacing of slack: a grid x_j = j / n (far wall not stored) read as
-                # walls-included has length 1 - 1/n, which depends on n
-                slack = max(o["length"] / o["n"], g["length"] / g["n"]) + 1e-9 * max(1.0, abs(g["length"]))
-                if abs(o["length"] - g["length"]) > slack:
-                    raise ValueError(f"{where} spans {o['length']:.6g} on axis {ax} but the train file "
-                                     f"{g['length']:.6g}: the domain must be the same")
+            grid = self.grid_of(other)
+            for g in ref_grid.axes:
+                if g.name not in grid.names:
+                    raise ValueError(f"{where} has no {g.name} axis")
+                o = grid[g.name]
+                for key, label in (("boundary", "boundary condition"), ("nodes", "node convention")):
+                    if getattr(o, key) != getattr(g, key):
+                        raise ValueError(f"{where} has {label} {getattr(o, key)!r} on axis {g.name} but the train "
+                                         f"file {getattr(g, key)!r}")
+                if abs(o.length - g.length) > 1e-6 * max(1.0, abs(g.length)):
+                    raise ValueError(f"{where} spans {o.length:.6g} on axis {g.name} but the train file "
+                                     f"{g.length:.6g}: the domain must be the same")
 
-    def grid_info(self, ds=None) -> Dict[str, Any]:
-        """Boundary condition, size, DFT period and node convention of each spatial axis of a file
-        (default: the training file)."""
-        g = (ds if ds is not None else self.reference).grid
-        info: Dict[str, Any] = {}
-        for ax in SPATIAL:
-            if ax not in g.coords:
-                continue
-            c = np.asarray(g.coords[ax], dtype=np.float64)
-            n = int(c.size)
-            h = float(c[1] - c[0]) if n > 1 else 1.0
-            bc = g.boundary.get(ax, "none")
-            # Dirichlet data on nodes x_j = j h including both walls (x_0 = 0 up to rounding)
-            with_walls = bool(bc == "dirichlet" and n > 1 and abs(c[0]) <= 1e-9 * max(1.0, abs(c[-1])))
-            if self.reference.spec.get("node_convention") in ("nodes-without-far-wall", "cell-centres"):
-                with_walls, length = False, n * h   # stated by an importer (train.formats.grid): x_j = j h or (j+1/2) h
-            elif with_walls:
-                length = float(c[-1] - c[0])
-            elif bc == "dirichlet":
-                # interior nodes x_j = j h, j = 1..n: the walls sit at 0 and (n + 1) h
-                length = (n + 1) * h
-            else:
-                length = n * h  # periodic: the DFT period
-            info[ax] = {"n": n, "boundary": bc, "length": length, "includes_boundary": with_walls}
-        return info
+    def grid_of(self, ds=None) -> Grid:
+        """The typed grid (:class:`datagen.contract.Grid`) of the spatial axes of a file (default: the
+        training file): boundary conditions, node convention, domain."""
+        g = Grid.from_dataset(ds if ds is not None else self.reference)
+        return Grid(tuple(a for a in g.axes if a.name in SPATIAL), g.times)
 
     def resolution(self, split: str) -> List[int]:
         """Spatial grid ``[X, Y]`` of a split's file."""
-        g = self.grid_info(self.dataset_of(split))
-        return [g[ax]["n"] for ax in SPATIAL if ax in g]
+        return list(self.grid_of(self.dataset_of(split)).shape)
 
     # -- loaders ------------------------------------------------------------------------------
     def _rank_world(self):
@@ -270,6 +245,16 @@ class _ContractDataModule(pl.LightningDataModule):
 
     def describe(self) -> str:
         return "; ".join(s.describe() for s in self.splits.values() if s is not None)
+
+    @property
+    def layout(self) -> DataLayout:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    @property
+    def io(self) -> Dict[str, Any]:
+        """:attr:`layout` in its plain form (``DataLayout.to_dict``): what ``neuralops-train`` links into
+        the module's ``data_io`` and checkpoints store."""
+        return self.layout.to_dict()
 
     def _split_io(self) -> Dict[str, Any]:
         """What the splits were (stored with the model, so reports can say which data they used)."""
@@ -332,8 +317,6 @@ class SteadyDataModule(_ContractDataModule):
             ``False``: an error.
     """
 
-    layout = "steady"
-
     def __init__(self, path: Optional[str] = None, train: str = "0:1000", val: str = "none",
                  test: str = "none", inputs: Optional[List[str]] = None,
                  outputs: Optional[List[str]] = None, batch_size: int = 8, eval_batch_size: Optional[int] = None,
@@ -365,11 +348,11 @@ class SteadyDataModule(_ContractDataModule):
         self.out_channels = sum(field_channels(ref.field_shape(f), 2, False) for f in self.outputs)
 
     @property
-    def io(self) -> Dict[str, Any]:
-        return {"layout": "steady", "mode": "steady", "in_channels": self.in_channels,
-                "out_channels": self.out_channels, "inputs": self.inputs, "outputs": self.outputs,
-                "grid_shape": list(self.grid_shape), "grid": self.grid_info(),
-                "normalization": self.normalization, "pde": self.reference.pde, **self._split_io()}
+    def layout(self) -> DataLayout:
+        """What a batch holds (:class:`datagen.contract.DataLayout`)."""
+        return DataLayout("steady", self.grid_of(), self.reference.pde, tuple(self.inputs), tuple(self.outputs),
+                          self.in_channels, self.out_channels, normalization=self.normalization,
+                          provenance=self._split_io())
 
     def make_dataset(self, split: str) -> SteadyPairs:
         s = self.splits[split]
@@ -418,8 +401,6 @@ class TrajectoryDataModule(_ContractDataModule):
         t_in, t_out, start: the protocol window (``t_out=None``: every frame after the inputs).
         history, unroll, stride: autoregressive training windows (``history`` defaults to t_in).
     """
-
-    layout = "trajectory"
 
     def __init__(self, path: Optional[str] = None, train: str = "0:1000", val: str = "none",
                  test: str = "none", fields: Optional[List[str]] = None, mode: str = "direct",
@@ -479,12 +460,13 @@ class TrajectoryDataModule(_ContractDataModule):
                                  f"than the {self.n_frames} frames of the trajectories in {ref.path}")
 
     @property
-    def io(self) -> Dict[str, Any]:
-        return {"layout": "trajectory", "mode": self.mode, "channels": self.channels, "fields": self.fields,
-                "t_in": self.t_in, "t_out": self.t_out, "start": self.start, "history": self.history,
-                "unroll": self.unroll, "n_frames": self.n_frames, "grid_shape": list(self.grid_shape),
-                "grid": self.grid_info(), "normalization": self.normalization, "pde": self.reference.pde,
-                **self._split_io()}
+    def layout(self) -> DataLayout:
+        """What a batch holds (:class:`datagen.contract.DataLayout`)."""
+        f = tuple(self.fields)
+        return DataLayout(self.mode, self.grid_of(), self.reference.pde, f, f, self.channels, self.channels,
+                          t_in=self.t_in, t_out=self.t_out, start=self.start, history=self.history,
+                          unroll=self.unroll, n_frames=self.n_frames, normalization=self.normalization,
+                          provenance=self._split_io())
 
     def train_frames(self) -> range:
         """Frames the training windows read (the statistics use exactly these)."""

@@ -10,6 +10,7 @@ convention                  coordinates                     where it is used
                                                             spacing inside the far wall)
 ``cell-centres``            ``x_j = lo + (j + 1/2) L / s``  finite-volume data: PDEBench (Darcy,
                                                             shallow water), many Well datasets
+``nodes-without-walls``     ``x_j = lo + (j + 1) L/(s+1)``  interior nodes of a Dirichlet problem
 ==========================  ==============================  ======================================
 
 ``L = hi - lo``, ``j = 0..s-1``. A file states its convention through its coordinates only when the
@@ -22,7 +23,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-NODE_CONVENTIONS = ("nodes-with-walls", "nodes-without-far-wall", "cell-centres")
+# one definition of the conventions and their coordinates: the data contract's
+from datagen.contract import NODE_CONVENTIONS, node_coordinates
 
 __all__ = ["NODE_CONVENTIONS", "node_coordinates", "infer_node_convention", "check_node_convention"]
 
@@ -32,20 +34,6 @@ def check_node_convention(name: Optional[str]) -> str:
         raise ValueError(f"node convention {name!r} is not known; use one of {', '.join(NODE_CONVENTIONS)} "
                          f"(--node-convention)")
     return name
-
-
-def node_coordinates(convention: str, s: int, lo: float = 0.0, hi: float = 1.0) -> np.ndarray:
-    """``(s,)`` float64 coordinates of ``convention`` on ``[lo, hi]`` (table in the module docstring)."""
-    check_node_convention(convention)
-    if int(s) < 2:
-        raise ValueError(f"a grid axis needs at least 2 points, got {s}")
-    L = float(hi) - float(lo)
-    j = np.arange(int(s), dtype=np.float64)
-    if convention == "nodes-with-walls":
-        return lo + j * (L / (s - 1))
-    if convention == "nodes-without-far-wall":
-        return lo + j * (L / s)
-    return lo + (j + 0.5) * (L / s)
 
 
 def infer_node_convention(coords: Sequence[float], lo: Optional[float] = None, hi: Optional[float] = None,

@@ -59,6 +59,7 @@ from typing import Dict, List, Optional
 import h5py
 import numpy as np
 
+from datagen.contract import Grid as ContractGrid
 from datagen.dataset import DatasetError, DatasetWriter, FieldSpec, Grid, open_dataset
 
 from .grid import NODE_CONVENTIONS, check_node_convention, infer_node_convention
@@ -90,17 +91,12 @@ def _attr_list(v) -> List[str]:
 
 
 def _node_convention_of(ds) -> Optional[str]:
-    conv = ds.spec.get("node_convention") if isinstance(ds.spec, dict) else None
-    if conv in NODE_CONVENTIONS:
-        return conv
-    grid_text = str(ds.spec.get("grid", "")) if isinstance(ds.spec, dict) else ""
-    if "j/(s-1)" in grid_text.replace(" ", "") and "boundaryincluded" in grid_text.replace(" ", ""):
-        return "nodes-with-walls"          # the elliptic generators' grid
-    bcs = set(ds.grid.boundary.values())
-    if bcs == {"periodic"}:
-        c = ds.grid.coords[ds.grid.spatial_axes[0]]
-        return "nodes-without-far-wall" if c.size > 1 and abs(c[0]) <= 1e-12 else infer_node_convention(c)
-    return None
+    """The file's node convention (:class:`datagen.contract.Grid`), when every spatial axis shares it."""
+    try:
+        kinds = {a.nodes for a in ContractGrid.from_dataset(ds).axes}
+    except ValueError:
+        return None
+    return kinds.pop() if len(kinds) == 1 else None
 
 
 # ------------------------------------------------------------------------------------------ export
