@@ -5,7 +5,6 @@ importers belong to the training side and ``datagen`` imports nothing from ``tra
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
@@ -54,20 +53,3 @@ def _validate(args) -> int:
         return 1
     print(f"{args.path}: valid neuralops dataset")
     return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="neuralops-data", description="Inspect and check neuralops datasets.")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
-    add_commands(sub)
-    return parser
-
-
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    return int(args._run(args) or 0)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

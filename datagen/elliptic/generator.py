@@ -195,11 +195,6 @@ def auto_choice(family: EllipticFamily, config: GenerationConfig) -> AutoChoice:
     return AutoChoice("lu", reason=f"indefinite, {n} unknowns: sparse LU")
 
 
-def auto_solver(family: EllipticFamily, config: GenerationConfig) -> str:
-    """The method name of :func:`auto_choice`."""
-    return auto_choice(family, config).method
-
-
 @dataclass
 class GenerationSummary:
     path: str
