@@ -1401,153 +1401,199 @@ def validate(path: Union[str, os.PathLike], deep: bool = True) -> List[str]:
     except DatasetError as exc:
         return [str(exc)]
     with f:
-        a = f.attrs
-        fmt = a.get("format")
+        fmt = f.attrs.get("format")
         if fmt != FORMAT:
             return [f"root attribute format is {fmt!r}, expected {FORMAT!r}: not a neuralops dataset"]
-        for key in ("format_version", "pde", "spec", "created", "version", "seed", "n_samples", "status"):
-            if key not in a:
-                problems.append(f"root attribute {key!r} is missing")
-        if a.get("status") != COMPLETE:
-            problems.append(f"status is {a.get('status')!r}: the file is still being written or was never finished")
-        try:
-            if int(a.get("format_version", -1)) > FORMAT_VERSION:
-                problems.append(f"format_version {a['format_version']} is newer than supported ({FORMAT_VERSION})")
-        except (TypeError, ValueError):
-            problems.append(f"format_version {a.get('format_version')!r} is not an integer")
-        try:
-            spec = json.loads(a.get("spec", ""))
-            if not isinstance(spec, dict):
-                problems.append("spec is not a JSON object")
-        except (TypeError, ValueError):
-            problems.append("spec is not valid JSON")
-        try:
-            n = int(a.get("n_samples", -1))
-            if n <= 0:
-                problems.append(f"n_samples must be positive, got {n}")
-        except (TypeError, ValueError):
-            n = -1
-            problems.append(f"n_samples {a.get('n_samples')!r} is not an integer")
-        # grid
-        axis_len: Dict[str, int] = {}
-        if "grid" not in f:
-            problems.append("group grid/ is missing")
-        else:
-            g = f["grid"]
-            for axis in g:
-                d = g[axis]
-                if not isinstance(d, h5py.Dataset) or d.ndim != 1:
-                    problems.append(f"grid/{axis} must be a 1-D dataset")
-                    continue
-                axis_len[axis] = d.shape[0]
-                if axis != TIME_AXIS:
-                    bc = d.attrs.get("boundary")
-                    if bc is None:
-                        problems.append(f"grid/{axis} has no boundary attribute")
-                    elif bc not in BOUNDARIES:
-                        problems.append(f"grid/{axis} boundary {bc!r} is not one of {BOUNDARIES}")
-                vals = d[()]
-                if not np.all(np.isfinite(vals)):
-                    problems.append(f"grid/{axis} has non-finite coordinates")
-                elif vals.size > 1 and not (np.all(np.diff(vals) > 0)):
-                    problems.append(f"grid/{axis} is not strictly increasing")
-        spatial = [ax for ax in axis_len if ax != TIME_AXIS]
-        # fields
-        valid = None
-        if "samples/valid" in f:
-            valid = f["samples/valid"][()].astype(bool)
-            if n > 0 and valid.shape != (n,):
-                problems.append(f"samples/valid has shape {valid.shape}, expected ({n},)")
-                valid = None
-        else:
-            problems.append("samples/valid is missing")
-        if "samples/reason" not in f:
-            problems.append("samples/reason is missing")
-        field_range: Dict[str, tuple] = {}
+        n = _check_root(f.attrs, problems)
+        axis_len = _check_grid(f, problems)
+        valid = _check_sample_flags(f, n, problems)
         shard_problems = _virtual_source_problems(f, path)
         problems.extend(shard_problems)
         if shard_problems:
             deep = False  # a missing shard reads as NaN everywhere: its own message says enough
-        if "fields" not in f or not len(f["fields"]):
-            problems.append("group fields/ is missing or empty")
-        else:
-            for name, d in f["fields"].items():
-                where = f"fields/{name}"
-                if not isinstance(d, h5py.Dataset):
-                    problems.append(f"{where} is not a dataset")
-                    continue
-                if n > 0 and d.shape[0] != n:
-                    problems.append(f"{where} has {d.shape[0]} samples, n_samples is {n}")
-                role = d.attrs.get("role")
-                if role not in ROLES:
-                    problems.append(f"{where} role {role!r} is not one of {ROLES}")
-                if d.dtype.name not in FIELD_DTYPES:
-                    problems.append(f"{where} dtype {d.dtype} is not one of {FIELD_DTYPES}")
-                if not d.is_virtual and d.chunks != (1,) + d.shape[1:]:
-                    problems.append(f"{where} chunks {d.chunks} are not one sample per chunk {(1,) + d.shape[1:]}")
-                trailing = d.shape[d.ndim - len(spatial):] if spatial else ()
-                expect = tuple(axis_len[ax] for ax in spatial)
-                if spatial and tuple(trailing) != expect:
-                    problems.append(f"{where} spatial shape {tuple(trailing)} does not match grid {expect} ({spatial})")
-                if TIME_AXIS in axis_len and d.ndim >= 2 + len(spatial) and d.shape[1] != axis_len[TIME_AXIS] \
-                        and role != "input":
-                    problems.append(f"{where} has {d.shape[1]} time steps, grid/t has {axis_len[TIME_AXIS]}")
-                if deep:
-                    for i in range(d.shape[0]):
-                        try:
-                            block = d[i]
-                        except OSError as exc:
-                            problems.append(f"{where}[{i}] cannot be read (corrupt or truncated): {exc}")
-                            if sum(p.startswith(where) for p in problems) > 10:
-                                problems.append(f"{where}: stopped after 10 unreadable samples")
-                                break
-                            continue
-                        if valid is None or valid[i]:
-                            if not np.all(np.isfinite(block)):
-                                problems.append(f"{where}[{i}] has non-finite values but is marked valid")
-                            elif block.size:
-                                lo, hi = float(block.min()), float(block.max())
-                                if name in field_range:
-                                    lo, hi = min(lo, field_range[name][0]), max(hi, field_range[name][1])
-                                field_range[name] = (lo, hi)
-        for group in ("params", "solver"):
-            if group in f:
-                for key, d in f[group].items():
-                    if n > 0 and d.shape != (n,):
-                        problems.append(f"{group}/{key} has shape {d.shape}, expected ({n},)")
-        if "solver/converged" in f and valid is not None:
-            conv = f["solver/converged"][()].astype(bool)
-            if conv.shape == valid.shape:
-                bad = np.flatnonzero(~conv & valid)
-                if bad.size:
-                    problems.append(f"{bad.size} samples are unconverged but marked valid (first: {bad[:10].tolist()})")
-        try:
-            tol, tol_key = spec_rtol(json.loads(a.get("spec", "{}")))
-        except (TypeError, ValueError, DatasetError) as exc:
-            tol, tol_key = None, ""
-            problems.append(f"the spec's tolerance is unusable: {exc}")
-        if tol is not None and valid is not None:
-            if "solver/residual" not in f:
-                problems.append(f"the spec records {tol_key}={tol:g} but solver/residual is missing: "
-                                "the tolerance cannot be checked")
-            else:
-                res = np.asarray(f["solver/residual"][()], dtype=np.float64)
-                if res.shape == valid.shape:
-                    # NaN compares False: written as ~(res <= tol) so a NaN residual is flagged too
-                    bad = np.flatnonzero(~(res <= tol) & valid)
-                    if bad.size:
-                        problems.append(f"{bad.size} valid samples have solver/residual above {tol_key}={tol:g} "
-                                        f"(first: {bad[:10].tolist()}, largest {_largest(res[bad])})")
-        if valid is not None and n > 0 and not valid.any():
-            problems.append(f"no valid sample: all {n} samples are marked invalid "
-                            f"(first reason: {_first_reason(f)!r}); there is nothing to train on")
-        if deep and valid is not None and valid.any():
-            for name, (lo, hi) in field_range.items():
-                if lo == hi:
-                    what = "all zero" if lo == 0 else f"constant ({lo:.6g})"
-                    problems.append(f"fields/{name} is {what} over all {int(valid.sum())} valid samples: "
-                                    "degenerate data that carries no information")
+        field_range = _check_fields(f, n, axis_len, valid, deep, problems)
+        _check_per_sample_groups(f, n, valid, problems)
+        _check_tolerance(f, valid, problems)
+        _check_information(f, n, valid, field_range, problems)
     return problems
+
+
+def _check_root(a, problems: List[str]) -> int:
+    """The root attributes (:func:`validate`); returns ``n_samples`` (-1 when unusable)."""
+    for key in ("format_version", "pde", "spec", "created", "version", "seed", "n_samples", "status"):
+        if key not in a:
+            problems.append(f"root attribute {key!r} is missing")
+    if a.get("status") != COMPLETE:
+        problems.append(f"status is {a.get('status')!r}: the file is still being written or was never finished")
+    try:
+        if int(a.get("format_version", -1)) > FORMAT_VERSION:
+            problems.append(f"format_version {a['format_version']} is newer than supported ({FORMAT_VERSION})")
+    except (TypeError, ValueError):
+        problems.append(f"format_version {a.get('format_version')!r} is not an integer")
+    try:
+        spec = json.loads(a.get("spec", ""))
+        if not isinstance(spec, dict):
+            problems.append("spec is not a JSON object")
+    except (TypeError, ValueError):
+        problems.append("spec is not valid JSON")
+    try:
+        n = int(a.get("n_samples", -1))
+        if n <= 0:
+            problems.append(f"n_samples must be positive, got {n}")
+    except (TypeError, ValueError):
+        n = -1
+        problems.append(f"n_samples {a.get('n_samples')!r} is not an integer")
+    return n
+
+
+def _check_grid(f, problems: List[str]) -> Dict[str, int]:
+    """``grid/`` (:func:`validate`); returns the length of every 1-D axis."""
+    axis_len: Dict[str, int] = {}
+    if "grid" not in f:
+        problems.append("group grid/ is missing")
+        return axis_len
+    g = f["grid"]
+    for axis in g:
+        d = g[axis]
+        if not isinstance(d, h5py.Dataset) or d.ndim != 1:
+            problems.append(f"grid/{axis} must be a 1-D dataset")
+            continue
+        axis_len[axis] = d.shape[0]
+        if axis != TIME_AXIS:
+            bc = d.attrs.get("boundary")
+            if bc is None:
+                problems.append(f"grid/{axis} has no boundary attribute")
+            elif bc not in BOUNDARIES:
+                problems.append(f"grid/{axis} boundary {bc!r} is not one of {BOUNDARIES}")
+        vals = d[()]
+        if not np.all(np.isfinite(vals)):
+            problems.append(f"grid/{axis} has non-finite coordinates")
+        elif vals.size > 1 and not (np.all(np.diff(vals) > 0)):
+            problems.append(f"grid/{axis} is not strictly increasing")
+    return axis_len
+
+
+def _check_sample_flags(f, n: int, problems: List[str]) -> Optional[np.ndarray]:
+    """``samples/valid`` and ``samples/reason`` (:func:`validate`); returns the valid flags, or
+    ``None`` when they are missing or of the wrong shape."""
+    valid = None
+    if "samples/valid" in f:
+        valid = f["samples/valid"][()].astype(bool)
+        if n > 0 and valid.shape != (n,):
+            problems.append(f"samples/valid has shape {valid.shape}, expected ({n},)")
+            valid = None
+    else:
+        problems.append("samples/valid is missing")
+    if "samples/reason" not in f:
+        problems.append("samples/reason is missing")
+    return valid
+
+
+def _check_fields(f, n: int, axis_len: Dict[str, int], valid, deep: bool,
+                  problems: List[str]) -> Dict[str, tuple]:
+    """``fields/`` against the grid (:func:`validate`); with ``deep`` every sample is read.
+    Returns ``{name: (min, max)}`` over the finite valid samples read."""
+    field_range: Dict[str, tuple] = {}
+    if "fields" not in f or not len(f["fields"]):
+        problems.append("group fields/ is missing or empty")
+        return field_range
+    spatial = [ax for ax in axis_len if ax != TIME_AXIS]
+    for name, d in f["fields"].items():
+        where = f"fields/{name}"
+        if not isinstance(d, h5py.Dataset):
+            problems.append(f"{where} is not a dataset")
+            continue
+        if n > 0 and d.shape[0] != n:
+            problems.append(f"{where} has {d.shape[0]} samples, n_samples is {n}")
+        role = d.attrs.get("role")
+        if role not in ROLES:
+            problems.append(f"{where} role {role!r} is not one of {ROLES}")
+        if d.dtype.name not in FIELD_DTYPES:
+            problems.append(f"{where} dtype {d.dtype} is not one of {FIELD_DTYPES}")
+        if not d.is_virtual and d.chunks != (1,) + d.shape[1:]:
+            problems.append(f"{where} chunks {d.chunks} are not one sample per chunk {(1,) + d.shape[1:]}")
+        trailing = d.shape[d.ndim - len(spatial):] if spatial else ()
+        expect = tuple(axis_len[ax] for ax in spatial)
+        if spatial and tuple(trailing) != expect:
+            problems.append(f"{where} spatial shape {tuple(trailing)} does not match grid {expect} ({spatial})")
+        if TIME_AXIS in axis_len and d.ndim >= 2 + len(spatial) and d.shape[1] != axis_len[TIME_AXIS] \
+                and role != "input":
+            problems.append(f"{where} has {d.shape[1]} time steps, grid/t has {axis_len[TIME_AXIS]}")
+        if deep:
+            _scan_field(d, where, valid, problems, field_range, name)
+    return field_range
+
+
+def _scan_field(d, where: str, valid, problems: List[str], field_range: Dict[str, tuple], name: str) -> None:
+    """Read every sample of field ``d``: unreadable chunks, non-finite valid samples, and the
+    field's range over the valid ones (into ``field_range[name]``)."""
+    for i in range(d.shape[0]):
+        try:
+            block = d[i]
+        except OSError as exc:
+            problems.append(f"{where}[{i}] cannot be read (corrupt or truncated): {exc}")
+            if sum(p.startswith(where) for p in problems) > 10:
+                problems.append(f"{where}: stopped after 10 unreadable samples")
+                break
+            continue
+        if valid is None or valid[i]:
+            if not np.all(np.isfinite(block)):
+                problems.append(f"{where}[{i}] has non-finite values but is marked valid")
+            elif block.size:
+                lo, hi = float(block.min()), float(block.max())
+                if name in field_range:
+                    lo, hi = min(lo, field_range[name][0]), max(hi, field_range[name][1])
+                field_range[name] = (lo, hi)
+
+
+def _check_per_sample_groups(f, n: int, valid, problems: List[str]) -> None:
+    """``params/`` and ``solver/`` hold one value per sample; no unconverged sample is valid."""
+    for group in ("params", "solver"):
+        if group in f:
+            for key, d in f[group].items():
+                if n > 0 and d.shape != (n,):
+                    problems.append(f"{group}/{key} has shape {d.shape}, expected ({n},)")
+    if "solver/converged" in f and valid is not None:
+        conv = f["solver/converged"][()].astype(bool)
+        if conv.shape == valid.shape:
+            bad = np.flatnonzero(~conv & valid)
+            if bad.size:
+                problems.append(f"{bad.size} samples are unconverged but marked valid (first: {bad[:10].tolist()})")
+
+
+def _check_tolerance(f, valid, problems: List[str]) -> None:
+    """Every valid sample's ``solver/residual`` is within the tolerance the spec records."""
+    try:
+        tol, tol_key = spec_rtol(json.loads(f.attrs.get("spec", "{}")))
+    except (TypeError, ValueError, DatasetError) as exc:
+        tol, tol_key = None, ""
+        problems.append(f"the spec's tolerance is unusable: {exc}")
+    if tol is not None and valid is not None:
+        if "solver/residual" not in f:
+            problems.append(f"the spec records {tol_key}={tol:g} but solver/residual is missing: "
+                            "the tolerance cannot be checked")
+        else:
+            res = np.asarray(f["solver/residual"][()], dtype=np.float64)
+            if res.shape == valid.shape:
+                # NaN compares False: written as ~(res <= tol) so a NaN residual is flagged too
+                bad = np.flatnonzero(~(res <= tol) & valid)
+                if bad.size:
+                    problems.append(f"{bad.size} valid samples have solver/residual above {tol_key}={tol:g} "
+                                    f"(first: {bad[:10].tolist()}, largest {_largest(res[bad])})")
+
+
+def _check_information(f, n: int, valid, field_range: Dict[str, tuple], problems: List[str]) -> None:
+    """At least one valid sample, and no field constant over all valid samples (``field_range``
+    from the deep read; empty without it)."""
+    if valid is not None and n > 0 and not valid.any():
+        problems.append(f"no valid sample: all {n} samples are marked invalid "
+                        f"(first reason: {_first_reason(f)!r}); there is nothing to train on")
+    if valid is not None and valid.any():
+        for name, (lo, hi) in field_range.items():
+            if lo == hi:
+                what = "all zero" if lo == 0 else f"constant ({lo:.6g})"
+                problems.append(f"fields/{name} is {what} over all {int(valid.sum())} valid samples: "
+                                "degenerate data that carries no information")
 
 
 def spec_rtol(spec: Any):
