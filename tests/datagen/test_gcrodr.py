@@ -348,14 +348,14 @@ def test_pc_reuse_keeps_neighbour_preconditioner():
 
 def test_pc_reuse_policy_rebuilds_when_iterations_grow():
     policy = PCReusePolicy(max_systems=10, iteration_growth=1.5, min_baseline=10)
-    assert policy.needs_rebuild("A0")
+    assert policy.needs_rebuild("A0") and not policy.keeps_for_new_matrix()
     policy.built("A0")
     policy.solved(40)
-    assert not policy.needs_rebuild("A1")
+    assert not policy.needs_rebuild("A1") and policy.keeps_for_new_matrix()
     policy.solved(59)
     assert not policy.needs_rebuild("A2")
     policy.solved(61)
-    assert policy.needs_rebuild("A3")
+    assert policy.needs_rebuild("A3") and not policy.keeps_for_new_matrix()
     assert not policy.needs_rebuild("A0")  # the matrix the PC was built for
     # a near-exact PC (2 iterations) is not rebuilt for reaching 12: the baseline floor is 10
     policy.built("B0")
