@@ -59,10 +59,6 @@ METHODS = {
 ALTERNATIVES = ("lu", "cg-gamg", "cg-gamg-reuse")
 
 
-class FamilyArgs(argparse.Namespace):
-    """The CLI defaults of a family (so the benchmark builds exactly what the CLI builds)."""
-
-
 def family_for(name: str, resolution: int):
     from datagen.cli import build_parser
 

@@ -5,11 +5,10 @@ importers belong to the training side and ``datagen`` imports nothing from ``tra
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
-from .dataset import DatasetError, describe, open_dataset, validate
+from .dataset import describe, open_dataset, validate
 
 
 def add_commands(sub) -> None:
@@ -24,24 +23,22 @@ def add_commands(sub) -> None:
 
 
 def _info(args) -> int:
-    try:
-        if args.json:
-            ds = open_dataset(args.path, include_invalid=True)
-            print(json.dumps({
-                "path": ds.path, "pde": ds.pde, "n_samples": ds.n_samples, "seed": ds.seed,
-                "n_valid": ds.n_samples - ds.n_invalid,
-                "invalid": {str(i): r for i, r in ds.invalid_reasons.items()},
-                "fields": {k: {"role": ds.role(k), "shape": list(ds.field_shape(k)), "dtype": str(ds.dtype(k))}
-                           for k in ds.fields},
-                "grid": {a: {"n": int(c.size), "min": float(c.min()), "max": float(c.max()),
-                             "boundary": ds.grid.boundary.get(a)} for a, c in ds.grid.coords.items()},
-                "params": ds.param_names, "solver": ds.solver_names, "spec": ds.spec,
-            }, indent=2))
-        else:
-            print(describe(args.path))
-    except DatasetError as exc:
-        print(f"neuralops-data info: {exc}", file=sys.stderr)
-        return 1
+    """A file that is not a dataset raises :class:`DatasetError`: the ``neuralops-data`` entry point
+    (:mod:`train.data_cli`) prints it as its one-line ``neuralops-data info: error: ...`` (exit 1)."""
+    if args.json:
+        ds = open_dataset(args.path, include_invalid=True)
+        print(json.dumps({
+            "path": ds.path, "pde": ds.pde, "n_samples": ds.n_samples, "seed": ds.seed,
+            "n_valid": ds.n_samples - ds.n_invalid,
+            "invalid": {str(i): r for i, r in ds.invalid_reasons.items()},
+            "fields": {k: {"role": ds.role(k), "shape": list(ds.field_shape(k)), "dtype": str(ds.dtype(k))}
+                       for k in ds.fields},
+            "grid": {a: {"n": int(c.size), "min": float(c.min()), "max": float(c.max()),
+                         "boundary": ds.grid.boundary.get(a)} for a, c in ds.grid.coords.items()},
+            "params": ds.param_names, "solver": ds.solver_names, "spec": ds.spec,
+        }, indent=2))
+    else:
+        print(describe(args.path))
     return 0
 
 
@@ -54,20 +51,3 @@ def _validate(args) -> int:
         return 1
     print(f"{args.path}: valid neuralops dataset")
     return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="neuralops-data", description="Inspect and check neuralops datasets.")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
-    add_commands(sub)
-    return parser
-
-
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    return int(args._run(args) or 0)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -195,11 +195,6 @@ def auto_choice(family: EllipticFamily, config: GenerationConfig) -> AutoChoice:
     return AutoChoice("lu", reason=f"indefinite, {n} unknowns: sparse LU")
 
 
-def auto_solver(family: EllipticFamily, config: GenerationConfig) -> str:
-    """The method name of :func:`auto_choice`."""
-    return auto_choice(family, config).method
-
-
 @dataclass
 class GenerationSummary:
     path: str
@@ -222,6 +217,28 @@ class GenerationSummary:
     updates_skipped: int = 0                        # GCRO-DR recycled-space updates skipped (all samples)
     spaces_dropped: int = 0                         # samples during which GCRO-DR dropped its space
     resolved: int = 0                               # already written samples solved again (block starts)
+
+    def add(self, index: int, rec: "SampleRecord", setup: float) -> None:
+        """Count one written sample ``index`` solved as ``rec`` after ``setup`` seconds of set-up."""
+        self.setup_seconds += setup
+        self.solve_seconds += rec.seconds
+        self.iterations.append(rec.iterations)
+        if rec.valid:
+            self.max_residual = max(self.max_residual, rec.residual)
+        else:
+            self.invalid[index] = rec.reason
+        self.fallbacks += int(rec.fallback)
+        self.updates_skipped += rec.updates_skipped
+        self.spaces_dropped += int(rec.space_dropped)
+        self.solved += 1
+
+    def postfix(self, rec: "SampleRecord") -> str:
+        """The progress bar's line after sample ``rec``."""
+        arr = self.iterations
+        return (f"its {rec.iterations} mean {np.mean(arr):.1f} max {max(arr)} "
+                f"res {self.max_residual:.1e}"
+                f"{' fallbacks ' + str(self.fallbacks) if self.fallbacks else ''}"
+                f"{' INVALID ' + str(len(self.invalid)) if self.invalid else ''}")
 
     def text(self) -> str:
         its = np.array(self.iterations) if self.iterations else np.zeros(1)
@@ -515,22 +532,7 @@ def _generate(family, path, config, user_options, *, resume, overwrite, comm, pr
 
     t_start = time.perf_counter()
     rank, size = (comm.Get_rank(), comm.Get_size()) if comm is not None else (0, 1)
-    # an explicit -skr_pc_type among the PETSc options wins over --pc
-    pc = None if any(name == "skr_pc_type" for name, _ in user_options) else config.pc
-    pc_reuse = config.pc_reuse
-    auto_reason = ""
-    if config.solver == "auto":
-        choice = auto_choice(family, config)
-        method, auto_reason = choice.method, choice.reason
-        if choice.pc is not None and pc is not None:
-            pc = choice.pc
-        if choice.pc_reuse is not None:
-            pc_reuse = choice.pc_reuse
-    else:
-        method = config.solver
-    if method == "cg-gamg" and family.name not in SPD_FAMILIES:
-        raise ValueError(f"solver cg-gamg needs a symmetric positive definite family ({', '.join(SPD_FAMILIES)}); "
-                         f"{family.name} is indefinite: use skr, gmres or lu")
+    method, pc, pc_reuse, auto_reason = _resolve_method(family, config, user_options)
     cast = config.dtype == "float32"
     solve_rtol = config.rtol * CAST_SOLVE_FRACTION if cast else config.rtol
     # the backend is built before any file is touched: a bad PC or option fails here
@@ -565,53 +567,19 @@ def _generate(family, path, config, user_options, *, resume, overwrite, comm, pr
                                           warn=rank == 0)
     roles = family.field_roles()
     fields_ = {name: FieldSpec(shape=shape, role=role, dtype=config.dtype) for name, (shape, role) in roles.items()}
-    spec = {**family.spec(), "solver": {**asdict(config), "method": method, "auto_reason": auto_reason,
-                                        "petsc_options": applied, **({"petsc_options_unused": [f"-{n}" for n in unused]}
-                                                                     if unused else {}),
-                                        "pc_used": pc if method in ("skr", "gmres") else None,
-                                        "pc_reuse_used": pc_reuse, "ordering_used": ordering, "pc_side": "right",
-                                        "stopping": "||b - A x|| <= rtol ||b|| (true residual)",
-                                        "fallback": "SciPy splu (SuperLU, partial pivoting) when the true residual "
-                                                    "exceeds rtol; a sample it cannot bring below rtol is stored "
-                                                    "invalid with its reason",
-                                        "block_reset": "backend reset (recycled space, previous solution, PC) at "
-                                                       "every position p of the sorted order with p % block == 0; "
-                                                       "MPI chunks and resumes start on block boundaries"
-                                                       if config.block else "none (block = 0)",
-                                        "storage": storage}}
-    spec["solver"].pop("n_samples")
-    spec["solver"].pop("seed")
+    spec = _dataset_spec(family, config, method, auto_reason, applied, unused, pc, pc_reuse, ordering, storage)
     block = int(config.block)
     if size > 1 and rank == 0:
-        idle = [r for r in range(size) if len(chunk_of(order, r, size, block)) == 0]
-        if idle:
-            n_blocks = -(-config.n_samples // block) if block else config.n_samples
-            print(f"note: {size} ranks for {config.n_samples} samples in {n_blocks} block(s) of {block}: rank(s) "
-                  f"{', '.join(map(str, idle))} get no samples (ranks take whole blocks); --block "
-                  f"{max(1, config.n_samples // size)} or less uses every rank", file=stream or sys.stderr)
+        _note_idle_ranks(order, size, config, stream)
     grid = Grid(coords=family.coordinates(), boundary=family.boundary())
     writer = DatasetWriter(path, pde=family.name, spec=spec, n_samples=config.n_samples, seed=config.seed,
                            fields=fields_, grid=grid, params=family.param_names, solver=SOLVER_FIELDS,
                            resume=resume, overwrite=overwrite, comm=comm)
-    mine = chunk_of(order, rank, size, block)
-    pending = {int(i) for i in mine if not writer.is_written(int(i))}
-    if block > 0:
-        # a block with anything left to write is solved from its start: the already written samples before
-        # the first missing one are solved again (not written) so the recycled space is the uninterrupted one
-        open_blocks = {int(position[i]) // block for i in pending}
-        work = [int(i) for i in mine if int(position[i]) // block in open_blocks]
-    else:
-        work = [int(i) for i in mine if int(i) in pending]
+    mine, pending, work = _work_list(writer, order, position, rank, size, block)
     summary.skipped = len(mine) - len(pending)
     drawn = {i: drawn[i] for i in work if i in drawn}      # other ranks' and already written samples go
 
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(work), desc=f"{family.name}[{rank}/{size}]" if size > 1 else family.name,
-                   unit="sample", file=stream or sys.stderr, position=rank if size > 1 else None,
-                   dynamic_ncols=True, smoothing=0.1)
+    bar = _progress_bar(family, len(work), rank, size, stream) if progress else None
     stopped_early = False
     last_matrix = None
     written = 0
@@ -646,24 +614,9 @@ def _generate(family, path, config, user_options, *, resume, overwrite, comm, pr
                          invalid_reason=rec.reason)
             written += 1
             summary.write_seconds += time.perf_counter() - t1
-            summary.setup_seconds += setup
-            summary.solve_seconds += rec.seconds
-            summary.iterations.append(rec.iterations)
-            if rec.valid:
-                summary.max_residual = max(summary.max_residual, rec.residual)
-            else:
-                summary.invalid[i] = rec.reason
-            summary.fallbacks += int(rec.fallback)
-            summary.updates_skipped += rec.updates_skipped
-            summary.spaces_dropped += int(rec.space_dropped)
-            summary.solved += 1
+            summary.add(i, rec, setup)
             if bar is not None:
-                arr = summary.iterations
-                bar.set_postfix_str(f"its {rec.iterations} mean {np.mean(arr):.1f} max {max(arr)} "
-                                    f"res {summary.max_residual:.1e}"
-                                    f"{' fallbacks ' + str(summary.fallbacks) if summary.fallbacks else ''}"
-                                    f"{' INVALID ' + str(len(summary.invalid)) if summary.invalid else ''}",
-                                    refresh=False)
+                bar.set_postfix_str(summary.postfix(rec), refresh=False)
                 bar.update(1)
     except BaseException:
         writer.close()        # keep what was written for --resume; no file appears at `path`
@@ -674,6 +627,94 @@ def _generate(family, path, config, user_options, *, resume, overwrite, comm, pr
     if comm is not None and size > 1:
         # finalizing is collective: if any rank stopped early, every rank leaves a resumable partial run
         stopped_early = any(comm.allgather(stopped_early))
+    _close_output(writer, summary, stopped_early)
+    backend.destroy()
+    summary.total_seconds = time.perf_counter() - t_start
+    return summary
+
+
+def _resolve_method(family, config: GenerationConfig, user_options):
+    """``(method, pc, pc_reuse, auto_reason)`` of a run: ``--solver auto`` resolved by
+    :func:`auto_choice`; an explicit ``-skr_pc_type`` among the PETSc options wins over ``--pc``."""
+    pc = None if any(name == "skr_pc_type" for name, _ in user_options) else config.pc
+    pc_reuse = config.pc_reuse
+    auto_reason = ""
+    if config.solver == "auto":
+        choice = auto_choice(family, config)
+        method, auto_reason = choice.method, choice.reason
+        if choice.pc is not None and pc is not None:
+            pc = choice.pc
+        if choice.pc_reuse is not None:
+            pc_reuse = choice.pc_reuse
+    else:
+        method = config.solver
+    if method == "cg-gamg" and family.name not in SPD_FAMILIES:
+        raise ValueError(f"solver cg-gamg needs a symmetric positive definite family ({', '.join(SPD_FAMILIES)}); "
+                         f"{family.name} is indefinite: use skr, gmres or lu")
+    return method, pc, pc_reuse, auto_reason
+
+
+def _dataset_spec(family, config: GenerationConfig, method, auto_reason, applied, unused, pc, pc_reuse,
+                  ordering, storage) -> dict:
+    """The spec stored in the file: the family's, plus ``solver`` (the configuration, what was used,
+    the stopping rule, the fallback, the block resets and the storage precision)."""
+    spec = {**family.spec(), "solver": {**asdict(config), "method": method, "auto_reason": auto_reason,
+                                        "petsc_options": applied, **({"petsc_options_unused": [f"-{n}" for n in unused]}
+                                                                     if unused else {}),
+                                        "pc_used": pc if method in ("skr", "gmres") else None,
+                                        "pc_reuse_used": pc_reuse, "ordering_used": ordering, "pc_side": "right",
+                                        "stopping": "||b - A x|| <= rtol ||b|| (true residual)",
+                                        "fallback": "SciPy splu (SuperLU, partial pivoting) when the true residual "
+                                                    "exceeds rtol; a sample it cannot bring below rtol is stored "
+                                                    "invalid with its reason",
+                                        "block_reset": "backend reset (recycled space, previous solution, PC) at "
+                                                       "every position p of the sorted order with p % block == 0; "
+                                                       "MPI chunks and resumes start on block boundaries"
+                                                       if config.block else "none (block = 0)",
+                                        "storage": storage}}
+    spec["solver"].pop("n_samples")
+    spec["solver"].pop("seed")
+    return spec
+
+
+def _note_idle_ranks(order, size: int, config: GenerationConfig, stream) -> None:
+    """Say which ranks get no samples (ranks take whole blocks) and the ``--block`` that uses all."""
+    block = int(config.block)
+    idle = [r for r in range(size) if len(chunk_of(order, r, size, block)) == 0]
+    if idle:
+        n_blocks = -(-config.n_samples // block) if block else config.n_samples
+        print(f"note: {size} ranks for {config.n_samples} samples in {n_blocks} block(s) of {block}: rank(s) "
+              f"{', '.join(map(str, idle))} get no samples (ranks take whole blocks); --block "
+              f"{max(1, config.n_samples // size)} or less uses every rank", file=stream or sys.stderr)
+
+
+def _work_list(writer, order, position, rank: int, size: int, block: int):
+    """``(mine, pending, work)``: this rank's samples, those not yet written, and those to solve.
+
+    With blocks, a block with anything left to write is solved from its start: the already written
+    samples before the first missing one are solved again (not written) so the recycled space is the
+    uninterrupted one.
+    """
+    mine = chunk_of(order, rank, size, block)
+    pending = {int(i) for i in mine if not writer.is_written(int(i))}
+    if block > 0:
+        open_blocks = {int(position[i]) // block for i in pending}
+        work = [int(i) for i in mine if int(position[i]) // block in open_blocks]
+    else:
+        work = [int(i) for i in mine if int(i) in pending]
+    return mine, pending, work
+
+
+def _progress_bar(family, total: int, rank: int, size: int, stream):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=f"{family.name}[{rank}/{size}]" if size > 1 else family.name,
+                unit="sample", file=stream or sys.stderr, position=rank if size > 1 else None,
+                dynamic_ncols=True, smoothing=0.1)
+
+
+def _close_output(writer, summary: GenerationSummary, stopped_early: bool) -> None:
+    """Finalize the file (complete run), or flush it for ``--resume`` (a run stopped early)."""
     if stopped_early:
         writer.flush()
         summary.complete = False
@@ -682,9 +723,6 @@ def _generate(family, path, config, user_options, *, resume, overwrite, comm, pr
         writer.finalize()
         summary.write_seconds += time.perf_counter() - t1
         summary.complete = True
-    backend.destroy()
-    summary.total_seconds = time.perf_counter() - t_start
-    return summary
 
 
 def merge_summaries(parts: list) -> GenerationSummary:

@@ -220,7 +220,7 @@ class GCRODRKSP:
         if self.pc_reuse.active:
             self.pc_reuse.solved(result.iterations)
             # decided now for the next KSPSetUp: keep the PC unless the policy wants a new one
-            self._reusing = not self.pc_reuse.needs_rebuild(("next",))
+            self._reusing = self.pc_reuse.keeps_for_new_matrix()
             pc.setReusePreconditioner(self._reusing)
 
     def buildSolution(self, ksp, v) -> None:  # noqa: N802 - petsc4py's protocol name

@@ -60,6 +60,13 @@ class PCReusePolicy:
             return True
         return self._rebuild_requested or self._systems >= self.max_systems
 
+    def keeps_for_new_matrix(self) -> bool:
+        """Whether the current PC serves the next, different matrix (what a caller that only
+        tells PETSc ``PCSetReusePreconditioner`` asks; ``False`` before the first build)."""
+        if self._operator_key is None or not self.active:
+            return False
+        return not (self._rebuild_requested or self._systems >= self.max_systems)
+
     def built(self, operator_key) -> None:
         self._operator_key = operator_key
         self._systems = 0

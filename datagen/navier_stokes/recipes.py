@@ -59,6 +59,8 @@ import copy
 import math
 from typing import Any, Dict, Mapping, Optional
 
+from datagen.spec_keys import check_keys
+
 from .initial import check_initial_spec
 from .resample import check_resample
 from .solver import CFL_LIMITS, DT_MODES
@@ -122,21 +124,6 @@ def _hint(name: str, allowed) -> str:
 
     hits = difflib.get_close_matches(str(name), list(allowed), n=1, cutoff=0.6)
     return f" (did you mean {hits[0]!r}?)" if hits else ""
-
-
-try:  # the toolkit's shared helper (datagen/spec_keys.py), when present
-    from datagen.spec_keys import check_keys  # type: ignore
-except ImportError:  # pragma: no cover - same message format, local fallback
-    def check_keys(given, allowed, where: str) -> None:
-        """Raise ``ValueError`` naming each key of ``given`` not in ``allowed``, with the closest
-        allowed key (difflib) and the allowed list."""
-        allowed = sorted(str(a) for a in allowed)
-        names = list(given.keys()) if isinstance(given, Mapping) else list(given)
-        unknown = [str(k) for k in names if str(k) not in allowed]
-        if unknown:
-            parts = [f"{k!r}" + _hint(k, allowed) for k in unknown]
-            noun = "key" if len(parts) == 1 else "keys"
-            raise ValueError(f"{where}: unknown {noun} {', '.join(parts)}; allowed: {', '.join(allowed)}")
 
 
 def _fno_final_time(viscosity: float) -> Optional[float]:

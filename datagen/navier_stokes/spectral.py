@@ -38,7 +38,7 @@ import torch
 __all__ = [
     "SpectralGrid", "AdvectionBuffers", "to_spectral", "to_physical",
     "stream_function_hat", "stream_function", "velocity_hat", "velocity", "gradient_hat",
-    "laplacian_hat", "laplacian", "advection_hat", "advection", "vorticity_rhs_hat",
+    "laplacian_hat", "laplacian", "advection_hat", "advection",
     "fno_forcing", "kolmogorov_forcing", "forcing_field", "FORCINGS",
     "kinetic_energy", "enstrophy", "energy_spectrum", "max_velocity", "cfl_number",
     "NavierStokesPhysics", "physics_from_spec",
@@ -317,18 +317,6 @@ def advection_hat(w_hat: torch.Tensor, grid: SpectralGrid,
 def advection(w: torch.Tensor, grid: SpectralGrid) -> torch.Tensor:
     """Dealiased ``u . grad w`` ``(..., n, n)`` of a vorticity ``w`` ``(..., n, n)``."""
     return to_physical(advection_hat(to_spectral(w), grid), grid)
-
-
-def vorticity_rhs_hat(w_hat: torch.Tensor, grid: SpectralGrid, viscosity: float,
-                      forcing_hat: Optional[torch.Tensor] = None, drag: float = 0.0) -> torch.Tensor:
-    """Spectrum of ``dw/dt = -u . grad w + nu Lap w - alpha w + f`` (dealiased advection).
-
-    ``forcing_hat``: ``rfft2`` of the forcing, broadcastable to ``w_hat`` (or ``None``).
-    """
-    rhs = -advection_hat(w_hat, grid) - (viscosity * grid.k2 + drag) * w_hat
-    if forcing_hat is not None:
-        rhs = rhs + forcing_hat
-    return rhs
 
 
 # ---------------------------------------------------------------------- forcing

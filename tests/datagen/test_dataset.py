@@ -270,7 +270,7 @@ def test_kill_and_resume_gives_the_same_file(tmp_path):
     assert r.returncode == 0 and "wrote" not in r.stdout
 
 
-def test_cli_info_and_validate(tmp_path):
+def test_cli_info_and_validate(tmp_path, capsys):
     path = tmp_path / "toy.h5"
     write_toy(path)
     from train.data_cli import main
@@ -279,7 +279,9 @@ def test_cli_info_and_validate(tmp_path):
     assert main(["validate", str(path)]) == 0
     (tmp_path / "junk.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
     assert main(["validate", str(tmp_path / "junk.h5")]) == 1
+    capsys.readouterr()
     assert main(["info", str(tmp_path / "junk.h5")]) == 1
+    assert capsys.readouterr().err.startswith("neuralops-data info: error: ")   # one style for every command
     env = dict(os.environ, PYTHONPATH=ROOT)
     r = subprocess.run([sys.executable, "-m", "train.data_cli", "info", str(path), "--json"],
                        capture_output=True, text=True, env=env, cwd=ROOT)

@@ -3,6 +3,8 @@
 Test matrices are built here with SciPy (5-point variable-coefficient diffusion, a shifted
 indefinite variant); nothing depends on the PDE-family modules.
 """
+import contextlib
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -79,6 +81,25 @@ def make_solver(pc_type="ilu", **kwargs):
     prefix = f"tgcrodr{_prefix_counter[0]}_"
     PETSc.Options()[prefix + "pc_type"] = pc_type
     return GCRODR(options_prefix=prefix, **kwargs)
+
+
+@contextlib.contextmanager
+def options_ksp(prefix, settings):
+    """A KSP set up from ``settings`` under ``prefix`` in the options database (both removed after)."""
+    opts = PETSc.Options()
+    for key, value in settings.items():
+        opts[prefix + key] = value
+    ksp = None
+    try:
+        ksp = PETSc.KSP().create(PETSc.COMM_SELF)
+        ksp.setOptionsPrefix(prefix)
+        ksp.setFromOptions()
+        yield ksp
+    finally:
+        if ksp is not None:
+            ksp.destroy()
+        for key in settings:
+            opts.delValue(prefix + key)
 
 
 def petsc_gmres(A, b, restart, rtol, pc_type="ilu", max_it=10000):
@@ -327,14 +348,14 @@ def test_pc_reuse_keeps_neighbour_preconditioner():
 
 def test_pc_reuse_policy_rebuilds_when_iterations_grow():
     policy = PCReusePolicy(max_systems=10, iteration_growth=1.5, min_baseline=10)
-    assert policy.needs_rebuild("A0")
+    assert policy.needs_rebuild("A0") and not policy.keeps_for_new_matrix()
     policy.built("A0")
     policy.solved(40)
-    assert not policy.needs_rebuild("A1")
+    assert not policy.needs_rebuild("A1") and policy.keeps_for_new_matrix()
     policy.solved(59)
     assert not policy.needs_rebuild("A2")
     policy.solved(61)
-    assert policy.needs_rebuild("A3")
+    assert policy.needs_rebuild("A3") and not policy.keeps_for_new_matrix()
     assert not policy.needs_rebuild("A0")  # the matrix the PC was built for
     # a near-exact PC (2 iterations) is not rebuilt for reaching 12: the baseline floor is 10
     policy.built("B0")
@@ -349,19 +370,12 @@ def test_pc_reuse_policy_rebuilds_when_iterations_grow():
 
 def test_ksp_python_route_via_options():
     mats = sequence(32, 3, seed=12)
-    opts = PETSc.Options()
-    prefix = "tkspgcrodr_"
     settings = {"ksp_type": "python",
                 "ksp_python_type": "datagen.krylov.ksp_python.GCRODRKSP",
                 "ksp_gcrodr_restart": 20, "ksp_gcrodr_recycle": 6,
                 "ksp_gcrodr_update_rank_tol": 0.2,
                 "ksp_rtol": 1e-9, "ksp_atol": 0.0, "pc_type": "ilu"}
-    for key, value in settings.items():
-        opts[prefix + key] = value
-    try:
-        ksp = PETSc.KSP().create(PETSc.COMM_SELF)
-        ksp.setOptionsPrefix(prefix)
-        ksp.setFromOptions()
+    with options_ksp("tkspgcrodr_", settings) as ksp:
         assert ksp.getType() == "python"
         assert ksp.getPCSide() == PETSc.PC.Side.RIGHT
         direct = make_solver("ilu", restart=20, recycle=6, rtol=1e-9, reorthogonalize="never",
@@ -386,10 +400,6 @@ def test_ksp_python_route_via_options():
         ksp.solve(vec(np.ones(mats[0].shape[0])), vec(np.zeros(mats[0].shape[0])))
         assert ksp.getConvergedReason() < 0
         assert ctx.last_result.reason == "DIVERGED_MAX_IT"
-        ksp.destroy()
-    finally:
-        for key in settings:
-            opts.delValue(prefix + key)
 
 
 def test_ksp_python_rejects_bad_option():
@@ -492,18 +502,11 @@ def test_matrix_refilled_in_place_is_detected_as_new():
 
 def test_ksp_python_left_side_and_pc_reuse_options():
     mats = sequence(32, 4, seed=14, step=0.02)
-    opts = PETSc.Options()
-    prefix = "tkspleft_"
     settings = {"ksp_type": "python",
                 "ksp_python_type": "datagen.krylov.ksp_python.GCRODRKSP",
                 "ksp_gcrodr_restart": 20, "ksp_gcrodr_recycle": 6, "ksp_pc_side": "left",
                 "ksp_gcrodr_pc_reuse_max": 2, "ksp_rtol": 1e-9, "pc_type": "ilu"}
-    for key, value in settings.items():
-        opts[prefix + key] = value
-    try:
-        ksp = PETSc.KSP().create(PETSc.COMM_SELF)
-        ksp.setOptionsPrefix(prefix)
-        ksp.setFromOptions()
+    with options_ksp("tkspleft_", settings) as ksp:
         assert ksp.getPCSide() == PETSc.PC.Side.LEFT
         ctx = ksp.getPythonContext()
         reusing = []
@@ -518,10 +521,6 @@ def test_ksp_python_left_side_and_pc_reuse_options():
             assert true_relative_residual(mat, rhs, x.getArray()) <= 1e-9
             reusing.append(ctx._reusing)
         assert reusing == [True, False, True, False]  # build, reuse, build, reuse
-        ksp.destroy()
-    finally:
-        for key in settings:
-            opts.delValue(prefix + key)
 
 
 def test_pc_reuse_with_stored_preconditioned_space_is_the_same_algorithm():

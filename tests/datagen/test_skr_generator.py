@@ -13,7 +13,7 @@ pytest.importorskip("petsc4py")
 from datagen.cli import main as cli_main  # noqa: E402
 from datagen.dataset import DatasetError, open_dataset  # noqa: E402
 from datagen.elliptic.darcy import Darcy  # noqa: E402
-from datagen.elliptic.generator import GenerationConfig, auto_choice, auto_solver, generate  # noqa: E402
+from datagen.elliptic.generator import GenerationConfig, auto_choice, generate  # noqa: E402
 from datagen.elliptic.heat import Heat  # noqa: E402
 from datagen.elliptic.helmholtz import Helmholtz  # noqa: E402
 from datagen.elliptic.poisson import Poisson  # noqa: E402
@@ -139,22 +139,22 @@ def test_two_ranks_equal_one_rank(tmp_path):
         assert np.all(np.diff(ranks) >= 0)
 
 
-def test_auto_solver_rule():
-    assert auto_solver(Darcy(17), GenerationConfig(n_samples=1)) == "lu"
-    assert auto_solver(Darcy(257), GenerationConfig(n_samples=1)) == "cg-gamg"
-    assert auto_solver(Heat(17), GenerationConfig(n_samples=1)) == "lu"
-    assert auto_solver(Poisson(17), GenerationConfig(n_samples=1)) == "lu"
-    assert auto_solver(Helmholtz(33), GenerationConfig(n_samples=1)) == "lu"
-    assert auto_solver(Helmholtz(50, dim=3), GenerationConfig(n_samples=1)) == "skr"
-    assert auto_solver(Helmholtz(18, dim=3, wavenumber=5.0), GenerationConfig(n_samples=1)) == "lu"
+def test_auto_choice_rule():
+    assert auto_choice(Darcy(17), GenerationConfig(n_samples=1)).method == "lu"
+    assert auto_choice(Darcy(257), GenerationConfig(n_samples=1)).method == "cg-gamg"
+    assert auto_choice(Heat(17), GenerationConfig(n_samples=1)).method == "lu"
+    assert auto_choice(Poisson(17), GenerationConfig(n_samples=1)).method == "lu"
+    assert auto_choice(Helmholtz(33), GenerationConfig(n_samples=1)).method == "lu"
+    assert auto_choice(Helmholtz(50, dim=3), GenerationConfig(n_samples=1)).method == "skr"
+    assert auto_choice(Helmholtz(18, dim=3, wavenumber=5.0), GenerationConfig(n_samples=1)).method == "lu"
     # below 12k unknowns in 3D and above 10k in 2D: GMRES with a sorted neighbour's LU, once there are
     # enough samples to pay for the factorisation
     choice = auto_choice(Helmholtz(18, dim=3, wavenumber=5.0), GenerationConfig(n_samples=16))
     assert (choice.method, choice.pc, choice.pc_reuse) == ("gmres", "lu", 8)
     choice = auto_choice(Helmholtz(129), GenerationConfig(n_samples=16))
     assert (choice.method, choice.pc, choice.pc_reuse) == ("gmres", "lu", 8)
-    assert auto_solver(Helmholtz(129), GenerationConfig(n_samples=2)) == "lu"
-    assert auto_solver(Helmholtz(65), GenerationConfig(n_samples=16)) == "lu"
+    assert auto_choice(Helmholtz(129), GenerationConfig(n_samples=2)).method == "lu"
+    assert auto_choice(Helmholtz(65), GenerationConfig(n_samples=16)).method == "lu"
 
 
 @pytest.mark.parametrize("argv, message", [

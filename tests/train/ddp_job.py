@@ -1,7 +1,7 @@
 """Train a small model on CPU with 1 process or with 2 DDP processes (gloo) on the same global
-batch; rank 0 writes the validation metrics and the final weights. Used by tests/test_ddp.py:
+batch; rank 0 writes the validation metrics and the final weights. Used by tests/train/test_ddp.py:
 
-    python tests/ddp_job.py WORLD DATA OUTDIR
+    python tests/train/ddp_job.py WORLD DATA OUTDIR
 """
 import json
 import os

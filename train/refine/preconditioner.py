@@ -38,7 +38,7 @@ def output_mode_indices(layer: nn.Module) -> Tuple[torch.Tensor, torch.Tensor, t
     Layout (:class:`neuralops.layers.spectral_conv.SpectralConv`): corner ``c`` enumerates the signs
     of ``(x, y)`` as ``itertools.product((0, 1), repeat=2)`` (1 = negative frequencies); the
     positive block holds ``0..m-1``, the negative block ``-m..-1``; time holds ``0..m_t-1``.
-    ``tests/test_refine_stage.py`` checks this against the layer's actual output.
+    ``tests/train/test_refine_stage.py`` checks this against the layer's actual output.
     """
     mx, my, mt = layer.modes
     out = []
