@@ -36,6 +36,7 @@ natural choice along a sorted order); an explicit ``x0`` (a heat step's previous
 """
 from __future__ import annotations
 
+import functools
 import shlex
 import time
 from dataclasses import dataclass
@@ -152,10 +153,14 @@ def unused_petsc_options(names: list) -> list:
 
 def _reason_name(code: int) -> str:
     """PETSc's name of a ``KSPConvergedReason`` code (``-11`` -> ``DIVERGED_PC_FAILED``)."""
+    return _reason_names().get(int(code), str(code))
+
+
+@functools.lru_cache(maxsize=1)
+def _reason_names() -> dict:
     from petsc4py import PETSc
 
-    names = {v: k for k, v in vars(PETSc.KSP.ConvergedReason).items() if isinstance(v, int) and not k.startswith("_")}
-    return names.get(int(code), str(code))
+    return {v: k for k, v in vars(PETSc.KSP.ConvergedReason).items() if isinstance(v, int) and not k.startswith("_")}
 
 
 def check_pc_type(pc: str) -> None:
