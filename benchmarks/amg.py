@@ -13,6 +13,10 @@ all alike:
                   ``-pc_gamg_reuse_interpolation``, only the Galerkin products and smoothers are redone),
                   K the first of ``--reuse`` (0 = the whole run)
 ``tuned-reuseK``  the tuned defaults with that reuse, for every K of ``--reuse``
+``tuned-pcK``     the whole tuned hierarchy (interpolation, coarse operators, smoothers) kept for K matrices
+                  (``PCSetReusePreconditioner``; first K): only the fine operator is new. Not offered by the
+                  generator: with PETSc's Chebyshev smoothers it is not even positive definite (stale
+                  eigenvalue bounds; CG diverged in trials), and with SOR it needs more iterations
 ``tuned-reuseK-prev``  as ``tuned-reuseK`` (first K) with the previous sample's solution as initial guess
                   (the generator's default ``--initial-guess previous``); all other variants start from
                   zero (heat steps start from the previous state in every variant, as the family does)
@@ -98,30 +102,35 @@ def matvec_seconds(mat, repeats: int = 5, k: int = 50) -> float:
 
 
 def variants(reuses: list) -> list:
-    """``[(name, tuned, pc_reuse, initial_guess)]`` for the ``--reuse`` values (0: the whole run)."""
-    out = [("petsc", False, 1, "zero"), ("tuned", True, 1, "zero"),
-           (f"petsc-reuse{reuses[0]}", False, reuses[0], "zero")]
-    out += [(f"tuned-reuse{k}", True, k, "zero") for k in reuses]
-    return out + [(f"tuned-reuse{reuses[0]}-prev", True, reuses[0], "previous")]
+    """``[(name, tuned, pc_reuse, initial_guess, whole_pc)]`` for the ``--reuse`` values (0: the whole run)."""
+    out = [("petsc", False, 1, "zero", False), ("tuned", True, 1, "zero", False),
+           (f"petsc-reuse{reuses[0]}", False, reuses[0], "zero", False)]
+    out += [(f"tuned-reuse{k}", True, k, "zero", False) for k in reuses]
+    out.append((f"tuned-pc{reuses[0]}", True, reuses[0], "zero", True))
+    return out + [(f"tuned-reuse{reuses[0]}-prev", True, reuses[0], "previous", False)]
 
 
-def run_variant(family, probs, tuned: bool, reuse: int, guess: str, rtol: float) -> dict:
+def run_variant(family, probs, tuned: bool, reuse: int, guess: str, rtol: float, whole_pc: bool = False) -> dict:
     """Solve every problem once with one variant; CPU seconds, flops, iterations per linear system."""
     from petsc4py import PETSc
 
     from datagen.elliptic.backends import PetscBackend
     from datagen.elliptic.generator import relative_residual
 
-    backend = PetscBackend("cg-gamg", rtol=rtol, gamg_defaults=tuned, pc_reuse=reuse or len(probs) + 1,
+    k = reuse or len(probs) + 1
+    backend = PetscBackend("cg-gamg", rtol=rtol, gamg_defaults=tuned, pc_reuse=1 if whole_pc else k,
                            initial_guess=guess)
     cpu = flops = 0.0
-    its, residuals, systems, failures = [], [], 0, 0
+    its, residuals, systems, failures, built = [], [], 0, 0, 0
     last = None
     try:
         for sample, matrix in probs:
             f0, t0 = PETSc.Log.getFlops(), time.process_time()
             if matrix is not last:
                 backend.set_operator(matrix)
+                if whole_pc:        # PCSetUp skipped for all but every k-th matrix
+                    backend._ksp.getPC().setReusePreconditioner(built % k != 0)
+                    built += 1
                 last = matrix
             cpu += time.process_time() - t0
             flops += PETSc.Log.getFlops() - f0
@@ -185,9 +194,9 @@ def main(argv=None) -> int:
             runs = {spec[0]: [] for spec in specs}
             mv = []
             for _ in range(args.rounds):
-                for name, tuned, k, guess in specs:
+                for name, tuned, k, guess, whole_pc in specs:
                     mv.append(matvec_seconds(probe.mat))
-                    runs[name].append(run_variant(family, probs, tuned, k, guess, args.rtol))
+                    runs[name].append(run_variant(family, probs, tuned, k, guess, args.rtol, whole_pc))
             probe.destroy()
             matvec = min(mv)
             base = None

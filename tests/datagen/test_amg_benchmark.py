@@ -26,7 +26,7 @@ def test_amg_benchmark_compares_every_variant_on_the_same_systems(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rec = json.loads(out.read_text())
     assert "conditions" in rec and rec["tuned_defaults"].startswith("-skrcg_mg_levels_ksp_type richardson")
-    names = ["petsc", "tuned", "petsc-reuse2", "tuned-reuse2", "tuned-reuse0", "tuned-reuse2-prev"]
+    names = ["petsc", "tuned", "petsc-reuse2", "tuned-reuse2", "tuned-reuse0", "tuned-pc2", "tuned-reuse2-prev"]
     for fam, systems in (("darcy", 4), ("heat", 4 * 10)):
         rows = [r for r in rec["results"] if r["family"] == fam]
         assert [r["variant"] for r in rows] == names
