@@ -166,7 +166,7 @@ def torch_cfd_stepper(mods, n: int, order: float, device: torch.device, dtype: t
 
 # ---------------------------------------------------------------------------------- timing
 def bench_config(batch: int, dtype: torch.dtype, device: torch.device, steps: int, rounds: int,
-                 cfd) -> Dict:
+                 cfd, clock: Callable[[], float] = time.perf_counter) -> Dict:
     n = N
     w0 = torch.from_numpy(fno_grf(n, 0, range(batch))).to(device=device, dtype=dtype)
     grid = S.SpectralGrid(n, dtype=dtype, device=device)
@@ -193,14 +193,14 @@ def bench_config(batch: int, dtype: torch.dtype, device: torch.device, steps: in
     for _ in range(rounds):
         for name, fn in methods.items():
             sync(device)
-            t0 = time.perf_counter()
+            t0 = clock()
             state = states[name]
             for _ in range(steps):
                 out = fn(state)
                 if name not in in_place:
                     state = out
             sync(device)
-            times[name].append((time.perf_counter() - t0) / steps)
+            times[name].append((clock() - t0) / steps)
             states[name] = state
             n_steps[name] += steps
     ref = torch.fft.irfft2(states["ours"], s=(n, n))
@@ -267,6 +267,10 @@ def main(argv=None) -> int:
     ap.add_argument("--extrapolate", action="store_true", help="time the fno nu=1e-3 training set (GPU)")
     ap.add_argument("--extrapolate-batch", type=int, default=500)
     ap.add_argument("--extrapolate-steps", type=int, default=200)
+    ap.add_argument("--clock", choices=("auto", "wall", "cpu"), default="auto",
+                    help="what times a round: wall clock, or this process's CPU time (time.process_time; with one "
+                         "torch thread other jobs on a shared machine disturb it far less); auto: cpu on the CPU with "
+                         "one thread, else wall")
     ap.add_argument("--json", default=None, help="write the record here")
     args = ap.parse_args(argv)
     device = torch.device(args.device)
@@ -275,7 +279,12 @@ def main(argv=None) -> int:
     batches = [int(b) for b in args.batches.split(",") if b]
     dtypes = [{"float32": torch.float32, "float64": torch.float64}[d] for d in args.dtypes.split(",") if d]
     cfd = None if args.no_torch_cfd else load_torch_cfd(args.torch_cfd_path)
-    record = {"benchmark": "datagen_ns", "problem": f"FNO Navier-Stokes, {N}^2, nu={VISCOSITY}, dt={DT}",
+    clock_name = args.clock
+    if clock_name == "auto":
+        clock_name = "cpu" if device.type == "cpu" and torch.get_num_threads() == 1 else "wall"
+    clock = time.process_time if clock_name == "cpu" else time.perf_counter
+    record = {"clock": clock_name,
+              "benchmark": "datagen_ns", "problem": f"FNO Navier-Stokes, {N}^2, nu={VISCOSITY}, dt={DT}",
               "unit": "grid-point-steps per second (batch * n^2 * steps / s), median over rounds",
               "device": {"type": device.type,
                          "cuda": torch.cuda.get_device_name(device) if device.type == "cuda" else None},
@@ -284,7 +293,7 @@ def main(argv=None) -> int:
         for b in batches:
             steps = args.steps or (max(4, 128 // b) if device.type == "cpu" else 50)
             log(f"batch {b:4d} {str(dtype):14s} ({steps} steps x {args.rounds} rounds per method)...")
-            r = bench_config(b, dtype, device, steps, args.rounds, cfd)
+            r = bench_config(b, dtype, device, steps, args.rounds, cfd, clock)
             record["results"].append(r)
             cols = "  ".join(f"{k} {v['mpoint_steps_per_s']:7.2f}" for k, v in r["methods"].items())
             log(f"  M point-steps/s: {cols}")

@@ -13,6 +13,12 @@ Reported: seconds per epoch of each loop (minimum and median) and the
 overhead ``lightning / bare - 1`` of the fastest (least-disturbed) epochs, and of the medians.
 
     OMP_NUM_THREADS=1 python benchmarks/training.py [--n 64 --res 64 --epochs 4 --repeats 3]
+
+``--config darcy_fno`` (a steady config of ``train/configs``): the config's model, model settings, loss
+and batch size instead of MgNO (``--res`` is then the grid, e.g. 85 as the FNO Darcy data), and the
+result also as samples per second (``n / epoch time``) of each loop: the throughput a user gets from
+``neuralops-train fit -c darcy_fno`` at the config's batch. Run it under two allocator settings
+(``NEURALOPS_ALLOCATOR=system`` / the default) to compare them; the record names the setting.
 """
 from __future__ import annotations
 
@@ -45,14 +51,17 @@ def write_data(path: str, n: int, res: int) -> None:
                     solver={"converged": True})
 
 
+MODEL = {"model": "mgno", "loss": "relative_h1", "loss_config": None}
+
+
 def build(path: str, batch: int, model_config: dict):
     from train.data import SteadyDataModule
     from train.module import NeuralOperatorModule
 
     dm = SteadyDataModule(path, train=":", batch_size=batch, seed=0)
     torch.manual_seed(0)
-    module = NeuralOperatorModule("mgno", model_config, data_io=dm.io, loss="relative_h1", lr=5e-4,
-                                  check_model=False)
+    module = NeuralOperatorModule(MODEL["model"], model_config, data_io=dm.io, loss=MODEL["loss"],
+                                  loss_config=MODEL["loss_config"], lr=5e-4, check_model=False)
     stats = dm.normalization_statistics()
     module.norm_in.set_statistics(*stats["input"])
     module.norm_out.set_statistics(*stats["output"])
@@ -125,12 +134,28 @@ def main(argv=None) -> int:
     p.add_argument("--channels", type=int, default=24)
     p.add_argument("--bare-lightning", action="store_true",
                    help="Lightning without logger and checkpoints (attributes the overhead)")
+    p.add_argument("--config", default=None, help="a steady train/configs name (darcy_fno): its model, loss, batch")
     p.add_argument("--out", default=os.path.join("benchmarks", "results", "training.json"))
     args = p.parse_args(argv)
     import logging
 
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     cfg = {"channels": args.channels}
+    if args.config:
+        import yaml
+
+        path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "train", "configs",
+                            f"{args.config}.yaml")
+        if not os.path.exists(path):
+            raise SystemExit(f"training.py: error: no config {args.config!r} in train/configs")
+        with open(path) as fh:
+            conf = yaml.safe_load(fh)
+        if conf["data"]["class_path"] != "train.data.SteadyDataModule":
+            raise SystemExit(f"training.py: error: --config {args.config} is not a steady (SteadyDataModule) config")
+        MODEL.update(model=conf["model"]["model"], loss=conf["model"].get("loss", "relative_l2"),
+                     loss_config=conf["model"].get("loss_config"))
+        cfg = dict(conf["model"].get("model_config") or {})
+        args.batch = int(conf["data"]["init_args"]["batch_size"])
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "darcy.h5")
         write_data(path, args.n, args.res)
@@ -153,7 +178,10 @@ def main(argv=None) -> int:
                           "bare_epochs": bt, "lightning_epochs": lt}
     result = {
         "benchmark": "training loop overhead (LightningModule vs bare PyTorch, same process)",
-        "model": "mgno", "model_config": cfg, "lightning_logger_and_checkpoints": not args.bare_lightning,
+        "model": MODEL["model"], "config": args.config, "model_config": cfg,
+        "lightning_logger_and_checkpoints": not args.bare_lightning,
+        "samples_per_s": {clock: {"bare": args.n / summary[clock]["bare_median"],
+                                  "lightning": args.n / summary[clock]["lightning_median"]} for clock in summary},
         "n_train": args.n, "resolution": args.res, "batch": args.batch,
         "steps_per_epoch": -(-args.n // args.batch), "epochs_timed": len(bare),
         "overhead": summary["cpu"]["overhead_median"], "seconds_per_epoch": summary,
@@ -165,6 +193,10 @@ def main(argv=None) -> int:
               f"{r['lightning_min']:.3f} min {r['lightning_median']:.3f} median | overhead "
               f"{100 * r['overhead_min']:+.1f}% (minima) {100 * r['overhead_median']:+.1f}% (medians)")
     print(f"overhead (process CPU time, medians): {100 * result['overhead']:+.1f}% (target <= 5%)")
+    sps = result["samples_per_s"]
+    print(f"samples/s ({MODEL['model']}, batch {args.batch}, medians): CPU-time bare {sps['cpu']['bare']:.2f} "
+          f"lightning {sps['cpu']['lightning']:.2f}; wall bare {sps['wall']['bare']:.2f} "
+          f"lightning {sps['wall']['lightning']:.2f}")
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as fh:
         json.dump(result, fh, indent=2)

@@ -889,11 +889,13 @@ class DatasetWriter:
                 batch_files.clear()
                 batch_small.clear()
 
+            fields_out = {name: out[f"fields/{name}"] for name in self.fields}   # one h5py handle per field
             for src in sources:
                 with h5py.File(src["path"], "r") as f:
                     reason_key = "reason" if src["kind"] == "segment" else "samples/reason"
                     small = {key: f[key][()] for key in keys}
                     small["samples/reason"] = f[reason_key][()]
+                    fields_in = {name: f[f"fields/{name}"] for name in self.fields}
                     for r, i in zip(src["rows"], src["indices"]):
                         i = int(i)
                         if i not in row_of:
@@ -901,8 +903,8 @@ class DatasetWriter:
                         ro = row_of[i]
                         if done[ro]:
                             continue  # already merged (a duplicate left by a kill before its source was deleted)
-                        for name in self.fields:
-                            out[f"fields/{name}"][ro] = f[f"fields/{name}"][r]
+                        for name, d_in in fields_in.items():
+                            fields_out[name][ro] = d_in[r]
                         for key, vals in small.items():
                             v = vals[r]
                             batch_small.setdefault(key, []).append(v.decode() if isinstance(v, bytes) else v)

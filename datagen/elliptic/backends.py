@@ -15,6 +15,8 @@ Methods (``METHODS``):
 - ``lu``       PETSc sparse LU (``-pc_type lu``, nested-dissection ordering); the symbolic factorisation is
                reused while the sparsity pattern is unchanged, only the numeric one is redone.
 - ``cg-gamg``  PETSc CG + GAMG, unpreconditioned-norm stopping; only for symmetric positive definite families.
+               GAMG starts from tuned defaults (:data:`GAMG_DEFAULTS`, see :func:`gamg_default_options`);
+               every ``-skrcg_pc_gamg_*`` / ``-skrcg_mg_*`` option given by the user wins over them.
 
 Option prefixes: ``skr_`` (skr and gmres: the same PC for the fair comparison), ``skrlu_``, ``skrcg_``.
 
@@ -25,14 +27,16 @@ Convergence: ``||b - A x|| <= rtol ||b||`` (absolute tolerance 0). A solve whose
 direct solver (SciPy ``splu``).
 PC reuse (``pc_reuse = K``): for skr and gmres a preconditioner built for one matrix serves up to
 ``K`` consecutive (sorted) matrices before it is rebuilt (``1``: rebuilt for every matrix, SKR as
-published); for cg-gamg ``K > 1`` keeps GAMG's interpolation for the whole run (only the coarse
-operators and smoothers are recomputed). The PC is the KSP's for every method (for ``skr`` the
-GCRO-DR context applies the KSP's PC).
+published); for cg-gamg ``K > 1`` keeps GAMG's interpolation (aggregates and smoothed prolongators) for
+``K`` consecutive matrices and recomputes only the Galerkin coarse operators ``P^T A P`` and the smoothers
+(``-pc_gamg_reuse_interpolation``), then builds a new hierarchy on the next matrix. The PC is the KSP's
+for every method (for ``skr`` the GCRO-DR context applies the KSP's PC).
 Initial guess (``initial_guess``): ``zero``, or ``previous`` (the last solution of this backend, the
 natural choice along a sorted order); an explicit ``x0`` (a heat step's previous state) wins.
 """
 from __future__ import annotations
 
+import functools
 import shlex
 import time
 from dataclasses import dataclass
@@ -151,10 +155,14 @@ def unused_petsc_options(names: list) -> list:
 
 def _reason_name(code: int) -> str:
     """PETSc's name of a ``KSPConvergedReason`` code (``-11`` -> ``DIVERGED_PC_FAILED``)."""
+    return _reason_names().get(int(code), str(code))
+
+
+@functools.lru_cache(maxsize=1)
+def _reason_names() -> dict:
     from petsc4py import PETSc
 
-    names = {v: k for k, v in vars(PETSc.KSP.ConvergedReason).items() if isinstance(v, int) and not k.startswith("_")}
-    return names.get(int(code), str(code))
+    return {v: k for k, v in vars(PETSc.KSP.ConvergedReason).items() if isinstance(v, int) and not k.startswith("_")}
 
 
 def check_pc_type(pc: str) -> None:
@@ -172,12 +180,81 @@ def check_pc_type(pc: str) -> None:
         test.destroy()
 
 
+#: CG + GAMG defaults for the SPD diffusion families (darcy, poisson, heat; one process per solver), chosen
+#: by ``benchmarks/amg.py`` against PETSc's defaults (Chebyshev(2)/Jacobi smoothing, threshold -1, 10
+#: eigenvalue-estimate iterations); loaded 2-core machine, rtol 1e-8, zero initial guess, records in
+#: ``benchmarks/results/amg*.json``:
+#:
+#: - smoother: one symmetric SOR sweep (``richardson`` + ``sor``, PETSc's local symmetric Gauss-Seidel)
+#:   before and after each coarse correction instead of Chebyshev(2)/Jacobi: the same or fewer CG
+#:   iterations (Darcy 257^2: 12 vs 14) at half the flops per V-cycle, and no eigenvalue estimates,
+#:   which Chebyshev repeats on every level at every set-up (with reused interpolation they are most
+#:   of what is left of the set-up). The V-cycle with a symmetric convergent smoother stays a
+#:   symmetric positive definite preconditioner, as CG needs;
+#: - ``pc_gamg_threshold 0.01``: drop graph edges below 1% of the diagonal scale when aggregating
+#:   (one iteration fewer at 257^2, same set-up cost);
+#: - ``pc_gamg_esteig_ksp_max_it 5``: 5 instead of 10 Krylov steps for the largest eigenvalue of
+#:   ``D^-1 A`` that scales the prolongator smoothing (half the set-up flops, same iterations).
+GAMG_SMOOTHER_DEFAULTS = (("mg_levels_ksp_type", "richardson"), ("mg_levels_pc_type", "sor"),
+                          ("mg_levels_ksp_max_it", "1"))
+GAMG_SETUP_DEFAULTS = (("pc_gamg_threshold", "0.01"), ("pc_gamg_esteig_ksp_max_it", "5"))
+GAMG_DEFAULTS = GAMG_SMOOTHER_DEFAULTS + GAMG_SETUP_DEFAULTS
+
+def gamg_default_options(prefix: str = "skrcg_", present: dict | None = None) -> list:
+    """``[(name, value)]``: the :data:`GAMG_DEFAULTS` under ``prefix`` that the user has not set.
+
+    ``present`` is the options database (``PETSc.Options().getAll()``, names without ``-``); an
+    option in it wins over the default of the same name. The smoother settings go together: if the
+    user sets any ``-<prefix>mg_levels_ksp_type``, ``-<prefix>mg_levels_pc_type`` or
+    ``-<prefix>mg_levels_ksp_max_it``, none of the smoother defaults is applied
+    (``-skrcg_mg_levels_ksp_type chebyshev`` gets PETSc's Jacobi, not SOR).
+    """
+    present = {} if present is None else present
+    out = []
+    if not any(prefix + name in present for name, _ in GAMG_SMOOTHER_DEFAULTS):
+        out += [(prefix + name, value) for name, value in GAMG_SMOOTHER_DEFAULTS]
+    out += [(prefix + name, value) for name, value in GAMG_SETUP_DEFAULTS if prefix + name not in present]
+    return out
+
+
+class _DefaultsInDatabase:
+    """``with _DefaultsInDatabase(pairs):`` the options ``pairs`` are in PETSc's (process-global) options
+    database while PETSc reads them (``KSPSetFromOptions``, ``PCSetUp`` inside ``KSPSolve``) and gone
+    after, so that they never reach another solver; an option present on entry is left alone."""
+
+    def __init__(self, pairs: list):
+        self.pairs, self.added = pairs, []
+
+    def __enter__(self):
+        if self.pairs:
+            from petsc4py import PETSc
+
+            opts = PETSc.Options()
+            present = opts.getAll()
+            for name, value in self.pairs:
+                if name not in present:
+                    opts.setValue(name, value)
+                    self.added.append(name)
+        return self
+
+    def __exit__(self, *exc):
+        if self.added:
+            from petsc4py import PETSc
+
+            opts = PETSc.Options()
+            for name in self.added:
+                if opts.hasName(name):
+                    opts.delValue(name)
+            self.added = []
+        return False
+
+
 class PetscBackend:
     """One linear-solver method on one PETSc ``Mat`` (see the module docstring)."""
 
     def __init__(self, method: str, *, rtol: float = 1e-8, restart: int = 40, recycle: int = 20, pc: str | None = "ilu",
                  max_it: int = 10000, initial_guess: str = "previous", options_prefix: str = "skr_",
-                 pc_reuse: int = 1, comm=None):
+                 pc_reuse: int = 1, comm=None, gamg_defaults: bool = True):
         from petsc4py import PETSc
 
         if method not in METHODS:
@@ -208,8 +285,15 @@ class PetscBackend:
         self._PETSc = PETSc
         self._mat = None
         self._pattern = None
+        self._values = None
         self._last_x = None
         self._ksp = None
+        self._not_spd = None
+        #: cg-gamg: the tuned GAMG defaults the user did not override, put into the options database only
+        #: while PETSc reads it for this backend (``gamg_defaults=False``: PETSc's own defaults, the baseline
+        #: of benchmarks/amg.py)
+        self.gamg_defaults = (gamg_default_options(self.options_prefix, opts.getAll())
+                              if method == "cg-gamg" and gamg_defaults else [])
         self._ksp = self._make_ksp(method)
 
     # -- set-up -----------------------------------------------------------------------------------
@@ -245,14 +329,12 @@ class PetscBackend:
             else:
                 ksp.setType("cg")
                 ksp.getPC().setType("gamg")
-                if self.pc_reuse > 1:
-                    # keep GAMG's interpolation (the expensive part of its set-up) for the whole run and
-                    # recompute only the Galerkin coarse operators and smoothers: freezing the whole
-                    # hierarchy leaves Chebyshev smoothers with stale eigenvalue bounds (indefinite PC)
-                    PETSc.Options().setValue("skrcg_pc_gamg_reuse_interpolation", "true")
             ksp.setNormType(PETSc.KSP.NormType.UNPRECONDITIONED)
             ksp.setTolerances(rtol=self.rtol, atol=0.0, max_it=self.max_it)
-        ksp.setFromOptions()
+        if method == "cg-gamg":
+            self._gamg_set_from_options(ksp)
+        else:
+            ksp.setFromOptions()
         if method == "skr" and (ksp.getType() != "python" or not hasattr(ksp.getPythonContext(), "last_result")):
             raise ValueError(f"options {self.prefix}ksp_type/{self.prefix}ksp_python_type changed the skr solver "
                              f"(GCRO-DR) to {ksp.getType()!r}; use --solver gmres etc. for other methods")
@@ -264,6 +346,29 @@ class PetscBackend:
         if method == "gmres" and ksp.getType() != "gmres":
             raise ValueError(f"options {self.prefix}ksp_type changed the GMRES baseline to {ksp.getType()!r}")
         return ksp
+
+    def _gamg_set_from_options(self, ksp) -> None:
+        """``KSPSetFromOptions`` for cg-gamg, with ``-skrcg_pc_gamg_reuse_interpolation`` set to whether
+        ``pc_reuse > 1`` (GAMG reads it here; a value the user gave wins) and taken out again after.
+
+        PETSc 3.26 reuses the interpolation by default whenever the same ``Mat`` gets new values of the
+        same pattern (as :meth:`set_operator` hands them over), so ``pc_reuse = 1`` must say ``false``
+        for the hierarchy to be rebuilt for every matrix (and at every :meth:`reset`)."""
+        opts = self._PETSc.Options()
+        name = f"{self.options_prefix}pc_gamg_reuse_interpolation"
+        added = name not in opts.getAll()
+        if added:
+            # reuse: keep GAMG's interpolation (the expensive part of its set-up) and recompute only the
+            # Galerkin coarse operators and smoothers; freezing the whole hierarchy (setReusePreconditioner)
+            # leaves Chebyshev smoothers with stale eigenvalue bounds (indefinite PC) and costs ~2x the
+            # iterations with SOR (coarse operators of another matrix)
+            opts.setValue(name, "true" if self.pc_reuse > 1 else "false")
+        try:
+            with _DefaultsInDatabase(self.gamg_defaults):
+                ksp.setFromOptions()
+        finally:
+            if added:
+                opts.delValue(name)
 
     def set_operator(self, A: sp.csr_matrix) -> None:
         """Make ``A`` (SciPy CSR, float64) the operator of the following solves.
@@ -283,22 +388,49 @@ class PetscBackend:
         same = (self._mat is not None and self._pattern[0].shape == indptr.shape
                 and self._pattern[1].shape == indices.shape
                 and np.array_equal(self._pattern[0], indptr) and np.array_equal(self._pattern[1], indices))
-        if same:
+        if same and self._values is not None:
+            # one process: the Mat's value array is self._values (createAIJWithArrays), refilled in place
+            # (1/30 of setValuesCSR's time at 129^2); assembling raises the Mat's state, so the KSP/PC
+            # see a changed operator
+            self._values[:] = A.data
+            self._mat.assemble()
+        elif same:
             self._mat.zeroEntries()
             self._mat.setValuesCSR(indptr, indices, A.data)
             self._mat.assemble()
         else:
             if self._mat is not None:
                 self._mat.destroy()
-            self._mat = PETSc.Mat().createAIJ(size=A.shape, csr=(indptr, indices, A.data), comm=self.comm)
+            if self.comm.getSize() == 1:
+                self._values = np.array(A.data, dtype=PETSc.ScalarType)
+                self._mat = PETSc.Mat().createAIJWithArrays(size=A.shape, csr=(indptr, indices, self._values),
+                                                            comm=self.comm)
+            else:
+                self._values = None
+                self._mat = PETSc.Mat().createAIJ(size=A.shape, csr=(indptr, indices, A.data), comm=self.comm)
             self._mat.assemble()
             self._pattern = (indptr, indices)
             self._last_x = None
         # keep the PC of an earlier matrix for up to pc_reuse systems (ILU etc. for skr and gmres; LU must be
         # exact; GAMG keeps its interpolation instead, see _make_ksp)
-        reuse = same and self.method in ("skr", "gmres") and self._systems_on_pc < self.pc_reuse
+        # CG + GAMG needs an SPD operator; a diagonal entry <= 0 (or NaN) shows it is not, and GAMG's SOR
+        # smoother crashes PETSc (SEGV) on a zero diagonal: such a matrix is not handed to the KSP (see solve)
+        self._not_spd = None
+        if self.method == "cg-gamg":
+            diag = A.diagonal()
+            bad = np.flatnonzero(~(diag > 0))
+            if bad.size:
+                self._not_spd = f"diagonal entry {diag[bad[0]]:g} in row {bad[0]}"
+        reuse = same and self._systems_on_pc < self.pc_reuse
+        if self.method == "cg-gamg" and self.pc_reuse > 1 and not reuse and self._systems_on_pc > 0:
+            # a new GAMG hierarchy (interpolation) after pc_reuse matrices, or for a new sparsity pattern
+            self._ksp.destroy()
+            self._ksp = self._make_ksp(self.method)
+        reuse = reuse and self.method in ("skr", "gmres", "cg-gamg")
         self._systems_on_pc = self._systems_on_pc + 1 if reuse else 1
         self._ksp.setOperators(self._mat)
+        if self.method == "cg-gamg":
+            return       # GAMG's reuse is its kept interpolation; the PC is always set up on the new values
         self._ksp.getPC().setReusePreconditioner(reuse)
 
     def _resize(self) -> None:
@@ -317,7 +449,8 @@ class PetscBackend:
         :func:`unused_petsc_options`). Call :meth:`reset` afterwards to start the solves afresh."""
         if self._mat is None:
             raise RuntimeError("set_operator must be called before setup")
-        self._ksp.setUp()
+        with _DefaultsInDatabase(self.gamg_defaults):
+            self._ksp.setUp()
 
     @property
     def mat(self):
@@ -333,11 +466,13 @@ class PetscBackend:
         self._last_x = None
         # the next set_operator rebuilds the PC whatever pc_reuse says
         self._systems_on_pc = self.pc_reuse
-        if self.method == "cg-gamg" and self.pc_reuse > 1 and self._ksp is not None:
-            self._ksp.destroy()
-            self._ksp = self._make_ksp(self.method)
-            if self._mat is not None:
-                self._ksp.setOperators(self._mat)
+        if self.method == "cg-gamg":
+            self._systems_on_pc = 0      # the next set_operator builds on a fresh KSP (below)
+            if self._ksp is not None:
+                self._ksp.destroy()
+                self._ksp = self._make_ksp(self.method)
+                if self._mat is not None:
+                    self._ksp.setOperators(self._mat)
 
     # -- solving ----------------------------------------------------------------------------------
     def solve(self, b: np.ndarray, x0: np.ndarray | None = None):
@@ -345,6 +480,12 @@ class PetscBackend:
         if self._mat is None:
             raise RuntimeError("set_operator must be called before solve")
         b = np.ascontiguousarray(b, dtype=np.float64)
+        if self._not_spd:
+            # not solved: x = 0, whose true residual ||b|| / ||b|| is 1 (the caller's direct fallback decides)
+            nb = float(np.linalg.norm(b))
+            return np.zeros_like(b), SolveStats(0, 1.0 if nb > 0 else 0.0, 0.0, nb == 0,
+                                                f"DIVERGED_INDEFINITE_MAT (not SPD: {self._not_spd}; CG + GAMG "
+                                                f"needs a symmetric positive definite operator)", self.method)
         bv = self._mat.createVecLeft()
         bv.setArray(b)
         xv = self._mat.createVecRight()
@@ -357,7 +498,8 @@ class PetscBackend:
         t0 = time.perf_counter()
         skipped, dropped = 0, False
         self._ksp.setInitialGuessNonzero(x0 is not None and self.method != "lu")
-        self._ksp.solve(bv, xv)
+        with _DefaultsInDatabase(self.gamg_defaults):      # GAMG builds its levels' smoothers in here
+            self._ksp.solve(bv, xv)
         iterations, reason = int(self._ksp.getIterationNumber()), _reason_name(self._ksp.getConvergedReason())
         if self.method == "lu":
             iterations = 1
@@ -391,7 +533,4 @@ class PetscBackend:
             if obj is not None:
                 obj.destroy()
         self._ksp = self._mat = None
-        PETSc = self._PETSc
-        if (self.method == "cg-gamg" and self.pc_reuse > 1
-                and PETSc.Options().hasName("skrcg_pc_gamg_reuse_interpolation")):
-            PETSc.Options().delValue("skrcg_pc_gamg_reuse_interpolation")
+

@@ -128,7 +128,8 @@ def add_arguments(parser: argparse.ArgumentParser, family: str) -> None:
     s.add_argument("--initial-guess", choices=INITIAL_GUESSES, default="previous",
                    help="previous solution along the order, or zero")
     s.add_argument("--pc-reuse", type=int, default=1,
-                   help="systems served by one preconditioner before it is rebuilt (skr/gmres; 1 = every system)")
+                   help="systems served by one preconditioner before it is rebuilt (skr/gmres; 1 = every system); "
+                        "cg-gamg: matrices sharing one GAMG interpolation (auto: 16)")
     s.add_argument("--block", type=int, default=DEFAULT_BLOCK,
                    help="reset the recycled space every BLOCK systems of the sorted order, so resumed and MPI runs "
                         "give bit-identical files (0 = never; default %(default)s)")

@@ -148,6 +148,12 @@ def unknowns(family: EllipticFamily) -> int:
     return int(interior ** family.dim)
 
 
+#: matrices per GAMG interpolation when ``auto`` picks CG + GAMG (benchmarks/amg.py: Darcy 129^2, 16 sorted
+#: samples, loaded 2-core machine: 2.3-2.5x less CPU per solve than a new hierarchy per matrix; 8, 16 or the
+#: whole run within 3% of each other)
+AUTO_GAMG_REUSE = 16
+
+
 def auto_choice(family: EllipticFamily, config: GenerationConfig) -> AutoChoice:
     """The method ``--solver auto`` uses: the fastest measured by benchmarks/datagen_skr.py (2-core machine,
     1 thread, rtol 1e-8, solve seconds per sample, N = 8-16; records in benchmarks/results/, 2026-11-26).
@@ -180,11 +186,15 @@ def auto_choice(family: EllipticFamily, config: GenerationConfig) -> AutoChoice:
     if name == "darcy":
         if n < 12_000:
             return AutoChoice("lu", reason=f"2D SPD, {n} unknowns < 12k: sparse LU")
-        return AutoChoice("cg-gamg", reason=f"2D SPD, {n} unknowns >= 12k: CG + GAMG")
+        return AutoChoice("cg-gamg", pc_reuse=AUTO_GAMG_REUSE,
+                          reason=f"2D SPD, {n} unknowns >= 12k: CG + GAMG, interpolation kept for "
+                                 f"{AUTO_GAMG_REUSE} sorted neighbours")
     if name == "darcy3d":
         if n < 64_000:
             return AutoChoice("gmres", pc="ilu", pc_reuse=1, reason=f"3D SPD, {n} unknowns < 64k: GMRES + ILU(0)")
-        return AutoChoice("cg-gamg", reason=f"3D SPD, {n} unknowns >= 64k: CG + GAMG")
+        return AutoChoice("cg-gamg", pc_reuse=AUTO_GAMG_REUSE,
+                          reason=f"3D SPD, {n} unknowns >= 64k: CG + GAMG, interpolation kept for "
+                                 f"{AUTO_GAMG_REUSE} sorted neighbours")
     if name == "helmholtz3d":
         if n >= 12_000:
             return AutoChoice("skr", pc="ilu", pc_reuse=1,
@@ -567,7 +577,8 @@ def _generate(family, path, config, user_options, *, resume, overwrite, comm, pr
                                           warn=rank == 0)
     roles = family.field_roles()
     fields_ = {name: FieldSpec(shape=shape, role=role, dtype=config.dtype) for name, (shape, role) in roles.items()}
-    spec = _dataset_spec(family, config, method, auto_reason, applied, unused, pc, pc_reuse, ordering, storage)
+    spec = _dataset_spec(family, config, method, auto_reason, applied, unused, pc, pc_reuse, ordering, storage,
+                         pc_defaults=" ".join(f"-{n} {v}" for n, v in backend.gamg_defaults))
     block = int(config.block)
     if size > 1 and rank == 0:
         _note_idle_ranks(order, size, config, stream)
@@ -655,13 +666,14 @@ def _resolve_method(family, config: GenerationConfig, user_options):
 
 
 def _dataset_spec(family, config: GenerationConfig, method, auto_reason, applied, unused, pc, pc_reuse,
-                  ordering, storage) -> dict:
+                  ordering, storage, pc_defaults: str = "") -> dict:
     """The spec stored in the file: the family's, plus ``solver`` (the configuration, what was used,
     the stopping rule, the fallback, the block resets and the storage precision)."""
     spec = {**family.spec(), "solver": {**asdict(config), "method": method, "auto_reason": auto_reason,
                                         "petsc_options": applied, **({"petsc_options_unused": [f"-{n}" for n in unused]}
                                                                      if unused else {}),
                                         "pc_used": pc if method in ("skr", "gmres") else None,
+                                        "pc_defaults": pc_defaults,
                                         "pc_reuse_used": pc_reuse, "ordering_used": ordering, "pc_side": "right",
                                         "stopping": "||b - A x|| <= rtol ||b|| (true residual)",
                                         "fallback": "SciPy splu (SuperLU, partial pivoting) when the true residual "
