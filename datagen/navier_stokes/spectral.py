@@ -38,7 +38,7 @@ import torch
 __all__ = [
     "SpectralGrid", "AdvectionBuffers", "to_spectral", "to_physical",
     "stream_function_hat", "stream_function", "velocity_hat", "velocity", "gradient_hat",
-    "laplacian_hat", "laplacian", "advection_hat", "advection",
+    "laplacian_hat", "laplacian", "advection_product_chunk", "advection_hat", "advection",
     "fno_forcing", "kolmogorov_forcing", "forcing_field", "FORCINGS",
     "kinetic_energy", "enstrophy", "energy_spectrum", "max_velocity", "cfl_number",
     "NavierStokesPhysics", "physics_from_spec",
@@ -260,6 +260,30 @@ class AdvectionBuffers:
                 and w_hat.dtype == self.grid.complex_dtype)
 
 
+def advection_product_chunk(w4: torch.Tensor, multipliers: torch.Tensor, spectra: torch.Tensor,
+                            fields: torch.Tensor, spectra_j: Sequence[torch.Tensor], fields_j: Sequence[torch.Tensor],
+                            product: torch.Tensor, adv: torch.Tensor, split_fields: bool) -> None:
+    """The in-place kernel of the product ``u . grad w`` for one chunk of ``c`` samples (no mask).
+
+    ``w4`` ``(1, c, n, n//2+1)``: the chunk's vorticity spectra; ``multipliers`` ``(4, 1, n, n//2+1)``
+    (:class:`AdvectionBuffers`); work arrays ``spectra`` ``(4, c, n, n//2+1)``, ``fields`` ``(4, c, n, n)``
+    with their per-field views ``spectra_j``, ``fields_j`` (``unbind(0)``), ``product`` ``(c, n, n)``;
+    result ``adv`` ``(c, n, n//2+1)`` ``= rfft2(u w_x + v w_y)``. ``split_fields``: one inverse transform
+    per field (CPU) or one for all four (GPU). :func:`advection_hat` (with buffers) and the ``fno`` time
+    stepper both run this, the stepper on views it builds once per state tensor.
+    """
+    n = fields.shape[-1]
+    torch.mul(w4, multipliers, out=spectra)
+    if split_fields:
+        for sj, fj in zip(spectra_j, fields_j):
+            torch.fft.irfft2(sj, s=(n, n), out=fj)
+    else:
+        torch.fft.irfft2(spectra, s=(n, n), out=fields)
+    torch.mul(fields_j[0], fields_j[2], out=product)
+    product.addcmul_(fields_j[1], fields_j[3])
+    torch.fft.rfft2(product, out=adv)
+
+
 def advection_hat(w_hat: torch.Tensor, grid: SpectralGrid,
                   buffers: Optional[AdvectionBuffers] = None, dealias: bool = True,
                   epilogue: Optional[Callable[[int, int, torch.Tensor], None]] = None) -> torch.Tensor:
@@ -282,7 +306,6 @@ def advection_hat(w_hat: torch.Tensor, grid: SpectralGrid,
     Returns:
         ``(..., n, n//2 + 1)`` complex.
     """
-    n = grid.n
     if buffers is not None and buffers.matches(w_hat):
         b = buffers
         w_flat = w_hat.reshape((b.flat,) + w_hat.shape[-2:])
@@ -290,17 +313,10 @@ def advection_hat(w_hat: torch.Tensor, grid: SpectralGrid,
         for start in range(0, b.flat, b.chunk):
             stop = min(start + b.chunk, b.flat)
             c = stop - start
-            spectra, fields, product = b.spectra[:, :c], b.fields[:, :c], b.product[:c]
-            torch.mul(w_flat[start:stop].unsqueeze(0), b.multipliers, out=spectra)
-            if b.split_fields:
-                for j in range(4):
-                    torch.fft.irfft2(spectra[j], s=(n, n), out=fields[j])
-            else:
-                torch.fft.irfft2(spectra, s=(n, n), out=fields)
-            torch.mul(fields[0], fields[2], out=product)
-            product.addcmul_(fields[1], fields[3])
+            spectra, fields = b.spectra[:, :c], b.fields[:, :c]
             adv = out_flat[start:stop]
-            torch.fft.rfft2(product, out=adv)
+            advection_product_chunk(w_flat[start:stop].unsqueeze(0), b.multipliers, spectra, fields,
+                                    spectra.unbind(0), fields.unbind(0), b.product[:c], adv, b.split_fields)
             if dealias:
                 adv.mul_(b.dealias)
             if epilogue is not None:

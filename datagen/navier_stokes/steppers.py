@@ -2,7 +2,10 @@
 
 Split the right-hand side as ``dw/dt = L w + N(w)`` with the diagonal linear part
 ``L = -(nu |k|^2 + alpha)`` (diffusion and linear drag) and the explicit part
-``N(w) = -P(u . grad w) + f`` (``P`` the 2/3-rule mask, ``f`` the fixed forcing).
+``N(w) = -P(u . grad w) + f`` (``P`` the 2/3-rule mask, ``f`` the fixed forcing). The terms (the
+symbol of ``L``, the forcing spectrum, the mask, the product ``u . grad w`` and its in-place chunk
+kernel) come from :class:`datagen.navier_stokes.rhs.VorticityRHS`, which the refinement residual uses
+too; the steppers fold them into their update coefficients.
 
 ``fno`` (:class:`EulerCrankNicolson`): forward Euler for ``N``, Crank-Nicolson for ``L``::
 
@@ -36,7 +39,8 @@ from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
 
-from .spectral import AdvectionBuffers, SpectralGrid, advection_hat
+from .rhs import VorticityRHS
+from .spectral import AdvectionBuffers, SpectralGrid, advection_product_chunk
 
 __all__ = ["Stepper", "EulerCrankNicolson", "IMEXRungeKuttaCN", "STEPPERS", "make_stepper", "RK_TABLES"]
 
@@ -80,23 +84,16 @@ class Stepper:
 
     def __init__(self, grid: SpectralGrid, viscosity: float, batch_shape: Sequence[int],
                  forcing: Optional[torch.Tensor] = None, drag: float = 0.0):
-        if not viscosity >= 0:
-            raise ValueError(f"viscosity must be >= 0, got {viscosity!r}")
-        if not drag >= 0:
-            raise ValueError(f"drag must be >= 0, got {drag!r}")
-        self.grid, self.viscosity, self.drag = grid, float(viscosity), float(drag)
+        # the right-hand side's terms, defined once (datagen.navier_stokes.rhs; the residual uses them too)
+        self.rhs = VorticityRHS(grid, viscosity, drag, forcing)
+        self.grid, self.viscosity, self.drag = grid, self.rhs.viscosity, self.rhs.drag
         self.batch_shape = tuple(int(b) for b in batch_shape)
         self.buffers = AdvectionBuffers(grid, self.batch_shape)
         # symbol of -L = nu |k|^2 + alpha, kept in float64 until the coefficients are formed
-        self._minus_L = (self.viscosity * grid.k2.to(torch.float64) + self.drag)
-        self.forcing_hat = None
-        if forcing is not None:
-            f = torch.as_tensor(forcing).to(device=grid.device, dtype=torch.float64)
-            if tuple(f.shape[-2:]) != (grid.n, grid.n):
-                raise ValueError(f"forcing must have trailing shape ({grid.n}, {grid.n}), got {tuple(f.shape)}")
-            # the forcing is fixed: transform it once, in float64, then round to the run's dtype
-            self.forcing_hat = torch.fft.rfft2(f).to(grid.complex_dtype)
-        self.dealias = grid.dealias.to(torch.float64)
+        self._minus_L = self.rhs.damping
+        # the forcing spectrum (transformed once, in float64) rounded to the run's dtype
+        self.forcing_hat = self.rhs.forcing_spectrum(grid.complex_dtype)
+        self.dealias = self.rhs.dealias.to(torch.float64)
         self.dt: Dt = 0.0
 
     def _dt_tensor(self, dt: Dt) -> torch.Tensor:
@@ -168,23 +165,13 @@ class EulerCrankNicolson(Stepper):
 
     def step(self, w_hat: torch.Tensor) -> torch.Tensor:
         plan = self._plan(w_hat)
-        n = self.grid.n
         split = self.buffers.split_fields
         multipliers = self.buffers.multipliers
         for w, w4, spectra, fields, spectra_j, fields_j, product, adv, decay, advect, source in plan:
-            # advection_hat's chunk (u, v, w_x, w_y on the grid, u w_x + v w_y, its rfft2) on views made once
-            # per state tensor (the same operations in the same order: bitwise the same result), then the
-            # update of these samples while they are in the cache:
+            # advection_hat's chunk kernel (u, v, w_x, w_y on the grid, u w_x + v w_y, its rfft2) on views
+            # made once per state tensor, then the update of these samples while they are in the cache:
             # w <- decay w - dt P adv / (1 - dt L/2) + dt f / (1 - dt L/2)
-            torch.mul(w4, multipliers, out=spectra)
-            if split:
-                for sj, fj in zip(spectra_j, fields_j):
-                    torch.fft.irfft2(sj, s=(n, n), out=fj)
-            else:
-                torch.fft.irfft2(spectra, s=(n, n), out=fields)
-            torch.mul(fields_j[0], fields_j[2], out=product)
-            product.addcmul_(fields_j[1], fields_j[3])
-            torch.fft.rfft2(product, out=adv)
+            advection_product_chunk(w4, multipliers, spectra, fields, spectra_j, fields_j, product, adv, split)
             if source is not None:
                 torch.addcmul(source, decay, w, out=w)
             else:
@@ -277,7 +264,7 @@ class IMEXRungeKuttaCN(Stepper):
                         r.mul_(gamma).add_(n_s)
                     w.addcmul_(r, rows(gain, a, b))
 
-            advection_hat(w_hat, self.grid, self.buffers, dealias=False, epilogue=update)
+            self.rhs.advection_hat(w_hat, self.buffers, dealias=False, epilogue=update)
             if self.form == "smr":              # N_s becomes "previous" for stage s + 1
                 self._n_cur, self._other = self._other, self._n_cur
         return w_hat

@@ -46,6 +46,7 @@ from typing import Optional
 import torch
 
 from datagen.navier_stokes import spectral
+from datagen.navier_stokes.rhs import VorticityRHS
 
 from .time_derivative import TIME_DERIVATIVES, time_derivative
 
@@ -81,10 +82,11 @@ class LinearizationPoint:
 
 
 def _linearized_advection_hat(w_hat: torch.Tensor, point: LinearizationPoint, newton: bool,
-                              grid: spectral.SpectralGrid) -> torch.Tensor:
+                              rhs: VorticityRHS) -> torch.Tensor:
     """Dealiased ``u_ref . grad w`` (Picard), plus ``u(w) . grad w_ref - u_ref . grad w_ref``
     (Newton): products in physical space, transformed back, 2/3-rule mask -- the generator's
     procedure (:func:`datagen.navier_stokes.spectral.advection_hat`) applied to the mixed terms."""
+    grid = rhs.grid
     wx, wy = spectral.to_physical(torch.stack(spectral.gradient_hat(w_hat, grid), dim=-3), grid).unbind(-3)
     u_ref, v_ref = point.velocity.unbind(-3)
     product = u_ref * wx + v_ref * wy
@@ -92,7 +94,7 @@ def _linearized_advection_hat(w_hat: torch.Tensor, point: LinearizationPoint, ne
         u, v = spectral.to_physical(torch.stack(spectral.velocity_hat(w_hat, grid), dim=-3), grid).unbind(-3)
         rx, ry = point.gradient.unbind(-3)
         product = product + u * rx + v * ry
-    adv_hat = spectral.to_spectral(product) * grid.dealias
+    adv_hat = spectral.to_spectral(product) * rhs.dealias
     return adv_hat - point.advection_hat if newton else adv_hat
 
 
@@ -138,10 +140,6 @@ def residual_spectrum(
     n = w.shape[-1]
     if w.shape[-2] != n:
         raise ValueError(f"the residual needs a square periodic grid, got {w.shape[-2]} x {n}")
-    if viscosity < 0:
-        raise ValueError(f"viscosity must be >= 0, got {viscosity}")
-    if drag < 0:
-        raise ValueError(f"drag must be >= 0, got {drag}")
     if linearization not in LINEARIZATIONS:
         raise ValueError(f"unknown linearization {linearization!r}; allowed: {', '.join(LINEARIZATIONS)}")
     if band not in BANDS:
@@ -156,6 +154,8 @@ def residual_spectrum(
     if dtype is not None:
         w = w.to(dtype)
     grid = spectral.SpectralGrid(n, box, dtype=w.dtype, device=w.device)
+    # the equation's terms as the generator's steppers define them (validates viscosity and drag)
+    rhs = VorticityRHS(grid, viscosity, drag, forcing)
     if linearization != "none":
         point = reference
         if not isinstance(point, LinearizationPoint):
@@ -167,16 +167,16 @@ def residual_spectrum(
     w_hat = spectral.to_spectral(w)
     w_t_hat = spectral.to_spectral(time_derivative(w, dt, method=time_method, order=fd_order, dim=1))
     if linearization == "none":
-        adv_hat = spectral.advection_hat(w_hat, grid)
+        adv_hat = rhs.advection_hat(w_hat)
     else:
-        adv_hat = _linearized_advection_hat(w_hat, point, linearization == "newton", grid)
+        adv_hat = _linearized_advection_hat(w_hat, point, linearization == "newton", rhs)
 
-    # R = w_t + u . grad w - nu Lap w + alpha w - f
-    r_hat = w_t_hat + adv_hat - spectral.laplacian_hat(w_hat, grid) * viscosity + drag * w_hat
-    if forcing is not None:
-        forcing = torch.as_tensor(forcing, dtype=w.dtype, device=w.device)
-        r_hat = r_hat - spectral.to_spectral(forcing)
-    return r_hat * grid.dealias if band == "dealiased" else r_hat
+    # R = w_t - (L w + N(w)) = w_t + P(u . grad w) + (nu |k|^2 + alpha) w - f
+    r_hat = w_t_hat + adv_hat - rhs.linear_hat(w_hat)
+    f_hat = rhs.forcing_spectrum(w_hat.dtype)
+    if f_hat is not None:
+        r_hat = r_hat - f_hat
+    return r_hat * rhs.dealias if band == "dealiased" else r_hat
 
 
 def navier_stokes_residual(w: torch.Tensor, dt: float, viscosity: float, **kwargs) -> torch.Tensor:
