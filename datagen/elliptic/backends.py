@@ -45,6 +45,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from datagen.contract import check_rtol
+from datagen.krylov.pc_reuse import PCReusePolicy
 
 METHODS = ("skr", "gmres", "lu", "cg-gamg")
 INITIAL_GUESSES = ("previous", "zero")
@@ -276,7 +277,10 @@ class PetscBackend:
         if isinstance(pc_reuse, bool) or not isinstance(pc_reuse, (int, np.integer)) or pc_reuse < 1:
             raise ValueError(f"pc_reuse must be an integer >= 1 (systems per preconditioner), got {pc_reuse!r}")
         self.pc_reuse = int(pc_reuse)
-        self._systems_on_pc = 0
+        # the one PC-reuse policy (datagen.krylov.pc_reuse), counting matrices only: a PC (GAMG: its
+        # interpolation) serves pc_reuse consecutive matrices of one sparsity pattern
+        self._pc_policy = PCReusePolicy(self.pc_reuse, iteration_growth=None)
+        self._operators_set = 0
         self.comm = comm or PETSc.COMM_SELF
         opts = PETSc.Options()
         if pc and method in ("skr", "gmres"):
@@ -421,13 +425,17 @@ class PetscBackend:
             bad = np.flatnonzero(~(diag > 0))
             if bad.size:
                 self._not_spd = f"diagonal entry {diag[bad[0]]:g} in row {bad[0]}"
-        reuse = same and self._systems_on_pc < self.pc_reuse
-        if self.method == "cg-gamg" and self.pc_reuse > 1 and not reuse and self._systems_on_pc > 0:
+        self._operators_set += 1
+        policy = self._pc_policy
+        reuse = same and not policy.needs_rebuild(self._operators_set)
+        if self.method == "cg-gamg" and self.pc_reuse > 1 and not reuse and policy.has_pc:
             # a new GAMG hierarchy (interpolation) after pc_reuse matrices, or for a new sparsity pattern
             self._ksp.destroy()
             self._ksp = self._make_ksp(self.method)
         reuse = reuse and self.method in ("skr", "gmres", "cg-gamg")
-        self._systems_on_pc = self._systems_on_pc + 1 if reuse else 1
+        if not reuse:
+            policy.built(self._operators_set)
+        policy.solved()          # one more matrix served by the current PC
         self._ksp.setOperators(self._mat)
         if self.method == "cg-gamg":
             return       # GAMG's reuse is its kept interpolation; the PC is always set up on the new values
@@ -439,7 +447,7 @@ class PetscBackend:
         self._mat = None
         self._pattern = None
         self._last_x = None
-        self._systems_on_pc = 0
+        self._pc_policy.forget()
         self._ksp.destroy()
         self._ksp = self._make_ksp(self.method)   # skr: a new context, an empty recycled space
 
@@ -464,10 +472,9 @@ class PetscBackend:
         if self.method == "skr":
             self._ksp.getPythonContext().reset(self._ksp)      # the recycled space
         self._last_x = None
-        # the next set_operator rebuilds the PC whatever pc_reuse says
-        self._systems_on_pc = self.pc_reuse
+        # the next set_operator rebuilds the PC whatever pc_reuse says (cg-gamg: on a fresh KSP, below)
+        self._pc_policy.forget()
         if self.method == "cg-gamg":
-            self._systems_on_pc = 0      # the next set_operator builds on a fresh KSP (below)
             if self._ksp is not None:
                 self._ksp.destroy()
                 self._ksp = self._make_ksp(self.method)

@@ -5,10 +5,17 @@ neighbours are close, so the PC of system ``i`` still preconditions system ``i +
 the recycled Krylov space absorbs part of the difference. The policy keeps a PC for at most
 ``max_systems`` systems and asks for a rebuild sooner when the iteration count with the kept PC
 grows past ``iteration_growth`` times that of the first solve with it.
+
+One policy decides everywhere a PC is kept: :class:`datagen.krylov.GCRODR` (its own PC),
+the PETSc KSP type ``gcrodr`` (``-ksp_gcrodr_pc_reuse_*``, through ``PCSetReusePreconditioner``)
+and the data generator's ``PetscBackend`` (``--pc-reuse K``: ILU & co. kept, or GAMG's
+interpolation kept, for ``K`` matrices). The backend uses the count-only mode
+(``iteration_growth=None``): a PC serves exactly ``max_systems`` matrices, then a new one is built.
 """
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 
 class PCReusePolicy:
@@ -18,20 +25,23 @@ class PCReusePolicy:
         max_systems: a PC serves at most this many consecutive systems (``1``: rebuild for
             every new matrix, i.e. no reuse), integer ``>= 1``.
         iteration_growth: rebuild early once a solve needs more than this factor times the
-            iterations of the first solve with the current PC, ``>= 1``.
+            iterations of the first solve with the current PC, ``>= 1``; ``None``: count only
+            (no early rebuild: every PC serves ``max_systems`` systems).
         min_baseline: that first count is taken as at least this many iterations, so that a
             near-exact PC (the LU of a neighbour: 1-3 iterations) is not rebuilt because a few
             extra iterations doubled a tiny count, ``>= 1``.
     """
 
-    def __init__(self, max_systems: int = 1, iteration_growth: float = 1.5,
+    def __init__(self, max_systems: int = 1, iteration_growth: Optional[float] = 1.5,
                  min_baseline: int = 10):
         if isinstance(max_systems, bool) or not isinstance(max_systems, int) or max_systems < 1:
             raise ValueError(f"max_systems must be an integer >= 1, got {max_systems!r}")
-        growth = float(iteration_growth)
-        if not (growth >= 1.0) or math.isinf(growth):
-            raise ValueError(
-                f"iteration_growth must be a finite number >= 1, got {iteration_growth!r}")
+        growth = None
+        if iteration_growth is not None:
+            growth = float(iteration_growth)
+            if not (growth >= 1.0) or math.isinf(growth):
+                raise ValueError(f"iteration_growth must be a finite number >= 1 (or None: count only), "
+                                 f"got {iteration_growth!r}")
         if isinstance(min_baseline, bool) or not isinstance(min_baseline, int) or min_baseline < 1:
             raise ValueError(f"min_baseline must be an integer >= 1, got {min_baseline!r}")
         self.min_baseline = min_baseline
@@ -42,6 +52,11 @@ class PCReusePolicy:
     @property
     def active(self) -> bool:
         return self.max_systems > 1
+
+    @property
+    def has_pc(self) -> bool:
+        """Whether a PC was built since the last :meth:`forget`."""
+        return self._operator_key is not None
 
     def forget(self) -> None:
         """Start over: the next solve builds a fresh PC."""
@@ -73,9 +88,12 @@ class PCReusePolicy:
         self._baseline = None
         self._rebuild_requested = False
 
-    def solved(self, iterations: int) -> None:
-        """Record a finished solve with the current PC."""
+    def solved(self, iterations: Optional[int] = None) -> None:
+        """Record a system served by the current PC (``iterations``: its solve's count, for the
+        growth trigger; ``None`` or ignored in count-only mode)."""
         self._systems += 1
+        if self.iteration_growth is None or iterations is None:
+            return
         if self._baseline is None:
             self._baseline = max(int(iterations), self.min_baseline)
         elif iterations > self.iteration_growth * self._baseline:
