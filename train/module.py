@@ -249,7 +249,7 @@ class NeuralOperatorModule(pl.LightningModule):
         x_n = self.norm_in.encode(x, 2)
         t_out = int(t_out or self.layout.t_out)
         if self.mode == "direct":
-            return self.model(x_n[:, :, 0], t_out).unsqueeze(2)
+            return self.model(x_n, t_out)    # direct models take and give the data layout (B, T, 1, X, Y)
         return self._rollout_n(x_n[:, -self.layout.history:], t_out)
 
     def forward(self, x: torch.Tensor, t_out: Optional[int] = None) -> torch.Tensor:

@@ -225,12 +225,18 @@ class FNO3d(FNO, ModelContract):
             self.embedding = _SpaceTimeGrid(endpoint, time_coordinate)
 
     def forward(self, x: torch.Tensor, t_out: Optional[int] = None) -> torch.Tensor:
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"FNO3d expects x of shape (B, T_in={self.in_channels}, X, Y), got "
-                             f"{tuple(x.shape)}")
+        """``(B, T_in, X, Y) -> (B, t_out, X, Y)``, or the data layout ``(B, T_in, 1, X, Y) ->
+        (B, t_out, 1, X, Y)``."""
+        layout = x.dim() == 5 and x.shape[2] == 1
+        if not (x.dim() == 4 or layout) or x.shape[1] != self.in_channels:
+            raise ValueError(f"FNO3d expects x of shape (B, T_in={self.in_channels}, X, Y) or "
+                             f"(B, T_in={self.in_channels}, 1, X, Y), got {tuple(x.shape)}")
+        if layout:
+            x = x.flatten(1, 2)            # frames x one field -> channels
         t_out = self.out_steps if t_out is None else int(t_out)
         if t_out < 1:
             raise ValueError(f"t_out must be >= 1, got {t_out}")
         # the input frames are channels, repeated at every output time (B, T_in, X, Y, T_out)
         a = x.unsqueeze(-1).expand(*x.shape, t_out)
-        return super().forward(a).squeeze(1).movedim(-1, 1)
+        out = super().forward(a)           # (B, 1, X, Y, t_out)
+        return out.movedim(-1, 1) if layout else out.squeeze(1).movedim(-1, 1)

@@ -180,8 +180,9 @@ class SFNO(nn.Module, ModelContract):
 
     # ------------------------------------------------------------------------------------------
     def _check_input(self, x: torch.Tensor) -> None:
-        if x.dim() != 4 or x.shape[1] < 1:
-            raise ValueError(f"SFNO expects x of shape (B, T_in, X, Y) with T_in >= 1, got {tuple(x.shape)}")
+        if not ((x.dim() == 4 or (x.dim() == 5 and x.shape[2] == 1)) and x.shape[1] >= 1):
+            raise ValueError(f"SFNO expects x of shape (B, T_in, X, Y) or the data layout (B, T_in, 1, X, Y) "
+                             f"with T_in >= 1, got {tuple(x.shape)}")
 
     def latent_length(self, t_out: int) -> int:
         """Frames ``N = t_out + L + 2`` of the output layer's (resampled) input."""
@@ -192,14 +193,16 @@ class SFNO(nn.Module, ModelContract):
         return self.latent_length(t_out) // 2 + 1
 
     def latent(self, x: torch.Tensor, t_out: Optional[int] = None) -> torch.Tensor:
-        """Everything before the output layer: ``(B, T_in, X, Y) -> (B, 1, X, Y, t_out + L + 2)``
-        (context frame + latent, zero-padded in front, resampled to the output layer's grid)."""
+        """Everything before the output layer: ``(B, T_in, X, Y)`` (or the data layout
+        ``(B, T_in, 1, X, Y)``) ``-> (B, 1, X, Y, t_out + L + 2)`` (context frame + latent, zero-padded
+        in front, resampled to the output layer's grid)."""
         self._check_input(x)
         t_out = self.out_steps if t_out is None else int(t_out)
         if t_out < 1:
             raise ValueError(f"t_out must be >= 1, got {t_out}")
-        _, _, nx, ny = x.shape
-        u = x.movedim(1, -1).unsqueeze(1)  # (B, 1, X, Y, T_in)
+        nx, ny = x.shape[-2:]
+        # (B, 1, X, Y, T_in): the data layout's field axis is the model's channel axis
+        u = x.movedim(1, -1) if x.dim() == 5 else x.movedim(1, -1).unsqueeze(1)
         p = self.lift(self.lift_norm(self.encoding(u)))
         w = self.lift_mlp(self.lift_spectral(p, out_shape=(nx, ny, self.latent_steps)))
         v = self.lift_activation(p[..., -1:] + w)
@@ -216,12 +219,14 @@ class SFNO(nn.Module, ModelContract):
 
     def head(self, latent: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Output layer + last input frame: ``latent (B, 1, X, Y, t_out + L + 2)``, ``x (B, T_in, X, Y)``
-        -> ``(B, t_out, X, Y)``."""
+        -> ``(B, t_out, X, Y)``; ``x (B, T_in, 1, X, Y)`` -> ``(B, t_out, 1, X, Y)``."""
         t_out = latent.shape[-1] - self.latent_steps - 2
         if latent.dim() != 5 or latent.shape[1] != 1 or t_out < 1:
             raise ValueError(f"latent must be (B, 1, X, Y, t_out + {self.latent_steps + 2}) as returned "
                              f"by SFNO.latent, got {tuple(latent.shape)}")
         w = self.output_layer(latent)[..., -t_out:]
+        if x.dim() == 5:
+            return w.movedim(-1, 1) + x[:, -1:]
         return w.squeeze(1).movedim(-1, 1) + x[:, -1:]
 
     def forward(self, x: torch.Tensor, t_out: Optional[int] = None) -> torch.Tensor:
