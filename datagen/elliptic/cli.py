@@ -28,6 +28,8 @@ import json
 import os
 import sys
 
+import numpy as np
+
 from datagen.elliptic.backends import INITIAL_GUESSES
 from datagen.elliptic.generator import CONFIG_KEYS, DEFAULT_BLOCK, SOLVERS, GenerationConfig
 from datagen.sorting import ORDERINGS
@@ -109,7 +111,10 @@ def add_arguments(parser: argparse.ArgumentParser, family: str) -> None:
     g.add_argument("--overwrite", action="store_true", help="replace an existing dataset or partial run")
     g.add_argument("--max-new", type=int, default=None,
                    help="stop after this many new samples, leaving a resumable partial run")
-    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g.add_argument("--no-progress", action="store_true", help="no progress line")
+    g.add_argument("--print-spec", action="store_true",
+                   help="print the resolved generation spec (family laws, solver settings with the method "
+                        "--solver auto picks, defaults included) as JSON and exit without generating")
     g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any documented family option or solver setting, e.g. --set boundary_alpha=2 "
                         "(VALUE is JSON or a bare string; unknown keys are refused)")
@@ -191,6 +196,39 @@ def make_config(args) -> GenerationConfig:
     return GenerationConfig.from_dict(values)
 
 
+def resolved_spec(family, config: GenerationConfig, out: str) -> dict:
+    """What ``--print-spec`` prints: the dataset spec the run would write (the family's equation,
+    scheme and parameter laws, or ``user_fields``; the solver settings with defaults and the method
+    ``--solver auto`` picks and why), plus the run's sample count, seed and output. The options
+    PETSc actually reads and the float32 storage check are known only once PETSc has built the
+    solver, so ``petsc_options`` is what was asked for."""
+    from dataclasses import asdict
+
+    from datagen.elliptic.generator import auto_choice
+
+    solver = asdict(config)
+    n, seed = solver.pop("n_samples"), solver.pop("seed")
+    if config.solver == "auto":
+        choice = auto_choice(family, config)
+        solver.update(method=choice.method, auto_reason=choice.reason)
+        if choice.pc is not None:
+            solver["pc"] = choice.pc
+        if choice.pc_reuse is not None:
+            solver["pc_reuse"] = choice.pc_reuse
+    else:
+        solver["method"] = config.solver
+    return {"family": family.name, "n_samples": n, "seed": seed, "out": out,
+            "spec": {**family.spec(), "solver": solver}}
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
 def _world():
     """mpi4py's COMM_WORLD when started under mpiexec with more than one process, else None."""
     launcher_vars = ("PMI_RANK", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "HYDRA_CONTROL_FD")
@@ -219,6 +257,10 @@ def run(args) -> int:
         config = make_config(args)
         config.validate()
         out = args.out or os.path.join("data", f"{args.family}_{args.resolution}_n{args.n}.h5")
+        if getattr(args, "print_spec", False):
+            if rank == 0:
+                print(json.dumps(resolved_spec(family, config, out), indent=1, default=_json_default))
+            return 0
         os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     except (ValueError, DatasetError, RuntimeError) as err:
         # argument errors are raised identically on every rank: each returns, none waits

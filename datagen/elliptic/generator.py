@@ -607,9 +607,9 @@ def _generate(family, path, config, user_options, *, resume, overwrite, comm, pr
 
     bar = None
     if progress:
-        from tqdm import tqdm
+        from datagen.progress import progress_bar  # in place on a terminal, periodic lines in a log
 
-        bar = tqdm(total=len(work), desc=f"{family.name}[{rank}/{size}]" if size > 1 else family.name,
+        bar = progress_bar(total=len(work), desc=f"{family.name}[{rank}/{size}]" if size > 1 else family.name,
                    unit="sample", file=stream or sys.stderr, position=rank if size > 1 else None,
                    dynamic_ncols=True, smoothing=0.1)
     stopped_early = False
