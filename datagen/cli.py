@@ -24,6 +24,19 @@ SUBCOMMANDS = {
 }
 
 
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Help that shows every option's default: ``(default: X)`` is added where the help text does
+    not state it already and the option has a value by default (not None, False or [])."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if "default" in text or not action.option_strings or default is argparse.SUPPRESS or \
+                default is None or default is False or default == []:
+            return action.help
+        return f"{text} (default: %(default)s)".strip()
+
+
 def build_parser(families=None, argv=None) -> argparse.ArgumentParser:
     """The CLI parser; only the subcommands in ``families`` (None: all) import their module and get
     their arguments, the others are listed with their help line. ``argv`` reaches generators whose
@@ -36,7 +49,7 @@ def build_parser(families=None, argv=None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="family", metavar="FAMILY")
     sub.required = True
     for name, (module, help_text) in SUBCOMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(name, help=help_text, description=help_text, formatter_class=DefaultsHelpFormatter)
         p.set_defaults(_module=module)
         if families is not None and name not in families:
             continue

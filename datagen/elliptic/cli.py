@@ -104,7 +104,7 @@ def add_arguments(parser: argparse.ArgumentParser, family: str) -> None:
     g.add_argument("--resolution", type=int, default=DEFAULT_RESOLUTION[family],
                    help="grid points per axis including the boundary (default %(default)s)")
     g.add_argument("--out", default=None, help="output HDF5 file (default data/<family>_<resolution>_n<N>.h5)")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=int, default=0, help="run seed: sample i depends only on (seed, i)")
     g.add_argument("--dtype", choices=("float64", "float32"), default="float64",
                    help="storage dtype of the fields (float64 keeps the solver tolerance)")
     g.add_argument("--resume", action="store_true", help="continue an interrupted run with the same settings")
@@ -126,7 +126,7 @@ def add_arguments(parser: argparse.ArgumentParser, family: str) -> None:
     s.add_argument("--rtol", type=float, default=1e-8, help="relative tolerance on the true residual (default 1e-8)")
     s.add_argument("--restart", type=int, default=40, help="Krylov restart length m (default 40)")
     s.add_argument("--recycle", type=int, default=20, help="recycled subspace dimension k of skr (default 20)")
-    s.add_argument("--max-it", type=int, default=10000)
+    s.add_argument("--max-it", type=int, default=10000, help="iteration cap of one solve")
     s.add_argument("--ordering", choices=ORDERINGS, default="auto",
                    help="solve order: greedy nearest-neighbour, grouped (scalable), none, auto")
     s.add_argument("--group-size", type=int, default=512, help="group size of the grouped ordering")
@@ -156,19 +156,19 @@ def add_arguments(parser: argparse.ArgumentParser, family: str) -> None:
                        help="mean wavenumber k0 (default 4 pi: two wavelengths across the domain)")
         p.add_argument("--contrast", type=float, default=0.1, help="k = k0 exp(contrast g), g unit-variance GRF")
         p.add_argument("--spread", type=float, default=0.0, help="k0 varies uniformly by +-spread (relative)")
-        p.add_argument("--bc", choices=("dirichlet", "neumann"), default="dirichlet")
-        p.add_argument("--alpha", type=float, default=2.5)
-        p.add_argument("--tau", type=float, default=7.0)
+        p.add_argument("--bc", choices=("dirichlet", "neumann"), default="dirichlet", help="boundary condition")
+        p.add_argument("--alpha", type=float, default=2.5, help="GRF smoothness")
+        p.add_argument("--tau", type=float, default=7.0, help="GRF inverse length")
     elif base == "poisson":
-        p.add_argument("--alpha", type=float, default=2.5)
-        p.add_argument("--tau", type=float, default=7.0)
+        p.add_argument("--alpha", type=float, default=2.5, help="GRF smoothness")
+        p.add_argument("--tau", type=float, default=7.0, help="GRF inverse length")
     else:
         p.add_argument("--steps", type=int, default=10, help="time steps stored per sample")
-        p.add_argument("--dt", type=float, default=0.005)
+        p.add_argument("--dt", type=float, default=0.005, help="time step")
         p.add_argument("--theta", type=float, default=1.0, help="1 = backward Euler, 0.5 = Crank-Nicolson")
-        p.add_argument("--alpha", type=float, default=2.5)
-        p.add_argument("--tau", type=float, default=7.0)
-        p.add_argument("--forcing", type=float, default=0.0)
+        p.add_argument("--alpha", type=float, default=2.5, help="GRF smoothness")
+        p.add_argument("--tau", type=float, default=7.0, help="GRF inverse length")
+        p.add_argument("--forcing", type=float, default=0.0, help="constant source f")
     from datagen.elliptic.user_fields import add_arguments as add_user_fields
 
     add_user_fields(p, family)

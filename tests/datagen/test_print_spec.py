@@ -79,3 +79,21 @@ def test_navier_stokes_help_shows_the_recipe_values():
     with contextlib.redirect_stdout(buf), pytest.raises(SystemExit):
         main(["navier-stokes", "--help"])                       # no --recipe: the default recipe's values
     assert "kinematic viscosity nu (default: 0.001, recipe fno)" in " ".join(buf.getvalue().split())
+
+
+@pytest.mark.parametrize("family", ["darcy", "helmholtz", "poisson", "heat", "darcy3d", "navier-stokes"])
+def test_every_option_with_a_default_shows_it_in_help(family):
+    from datagen.cli import build_parser
+
+    parser = build_parser(families=(family,))
+    sub = next(a for a in parser._actions if a.dest == "family").choices[family]
+    formatter = sub._get_formatter()
+    for action in sub._actions:
+        if not action.option_strings or action.dest == "help":
+            continue
+        shown = formatter._expand_help(action) if action.help else ""
+        has_default = action.default not in (None, False, [])
+        assert not has_default or "default" in shown, f"{family} {action.option_strings[0]}: {shown!r}"
+        if family == "navier-stokes" and action.container.title and "recipe overrides" in action.container.title \
+                and action.dest not in ("initial_key", "set"):
+            assert "recipe fno" in shown, f"{action.option_strings[0]}: {shown!r}"
