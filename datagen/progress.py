@@ -4,19 +4,16 @@
 one line; when the stream is not a terminal (a log file, a pipe, CI) it writes a complete line
 every ``NEURALOPS_PROGRESS_INTERVAL`` seconds (default 15) and a last one when the bar closes,
 instead of tqdm's carriage-return redraws, which a log would show as one endless line.
-
-:func:`stage` times a step whose length is known only from an estimate (e.g. a benchmark of a
-fixed size) and prints ``what ... done in S s``.
 """
 from __future__ import annotations
 
 import os
 import re
 import sys
-import time
-from contextlib import contextmanager
 
-__all__ = ["progress_bar", "LineStream", "interval", "stage"]
+from tqdm import tqdm
+
+__all__ = ["progress_bar", "LineStream", "LogBar", "interval"]
 
 _ESCAPES = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -56,6 +53,17 @@ class LineStream:
         return False
 
 
+class LogBar(tqdm):
+    """tqdm for a log: postfix updates wait for the next periodic line (a postfix set after every
+    sample would otherwise write a line per sample)."""
+
+    def set_postfix(self, ordered_dict=None, refresh=True, **kwargs):
+        super().set_postfix(ordered_dict, refresh=False, **kwargs)
+
+    def set_postfix_str(self, s="", refresh=True):
+        super().set_postfix_str(s, refresh=False)
+
+
 def _is_tty(stream) -> bool:
     try:
         return bool(stream.isatty())
@@ -67,26 +75,12 @@ def progress_bar(total=None, desc: str = "", *, file=None, **kwargs):
     """A ``tqdm`` bar on ``file`` (default stderr): redrawn in place on a terminal, else one line
     every :func:`interval` seconds (and at the end). ``kwargs`` go to tqdm (``unit``, ``position``,
     ``bar_format``, ...)."""
-    from tqdm import tqdm
-
     stream = file if file is not None else sys.stderr
-    if not _is_tty(stream):
-        stream = LineStream(stream)
-        kwargs["mininterval"] = interval()
-        kwargs["maxinterval"] = max(kwargs["mininterval"], 10.0)
-        kwargs.pop("dynamic_ncols", None)
-        kwargs.setdefault("ncols", 110)
-        kwargs.pop("position", None)        # cursor moves mean nothing in a log
-    return tqdm(total=total, desc=desc, file=stream, **kwargs)
-
-
-@contextmanager
-def stage(what: str, expected_seconds: float | None = None, file=None):
-    """Announce a step, then say how long it took (``expected_seconds``: the measured time a
-    reader can compare with, printed up front as the ETA)."""
-    stream = file if file is not None else sys.stderr
-    eta = f" (about {expected_seconds:.0f} s)" if expected_seconds else ""
-    print(f"{what}{eta} ...", file=stream, flush=True)
-    t0 = time.perf_counter()
-    yield
-    print(f"{what}: done in {time.perf_counter() - t0:.1f} s", file=stream, flush=True)
+    if _is_tty(stream):
+        return tqdm(total=total, desc=desc, file=stream, **kwargs)
+    kwargs["mininterval"] = interval()
+    kwargs["maxinterval"] = max(kwargs["mininterval"], 10.0)
+    kwargs.pop("dynamic_ncols", None)
+    kwargs.setdefault("ncols", 110)
+    kwargs.pop("position", None)        # cursor moves mean nothing in a log
+    return LogBar(total=total, desc=desc, file=LineStream(stream), **kwargs)

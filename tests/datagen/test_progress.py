@@ -40,7 +40,9 @@ def test_a_log_is_not_flooded(monkeypatch):
     monkeypatch.setenv("NEURALOPS_PROGRESS_INTERVAL", "60")
     log = io.StringIO()
     bar = progress_bar(total=1000, desc="ns", file=log)
-    for _ in range(1000):
+    for i in range(1000):
+        bar.set_postfix_str(f"its {i}")          # as the elliptic generator does after every sample
+        bar.set_postfix(batch=i)                 # and the Navier-Stokes one after every batch
         bar.update(1)
     bar.close()
     assert len(log.getvalue().splitlines()) <= 3                        # first, (maybe one), last
