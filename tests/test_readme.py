@@ -195,6 +195,27 @@ REDUCTIONS = {
 }
 
 
+def test_readme_states_the_reductions_the_slow_run_applies():
+    """The slow run changes only what the README says it changes (section "Running the examples")."""
+    text = " ".join(README.read_text().split())
+    for phrase in ("elliptic `--n` at most 12 and `--resolution` at most 33 (3D: 18)",
+                   "Navier-Stokes `--n` and `--batch-size` at most 4 with `--resolution 32 --store-resolution 32 "
+                   "--dt 5e-3` (the recipe's times and frames kept) and `--device cpu` without a GPU",
+                   "`fit` one epoch on at most 2 devices", "`refine` at most 2 steps"):
+        assert phrase in text, f"README.md no longer states the reduction: {phrase}"
+    assert reduce(["neuralops-datagen", "darcy", "--n", "1000", "--resolution", "129", "--", "-log_view"]) == \
+        ["neuralops-datagen", "darcy", "--n", "12", "--resolution", "33", "--", "-log_view"]
+    assert reduce(["neuralops-datagen", "helmholtz3d", "--n", "200"])[-2:] == ["--resolution", "18"]
+    ns = reduce(["neuralops-datagen", "navier-stokes", "--recipe", "fno", "--n", "1200", "--out", "x.h5",
+                 "--device", "cuda", "--batch-size", "100"])
+    assert ns[ns.index("--n") + 1] == "4" and ns[ns.index("--batch-size") + 1] == "4"
+    assert ns[ns.index("--resolution") + 1] == "32" and ns[ns.index("--dt") + 1] == "5e-3"
+    assert reduce(["neuralops-train", "fit", "-c", "x", "--trainer.devices", "4"]) == \
+        ["neuralops-train", "fit", "-c", "x", "--trainer.devices", "2", "--trainer.max_epochs", "1"]
+    assert reduce(["neuralops-train", "refine", "--steps", "60"]) == ["neuralops-train", "refine", "--steps", "2"]
+    assert reduce(["neuralops-eval", "--ckpt", "c", "--out", "r"]) == ["neuralops-eval", "--ckpt", "c", "--out", "r"]
+
+
 def _set(argv: list, name: str, value) -> list:
     """argv with ``name value`` (replaced where present, else added before a ``--`` separator)."""
     value = str(value)
