@@ -12,6 +12,8 @@ import os
 import sys
 import warnings
 
+from datagen.help_format import show_defaults
+
 # subcommand -> (module, one-line help)
 SUBCOMMANDS = {
     "darcy": ("datagen.elliptic.cli", "Darcy flow -div(a grad u) = f (SKR on PETSc)"),
@@ -22,19 +24,6 @@ SUBCOMMANDS = {
     "heat": ("datagen.elliptic.cli", "transient heat equation, implicit steps (SKR on PETSc)"),
     "navier-stokes": ("datagen.navier_stokes.cli", "2D incompressible Navier-Stokes, batched pseudo-spectral"),
 }
-
-
-class DefaultsHelpFormatter(argparse.HelpFormatter):
-    """Help that shows every option's default: ``(default: X)`` is added where the help text does
-    not state it already and the option has a value by default (not None, False or [])."""
-
-    def _get_help_string(self, action):
-        text = action.help or ""
-        default = action.default
-        if "default" in text or not action.option_strings or default is argparse.SUPPRESS or \
-                default is None or default is False or default == []:
-            return action.help
-        return f"{text} (default: %(default)s)".strip()
 
 
 def build_parser(families=None, argv=None) -> argparse.ArgumentParser:
@@ -49,7 +38,7 @@ def build_parser(families=None, argv=None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="family", metavar="FAMILY")
     sub.required = True
     for name, (module, help_text) in SUBCOMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text, formatter_class=DefaultsHelpFormatter)
+        p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(_module=module)
         if families is not None and name not in families:
             continue
@@ -62,7 +51,7 @@ def build_parser(families=None, argv=None) -> argparse.ArgumentParser:
         params = _parameters(mod)
         kwargs = {"argv": argv} if "argv" in params else {}
         mod.add_arguments(p, name, **kwargs) if "family" in params else mod.add_arguments(p, **kwargs)
-    return parser
+    return show_defaults(parser)      # every option's default in --help
 
 
 def _parameters(mod) -> tuple:

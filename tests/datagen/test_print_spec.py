@@ -97,3 +97,24 @@ def test_every_option_with_a_default_shows_it_in_help(family):
         if family == "navier-stokes" and action.container.title and "recipe overrides" in action.container.title \
                 and action.dest not in ("initial_key", "set"):
             assert "recipe fno" in shown, f"{action.option_strings[0]}: {shown!r}"
+
+
+def test_data_and_refine_commands_show_their_defaults():
+    import argparse
+
+    from train.data_cli import build_parser as data_parser
+    from train.refine.cli import build_parser as refine_parser
+
+    def parsers(p):
+        yield p
+        for a in p._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                for sub in a.choices.values():
+                    yield from parsers(sub)
+
+    for top in (data_parser(), refine_parser()):
+        for p in parsers(top):
+            formatter = p._get_formatter()
+            for action in p._actions:
+                if action.option_strings and action.default not in (None, False, []) and action.dest != "help":
+                    assert "default" in formatter._expand_help(action), f"{p.prog} {action.option_strings[0]}"

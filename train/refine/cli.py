@@ -249,7 +249,9 @@ def build_parser(parser: Optional[argparse.ArgumentParser] = None) -> argparse.A
     p.add_argument("--residual-dtype", choices=("float32", "float64"), default="float64")
     p.add_argument("--device", default="cpu")
     p.add_argument("--setting", default=None, help="published-comparison setting key for the report")
-    return p
+    from datagen.help_format import show_defaults
+
+    return show_defaults(p)           # every option's default in --help
 
 
 def _parse_indices(text: Optional[str], n: int, default: Optional[Sequence[int]]) -> np.ndarray:
