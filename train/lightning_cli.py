@@ -9,6 +9,7 @@ import importlib.util
 import os
 import re
 import sys
+import time
 from typing import Optional
 
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -151,6 +152,7 @@ class NeuralOperatorCLI(LightningCLI):
         return trainer
 
     def before_fit(self) -> None:
+        self._fit_started = time.perf_counter()
         if self.trainer.global_rank != 0:
             return
         dm = self.datamodule
@@ -167,3 +169,20 @@ class NeuralOperatorCLI(LightningCLI):
         dirs = {os.path.abspath(c.dirpath) for c in self.trainer.checkpoint_callbacks if getattr(c, "dirpath", None)}
         if dirs:
             print(f"neuralops-train: checkpoints: {', '.join(sorted(dirs))}", file=sys.stderr)
+
+    def after_fit(self) -> None:
+        """One summary line: epochs, steps, wall time, the last logged metrics, the last checkpoint."""
+        trainer = self.trainer
+        if trainer.global_rank != 0:
+            return
+        seconds = time.perf_counter() - getattr(self, "_fit_started", time.perf_counter())
+        metrics = trainer.callback_metrics
+        shown = ", ".join(f"{k} {float(metrics[k]):.4g}" for k in ("train/loss", "val/relative_l2") if k in metrics)
+        # LastCheckpoint keeps last.ckpt as its top-1 (monitor None): its "best" path is the last one
+        callbacks = trainer.checkpoint_callbacks
+        paths = [c.best_model_path for c in callbacks if isinstance(c, LastCheckpoint)] + \
+            [getattr(c, "last_model_path", "") or getattr(c, "best_model_path", "") for c in callbacks]
+        paths = [p for p in paths if p]
+        where = f"; checkpoint: {os.path.abspath(paths[0])}" if paths else ""
+        print(f"neuralops-train: fit finished: {trainer.current_epoch} epoch(s), {trainer.global_step} steps in "
+              f"{seconds:.0f} s" + (f"; {shown}" if shown else "") + where, file=sys.stderr, flush=True)
