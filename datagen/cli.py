@@ -12,6 +12,8 @@ import os
 import sys
 import warnings
 
+from datagen.help_format import show_defaults
+
 # subcommand -> (module, one-line help)
 SUBCOMMANDS = {
     "darcy": ("datagen.elliptic.cli", "Darcy flow -div(a grad u) = f (SKR on PETSc)"),
@@ -24,9 +26,11 @@ SUBCOMMANDS = {
 }
 
 
-def build_parser(families=None) -> argparse.ArgumentParser:
+def build_parser(families=None, argv=None) -> argparse.ArgumentParser:
     """The CLI parser; only the subcommands in ``families`` (None: all) import their module and get
-    their arguments, the others are listed with their help line."""
+    their arguments, the others are listed with their help line. ``argv`` reaches generators whose
+    ``add_arguments`` takes it (navier-stokes shows the values of the ``--recipe`` named there as
+    its overrides' defaults)."""
     parser = argparse.ArgumentParser(
         prog="neuralops-datagen",
         description="Generate PDE datasets in the neuralops HDF5 format.",
@@ -44,14 +48,16 @@ def build_parser(families=None) -> argparse.ArgumentParser:
             # The generator's own dependency is missing (e.g. petsc4py): say so when it is used.
             p.set_defaults(_import_error=err)
             continue
-        mod.add_arguments(p, name) if _takes_family(mod) else mod.add_arguments(p)
-    return parser
+        params = _parameters(mod)
+        kwargs = {"argv": argv} if "argv" in params else {}
+        mod.add_arguments(p, name, **kwargs) if "family" in params else mod.add_arguments(p, **kwargs)
+    return show_defaults(parser)      # every option's default in --help
 
 
-def _takes_family(mod) -> bool:
+def _parameters(mod) -> tuple:
     import inspect
 
-    return len(inspect.signature(mod.add_arguments).parameters) >= 2
+    return tuple(inspect.signature(mod.add_arguments).parameters)
 
 
 def _petsc_command_line(argv: list[str]) -> list[str]:
@@ -122,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
 
     argv = sys.argv[1:] if argv is None else list(argv)
     _init_petsc(argv)
-    parser = build_parser(families=(chosen_family(argv),))
+    parser = build_parser(families=(chosen_family(argv),), argv=argv)
     args = parser.parse_args(argv)
     prog = f"neuralops-datagen {args.family}"
     err = getattr(args, "_import_error", None)

@@ -29,7 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
         e = sub.add_parser("export", help="write a neuralops dataset in another layout (The Well)")
         importers.add_export_arguments(e)
         e.set_defaults(_run=importers.run_export)
-    return parser
+    from datagen.help_format import show_defaults
+
+    return show_defaults(parser)      # every option's default in --help
 
 
 def main(argv=None) -> int:

@@ -71,7 +71,7 @@ def _h1_unavailable(grid) -> Optional[str]:
 def evaluate(predictions: Any, targets: Any, grid: Any = None, setting: Optional[str] = None, *,
              layout: Optional[str] = None, times: Optional[Sequence[float]] = None,
              band_edges: Sequence[float] = M.DEFAULT_BAND_EDGES, relative_h1: Any = "auto",
-             chunk_size: int = 16) -> Dict[str, Any]:
+             chunk_size: int = 16, progress: Any = None) -> Dict[str, Any]:
     """Every metric of :mod:`train.metrics` for one set of test predictions.
 
     predictions, targets: tensors or arrays of physical (de-normalised) fields, only the predicted
@@ -85,6 +85,7 @@ def evaluate(predictions: Any, targets: Any, grid: Any = None, setting: Optional
     relative_h1: ``True``, ``False``, or ``"auto"`` (computed when the grid's boundaries are both
         periodic or both Dirichlet, else ``None`` with a note in ``notes``).
     chunk_size: samples per chunk; memory stays bounded for large test sets.
+    progress: ``None`` or a callable ``progress(done, total)`` called with the samples done.
 
     Returns a JSON-ready dict: ``metrics`` (scalars: means over test samples as each definition
     states; band metrics as ``{band: value}``), ``per_step`` / ``per_channel`` / ``per_sample``
@@ -147,6 +148,8 @@ def evaluate(predictions: Any, targets: Any, grid: Any = None, setting: Optional
         band_rmse_sum += M.spectral_band_rmse(p, t, edges, grid).sum((0, 1, 2))
         spec_pred += M.isotropic_energy_spectrum(p, grid, n_shells).sum((0, 1, 2))
         spec_true += M.isotropic_energy_spectrum(t, grid, n_shells).sum((0, 1, 2))
+        if progress is not None:
+            progress(min(start + chunk_size, n), n)
 
     l2 = torch.cat(per_sample_l2)
     steps = torch.cat(per_step)
@@ -207,6 +210,8 @@ def _predicted_times(grid, io: Mapping[str, Any], n_steps: int) -> Optional[list
     return [float(v) for v in t[first:first + n_steps]]
 
 
+#: training epochs of the FNO paper's Navier-Stokes runs (Li et al. 2021, section 5: Adam, 500 epochs)
+PUBLISHED_EPOCHS = 500
 #: the published FNO Navier-Stokes protocols (Li et al. 2020): viscosity, input and output frames, training samples
 FNO_NS_PROTOCOLS: Dict[str, Dict[str, float]] = {
     "fno_ns_nu1e-3_T50_N1000": {"viscosity": 1e-3, "t_in": 10, "t_out": 40, "n_train": 1000},
@@ -316,11 +321,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=int, default=4, help="time frames shown in fields.png")
     p.add_argument("--figure-samples", type=int, default=4,
                    help="steady data: test samples (rows) shown in fields.png from --sample on")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress (default: a line updated in place on a terminal, periodic lines in a log, "
+                        "every NEURALOPS_PROGRESS_INTERVAL seconds)")
     return p
 
 
 def _res(r: Sequence[int]) -> str:
     return "x".join(str(int(v)) for v in r)
+
+
+class _Progress:
+    """A progress bar (:func:`datagen.progress.progress_bar`: in place on a terminal, periodic lines
+    in a log) created at the first ``bar(done, total)`` call, closed on exit; off when ``off``."""
+
+    def __init__(self, desc: str, unit: str, off: bool):
+        self.desc, self.unit, self.off, self.bar = desc, unit, off, None
+
+    def __enter__(self):
+        return None if self.off else self
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            from datagen.progress import progress_bar
+
+            self.bar = progress_bar(total=total, desc=self.desc, unit=self.unit)
+        self.bar.update(done - self.bar.n)
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.close()
+        return False
 
 
 def _evaluate_one(args, data: Optional[str], out_dir: str) -> Dict[str, Any]:
@@ -330,19 +361,33 @@ def _evaluate_one(args, data: Optional[str], out_dir: str) -> Dict[str, Any]:
     from .module import predict_split
     from .report import write_report
 
+    name = os.path.basename(data) if data else f"the checkpoint's {args.split} split"
     t0 = time.perf_counter()
-    pred = predict_split(args.ckpt, data=data, split=args.split, batch_size=args.batch_size, device=args.device)
+    with _Progress(f"neuralops-eval: predicting {name}", "batch", args.no_progress) as bar:
+        pred = predict_split(args.ckpt, data=data, split=args.split, batch_size=args.batch_size,
+                             device=args.device, progress=bar)
     seconds_predict = time.perf_counter() - t0
     prediction, target, grid, io = pred["prediction"], pred["target"], pred["grid"], pred["io"]
     setting, why = args.setting, None
     run = _run_protocol(pred["path"], io, pred["n_train"])
     notes = []
+    this_run = f"this run: {pred['n_train']} training samples, {pred['epochs']} epoch(s)"
     if setting is None:
         setting, why = match_setting(pred["path"], io, pred["n_train"])
+        if setting is not None:
+            why += f"; {this_run} (the paper trains {PUBLISHED_EPOCHS} epochs)"
+        published_protocol = None
+    elif setting not in FNO_NS_PROTOCOLS:
+        # only the FNO Navier-Stokes protocols are known field by field: say that nothing was checked
+        published_protocol = f"protocol not checked ({this_run})"
+        why = (f"compared with {setting} as asked (--setting); neuralops-eval does not check this setting's "
+               f"protocol ({setting_info(setting)['benchmark']}); {this_run}")
+        notes.append(f"the published numbers' protocol is not checked against this run ({this_run})")
     else:
         diffs = protocol_differences(setting, run)
         why = (f"compared with {setting} as asked (--setting), but the protocol differs: {'; '.join(diffs)}"
-               if diffs else f"compared with {setting} as asked (--setting); the protocol matches")
+               if diffs else f"compared with {setting} as asked (--setting); the protocol matches; {this_run}")
+        published_protocol = f"another protocol: {'; '.join(diffs)}" if diffs else None
         if diffs:
             notes.append(f"the published numbers come from another protocol: {'; '.join(diffs)}")
     n, n_t, n_c = prediction.shape[:3]
@@ -350,12 +395,14 @@ def _evaluate_one(args, data: Optional[str], out_dir: str) -> Dict[str, Any]:
         raise ValueError(f"--sample {args.sample} / --channel {args.channel} out of range ({n} samples, "
                          f"{n_c} channels)")
     t1 = time.perf_counter()
-    if io.get("layout") == "steady":  # (N, 1, C, X, Y) -> (N, C, X, Y): the report then says "steady"
-        result = evaluate(prediction[:, 0], target[:, 0], grid, setting, layout="steady")
-    else:
-        result = evaluate(prediction, target, grid, setting, layout="trajectory_channels",
-                          times=_predicted_times(grid, io, n_t))
+    with _Progress("neuralops-eval: metrics", "sample", args.no_progress) as bar:
+        if io.get("layout") == "steady":  # (N, 1, C, X, Y) -> (N, C, X, Y): the report then says "steady"
+            result = evaluate(prediction[:, 0], target[:, 0], grid, setting, layout="steady", progress=bar)
+        else:
+            result = evaluate(prediction, target, grid, setting, layout="trajectory_channels",
+                              times=_predicted_times(grid, io, n_t), progress=bar)
     result["notes"] = list(result.get("notes", [])) + notes
+    result["published_protocol"] = published_protocol     # report.md marks the published rows with it
     seconds_metrics = time.perf_counter() - t1
     idx = np.asarray(pred["indices"]).ravel()
     zero_shot = list(pred["resolution"]) != list(pred["train_resolution"])
@@ -376,11 +423,16 @@ def _evaluate_one(args, data: Optional[str], out_dir: str) -> Dict[str, Any]:
              "setting_match": why,
              "data_io": {k: v for k, v in io.items() if k != "test_indices"},
              "seconds": {"predict": seconds_predict, "metrics": seconds_metrics}, "device": args.device}
+    t2 = time.perf_counter()
+    if not args.no_progress:
+        print(f"neuralops-eval: writing {out_dir} (report.md, metrics.json, figures) ...", file=sys.stderr, flush=True)
     paths = write_report(out_dir, result, setting=setting, predictions=prediction, targets=target,
                          sample=args.sample, channel=args.channel, n_frames=args.frames,
                          inputs=pred.get("input"), input_labels=io.get("inputs"), n_samples=args.figure_samples,
                          title=f"Evaluation of {pred['model_name']} ({os.path.basename(args.ckpt)})", extra=extra,
                          context=context)
+    if not args.no_progress:
+        print(f"neuralops-eval: report written in {time.perf_counter() - t2:.1f} s", file=sys.stderr, flush=True)
     m = result["metrics"]
     h1 = "n/a" if m["relative_h1"] is None else f"{m['relative_h1']:.4g}"
     print(f"neuralops-eval: {pred['model_name']} on {n} samples x {n_t} steps of {os.path.basename(pred['path'])} "

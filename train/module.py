@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from typing import Any, Dict, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
 
 import lightning.pytorch as pl
 import torch
@@ -581,7 +581,8 @@ def load_for_refinement(path: str, map_location: str = "cpu"):
 
 @torch.no_grad()
 def predict_split(ckpt_path: str, data: Optional[str] = None, split: str = "test",
-                  batch_size: Optional[int] = None, device: str = "cpu") -> Dict[str, Any]:
+                  batch_size: Optional[int] = None, device: str = "cpu",
+                  progress: Optional[Callable[[int, int], None]] = None) -> Dict[str, Any]:
     """Predictions of a checkpoint on a split, in physical units, for ``neuralops-eval``.
 
     ``data``: another data-contract file to predict on (all its samples; default: the checkpoint's
@@ -594,7 +595,8 @@ def predict_split(ckpt_path: str, data: Optional[str] = None, split: str = "test
     evaluated file's :class:`datagen.contract.Grid`, with its time stamps), ``io`` (the training data's layout,
     plain form), ``model_name``, ``train_resolution`` and
     ``resolution`` (``[X, Y]`` of the training and the evaluated data), ``n_train`` (training
-    samples) and ``epochs`` / ``global_step`` of the checkpoint.
+    samples) and ``epochs`` / ``global_step`` of the checkpoint. ``progress(done, total)`` is called
+    after each batch (``total`` batches).
     """
     from .data import SteadyDataModule, TrajectoryDataModule
 
@@ -627,12 +629,17 @@ def predict_split(ckpt_path: str, data: Optional[str] = None, split: str = "test
     module._check_model(dm, split)
     loader = dm.test_dataloader if split == "test" else dm.val_dataloader
     preds, targets, inputs = [], [], []
-    for x, y in loader():
+    batches = loader()
+    if progress is not None:
+        progress(0, len(batches))
+    for b, (x, y) in enumerate(batches):
         inputs.append(x.float())
         x = x.to(device)
         pred = module(x, None if module.mode == "steady" else y.shape[1])
         preds.append(module._canonical(pred.float().cpu()))
         targets.append(module._canonical(y.float()))
+        if progress is not None:
+            progress(b + 1, len(batches))
     s = dm.splits[split]
     ds = dm.dataset_of(split)
     return {"prediction": torch.cat(preds), "target": torch.cat(targets), "input": torch.cat(inputs),

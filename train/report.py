@@ -264,7 +264,9 @@ def markdown_report(results: Mapping[str, Any], setting: Optional[str] = None,
                   f"This toolkit's `{table.metric}`: {METRIC_DEFINITIONS.get(table.metric, '(see metrics.json)')}", "",
                   f"Source: {table.source}." + (f" {table.notes}" if table.notes else ""), ""]
         trows = [[f"**{label}** (this toolkit)", _fmt(r["metrics"].get(table.metric))] for label, r in runs.items()]
-        trows += [[f"{model} (published)", _fmt(value)] for model, value in table.values.items()]
+        differs = sorted({r["published_protocol"] for r in runs.values() if r.get("published_protocol")})
+        mark = f"published; {' / '.join(differs)}" if differs else "published"
+        trows += [[f"{model} ({mark})", _fmt(value)] for model, value in table.values.items()]
         lines += _table(["model", table.metric], trows) + [""]
 
     curves = [(label, r.get("per_step", {}).get("relative_l2")) for label, r in runs.items()]

@@ -28,6 +28,8 @@ import json
 import os
 import sys
 
+import numpy as np
+
 from datagen.elliptic.backends import INITIAL_GUESSES
 from datagen.elliptic.generator import CONFIG_KEYS, DEFAULT_BLOCK, SOLVERS, GenerationConfig
 from datagen.sorting import ORDERINGS
@@ -102,14 +104,17 @@ def add_arguments(parser: argparse.ArgumentParser, family: str) -> None:
     g.add_argument("--resolution", type=int, default=DEFAULT_RESOLUTION[family],
                    help="grid points per axis including the boundary (default %(default)s)")
     g.add_argument("--out", default=None, help="output HDF5 file (default data/<family>_<resolution>_n<N>.h5)")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=int, default=0, help="run seed: sample i depends only on (seed, i)")
     g.add_argument("--dtype", choices=("float64", "float32"), default="float64",
                    help="storage dtype of the fields (float64 keeps the solver tolerance)")
     g.add_argument("--resume", action="store_true", help="continue an interrupted run with the same settings")
     g.add_argument("--overwrite", action="store_true", help="replace an existing dataset or partial run")
     g.add_argument("--max-new", type=int, default=None,
                    help="stop after this many new samples, leaving a resumable partial run")
-    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g.add_argument("--no-progress", action="store_true", help="no progress line")
+    g.add_argument("--print-spec", action="store_true",
+                   help="print the resolved generation spec (family laws, solver settings with the method "
+                        "--solver auto picks, defaults included) as JSON and exit without generating")
     g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any documented family option or solver setting, e.g. --set boundary_alpha=2 "
                         "(VALUE is JSON or a bare string; unknown keys are refused)")
@@ -121,7 +126,7 @@ def add_arguments(parser: argparse.ArgumentParser, family: str) -> None:
     s.add_argument("--rtol", type=float, default=1e-8, help="relative tolerance on the true residual (default 1e-8)")
     s.add_argument("--restart", type=int, default=40, help="Krylov restart length m (default 40)")
     s.add_argument("--recycle", type=int, default=20, help="recycled subspace dimension k of skr (default 20)")
-    s.add_argument("--max-it", type=int, default=10000)
+    s.add_argument("--max-it", type=int, default=10000, help="iteration cap of one solve")
     s.add_argument("--ordering", choices=ORDERINGS, default="auto",
                    help="solve order: greedy nearest-neighbour, grouped (scalable), none, auto")
     s.add_argument("--group-size", type=int, default=512, help="group size of the grouped ordering")
@@ -152,19 +157,19 @@ def add_arguments(parser: argparse.ArgumentParser, family: str) -> None:
                        help="mean wavenumber k0 (default 4 pi: two wavelengths across the domain)")
         p.add_argument("--contrast", type=float, default=0.1, help="k = k0 exp(contrast g), g unit-variance GRF")
         p.add_argument("--spread", type=float, default=0.0, help="k0 varies uniformly by +-spread (relative)")
-        p.add_argument("--bc", choices=("dirichlet", "neumann"), default="dirichlet")
-        p.add_argument("--alpha", type=float, default=2.5)
-        p.add_argument("--tau", type=float, default=7.0)
+        p.add_argument("--bc", choices=("dirichlet", "neumann"), default="dirichlet", help="boundary condition")
+        p.add_argument("--alpha", type=float, default=2.5, help="GRF smoothness")
+        p.add_argument("--tau", type=float, default=7.0, help="GRF inverse length")
     elif base == "poisson":
-        p.add_argument("--alpha", type=float, default=2.5)
-        p.add_argument("--tau", type=float, default=7.0)
+        p.add_argument("--alpha", type=float, default=2.5, help="GRF smoothness")
+        p.add_argument("--tau", type=float, default=7.0, help="GRF inverse length")
     else:
         p.add_argument("--steps", type=int, default=10, help="time steps stored per sample")
-        p.add_argument("--dt", type=float, default=0.005)
+        p.add_argument("--dt", type=float, default=0.005, help="time step")
         p.add_argument("--theta", type=float, default=1.0, help="1 = backward Euler, 0.5 = Crank-Nicolson")
-        p.add_argument("--alpha", type=float, default=2.5)
-        p.add_argument("--tau", type=float, default=7.0)
-        p.add_argument("--forcing", type=float, default=0.0)
+        p.add_argument("--alpha", type=float, default=2.5, help="GRF smoothness")
+        p.add_argument("--tau", type=float, default=7.0, help="GRF inverse length")
+        p.add_argument("--forcing", type=float, default=0.0, help="constant source f")
     from datagen.elliptic.user_fields import add_arguments as add_user_fields
 
     add_user_fields(p, family)
@@ -190,6 +195,39 @@ def make_config(args) -> GenerationConfig:
                   block=getattr(args, "block", DEFAULT_BLOCK))
     values.update({k: v for k, v in parse_set(getattr(args, "set", []), args.family).items() if k in SET_SOLVER_KEYS})
     return GenerationConfig.from_dict(values)
+
+
+def resolved_spec(family, config: GenerationConfig, out: str) -> dict:
+    """What ``--print-spec`` prints: the dataset spec the run would write (the family's equation,
+    scheme and parameter laws, or ``user_fields``; the solver settings with defaults and the method
+    ``--solver auto`` picks and why), plus the run's sample count, seed and output. The options
+    PETSc actually reads and the float32 storage check are known only once PETSc has built the
+    solver, so ``petsc_options`` is what was asked for."""
+    from dataclasses import asdict
+
+    from datagen.elliptic.generator import auto_choice
+
+    solver = asdict(config)
+    n, seed = solver.pop("n_samples"), solver.pop("seed")
+    if config.solver == "auto":
+        choice = auto_choice(family, config)
+        solver.update(method=choice.method, auto_reason=choice.reason)
+        if choice.pc is not None:
+            solver["pc"] = choice.pc
+        if choice.pc_reuse is not None:
+            solver["pc_reuse"] = choice.pc_reuse
+    else:
+        solver["method"] = config.solver
+    return {"family": family.name, "n_samples": n, "seed": seed, "out": out,
+            "spec": {**family.spec(), "solver": solver}}
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
 
 
 def _world():
@@ -220,6 +258,10 @@ def run(args) -> int:
         config = make_config(args)
         config.validate()
         out = args.out or os.path.join("data", f"{args.family}_{args.resolution}_n{args.n}.h5")
+        if getattr(args, "print_spec", False):
+            if rank == 0:
+                print(json.dumps(resolved_spec(family, config, out), indent=1, default=_json_default))
+            return 0
         os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     except (ValueError, DatasetError, RuntimeError) as err:
         # argument errors are raised identically on every rank: each returns, none waits

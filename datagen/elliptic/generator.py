@@ -718,11 +718,12 @@ def _work_list(writer, order, position, rank: int, size: int, block: int):
 
 
 def _progress_bar(family, total: int, rank: int, size: int, stream):
-    from tqdm import tqdm
+    """One line redrawn in place on a terminal, periodic lines in a log (:mod:`datagen.progress`)."""
+    from datagen.progress import progress_bar
 
-    return tqdm(total=total, desc=f"{family.name}[{rank}/{size}]" if size > 1 else family.name,
-                unit="sample", file=stream or sys.stderr, position=rank if size > 1 else None,
-                dynamic_ncols=True, smoothing=0.1)
+    return progress_bar(total=total, desc=f"{family.name}[{rank}/{size}]" if size > 1 else family.name,
+                        unit="sample", file=stream or sys.stderr, position=rank if size > 1 else None,
+                        dynamic_ncols=True, smoothing=0.1)
 
 
 def _close_output(writer, summary: GenerationSummary, stopped_early: bool) -> None:

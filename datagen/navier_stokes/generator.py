@@ -165,9 +165,9 @@ def generate(spec: Mapping, out: str, n_samples: int, seed: int = 0, device: str
         batches = [todo[a:a + batch_size] for a in range(0, len(todo), batch_size)]
         bar = None
         if progress and batches:
-            from tqdm import tqdm
+            from datagen.progress import progress_bar  # in place on a terminal, periodic lines in a log
 
-            bar = tqdm(total=round(len(batches) * t_total, 6), unit="t", unit_scale=False,
+            bar = progress_bar(total=round(len(batches) * t_total, 6), unit="t", unit_scale=False,
                        desc=f"navier-stokes {spec['recipe']} ({len(todo)} trajectories, "
                             f"{len(batches)} batches)", dynamic_ncols=True,
                        bar_format="{l_bar}{bar}| {n:.2f}/{total:.2f} simulated time "

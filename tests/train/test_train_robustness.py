@@ -295,10 +295,8 @@ def test_published_setting_matches_viscosity_windows_and_training_size(ns):
 def test_without_tensorboard_logs_go_to_csv_only(darcy, tmp_path, monkeypatch, capsys):
     import importlib.util
 
-    import train.cli as cli
-
     real = importlib.util.find_spec
-    monkeypatch.setattr(cli.importlib.util, "find_spec",
+    monkeypatch.setattr(importlib.util, "find_spec",     # as train.lightning_cli looks for tensorboard
                         lambda name, *a: None if name == "tensorboard" else real(name, *a))
     root = str(tmp_path / "run")
     assert _fit_fno(darcy["17"], root, "--trainer.max_epochs", "1") == 0

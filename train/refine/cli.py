@@ -162,9 +162,11 @@ def refine_arrays(refiner: SpectralRefiner, inputs: torch.Tensor, targets: Optio
         secs.append(out["seconds"])
         hist.extend(out["history"])
         if log:
-            log(f"trajectories {start}..{start + phys.shape[0] - 1}: residual "
+            done, total = start + phys.shape[0], inputs.shape[0]
+            eta = float(torch.cat(secs).mean()) * (total - done)    # progress with an ETA, one line per batch
+            log(f"trajectories {start}..{done - 1} of {total}: residual "
                 f"{float(res_b[-1].mean()):.3e} -> {float(res_a[-1].mean()):.3e} "
-                f"({float(secs[-1].mean()):.2f} s per trajectory)")
+                f"({float(secs[-1].mean()):.2f} s per trajectory; ETA {eta:.0f} s)")
     return {"before": torch.cat(before), "after": torch.cat(after),
             "residual_before": torch.cat(res_b), "residual_after": torch.cat(res_a),
             "residual_truth": torch.cat(res_t) if res_t else None, "truth_ratio": ratio,
@@ -247,7 +249,9 @@ def build_parser(parser: Optional[argparse.ArgumentParser] = None) -> argparse.A
     p.add_argument("--residual-dtype", choices=("float32", "float64"), default="float64")
     p.add_argument("--device", default="cpu")
     p.add_argument("--setting", default=None, help="published-comparison setting key for the report")
-    return p
+    from datagen.help_format import show_defaults
+
+    return show_defaults(p)           # every option's default in --help
 
 
 def _parse_indices(text: Optional[str], n: int, default: Optional[Sequence[int]]) -> np.ndarray:
@@ -319,7 +323,7 @@ def _run(args) -> int:
     t0 = time.perf_counter()
     result = refine_arrays(refiner, inputs, targets, t_out, batch_size=args.batch_size,
                            eval_resolution=args.eval_resolution, device=args.device,
-                           use_targets_in_loss=args.data_weight > 0, log=print,
+                           use_targets_in_loss=args.data_weight > 0, log=lambda m: print(m, flush=True),
                            truth_check=args.truth_check, truth_fraction=args.truth_fraction)
     wall = time.perf_counter() - t0
 
