@@ -164,11 +164,8 @@ class GaussianRandomField:
             coeff = noise * self._sqrt_eig
             for w in self._dct_weights:
                 coeff *= w                   # in place: the same products, no temporaries
-            u = scipy.fft.dctn(coeff, type=1, axes=axes, overwrite_x=True)
-        if self.boundary == "periodic":
-            return u + self.mean     # .real is a strided view of the complex result: a contiguous copy
-        u += self.mean               # a fresh array: in place, the same sums (-0.0 + 0.0 = 0.0 as before)
-        return u
+            u = scipy.fft.dctn(coeff, type=1, axes=axes)
+        return u + self.mean
 
     def noise(self, seed: int, indices: Iterable[int], stream: int = 0) -> np.ndarray:
         """``(B, *coefficient_shape())`` noise of the given samples, each from its own generator."""
@@ -176,7 +173,7 @@ class GaussianRandomField:
         idx = list(indices)
         out = np.empty((len(idx),) + cshape)
         for j, i in enumerate(idx):
-            sample_rng(seed, int(i), stream).standard_normal(out=out[j])   # the same draws, no temporary
+            out[j] = sample_rng(seed, int(i), stream).standard_normal(cshape)
         return out
 
     def sample(self, seed: int, indices: Iterable[int] | int, stream: int = 0) -> np.ndarray:
