@@ -91,6 +91,7 @@ def main(argv=None) -> int:
     p.add_argument("--solver", default="auto")
     p.add_argument("--rounds", type=int, default=2, help="rounds (sizes interleaved); median reported")
     p.add_argument("--json", default=None, help="also write the record here")
+    p.add_argument("--label", default="", help="what this run measures (e.g. the commit), kept in the record")
     args = p.parse_args(argv)
     try:
         sizes = sorted({int(v) for v in args.sizes.split(",") if v})
@@ -115,7 +116,8 @@ def main(argv=None) -> int:
     fixed = lo["outside_cpu"] - per_sample * sizes[0]
     split = {k: (hi[k] - lo[k]) / (sizes[-1] - sizes[0])
              for k in ("features", "sort", "assembly", "write", "residual_check", "solve")}
-    record = {"benchmark": "datagen_overhead", "family": args.family, "resolution": args.resolution,
+    record = {"benchmark": "datagen_overhead", "label": args.label, "family": args.family,
+              "resolution": args.resolution,
               "solver": args.solver, "method": hi["method"], "sizes": sizes, "rounds": args.rounds,
               "runs": {str(n): rs for n, rs in runs.items()}, "per_sample_outside_ms": per_sample * 1e3,
               "fixed_outside_s": fixed, "per_sample_split_ms": {k: v * 1e3 for k, v in split.items()},
