@@ -4,8 +4,10 @@ stored bit: small Darcy sets generated with fixed settings are pinned by SHA-256
 recomputation of the coefficient (plain NumPy/SciPy from the documented GRF definition) and of the
 solution (a direct sparse solve of the documented finite-volume system).
 
-The pinned digests hold on this project's x86-64 build (NumPy's SIMD ``exp`` and PETSc's Krylov sums may
-round differently on another CPU); the recomputation checks hold everywhere."""
+The pinned digests hold on the build they were taken on (NumPy's SIMD ``exp`` and PETSc's Krylov sums
+may round differently with other SIMD paths or versions): they are compared where NumPy, PETSc and
+the CPU's SIMD level match ``PINNED_ON`` and skipped (said so) elsewhere; the recomputation checks
+hold everywhere."""
 import hashlib
 import math
 
@@ -36,6 +38,16 @@ PINNED = {
         "iterations": "ef6aecd9aee010a3c8f9499572925b3b98248380640add0c74aa7399d8eba279"},
 }
 S, N, SEED = 33, 7, 5
+# numpy version, PETSc version, the x86 SIMD levels NumPy dispatches on, where PINNED was taken
+PINNED_ON = ("2.4.6", (3, 26, 1), ("AVX2", "FMA3"))
+
+
+def build_fingerprint():
+    from numpy._core._multiarray_umath import __cpu_features__
+    from petsc4py import PETSc
+
+    simd = tuple(k for k in ("AVX2", "FMA3", "AVX512F", "AVX512_SKX") if __cpu_features__.get(k))
+    return (np.__version__, tuple(PETSc.Sys.getVersion()), simd)
 
 
 def digest(arr) -> str:
@@ -127,4 +139,8 @@ def test_stored_darcy_set_is_unchanged(tmp_path, coefficient, dtype):
         tol = 1e-6 if dtype == "float64" else 1e-3
         np.testing.assert_allclose(got["u"][i], u, rtol=0, atol=tol * np.abs(u).max())
     digests = {k: digest(v) for k, v in got.items()}
+    here = build_fingerprint()
+    if here != PINNED_ON:
+        pytest.skip(f"stored-bit digests were pinned on {PINNED_ON} (numpy, PETSc, SIMD); this build is {here}: "
+                    "only the recomputation checks apply")
     assert digests == PINNED[(coefficient, dtype)]
