@@ -45,8 +45,10 @@ from typing import Dict, Iterator, Optional, Sequence, Tuple
 import h5py
 import numpy as np
 
-from datagen.dataset import DatasetError, DatasetWriter, FieldSpec, Grid
+from datagen.dataset import DatasetError, FieldSpec, Grid
 from datagen.navier_stokes.physics import Forcing, NavierStokesPhysics
+
+from .formats.progress_writer import ImportWriter, summary_line
 
 __all__ = ["import_fno_ns", "import_fno_darcy", "import_pdebench", "add_arguments", "run", "main", "FORMATS"]
 
@@ -155,7 +157,7 @@ def import_fno_ns(src: str, out: str, viscosity: Optional[float] = None, limit: 
                 **physics.to_spec(), "n": int(n), "resolution": [int(nx), int(ny)], "frames": int(nt),
                 "equation": "w_t + u.grad w = nu Lap w - drag w + f, u = (psi_y, -psi_x), -Lap psi = w",
                 "domain": "unit torus"}
-        with DatasetWriter(out, pde="navier_stokes_2d", spec=spec, n_samples=n, seed=0, fields=fields, grid=grid,
+        with ImportWriter(out, pde="navier_stokes_2d", spec=spec, n_samples=n, seed=0, fields=fields, grid=grid,
                            params=["viscosity"], solver=["converged"], overwrite=overwrite) as w:
             for sl in _chunks(n, chunk):
                 u = np.moveaxis(np.asarray(mat.read("u", sl)), -1, 1)  # (b, T, X, Y)
@@ -189,7 +191,7 @@ def import_fno_darcy(src: str, out: str, subsample: int = 1, limit: Optional[int
                 "layout": "coeff -> a, sol -> u", "subsample": r, "n": int(n), "resolution": [int(x.size), int(y.size)],
                 "equation": "-div(a grad u) = 1 on the unit square, u = 0 on the boundary"}
         grid = Grid({"x": x, "y": y}, {"x": "dirichlet", "y": "dirichlet"})
-        with DatasetWriter(out, pde="darcy", spec=spec, n_samples=n, seed=0, fields=fields, grid=grid,
+        with ImportWriter(out, pde="darcy", spec=spec, n_samples=n, seed=0, fields=fields, grid=grid,
                            params=[], solver=["converged"], overwrite=overwrite) as w:
             for sl in _chunks(n, chunk):
                 a = np.asarray(mat.read("coeff", sl))[:, ::r, ::r]
@@ -226,7 +228,7 @@ def import_pdebench(src: str, out: str, boundary: Optional[str] = None, limit: O
             bc = boundary or ("neumann" if "diff-react" in os.path.basename(src) else "periodic")
             shape = (t_len, nx, ny) if nc == 1 else (t_len, nc, nx, ny)
             spec = dict(base, layout="groups/<seed>/data (T, X, Y, C) -> data (N, T, [C,] X, Y)", samples=groups[:n])
-            with DatasetWriter(out, pde="pdebench", spec=spec, n_samples=n, seed=0,
+            with ImportWriter(out, pde="pdebench", spec=spec, n_samples=n, seed=0,
                                fields={"data": FieldSpec(shape, "state", dtype)},
                                grid=Grid(coords, {"x": bc, "y": bc}), params=[], solver=["converged"],
                                overwrite=overwrite) as w:
@@ -241,7 +243,7 @@ def import_pdebench(src: str, out: str, boundary: Optional[str] = None, limit: O
             bc = boundary or "dirichlet"
             coords = {"x": _coords(f, "x-coordinate", nx), "y": _coords(f, "y-coordinate", ny)}
             spec = dict(base, layout="nu (N, X, Y) -> a, tensor (N, 1, X, Y) -> u")
-            with DatasetWriter(out, pde="darcy", spec=spec, n_samples=n, seed=0,
+            with ImportWriter(out, pde="darcy", spec=spec, n_samples=n, seed=0,
                                fields={"a": FieldSpec((nx, ny), "input", dtype),
                                        "u": FieldSpec((nx, ny), "output", dtype)},
                                grid=Grid(coords, {"x": bc, "y": bc}), params=[], solver=["converged"],
@@ -259,7 +261,7 @@ def import_pdebench(src: str, out: str, boundary: Optional[str] = None, limit: O
             coords = {"x": _coords(f, "x-coordinate", nx), "y": _coords(f, "y-coordinate", ny),
                       "t": _coords(f, "t-coordinate", t_len)}
             spec = dict(base, layout="density/pressure/Vx/Vy (N, T, X, Y) -> one state field each")
-            with DatasetWriter(out, pde="compressible_navier_stokes_2d", spec=spec, n_samples=n, seed=0,
+            with ImportWriter(out, pde="compressible_navier_stokes_2d", spec=spec, n_samples=n, seed=0,
                                fields={k: FieldSpec((t_len, nx, ny), "state", dtype) for k in names},
                                grid=Grid(coords, {"x": bc, "y": bc}), params=[], solver=["converged"],
                                overwrite=overwrite) as w:
@@ -305,7 +307,7 @@ def run(args) -> int:
     except (OSError, KeyError, ValueError, DatasetError) as exc:
         print(f"neuralops-data import: {exc}", file=sys.stderr)
         return 1
-    print(f"wrote {out}")
+    print(summary_line(out))
     return 0
 
 

@@ -2,6 +2,7 @@
 by the tests (torch.save with neuraloperator's keys, h5py with The Well's groups and attributes)."""
 import json
 import math
+import re
 
 import h5py
 import numpy as np
@@ -223,6 +224,10 @@ def test_cli_import_and_export(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--mask-values" in err
     assert main(["import", "neuraloperator", str(src), str(tmp_path / "d.h5"), "--mask-values", "3,12"]) == 0
+    # progress on stderr (a log, not a terminal: its closing line says 4 of 4), one summary line on stdout
+    out = capsys.readouterr()
+    assert "import d.h5" in out.err and "4/4" in out.err
+    assert re.fullmatch(rf"wrote {re.escape(str(tmp_path / 'd.h5'))}: 4 samples in \d+\.\d s", out.out.strip())
     assert main(["export", "--format", "the-well", str(tmp_path / "d.h5"), str(tmp_path / "d.hdf5")]) == 0
     assert main(["import", "the-well", str(tmp_path / "d.hdf5"), str(tmp_path / "e.h5")]) == 0
     np.testing.assert_array_equal(open_dataset(tmp_path / "e.h5").read("a"), open_dataset(tmp_path / "d.h5").read("a"))

@@ -14,6 +14,7 @@ from datagen.dataset import DatasetError
 from train import importers
 
 from .grid import NODE_CONVENTIONS
+from .progress_writer import summary_line
 
 NEW_FORMATS = ("neuraloperator", "the-well")
 EXPORT_FORMATS = ("the-well",)
@@ -74,7 +75,7 @@ def run(args) -> int:
     except (OSError, KeyError, ValueError, DatasetError) as exc:
         print(f"neuralops-data import: {exc}", file=sys.stderr)
         return 1
-    print(f"wrote {out}")
+    print(summary_line(out))
     return 0
 
 

@@ -37,9 +37,10 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from datagen.dataset import DatasetWriter, FieldSpec, Grid
+from datagen.dataset import FieldSpec, Grid
 
 from .grid import check_node_convention, node_coordinates
+from .progress_writer import ImportWriter
 
 __all__ = ["import_neuraloperator", "PROBLEMS", "NEURALOPERATOR_CONVENTION", "sha256"]
 
@@ -177,7 +178,7 @@ def _darcy(src, out, x, y, convention, base, mask, f, dtype, overwrite, chunk):
     grid = Grid({"x": node_coordinates(convention, s1), "y": node_coordinates(convention, s2)},
                 {"x": "dirichlet", "y": "dirichlet"})
     fields = {"a": FieldSpec((s1, s2), "input", dtype), "u": FieldSpec((s1, s2), "output", dtype)}
-    with DatasetWriter(out, pde="darcy", spec=spec, n_samples=len(x), seed=0, fields=fields, grid=grid,
+    with ImportWriter(out, pde="darcy", spec=spec, n_samples=len(x), seed=0, fields=fields, grid=grid,
                        params=[], solver=["converged"], overwrite=overwrite, flush_every=chunk) as w:
         for i in range(len(x)):
             w.write(i, {"a": x[i], "u": y[i]}, solver={"converged": True})
@@ -210,7 +211,7 @@ def _navier_stokes(src, out, x, y, convention, base, viscosity, box, forcing, dt
                 {"x": "periodic", "y": "periodic"})
     fields = {"initial_vorticity": FieldSpec((s1, s2), "input", dtype),
               "vorticity": FieldSpec((s1, s2), "output", dtype)}
-    with DatasetWriter(out, pde="navier_stokes_2d", spec=spec, n_samples=len(x), seed=0, fields=fields, grid=grid,
+    with ImportWriter(out, pde="navier_stokes_2d", spec=spec, n_samples=len(x), seed=0, fields=fields, grid=grid,
                        params=["viscosity"], solver=["converged"], overwrite=overwrite, flush_every=chunk) as w:
         for i in range(len(x)):
             w.write(i, {"initial_vorticity": x[i], "vorticity": y[i]}, params={"viscosity": float(viscosity)},

@@ -60,9 +60,10 @@ import h5py
 import numpy as np
 
 from datagen.contract import Grid as ContractGrid
-from datagen.dataset import DatasetError, DatasetWriter, FieldSpec, Grid, open_dataset
+from datagen.dataset import DatasetError, FieldSpec, Grid, open_dataset
 
 from .grid import NODE_CONVENTIONS, check_node_convention, infer_node_convention
+from .progress_writer import ImportWriter
 
 __all__ = ["export_the_well", "import_the_well", "BC_TO_WELL", "WELL_TO_BC"]
 
@@ -375,7 +376,7 @@ def import_the_well(src: str, out: str, node_convention: Optional[str] = None, b
         if times is not None:
             grid_coords["t"] = times
         grid = Grid(grid_coords, {names[ax]: bcs[ax] for ax in axes})
-        with DatasetWriter(out, pde=pde, spec=spec, n_samples=n, seed=seed, fields=fields, grid=grid,
+        with ImportWriter(out, pde=pde, spec=spec, n_samples=n, seed=seed, fields=fields, grid=grid,
                            params=params, solver=[], overwrite=overwrite, flush_every=16) as w:
             for i in range(n):
                 sample = {}
