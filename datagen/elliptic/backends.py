@@ -12,8 +12,11 @@ Methods (``METHODS``):
                ``-skr_ksp_monitor``, ``-skr_ksp_converged_reason``, ``-skr_ksp_view``, ``-skr_ksp_rtol``,
                ``-skr_ksp_gcrodr_*`` work as for any KSP.
 - ``gmres``    PETSc KSPGMRES(m), right PC, unpreconditioned-norm stopping (the fair baseline).
-- ``lu``       PETSc sparse LU (``-pc_type lu``, nested-dissection ordering); the symbolic factorisation is
-               reused while the sparsity pattern is unchanged, only the numeric one is redone.
+- ``lu``       sparse LU through PETSc (``-pc_type lu``) with a pivoting factorisation package by default
+               (:func:`lu_packages`: UMFPACK or SuperLU when this PETSc build has them, see
+               ``scripts/setup_env.sh``; PETSc's native LU, which does not pivot, with nested-dissection
+               ordering otherwise); ``factor`` or ``-skrlu_pc_factor_mat_solver_type`` picks another.
+               The symbolic factorisation is reused while the sparsity pattern is unchanged.
 - ``cg-gamg``  PETSc CG + GAMG, unpreconditioned-norm stopping; only for symmetric positive definite families.
 
 Option prefixes: ``skr_`` (skr and gmres: the same PC for the fair comparison), ``skrlu_``, ``skrcg_``.
@@ -42,6 +45,37 @@ import scipy.sparse as sp
 
 METHODS = ("skr", "gmres", "lu", "cg-gamg")
 INITIAL_GUESSES = ("previous", "zero")
+#: sparse LU packages PETSc can call (``MatSolverType``), in the order of preference of :func:`default_lu_package`;
+#: every one but ``petsc`` pivots (``petsc``: PETSc's native LU, no pivoting); which ones a build has is
+#: asked at run time (:func:`lu_packages`)
+LU_PACKAGES = ("umfpack", "superlu", "mumps", "petsc")
+#: the PETSc configure package that provides each MatSolverType
+_PROVIDER = {"umfpack": "suitesparse", "superlu": "superlu", "mumps": "mumps", "petsc": None}
+
+
+def lu_packages() -> tuple:
+    """The LU packages of :data:`LU_PACKAGES` this PETSc build has (``PETSc.Sys.hasExternalPackage``),
+    in preference order; always ends with ``"petsc"`` (native, non-pivoting)."""
+    from petsc4py import PETSc
+
+    return tuple(p for p in LU_PACKAGES if _PROVIDER[p] is None or PETSc.Sys.hasExternalPackage(_PROVIDER[p]))
+
+
+def default_lu_package() -> str:
+    """The factorisation ``lu`` uses unless told otherwise: the first pivoting package of
+    :func:`lu_packages` (see the README's solver table for the measurement behind the order), else
+    ``"petsc"``."""
+    return lu_packages()[0]
+
+
+def check_lu_package(name: str) -> None:
+    """Raise ValueError naming what this build has if ``name`` is not an LU package it can use."""
+    have = lu_packages()
+    if name not in have:
+        what = "not a sparse LU package PETSc knows" if name not in LU_PACKAGES else "not in this PETSc build"
+        raise ValueError(f"LU package {name!r} is {what}; this build has: {', '.join(have)} "
+                         f"(scripts/setup_env.sh builds PETSc with SuperLU/UMFPACK when their Debian packages "
+                         f"are installed)")
 
 
 @dataclass
@@ -175,7 +209,7 @@ class PetscBackend:
 
     def __init__(self, method: str, *, rtol: float = 1e-8, restart: int = 40, recycle: int = 20, pc: str | None = "ilu",
                  max_it: int = 10000, initial_guess: str = "previous", options_prefix: str = "skr_",
-                 pc_reuse: int = 1, comm=None):
+                 pc_reuse: int = 1, comm=None, factor: str | None = None):
         from petsc4py import PETSc
 
         if method not in METHODS:
@@ -198,6 +232,12 @@ class PetscBackend:
         if isinstance(pc_reuse, bool) or not isinstance(pc_reuse, (int, np.integer)) or pc_reuse < 1:
             raise ValueError(f"pc_reuse must be an integer >= 1 (systems per preconditioner), got {pc_reuse!r}")
         self.pc_reuse = int(pc_reuse)
+        if factor is not None:
+            check_lu_package(factor)
+        #: the LU package of ``lu`` and of an LU preconditioner (None: :func:`default_lu_package`, unless
+        #: ``-<prefix>pc_factor_mat_solver_type`` says otherwise); after set-up, :attr:`factor_used` is the
+        #: package PETSc actually factors with
+        self.factor = factor
         self._systems_on_pc = 0
         self.comm = comm or PETSc.COMM_SELF
         opts = PETSc.Options()
@@ -233,7 +273,6 @@ class PetscBackend:
             ksp.setOptionsPrefix("skrlu_")
             ksp.setType("preonly")
             ksp.getPC().setType("lu")
-            ksp.getPC().setFactorOrdering("nd")
         else:
             # cg-gamg has its own prefix so that -skr_pc_type (the Krylov methods' PC) does not replace GAMG
             ksp.setOptionsPrefix(self.prefix if method == "gmres" else "skrcg_")
@@ -252,6 +291,7 @@ class PetscBackend:
             ksp.setNormType(PETSc.KSP.NormType.UNPRECONDITIONED)
             ksp.setTolerances(rtol=self.rtol, atol=0.0, max_it=self.max_it)
         ksp.setFromOptions()
+        self._set_factor_package(ksp)
         if method == "skr" and (ksp.getType() != "python" or not hasattr(ksp.getPythonContext(), "last_result")):
             raise ValueError(f"options {self.prefix}ksp_type/{self.prefix}ksp_python_type changed the skr solver "
                              f"(GCRO-DR) to {ksp.getType()!r}; use --solver gmres etc. for other methods")
@@ -263,6 +303,31 @@ class PetscBackend:
         if method == "gmres" and ksp.getType() != "gmres":
             raise ValueError(f"options {self.prefix}ksp_type changed the GMRES baseline to {ksp.getType()!r}")
         return ksp
+
+    def _set_factor_package(self, ksp) -> None:
+        """An LU (or Cholesky) PC factors with ``self.factor`` (default :func:`default_lu_package`) unless
+        ``-<prefix>pc_factor_mat_solver_type`` is in the options database (it wins); PETSc's native LU
+        gets a nested-dissection ordering (the external packages order by themselves)."""
+        pc = ksp.getPC()
+        if pc.getType() not in ("lu", "cholesky"):
+            return
+        prefix = ksp.getOptionsPrefix() or ""
+        present = self._PETSc.Options().getAll()       # getAll does not mark options as used
+        if f"{prefix}pc_factor_mat_solver_type" not in present:
+            package = self.factor or default_lu_package()
+            if pc.getType() == "cholesky" and package in ("umfpack", "superlu"):
+                package = "cholmod" if package == "umfpack" else "petsc"
+            pc.setFactorSolverType(package)
+        if pc.getFactorSolverType() == "petsc" and f"{prefix}pc_factor_mat_ordering_type" not in present:
+            pc.setFactorOrdering("nd")
+
+    @property
+    def factor_used(self) -> str | None:
+        """The ``MatSolverType`` of this backend's LU/Cholesky PC (``"umfpack"``, ``"petsc"``, ...), None
+        when its PC does not factor."""
+        if self._ksp is None or self._ksp.getPC().getType() not in ("lu", "cholesky"):
+            return None
+        return self._ksp.getPC().getFactorSolverType()
 
     def set_operator(self, A: sp.csr_matrix) -> None:
         """Make ``A`` (SciPy CSR, float64) the operator of the following solves.

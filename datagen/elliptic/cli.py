@@ -117,7 +117,8 @@ def add_arguments(parser: argparse.ArgumentParser, family: str) -> None:
     s.add_argument("--solver", choices=SOLVERS, default="auto",
                    help="skr = sorted GCRO-DR recycling, gmres = PETSc GMRES(m), lu = PETSc sparse LU, "
                         "cg-gamg = CG + algebraic multigrid (SPD families); auto = the fastest measured for the family")
-    s.add_argument("--pc", default="ilu", help="preconditioner of skr/gmres (any PETSc -pc_type, default ilu)")
+    s.add_argument("--pc", default=None, help="preconditioner of skr/gmres (any PETSc -pc_type, default ilu; "
+                                              "with --solver auto it limits auto to skr/gmres with this PC)")
     s.add_argument("--rtol", type=float, default=1e-8, help="relative tolerance on the true residual (default 1e-8)")
     s.add_argument("--restart", type=int, default=40, help="Krylov restart length m (default 40)")
     s.add_argument("--recycle", type=int, default=20, help="recycled subspace dimension k of skr (default 20)")
