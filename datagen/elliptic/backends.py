@@ -387,6 +387,11 @@ class PetscBackend:
     def mat(self):
         return self._mat
 
+    @property
+    def ksp(self):
+        """The PETSc KSP (for monitors etc.; replaced when the operator size changes)."""
+        return self._ksp
+
     def reset(self) -> None:
         """Start an independent block of solves: forget the recycled space and the previous
         solution, and rebuild the preconditioner for the next operator (also under PC reuse, and

@@ -278,7 +278,12 @@ def auto_candidates(family: EllipticFamily, config: GenerationConfig, pc_given: 
         out.append(AutoCandidate("cg-gamg", "cg-gamg", pc_reuse=reuse, prefix="skrcg_"))
     out.append(AutoCandidate("gmres+lu-reuse8", "gmres", "lu", 8, prefix="skrlr_"))
     out += [AutoCandidate("skr+ilu", "skr", "ilu", reuse), AutoCandidate("gmres+ilu", "gmres", "ilu", reuse)]
-    return out
+    # the table's guess (auto_choice) first: its first-sample time bounds the others' (see auto_trial)
+    table = auto_choice(family, config)
+    guess = {"lu": out[0].name, "cg-gamg": "cg-gamg", "skr": "skr+ilu"}.get(table.method)
+    if table.method == "gmres":
+        guess = "gmres+lu-reuse8" if table.pc == "lu" else "gmres+ilu"
+    return sorted(out, key=lambda c: c.name != guess)
 
 
 @dataclass
@@ -308,8 +313,10 @@ def auto_trial(family: EllipticFamily, config: GenerationConfig, candidates: lis
     share their timings (collective); a rank's projection is :meth:`AutoCandidate.projected` for its
     number of samples, the run's the slowest rank's. A candidate leaves the trial after the first sample
     when it took more than AUTO_DROP_FIRST times the fastest, after later ones when its projection
-    exceeds AUTO_DROP times the best. The winner's backend goes on with the run from where its trial
-    ended and its trial solutions are the stored ones, so the data are those of the chosen method alone.
+    exceeds AUTO_DROP times the best. A Krylov candidate's first sample is stopped (by a KSP monitor) once
+    it has run AUTO_DROP_FIRST times the fastest first sample so far, so a slow method costs the trial
+    little. The winner's backend goes on with the run from where its trial ended and its trial solutions
+    are the stored ones, so the data are those of the chosen method alone.
     """
     from petsc4py import PETSc
 
@@ -325,15 +332,27 @@ def auto_trial(family: EllipticFamily, config: GenerationConfig, candidates: lis
     dropped = [None] * m
     results = [dict() for _ in range(m)]
     last = [None] * m
+    budget, started = [math.inf], [0.0]
+
+    class _Stop(Exception):
+        pass
+
+    def monitor(ksp, its, rnorm):
+        if time.perf_counter() - started[0] > budget[0]:
+            raise _Stop
+    for be, sv in zip(backends, solvers):
+        sv.raise_errors = True                 # a failing candidate leaves the trial (no fallback solve)
+        if be.method != "lu":
+            be.ksp.setMonitor(monitor)
 
     def gather(item):
         return comm.allgather(item) if comm is not None and comm.Get_size() > 1 else [item]
 
     def projections(per_rank):
         return [max((candidates[c].projected(sec[c], n, block) if not err[c] else math.inf
-                     for sec, n, err in per_rank), default=math.inf) for c in range(m)]
+                     for sec, n, err, _ in per_rank), default=math.inf) for c in range(m)]
 
-    per_rank = [([list(x) for x in seconds], n_mine, list(errors))]
+    per_rank = [([list(x) for x in seconds], n_mine, list(errors), list(alive))]
     for j in range(k):
         if j < len(trial):
             i = trial[j]
@@ -345,7 +364,9 @@ def auto_trial(family: EllipticFamily, config: GenerationConfig, candidates: lis
             for c in range(m):
                 if not alive[c]:
                     continue
-                t1 = time.perf_counter()
+                t1 = started[0] = time.perf_counter()
+                budget[0] = AUTO_DROP_FIRST * min((sec[0] for sec in seconds if sec), default=math.inf) \
+                    if j == 0 else math.inf
                 try:
                     if block > 0 and position[i] % block == 0:
                         backends[c].reset()
@@ -354,21 +375,29 @@ def auto_trial(family: EllipticFamily, config: GenerationConfig, candidates: lis
                         last[c] = matrix
                     hand = time.perf_counter() - t1
                     outputs, rec = solvers[c].run(family, solved, matrix)
-                except PETSc.Error as err:
+                except Exception as err:      # noqa: BLE001 -- _Stop arrives wrapped in a PETSc.Error
+                    if time.perf_counter() - t1 > budget[0]:
+                        seconds[c].append(time.perf_counter() - t1)      # stopped: at least this long
+                        alive[c], dropped[c] = False, j
+                        continue
+                    if not isinstance(err, PETSc.Error):
+                        raise
                     errors[c] = (str(err).strip().splitlines() or [repr(err)])[-1]
                     alive[c] = False
                     continue
                 seconds[c].append(time.perf_counter() - t1)
                 results[c][i] = (sample, outputs, rec, assembly + hand)
-        per_rank = gather(([list(x) for x in seconds], n_mine, list(errors)))
+        per_rank = gather(([list(x) for x in seconds], n_mine, list(errors), list(alive)))
         for c in range(m):
-            if any(err[c] for _, _, err in per_rank):
+            if any(err[c] for _, _, err, _ in per_rank):
                 alive[c] = False
+            elif alive[c] and not all(a[c] for *_, a in per_rank):
+                alive[c], dropped[c] = False, j             # stopped on another rank
         live = [c for c in range(m) if alive[c]]
         if not live:
             break
         if j == 0:
-            first = [max((sec[c][0] for sec, _, _ in per_rank if sec[c]), default=0.0) for c in range(m)]
+            first = [max((sec[c][0] for sec, *_ in per_rank if sec[c]), default=0.0) for c in range(m)]
             best = min(first[c] for c in live)
             for c in live:
                 if first[c] > AUTO_DROP_FIRST * best:
@@ -388,8 +417,9 @@ def auto_trial(family: EllipticFamily, config: GenerationConfig, candidates: lis
     win = min(live, key=lambda c: proj[c])
     elapsed = max(gather(time.perf_counter() - t_start))
     runner = sorted((proj[c], candidates[c].name) for c in range(m) if c != win and math.isfinite(proj[c]))
-    n_total = sum(n for _, n, _ in per_rank)
-    reason = (f"measured: fastest projected total {proj[win]:.3g} s for {n_total} samples"
+    n_total = sum(n for _, n, *_ in per_rank)
+    reason = (f"measured: fastest projected total {proj[win]:.3g} s ({n_total} samples, {len(per_rank)} rank(s): "
+              f"the slowest rank's)"
               + (f" (next: {runner[0][1]} {runner[0][0]:.3g} s)" if runner else ""))
     rank0 = per_rank[0][0]
     record = {"rule": "measured", "trial_samples": k, "choice": candidates[win].name, "reason": reason,
@@ -400,12 +430,14 @@ def auto_trial(family: EllipticFamily, config: GenerationConfig, candidates: lis
                               "factor": cand.factor, "seconds": [float(x) for x in rank0[c]],
                               "projected_seconds": float(proj[c]) if math.isfinite(proj[c]) else None,
                               "dropped_after_sample": dropped[c],
-                              **({"error": next(e[c] for _, _, e in per_rank if e[c])}
-                                 if any(e[c] for _, _, e in per_rank) else {})}
+                              **({"error": next(e[c] for _, _, e, _ in per_rank if e[c])}
+                                 if any(e[c] for _, _, e, _ in per_rank) else {})}
                              for c, cand in enumerate(candidates)]}
     for c in range(m):
         if c != win:
             backends[c].destroy()
+    budget[0] = math.inf                     # the winner's monitor never stops it again
+    solvers[win].raise_errors = False
     return _Trial(win, candidates[win], backends[win], solvers[win], results[win], last[win], record, elapsed)
 
 
@@ -592,6 +624,8 @@ class _SampleSolver:
         self.rtol = rtol
         self.cast = dtype == "float32"
         self.fallback = _FallbackSolver(rtol * CAST_SOLVE_FRACTION if self.cast else rtol)
+        #: a PETSc error in a solve propagates instead of going to the fallback (the auto trial)
+        self.raise_errors = False
 
     def run(self, family: EllipticFamily, sample, matrix):
         """``(outputs, SampleRecord)``."""
@@ -607,6 +641,8 @@ class _SampleSolver:
             try:
                 x, st = self.backend.solve(b, x0)
             except PETSc.Error as err:
+                if self.raise_errors:
+                    raise
                 detail = str(err).strip().splitlines()[-1] if str(err).strip() else repr(err)
                 x, st = None, SolveStats(0, math.inf, 0.0, False, f"PETSc error: {detail}", method)
             rec.updates_skipped += st.updates_skipped
