@@ -80,7 +80,7 @@ METHODS = {
 ALTERNATIVES = ("lu", "cg-gamg", "cg-gamg-reuse")
 PLAIN = tuple(m for m, v in METHODS.items() if v.get("plain"))
 #: the LU package each lu-<package> row needs (PETSc.Sys.hasExternalPackage)
-LU_ROWS = {"lu-umfpack": "suitesparse", "lu-superlu": "superlu", "lu-mumps": "mumps", "lu-petsc": None}
+LU_ROWS = {"lu-umfpack": "umfpack", "lu-superlu": "superlu", "lu-mumps": "mumps", "lu-petsc": None}
 
 
 def plain_scipy(method, fam, name, n, seed, rtol, restart, recycle, path):

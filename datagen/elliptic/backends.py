@@ -50,7 +50,7 @@ INITIAL_GUESSES = ("previous", "zero")
 #: asked at run time (:func:`lu_packages`)
 LU_PACKAGES = ("umfpack", "superlu", "mumps", "petsc")
 #: the PETSc configure package that provides each MatSolverType
-_PROVIDER = {"umfpack": "suitesparse", "superlu": "superlu", "mumps": "mumps", "petsc": None}
+_PROVIDER = {"umfpack": "umfpack", "superlu": "superlu", "mumps": "mumps", "petsc": None}
 
 
 def lu_packages() -> tuple:

@@ -115,8 +115,9 @@ def add_arguments(parser: argparse.ArgumentParser, family: str) -> None:
                         "(VALUE is JSON or a bare string; unknown keys are refused)")
     s = parser.add_argument_group("solver")
     s.add_argument("--solver", choices=SOLVERS, default="auto",
-                   help="skr = sorted GCRO-DR recycling, gmres = PETSc GMRES(m), lu = PETSc sparse LU, "
-                        "cg-gamg = CG + algebraic multigrid (SPD families); auto = the fastest measured for the family")
+                   help="skr = sorted GCRO-DR recycling, gmres = PETSc GMRES(m), lu = sparse LU through PETSc "
+                        "(pivoting UMFPACK/SuperLU when the build has them), cg-gamg = CG + algebraic multigrid (SPD "
+                        "families); auto = times the candidates on the first sorted samples and keeps the fastest")
     s.add_argument("--pc", default=None, help="preconditioner of skr/gmres (any PETSc -pc_type, default ilu; "
                                               "with --solver auto it limits auto to skr/gmres with this PC)")
     s.add_argument("--rtol", type=float, default=1e-8, help="relative tolerance on the true residual (default 1e-8)")
