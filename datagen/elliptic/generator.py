@@ -82,6 +82,10 @@ DEFAULT_BLOCK = 32
 #: took AUTO_DROP_FIRST times the fastest first sample, after later ones when its projected total exceeds
 #: AUTO_DROP times the best projection
 AUTO_TRIAL_SAMPLES = 3
+#: after AUTO_TRIAL_SAMPLES, the candidates whose projections lie within AUTO_CLOSE of the best go on being
+#: timed on the following samples (at most AUTO_TRIAL_MAX in all) until one is ahead by more than that
+AUTO_CLOSE = 1.1
+AUTO_TRIAL_MAX = 8
 AUTO_MIN_SAMPLES = 24
 AUTO_DROP_FIRST = 6.0
 AUTO_DROP = 1.5
@@ -248,13 +252,15 @@ class AutoCandidate:
 
     def projected(self, seconds: list, n: int, block: int) -> float:
         """Projected seconds for ``n`` samples from the trial's per-sample ``seconds``:
-        ``f t_0 + (n - f) mean(t_1..)`` with ``f`` = :meth:`first_like` (``n t_0`` from one sample)."""
+        ``f t_0 + (n - f) min(t_1..)`` with ``f`` = :meth:`first_like` (``n t_0`` from one sample)."""
         if n <= 0:
             return 0.0
         if not seconds:
             return math.inf
         f = self.first_like(n, block)
-        rest = float(np.mean(seconds[1:])) if len(seconds) > 1 else float(seconds[0])
+        # the steady cost: the smallest of the later samples (a timing is never too small by chance, only too
+        # large, when the machine is busy)
+        rest = float(np.min(seconds[1:])) if len(seconds) > 1 else float(seconds[0])
         return f * float(seconds[0]) + (n - f) * rest
 
 
@@ -304,8 +310,8 @@ class _Trial:
 
 def auto_trial(family: EllipticFamily, config: GenerationConfig, candidates: list, backends: list, solvers: list,
                work: list, position: np.ndarray, drawn: dict, comm=None) -> _Trial:
-    """Time every candidate on the first :data:`AUTO_TRIAL_SAMPLES` samples of this rank's solve order and
-    keep the one with the fastest projected total.
+    """Time every candidate on the first :data:`AUTO_TRIAL_SAMPLES` samples of this rank's solve order (the
+    close contenders on up to :data:`AUTO_TRIAL_MAX`) and keep the one with the fastest projected total.
 
     Every candidate solves the same samples in order, from the state the run would start in (block resets
     as in the run), with its own backend; each sample is assembled once for all. A sample's time is the
@@ -321,7 +327,7 @@ def auto_trial(family: EllipticFamily, config: GenerationConfig, candidates: lis
     from petsc4py import PETSc
 
     t_start = time.perf_counter()
-    k = AUTO_TRIAL_SAMPLES
+    k = max(AUTO_TRIAL_SAMPLES, AUTO_TRIAL_MAX)
     trial = [int(i) for i in work[:k]]
     n_mine = len(work)
     block = int(config.block)
@@ -396,7 +402,16 @@ def auto_trial(family: EllipticFamily, config: GenerationConfig, candidates: lis
         live = [c for c in range(m) if alive[c]]
         if not live:
             break
-        if j == 0:
+        if j >= AUTO_TRIAL_SAMPLES - 1:
+            # the trial proper is over: only close contenders go on, until one is clearly ahead
+            proj = projections(per_rank)
+            best = min(proj[c] for c in live)
+            for c in live:
+                if proj[c] > AUTO_CLOSE * best:
+                    alive[c], dropped[c] = False, j
+            if sum(alive) <= 1:
+                break
+        elif j == 0:
             first = [max((sec[c][0] for sec, *_ in per_rank if sec[c]), default=0.0) for c in range(m)]
             best = min(first[c] for c in live)
             for c in live:
@@ -422,7 +437,8 @@ def auto_trial(family: EllipticFamily, config: GenerationConfig, candidates: lis
               f"the slowest rank's)"
               + (f" (next: {runner[0][1]} {runner[0][0]:.3g} s)" if runner else ""))
     rank0 = per_rank[0][0]
-    record = {"rule": "measured", "trial_samples": k, "choice": candidates[win].name, "reason": reason,
+    record = {"rule": "measured", "trial_samples": AUTO_TRIAL_SAMPLES, "trial_samples_max": k,
+              "choice": candidates[win].name, "reason": reason,
               "trial_seconds": float(elapsed),
               "chosen": {f: getattr(candidates[win], f) for f in ("name", "method", "pc", "pc_reuse", "factor",
                                                                   "prefix")},
