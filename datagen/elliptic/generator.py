@@ -87,7 +87,7 @@ AUTO_TRIAL_SAMPLES = 3
 AUTO_CLOSE = 1.1
 AUTO_TRIAL_MAX = 8
 AUTO_MIN_SAMPLES = 24
-AUTO_DROP_FIRST = 6.0
+AUTO_DROP_FIRST = 3.0
 AUTO_DROP = 1.5
 
 
@@ -269,17 +269,21 @@ def auto_candidates(family: EllipticFamily, config: GenerationConfig, pc_given: 
     """The configurations :func:`auto_trial` times, from what this PETSc build has.
 
     With an explicit preconditioner (``pc_given``: ``--pc`` or ``-skr_pc_type``) only the methods that use
-    it (skr and gmres with that PC, ``config.pc_reuse``): it is never replaced. Otherwise every LU package
-    of the build (:func:`datagen.elliptic.backends.lu_packages`), CG + GAMG (SPD families), GMRES
-    preconditioned by a sorted neighbour's LU kept for 8 samples (prefix ``skrlr_``), SKR and GMRES with
-    ILU(0).
+    it (skr and gmres with that PC, ``config.pc_reuse``): it is never replaced. Otherwise the build's default
+    LU package and PETSc's native LU (:func:`datagen.elliptic.backends.lu_packages`), CG + GAMG (SPD families),
+    GMRES preconditioned by a sorted neighbour's LU kept for 8 samples (prefix ``skrlr_``), SKR and GMRES
+    with ILU(0).
     """
     reuse = config.pc_reuse
     if pc_given is not None:
         pc = None if pc_from_options else pc_given
         return [AutoCandidate(f"skr+{pc_given}", "skr", pc, reuse),
                 AutoCandidate(f"gmres+{pc_given}", "gmres", pc, reuse)]
-    out = [AutoCandidate(f"lu:{p}", "lu", factor=p, prefix="skrlu_") for p in lu_packages()]
+    # the default (pivoting) LU package and PETSc's native LU: the other packages of the build were slower on
+    # every case of benchmarks/datagen_skr.py (SuperLU 1.1-3x UMFPACK's time on Darcy and Helmholtz), and an
+    # LU factorisation cannot be stopped early, so they would only make the trial dearer
+    lus = dict.fromkeys((lu_packages()[0], "petsc"))
+    out = [AutoCandidate(f"lu:{p}", "lu", factor=p, prefix="skrlu_") for p in lus]
     if family.name in SPD_FAMILIES:
         out.append(AutoCandidate("cg-gamg", "cg-gamg", pc_reuse=reuse, prefix="skrcg_"))
     out.append(AutoCandidate("gmres+lu-reuse8", "gmres", "lu", 8, prefix="skrlr_"))
