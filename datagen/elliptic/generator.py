@@ -165,8 +165,10 @@ def unknowns(family: EllipticFamily) -> int:
 
 
 def auto_choice(family: EllipticFamily, config: GenerationConfig) -> AutoChoice:
-    """The method ``--solver auto`` uses: the fastest measured by benchmarks/datagen_skr.py (2-core machine,
-    1 thread, rtol 1e-8, solve seconds per sample, N = 8-16; records in benchmarks/results/, 2026-11-26).
+    """The table ``--solver auto`` falls back on when it does not measure (fewer than AUTO_MIN_SAMPLES
+    samples per rank; :func:`auto_trial` otherwise), and whose guess the trial times first: the fastest
+    measured by benchmarks/datagen_skr.py (2-core machine, 1 thread, rtol 1e-8, solve seconds per sample,
+    N = 8-16; records in benchmarks/results/, 2026-11-26).
 
     - poisson, heat: one matrix for many right-hand sides (all samples / all time steps of a sample), so one
       sparse LU factorisation plus triangular solves beats every iterative method (Poisson 129^2: LU 0.0020 s,
