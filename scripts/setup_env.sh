@@ -11,6 +11,11 @@
 #                is on disk; on a GPU machine use e.g. TORCH_SPEC='torch>=2.4')
 #   PETSC_VERSION           petsc / petsc4py version (default 3.26.1)
 #   PETSC_CONFIGURE_OPTIONS extra configure flags for PETSc (ours come first)
+#   PETSC_EXTERNAL          'auto' (default): build PETSc with the sparse direct solvers whose Debian
+#                           packages need no MPI (SuperLU; SuiteSparse: UMFPACK, CHOLMOD, KLU), installing
+#                           libsuperlu-dev / libsuitesparse-dev when root with apt-get, and using them when
+#                           their headers and libraries are found; 'none': PETSc without them. Without them
+#                           everything still works: the toolkit asks PETSc at run time what it has.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -19,9 +24,13 @@ PYTHON="${PYTHON:-python3}"
 VENV="${VENV:-.venv}"
 TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0}"
 PETSC_VERSION="${PETSC_VERSION:-3.26.1}"
+PETSC_EXTERNAL="${PETSC_EXTERNAL:-auto}"
+case "$PETSC_EXTERNAL" in auto|none) ;; *)
+    echo "PETSC_EXTERNAL=$PETSC_EXTERNAL: expected 'auto' or 'none' (e.g. PETSC_EXTERNAL=none make env)" >&2; exit 1;;
+esac
 STAMP="$VENV/.neuralops-env"
 # The stamp's content: anything that changes it forces the affected steps to rerun.
-WANT="torch=$TORCH_SPEC petsc=$PETSC_VERSION deps=$(sha1sum pyproject.toml scripts/setup_env.sh | sha1sum | cut -c1-12)"
+WANT="torch=$TORCH_SPEC petsc=$PETSC_VERSION external=$PETSC_EXTERNAL opts=${PETSC_CONFIGURE_OPTIONS:-} deps=$(sha1sum pyproject.toml scripts/setup_env.sh | sha1sum | cut -c1-12)"
 
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
@@ -68,6 +77,37 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libtcmalloc_minimal\.so\.4'; then
     fi
 fi
 
+# ---------------------------------------------------------------- external solvers (optional)
+# SuperLU and SuiteSparse from the distribution, serial builds that need no MPI. MUMPS, hypre and
+# SuperLU_dist are packaged only against Open MPI (and PETSc accepts MUMPS's serial build only
+# without MPI), so they cannot be linked with this MPICH build; PETSc's --download-* needs internet at
+# configure time. Each package is used only when a test link against it succeeds.
+EXT_OPTS=""
+EXT_HAVE=()
+links() { printf 'int main(void){return 0;}\n' | cc -x c - "$@" -o /dev/null >/dev/null 2>&1; }
+if [[ $PETSC_EXTERNAL == auto ]]; then
+    if ! { [[ -f /usr/include/superlu/slu_ddefs.h ]] && [[ -f /usr/include/suitesparse/umfpack.h ]]; } \
+       && command -v apt-get >/dev/null 2>&1 && [[ $(id -u) == 0 ]]; then
+        say "installing libsuperlu-dev libsuitesparse-dev (optional sparse direct solvers for PETSc)"
+        export DEBIAN_FRONTEND=noninteractive
+        { apt-get install -y -qq --no-install-recommends libsuperlu-dev libsuitesparse-dev >/dev/null 2>&1 \
+          || { apt-get update -qq && apt-get install -y -qq --no-install-recommends libsuperlu-dev \
+               libsuitesparse-dev >/dev/null; }; } \
+          || say "SuperLU/SuiteSparse not installed; PETSc is built with its native LU only"
+    fi
+    if [[ -f /usr/include/superlu/slu_ddefs.h ]] && links -lsuperlu; then
+        EXT_OPTS+=" --with-superlu=1 --with-superlu-include=/usr/include/superlu --with-superlu-lib=-lsuperlu"
+        EXT_HAVE+=(SUPERLU)
+    fi
+    SS_LIBS="-lspqr -lumfpack -lklu -lcholmod -lbtf -lccolamd -lcolamd -lcamd -lamd -lsuitesparseconfig"
+    if [[ -f /usr/include/suitesparse/umfpack.h ]] && links $SS_LIBS; then
+        EXT_OPTS+=" --with-suitesparse=1 --with-suitesparse-include=/usr/include/suitesparse"
+        EXT_OPTS+=" --with-suitesparse-lib=[${SS_LIBS// /,}]"
+        EXT_HAVE+=(SUITESPARSE)
+    fi
+    say "external solvers for PETSc: ${EXT_HAVE[*]:-none found}"
+fi
+
 # ---------------------------------------------------------------- virtualenv
 if [[ ! -x "$VENV/bin/python" ]]; then
     say "creating $VENV with $($PYTHON --version)"
@@ -93,7 +133,7 @@ say "installing Python dependencies"
 "${PIP[@]}" -q "numpy>=1.24" "scipy>=1.10" "h5py>=3.8" "matplotlib>=3.7" \
     "lightning>=2.4,<2.7" "jsonargparse[signatures]>=4.27" "tqdm>=4.60" \
     "pytest>=7" "pytest-timeout>=2" "cython>=3" "tensorboard>=2.14" \
-    "import-linter>=2.1" "ruff>=0.6"
+    "import-linter>=2.1" "ruff>=0.6" "pyamg>=5"   # pyamg: the plain-SciPy baselines of benchmarks/
 
 # mpi4py must be built against the system MPI (the one PETSc uses), not PyPI's generic wheel.
 if ! have mpi4py.MPI; then
@@ -102,17 +142,40 @@ if ! have mpi4py.MPI; then
 fi
 
 # ---------------------------------------------------------------- PETSc + petsc4py
-if ! have petsc4py; then
+# What PETSc was built with is read from its petscconf.h: a PETSc that lacks a wanted external solver
+# (an environment made before they were added) is rebuilt. --no-cache-dir: pip's wheel cache is keyed on
+# the sdist, not on PETSC_CONFIGURE_OPTIONS, and would hand back a wheel built with other options (and a
+# petsc4py linked against another PETSc).
+petsc_lacks() {  # prints the wanted external packages the installed PETSc was built without
+    local conf
+    conf="$("$PY" -c 'import petsc, os; print(os.path.join(petsc.get_petsc_dir(), "include", "petscconf.h"))' 2>/dev/null)" \
+        || { echo "petsc"; return; }
+    for p in "${EXT_HAVE[@]}"; do grep -q "define PETSC_HAVE_$p 1" "$conf" || printf '%s ' "$p"; done
+}
+rebuild_petsc=0
+if ! have petsc || [[ -n "$(petsc_lacks)" ]]; then rebuild_petsc=1; fi
+if [[ $rebuild_petsc == 1 ]] || ! have petsc4py; then
     # PETSc's own default is a debug build (-g -O): ask for an optimised one.
     # --with-cuda=0: a CUDA compiler may be present without a GPU; --with-fc=0: no Fortran.
     OPTS="--with-debugging=0 --with-cuda=0 --with-fc=0 --with-shared-libraries=1 \
-COPTFLAGS=-O3 CXXOPTFLAGS=-O3 --with-mpi=1 ${PETSC_CONFIGURE_OPTIONS:-}"
-    if ! have petsc; then
-        say "building PETSc $PETSC_VERSION from PyPI (about 10 minutes on 2 cores; pip caches the wheel)"
-        PETSC_CONFIGURE_OPTIONS="$OPTS" "${PIP[@]}" "petsc==$PETSC_VERSION"
+COPTFLAGS=-O3 CXXOPTFLAGS=-O3 --with-mpi=1${EXT_OPTS} ${PETSC_CONFIGURE_OPTIONS:-}"
+    if [[ $rebuild_petsc == 1 ]]; then
+        say "building PETSc $PETSC_VERSION from PyPI with ${EXT_HAVE[*]:-no external solvers} (about 10-25 minutes on 2 cores)"
+        if ! PETSC_CONFIGURE_OPTIONS="$OPTS" "${PIP[@]}" --no-cache-dir --force-reinstall --no-deps "petsc==$PETSC_VERSION"; then
+            [[ -n "$EXT_OPTS" ]] || exit 1
+            say "PETSc build with ${EXT_HAVE[*]} failed; building it without external solvers"
+            OPTS="${OPTS/"$EXT_OPTS"/}"; EXT_OPTS=""; EXT_HAVE=()
+            PETSC_CONFIGURE_OPTIONS="$OPTS" "${PIP[@]}" --no-cache-dir --force-reinstall --no-deps "petsc==$PETSC_VERSION"
+        fi
+        lacking="$(petsc_lacks)"
+        if [[ -n "$lacking" ]]; then
+            echo "PETSc was built without: $lacking (see its configure.log); rerun with PETSC_EXTERNAL=none" >&2
+            exit 1
+        fi
     fi
     say "building petsc4py $PETSC_VERSION against it (no build isolation: PETSc is not rebuilt)"
-    PETSC_CONFIGURE_OPTIONS="$OPTS" "${PIP[@]}" --no-build-isolation "petsc4py==$PETSC_VERSION"
+    PETSC_CONFIGURE_OPTIONS="$OPTS" "${PIP[@]}" --no-cache-dir --force-reinstall --no-deps --no-build-isolation \
+        "petsc4py==$PETSC_VERSION"
 fi
 
 # ---------------------------------------------------------------- this project
@@ -126,5 +189,7 @@ import torch, lightning, h5py, scipy
 from mpi4py import MPI
 print(f"[setup] ok: torch {torch.__version__}, lightning {lightning.__version__}, "
       f"PETSc {'.'.join(map(str, PETSc.Sys.getVersion()))}, h5py {h5py.__version__}")
+ext = [p for p in ("superlu", "umfpack", "cholmod", "klu", "mumps", "hypre") if PETSc.Sys.hasExternalPackage(p)]
+print(f"[setup] PETSc external solvers: {', '.join(ext) or 'none (native LU only)'}")
 PYEOF
 echo "$WANT" > "$STAMP"

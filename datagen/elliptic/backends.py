@@ -12,8 +12,11 @@ Methods (``METHODS``):
                ``-skr_ksp_monitor``, ``-skr_ksp_converged_reason``, ``-skr_ksp_view``, ``-skr_ksp_rtol``,
                ``-skr_ksp_gcrodr_*`` work as for any KSP.
 - ``gmres``    PETSc KSPGMRES(m), right PC, unpreconditioned-norm stopping (the fair baseline).
-- ``lu``       PETSc sparse LU (``-pc_type lu``, nested-dissection ordering); the symbolic factorisation is
-               reused while the sparsity pattern is unchanged, only the numeric one is redone.
+- ``lu``       sparse LU through PETSc (``-pc_type lu``) with a pivoting factorisation package by default
+               (:func:`lu_packages`: UMFPACK or SuperLU when this PETSc build has them, see
+               ``scripts/setup_env.sh``; PETSc's native LU, which does not pivot, with nested-dissection
+               ordering otherwise); ``factor`` or ``-skrlu_pc_factor_mat_solver_type`` picks another.
+               The symbolic factorisation is reused while the sparsity pattern is unchanged.
 - ``cg-gamg``  PETSc CG + GAMG, unpreconditioned-norm stopping; only for symmetric positive definite families.
                GAMG starts from tuned defaults (:data:`GAMG_DEFAULTS`, see :func:`gamg_default_options`);
                every ``-skrcg_pc_gamg_*`` / ``-skrcg_mg_*`` option given by the user wins over them.
@@ -49,6 +52,37 @@ from datagen.krylov.pc_reuse import PCReusePolicy
 
 METHODS = ("skr", "gmres", "lu", "cg-gamg")
 INITIAL_GUESSES = ("previous", "zero")
+#: sparse LU packages PETSc can call (``MatSolverType``), in the order of preference of :func:`default_lu_package`;
+#: every one but ``petsc`` pivots (``petsc``: PETSc's native LU, no pivoting); which ones a build has is
+#: asked at run time (:func:`lu_packages`)
+LU_PACKAGES = ("umfpack", "superlu", "mumps", "petsc")
+#: the PETSc configure package that provides each MatSolverType
+_PROVIDER = {"umfpack": "umfpack", "superlu": "superlu", "mumps": "mumps", "petsc": None}
+
+
+def lu_packages() -> tuple:
+    """The LU packages of :data:`LU_PACKAGES` this PETSc build has (``PETSc.Sys.hasExternalPackage``),
+    in preference order; always ends with ``"petsc"`` (native, non-pivoting)."""
+    from petsc4py import PETSc
+
+    return tuple(p for p in LU_PACKAGES if _PROVIDER[p] is None or PETSc.Sys.hasExternalPackage(_PROVIDER[p]))
+
+
+def default_lu_package() -> str:
+    """The factorisation ``lu`` uses unless told otherwise: the first pivoting package of
+    :func:`lu_packages` (see the README's solver table for the measurement behind the order), else
+    ``"petsc"``."""
+    return lu_packages()[0]
+
+
+def check_lu_package(name: str) -> None:
+    """Raise ValueError naming what this build has if ``name`` is not an LU package it can use."""
+    have = lu_packages()
+    if name not in have:
+        what = "not a sparse LU package PETSc knows" if name not in LU_PACKAGES else "not in this PETSc build"
+        raise ValueError(f"LU package {name!r} is {what}; this build has: {', '.join(have)} "
+                         f"(scripts/setup_env.sh builds PETSc with SuperLU/UMFPACK when their Debian packages "
+                         f"are installed)")
 
 
 @dataclass
@@ -255,7 +289,7 @@ class PetscBackend:
 
     def __init__(self, method: str, *, rtol: float = 1e-8, restart: int = 40, recycle: int = 20, pc: str | None = "ilu",
                  max_it: int = 10000, initial_guess: str = "previous", options_prefix: str = "skr_",
-                 pc_reuse: int = 1, comm=None, gamg_defaults: bool = True):
+                 pc_reuse: int = 1, comm=None, gamg_defaults: bool = True, factor: str | None = None):
         from petsc4py import PETSc
 
         if method not in METHODS:
@@ -281,6 +315,12 @@ class PetscBackend:
         # interpolation) serves pc_reuse consecutive matrices of one sparsity pattern
         self._pc_policy = PCReusePolicy(self.pc_reuse, iteration_growth=None)
         self._operators_set = 0
+        if factor is not None:
+            check_lu_package(factor)
+        #: the LU package of ``lu`` and of an LU preconditioner (None: :func:`default_lu_package`, unless
+        #: ``-<prefix>pc_factor_mat_solver_type`` says otherwise); after set-up, :attr:`factor_used` is the
+        #: package PETSc actually factors with
+        self.factor = factor
         self.comm = comm or PETSc.COMM_SELF
         opts = PETSc.Options()
         if pc and method in ("skr", "gmres"):
@@ -322,7 +362,6 @@ class PetscBackend:
             ksp.setOptionsPrefix("skrlu_")
             ksp.setType("preonly")
             ksp.getPC().setType("lu")
-            ksp.getPC().setFactorOrdering("nd")
         else:
             # cg-gamg has its own prefix so that -skr_pc_type (the Krylov methods' PC) does not replace GAMG
             ksp.setOptionsPrefix(self.prefix if method == "gmres" else "skrcg_")
@@ -339,6 +378,7 @@ class PetscBackend:
             self._gamg_set_from_options(ksp)
         else:
             ksp.setFromOptions()
+        self._set_factor_package(ksp)
         if method == "skr" and (ksp.getType() != "python" or not hasattr(ksp.getPythonContext(), "last_result")):
             raise ValueError(f"options {self.prefix}ksp_type/{self.prefix}ksp_python_type changed the skr solver "
                              f"(GCRO-DR) to {ksp.getType()!r}; use --solver gmres etc. for other methods")
@@ -373,6 +413,31 @@ class PetscBackend:
         finally:
             if added:
                 opts.delValue(name)
+
+    def _set_factor_package(self, ksp) -> None:
+        """An LU (or Cholesky) PC factors with ``self.factor`` (default :func:`default_lu_package`) unless
+        ``-<prefix>pc_factor_mat_solver_type`` is in the options database (it wins); PETSc's native LU
+        gets a nested-dissection ordering (the external packages order by themselves)."""
+        pc = ksp.getPC()
+        if pc.getType() not in ("lu", "cholesky"):
+            return
+        prefix = ksp.getOptionsPrefix() or ""
+        present = self._PETSc.Options().getAll()       # getAll does not mark options as used
+        if f"{prefix}pc_factor_mat_solver_type" not in present:
+            package = self.factor or default_lu_package()
+            if pc.getType() == "cholesky" and package in ("umfpack", "superlu"):
+                package = "cholmod" if package == "umfpack" else "petsc"
+            pc.setFactorSolverType(package)
+        if pc.getFactorSolverType() == "petsc" and f"{prefix}pc_factor_mat_ordering_type" not in present:
+            pc.setFactorOrdering("nd")
+
+    @property
+    def factor_used(self) -> str | None:
+        """The ``MatSolverType`` of this backend's LU/Cholesky PC (``"umfpack"``, ``"petsc"``, ...), None
+        when its PC does not factor."""
+        if self._ksp is None or self._ksp.getPC().getType() not in ("lu", "cholesky"):
+            return None
+        return self._ksp.getPC().getFactorSolverType()
 
     def set_operator(self, A: sp.csr_matrix) -> None:
         """Make ``A`` (SciPy CSR, float64) the operator of the following solves.
@@ -463,6 +528,11 @@ class PetscBackend:
     @property
     def mat(self):
         return self._mat
+
+    @property
+    def ksp(self):
+        """The PETSc KSP (for monitors etc.; replaced when the operator size changes)."""
+        return self._ksp
 
     def reset(self) -> None:
         """Start an independent block of solves: forget the recycled space and the previous

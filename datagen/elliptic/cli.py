@@ -120,9 +120,11 @@ def add_arguments(parser: argparse.ArgumentParser, family: str) -> None:
                         "(VALUE is JSON or a bare string; unknown keys are refused)")
     s = parser.add_argument_group("solver")
     s.add_argument("--solver", choices=SOLVERS, default="auto",
-                   help="skr = sorted GCRO-DR recycling, gmres = PETSc GMRES(m), lu = PETSc sparse LU, "
-                        "cg-gamg = CG + algebraic multigrid (SPD families); auto = the fastest measured for the family")
-    s.add_argument("--pc", default="ilu", help="preconditioner of skr/gmres (any PETSc -pc_type, default ilu)")
+                   help="skr = sorted GCRO-DR recycling, gmres = PETSc GMRES(m), lu = sparse LU through PETSc "
+                        "(pivoting UMFPACK/SuperLU when the build has them), cg-gamg = CG + algebraic multigrid (SPD "
+                        "families); auto = times the candidates on the first sorted samples and keeps the fastest")
+    s.add_argument("--pc", default=None, help="preconditioner of skr/gmres (any PETSc -pc_type, default ilu; "
+                                              "with --solver auto it limits auto to skr/gmres with this PC)")
     s.add_argument("--rtol", type=float, default=1e-8, help="relative tolerance on the true residual (default 1e-8)")
     s.add_argument("--restart", type=int, default=40, help="Krylov restart length m (default 40)")
     s.add_argument("--recycle", type=int, default=20, help="recycled subspace dimension k of skr (default 20)")
@@ -205,17 +207,28 @@ def resolved_spec(family, config: GenerationConfig, out: str) -> dict:
     solver, so ``petsc_options`` is what was asked for."""
     from dataclasses import asdict
 
-    from datagen.elliptic.generator import auto_choice
+    from datagen.elliptic.generator import AUTO_MIN_SAMPLES, auto_choice
 
     solver = asdict(config)
     n, seed = solver.pop("n_samples"), solver.pop("seed")
     if config.solver == "auto":
         choice = auto_choice(family, config)
-        solver.update(method=choice.method, auto_reason=choice.reason)
-        if choice.pc is not None:
-            solver["pc"] = choice.pc
-        if choice.pc_reuse is not None:
-            solver["pc_reuse"] = choice.pc_reuse
+        if n >= AUTO_MIN_SAMPLES:
+            # decided by timing the candidates on the run's first samples: known only when it runs
+            solver.update(method="auto", auto_reason=f"measured on the run's first sorted samples (the table's "
+                                                     f"guess, timed first: {choice.method}, {choice.reason})")
+        else:
+            reason = f"table (fewer than {AUTO_MIN_SAMPLES} samples per rank to measure on): {choice.reason}"
+            method = choice.method
+            if config.pc is not None:   # an explicit PC is never replaced
+                method = choice.method if choice.method in ("skr", "gmres") else "gmres"
+                reason += f"; with the explicit pc {config.pc!r}: {method}"
+            else:
+                if choice.pc is not None:
+                    solver["pc_used"] = choice.pc
+                if choice.pc_reuse is not None:
+                    solver["pc_reuse_used"] = choice.pc_reuse
+            solver.update(method=method, auto_reason=reason)
     else:
         solver["method"] = config.solver
     return {"family": family.name, "n_samples": n, "seed": seed, "out": out,

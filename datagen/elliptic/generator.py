@@ -57,6 +57,7 @@ from datagen.elliptic.backends import (
     PetscBackend,
     SolveStats,
     insert_petsc_options,
+    lu_packages,
     parse_petsc_options,
     remove_petsc_options,
     unused_petsc_options,
@@ -76,6 +77,19 @@ CAST_MARGIN = 0.5
 #: recycled-space reset interval along the sorted order (see the module docstring, 4, and the README's
 #: SKR section for the measurement it was chosen by)
 DEFAULT_BLOCK = 32
+#: ``--solver auto`` (see :func:`auto_trial`): samples of the sorted order each candidate solves in the
+#: trial, the smallest run (samples per rank) for which it measures at all (below, the table of
+#: :func:`auto_choice` decides), and when a candidate leaves the trial early: after the first sample when it
+#: took AUTO_DROP_FIRST times the fastest first sample, after later ones when its projected total exceeds
+#: AUTO_DROP times the best projection
+AUTO_TRIAL_SAMPLES = 3
+#: after AUTO_TRIAL_SAMPLES, the candidates whose projections lie within AUTO_CLOSE of the best go on being
+#: timed on the following samples (at most AUTO_TRIAL_MAX in all) until one is ahead by more than that
+AUTO_CLOSE = 1.1
+AUTO_TRIAL_MAX = 8
+AUTO_MIN_SAMPLES = 24
+AUTO_DROP_FIRST = 3.0
+AUTO_DROP = 1.5
 
 
 @dataclass
@@ -85,7 +99,9 @@ class GenerationConfig:
     n_samples: int
     seed: int = 0
     solver: str = "auto"
-    pc: str = "ilu"
+    #: preconditioner of skr/gmres; None: ILU(0) for them, and ``auto`` is free to choose (an explicit pc
+    #: limits ``auto`` to the methods that use it)
+    pc: Optional[str] = None
     rtol: float = 1e-8
     restart: int = 40
     recycle: int = 20
@@ -155,8 +171,10 @@ AUTO_GAMG_REUSE = 16
 
 
 def auto_choice(family: EllipticFamily, config: GenerationConfig) -> AutoChoice:
-    """The method ``--solver auto`` uses: the fastest measured by benchmarks/datagen_skr.py (2-core machine,
-    1 thread, rtol 1e-8, solve seconds per sample, N = 8-16; records in benchmarks/results/, 2026-11-26).
+    """The table ``--solver auto`` falls back on when it does not measure (fewer than AUTO_MIN_SAMPLES
+    samples per rank; :func:`auto_trial` otherwise), and whose guess the trial times first: the fastest
+    measured by benchmarks/datagen_skr.py (2-core machine, 1 thread, rtol 1e-8, solve seconds per sample,
+    N = 8-16; records in benchmarks/results/, 2026-11-26).
 
     - poisson, heat: one matrix for many right-hand sides (all samples / all time steps of a sample), so one
       sparse LU factorisation plus triangular solves beats every iterative method (Poisson 129^2: LU 0.0020 s,
@@ -206,6 +224,277 @@ def auto_choice(family: EllipticFamily, config: GenerationConfig) -> AutoChoice:
 
 
 @dataclass
+class AutoCandidate:
+    """One solver configuration ``--solver auto`` can time (:func:`auto_trial`)."""
+
+    name: str
+    method: str
+    pc: Optional[str] = None          # skr/gmres: the PC (None: from the options database)
+    pc_reuse: int = 1
+    factor: Optional[str] = None      # lu and an LU PC: the package (None: the default pivoting one)
+    prefix: str = "skr_"
+
+    def backend(self, config: "GenerationConfig", rtol: float) -> PetscBackend:
+        return PetscBackend(self.method, rtol=rtol, restart=config.restart, recycle=config.recycle, pc=self.pc,
+                            max_it=config.max_it, initial_guess=config.initial_guess, pc_reuse=self.pc_reuse,
+                            factor=self.factor, options_prefix=self.prefix)
+
+    def first_like(self, n: int, block: int) -> int:
+        """How many of ``n`` consecutive samples (from a block start) pay what the first sample of the
+        trial paid: every block start for skr (empty recycled space), every PC rebuild for GMRES with a
+        reused PC, only the very first for the others (symbolic factorisation; a per-sample PC set-up is
+        in every sample's time)."""
+        if n <= 0:
+            return 0
+        if self.method == "skr":
+            return -(-n // block) if block else 1
+        if self.method == "gmres" and self.pc_reuse > 1:
+            count, since = 0, self.pc_reuse
+            for p in range(n):
+                if (block and p % block == 0) or since >= self.pc_reuse:
+                    count, since = count + 1, 0
+                since += 1
+            return count
+        return 1
+
+    def projected(self, seconds: list, n: int, block: int) -> float:
+        """Projected seconds for ``n`` samples from the trial's per-sample ``seconds``:
+        ``f t_0 + (n - f) min(t_1..)`` with ``f`` = :meth:`first_like` (``n t_0`` from one sample)."""
+        if n <= 0:
+            return 0.0
+        if not seconds:
+            return math.inf
+        f = self.first_like(n, block)
+        # the steady cost: the smallest of the later samples (a timing is never too small by chance, only too
+        # large, when the machine is busy)
+        rest = float(np.min(seconds[1:])) if len(seconds) > 1 else float(seconds[0])
+        return f * float(seconds[0]) + (n - f) * rest
+
+
+def auto_candidates(family: EllipticFamily, config: GenerationConfig, pc_given: Optional[str],
+                    pc_from_options: bool = False) -> list:
+    """The configurations :func:`auto_trial` times, from what this PETSc build has.
+
+    With an explicit preconditioner (``pc_given``: ``--pc`` or ``-skr_pc_type``) only the methods that use
+    it (skr and gmres with that PC, ``config.pc_reuse``): it is never replaced. Otherwise the build's default
+    LU package and PETSc's native LU (:func:`datagen.elliptic.backends.lu_packages`), CG + GAMG (SPD families),
+    GMRES preconditioned by a sorted neighbour's LU kept for 8 samples (prefix ``skrlr_``), SKR and GMRES
+    with ILU(0).
+    """
+    reuse = config.pc_reuse
+    if pc_given is not None:
+        pc = None if pc_from_options else pc_given
+        return [AutoCandidate(f"skr+{pc_given}", "skr", pc, reuse),
+                AutoCandidate(f"gmres+{pc_given}", "gmres", pc, reuse)]
+    # the default (pivoting) LU package and PETSc's native LU: the other packages of the build were slower on
+    # every case of benchmarks/datagen_skr.py (SuperLU 1.1-3x UMFPACK's time on Darcy and Helmholtz), and an
+    # LU factorisation cannot be stopped early, so they would only make the trial dearer
+    lus = dict.fromkeys((lu_packages()[0], "petsc"))
+    out = [AutoCandidate(f"lu:{p}", "lu", factor=p, prefix="skrlu_") for p in lus]
+    if family.name in SPD_FAMILIES:
+        # CG + GAMG keeps its interpolation along the sorted order unless the user set --pc-reuse
+        out.append(AutoCandidate("cg-gamg", "cg-gamg", pc_reuse=AUTO_GAMG_REUSE if reuse == 1 else reuse,
+                                 prefix="skrcg_"))
+    out.append(AutoCandidate("gmres+lu-reuse8", "gmres", "lu", 8, prefix="skrlr_"))
+    out += [AutoCandidate("skr+ilu", "skr", "ilu", reuse), AutoCandidate("gmres+ilu", "gmres", "ilu", reuse)]
+    # the table's guess (auto_choice) first: its first-sample time bounds the others' (see auto_trial)
+    table = auto_choice(family, config)
+    guess = {"lu": out[0].name, "cg-gamg": "cg-gamg", "skr": "skr+ilu"}.get(table.method)
+    if table.method == "gmres":
+        guess = "gmres+lu-reuse8" if table.pc == "lu" else "gmres+ilu"
+    return sorted(out, key=lambda c: c.name != guess)
+
+
+@dataclass
+class _Trial:
+    """What :func:`auto_trial` hands back: the chosen candidate, its backend and solver (state as after
+    the trial samples), its solved samples ``{index: (sample, outputs, SampleRecord, setup_seconds)}``,
+    the last matrix it was given, the spec record and the trial's wall time."""
+
+    index: int
+    candidate: AutoCandidate
+    backend: PetscBackend
+    solver: "_SampleSolver"
+    results: dict
+    last_matrix: object
+    record: dict
+    seconds: float
+
+
+def auto_trial(family: EllipticFamily, config: GenerationConfig, candidates: list, backends: list, solvers: list,
+               work: list, position: np.ndarray, drawn: dict, comm=None) -> _Trial:
+    """Time every candidate on the first :data:`AUTO_TRIAL_SAMPLES` samples of this rank's solve order (the
+    close contenders on up to :data:`AUTO_TRIAL_MAX`) and keep the one with the fastest projected total.
+
+    Every candidate solves the same samples in order, from the state the run would start in (block resets
+    as in the run), with its own backend; each sample is assembled once for all. A sample's time is the
+    hand-over to PETSc plus all systems of the sample (fallbacks included). After each sample the ranks
+    share their timings (collective); a rank's projection is :meth:`AutoCandidate.projected` for its
+    number of samples, the run's the slowest rank's. A candidate leaves the trial after the first sample
+    when it took more than AUTO_DROP_FIRST times the fastest, after later ones when its projection
+    exceeds AUTO_DROP times the best. A Krylov candidate's first sample is stopped (by a KSP monitor) once
+    it has run AUTO_DROP_FIRST times the fastest first sample so far, so a slow method costs the trial
+    little. The winner's backend goes on with the run from where its trial ended and its trial solutions
+    are the stored ones, so the data are those of the chosen method alone.
+    """
+    from petsc4py import PETSc
+
+    t_start = time.perf_counter()
+    k = max(AUTO_TRIAL_SAMPLES, AUTO_TRIAL_MAX)
+    trial = [int(i) for i in work[:k]]
+    n_mine = len(work)
+    block = int(config.block)
+    m = len(candidates)
+    seconds = [[] for _ in range(m)]
+    errors = [""] * m
+    alive = [True] * m
+    dropped = [None] * m
+    results = [dict() for _ in range(m)]
+    last = [None] * m
+    budget, started = [math.inf], [0.0]
+
+    class _Stop(Exception):
+        pass
+
+    def monitor(ksp, its, rnorm):
+        if time.perf_counter() - started[0] > budget[0]:
+            raise _Stop
+    for be, sv in zip(backends, solvers):
+        sv.raise_errors = True                 # a failing candidate leaves the trial (no fallback solve)
+        if be.method != "lu":
+            be.ksp.setMonitor(monitor)
+
+    def gather(item):
+        return comm.allgather(item) if comm is not None and comm.Get_size() > 1 else [item]
+
+    def projections(per_rank):
+        return [max((candidates[c].projected(sec[c], n, block) if not err[c] else math.inf
+                     for sec, n, err, _ in per_rank), default=math.inf) for c in range(m)]
+
+    per_rank = [([list(x) for x in seconds], n_mine, list(errors), list(alive))]
+    for j in range(k):
+        if j < len(trial):
+            i = trial[j]
+            t0 = time.perf_counter()
+            sample = drawn.get(i) or family.sample(config.seed, i)
+            solved = _stored_inputs(family, sample, config.dtype)
+            matrix = family.operator(solved)
+            assembly = time.perf_counter() - t0
+            for c in range(m):
+                if not alive[c]:
+                    continue
+                t1 = started[0] = time.perf_counter()
+                budget[0] = AUTO_DROP_FIRST * min((sec[0] for sec in seconds if sec), default=math.inf) \
+                    if j == 0 else math.inf
+                try:
+                    if block > 0 and position[i] % block == 0:
+                        backends[c].reset()
+                    if matrix is not last[c]:
+                        backends[c].set_operator(matrix)
+                        last[c] = matrix
+                    hand = time.perf_counter() - t1
+                    outputs, rec = solvers[c].run(family, solved, matrix)
+                except Exception as err:      # noqa: BLE001 -- _Stop arrives wrapped in a PETSc.Error
+                    if time.perf_counter() - t1 > budget[0]:
+                        seconds[c].append(time.perf_counter() - t1)      # stopped: at least this long
+                        alive[c], dropped[c] = False, j
+                        continue
+                    if not isinstance(err, PETSc.Error):
+                        raise
+                    errors[c] = (str(err).strip().splitlines() or [repr(err)])[-1]
+                    alive[c] = False
+                    continue
+                seconds[c].append(time.perf_counter() - t1)
+                results[c][i] = (sample, outputs, rec, assembly + hand)
+        per_rank = gather(([list(x) for x in seconds], n_mine, list(errors), list(alive)))
+        for c in range(m):
+            if any(err[c] for _, _, err, _ in per_rank):
+                alive[c] = False
+            elif alive[c] and not all(a[c] for *_, a in per_rank):
+                alive[c], dropped[c] = False, j             # stopped on another rank
+        live = [c for c in range(m) if alive[c]]
+        if not live:
+            break
+        if j >= AUTO_TRIAL_SAMPLES - 1:
+            # the trial proper is over: only close contenders go on, until one is clearly ahead
+            proj = projections(per_rank)
+            best = min(proj[c] for c in live)
+            for c in live:
+                if proj[c] > AUTO_CLOSE * best:
+                    alive[c], dropped[c] = False, j
+            if sum(alive) <= 1:
+                break
+        elif j == 0:
+            first = [max((sec[c][0] for sec, *_ in per_rank if sec[c]), default=0.0) for c in range(m)]
+            best = min(first[c] for c in live)
+            for c in live:
+                if first[c] > AUTO_DROP_FIRST * best:
+                    alive[c], dropped[c] = False, j
+        else:
+            proj = projections(per_rank)
+            best = min(proj[c] for c in live)
+            for c in live:
+                if proj[c] > AUTO_DROP * best:
+                    alive[c], dropped[c] = False, j
+    proj = projections(per_rank)
+    live = [c for c in range(m) if alive[c] and math.isfinite(proj[c])]
+    if not live:
+        raise ValueError("--solver auto: every candidate failed on the first samples ("
+                         + "; ".join(f"{candidates[c].name}: {errors[c]}" for c in range(m) if errors[c])
+                         + "); choose a --solver explicitly")
+    win = min(live, key=lambda c: proj[c])
+    elapsed = max(gather(time.perf_counter() - t_start))
+    runner = sorted((proj[c], candidates[c].name) for c in range(m) if c != win and math.isfinite(proj[c]))
+    n_total = sum(n for _, n, *_ in per_rank)
+    reason = (f"measured: fastest projected total {proj[win]:.3g} s ({n_total} samples, {len(per_rank)} rank(s): "
+              f"the slowest rank's)"
+              + (f" (next: {runner[0][1]} {runner[0][0]:.3g} s)" if runner else ""))
+    rank0 = per_rank[0][0]
+    record = {"rule": "measured", "trial_samples": AUTO_TRIAL_SAMPLES, "trial_samples_max": k,
+              "choice": candidates[win].name, "reason": reason,
+              "trial_seconds": float(elapsed),
+              "chosen": {f: getattr(candidates[win], f) for f in ("name", "method", "pc", "pc_reuse", "factor",
+                                                                  "prefix")},
+              "candidates": [{"name": cand.name, "method": cand.method, "pc": cand.pc, "pc_reuse": cand.pc_reuse,
+                              "factor": cand.factor, "seconds": [float(x) for x in rank0[c]],
+                              "projected_seconds": float(proj[c]) if math.isfinite(proj[c]) else None,
+                              "dropped_after_sample": dropped[c],
+                              **({"error": next(e[c] for _, _, e, _ in per_rank if e[c])}
+                                 if any(e[c] for _, _, e, _ in per_rank) else {})}
+                             for c, cand in enumerate(candidates)]}
+    for c in range(m):
+        if c != win:
+            backends[c].destroy()
+    budget[0] = math.inf                     # the winner's monitor never stops it again
+    solvers[win].raise_errors = False
+    return _Trial(win, candidates[win], backends[win], solvers[win], results[win], last[win], record, elapsed)
+
+
+def _recorded_auto(path) -> Optional[dict]:
+    """The ``spec.solver.auto`` record of an unfinished run at ``path`` (its manifest) or of a finished file,
+    so that a resumed ``auto`` run goes on with the method it chose (None when there is none)."""
+    import json
+    import os
+
+    manifest = str(path) + ".partial/manifest.json"
+    try:
+        if os.path.isfile(manifest):
+            with open(manifest) as fh:
+                spec = json.load(fh).get("spec") or {}
+        elif os.path.isfile(str(path)):
+            import h5py
+
+            with h5py.File(str(path), "r") as f:
+                spec = json.loads(f.attrs["spec"])
+        else:
+            return None
+        record = spec["solver"]["auto"]
+        return record if isinstance(record, dict) and "chosen" in record else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+@dataclass
 class GenerationSummary:
     path: str
     n_samples: int
@@ -227,6 +516,7 @@ class GenerationSummary:
     updates_skipped: int = 0                        # GCRO-DR recycled-space updates skipped (all samples)
     spaces_dropped: int = 0                         # samples during which GCRO-DR dropped its space
     resolved: int = 0                               # already written samples solved again (block starts)
+    trial_seconds: float = 0.0                      # --solver auto: the trial (all candidates), in total_seconds
 
     def add(self, index: int, rec: "SampleRecord", setup: float) -> None:
         """Count one written sample ``index`` solved as ``rec`` after ``setup`` seconds of set-up."""
@@ -266,9 +556,12 @@ class GenerationSummary:
             first = sorted(self.invalid)[:3]
             lines.append(f"  INVALID samples {len(self.invalid)} (stored with valid=False; first: "
                          + "; ".join(f"{i}: {self.invalid[i]}" for i in first) + ")")
+        trial = f"auto trial {self.trial_seconds:.2f} (the chosen method's share counted above too), "
         lines.append(f"  seconds: features {self.feature_seconds:.2f}, sort {self.sort_seconds:.2f}, "
                      f"assembly {self.setup_seconds:.2f}, solve {self.solve_seconds:.2f}, "
-                     f"write {self.write_seconds:.2f}, total {self.total_seconds:.2f} "
+                     f"write {self.write_seconds:.2f}, "
+                     f"{trial if self.trial_seconds else ''}"
+                     f"total {self.total_seconds:.2f} "
                      f"({self.total_seconds / max(self.solved, 1):.4f} s/sample)")
         return "\n".join(lines)
 
@@ -382,6 +675,8 @@ class _SampleSolver:
         self.rtol = rtol
         self.cast = dtype == "float32"
         self.fallback = _FallbackSolver(rtol * CAST_SOLVE_FRACTION if self.cast else rtol)
+        #: a PETSc error in a solve propagates instead of going to the fallback (the auto trial)
+        self.raise_errors = False
 
     def run(self, family: EllipticFamily, sample, matrix):
         """``(outputs, SampleRecord)``."""
@@ -397,6 +692,8 @@ class _SampleSolver:
             try:
                 x, st = self.backend.solve(b, x0)
             except PETSc.Error as err:
+                if self.raise_errors:
+                    raise
                 detail = str(err).strip().splitlines()[-1] if str(err).strip() else repr(err)
                 x, st = None, SolveStats(0, math.inf, 0.0, False, f"PETSc error: {detail}", method)
             rec.updates_skipped += st.updates_skipped
@@ -497,18 +794,20 @@ def generate(family: EllipticFamily, path: str, config: GenerationConfig, *, res
         return _generate(family, path, config, user_options, resume=resume, overwrite=overwrite, comm=comm,
                          progress=progress, max_new=max_new, stream=stream, unused_options=unused_options)
     finally:
-        # -skr_pc_type is the backend's (from --pc) unless the user gave it
-        remove_petsc_options(inserted + ([] if any(n == "skr_pc_type" for n, _ in user_options) else ["skr_pc_type"]))
+        # -skr_pc_type is the backend's (from --pc; -skrlr_pc_type: auto's LU-reuse GMRES) unless the user gave it
+        given = {n for n, _ in user_options}
+        remove_petsc_options(inserted + [n for n in ("skr_pc_type", "skrlr_pc_type") if n not in given])
 
 
-def check_petsc_options(family: EllipticFamily, config: GenerationConfig, backend: PetscBackend, index: int,
+def check_petsc_options(family: EllipticFamily, config: GenerationConfig, backend, index: int,
                         user_options: list, unused_options: str = "warn", warn: bool = True):
     """``(applied, unused)``: the user's PETSc options (``[(name, value)]``) that the solver read, as the
     options string recorded in the spec, and the names of those it did not read.
 
     The backend is set up (``KSPSetUp``/``PCSetUp``, no solve) on the operator of sample ``index`` (the
     first of the order, the same on every rank), which queries every option its KSP and PC read,
-    monitors and viewers included; PETSc's record of what was used decides
+    monitors and viewers included; PETSc's record of what was used decides; ``backend`` may be a list (the
+    candidates of ``--solver auto``: an option is used when any of them read it)
     (:func:`datagen.elliptic.backends.unused_petsc_options`). The backend is reset afterwards. Unused
     options raise ValueError (``unused_options="error"``) or give a one-line warning.
     """
@@ -518,17 +817,32 @@ def check_petsc_options(family: EllipticFamily, config: GenerationConfig, backen
     if not user_options:
         return "", []
     sample = _stored_inputs(family, family.sample(config.seed, index), config.dtype)
-    backend.set_operator(family.operator(sample))
-    backend.setup()
-    backend.reset()
+    backends = list(backend) if isinstance(backend, (list, tuple)) else [backend]
+    operator = family.operator(sample)
+    from petsc4py import PETSc
+
+    for be in backends:
+        be.set_operator(operator)
+        try:
+            be.setup()
+        except PETSc.Error:
+            # e.g. PETSc's native LU on a zero diagonal: the solves meet it again and fall back (pivoting
+            # splu); the options were read when the solver was configured
+            pass
+        be.reset()
     unused = unused_petsc_options([name for name, _ in user_options])
     applied = " ".join(f"-{name}" + ("" if value is None else f" {shlex.quote(str(value))}")
                        for name, value in user_options if name not in unused)
     if unused:
         names = ", ".join(f"-{n}" for n in unused)
-        what = (f"PETSc option{'s' if len(unused) > 1 else ''} {names} not used by the {backend.method} solver "
-                f"(it reads -{backend.options_prefix}ksp_* and -{backend.options_prefix}pc_* options); "
-                f"check the spelling and the prefix")
+        if len(backends) == 1:
+            solver = f"the {backends[0].method} solver (it reads"
+        else:
+            solver = f"any of the {len(backends)} methods --solver auto timed (they read"
+        prefixes = dict.fromkeys(be.options_prefix for be in backends)
+        what = (f"PETSc option{'s' if len(unused) > 1 else ''} {names} not used by {solver} "
+                + " and ".join(f"-{p}ksp_* and -{p}pc_*" for p in prefixes)
+                + " options); check the spelling and the prefix")
         if unused_options == "error":
             raise ValueError(f"{what}, or drop --strict-petsc-options to run with a warning")
         if warn:
@@ -542,13 +856,60 @@ def _generate(family, path, config, user_options, *, resume, overwrite, comm, pr
 
     t_start = time.perf_counter()
     rank, size = (comm.Get_rank(), comm.Get_size()) if comm is not None else (0, 1)
-    method, pc, pc_reuse, auto_reason = _resolve_method(family, config, user_options)
+    # an explicit -skr_pc_type among the PETSc options wins over --pc
+    pc_option = next((value for name, value in user_options if name == "skr_pc_type"), None)
+    pc = None if pc_option is not None else (config.pc or "ilu")
+    pc_given = pc_option if pc_option is not None else config.pc      # None: nobody asked for a PC
+    pc_reuse = config.pc_reuse
+    auto_reason = ""
+    auto_record = None
+    factor = None
+    prefix = "skr_"
+    candidates = []
+    if config.solver == "auto":
+        auto_record = _recorded_auto(path) if resume else None
+        if auto_record is not None:
+            # a resumed auto run goes on with the method it chose (and records the same trial)
+            chosen = AutoCandidate(**auto_record["chosen"])
+            method, pc_reuse, factor, prefix = chosen.method, chosen.pc_reuse, chosen.factor, chosen.prefix
+            pc = chosen.pc if pc_option is None else None
+            auto_reason = auto_record.get("reason", "")
+        elif config.n_samples / size >= AUTO_MIN_SAMPLES:
+            candidates = auto_candidates(family, config, pc_given, pc_from_options=pc_option is not None)
+            method = "auto"
+        else:
+            choice = auto_choice(family, config)
+            method = choice.method
+            auto_reason = f"table (fewer than {AUTO_MIN_SAMPLES} samples per rank to measure on): {choice.reason}"
+            if pc_given is not None:
+                # an explicit PC is never replaced: the table's Krylov method, or GMRES, with it
+                method = choice.method if choice.method in ("skr", "gmres") else "gmres"
+                auto_reason += f"; with the explicit pc {pc_given!r}: {method}"
+            else:
+                if choice.pc is not None:
+                    pc = choice.pc
+                if choice.pc_reuse is not None:
+                    pc_reuse = choice.pc_reuse
+            auto_record = {"rule": "table", "choice": method, "reason": auto_reason,
+                           "chosen": {"name": method, "method": method, "pc": pc, "pc_reuse": pc_reuse,
+                                      "factor": None, "prefix": "skr_"}, "candidates": []}
+    else:
+        method = config.solver
+    if method == "cg-gamg" and family.name not in SPD_FAMILIES:
+        raise ValueError(f"solver cg-gamg needs a symmetric positive definite family ({', '.join(SPD_FAMILIES)}); "
+                         f"{family.name} is indefinite: use skr, gmres or lu")
     cast = config.dtype == "float32"
     solve_rtol = config.rtol * CAST_SOLVE_FRACTION if cast else config.rtol
-    # the backend is built before any file is touched: a bad PC or option fails here
-    backend = PetscBackend(method, rtol=solve_rtol, restart=config.restart, recycle=config.recycle, pc=pc,
-                           max_it=config.max_it, initial_guess=config.initial_guess, pc_reuse=pc_reuse)
-    solver = _SampleSolver(backend, config.rtol, config.dtype)
+    # the backend(s) are built before any file is touched: a bad PC or option fails here
+    if candidates:
+        backends = [c.backend(config, solve_rtol) for c in candidates]
+        solvers = [_SampleSolver(b, config.rtol, config.dtype) for b in backends]
+        backend, solver = backends[0], solvers[0]
+    else:
+        backend = PetscBackend(method, rtol=solve_rtol, restart=config.restart, recycle=config.recycle, pc=pc,
+                               max_it=config.max_it, initial_guess=config.initial_guess, pc_reuse=pc_reuse,
+                               factor=factor, options_prefix=prefix)
+        backends, solver = [backend], _SampleSolver(backend, config.rtol, config.dtype)
     summary = GenerationSummary(path=str(path), n_samples=config.n_samples, solver=method)
 
     t0 = time.perf_counter()
@@ -573,13 +934,27 @@ def _generate(family, path, config, user_options, *, resume, overwrite, comm, pr
                         "residual": "of the float32-rounded solution, computed in float64",
                         "solve_rtol": solve_rtol})
 
-    applied, unused = check_petsc_options(family, config, backend, int(order[0]), user_options, unused_options,
-                                          warn=rank == 0)
+    applied, unused = check_petsc_options(family, config, backends if candidates else backend, int(order[0]),
+                                          user_options, unused_options, warn=rank == 0)
+    block = int(config.block)
+    trial = None
+    if candidates:
+        # --solver auto: time the candidates on this rank's first samples (a fresh run: all of them are to
+        # be solved); the winner goes on from there and its trial solutions are the stored ones
+        trial = auto_trial(family, config, candidates, backends, solvers,
+                           [int(i) for i in chunk_of(order, rank, size, block)], position, drawn, comm)
+        if comm is not None and size > 1:
+            trial.record = comm.bcast(trial.record, root=0)
+        backend, solver = trial.backend, trial.solver
+        method, pc, pc_reuse = trial.candidate.method, trial.candidate.pc, trial.candidate.pc_reuse
+        auto_record, auto_reason = trial.record, trial.record["reason"]
+        summary.solver = method
+        summary.trial_seconds = trial.seconds
     roles = family.field_roles()
     fields_ = {name: FieldSpec(shape=shape, role=role, dtype=config.dtype) for name, (shape, role) in roles.items()}
     spec = _dataset_spec(family, config, method, auto_reason, applied, unused, pc, pc_reuse, ordering, storage,
-                         pc_defaults=" ".join(f"-{n} {v}" for n, v in backend.gamg_defaults))
-    block = int(config.block)
+                         pc_defaults=" ".join(f"-{n} {v}" for n, v in backend.gamg_defaults),
+                         auto_record=auto_record, factor_used=_factor_used(backend))
     if size > 1 and rank == 0:
         _note_idle_ranks(order, size, config, stream)
     grid = Grid(coords=family.coordinates(), boundary=family.boundary())
@@ -592,7 +967,8 @@ def _generate(family, path, config, user_options, *, resume, overwrite, comm, pr
 
     bar = _progress_bar(family, len(work), rank, size, stream) if progress else None
     stopped_early = False
-    last_matrix = None
+    last_matrix = trial.last_matrix if trial is not None else None
+    tried = trial.results if trial is not None else {}
     written = 0
     try:
         for i in work:
@@ -600,17 +976,21 @@ def _generate(family, path, config, user_options, *, resume, overwrite, comm, pr
             if new and max_new is not None and written >= max_new:
                 stopped_early = True
                 break
-            if block > 0 and position[i] % block == 0:
-                backend.reset()
-            t0 = time.perf_counter()
-            sample = drawn.pop(i, None) or family.sample(config.seed, i)
-            solved = _stored_inputs(family, sample, config.dtype)
-            matrix = family.operator(solved)
-            if matrix is not last_matrix:              # a fixed operator (poisson) is handed over once
-                backend.set_operator(matrix)
-                last_matrix = matrix
-            setup = time.perf_counter() - t0
-            outputs, rec = solver.run(family, solved, matrix)
+            if i in tried:                             # solved by the auto trial with the chosen method
+                sample, outputs, rec, setup = tried.pop(i)
+                drawn.pop(i, None)
+            else:
+                if block > 0 and position[i] % block == 0:
+                    backend.reset()
+                t0 = time.perf_counter()
+                sample = drawn.pop(i, None) or family.sample(config.seed, i)
+                solved = _stored_inputs(family, sample, config.dtype)
+                matrix = family.operator(solved)
+                if matrix is not last_matrix:              # a fixed operator (poisson) is handed over once
+                    backend.set_operator(matrix)
+                    last_matrix = matrix
+                setup = time.perf_counter() - t0
+                outputs, rec = solver.run(family, solved, matrix)
             if not new:
                 summary.resolved += 1
                 if bar is not None:
@@ -644,32 +1024,14 @@ def _generate(family, path, config, user_options, *, resume, overwrite, comm, pr
     return summary
 
 
-def _resolve_method(family, config: GenerationConfig, user_options):
-    """``(method, pc, pc_reuse, auto_reason)`` of a run: ``--solver auto`` resolved by
-    :func:`auto_choice`; an explicit ``-skr_pc_type`` among the PETSc options wins over ``--pc``."""
-    pc = None if any(name == "skr_pc_type" for name, _ in user_options) else config.pc
-    pc_reuse = config.pc_reuse
-    auto_reason = ""
-    if config.solver == "auto":
-        choice = auto_choice(family, config)
-        method, auto_reason = choice.method, choice.reason
-        if choice.pc is not None and pc is not None:
-            pc = choice.pc
-        if choice.pc_reuse is not None:
-            pc_reuse = choice.pc_reuse
-    else:
-        method = config.solver
-    if method == "cg-gamg" and family.name not in SPD_FAMILIES:
-        raise ValueError(f"solver cg-gamg needs a symmetric positive definite family ({', '.join(SPD_FAMILIES)}); "
-                         f"{family.name} is indefinite: use skr, gmres or lu")
-    return method, pc, pc_reuse, auto_reason
-
-
 def _dataset_spec(family, config: GenerationConfig, method, auto_reason, applied, unused, pc, pc_reuse,
-                  ordering, storage, pc_defaults: str = "") -> dict:
+                  ordering, storage, pc_defaults: str = "", auto_record: Optional[dict] = None,
+                  factor_used: Optional[str] = None) -> dict:
     """The spec stored in the file: the family's, plus ``solver`` (the configuration, what was used,
     the stopping rule, the fallback, the block resets and the storage precision)."""
     spec = {**family.spec(), "solver": {**asdict(config), "method": method, "auto_reason": auto_reason,
+                                        **({"auto": auto_record} if auto_record is not None else {}),
+                                        "factor_used": factor_used,
                                         "petsc_options": applied, **({"petsc_options_unused": [f"-{n}" for n in unused]}
                                                                      if unused else {}),
                                         "pc_used": pc if method in ("skr", "gmres") else None,
@@ -738,6 +1100,14 @@ def _close_output(writer, summary: GenerationSummary, stopped_early: bool) -> No
         summary.complete = True
 
 
+def _factor_used(backend: PetscBackend) -> Optional[str]:
+    """The LU package the backend factors with (None when it does not factor)."""
+    try:
+        return backend.factor_used
+    except Exception:      # noqa: BLE001 -- provenance only, never fatal
+        return None
+
+
 def merge_summaries(parts: list) -> GenerationSummary:
     """One summary for all ranks (times are the slowest rank's, counts add up)."""
     out = GenerationSummary(path=parts[0].path, n_samples=parts[0].n_samples, solver=parts[0].solver,
@@ -753,6 +1123,6 @@ def merge_summaries(parts: list) -> GenerationSummary:
         out.updates_skipped += p.updates_skipped
         out.spaces_dropped += p.spaces_dropped
         for k in ("sort_seconds", "feature_seconds", "setup_seconds", "solve_seconds", "write_seconds",
-                  "total_seconds"):
+                  "total_seconds", "trial_seconds"):
             setattr(out, k, max(getattr(out, k), getattr(p, k)))
     return out

@@ -81,7 +81,9 @@ def test_fallback_pivots_where_petsc_lu_does_not(tmp_path):
     fam = RowSwappedDarcy(17)
     A = fam.operator(fam.sample(0, 0))
     assert np.count_nonzero(A.diagonal() == 0) > 0
-    cfg = GenerationConfig(n_samples=3, solver="lu", rtol=1e-10, block=0)
+    # PETSc's native LU (no pivoting; --solver lu pivots with UMFPACK/SuperLU when the build has them)
+    cfg = GenerationConfig(n_samples=3, solver="lu", rtol=1e-10, block=0,
+                           petsc_options="-skrlu_pc_factor_mat_solver_type petsc")
     summary = generate(fam, tmp_path / "p.h5", cfg, progress=False)
     assert not summary.invalid and summary.fallbacks == 3
     with open_dataset(tmp_path / "p.h5") as ds:
