@@ -143,14 +143,44 @@ fi
 
 # ---------------------------------------------------------------- PETSc + petsc4py
 # What PETSc was built with is read from its petscconf.h: a PETSc that lacks a wanted external solver
-# (an environment made before they were added) is rebuilt. --no-cache-dir: pip's wheel cache is keyed on
-# the sdist, not on PETSC_CONFIGURE_OPTIONS, and would hand back a wheel built with other options (and a
-# petsc4py linked against another PETSc).
+# (an environment made before they were added) is rebuilt. pip's own wheel cache is bypassed
+# (--no-cache-dir): it is keyed on the sdist, not on PETSC_CONFIGURE_OPTIONS, and would hand back a wheel
+# built with other options (and a petsc4py linked against another PETSc). The wheels built here are kept
+# instead in a cache keyed on the version, the configure options, the Python and the machine
+# (NEURALOPS_WHEEL_CACHE, default: a folder in pip's cache directory), so that a new environment with
+# the same build installs them in seconds instead of compiling PETSc again.
 petsc_lacks() {  # prints the wanted external packages the installed PETSc was built without
     local conf
     conf="$("$PY" -c 'import petsc, os; print(os.path.join(petsc.get_petsc_dir(), "include", "petscconf.h"))' 2>/dev/null)" \
         || { echo "petsc"; return; }
     for p in "${EXT_HAVE[@]}"; do grep -q "define PETSC_HAVE_$p 1" "$conf" || printf '%s ' "$p"; done
+}
+WHEEL_CACHE="${NEURALOPS_WHEEL_CACHE:-$("$PY" -m pip cache dir 2>/dev/null || echo "$HOME/.cache/pip")/neuralops-wheels}"
+wheel_dir() {  # the cache folder of one PETSc build (its configure options in $OPTS)
+    local key
+    key="$(printf '%s|%s|%s' "$PETSC_VERSION" "$OPTS" \
+        "$("$PY" -c 'import platform, sys; print(sys.version_info[:2], platform.machine(), platform.libc_ver())')" \
+        | sha1sum | cut -c1-16)"
+    echo "$WHEEL_CACHE/petsc-$PETSC_VERSION-$key"
+}
+# install NAME (petsc or petsc4py) from the build's cached wheel, or build the wheel, keep it and install it
+install_built() {
+    local name="$1"; shift
+    local dir whl tmp
+    dir="$(wheel_dir)"
+    whl="$(ls "$dir/$name"-[0-9]*.whl 2>/dev/null | head -n 1 || true)"
+    if [[ -z "$whl" ]]; then
+        tmp="$(mktemp -d)"
+        PETSC_CONFIGURE_OPTIONS="$OPTS" "$PY" -m pip wheel --progress-bar off --no-cache-dir --no-deps -w "$tmp" \
+            "$@" "$name==$PETSC_VERSION" || { rm -rf "$tmp"; return 1; }
+        mkdir -p "$dir"
+        whl="$(ls "$tmp/$name"-[0-9]*.whl | head -n 1)"
+        mv "$whl" "$dir/" && whl="$dir/$(basename "$whl")"
+        rm -rf "$tmp"
+    else
+        say "$name: using the wheel built earlier with the same options ($whl)"
+    fi
+    "${PIP[@]}" --no-deps --force-reinstall "$whl"
 }
 rebuild_petsc=0
 if ! have petsc || [[ -n "$(petsc_lacks)" ]]; then rebuild_petsc=1; fi
@@ -160,12 +190,12 @@ if [[ $rebuild_petsc == 1 ]] || ! have petsc4py; then
     OPTS="--with-debugging=0 --with-cuda=0 --with-fc=0 --with-shared-libraries=1 \
 COPTFLAGS=-O3 CXXOPTFLAGS=-O3 --with-mpi=1${EXT_OPTS} ${PETSC_CONFIGURE_OPTIONS:-}"
     if [[ $rebuild_petsc == 1 ]]; then
-        say "building PETSc $PETSC_VERSION from PyPI with ${EXT_HAVE[*]:-no external solvers} (about 10-25 minutes on 2 cores)"
-        if ! PETSC_CONFIGURE_OPTIONS="$OPTS" "${PIP[@]}" --no-cache-dir --force-reinstall --no-deps "petsc==$PETSC_VERSION"; then
+        say "PETSc $PETSC_VERSION with ${EXT_HAVE[*]:-no external solvers} (a build from PyPI takes about 10-25 minutes on 2 cores)"
+        if ! install_built petsc; then
             [[ -n "$EXT_OPTS" ]] || exit 1
             say "PETSc build with ${EXT_HAVE[*]} failed; building it without external solvers"
             OPTS="${OPTS/"$EXT_OPTS"/}"; EXT_OPTS=""; EXT_HAVE=()
-            PETSC_CONFIGURE_OPTIONS="$OPTS" "${PIP[@]}" --no-cache-dir --force-reinstall --no-deps "petsc==$PETSC_VERSION"
+            install_built petsc
         fi
         lacking="$(petsc_lacks)"
         if [[ -n "$lacking" ]]; then
@@ -173,9 +203,8 @@ COPTFLAGS=-O3 CXXOPTFLAGS=-O3 --with-mpi=1${EXT_OPTS} ${PETSC_CONFIGURE_OPTIONS:
             exit 1
         fi
     fi
-    say "building petsc4py $PETSC_VERSION against it (no build isolation: PETSc is not rebuilt)"
-    PETSC_CONFIGURE_OPTIONS="$OPTS" "${PIP[@]}" --no-cache-dir --force-reinstall --no-deps --no-build-isolation \
-        "petsc4py==$PETSC_VERSION"
+    say "petsc4py $PETSC_VERSION against it (no build isolation: PETSc is not rebuilt)"
+    install_built petsc4py --no-build-isolation
 fi
 
 # ---------------------------------------------------------------- this project
