@@ -130,13 +130,13 @@ def spec_from_args(args: argparse.Namespace) -> dict:
 
 
 def resolved_spec(spec: dict, args: argparse.Namespace) -> dict:
-    """What ``--print-spec`` prints: the spec the run writes (recipe, overrides, compute dtype and
-    seeding rule) and the run's sample count, seed, output, device and batch size."""
-    from .generator import SEEDING
+    """What ``--print-spec`` prints: the spec the run writes (recipe, overrides, compute dtype,
+    seeding rule and grid record) and the run's sample count, seed, output, device and batch size."""
+    from .generator import SEEDING, SPEC_KEY, grid_record
 
     return {"family": "navier-stokes", "n_samples": args.n, "seed": args.seed, "out": args.out,
             "device": args.device, "batch_size": args.batch_size,
-            "spec": {**spec, "compute_dtype": args.dtype, "seeding": SEEDING}}
+            "spec": {**spec, "compute_dtype": args.dtype, "seeding": SEEDING, SPEC_KEY: grid_record(spec)}}
 
 
 def run(args: argparse.Namespace) -> int:

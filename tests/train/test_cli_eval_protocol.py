@@ -26,15 +26,20 @@ def _ns_file(path, n=2, T=50, s=8):
 def _fake_predict(path, n_train, epochs, s=8):
     rng = np.random.default_rng(0)
     target = torch.as_tensor(rng.standard_normal((2, 40, 1, s, s)), dtype=torch.float32)
-    x = np.arange(s) / s
+
+    from datagen.contract import Grid as ContractGrid
+    from datagen.dataset import open_dataset
+
+    with open_dataset(path) as ds:
+        g = ContractGrid.from_dataset(ds)
+    grid = ContractGrid(tuple(a for a in g.axes if a.name in ("x", "y")), g.times)   # as predict_split gives it
 
     def predict_split(ckpt, data=None, split="test", batch_size=None, device="cpu", progress=None):
         if progress is not None:
             progress(0, 1)
             progress(1, 1)
         return {"prediction": target * 1.1, "target": target, "input": target[:, :10], "indices": np.array([0, 1]),
-                "path": path, "grid": {"coords": {"x": x, "y": x, "t": np.arange(1.0, 51)},
-                                       "boundary": {"x": "periodic", "y": "periodic"}},
+                "path": path, "grid": grid,
                 "io": {"layout": "trajectory", "t_in": 10, "t_out": 40, "start": 0, "train_path": path,
                        "inputs": ["vorticity"]},
                 "model_name": "fno3d", "train_resolution": [s, s], "resolution": [s, s], "n_train": n_train,
