@@ -46,7 +46,7 @@ from datagen.navier_stokes.resample import resample
 from neuralops.models import get
 from train.metrics import spectral_band_relative_error
 from train.refine.cli import refinement_band_edges
-from train.refine.refine import RefineConfig, SpectralRefiner
+from train.refine.refine import RefineConfig, SpectralRefiner, synchronize
 
 # CPU-sized versions of the recipes: solver grid = stored grid, shorter windows.
 RECIPE_OVERRIDES = {
@@ -115,7 +115,7 @@ def train_sfno(train: torch.Tensor, t_in: int, t_out: int, args):
             sched.step()
             total += float(loss.detach())
         print(f"    epoch {epoch}: train relative L2 {total / steps_per_epoch:.4f}", flush=True)
-    _sync(train.device)
+    synchronize(train.device)
     return model, config, time.perf_counter() - t0
 
 
@@ -124,11 +124,6 @@ def _bands(pred: torch.Tensor, truth: torch.Tensor) -> dict:
     edges = refinement_band_edges(truth.shape[-1])
     e = spectral_band_relative_error(pred[:, :, None], truth[:, :, None], edges)
     return {name: e[:, b].tolist() for b, name in enumerate(("low", "mid", "high"))}
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def run_recipe(name: str, args, save=lambda record: None) -> dict:
@@ -204,10 +199,10 @@ def refine_at(test: torch.Tensor, model, config: dict, physics, t_in: int, t_out
 
     record = {"grid": x.shape[-1], "residual_truth": full_band_residual(truth)}
     with torch.no_grad():
-        _sync(device)
+        synchronize(device)
         t0 = time.perf_counter()
         before = fresh()(x, t_out)
-        _sync(device)
+        synchronize(device)
         record["prediction_seconds_per_trajectory"] = (time.perf_counter() - t0) / len(x)
     record["relative_l2_before"] = relative_l2(before, truth).tolist()
     record["bands_before"] = _bands(before, truth)

@@ -207,28 +207,23 @@ def resolved_spec(family, config: GenerationConfig, out: str) -> dict:
     solver, so ``petsc_options`` is what was asked for."""
     from dataclasses import asdict
 
-    from datagen.elliptic.generator import AUTO_MIN_SAMPLES, auto_choice
+    from datagen.elliptic.generator import AUTO_MIN_SAMPLES, auto_choice, table_decision
 
     solver = asdict(config)
     n, seed = solver.pop("n_samples"), solver.pop("seed")
     if config.solver == "auto":
-        choice = auto_choice(family, config)
         if n >= AUTO_MIN_SAMPLES:
             # decided by timing the candidates on the run's first samples: known only when it runs
+            choice = auto_choice(family, config)
             solver.update(method="auto", auto_reason=f"measured on the run's first sorted samples (the table's "
                                                      f"guess, timed first: {choice.method}, {choice.reason})")
         else:
-            reason = f"table (fewer than {AUTO_MIN_SAMPLES} samples per rank to measure on): {choice.reason}"
-            method = choice.method
-            if config.pc is not None:   # an explicit PC is never replaced
-                method = choice.method if choice.method in ("skr", "gmres") else "gmres"
-                reason += f"; with the explicit pc {config.pc!r}: {method}"
-            else:
-                if choice.pc is not None:
-                    solver["pc_used"] = choice.pc
-                if choice.pc_reuse is not None:
-                    solver["pc_reuse_used"] = choice.pc_reuse
+            method, pc, pc_reuse, reason = table_decision(family, config, config.pc)
             solver.update(method=method, auto_reason=reason)
+            if pc is not None:
+                solver["pc_used"] = pc
+            if pc_reuse is not None:
+                solver["pc_reuse_used"] = pc_reuse
     else:
         solver["method"] = config.solver
     return {"family": family.name, "n_samples": n, "seed": seed, "out": out,

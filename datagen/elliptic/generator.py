@@ -223,6 +223,19 @@ def auto_choice(family: EllipticFamily, config: GenerationConfig) -> AutoChoice:
     return AutoChoice("lu", reason=f"indefinite, {n} unknowns: sparse LU")
 
 
+def table_decision(family: EllipticFamily, config: GenerationConfig, pc_given: Optional[str]):
+    """``(method, pc, pc_reuse, reason)`` of ``--solver auto`` when it does not measure (fewer than
+    AUTO_MIN_SAMPLES samples per rank): the :func:`auto_choice` table; ``pc`` / ``pc_reuse`` are None
+    where the table leaves the run's own. An explicit preconditioner (``pc_given``) is never replaced:
+    the table's Krylov method, or GMRES, with it."""
+    choice = auto_choice(family, config)
+    reason = f"table (fewer than {AUTO_MIN_SAMPLES} samples per rank to measure on): {choice.reason}"
+    if pc_given is not None:
+        method = choice.method if choice.method in ("skr", "gmres") else "gmres"
+        return method, None, None, reason + f"; with the explicit pc {pc_given!r}: {method}"
+    return choice.method, choice.pc, choice.pc_reuse, reason
+
+
 @dataclass
 class AutoCandidate:
     """One solver configuration ``--solver auto`` can time (:func:`auto_trial`)."""
@@ -878,18 +891,9 @@ def _generate(family, path, config, user_options, *, resume, overwrite, comm, pr
             candidates = auto_candidates(family, config, pc_given, pc_from_options=pc_option is not None)
             method = "auto"
         else:
-            choice = auto_choice(family, config)
-            method = choice.method
-            auto_reason = f"table (fewer than {AUTO_MIN_SAMPLES} samples per rank to measure on): {choice.reason}"
-            if pc_given is not None:
-                # an explicit PC is never replaced: the table's Krylov method, or GMRES, with it
-                method = choice.method if choice.method in ("skr", "gmres") else "gmres"
-                auto_reason += f"; with the explicit pc {pc_given!r}: {method}"
-            else:
-                if choice.pc is not None:
-                    pc = choice.pc
-                if choice.pc_reuse is not None:
-                    pc_reuse = choice.pc_reuse
+            method, table_pc, table_reuse, auto_reason = table_decision(family, config, pc_given)
+            pc = table_pc if table_pc is not None else pc
+            pc_reuse = table_reuse if table_reuse is not None else pc_reuse
             auto_record = {"rule": "table", "choice": method, "reason": auto_reason,
                            "chosen": {"name": method, "method": method, "pc": pc, "pc_reuse": pc_reuse,
                                       "factor": None, "prefix": "skr_"}, "candidates": []}

@@ -122,7 +122,8 @@ def test_recipe_blocks_state_the_papers_runs():
     assert mgno["scheduler_config"]["pct_start"] == 0.1 and mgno["scheduler_config"]["div_factor"] == 2.0
 
 
-def test_onecycle_per_epoch_schedule(tmp_path):
+def _epoch_lrs_of_a_small_mgno(tmp_path, epochs=10, **module_kwargs):
+    """``(module, data module, [lr at the start of each epoch])`` of a small MgNO fitted on a steady set."""
     import lightning.pytorch as pl
     from train_helpers import write_steady
 
@@ -132,19 +133,23 @@ def test_onecycle_per_epoch_schedule(tmp_path):
     path = str(write_steady(tmp_path / "s.h5", n=12, res=16))
     dm = SteadyDataModule(path, train="0:8", val="none", test="8:12", batch_size=4)
     m = NeuralOperatorModule("mgno", {"channels": 4, "num_layers": 1, "smoothing": [[1, 0], [1, 0]]},
-                             data_io=dm.io, lr=1e-3, weight_decay=1e-4, scheduler="onecycle",
-                             scheduler_config={"pct_start": 0.2, "div_factor": 2, "final_div_factor": 100,
-                                               "interval": "epoch"},
-                             loss="relative_h1", loss_config={"reduction": "sum"})
+                             data_io=dm.io, scheduler="onecycle", **module_kwargs)
     lrs = []
 
     class Record(pl.Callback):
         def on_train_epoch_start(self, trainer, module):
             lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
 
-    t = pl.Trainer(accelerator="cpu", max_epochs=10, logger=False, enable_checkpointing=False,
+    t = pl.Trainer(accelerator="cpu", max_epochs=epochs, logger=False, enable_checkpointing=False,
                    enable_progress_bar=False, enable_model_summary=False, callbacks=[Record()])
     t.fit(m, dm)
+    return m, dm, t, lrs
+
+
+def test_onecycle_per_epoch_schedule(tmp_path):
+    m, dm, t, lrs = _epoch_lrs_of_a_small_mgno(
+        tmp_path, lr=1e-3, weight_decay=1e-4, loss="relative_h1", loss_config={"reduction": "sum"},
+        scheduler_config={"pct_start": 0.2, "div_factor": 2, "final_div_factor": 100, "interval": "epoch"})
     sched = torch.optim.lr_scheduler.OneCycleLR(torch.optim.Adam([torch.zeros(1, requires_grad=True)]),
                                                 max_lr=1e-3, total_steps=10, pct_start=0.2, div_factor=2,
                                                 final_div_factor=100)
@@ -179,27 +184,11 @@ def test_onecycle_with_a_warmup_of_exactly_one_step_runs(tmp_path):
     against the one-cycle formula written out: epoch 0 at max_lr / div_factor, then the cosine annealing
     of torch's second phase (from max_lr at step 0) down to max_lr / (div_factor * final_div_factor)
     at epoch 9."""
-    import lightning.pytorch as pl
-    from train_helpers import write_steady
-
-    from train.data import SteadyDataModule
     from train.module import NeuralOperatorModule
 
-    path = str(write_steady(tmp_path / "s.h5", n=12, res=16))
-    dm = SteadyDataModule(path, train="0:8", val="none", test="8:12", batch_size=4)
-    m = NeuralOperatorModule("mgno", {"channels": 4, "num_layers": 1, "smoothing": [[1, 0], [1, 0]]},
-                             data_io=dm.io, lr=6e-4, scheduler="onecycle",
-                             scheduler_config={"pct_start": 0.1, "div_factor": 2.0, "final_div_factor": 100.0,
-                                               "interval": "epoch"})
-    lrs = []
-
-    class Record(pl.Callback):
-        def on_train_epoch_start(self, trainer, module):
-            lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
-
-    t = pl.Trainer(accelerator="cpu", max_epochs=10, logger=False, enable_checkpointing=False,
-                   enable_progress_bar=False, enable_model_summary=False, callbacks=[Record()])
-    t.fit(m, dm)
+    _, dm, _, lrs = _epoch_lrs_of_a_small_mgno(
+        tmp_path, lr=6e-4,
+        scheduler_config={"pct_start": 0.1, "div_factor": 2.0, "final_div_factor": 100.0, "interval": "epoch"})
     top, low = 6e-4, 6e-4 / 2.0 / 100.0
     # torch's phases: warm-up over steps [0, pct_start * total - 1] = [0, 0], annealing over [0, total - 1]
     want = [6e-4 / 2.0] + [low + (top - low) * (1 + math.cos(math.pi * e / 9)) / 2 for e in range(1, 10)]

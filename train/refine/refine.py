@@ -139,7 +139,7 @@ def check_sfno(model: nn.Module, where: str = "model") -> None:
             f"model 'sfno'")
 
 
-def _synchronize(device: torch.device) -> None:
+def synchronize(device: torch.device) -> None:
     """Wait for the device's queued work (CUDA runs asynchronously), so wall-clock times are real."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -453,11 +453,11 @@ class SpectralRefiner:
         preds, res_after, seconds, histories = [], [], [], []
         for sl in groups:
             self.reset_output_layer()
-            _synchronize(x.device)
+            synchronize(x.device)
             t0 = time.perf_counter()
             out = self.refine_batch(x[sl], inputs_phys[sl], t_out,
                                     None if target is None else target[sl])
-            _synchronize(x.device)
+            synchronize(x.device)
             elapsed = time.perf_counter() - t0
             with torch.no_grad():
                 w = out["prediction"]
