@@ -138,19 +138,20 @@ def conditions(**extra) -> dict:
     return out
 
 
-def write_record(record: dict, path=None, indent: int = 1) -> dict:
-    """Attach :func:`conditions` to ``record``, print their one-line summary and, when ``path`` is given,
-    write the record there as JSON (folders created). Returns the record."""
+def write_record(record: dict, path=None, indent: int = 1, default=None, log=print) -> dict:
+    """Attach :func:`conditions` to ``record``, report their one-line summary with ``log`` and, when
+    ``path`` is given, write the record there as JSON (folders created; ``default`` as in
+    :func:`json.dump`, for values JSON has no form for). Returns the record."""
     import json
 
     record["conditions"] = conditions()
-    print(summary(record["conditions"]))
+    log(summary(record["conditions"]))
     if path:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         with open(path, "w") as fh:
-            json.dump(record, fh, indent=indent)
+            json.dump(record, fh, indent=indent, default=default)
             fh.write("\n")
-        print(f"wrote {path}")
+        log(f"wrote {path}")
     return record
 
 

@@ -34,7 +34,6 @@ T = 50 at dt = 1e-4 (500,000 steps each), target < 30 minutes on one H100.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import statistics
@@ -308,13 +307,7 @@ def main(argv=None) -> int:
         record["extrapolation"] = e
         log(f"  {e['seconds_per_step'] * 1e3:.2f} ms/step for {e['batch']} trajectories -> "
             f"{e['extrapolated_minutes_1000x_T50']:.1f} min for 1000 x T=50 (target < 30)")
-    record["conditions"] = conditions.conditions()
-    log(conditions.summary(record["conditions"]))
-    if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as fh:
-            json.dump(record, fh, indent=1)
-        log(f"wrote {args.json}")
+    conditions.write_record(record, args.json, log=log)
     return 0
 
 

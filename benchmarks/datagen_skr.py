@@ -35,8 +35,6 @@ N = 10^5. Default run: a few minutes on 2 cores. ``--large`` adds Darcy 1024^2 a
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import os
 import sys
 import tempfile
@@ -428,13 +426,7 @@ def main(argv=None) -> int:
         log(f"target {t['target']:48s} {t['case']:28s} {t['value']:6.2f}  {'met' if t['met'] else 'MISSED'}")
     record["seconds"] = time.perf_counter() - t0
     log(f"total {record['seconds']:.1f} s")
-    record["conditions"] = conditions.conditions()
-    log(conditions.summary(record["conditions"]))
-    if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as fh:
-            json.dump(record, fh, indent=1, default=lambda o: None if isinstance(o, float) and math.isnan(o) else o)
-        log(f"wrote {args.json}")
+    conditions.write_record(record, args.json, log=log)
     return 0
 
 

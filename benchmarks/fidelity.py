@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import platform
 import statistics
@@ -431,9 +430,9 @@ def run(args: argparse.Namespace) -> dict:
     bench_dir = os.path.dirname(os.path.abspath(__file__))
     if bench_dir not in sys.path:
         sys.path.insert(0, bench_dir)
-    import conditions  # benchmarks/conditions.py: machine, load before and after, allocator, versions
+    import conditions  # noqa: F401  (benchmarks/conditions.py: records the load at the start of the run)
 
-    record["conditions"] = conditions.conditions()
+    record["conditions"] = conditions.conditions()   # for the table; main() refreshes it when it writes
     return record
 
 
@@ -473,10 +472,9 @@ def main(argv=None) -> int:
     record = run(args)
     print(table(record), flush=True)
     path = args.json or os.path.join(ROOT, "benchmarks", "results", f"fidelity_{args.preset}.json")
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w") as fh:
-        json.dump(record, fh, indent=1, default=str)
-    log(f"wrote {path}")
+    import conditions  # benchmarks/conditions.py (on sys.path once run() has recorded it)
+
+    conditions.write_record(record, path, default=str, log=log)
     return 0
 
 

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import os
 import platform
@@ -361,13 +360,10 @@ def main(argv=None) -> int:
     record["seconds_used"] = budget.used()
     import conditions  # benchmarks/conditions.py (this folder is on sys.path): machine, load, allocator, versions
 
-    record["conditions"] = conditions.conditions()
     path = args.json or os.path.join(ROOT, "benchmarks", "results", "gpu_dry_run.json" if args.dry_run else "gpu.json")
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w") as fh:  # the record first: a table that cannot be printed loses nothing
-        json.dump(record, fh, indent=1, default=str)
+    # the record first: a table that cannot be printed loses nothing
+    conditions.write_record(record, path, default=str, log=log)
     log(table(record))
-    log(f"wrote {path}")
     return 0
 
 

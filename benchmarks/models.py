@@ -286,12 +286,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(f"our FNO vs neuraloperator {info} FNO (same configuration, interleaved timing):")
             comparison["rows"] = bench_comparison(args.batch, args.repeats, device, FNO)
     record["fno_vs_neuraloperator"] = comparison
-    record["conditions"] = __import__("conditions").conditions()      # benchmarks/conditions.py
-    text = json.dumps(record, indent=2)
-    print(text)
-    if args.json:
-        with open(args.json, "w") as fh:
-            fh.write(text + "\n")
+    print(json.dumps(record, indent=2))
+    __import__("conditions").write_record(record, args.json, indent=2)      # benchmarks/conditions.py
     return 0
 
 

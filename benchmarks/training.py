@@ -23,7 +23,6 @@ result also as samples per second (``n / epoch time``) of each loop: the through
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -185,9 +184,7 @@ def main(argv=None) -> int:
         "n_train": args.n, "resolution": args.res, "batch": args.batch,
         "steps_per_epoch": -(-args.n // args.batch), "epochs_timed": len(bare),
         "overhead": summary["cpu"]["overhead_median"], "seconds_per_epoch": summary,
-        "conditions": conditions.conditions(),
     }
-    print(conditions.summary(result["conditions"]))
     for clock, r in summary.items():
         print(f"{clock:4s} s/epoch  bare {r['bare_min']:.3f} min {r['bare_median']:.3f} median | lightning "
               f"{r['lightning_min']:.3f} min {r['lightning_median']:.3f} median | overhead "
@@ -197,10 +194,7 @@ def main(argv=None) -> int:
     print(f"samples/s ({MODEL['model']}, batch {args.batch}, medians): CPU-time bare {sps['cpu']['bare']:.2f} "
           f"lightning {sps['cpu']['lightning']:.2f}; wall bare {sps['wall']['bare']:.2f} "
           f"lightning {sps['wall']['lightning']:.2f}")
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as fh:
-        json.dump(result, fh, indent=2)
-    print(f"wrote {args.out}")
+    conditions.write_record(result, args.out, indent=2)
     return 0
 
 

@@ -58,6 +58,19 @@ def _as_runs(predictions) -> Mapping[str, np.ndarray]:
     return {"prediction": _np(predictions)}
 
 
+def _truth_and_runs(truth, predictions, layout: str):
+    """The truth and the predictions as arrays, each of the 3-d ``layout``; a one-line error otherwise."""
+    truth = _np(truth)
+    runs = _as_runs(predictions)
+    if truth.ndim != 3:
+        raise ValueError(f"the truth has shape {truth.shape}; it must be {layout}")
+    for label, pred in runs.items():
+        if pred.shape != truth.shape:
+            raise ValueError(f"prediction {label!r} has shape {pred.shape}, truth {truth.shape}; "
+                             f"both must be {layout}")
+    return truth, runs
+
+
 def _frame_indices(n_steps: int, n_frames: int) -> np.ndarray:
     """``n_frames`` evenly spaced steps including the first and the last (fewer if there are fewer)."""
     n_frames = max(1, min(int(n_frames), n_steps))
@@ -126,14 +139,7 @@ def field_rows_figure(targets, predictions, inputs=None, *, kind: str = "steady"
     """
     if kind not in ("steady", "trajectory"):
         raise ValueError(f"kind must be 'steady' or 'trajectory', got {kind!r}")
-    truth = _np(targets)
-    runs = _as_runs(predictions)
-    if truth.ndim != 3:
-        raise ValueError(f"targets must be (rows, X, Y), got shape {truth.shape}")
-    for label, pred in runs.items():
-        if pred.shape != truth.shape:
-            raise ValueError(f"prediction {label!r} has shape {pred.shape}, truth {truth.shape}; both must be "
-                             "(rows, X, Y)")
+    truth, runs = _truth_and_runs(targets, predictions, "(rows, X, Y)")
     n_rows = truth.shape[0]
     inp = None if inputs is None else _np(inputs)
     if inp is not None:
@@ -229,14 +235,7 @@ def plot_fields_over_time(predictions, target, path: str, times: Optional[Sequen
     predictions: ``(T, X, Y)`` of one sample and channel, or ``label -> (T, X, Y)``.
     target: ``(T, X, Y)``; inputs: the last given frame ``(X, Y)`` or ``None``.
     """
-    truth = _np(target)
-    runs = _as_runs(predictions)
-    if truth.ndim != 3:
-        raise ValueError(f"truth has shape {truth.shape}; it must be (T, X, Y)")
-    for label, pred in runs.items():
-        if pred.shape != truth.shape:
-            raise ValueError(f"prediction {label!r} has shape {pred.shape}, truth {truth.shape}; "
-                             "both must be (T, X, Y)")
+    truth, runs = _truth_and_runs(target, predictions, "(T, X, Y)")
     if times is not None and len(times) != truth.shape[0]:
         raise ValueError(f"{len(times)} times given for {truth.shape[0]} predicted steps")
     steps = _frame_indices(truth.shape[0], n_frames)

@@ -40,6 +40,11 @@ FNO_NS_SOURCE = "Li et al., Fourier Neural Operator, ICLR 2021 (arXiv:2010.08895
 FNO_NS_METRIC = ("relative L2 per test sample over all predicted (x, y, t) (inputs: first 10 snapshots), "
                  "mean over test samples, on de-normalised vorticity: the same definition as this "
                  "toolkit's relative_l2")
+_MGNO_L2 = "relative L2 of the solution u per test sample, mean over test samples (MgNO paper)"
+_MGNO_H1 = ("relative H1 per test sample, mean over test samples, in MgNO's own HsLoss: "
+            "||w (u - v)^|| / ||w v^|| with v^ the orthonormal 2-d FFT of the (Dirichlet) "
+            "data treated as periodic, w = sqrt(1 + k_x^2 + k_y^2) on integer wavenumbers, "
+            "each |k_i| >= 20 set to 0 (truncation); not this toolkit's sine-series relative_h1")
 
 
 @dataclass(frozen=True)
@@ -96,31 +101,25 @@ PUBLISHED_TABLES: Tuple[PublishedTable, ...] = (
     PublishedTable(
         key="darcy_rough_256", benchmark="Darcy rough (darcy_alpha2_tau5_512 subsampled to 256^2)",
         setting="1280 train / 112 test", metric="relative_l2",
-        metric_definition="relative L2 of the solution u per test sample, mean over test samples (MgNO paper)",
+        metric_definition=_MGNO_L2,
         source="MgNO (He, Liu, Xu, ICLR 2024) (docs/published.md)", layout="steady",
         values={"MgNO": 0.00339, "MgNO (independent rerun)": 0.00361}),
     PublishedTable(
         key="darcy_rough_256", benchmark="Darcy rough (darcy_alpha2_tau5_512 subsampled to 256^2)",
         setting="1280 train / 112 test", metric="relative_h1",
-        metric_definition=("relative H1 per test sample, mean over test samples, in MgNO's own HsLoss: "
-                           "||w (u - v)^|| / ||w v^|| with v^ the orthonormal 2-d FFT of the (Dirichlet) "
-                           "data treated as periodic, w = sqrt(1 + k_x^2 + k_y^2) on integer wavenumbers, "
-                           "each |k_i| >= 20 set to 0 (truncation); not this toolkit's sine-series relative_h1"),
+        metric_definition=_MGNO_H1,
         source="MgNO (He, Liu, Xu, ICLR 2024) (docs/published.md)", layout="steady",
         values={"MgNO": 0.01380}),
     PublishedTable(
         key="darcy_multiscale_trig", benchmark="Darcy multiscale trigonometric coefficient",
         setting="as in the MgNO paper", metric="relative_l2",
-        metric_definition="relative L2 of the solution u per test sample, mean over test samples (MgNO paper)",
+        metric_definition=_MGNO_L2,
         source="MgNO (He, Liu, Xu, ICLR 2024) (docs/published.md)", layout="steady",
         values={"MgNO": 0.00715}),
     PublishedTable(
         key="darcy_multiscale_trig", benchmark="Darcy multiscale trigonometric coefficient",
         setting="as in the MgNO paper", metric="relative_h1",
-        metric_definition=("relative H1 per test sample, mean over test samples, in MgNO's own HsLoss: "
-                           "||w (u - v)^|| / ||w v^|| with v^ the orthonormal 2-d FFT of the (Dirichlet) "
-                           "data treated as periodic, w = sqrt(1 + k_x^2 + k_y^2) on integer wavenumbers, "
-                           "each |k_i| >= 20 set to 0 (truncation); not this toolkit's sine-series relative_h1"),
+        metric_definition=_MGNO_H1,
         source="MgNO (He, Liu, Xu, ICLR 2024) (docs/published.md)", layout="steady",
         values={"MgNO": 0.01756}),
     PublishedTable(

@@ -32,7 +32,7 @@ without padding (:class:`ShardSampler`); Lightning does not replace either sampl
 from __future__ import annotations
 
 import sys
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import lightning.pytorch as pl
 import numpy as np
@@ -55,6 +55,17 @@ SPATIAL = ("x", "y")
 def _channels(block: np.ndarray, axis: int) -> np.ndarray:
     """A field read as ``(n, [T,] X, Y)`` or ``(n, [T,] C, X, Y)`` with its channel axis made explicit."""
     return block if block.ndim == axis + 3 else np.expand_dims(block, axis)
+
+
+def _field_shape(ref, name: str, ranks: Tuple[int, ...], allowed: str) -> Tuple[int, ...]:
+    """Per-sample shape of field ``name`` of the dataset ``ref``; a one-line error if the file has no
+    such field or its rank is not in ``ranks`` (``allowed`` says what the module takes)."""
+    if name not in ref.fields:
+        raise ValueError(f"field {name!r} is not in {ref.path}; fields: {', '.join(ref.fields)}")
+    shape = tuple(ref.field_shape(name))
+    if len(shape) not in ranks:
+        raise ValueError(f"field {name!r} has per-sample shape {shape}; {allowed}")
+    return shape
 
 
 class ShardSampler(DistributedSampler):
@@ -333,12 +344,8 @@ class SteadyDataModule(_ContractDataModule):
                              "a steady data module needs at least one of each (set data.inputs / data.outputs)")
         grid = None
         for f in self.inputs + self.outputs:
-            if f not in ref.fields:
-                raise ValueError(f"field {f!r} is not in {ref.path}; fields: {', '.join(ref.fields)}")
-            shape = tuple(ref.field_shape(f))
-            if len(shape) not in (2, 3):
-                raise ValueError(f"field {f!r} has per-sample shape {shape}; a steady data module takes "
-                                 "(X, Y) or (C, X, Y) fields (use TrajectoryDataModule for (T, X, Y) data)")
+            shape = _field_shape(ref, f, (2, 3), "a steady data module takes (X, Y) or (C, X, Y) fields "
+                                                 "(use TrajectoryDataModule for (T, X, Y) data)")
             if grid is not None and shape[-2:] != grid:
                 raise ValueError(f"field {f!r} lives on a {shape[-2:]} grid, the others on {grid}")
             grid = shape[-2:]
@@ -421,12 +428,8 @@ class TrajectoryDataModule(_ContractDataModule):
                              "name the trajectory fields with data.fields")
         frames = None
         for f in self.fields:
-            if f not in ref.fields:
-                raise ValueError(f"field {f!r} is not in {ref.path}; fields: {', '.join(ref.fields)}")
-            shape = tuple(ref.field_shape(f))
-            if len(shape) not in (3, 4):
-                raise ValueError(f"field {f!r} has per-sample shape {shape}; trajectories are (T, X, Y) or "
-                                 "(T, C, X, Y) (use SteadyDataModule for steady data)")
+            shape = _field_shape(ref, f, (3, 4), "trajectories are (T, X, Y) or (T, C, X, Y) "
+                                                 "(use SteadyDataModule for steady data)")
             if frames is not None and (shape[0], shape[-2:]) != (frames, self.grid_shape):
                 raise ValueError(f"field {f!r} has shape {shape}, incompatible with the other trajectory fields")
             frames, self.grid_shape = shape[0], shape[-2:]

@@ -34,29 +34,44 @@ NORMALIZATIONS = ("gaussian", "none", "pointwise")
 CHANNEL_KINDS = ("gaussian", "none")
 
 
-class RunningChannelStats:
+class _RunningMoments:
+    """Count, mean and sum of squared deviations ``m2`` of a stream of blocks, merged block by block
+    with Chan, Golub and LeVeque's pairwise update (float64): for a block of ``n_b`` values with mean
+    ``mean_b`` and ``m2_b``, ``mean += delta n_b / n`` and ``m2 += m2_b + delta^2 count n_b / n``
+    (``delta = mean_b - mean``, ``n = count + n_b``)."""
+
+    def __init__(self, shape):
+        self.count = 0
+        self.mean = np.zeros(shape)
+        self.m2 = np.zeros(shape)
+
+    def _merge(self, x: np.ndarray, axis: int) -> None:
+        """Add ``x`` (float64), whose axis ``axis`` runs over the new values (the others have the
+        statistics' shape)."""
+        n_b = x.shape[axis]
+        if n_b == 0:
+            return
+        mean_b = x.mean(axis=axis)
+        m2_b = ((x - np.expand_dims(mean_b, axis)) ** 2).sum(axis=axis)
+        n = self.count + n_b
+        delta = mean_b - self.mean
+        self.mean = self.mean + delta * (n_b / n)
+        self.m2 = self.m2 + m2_b + delta ** 2 * (self.count * n_b / n)
+        self.count = n
+
+
+class RunningChannelStats(_RunningMoments):
     """Streaming per-channel mean and variance (Chan et al.'s pairwise merge, float64).
 
     ``update(block, channel_axis)`` adds every value of ``block`` to the statistics of its channel.
     """
 
     def __init__(self, n_channels: int):
-        self.count = 0
-        self.mean = np.zeros(n_channels)
-        self.m2 = np.zeros(n_channels)
+        super().__init__(n_channels)
 
     def update(self, block: np.ndarray, channel_axis: int) -> None:
         x = np.moveaxis(np.asarray(block, dtype=np.float64), channel_axis, 0).reshape(self.mean.size, -1)
-        n_b = x.shape[1]
-        if n_b == 0:
-            return
-        mean_b = x.mean(axis=1)
-        m2_b = ((x - mean_b[:, None]) ** 2).sum(axis=1)
-        n = self.count + n_b
-        delta = mean_b - self.mean
-        self.mean = self.mean + delta * (n_b / n)
-        self.m2 = self.m2 + m2_b + delta ** 2 * (self.count * n_b / n)
-        self.count = n
+        self._merge(x, axis=1)
 
     def result(self) -> Tuple[np.ndarray, np.ndarray]:
         if self.count == 0:
@@ -135,30 +150,19 @@ class ChannelNormalizer(nn.Module):
         return x * self.std.to(x.dtype).view(shape) + self.mean.to(x.dtype).view(shape)
 
 
-class RunningPointwiseStats:
+class RunningPointwiseStats(_RunningMoments):
     """Streaming mean and sample variance per point of a sample ``shape`` (Chan et al.'s pairwise
     merge, float64): ``update(block)`` adds the samples of ``block (N, *shape)``."""
 
     def __init__(self, shape):
         self.shape = tuple(int(n) for n in shape)
-        self.count = 0
-        self.mean = np.zeros(self.shape)
-        self.m2 = np.zeros(self.shape)
+        super().__init__(self.shape)
 
     def update(self, block: np.ndarray) -> None:
         x = np.asarray(block, dtype=np.float64)
         if x.shape[1:] != self.shape:
             raise ValueError(f"samples of shape {x.shape[1:]} do not match the statistics' shape {self.shape}")
-        n_b = x.shape[0]
-        if n_b == 0:
-            return
-        mean_b = x.mean(axis=0)
-        m2_b = ((x - mean_b) ** 2).sum(axis=0)
-        n = self.count + n_b
-        delta = mean_b - self.mean
-        self.mean = self.mean + delta * (n_b / n)
-        self.m2 = self.m2 + m2_b + delta ** 2 * (self.count * n_b / n)
-        self.count = n
+        self._merge(x, axis=0)
 
     def result(self) -> Tuple[np.ndarray, np.ndarray]:
         """``(mean, std)`` with the sample standard deviation (``N - 1``, as ``torch.std``)."""
