@@ -35,6 +35,7 @@ import sys
 import time
 from typing import Callable, Dict, List, Optional, Tuple
 
+import conditions  # benchmarks/conditions.py: records the load at the start
 import torch
 import torch.nn as nn
 
@@ -287,7 +288,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             comparison["rows"] = bench_comparison(args.batch, args.repeats, device, FNO)
     record["fno_vs_neuraloperator"] = comparison
     print(json.dumps(record, indent=2))
-    __import__("conditions").write_record(record, args.json, indent=2)      # benchmarks/conditions.py
+    conditions.write_record(record, args.json, indent=2)
     return 0
 
 

@@ -10,8 +10,13 @@ first grid axis, at most ``chunk_elements`` hidden values per slab; with autogra
 checkpointed (only its input is kept; the hidden values are recomputed during backward). Outputs
 and gradients are those of the one-piece computation (the same operations at every point).
 
-The bound is for the CPU, where a large hidden tensor costs page faults and memory traffic. On an
-accelerator it is ``ACCELERATOR_FACTOR`` times larger (2^30 values, 4 GiB in float32, by default):
+The bound is for the CPU, where a large hidden tensor costs memory traffic (and, under glibc's
+default malloc, page faults). Its default, ``DEFAULT_CHUNK_ELEMENTS`` = 2^24 values (64 MiB in
+float32), was chosen by measurement: FNO-3D's training step on 64^2 x 40 at batch 10 (the
+``ns_fno3d`` config) took 0.62-0.64 s of CPU per sample with 2^22, 0.52-0.55 s with 2^24 or 2^26 and
+0.50-0.64 s in one piece (tcmalloc, one thread, 2-core AMD EPYC; the slabs' recomputation is what a
+small bound costs), while the hidden tensor in one piece would be 840 MB. On an accelerator the
+bound is ``ACCELERATOR_FACTOR`` times larger (2^30 values, 4 GiB in float32, by default):
 there memory is plentiful and each slab is a separate round of small kernels plus a recomputation
 (on one H200, FNO-3D trained through Lightning on 64^2 x 30 at batch 10 took 4.1x neuraloperator's
 time per epoch with the CPU bound applied there, ``benchmarks/results/gpu_h200_fidelity.json``; the
@@ -25,10 +30,11 @@ import torch
 import torch.nn as nn
 from torch.utils.checkpoint import checkpoint
 
-__all__ = ["PointwiseMLP"]
+__all__ = ["PointwiseMLP", "DEFAULT_CHUNK_ELEMENTS"]
 
 _CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
-ACCELERATOR_FACTOR = 256  # chunk bound multiplier off the CPU (module docstring)
+DEFAULT_CHUNK_ELEMENTS = 2 ** 24  # hidden values per slab on the CPU (module docstring)
+ACCELERATOR_FACTOR = 64  # chunk bound multiplier off the CPU (module docstring)
 
 
 class PointwiseMLP(nn.Module):
@@ -36,7 +42,7 @@ class PointwiseMLP(nn.Module):
     ``out`` (parameters as two ``nn.Conv{dim}d`` with kernel 1). ``chunk_elements=None``: one piece."""
 
     def __init__(self, dim: int, in_channels: int, hidden_channels: int, out_channels: int,
-                 activation: nn.Module, chunk_elements: Optional[int] = 2 ** 22):
+                 activation: nn.Module, chunk_elements: Optional[int] = DEFAULT_CHUNK_ELEMENTS):
         super().__init__()
         if dim not in _CONV:
             raise ValueError(f"dim must be 1, 2 or 3, got {dim}")

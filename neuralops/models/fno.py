@@ -58,7 +58,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..layers.pointwise import PointwiseMLP
+from ..layers.pointwise import DEFAULT_CHUNK_ELEMENTS, PointwiseMLP
 from ..layers.positional import GridEmbedding, grid_coordinates
 from ..layers.spectral_conv import SpectralConv
 from .contract import AUTOREGRESSIVE, DIRECT, STEADY, ModelContract, single_field
@@ -94,7 +94,7 @@ class FNO(nn.Module):
                  width: int = 20, n_layers: int = 4, projection_channels: int = 128,
                  positional_embedding: bool = True, endpoint: bool = False,
                  padding: Union[int, Sequence[int]] = 0, norm: str = "batch", activation: str = "relu",
-                 projection_chunk_elements: Optional[int] = 2 ** 22):
+                 projection_chunk_elements: Optional[int] = DEFAULT_CHUNK_ELEMENTS):
         super().__init__()
         if dim not in _CONV:
             raise ValueError(f"FNO supports dim 2 or 3, got {dim}")
@@ -183,7 +183,7 @@ class FNO2d(FNO, ModelContract):
                  width: int = 20, n_layers: int = 4, projection_channels: int = 128,
                  positional_embedding: bool = True, endpoint: bool = True,
                  padding: Union[int, Sequence[int]] = 0, norm: str = "batch", activation: str = "relu",
-                 projection_chunk_elements: Optional[int] = 2 ** 22):
+                 projection_chunk_elements: Optional[int] = DEFAULT_CHUNK_ELEMENTS):
         super().__init__(2, in_channels, out_channels, modes, width, n_layers, projection_channels,
                          positional_embedding, endpoint, padding, norm, activation,
                          projection_chunk_elements)
@@ -212,7 +212,7 @@ class FNO3d(FNO, ModelContract):
                  width: int = 20, n_layers: int = 4, projection_channels: int = 128,
                  positional_embedding: bool = True, endpoint: bool = True, spatial_padding: int = 0,
                  time_padding: int = 0, norm: str = "batch", activation: str = "relu",
-                 time_coordinate: str = "shifted", projection_chunk_elements: Optional[int] = 2 ** 22):
+                 time_coordinate: str = "shifted", projection_chunk_elements: Optional[int] = DEFAULT_CHUNK_ELEMENTS):
         if int(out_steps) < 1:
             raise ValueError(f"out_steps must be a positive integer, got {out_steps}")
         if time_coordinate not in ("shifted", "linspace"):

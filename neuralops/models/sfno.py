@@ -68,7 +68,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..layers.pointwise import PointwiseMLP
+from ..layers.pointwise import DEFAULT_CHUNK_ELEMENTS, PointwiseMLP
 from ..layers.positional import SpaceTimeEncoding
 from ..layers.spectral_conv import SpectralConv
 from .contract import DIRECT, ModelContract, single_field
@@ -135,7 +135,7 @@ class SFNO(nn.Module, ModelContract):
                  mlp_channels: Optional[int] = None, beta: float = -0.01, delta: float = 0.1,
                  max_time_steps: int = 100, spatial_encoding: bool = True, lift_activation: bool = True,
                  activation: str = "gelu", fft_norm: str = "backward",
-                 mlp_chunk_elements: Optional[int] = 2 ** 22):
+                 mlp_chunk_elements: Optional[int] = DEFAULT_CHUNK_ELEMENTS):
         super().__init__()
         mlp_channels = 4 * int(width) if mlp_channels is None else int(mlp_channels)
         for name, value in (("modes_x", modes_x), ("modes_y", modes_y), ("modes_t", modes_t),
