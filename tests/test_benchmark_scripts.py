@@ -140,3 +140,22 @@ def test_darcy_scipy_baseline_solves_the_same_problems_as_the_cli(tmp_path):
     assert record["cli_speedup_vs_best_plain"] > 0
     assert record["methods"]["cli"]["runs"][0]["allocator_line"].startswith("neuralops: allocator")
     check_conditions(record["conditions"])
+
+
+def test_training_baseline_benchmark_names_a_bad_commit():
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "training_baseline.py"),
+                           "--baseline", "no-such-commit-0000"], capture_output=True, text=True, env=ENV,
+                          cwd=ROOT, timeout=120)
+    assert proc.returncode != 0 and "--baseline 'no-such-commit-0000'" in proc.stderr, proc.stderr
+
+
+@pytest.mark.slow
+def test_training_baseline_benchmark_times_both_versions(tmp_path):
+    """HEAD against the working tree on a tiny Darcy set: both trees generate, train and are timed."""
+    out = tmp_path / "tb.json"
+    run("training_baseline.py", "--baseline", "HEAD", "--res", "17", "--n", "4", "--extra-epochs", "1",
+        "--rounds", "1", "--json", str(out))
+    record = json.loads(out.read_text())
+    for clock in ("wall", "cpu"):
+        assert set(record["summary"][clock]["samples_per_s"]) == {"baseline", "current"}
+    check_conditions(record["conditions"])
