@@ -7,9 +7,11 @@ the issue's work) next to the working tree, and in each version
 
 1. writes its own small data set with its own generator (``python -m datagen.cli darcy`` at
    ``--res``; the timing does not depend on the values, only on the shapes),
-2. runs its own ``python -m train.cli fit -c train/configs/<config>.yaml`` on it, twice: with
-   ``--trainer.max_epochs`` 1 and ``1 + --extra-epochs``; the difference of the two runs is the cost
-   of ``--extra-epochs`` epochs without start-up, imports, data checks and the first epoch's warm-up.
+2. runs its own ``python -m train.cli fit -c train/configs/<config>.yaml`` on it for
+   ``1 + --extra-epochs`` epochs with one callback added through the CLI (``--trainer.callbacks+=``,
+   a Lightning :class:`~lightning.pytorch.callbacks.Callback` written by this script into its work
+   folder, the same for both versions) that records each training epoch's wall and process CPU time;
+   the first epoch (warm-up) is dropped, the others are the timed epochs.
 
 Each version runs as its user would: the baseline with the C library's default malloc (it had no
 allocator setting; every ``MALLOC*``, ``TCMALLOC*``, ``NEURALOPS_ALLOC*``, ``LD_PRELOAD`` and
@@ -18,9 +20,10 @@ default allocator setting (chosen by :mod:`datagen.allocator` at start-up; ``--a
 it). The runs are interleaved
 (baseline, current, baseline, current, ...) over ``--rounds`` rounds, so load drift hits both.
 Validation is off (``--trainer.limit_val_batches 0``): the figure is training samples per second.
-Reported per version: seconds per epoch by the wall clock and by the children's CPU time (user +
-system, which includes page-fault handling in the kernel), medians over rounds; samples/s =
-``--n`` / epoch time; the ratio current / baseline.
+Reported per version: seconds per epoch by the wall clock and by the process CPU time (user +
+system, which includes page-fault handling in the kernel; the data loader runs in the process),
+medians over the timed epochs of all rounds; samples/s = ``--n`` / epoch time; the ratio
+current / baseline.
 
     OMP_NUM_THREADS=1 python benchmarks/training_baseline.py --config darcy_fno --res 85 --n 60 \\
         [--baseline a3c242e --extra-epochs 2 --rounds 2 --json benchmarks/results/training_baseline.json]
@@ -31,14 +34,13 @@ system, which includes page-fault handling in the kernel), medians over rounds; 
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 import conditions  # benchmarks/conditions.py: records the load at the start
 
@@ -46,6 +48,23 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ALLOCATOR_VARIABLES = ("LD_PRELOAD", "GLIBC_TUNABLES")
 ALLOCATOR_PREFIXES = ("MALLOC", "TCMALLOC", "NEURALOPS_ALLOC")
 CONFIGS = {"darcy_fno": "steady", "ns_fno3d": "trajectory"}
+TIMER = '''"""Epoch timer of benchmarks/training_baseline.py (written by it; the same for every version)."""
+import json
+import os
+import time
+
+from lightning.pytorch.callbacks import Callback
+
+
+class EpochTimer(Callback):
+    def on_train_epoch_start(self, trainer, module):
+        self._t = (time.perf_counter(), time.process_time())
+
+    def on_train_epoch_end(self, trainer, module):
+        wall, cpu = time.perf_counter() - self._t[0], time.process_time() - self._t[1]
+        with open(os.environ["NEURALOPS_EPOCH_TIMES"], "a") as fh:
+            fh.write(json.dumps({"wall": wall, "cpu": cpu}) + "\\n")
+'''
 
 
 def export(rev: str, dest: str) -> None:
@@ -58,27 +77,21 @@ def export(rev: str, dest: str) -> None:
     subprocess.run(["tar", "-x", "-C", dest], input=archive.stdout, check=True)
 
 
-def environment(tree: str, baseline: bool, allocator: str | None) -> dict:
+def environment(tree: str, work: str, baseline: bool, allocator: str | None) -> dict:
     env = {k: v for k, v in os.environ.items()
            if not (k.startswith(ALLOCATOR_PREFIXES) or k in ALLOCATOR_VARIABLES)}
-    env["PYTHONPATH"] = tree
+    env["PYTHONPATH"] = tree + os.pathsep + work      # the version's packages, then the epoch timer
     env.setdefault("OMP_NUM_THREADS", "1")
     if not baseline and allocator:
         env["NEURALOPS_ALLOCATOR"] = allocator
     return env
 
 
-def run(cmd: list, tree: str, env: dict) -> tuple:
-    """``(wall seconds, children's CPU seconds)`` of one process; its output on failure."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
+def run(cmd: list, tree: str, env: dict) -> None:
+    """Run one process in ``tree``; its output on failure."""
     proc = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise SystemExit(f"failed in {tree}: {' '.join(cmd)}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, cpu
 
 
 def write_data(tree: str, env: dict, config: str, n: int, res: int, out: str) -> None:
@@ -98,7 +111,7 @@ def fit_command(tree: str, config: str, data: str, n: int, epochs: int, root: st
             f"--data.init_args.test={n + 1}:{n + 2}", "--trainer.max_epochs", str(epochs),
             "--trainer.limit_val_batches", "0", "--trainer.accelerator", "cpu", "--trainer.devices", "1",
             "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", root,
-            "--checkpoint.dirpath", os.path.join(root, "ckpt")]
+            "--checkpoint.dirpath", os.path.join(root, "ckpt"), "--trainer.callbacks+=epoch_timer.EpochTimer"]
 
 
 def parse_args(argv=None):
@@ -124,7 +137,9 @@ def main(argv=None) -> int:
     work = args.keep or tempfile.mkdtemp(prefix="neuralops_training_baseline_")
     versions = {"baseline": os.path.join(work, "baseline"), "current": ROOT}
     export(args.baseline, versions["baseline"])
-    envs = {v: environment(t, v == "baseline", args.allocator) for v, t in versions.items()}
+    with open(os.path.join(work, "epoch_timer.py"), "w") as fh:
+        fh.write(TIMER)
+    envs = {v: environment(t, work, v == "baseline", args.allocator) for v, t in versions.items()}
     data = {}
     for v, tree in versions.items():
         data[v] = os.path.join(work, f"{v}.h5")
@@ -135,13 +150,17 @@ def main(argv=None) -> int:
     for r in range(args.rounds):
         for v, tree in versions.items():
             root = os.path.join(work, f"runs_{v}_{r}")
-            short = run(fit_command(tree, args.config, data[v], args.n, 1, root + "a"), tree, envs[v])
-            long = run(fit_command(tree, args.config, data[v], args.n, 1 + args.extra_epochs, root + "b"),
-                       tree, envs[v])
-            for k, (a, b) in zip(("wall", "cpu"), zip(short, long)):
-                times[v][k].append((b - a) / args.extra_epochs)
-            print(f"round {r} {v:8s} s/epoch wall {times[v]['wall'][-1]:.2f} cpu {times[v]['cpu'][-1]:.2f}",
-                  flush=True)
+            log = os.path.join(work, f"epochs_{v}_{r}.jsonl")
+            run(fit_command(tree, args.config, data[v], args.n, 1 + args.extra_epochs, root), tree,
+                {**envs[v], "NEURALOPS_EPOCH_TIMES": log})
+            with open(log) as fh:
+                epochs = [json.loads(line) for line in fh][1:]          # the first epoch is the warm-up
+            if len(epochs) != args.extra_epochs:
+                raise SystemExit(f"{v}: {len(epochs)} timed epochs recorded, expected {args.extra_epochs}")
+            for k in ("wall", "cpu"):
+                times[v][k].extend(e[k] for e in epochs)
+            print(f"round {r} {v:8s} s/epoch wall " + " ".join(f"{e['wall']:.2f}" for e in epochs)
+                  + " cpu " + " ".join(f"{e['cpu']:.2f}" for e in epochs), flush=True)
     summary = {}
     for clock in ("wall", "cpu"):
         med = {v: statistics.median(times[v][clock]) for v in versions}
