@@ -1,12 +1,13 @@
 """SpectralConv against an independent dense computation; FNO-2D/3D counts, shapes, equivariance."""
 import itertools
 import math
+from unittest import mock
 
 import pytest
 import torch
 
 from neuralops import models
-from neuralops.layers import GridEmbedding, SpectralConv, grid_coordinates
+from neuralops.layers import GridEmbedding, SpectralConv, grid_coordinates, spectral_conv
 
 
 def n_params(model):
@@ -58,6 +59,7 @@ def dense_reference(layer: SpectralConv, v: torch.Tensor) -> torch.Tensor:
     ((3,), (10,)), ((4,), (5,)),                       # 1-d; a grid too small for the modes
     ((3, 2), (8, 7)), ((3, 4), (5, 6)),                # 2-d; truncation on both axes
     ((2, 3, 2), (6, 5, 6)), ((3, 2, 4), (4, 4, 5)),    # 3-d
+    ((4,), (11,)), ((3, 4), (6, 14)), ((2, 2, 3), (4, 5, 13)),   # last axis by matmul (prime factor > 5)
 ])
 def test_spectral_conv_matches_dense_definition(modes, grid):
     torch.manual_seed(0)
@@ -69,6 +71,7 @@ def test_spectral_conv_matches_dense_definition(modes, grid):
 @pytest.mark.parametrize("modes,grid,out_shape", [
     ((3,), (8,), None), ((2, 3), (6, 7), None), ((2, 2, 2), (5, 4, 6), None),
     ((3, 3), (6, 8), (9, 5)), ((2, 2, 3), (4, 5, 6), (6, 5, 9)),     # resampling
+    ((2, 3), (5, 7), None), ((3, 3), (6, 14), (9, 11)), ((3, 3), (6, 11), (6, 8)),   # matmul DFT
 ])
 def test_spectral_conv_gradients(modes, grid, out_shape):
     # the layer uses a hand-written adjoint for its truncated real FFT: check it numerically
@@ -80,6 +83,36 @@ def test_spectral_conv_gradients(modes, grid, out_shape):
     v = torch.randn(1, channels, *grid, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda v, w, b: torch.func.functional_call(
         layer, {"weight": w, "bias": b}, (v, out_shape)), (v, layer.weight, layer.bias))
+
+
+def test_dft_by_matmul_rule_and_both_paths_agree():
+    """The last axis goes through a matmul exactly when its length has a prime factor above 5
+    (FNO's Darcy grid 85 + 9 = 94 = 2 x 47), and the two evaluations are the same numbers to
+    round-off, in the outputs and in the gradients of the input and the weights."""
+    assert [n for n in range(1, 30) if spectral_conv.dft_by_matmul(n)] == [7, 11, 13, 14, 17, 19, 21, 22, 23,
+                                                                             26, 28, 29]
+    assert spectral_conv.dft_by_matmul(94) and not spectral_conv.dft_by_matmul(150)
+    torch.manual_seed(0)
+    layer = SpectralConv(3, 2, (6, 7), bias=True).double()
+    v = torch.randn(2, 3, 20, 94, dtype=torch.float64)
+    results = []
+    for by_matmul in (True, False):
+        with mock.patch.object(spectral_conv, "dft_by_matmul", lambda n, m=by_matmul: m):
+            layer.zero_grad()
+            x = v.clone().requires_grad_(True)
+            out = layer(x, (20, 47))
+            out.square().sum().backward()
+            results.append([out, x.grad, layer.weight.grad, layer.bias.grad])
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_dft_matrices_cached_in_inference_mode_still_train():
+    layer = SpectralConv(1, 1, (3, 3))
+    with torch.inference_mode():
+        layer(torch.randn(1, 1, 8, 19))
+    layer(torch.randn(1, 1, 8, 19)).sum().backward()      # same cached (n, keep, dtype) matrices
+    assert layer.weight.grad is not None
 
 
 def test_spectral_conv_parameter_layout_and_corners():
