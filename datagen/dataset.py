@@ -62,6 +62,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 import h5py
 import numpy as np
 
+from .spec import same_spec
+
 FORMAT = "neuralops"
 FORMAT_VERSION = 1
 ROLES = ("input", "output", "state")
@@ -522,7 +524,7 @@ class DatasetWriter:
         try:
             with h5py.File(path, "r") as f:
                 return (f.attrs.get("status") == COMPLETE
-                        and json.loads(f.attrs["spec"]) == self.spec
+                        and same_spec(json.loads(f.attrs["spec"]), self.spec, self.pde)   # datagen.spec
                         and int(f.attrs["n_samples"]) == self.n_samples
                         and int(f.attrs["seed"]) == self.seed
                         and not _virtual_source_problems(f, path))
@@ -554,6 +556,8 @@ class DatasetWriter:
                                        "remove the .partial folder or pass overwrite") from exc
                 mine = dict(self._manifest)
                 theirs = {k: old.get(k) for k in mine}
+                if same_spec(theirs.get("spec"), mine.get("spec"), self.pde):   # an earlier version's flat form
+                    theirs["spec"] = json.loads(json.dumps(mine.get("spec")))
                 if json.loads(json.dumps(mine)) != theirs:
                     diff = [k for k in mine if json.loads(json.dumps(mine[k])) != theirs[k]]
                     raise DatasetError(f"cannot resume {self.path}: the partial run was started with a different "

@@ -55,8 +55,8 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 from datagen.spec_keys import close_match, unknown_key_message
 
 __all__ = ["SCHEMA", "SECTIONS", "NS_FAMILY", "ELLIPTIC_FAMILIES", "Key", "COMMON", "ELLIPTIC", "NAVIER_STOKES",
-           "ELLIPTIC_OPTIONS", "table", "section_of", "build_spec", "check_spec", "check_values", "settable_keys",
-           "Spec", "SpecError"]
+           "ELLIPTIC_OPTIONS", "table", "section_of", "build_spec", "check_spec", "same_spec", "check_values",
+           "settable_keys", "Spec", "SpecError"]
 
 SCHEMA = "neuralops-spec/2"
 SECTIONS = ("physics", "discretisation", "solver", "sampling")
@@ -544,6 +544,15 @@ class Spec:
         out: Dict[str, Any] = {"family": self.family, "schema": SCHEMA}
         out.update({s: dict(self.section(s)) for s in SECTIONS})
         return out
+
+
+def same_spec(stored: Any, requested: Any, pde: Optional[str] = None) -> bool:
+    """True when a stored spec (sectioned, or the flat form of an earlier version) holds the same
+    settings as ``requested``: what a resume compares, so that a run started by an earlier version
+    goes on (the finished file is written with the requested, sectioned spec)."""
+    a, b = Spec.from_stored(stored, pde), Spec.from_stored(requested, pde)
+    norm = lambda s: json.loads(json.dumps({**s.to_stored(), "unplaced": s.unplaced}, sort_keys=True))  # noqa: E731
+    return norm(a) == norm(b)
 
 
 def check_spec(spec: Any, pde: Optional[str] = None) -> List[str]:

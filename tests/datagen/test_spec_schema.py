@@ -177,6 +177,28 @@ def test_flat_spec_of_the_previous_version_reads_back_the_same(files, name, tmp_
     assert json.loads(h5py.File(legacy, "r").attrs["spec"]) == flat   # reading never rewrites the file
 
 
+def test_a_run_started_by_the_previous_version_resumes(files, tmp_path):
+    """A partial run whose manifest holds the flat spec of the previous version goes on (the resume
+    compares settings through the accessor) and ends with the uninterrupted run's arrays."""
+    from datagen.cli import main
+
+    out = str(tmp_path / "resumed.h5")
+    common = ["darcy", "--n", "3", "--resolution", "9", "--solver", "lu", "--block", "0", "--out", out,
+              "--no-progress"]
+    main(common + ["--max-new", "1"])
+    manifest = out + ".partial/manifest.json"
+    with open(manifest) as fh:
+        m = json.load(fh)
+    m["spec"] = _flatten_elliptic(m["spec"])
+    with open(manifest, "w") as fh:
+        json.dump(m, fh)
+    assert main(common + ["--resume"]) == 0 and validate(out) == []
+    with open_dataset(out) as a, open_dataset(files["darcy"]) as b:
+        assert a.spec["schema"] == SCHEMA
+        for field in b.fields:
+            np.testing.assert_array_equal(a.read(field), b.read(field))
+
+
 def test_flat_toy_specs_keep_validating_and_conflicts_are_named():
     assert check_spec({"n": 8, "rtol": 1e-6}) == []                    # earlier writers' free-form keys stay
     assert Spec.from_stored({"n": 8, "rtol": 1e-6}).rtol == 1e-6
