@@ -49,6 +49,7 @@ from __future__ import annotations
 import importlib
 import json
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
@@ -85,7 +86,8 @@ class Key:
 # checkers (type checks, ranges that have no other home, and delegation to the entry-point checks)
 # ------------------------------------------------------------------------------------------------
 def _is_number(v: Any) -> bool:
-    return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
+    """A finite real number (Python or NumPy), not a bool."""
+    return not isinstance(v, bool) and isinstance(v, numbers.Real) and math.isfinite(v)
 
 
 def number(low: Optional[float] = None, strict: bool = False, optional: bool = False) -> Checker:
@@ -104,7 +106,7 @@ def integer(low: int = 1, optional: bool = False) -> Checker:
     def check(key, v):
         if v is None and optional:
             return
-        if isinstance(v, bool) or not isinstance(v, int) or v < low:
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low:
             what = "a positive integer" if low == 1 else f"an integer >= {low}"
             raise ValueError(f"{key} must be {what}, got {v!r}")
     return check
@@ -125,7 +127,6 @@ OPT_MAPPING = _type((dict,), "a JSON object or null")
 LIST = _type((list, tuple), "a list")
 FLAG = _type((bool,), "true or false", optional=False)
 INT_OR_TEXT = _type((int, str), "an integer or a string")
-ANY: Checker = lambda key, v: None   # noqa: E731 -- free-form provenance (a nested record)
 
 
 def one_of(choices: Iterable[str]) -> Checker:
@@ -174,8 +175,8 @@ def _node_convention(key, v):
 
 
 def _sizes(key, v):
-    if isinstance(v, (list, tuple)) and v and all(not isinstance(n, bool) and isinstance(n, int) and n >= 1
-                                                   for n in v):
+    if isinstance(v, (list, tuple)) and v and all(not isinstance(n, bool) and isinstance(n, numbers.Integral)
+                                                   and n >= 1 for n in v):
         return
     raise ValueError(f"{key} must be a list of positive integers (points per axis), got {v!r}")
 
@@ -191,11 +192,7 @@ def resolution_or_sizes(per_axis: Checker) -> Checker:
 BOUNDARY_CONDITIONS = ("dirichlet", "neumann")
 
 
-def _real(value) -> bool:
-    """A finite real number (Python or NumPy), not a bool."""
-    import numbers
-
-    return not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
+_real = _is_number
 
 
 def check_source(value) -> float:
@@ -232,8 +229,6 @@ def check_bc(value) -> str:
 
 def check_n_steps(value) -> int:
     """Heat: time steps stored per sample (``sampling.n_steps``)."""
-    import numbers
-
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"heat: n_steps must be a positive integer, got {value!r}")
     return int(value)

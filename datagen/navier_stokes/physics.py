@@ -36,7 +36,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Union
 
 import torch
 
-from datagen.spec import Spec
+from datagen.spec import NS_FAMILY, Spec, check_values
 
 __all__ = ["FORCING_KINDS", "Forcing", "NavierStokesPhysics", "physics_from_spec", "physics_from_dataset",
            "NS_PDE_NAMES"]
@@ -151,14 +151,13 @@ class NavierStokesPhysics:
     origin: float = 0.0
 
     def __post_init__(self):
-        for name in ("viscosity", "drag"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-                raise ValueError(f"physics: {name} must be a finite number >= 0, got {v!r}")
-        for name in ("dt", "box"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-                raise ValueError(f"physics: {name} must be a positive number, got {v!r}")
+        # the ranges of the spec schema (datagen.spec), the one definition the recipes use too; dt is
+        # the spec's sampling.snapshot_interval
+        try:
+            check_values(NS_FAMILY, {"viscosity": self.viscosity, "drag": self.drag, "box": self.box})
+            check_values(NS_FAMILY, {"snapshot_interval": self.dt})
+        except ValueError as exc:
+            raise ValueError(f"physics: {exc}" + (" (dt)" if "snapshot_interval" in str(exc) else "")) from None
         if self.forcing is None or isinstance(self.forcing, (str, Mapping)):
             self.forcing = Forcing.from_spec(self.forcing)
 
