@@ -127,6 +127,7 @@ OPT_MAPPING = _type((dict,), "a JSON object or null")
 LIST = _type((list, tuple), "a list")
 FLAG = _type((bool,), "true or false", optional=False)
 INT_OR_TEXT = _type((int, str), "an integer or a string")
+INT = _type((int,), "an integer", optional=False)
 
 
 def one_of(choices: Iterable[str]) -> Checker:
@@ -299,13 +300,13 @@ ELLIPTIC: Dict[str, Key] = {
                          "contrast": _value(check_contrast), "spread": _value(check_spread),
                          "n_steps": _value(check_n_steps), "u_times": TEXT,
                          "user_fields": MAPPING, "k0_param": TEXT, "u_on_wall_relative": number(0.0)}),
-    # the generation config (datagen.elliptic.generator.GenerationConfig validates it where it enters);
-    # settable: what --set may change
-    **_keys("solver", {"solver": TEXT, "pc": TEXT, "rtol": _rtol, "restart": integer(), "recycle": integer(0),
-                       "max_it": integer(), "ordering": TEXT, "group_size": integer(),
-                       "initial_guess": TEXT, "pc_reuse": integer(), "petsc_options": TEXT, "block": integer(0)},
-            settable=True),
-    **_keys("solver", {"dtype": one_of(("float32", "float64")), "method": TEXT, "auto_reason": TEXT,
+    # the generation config: its ranges are checked where it enters (GenerationConfig.validate, the PETSc
+    # backend, the sorting), so the schema checks only the type, except rtol whose one check is
+    # contract.check_rtol; settable: what --set may change
+    **_keys("solver", {"solver": TEXT, "pc": TEXT, "rtol": _rtol, "restart": INT, "recycle": INT, "max_it": INT,
+                       "ordering": TEXT, "group_size": INT, "initial_guess": TEXT, "pc_reuse": INT,
+                       "petsc_options": TEXT, "block": INT}, settable=True),
+    **_keys("solver", {"dtype": TEXT, "method": TEXT, "auto_reason": TEXT,
                        "auto": OPT_MAPPING, "factor_used": TEXT, "petsc_options_unused": LIST, "pc_used": TEXT,
                        "pc_defaults": TEXT, "pc_reuse_used": INT_OR_TEXT, "ordering_used": TEXT, "pc_side": TEXT,
                        "stopping": TEXT, "fallback": TEXT, "block_reset": TEXT, "storage": MAPPING}),
@@ -324,6 +325,7 @@ ELLIPTIC_OPTIONS: Dict[str, Dict[str, str]] = {
 }
 
 _NS = "datagen.navier_stokes"
+STORE_DTYPES = ("float32", "float64")       # of the Navier-Stokes fields (discretisation.store_dtype)
 #: the Navier-Stokes generator (recipes), the importers' physics and the refinement record
 NAVIER_STOKES: Dict[str, Key] = {
     **COMMON,
@@ -332,12 +334,12 @@ NAVIER_STOKES: Dict[str, Key] = {
     **_keys("physics", {"equation": TEXT}, settable=True),
     **_keys("discretisation", {"resolution": resolution_or_sizes(_ns_resolution), "store_resolution": integer(),
                                "resample": delegate(f"{_NS}.resample", "RESAMPLE_METHODS", "choices"),
-                               "fields": LIST, "store_dtype": one_of(("float32", "float64"))}, settable=True),
+                               "fields": LIST, "store_dtype": one_of(STORE_DTYPES)}, settable=True),
     **_keys("solver", {"stepper": delegate(f"{_NS}.steppers", "STEPPERS", "choices"),
                        "dt_mode": delegate(f"{_NS}.solver", "DT_MODES", "choices"),
                        "dt": number(0.0, strict=True, optional=True), "cfl": number(0.0, strict=True),
                        "cfl_recheck": number(0.0, strict=True)}, settable=True),
-    **_keys("solver", {"compute_dtype": one_of(("float32", "float64")), "refinement": MAPPING}),
+    **_keys("solver", {"compute_dtype": TEXT, "refinement": MAPPING}),     # generate() checks compute_dtype
     **_keys("sampling", {"initial": delegate(f"{_NS}.initial", "check_initial_spec"), "t_start": number(0.0),
                          "snapshot_interval": number(0.0, strict=True), "n_snapshots": integer(),
                          "include_initial": FLAG}, settable=True),

@@ -72,7 +72,6 @@ __all__ = ["RECIPES", "FNO_FINAL_TIMES", "SPEC_KEYS", "recipe", "check_spec", "s
 
 FNO_FINAL_TIMES = {1e-3: 50.0, 1e-4: 30.0, 1e-5: 20.0}
 OPTIONAL_FIELDS = ("velocity", "stream")
-STORE_DTYPES = ("float32", "float64")
 
 _BASE: Dict[str, Any] = {
     "equation": "w_t + u.grad w = nu Lap w - drag w + f, u = (psi_y, -psi_x), -Lap psi = w",
@@ -205,8 +204,7 @@ def check_spec(spec: Mapping[str, Any]) -> None:
     unknown = set(fields) - {"vorticity", *OPTIONAL_FIELDS}
     if unknown:
         raise ValueError(f"unknown field(s) {sorted(unknown)}; allowed: vorticity, {', '.join(OPTIONAL_FIELDS)}")
-    if spec.get("store_dtype") not in STORE_DTYPES:
-        raise ValueError(f"store_dtype must be one of {STORE_DTYPES}, got {spec.get('store_dtype')!r}")
+    check_values(NS_FAMILY, {"store_dtype": spec.get("store_dtype")})
 
 
 def snapshot_times(spec: Mapping[str, Any]):
