@@ -126,8 +126,8 @@ MAPPING = _type((dict,), "a JSON object", optional=False)
 OPT_MAPPING = _type((dict,), "a JSON object or null")
 LIST = _type((list, tuple), "a list")
 FLAG = _type((bool,), "true or false", optional=False)
-INT_OR_TEXT = _type((int, str), "an integer or a string")
-INT = _type((int,), "an integer", optional=False)
+INT_OR_TEXT = _type((numbers.Integral, str), "an integer or a string")
+INT = _type((numbers.Integral,), "an integer", optional=False)
 
 
 def one_of(choices: Iterable[str]) -> Checker:

@@ -95,6 +95,25 @@ def test_written_specs_have_the_four_sections_and_pass_the_schema(files, name):
             assert s.sampling["source"] == "fno_mat" and s.sampling["snapshot_interval"] == 1.0
 
 
+def test_every_recipe_and_family_builds_a_spec_that_passes_the_schema():
+    from datagen.elliptic.cli import FAMILIES, build_family
+    from datagen.navier_stokes.generator import SEEDING, grid_record
+    from datagen.navier_stokes.recipes import RECIPES, recipe
+
+    for name in RECIPES:
+        flat = {**recipe(name), "compute_dtype": "float32", "seeding": SEEDING}
+        flat["grid"] = grid_record(flat)
+        spec = build_spec(NS_FAMILY, flat)
+        assert check_spec(spec) == [] and Spec.from_stored(spec).flat() == {"family": NS_FAMILY, **flat}
+    for name in FAMILIES:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fam = build_family(name, 5, {})
+        spec = build_spec(fam.name, fam.spec())
+        assert spec["family"] == name and check_spec(spec) == []
+        assert Spec.from_stored(spec).grid == fam.grid()
+
+
 # ----------------------------------------------------------------------------- what validate reports
 def test_validate_names_a_key_in_the_wrong_section_an_unknown_section_and_a_bad_value(files, tmp_path):
     spec = _stored_spec(files["darcy"])
