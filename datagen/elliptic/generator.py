@@ -1036,22 +1036,20 @@ def _dataset_spec(family, config: GenerationConfig, method, auto_reason, applied
     solver section (the configuration, what was used, the stopping rule, the fallback, the block resets
     and the storage precision)."""
     solver = {**asdict(config), "method": method, "auto_reason": auto_reason,
-                                        **({"auto": auto_record} if auto_record is not None else {}),
-                                        "factor_used": factor_used,
-                                        "petsc_options": applied, **({"petsc_options_unused": [f"-{n}" for n in unused]}
-                                                                     if unused else {}),
-                                        "pc_used": pc if method in ("skr", "gmres") else None,
-                                        "pc_defaults": pc_defaults,
-                                        "pc_reuse_used": pc_reuse, "ordering_used": ordering, "pc_side": "right",
-                                        "stopping": "||b - A x|| <= rtol ||b|| (true residual)",
-                                        "fallback": "SciPy splu (SuperLU, partial pivoting) when the true residual "
-                                                    "exceeds rtol; a sample it cannot bring below rtol is stored "
-                                                    "invalid with its reason",
-                                        "block_reset": "backend reset (recycled space, previous solution, PC) at "
-                                                       "every position p of the sorted order with p % block == 0; "
-                                                       "MPI chunks and resumes start on block boundaries"
-                                                       if config.block else "none (block = 0)",
-                                        "storage": storage}
+              **({"auto": auto_record} if auto_record is not None else {}),
+              "factor_used": factor_used,
+              "petsc_options": applied,
+              **({"petsc_options_unused": [f"-{n}" for n in unused]} if unused else {}),
+              "pc_used": pc if method in ("skr", "gmres") else None,
+              "pc_defaults": pc_defaults,
+              "pc_reuse_used": pc_reuse, "ordering_used": ordering, "pc_side": "right",
+              "stopping": "||b - A x|| <= rtol ||b|| (true residual)",
+              "fallback": "SciPy splu (SuperLU, partial pivoting) when the true residual exceeds rtol; a sample it "
+                          "cannot bring below rtol is stored invalid with its reason",
+              "block_reset": "backend reset (recycled space, previous solution, PC) at every position p of the sorted "
+                             "order with p % block == 0; MPI chunks and resumes start on block boundaries"
+                             if config.block else "none (block = 0)",
+              "storage": storage}
     solver.pop("n_samples")
     solver.pop("seed")
     return build_spec(family.name, {**family.spec(), **solver})
