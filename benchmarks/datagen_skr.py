@@ -53,6 +53,7 @@ from datagen.elliptic.cli import make_family  # noqa: E402
 from datagen.elliptic.generator import GenerationConfig, auto_choice, generate  # noqa: E402
 from datagen.grf import GaussianRandomField  # noqa: E402
 from datagen.sorting import greedy_order, grouped_order, path_length  # noqa: E402
+from datagen.spec import Spec  # noqa: E402
 
 SPD = ("darcy", "darcy3d", "poisson", "heat")
 METHODS = {
@@ -228,7 +229,7 @@ def run_family(name, resolution, n, cfg_kw, methods, workdir, log, lu_samples=No
                    "s_per_iteration": (s.solve_seconds / its.sum()) if its.sum() > 0 and m != "lu" else None}
         if m == "auto":
             with open_dataset(path) as ds:
-                rows[m]["auto"] = ds.spec["solver"].get("auto")
+                rows[m]["auto"] = Spec.from_stored(ds).solver.get("auto")
             os.remove(path)
         log(f"  {name:11s} {resolution:5d} {m:14s} solve {rows[m]['solve_s']:.4f} s  e2e {rows[m]['e2e_s']:.4f} s  "
             f"its {rows[m]['its']:8.1f}  max res {s.max_residual:.1e}  stalls {s.fallbacks}"

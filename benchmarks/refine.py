@@ -43,6 +43,7 @@ from datagen.navier_stokes.generator import generate
 from datagen.navier_stokes.physics import physics_from_dataset
 from datagen.navier_stokes.recipes import recipe
 from datagen.navier_stokes.resample import resample
+from datagen.spec import Spec
 from neuralops.models import get
 from train.metrics import spectral_band_relative_error
 from train.refine.cli import refinement_band_edges
@@ -81,7 +82,7 @@ def make_data(name: str, args) -> str:
         # an earlier run's file: reuse it when it holds this recipe with these settings (a newer
         # generator version may write a slightly different spec for the same data)
         with open_dataset(path) as ds:
-            old = ds.spec
+            old = Spec.from_stored(ds.spec, pde=ds.pde)     # sectioned, or the flat form of earlier versions
             same = (old.get("recipe") == name and len(ds) >= args.n_train + args.n_test
                     and old.get("stepper") == spec["stepper"] and old.get("resample") == spec["resample"]
                     and old.get("compute_dtype", "float64") == args.dtype
@@ -132,17 +133,19 @@ def run_recipe(name: str, args, save=lambda record: None) -> dict:
     ds = open_dataset(path)
     physics = physics_from_dataset(ds)
     stored = torch.as_tensor(ds.read("vorticity"))
+    stored_spec = Spec.from_stored(ds.spec, pde=ds.pde)
     if args.super_resolution:
         # the --resolution data exactly as the recipe stores them: resampled from the solver grid
         # (= the stored super-resolution grid) with the recipe's method, in the compute dtype
         fine = stored.to(torch.float32)
-        data = resample(stored.to(getattr(torch, args.dtype)), args.resolution, ds.spec["resample"]).to(torch.float32)
+        data = resample(stored.to(getattr(torch, args.dtype)), args.resolution, stored_spec.get("resample")
+                        ).to(torch.float32)
     else:
         fine, data = None, stored.to(torch.float32)
     t_in, t_out = 10, 40
     train, test = data[:args.n_train], data[args.n_train:args.n_train + args.n_test]
-    cache = os.path.join(args.out, f"sfno_{name}_{ds.spec['stepper']}_t{ds.spec['t_start']:g}_"
-                                   f"{ds.spec['resolution']}_{args.resolution}_{args.dtype}_"
+    cache = os.path.join(args.out, f"sfno_{name}_{stored_spec.get('stepper')}_t{stored_spec.get('t_start'):g}_"
+                                   f"{stored_spec.get('resolution')}_{args.resolution}_{args.dtype}_"
                                    f"w{args.width}_e{args.epochs}_n{args.n_train}_lr{args.lr:g}_s{args.seed}.pt")
     if os.path.exists(cache):  # the same training run, kept from an earlier invocation
         saved = torch.load(cache)

@@ -21,10 +21,10 @@ convention                  coordinates                           where it is us
 
 Where the record comes from
 ---------------------------
-The generators write :meth:`Grid.to_spec` into the spec (``spec["grid"]``), and
-:meth:`Grid.from_stored` checks it against the stored coordinates. Older files and imported ones
-do not carry it; there the convention is derived from what they store: an importer's
-``spec["node_convention"]``, the elliptic generators' former text record (``"nodes x_j = j/(s-1)
+The generators write :meth:`Grid.to_spec` into the spec (section ``discretisation``, key ``grid``:
+:mod:`datagen.spec`), and :meth:`Grid.from_stored` checks it against the stored coordinates. Older
+files and imported ones do not carry it; there the convention is derived from what they store: an
+importer's ``discretisation.node_convention``, the elliptic generators' former text record (``"nodes x_j = j/(s-1)
 ... boundary included"``), else the coordinates (a first node at a half-integer multiple of the
 spacing: cell centres; Dirichlet data starting on ``0``: nodes with walls; other Dirichlet data:
 interior nodes; any other boundary: nodes without the far wall, the DFT grid).
@@ -50,7 +50,7 @@ NODE_CONVENTIONS = ("nodes-with-walls", "nodes-without-walls", "nodes-without-fa
 PADDING_MODES = {"periodic": "circular", "dirichlet": "zeros", "neumann": "reflect"}
 #: what a batch holds: steady pairs, a direct trajectory window, autoregressive frames
 LAYOUT_MODES = ("steady", "direct", "autoregressive")
-#: the spec key the generators write :meth:`Grid.to_spec` under
+#: the spec key the generators write :meth:`Grid.to_spec` under (in section ``discretisation``)
 SPEC_KEY = "grid"
 SPATIAL = ("x", "y", "z")
 _ELLIPTIC_TEXT = "nodes x_j = j/(s-1)"   # the elliptic generators' record before spec["grid"] was a dict
@@ -265,7 +265,7 @@ class Grid:
 
     # -- records ----------------------------------------------------------------------------------
     def to_spec(self) -> dict:
-        """The record the generators write into the spec (``spec["grid"]``)."""
+        """The record the generators write into the spec (``discretisation.grid``)."""
         return {a.name: a.to_spec() for a in self.axes}
 
     @classmethod
@@ -299,11 +299,14 @@ class Grid:
                     spec: Optional[Mapping[str, Any]] = None) -> "Grid":
         """The grid of a data-contract file: its coordinates, boundaries and spec (module docstring).
 
-        A ``spec["grid"]`` record must agree with the coordinates (same nodes to ``1e-6`` of the
-        spacing, same boundary): a :class:`GridError` names the axis otherwise.
+        ``spec``: the stored spec (or a :class:`datagen.spec.Spec`); its ``discretisation.grid`` record
+        (``grid`` at the top of the flat specs of earlier versions) must agree with the coordinates
+        (same nodes to ``1e-6`` of the spacing, same boundary): a :class:`GridError` names the axis otherwise.
         """
-        spec = spec if isinstance(spec, Mapping) else {}
-        record = spec.get(SPEC_KEY)
+        from datagen.spec import Spec
+
+        read = spec if isinstance(spec, Spec) else Spec.from_stored(spec if isinstance(spec, Mapping) else {})
+        record = read.grid_record
         spatial = {k: v for k, v in coords.items() if k != "t"}
         if isinstance(record, Mapping):
             grid = cls.from_spec(record, coords.get("t"))
@@ -320,7 +323,7 @@ class Grid:
                     raise GridError(f"axis {a.name!r}: the spec's grid record says boundary {a.boundary!r} but the "
                                     f"file stores {boundary.get(a.name)!r}")
             return grid
-        stated = spec.get("node_convention")
+        stated = read.node_convention
         if stated is not None:
             check_node_convention(stated)
             nodes = {ax: stated for ax in spatial}
@@ -333,7 +336,9 @@ class Grid:
     @classmethod
     def from_dataset(cls, ds: Any) -> "Grid":
         """The grid of an open data-contract file (:func:`datagen.dataset.open_dataset`)."""
-        return cls.from_stored(ds.grid.coords, ds.grid.boundary, ds.spec)
+        from datagen.spec import Spec
+
+        return cls.from_stored(ds.grid.coords, ds.grid.boundary, Spec.from_stored(ds.spec, pde=ds.pde))
 
     def to_dict(self) -> Dict[str, Dict[str, Any]]:
         """Plain form for checkpoints: per axis the record of :meth:`to_spec` plus the derived

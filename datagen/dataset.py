@@ -62,6 +62,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 import h5py
 import numpy as np
 
+from .spec import same_spec
+
 FORMAT = "neuralops"
 FORMAT_VERSION = 1
 ROLES = ("input", "output", "state")
@@ -522,7 +524,7 @@ class DatasetWriter:
         try:
             with h5py.File(path, "r") as f:
                 return (f.attrs.get("status") == COMPLETE
-                        and json.loads(f.attrs["spec"]) == self.spec
+                        and same_spec(json.loads(f.attrs["spec"]), self.spec, self.pde)   # datagen.spec
                         and int(f.attrs["n_samples"]) == self.n_samples
                         and int(f.attrs["seed"]) == self.seed
                         and not _virtual_source_problems(f, path))
@@ -554,6 +556,8 @@ class DatasetWriter:
                                        "remove the .partial folder or pass overwrite") from exc
                 mine = dict(self._manifest)
                 theirs = {k: old.get(k) for k in mine}
+                if same_spec(theirs.get("spec"), mine.get("spec"), self.pde):   # an earlier version's flat form
+                    theirs["spec"] = json.loads(json.dumps(mine.get("spec")))
                 if json.loads(json.dumps(mine)) != theirs:
                     diff = [k for k in mine if json.loads(json.dumps(mine[k])) != theirs[k]]
                     raise DatasetError(f"cannot resume {self.path}: the partial run was started with a different "
@@ -1462,6 +1466,10 @@ def _header_problems(a) -> tuple:
         spec = json.loads(a.get("spec", ""))
         if not isinstance(spec, dict):
             problems.append("spec is not a JSON object")
+        else:
+            from .spec import check_spec
+
+            problems += check_spec(spec, pde=a.get("pde"))
     except (TypeError, ValueError):
         problems.append("spec is not valid JSON")
     try:
@@ -1589,10 +1597,9 @@ def _record_problems(f: h5py.File, n: int, valid) -> List[str]:
             if bad.size:
                 problems.append(f"{bad.size} samples are unconverged but marked valid (first: {bad[:10].tolist()})")
     try:
-        tol, tol_key = spec_rtol(json.loads(f.attrs.get("spec", "{}")))
-    except (TypeError, ValueError, DatasetError) as exc:
-        tol, tol_key = None, ""
-        problems.append(f"the spec's tolerance is unusable: {exc}")
+        tol, tol_key = spec_rtol(json.loads(f.attrs.get("spec", "{}")), f.attrs.get("pde"))
+    except (TypeError, ValueError):
+        tol, tol_key = None, ""        # an unusable spec or tolerance: check_spec reports it
     if tol is not None and valid is not None:
         if "solver/residual" not in f:
             problems.append(f"the spec records {tol_key}={tol:g} but solver/residual is missing: "
@@ -1612,9 +1619,10 @@ def _grid_record_problems(f: h5py.File, attrs) -> List[str]:
     """The spec's typed grid record (:mod:`datagen.contract`) against the stored coordinates."""
     from .contract import Grid as ContractGrid
     from .contract import GridError
+    from .spec import Spec
 
     try:
-        spec = json.loads(attrs.get("spec", "{}"))
+        spec = Spec.from_stored(json.loads(attrs.get("spec", "{}")), attrs.get("pde"))
         g = f["grid"]
         ContractGrid.from_stored({ax: g[ax][()] for ax in g},
                                  {ax: str(g[ax].attrs["boundary"]) for ax in g if "boundary" in g[ax].attrs}, spec)
@@ -1625,33 +1633,24 @@ def _grid_record_problems(f: h5py.File, attrs) -> List[str]:
     return []
 
 
-def spec_rtol(spec: Any):
-    """``(rtol, key)``: the relative tolerance a dataset's spec records, or ``(None, "")``.
+def spec_rtol(spec: Any, pde: Optional[str] = None):
+    """``(rtol, "spec.solver.rtol")``: the relative tolerance a dataset's spec records, or ``(None, "")``.
 
-    Generators record it at ``spec["solver"]["rtol"]`` (the elliptic generator) or at the top level
-    (``spec["rtol"]``); both are accepted and, when both are given, they must agree.
+    Read through :class:`datagen.spec.Spec` from ``solver.rtol``, its one place (a flat spec of an
+    earlier version with ``rtol`` at the top or in its ``solver`` record is upgraded to it). A value that
+    is no tolerance (:func:`datagen.contract.check_rtol`) reads as ``(None, "")``: :func:`check_spec`
+    reports it.
     """
-    if not isinstance(spec, dict):
+    from .contract import check_rtol
+    from .spec import Spec
+
+    tol = Spec.from_stored(spec, pde).rtol if isinstance(spec, dict) else None
+    if tol is None:
         return None, ""
-    found = []
-    if "rtol" in spec:
-        found.append(("spec.rtol", spec["rtol"]))
-    solver = spec.get("solver")
-    if isinstance(solver, dict) and "rtol" in solver:
-        found.append(("spec.solver.rtol", solver["rtol"]))
-    values = []
-    for key, v in found:
-        if v is None:
-            continue
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v <= 0:
-            raise DatasetError(f"{key} is {v!r}; a tolerance must be a positive finite number")
-        values.append((key, float(v)))
-    if not values:
+    try:
+        return check_rtol(tol, "spec.solver.rtol"), "spec.solver.rtol"
+    except ValueError:
         return None, ""
-    if len({v for _, v in values}) > 1:
-        raise DatasetError("the spec records two different tolerances: "
-                           + ", ".join(f"{k}={v:g}" for k, v in values))
-    return values[0][1], values[0][0]
 
 
 def _largest(values: np.ndarray) -> str:

@@ -227,6 +227,7 @@ def _run_protocol(path: str, io: Optional[Mapping[str, Any]], n_train: Optional[
     FNO Navier-Stokes data (our ``fno`` recipe or an imported FNO ``.mat``), its viscosity, and
     the run's input/output frames and training-set size."""
     from datagen.dataset import DatasetError, open_dataset
+    from datagen.spec import Spec
 
     io = dict(io or {})
     out: Dict[str, Any] = {"pde": None, "fno_data": False, "viscosity": None,
@@ -237,7 +238,7 @@ def _run_protocol(path: str, io: Optional[Mapping[str, Any]], n_train: Optional[
     except DatasetError:
         return out
     try:
-        spec = ds.spec
+        spec = Spec.from_stored(ds.spec, pde=ds.pde)      # sectioned, or the flat form of earlier versions
         out["pde"] = ds.pde
         out["fno_data"] = ds.pde == "navier_stokes_2d" and (spec.get("recipe") == "fno"
                                                             or spec.get("source") == "fno_mat")

@@ -47,6 +47,7 @@ import numpy as np
 
 from datagen.dataset import DatasetError, FieldSpec, Grid
 from datagen.navier_stokes.physics import Forcing, NavierStokesPhysics
+from datagen.spec import build_spec
 
 from .formats.progress_writer import ImportWriter, summary_line
 
@@ -152,11 +153,12 @@ def import_fno_ns(src: str, out: str, viscosity: Optional[float] = None, limit: 
         # consumer reads an imported file exactly as a generated one
         physics = NavierStokesPhysics(viscosity=float(nu), dt=_spacing(t, src), box=1.0,
                                       forcing=Forcing("fno", 0.1, 1), drag=0.0)
-        spec = {"source": "fno_mat", "file": os.path.basename(src), "matlab_version": "7.3" if mat.v73 else "5",
-                "layout": "u (N, X, Y, T) -> vorticity (N, T, X, Y); a -> initial_vorticity",
-                **physics.to_spec(), "n": int(n), "resolution": [int(nx), int(ny)], "frames": int(nt),
-                "equation": "w_t + u.grad w = nu Lap w - drag w + f, u = (psi_y, -psi_x), -Lap psi = w",
-                "domain": "unit torus"}
+        spec = build_spec("navier_stokes_2d", {
+            "source": "fno_mat", "file": os.path.basename(src), "matlab_version": "7.3" if mat.v73 else "5",
+            "layout": "u (N, X, Y, T) -> vorticity (N, T, X, Y); a -> initial_vorticity",
+            **physics.to_spec(), "n": int(n), "resolution": [int(nx), int(ny)], "frames": int(nt),
+            "equation": "w_t + u.grad w = nu Lap w - drag w + f, u = (psi_y, -psi_x), -Lap psi = w",
+            "domain": "unit torus"})
         with ImportWriter(out, pde="navier_stokes_2d", spec=spec, n_samples=n, seed=0, fields=fields, grid=grid,
                            params=["viscosity"], solver=["converged"], overwrite=overwrite) as w:
             for sl in _chunks(n, chunk):
@@ -187,9 +189,10 @@ def import_fno_darcy(src: str, out: str, subsample: int = 1, limit: Optional[int
         x = np.linspace(0.0, 1.0, sx)[::r]
         y = np.linspace(0.0, 1.0, sy)[::r]
         fields = {"a": FieldSpec((x.size, y.size), "input", dtype), "u": FieldSpec((x.size, y.size), "output", dtype)}
-        spec = {"source": "fno_mat", "file": os.path.basename(src), "matlab_version": "7.3" if mat.v73 else "5",
-                "layout": "coeff -> a, sol -> u", "subsample": r, "n": int(n), "resolution": [int(x.size), int(y.size)],
-                "equation": "-div(a grad u) = 1 on the unit square, u = 0 on the boundary"}
+        spec = build_spec("darcy", {
+            "source": "fno_mat", "file": os.path.basename(src), "matlab_version": "7.3" if mat.v73 else "5",
+            "layout": "coeff -> a, sol -> u", "subsample": r, "n": int(n), "resolution": [int(x.size), int(y.size)],
+            "equation": "-div(a grad u) = 1 on the unit square, u = 0 on the boundary"})
         grid = Grid({"x": x, "y": y}, {"x": "dirichlet", "y": "dirichlet"})
         with ImportWriter(out, pde="darcy", spec=spec, n_samples=n, seed=0, fields=fields, grid=grid,
                            params=[], solver=["converged"], overwrite=overwrite) as w:
@@ -227,7 +230,8 @@ def import_pdebench(src: str, out: str, boundary: Optional[str] = None, limit: O
             coords = {"x": _coords(g0, "grid/x", nx), "y": _coords(g0, "grid/y", ny), "t": _coords(g0, "grid/t", t_len)}
             bc = boundary or ("neumann" if "diff-react" in os.path.basename(src) else "periodic")
             shape = (t_len, nx, ny) if nc == 1 else (t_len, nc, nx, ny)
-            spec = dict(base, layout="groups/<seed>/data (T, X, Y, C) -> data (N, T, [C,] X, Y)", samples=groups[:n])
+            spec = build_spec("pdebench", dict(base, layout="groups/<seed>/data (T, X, Y, C) -> data (N, T, [C,] X, Y)",
+                                               samples=groups[:n]))
             with ImportWriter(out, pde="pdebench", spec=spec, n_samples=n, seed=0,
                                fields={"data": FieldSpec(shape, "state", dtype)},
                                grid=Grid(coords, {"x": bc, "y": bc}), params=[], solver=["converged"],
@@ -242,7 +246,7 @@ def import_pdebench(src: str, out: str, boundary: Optional[str] = None, limit: O
             n = min(n_all, limit) if limit else n_all
             bc = boundary or "dirichlet"
             coords = {"x": _coords(f, "x-coordinate", nx), "y": _coords(f, "y-coordinate", ny)}
-            spec = dict(base, layout="nu (N, X, Y) -> a, tensor (N, 1, X, Y) -> u")
+            spec = build_spec("darcy", dict(base, layout="nu (N, X, Y) -> a, tensor (N, 1, X, Y) -> u"))
             with ImportWriter(out, pde="darcy", spec=spec, n_samples=n, seed=0,
                                fields={"a": FieldSpec((nx, ny), "input", dtype),
                                        "u": FieldSpec((nx, ny), "output", dtype)},
@@ -260,7 +264,8 @@ def import_pdebench(src: str, out: str, boundary: Optional[str] = None, limit: O
             bc = boundary or "periodic"
             coords = {"x": _coords(f, "x-coordinate", nx), "y": _coords(f, "y-coordinate", ny),
                       "t": _coords(f, "t-coordinate", t_len)}
-            spec = dict(base, layout="density/pressure/Vx/Vy (N, T, X, Y) -> one state field each")
+            spec = build_spec("compressible_navier_stokes_2d",
+                              dict(base, layout="density/pressure/Vx/Vy (N, T, X, Y) -> one state field each"))
             with ImportWriter(out, pde="compressible_navier_stokes_2d", spec=spec, n_samples=n, seed=0,
                                fields={k: FieldSpec((t_len, nx, ny), "state", dtype) for k in names},
                                grid=Grid(coords, {"x": bc, "y": bc}), params=[], solver=["converged"],

@@ -33,19 +33,17 @@ import numpy as np
 from datagen.elliptic.backends import INITIAL_GUESSES
 from datagen.elliptic.generator import CONFIG_KEYS, DEFAULT_BLOCK, SOLVERS, GenerationConfig
 from datagen.sorting import ORDERINGS
+from datagen.spec import ELLIPTIC_OPTIONS, build_spec, settable_keys
 from datagen.spec_keys import check_keys
 
 FAMILIES = ("darcy", "darcy3d", "helmholtz", "helmholtz3d", "poisson", "heat")
 DEFAULT_RESOLUTION = {"darcy": 129, "darcy3d": 34, "helmholtz": 129, "helmholtz3d": 34, "poisson": 129, "heat": 65}
-#: the documented options of each family (keyword arguments of its class; ``steps`` is Heat's ``n_steps``)
-FAMILY_OPTIONS = {
-    "darcy": ("coefficient", "alpha", "tau", "forcing"),
-    "helmholtz": ("wavenumber", "contrast", "spread", "bc", "alpha", "tau"),
-    "poisson": ("alpha", "tau", "boundary_alpha", "boundary_tau"),
-    "heat": ("steps", "dt", "theta", "alpha", "tau", "forcing"),
-}
-#: solver settings --set may change (the GenerationConfig fields that are not dataset-level flags)
-SET_SOLVER_KEYS = tuple(k for k in CONFIG_KEYS if k not in ("n_samples", "seed", "dtype"))
+#: the documented options of each family (keyword arguments of its class; ``steps`` is Heat's ``n_steps``),
+#: from the spec schema, which also says where each one lands in the spec (:data:`datagen.spec.ELLIPTIC_OPTIONS`)
+FAMILY_OPTIONS = {base: tuple(options) for base, options in ELLIPTIC_OPTIONS.items()}
+#: solver settings --set may change: the schema's settable solver keys (the GenerationConfig fields that
+#: are not dataset-level flags)
+SET_SOLVER_KEYS = tuple(k for k in CONFIG_KEYS if k in settable_keys("darcy", "solver"))
 
 
 def _base(family: str) -> str:
@@ -227,7 +225,7 @@ def resolved_spec(family, config: GenerationConfig, out: str) -> dict:
     else:
         solver["method"] = config.solver
     return {"family": family.name, "n_samples": n, "seed": seed, "out": out,
-            "spec": {**family.spec(), "solver": solver}}
+            "spec": build_spec(family.name, {**family.spec(), **solver})}
 
 
 def _json_default(value):

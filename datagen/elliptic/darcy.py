@@ -20,6 +20,7 @@ import scipy.sparse as sp
 from datagen.elliptic.assembly import diffusion_system, embed_interior
 from datagen.elliptic.family import EllipticFamily, LinearSolve, ProblemSample
 from datagen.grf import GaussianRandomField
+from datagen.spec import check_source
 
 COEFFICIENTS = ("lognormal", "piecewise")
 DEFAULT_GRF = {"lognormal": (2.5, 7.0), "piecewise": (2.0, 3.0)}
@@ -43,8 +44,7 @@ class Darcy(EllipticFamily):
         super().__init__(resolution, dim)
         if coefficient not in COEFFICIENTS:
             raise ValueError(f"darcy: unknown coefficient {coefficient!r}; allowed: {', '.join(COEFFICIENTS)}")
-        if not np.isfinite(forcing):
-            raise ValueError(f"darcy: forcing must be a finite number, got {forcing!r}")
+        forcing = check_source(forcing)
         self.name = "darcy" if dim == 2 else "darcy3d"
         self.coefficient = coefficient
         alpha0, tau0 = DEFAULT_GRF[coefficient]
@@ -57,7 +57,7 @@ class Darcy(EllipticFamily):
 
     def options(self) -> dict:
         return {"equation": "-div(a grad u) = f, u = 0 on the boundary",
-                "discretisation": "conservative finite volume, harmonic-mean face coefficients, "
+                "scheme": "conservative finite volume, harmonic-mean face coefficients, "
                                   f"{5 if self.dim == 2 else 7}-point, SPD",
                 "coefficient": self.coefficient,
                 "coefficient_law": "a = exp(g)" if self.coefficient == "lognormal" else "a = 12 if g >= 0 else 3",

@@ -63,6 +63,8 @@ class EllipticFamily(ABC):
         """The family's settings (equation, discretisation, distributions) for the dataset spec."""
 
     def spec(self) -> dict:
+        """The family's settings, flat; :func:`datagen.spec.build_spec` puts each in its section (the
+        generator adds the solver's)."""
         return {"family": self.name, "dim": self.dim, "resolution": self.resolution,
                 SPEC_KEY: self.grid().to_spec(), **self.options()}
 

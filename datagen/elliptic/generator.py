@@ -64,6 +64,7 @@ from datagen.elliptic.backends import (
 )
 from datagen.elliptic.family import EllipticFamily
 from datagen.sorting import AUTO_GREEDY_MAX, ORDERINGS, sort_order
+from datagen.spec import Spec, build_spec
 from datagen.spec_keys import check_keys
 
 SOLVERS = ("auto",) + METHODS
@@ -501,7 +502,7 @@ def _recorded_auto(path) -> Optional[dict]:
                 spec = json.loads(f.attrs["spec"])
         else:
             return None
-        record = spec["solver"]["auto"]
+        record = Spec.from_stored(spec).solver.get("auto")
         return record if isinstance(record, dict) and "chosen" in record else None
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -1031,28 +1032,27 @@ def _generate(family, path, config, user_options, *, resume, overwrite, comm, pr
 def _dataset_spec(family, config: GenerationConfig, method, auto_reason, applied, unused, pc, pc_reuse,
                   ordering, storage, pc_defaults: str = "", auto_record: Optional[dict] = None,
                   factor_used: Optional[str] = None) -> dict:
-    """The spec stored in the file: the family's, plus ``solver`` (the configuration, what was used,
-    the stopping rule, the fallback, the block resets and the storage precision)."""
-    spec = {**family.spec(), "solver": {**asdict(config), "method": method, "auto_reason": auto_reason,
-                                        **({"auto": auto_record} if auto_record is not None else {}),
-                                        "factor_used": factor_used,
-                                        "petsc_options": applied, **({"petsc_options_unused": [f"-{n}" for n in unused]}
-                                                                     if unused else {}),
-                                        "pc_used": pc if method in ("skr", "gmres") else None,
-                                        "pc_defaults": pc_defaults,
-                                        "pc_reuse_used": pc_reuse, "ordering_used": ordering, "pc_side": "right",
-                                        "stopping": "||b - A x|| <= rtol ||b|| (true residual)",
-                                        "fallback": "SciPy splu (SuperLU, partial pivoting) when the true residual "
-                                                    "exceeds rtol; a sample it cannot bring below rtol is stored "
-                                                    "invalid with its reason",
-                                        "block_reset": "backend reset (recycled space, previous solution, PC) at "
-                                                       "every position p of the sorted order with p % block == 0; "
-                                                       "MPI chunks and resumes start on block boundaries"
-                                                       if config.block else "none (block = 0)",
-                                        "storage": storage}}
-    spec["solver"].pop("n_samples")
-    spec["solver"].pop("seed")
-    return spec
+    """The spec stored in the file (:func:`datagen.spec.build_spec`): the family's settings, plus the
+    solver section (the configuration, what was used, the stopping rule, the fallback, the block resets
+    and the storage precision)."""
+    solver = {**asdict(config), "method": method, "auto_reason": auto_reason,
+              **({"auto": auto_record} if auto_record is not None else {}),
+              "factor_used": factor_used,
+              "petsc_options": applied,
+              **({"petsc_options_unused": [f"-{n}" for n in unused]} if unused else {}),
+              "pc_used": pc if method in ("skr", "gmres") else None,
+              "pc_defaults": pc_defaults,
+              "pc_reuse_used": pc_reuse, "ordering_used": ordering, "pc_side": "right",
+              "stopping": "||b - A x|| <= rtol ||b|| (true residual)",
+              "fallback": "SciPy splu (SuperLU, partial pivoting) when the true residual exceeds rtol; a sample it "
+                          "cannot bring below rtol is stored invalid with its reason",
+              "block_reset": "backend reset (recycled space, previous solution, PC) at every position p of the sorted "
+                             "order with p % block == 0; MPI chunks and resumes start on block boundaries"
+                             if config.block else "none (block = 0)",
+              "storage": storage}
+    solver.pop("n_samples")
+    solver.pop("seed")
+    return build_spec(family.name, {**family.spec(), **solver})
 
 
 def _note_idle_ranks(order, size: int, config: GenerationConfig, stream) -> None:

@@ -23,6 +23,7 @@ import scipy.sparse as sp
 from datagen.elliptic.assembly import diffusion_system, embed_interior, scale_and_shift
 from datagen.elliptic.family import EllipticFamily, LinearSolve, ProblemSample
 from datagen.grf import GaussianRandomField
+from datagen.spec import check_dt, check_n_steps, check_source, check_theta
 
 
 def theta_step_matrices(L: sp.csr_matrix, dt: float, theta: float):
@@ -57,13 +58,8 @@ class Heat(EllipticFamily):
     def __init__(self, resolution: int, dim: int = 2, n_steps: int = 10, dt: float = 0.005, theta: float = 1.0,
                  alpha: float = 2.5, tau: float = 7.0, forcing: float = 0.0):
         super().__init__(resolution, dim)
-        if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
-            raise ValueError(f"heat: n_steps must be a positive integer, got {n_steps!r}")
-        if not (np.isfinite(dt) and dt > 0):
-            raise ValueError(f"heat: dt must be a positive number, got {dt!r}")
-        if not (0.5 <= theta <= 1.0):
-            raise ValueError(f"heat: theta must be in [0.5, 1] (unconditionally stable schemes), got {theta!r}")
-        self.n_steps, self.dt, self.theta, self.forcing = int(n_steps), float(dt), float(theta), float(forcing)
+        self.n_steps, self.dt, self.theta = check_n_steps(n_steps), check_dt(dt), check_theta(theta)
+        self.forcing = check_source(forcing)
         self.a_grf = GaussianRandomField(self.shape, alpha=alpha, tau=tau, boundary="neumann")
         self.u0_grf = GaussianRandomField(self.shape, alpha=2.5, tau=7.0, boundary="dirichlet")
 
@@ -82,7 +78,7 @@ class Heat(EllipticFamily):
 
     def options(self) -> dict:
         return {"equation": "u_t - div(a grad u) = f, u = 0 on the boundary",
-                "discretisation": "conservative finite volume (harmonic mean) in space, theta scheme in time",
+                "scheme": "conservative finite volume (harmonic mean) in space, theta scheme in time",
                 "n_steps": self.n_steps, "dt": self.dt, "theta": self.theta, "forcing": self.forcing,
                 "a_law": "a = exp(g)", "a_grf": self.a_grf.spec(), "u0_grf": self.u0_grf.spec(),
                 "u_times": "t_1..t_T (u0 stored separately)"}

@@ -26,15 +26,15 @@ from datagen.elliptic.assembly import dual_volumes, embed_interior, face_weights
 from datagen.elliptic.family import EllipticFamily, LinearSolve, ProblemSample
 from datagen.grf import GaussianRandomField
 from datagen.seeding import sample_rng
+from datagen.spec import BOUNDARY_CONDITIONS, check_bc, check_contrast, check_spread, check_wavenumber
 
-BOUNDARY_CONDITIONS = ("dirichlet", "neumann")
+__all__ = ["BOUNDARY_CONDITIONS", "MIN_POINTS_PER_WAVELENGTH", "Helmholtz", "helmholtz_system"]
 MIN_POINTS_PER_WAVELENGTH = 10.0
 
 
 def helmholtz_system(k: np.ndarray, f: np.ndarray, bc: str = "dirichlet"):
     """``(A, b)`` for nodal wavenumber ``k`` and source ``f`` (both ``(s,)*d``), homogeneous ``bc``."""
-    if bc not in BOUNDARY_CONDITIONS:
-        raise ValueError(f"helmholtz: unknown boundary condition {bc!r}; allowed: {', '.join(BOUNDARY_CONDITIONS)}")
+    check_bc(bc)
     shape = k.shape
     k2 = np.asarray(k, dtype=np.float64) ** 2
     f = np.asarray(f, dtype=np.float64)
@@ -58,15 +58,8 @@ class Helmholtz(EllipticFamily):
                  spread: float = 0.0, alpha: float = 2.5, tau: float = 7.0, bc: str = "dirichlet"):
         super().__init__(resolution, dim)
         self.name = "helmholtz" if dim == 2 else "helmholtz3d"
-        if not (np.isfinite(wavenumber) and wavenumber > 0):
-            raise ValueError(f"helmholtz: wavenumber must be a positive number, got {wavenumber!r}")
-        if not (np.isfinite(contrast) and contrast >= 0):
-            raise ValueError(f"helmholtz: contrast must be >= 0, got {contrast!r}")
-        if not (np.isfinite(spread) and 0 <= spread < 1):
-            raise ValueError(f"helmholtz: spread must be in [0, 1), got {spread!r}")
-        if bc not in BOUNDARY_CONDITIONS:
-            raise ValueError(f"helmholtz: unknown boundary condition {bc!r}; allowed: {', '.join(BOUNDARY_CONDITIONS)}")
-        self.wavenumber, self.contrast, self.spread, self.bc = float(wavenumber), float(contrast), float(spread), bc
+        self.wavenumber, self.contrast = check_wavenumber(wavenumber), check_contrast(contrast)
+        self.spread, self.bc = check_spread(spread), check_bc(bc)
         self.k_grf = GaussianRandomField(self.shape, alpha=alpha, tau=tau, boundary="neumann")
         self._k_std = float(np.sqrt(self.k_grf.expected_power().sum()))
         self.f_grf = GaussianRandomField(self.shape, alpha=2.5, tau=7.0, boundary="neumann")
@@ -92,7 +85,7 @@ class Helmholtz(EllipticFamily):
 
     def options(self) -> dict:
         return {"equation": "-Lap u - k(x)^2 u = f", "boundary_condition": self.bc,
-                "discretisation": "finite volume, second order, lumped mass, symmetric indefinite",
+                "scheme": "finite volume, second order, lumped mass, symmetric indefinite",
                 "wavenumber_law": "k = k0 exp(contrast g / std(g)), k0 = wavenumber (1 + spread (2U - 1))",
                 "wavenumber": self.wavenumber, "contrast": self.contrast, "spread": self.spread,
                 "k_grf": self.k_grf.spec(), "f_grf": self.f_grf.spec(),

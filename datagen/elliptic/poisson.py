@@ -41,7 +41,7 @@ class Poisson(EllipticFamily):
 
     def options(self) -> dict:
         return {"equation": "-Lap u = f, u = g on the boundary",
-                "discretisation": "finite volume 5/7-point Laplacian, second order, SPD, one matrix for all samples",
+                "scheme": "finite volume 5/7-point Laplacian, second order, SPD, one matrix for all samples",
                 "f_grf": self.f_grf.spec(), "g_grf": self.g_grf.spec(),
                 "g_storage": "full grid, boundary values = data, interior = 0"}
 

@@ -132,11 +132,14 @@ def spec_from_args(args: argparse.Namespace) -> dict:
 def resolved_spec(spec: dict, args: argparse.Namespace) -> dict:
     """What ``--print-spec`` prints: the spec the run writes (recipe, overrides, compute dtype,
     seeding rule and grid record) and the run's sample count, seed, output, device and batch size."""
-    from .generator import SEEDING, SPEC_KEY, grid_record
+    from datagen.spec import build_spec
+
+    from .generator import PDE_NAME, SEEDING, SPEC_KEY, grid_record
 
     return {"family": "navier-stokes", "n_samples": args.n, "seed": args.seed, "out": args.out,
             "device": args.device, "batch_size": args.batch_size,
-            "spec": {**spec, "compute_dtype": args.dtype, "seeding": SEEDING, SPEC_KEY: grid_record(spec)}}
+            "spec": build_spec(PDE_NAME, {**spec, "compute_dtype": args.dtype, "seeding": SEEDING,
+                                          SPEC_KEY: grid_record(spec)})}
 
 
 def run(args: argparse.Namespace) -> int:

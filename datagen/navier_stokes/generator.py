@@ -8,7 +8,8 @@ Layout of a dataset (``pde = "navier_stokes_2d"``), ``m`` the stored resolution,
 ``grid/x``, ``grid/y`` ``i L / m`` (periodic; shifted by ``L / (2m) - L / (2n)`` for bilinear
                       resampling, :func:`datagen.navier_stokes.resample.grid_offset`), ``grid/t`` the
                       snapshot times
-``spec``              the full recipe (:mod:`.recipes`) plus the compute dtype and the seeding rule
+``spec``              the full recipe (:mod:`.recipes`) plus the compute dtype, the seeding rule and the
+                      grid record, in the sections of :mod:`datagen.spec` (family ``navier_stokes_2d``)
 ``solver/*``          per sample: ``steps`` (time steps), ``max_cfl`` (largest CFL number seen at the
                       snapshots), ``seconds`` (the batch's wall time / batch size), ``order`` (position in
                       the run), ``converged`` (False for a trajectory that blew up)
@@ -32,6 +33,7 @@ import torch
 from datagen.contract import SPEC_KEY, Axis
 from datagen.contract import Grid as ContractGrid
 from datagen.dataset import DatasetWriter, FieldSpec, Grid
+from datagen.spec import NS_FAMILY, build_spec
 
 from .initial import initial_vorticity
 from .recipes import check_spec, snapshot_times
@@ -41,7 +43,7 @@ from .spectral import stream_function_hat, velocity_hat
 
 __all__ = ["PDE_NAME", "SOLVER_RECORDS", "dataset_layout", "generate", "make_solver", "StoredFields"]
 
-PDE_NAME = "navier_stokes_2d"
+PDE_NAME = NS_FAMILY      # the pde attribute and the spec family
 SOLVER_RECORDS = ("steps", "max_cfl", "seconds", "order", "converged")
 SEEDING = "initial field of sample i from datagen.seeding.sample_rng(seed, i)"
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -149,10 +151,11 @@ def generate(spec: Mapping, out: str, n_samples: int, seed: int = 0, device: str
     solver = make_solver(spec, device=device, dtype=_DTYPES[dtype])
     fields, grid = dataset_layout(spec)
     spec[SPEC_KEY] = grid_record(spec)
+    stored = build_spec(PDE_NAME, spec)          # the schema's sections (datagen.spec)
     times = snapshot_times(spec)
     t_total = float(times[-1])
     stats = {"written": 0, "invalid": 0, "skipped": 0}
-    with DatasetWriter(out, pde=PDE_NAME, spec=spec, n_samples=n_samples, seed=seed, fields=fields,
+    with DatasetWriter(out, pde=PDE_NAME, spec=stored, n_samples=n_samples, seed=seed, fields=fields,
                        grid=grid, params=[], solver=list(SOLVER_RECORDS), resume=resume,
                        overwrite=overwrite) as writer:
         if writer.already_complete:

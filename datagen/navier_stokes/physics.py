@@ -36,6 +36,8 @@ from typing import Any, Callable, Dict, Mapping, Optional, Union
 
 import torch
 
+from datagen.spec import NS_FAMILY, Spec, check_values
+
 __all__ = ["FORCING_KINDS", "Forcing", "NavierStokesPhysics", "physics_from_spec", "physics_from_dataset",
            "NS_PDE_NAMES"]
 
@@ -149,14 +151,13 @@ class NavierStokesPhysics:
     origin: float = 0.0
 
     def __post_init__(self):
-        for name in ("viscosity", "drag"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-                raise ValueError(f"physics: {name} must be a finite number >= 0, got {v!r}")
-        for name in ("dt", "box"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-                raise ValueError(f"physics: {name} must be a positive number, got {v!r}")
+        # the ranges of the spec schema (datagen.spec), the one definition the recipes use too; dt is
+        # the spec's sampling.snapshot_interval
+        try:
+            check_values(NS_FAMILY, {"viscosity": self.viscosity, "drag": self.drag, "box": self.box})
+            check_values(NS_FAMILY, {"snapshot_interval": self.dt})
+        except ValueError as exc:
+            raise ValueError(f"physics: {exc}" + (" (dt)" if "snapshot_interval" in str(exc) else "")) from None
         if self.forcing is None or isinstance(self.forcing, (str, Mapping)):
             self.forcing = Forcing.from_spec(self.forcing)
 
@@ -171,7 +172,8 @@ class NavierStokesPhysics:
         return not (isinstance(self.forcing, Forcing) and self.forcing.kind == "none")
 
     def to_spec(self) -> Dict[str, Any]:
-        """The keys the generator writes into a dataset's spec (the importers write the same)."""
+        """The settings the generator writes into a dataset's spec (the importers write the same), flat:
+        :func:`datagen.spec.build_spec` puts them in ``physics`` and ``sampling.snapshot_interval``."""
         if not isinstance(self.forcing, Forcing):
             raise ValueError("physics with a hand-made forcing function cannot be stored in a spec; "
                              "use a Forcing (none / fno / kolmogorov)")
@@ -194,17 +196,20 @@ def _uniform_spacing(t) -> float:
     return float(steps[0])
 
 
-def physics_from_spec(spec: Mapping, grid=None) -> NavierStokesPhysics:
+def physics_from_spec(spec: Union[Mapping, Spec], grid=None) -> NavierStokesPhysics:
     """:class:`NavierStokesPhysics` from a dataset's ``spec`` (generator or importer) and grid.
 
     Args:
-        spec: uses ``viscosity`` (required), ``box`` (default 1), ``drag`` (0), ``forcing``
-            (dict, known legacy text or absent = none), ``snapshot_interval``.
+        spec: the stored spec (sectioned, or the flat form of an earlier version) or a
+            :class:`datagen.spec.Spec`; uses ``physics.viscosity`` (required), ``physics.box``
+            (default 1), ``physics.drag`` (0), ``physics.forcing`` (dict, known legacy text or absent =
+            none), ``sampling.snapshot_interval``.
         grid: the dataset's grid (``datagen.dataset.Grid``-like with ``coords``) or ``None``; when
             the spec lacks ``snapshot_interval`` the spacing is taken from uniform ``t`` stamps; its
             first ``x`` coordinate is the ``origin``.
     """
-    if "viscosity" not in spec:
+    spec = spec if isinstance(spec, Spec) else Spec.from_stored(spec, pde=NS_PDE_NAMES[0])
+    if spec.get("viscosity") is None:
         raise ValueError("physics: the spec has no 'viscosity'; is this a Navier-Stokes dataset? (for an "
                          "imported file, re-import it with neuralops-data import fno-ns --viscosity NU)")
     coords = getattr(grid, "coords", None) if grid is not None else None
@@ -218,7 +223,7 @@ def physics_from_spec(spec: Mapping, grid=None) -> NavierStokesPhysics:
         origin = float(coords["x"][0])
         if "y" in coords and len(coords["y"]) and not math.isclose(float(coords["y"][0]), origin, abs_tol=1e-12):
             raise ValueError(f"physics: grid origins differ in x and y ({origin}, {float(coords['y'][0])})")
-    return NavierStokesPhysics(viscosity=float(spec["viscosity"]), dt=float(dt),
+    return NavierStokesPhysics(viscosity=float(spec.get("viscosity")), dt=float(dt),
                                box=float(spec.get("box", 1.0) or 1.0),
                                forcing=Forcing.from_spec(spec.get("forcing")),
                                drag=float(spec.get("drag", 0.0) or 0.0), origin=origin)
@@ -229,4 +234,4 @@ def physics_from_dataset(ds) -> NavierStokesPhysics:
     a Navier-Stokes one."""
     if ds.pde not in NS_PDE_NAMES:
         raise ValueError(f"{ds.path!r} holds pde={ds.pde!r}, not a Navier-Stokes (vorticity) dataset")
-    return physics_from_spec(ds.spec, ds.grid)
+    return physics_from_spec(Spec.from_stored(ds.spec, pde=ds.pde), ds.grid)

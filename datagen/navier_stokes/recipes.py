@@ -59,6 +59,7 @@ import copy
 import math
 from typing import Any, Dict, Mapping, Optional
 
+from datagen.spec import NS_FAMILY, check_values, settable_keys
 from datagen.spec_keys import check_keys
 
 from .initial import check_initial_spec
@@ -71,7 +72,6 @@ __all__ = ["RECIPES", "FNO_FINAL_TIMES", "SPEC_KEYS", "recipe", "check_spec", "s
 
 FNO_FINAL_TIMES = {1e-3: 50.0, 1e-4: 30.0, 1e-5: 20.0}
 OPTIONAL_FIELDS = ("velocity", "stream")
-STORE_DTYPES = ("float32", "float64")
 
 _BASE: Dict[str, Any] = {
     "equation": "w_t + u.grad w = nu Lap w - drag w + f, u = (psi_y, -psi_x), -Lap psi = w",
@@ -114,9 +114,11 @@ RECIPES: Dict[str, Dict[str, Any]] = {
 }
 
 
-#: Every key a Navier-Stokes spec may hold (module docstring); anything else is refused.
-SPEC_KEYS = tuple(sorted(set(_BASE) | {"viscosity", "n_snapshots", "initial", "recipe", "compute_dtype",
-                                       "seeding", "grid"}))   # grid: written by the generator
+#: Every key a Navier-Stokes recipe may hold (module docstring); anything else is refused. The keys and
+#: the section each one is stored in come from the spec schema (:data:`datagen.spec.NAVIER_STOKES`): the
+#: settable ones, plus those the generator records (compute dtype, seeding rule, grid record).
+SPEC_KEYS = tuple(sorted(set(settable_keys(NS_FAMILY)) | {"compute_dtype", "seeding", "grid"}))
+assert set(_BASE) <= set(SPEC_KEYS)
 
 
 def _hint(name: str, allowed) -> str:
@@ -170,42 +172,31 @@ def recipe(name: str, overrides: Optional[Mapping[str, Any]] = None) -> Dict[str
 
 def check_spec(spec: Mapping[str, Any]) -> None:
     """Raise a ``ValueError`` naming the first bad value of a spec and what is allowed."""
-    def num(key, low=None, strict=False):
-        v = spec.get(key)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise ValueError(f"{key} must be a finite number, got {v!r}")
-        if low is not None and (v <= low if strict else v < low):
-            raise ValueError(f"{key} must be {'>' if strict else '>='} {low}, got {v!r}")
-        return v
-
     check_keys(spec, SPEC_KEYS, "navier-stokes spec")
-    num("viscosity", 0.0)
-    num("box", 0.0, strict=True)
-    num("drag", 0.0)
-    num("t_start", 0.0)
-    num("snapshot_interval", 0.0, strict=True)
-    for key in ("resolution", "store_resolution", "n_snapshots"):
-        v = spec.get(key)
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{key} must be a positive integer, got {v!r}")
-    if spec["resolution"] < 4 or spec["resolution"] % 2:
-        raise ValueError(f"resolution must be an even integer >= 4, got {spec['resolution']}")
+    # one definition of each value's range: the schema's (datagen.spec), here where the values enter
+    check_values(NS_FAMILY, {k: spec.get(k) for k in ("viscosity", "box", "drag", "t_start", "snapshot_interval",
+                                                       "store_resolution", "n_snapshots")})
+    if not isinstance(spec.get("resolution"), int) or isinstance(spec.get("resolution"), bool):
+        raise ValueError(f"resolution must be a positive integer, got {spec.get('resolution')!r}")
+    check_values(NS_FAMILY, spec, ("resolution",))
     check_resample(spec["resample"], spec["resolution"], spec["store_resolution"])
     if spec["stepper"] not in STEPPERS:
         raise ValueError(f"unknown stepper {spec['stepper']!r}; allowed: {', '.join(STEPPERS)}")
     if spec["dt_mode"] not in DT_MODES:
         raise ValueError(f"unknown dt_mode {spec['dt_mode']!r}; allowed: {', '.join(DT_MODES)}")
-    if spec["dt_mode"] == "fixed" or spec.get("dt") is not None:
-        num("dt", 0.0, strict=True)
+    if spec["dt_mode"] == "fixed" and spec.get("dt") is None:
+        raise ValueError("dt must be a finite number, got None (dt_mode 'fixed' needs a time step)")
+    check_values(NS_FAMILY, spec, ("dt",))
     if spec["dt_mode"] == "cfl":
-        num("cfl_recheck", 0.0, strict=True)
-        c = num("cfl", 0.0, strict=True)
+        check_values(NS_FAMILY, {k: spec.get(k) for k in ("cfl_recheck", "cfl")})
+        c = spec["cfl"]
         if c > CFL_LIMITS[spec["stepper"]]:
             raise ValueError(f"cfl {c} is above the stability limit {CFL_LIMITS[spec['stepper']]} "
                              f"of stepper {spec['stepper']!r}")
     forcing = spec.get("forcing") or {"type": "none"}
     if forcing.get("type") not in FORCINGS:
         raise ValueError(f"unknown forcing {forcing.get('type')!r}; allowed: {', '.join(FORCINGS)}")
+    check_values(NS_FAMILY, {"forcing": forcing})
     check_initial_spec(spec.get("initial") or {})
     fields = list(spec.get("fields", []))
     if "vorticity" not in fields:
@@ -213,8 +204,7 @@ def check_spec(spec: Mapping[str, Any]) -> None:
     unknown = set(fields) - {"vorticity", *OPTIONAL_FIELDS}
     if unknown:
         raise ValueError(f"unknown field(s) {sorted(unknown)}; allowed: vorticity, {', '.join(OPTIONAL_FIELDS)}")
-    if spec.get("store_dtype") not in STORE_DTYPES:
-        raise ValueError(f"store_dtype must be one of {STORE_DTYPES}, got {spec.get('store_dtype')!r}")
+    check_values(NS_FAMILY, {"store_dtype": spec.get("store_dtype")})
 
 
 def snapshot_times(spec: Mapping[str, Any]):

@@ -56,7 +56,7 @@ def test_elliptic_generator_writes_its_grid(tmp_path):
     assert validate(out) == []
     ds = open_dataset(out)
     g = Grid.from_dataset(ds)
-    assert ds.spec["grid"] == g.to_spec()
+    assert ds.spec["discretisation"]["grid"] == g.to_spec()
     assert g.names == ("x", "y") and g.boundaries == {"x": "dirichlet", "y": "dirichlet"} and g.includes_walls
     for ax in ("x", "y"):
         np.testing.assert_allclose(g.coordinates()[ax], elliptic_nodes(9), rtol=0, atol=1e-15)   # its own formula

@@ -22,6 +22,7 @@ from datagen.dataset import (
     spec_rtol,
     validate,
 )
+from datagen.spec import SCHEMA, check_spec
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -88,12 +89,15 @@ def need_mpi():
 
 
 # ------------------------------------------------------------------ validate: tolerance, degenerate data
-def test_validate_reads_the_tolerance_wherever_the_spec_records_it(tmp_path):
-    assert spec_rtol({"rtol": 1e-8}) == (1e-8, "spec.rtol")
+def test_validate_reads_the_tolerance_from_solver_rtol_and_upgrades_flat_specs(tmp_path):
+    # one place: solver.rtol; the flat specs of earlier versions (rtol at the top or in their solver
+    # record) are read through datagen.spec.Spec, which puts it there
+    assert spec_rtol({"family": "darcy", "schema": SCHEMA, "physics": {}, "discretisation": {},
+                      "solver": {"rtol": 1e-9}, "sampling": {}}) == (1e-9, "spec.solver.rtol")
+    assert spec_rtol({"rtol": 1e-8}) == (1e-8, "spec.solver.rtol")
     assert spec_rtol({"solver": {"rtol": 1e-10, "method": "lu"}}) == (1e-10, "spec.solver.rtol")
     assert spec_rtol({"viscosity": 1e-3}) == (None, "")
-    with pytest.raises(DatasetError, match="two different tolerances"):
-        spec_rtol({"rtol": 1e-8, "solver": {"rtol": 1e-6}})
+    assert any("records rtol twice" in p for p in check_spec({"rtol": 1e-8, "solver": {"rtol": 1e-6}}))
     nested = write_toy(tmp_path / "nested.h5", spec={"solver": {"rtol": 1e-8}}, residual=1e-9)
     assert validate(nested) == []
     bad = write_toy(tmp_path / "bad.h5", spec={"solver": {"rtol": 1e-8}}, residual=1e-9)
@@ -106,7 +110,12 @@ def test_validate_reads_the_tolerance_wherever_the_spec_records_it(tmp_path):
         f["solver/residual"][2] = np.nan
     assert any("NaN/inf" in p for p in validate(bad))
     top = write_toy(tmp_path / "top.h5", spec={"rtol": 1e-10}, residual=1e-9)
-    assert any("spec.rtol=1e-10" in p for p in validate(top))
+    assert any("spec.solver.rtol=1e-10" in p for p in validate(top))
+    # a tolerance that is none is reported once, by the schema's check (contract.check_rtol's range)
+    worse = write_toy(tmp_path / "worse.h5", spec={"rtol": 2.0}, residual=1e-9)
+    assert [p for p in validate(worse) if "rtol" in p] == [
+        "spec (flat, earlier version) rtol: rtol must be a number in (0, 1), got 2.0: it is the relative residual "
+        "reduction every solve must reach (e.g. 1e-8)"]
 
 
 def test_validate_flags_a_generated_darcy_file_whose_residual_was_corrupted(tmp_path):

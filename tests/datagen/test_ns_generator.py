@@ -148,7 +148,7 @@ def test_dataset_contents_follow_the_contract(tmp_path):
     assert ds.field_shape("vorticity") == (2, 16, 16) and ds.role("vorticity") == "state"
     assert ds.field_shape("velocity") == (2, 2, 16, 16)
     assert np.allclose(ds.grid.coords["t"], [0.2, 0.4]) and ds.grid.boundary["x"] == "periodic"
-    assert ds.spec["viscosity"] == 1e-3 and ds.spec["compute_dtype"] == "float64"
+    assert ds.spec["physics"]["viscosity"] == 1e-3 and ds.spec["solver"]["compute_dtype"] == "float64"
     assert ds.valid.all() and (ds.solver("steps") == 400).all()
     # velocity and stream function are those of the stored vorticity's fine field, subsampled
     w0 = fno_grf(32, 4, [1])
@@ -271,7 +271,7 @@ def test_cli_generates_a_dataset(tmp_path):
                "--snapshot-interval", "0.1", "--batch-size", "2", "--dtype", "float32", "--no-progress"])
     assert rc == 0 and validate(out) == []
     with open_dataset(out) as ds:
-        assert ds.field_shape("vorticity") == (2, 16, 16) and ds.spec["compute_dtype"] == "float32"
+        assert ds.field_shape("vorticity") == (2, 16, 16) and ds.spec["solver"]["compute_dtype"] == "float32"
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -36,7 +36,7 @@ def test_elliptic_print_spec_is_the_spec_the_run_writes(tmp_path):
     solver_written = written.pop("solver")
     solver_printed = printed["spec"].pop("solver")
     assert printed["spec"] == json.loads(json.dumps(written))          # family, laws, --set tau=5, defaults
-    assert printed["spec"]["grf"]["tau"] == 5.0
+    assert printed["spec"]["sampling"]["grf"]["tau"] == 5.0
     for key, value in solver_printed.items():                              # solver settings and auto's choice
         if key not in ("pc", "petsc_options"):
             assert solver_written[key] == value, key
@@ -56,7 +56,8 @@ def test_navier_stokes_print_spec_is_the_spec_the_run_writes(tmp_path):
             "--batch-size", "2", "--no-progress"]
     printed = _printed(argv)
     assert not out.exists()
-    assert printed["n_samples"] == 2 and printed["spec"]["n_snapshots"] == 2 and printed["spec"]["dt"] == 1e-2
+    assert printed["n_samples"] == 2 and printed["spec"]["sampling"]["n_snapshots"] == 2
+    assert printed["spec"]["solver"]["dt"] == 1e-2
     assert _run(argv)[0] == 0
     with open_dataset(out) as ds:
         assert json.loads(json.dumps(ds.spec)) == printed["spec"]

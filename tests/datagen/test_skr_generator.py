@@ -192,7 +192,7 @@ def test_cli_passes_petsc_options_and_prints_a_summary(tmp_path, capsys):
     assert "complete" in text and "iterations/sample" in text
     with open_dataset(out) as ds:
         assert ds.spec["solver"]["petsc_options"] == "-skr_pc_type jacobi"
-        assert ds.spec["resolution"] == 17
+        assert ds.spec["discretisation"]["resolution"] == 17
 
 
 @pytest.mark.slow

@@ -157,7 +157,7 @@ def test_set_reaches_family_options_and_solver_settings(tmp_path):
                    "--set", "pc-reuse=2", "--out", str(out), "--no-progress"])
     assert rc == 0
     with open_dataset(out) as ds:
-        assert ds.spec["g_grf"]["alpha"] == 2.0
+        assert ds.spec["sampling"]["g_grf"]["alpha"] == 2.0
         assert ds.spec["solver"]["restart"] == 30 and ds.spec["solver"]["pc_reuse"] == 2
 
 

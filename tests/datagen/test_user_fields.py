@@ -106,7 +106,8 @@ def test_cli_coefficient_file_reproduces_the_family_s_dataset(tmp_path):
     user = open_dataset(tmp_path / "user.h5")
     np.testing.assert_array_equal(user.read("a"), own.read("a"))
     np.testing.assert_allclose(user.read("u"), own.read("u"), rtol=1e-10, atol=1e-14)
-    assert user.spec["coefficient"] == "file" and user.spec["user_fields"]["a"]["key"] == "a"
-    assert "grf" not in user.spec
+    sampling = user.spec["sampling"]
+    assert sampling["coefficient"] == "file" and sampling["user_fields"]["a"]["key"] == "a"
+    assert "grf" not in sampling
     assert main(["darcy", "--n", "4", "--resolution", "17", "--coefficient-file", str(tmp_path / "a.npz"),
                  "--out", str(tmp_path / "x.h5")]) == 2

@@ -10,6 +10,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from datagen.contract import Grid as ContractGrid  # noqa: E402
 from datagen.dataset import DatasetWriter, FieldSpec, Grid, open_dataset, validate  # noqa: E402
 from train.formats.grid import infer_node_convention, node_coordinates  # noqa: E402
 from train.formats.neuraloperator import import_neuraloperator  # noqa: E402
@@ -50,10 +51,12 @@ def test_neuraloperator_darcy_pt(tmp_path):
     assert ds.role("a") == "input" and ds.role("u") == "output" and ds.pde == "darcy"
     np.testing.assert_allclose(ds.grid.coords["x"], np.arange(8) / 8)                   # last row inside the wall
     assert ds.grid.boundary == {"x": "dirichlet", "y": "dirichlet"}
-    assert ds.spec["node_convention"] == "nodes-without-far-wall"
-    assert "regular_grid_2d" in ds.spec["node_convention_source"]
-    assert ds.spec["equation"].startswith("-div(a grad u) = f") and ds.spec["forcing"] == 1.0
-    assert ds.spec["u_on_wall_relative"] < 1e-6 and len(ds.spec["sha256"]) == 64
+    disc, phys, samp = (ds.spec[s] for s in ("discretisation", "physics", "sampling"))
+    assert disc["node_convention"] == "nodes-without-far-wall"
+    assert "regular_grid_2d" in disc["node_convention_source"]
+    assert phys["equation"].startswith("-div(a grad u) = f") and phys["forcing"] == 1.0
+    assert samp["u_on_wall_relative"] < 1e-6 and len(samp["sha256"]) == 64
+    assert ContractGrid.from_dataset(ds).to_spec() == disc["grid"]
 
 
 def test_neuraloperator_darcy_refuses_a_zero_coefficient_unless_the_mask_is_stated(tmp_path):
@@ -84,7 +87,7 @@ def test_neuraloperator_navier_stokes_needs_its_physics_stated(tmp_path):
     np.testing.assert_array_equal(ds.read("vorticity"), y)
     np.testing.assert_allclose(ds.grid.coords["x"], np.arange(16) * 2 * math.pi / 16)
     assert ds.grid.boundary == {"x": "periodic", "y": "periodic"}
-    assert ds.spec["viscosity"] == 1e-3 and ds.spec["forcing"] == {"type": "fno"}
+    assert ds.spec["physics"]["viscosity"] == 1e-3 and ds.spec["physics"]["forcing"] == {"type": "fno"}
     np.testing.assert_allclose(ds.params("viscosity"), 1e-3)
 
 
@@ -96,7 +99,7 @@ def write_trajectories(path, n=3, T=4, s=8):
                 {"x": "periodic", "y": "periodic"})
     data = {k: RNG.standard_normal((n,) + fs.shape).astype(fs.dtype) for k, fs in fields.items()}
     nu = RNG.uniform(1e-4, 1e-3, n)
-    with DatasetWriter(path, pde="navier_stokes_2d", spec={"viscosity": "per sample", "box": 1.0}, n_samples=n,
+    with DatasetWriter(path, pde="navier_stokes_2d", spec={"viscosity_law": "per sample", "box": 1.0}, n_samples=n,
                        seed=7, fields=fields, grid=grid, params=["viscosity"], solver=["converged"]) as w:
         for i in range(n):
             w.write(i, {k: v[i] for k, v in data.items()}, params={"viscosity": float(nu[i])},
@@ -132,7 +135,7 @@ def test_the_well_export_layout_and_round_trip(tmp_path):
         np.testing.assert_array_equal(b.grid.coords[ax], a.grid.coords[ax])
     assert b.grid.boundary == a.grid.boundary and b.pde == a.pde and b.seed == a.seed
     np.testing.assert_array_equal(b.params("viscosity"), nu)
-    assert b.spec["node_convention"] == "nodes-without-far-wall" and b.spec["box"] == 1.0
+    assert b.spec["node_convention"] == "nodes-without-far-wall" and b.spec["box"] == 1.0   # flat: passed through
 
 
 def test_the_well_round_trip_of_imported_darcy_keeps_walls_and_convention(tmp_path):
@@ -147,7 +150,8 @@ def test_the_well_round_trip_of_imported_darcy_keeps_walls_and_convention(tmp_pa
     np.testing.assert_array_equal(back.read("a"), a.read("a"))
     np.testing.assert_array_equal(back.grid.coords["x"], a.grid.coords["x"])
     assert back.grid.boundary == {"x": "dirichlet", "y": "dirichlet"}
-    assert back.spec["node_convention"] == "nodes-without-far-wall" and "t" not in back.grid.coords
+    assert back.spec["discretisation"]["node_convention"] == "nodes-without-far-wall" and "t" not in back.grid.coords
+    assert back.spec["sampling"]["imported_from"]["format"] == "the_well" and validate(back.path) == []
 
 
 def foreign_well_file(path, bc="WALL", coords=None, n=2, T=3, s=6):
@@ -191,7 +195,8 @@ def test_the_well_import_of_a_published_layout(tmp_path):
     out = import_the_well(str(src), str(tmp_path / "a.h5"), boundary="dirichlet")
     ds = open_dataset(out)
     assert ds.grid.boundary == {"x": "dirichlet", "y": "open"}     # The Well: open unless stated
-    assert ds.spec["node_convention"] == "cell-centres" and ds.spec["simulation_parameters"]["Reynolds"] == 1e4
+    assert ds.spec["discretisation"]["node_convention"] == "cell-centres"
+    assert ds.spec["physics"]["simulation_parameters"]["Reynolds"] == 1e4
     assert ds.field_shape("velocity") == (3, 2, 6, 6) and ds.role("pressure") == "state" and ds.role("mask") == "input"
     with h5py.File(src, "r") as f:
         np.testing.assert_array_equal(ds.read("velocity", 1), np.moveaxis(f["t1_fields/velocity"][1], -1, 1))
@@ -202,7 +207,7 @@ def test_the_well_import_of_a_published_layout(tmp_path):
     with pytest.raises(ValueError, match="pass --node-convention"):
         import_the_well(str(nodes), str(tmp_path / "c.h5"), boundary="neumann")
     out = import_the_well(str(nodes), str(tmp_path / "c.h5"), boundary="neumann", node_convention="nodes-with-walls")
-    assert open_dataset(out).spec["node_convention"] == "nodes-with-walls"
+    assert open_dataset(out).spec["discretisation"]["node_convention"] == "nodes-with-walls"
 
 
 def test_pdebench_boundaries():
@@ -232,7 +237,7 @@ def test_cli_import_and_export(tmp_path, capsys):
     assert main(["import", "the-well", str(tmp_path / "d.hdf5"), str(tmp_path / "e.h5")]) == 0
     np.testing.assert_array_equal(open_dataset(tmp_path / "e.h5").read("a"), open_dataset(tmp_path / "d.h5").read("a"))
     spec = json.loads(json.dumps(open_dataset(tmp_path / "e.h5").spec))
-    assert spec["coefficient"] == "0/1 mask -> 3/12"
+    assert spec["sampling"]["coefficient"] == "0/1 mask -> 3/12"
 
 
 def test_an_imported_neuraloperator_grid_reaches_training_as_x_j_equals_j_over_s(tmp_path):

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from datagen.dataset import open_dataset
+from datagen.dataset import open_dataset, validate
 from datagen.navier_stokes.generator import generate
 from datagen.navier_stokes.recipes import recipe
 from train.cli import main as train_main
@@ -57,7 +57,7 @@ def test_refine_writes_predictions_and_before_after_report(ns_data, sfno_ckpt, t
     assert len(ds) == 2 and list(ds.params("source_index")) == [2, 3]
     assert ds.field_shape("prediction_after") == (T_OUT, 16, 16)
     assert all(ds.params("residual_after") < ds.params("residual_before"))
-    assert ds.spec["config"]["linearization"] == "newton"
+    assert ds.spec["solver"]["refinement"]["config"]["linearization"] == "newton" and validate(ds.path) == []
     ds.close()
     with open(os.path.join(out, "metrics.json")) as f:
         record = json.load(f)
@@ -76,7 +76,7 @@ def test_zero_shot_super_resolution(ns_data, sfno_ckpt, tmp_path):
     assert refine_main(["--ckpt", sfno_ckpt, "--data", ns_data, "--steps", "2", "--out", out,
                         "--fd-order", "4", "--eval-resolution", "32", "--indices", "3"]) == 0
     ds = open_dataset(os.path.join(out, "refined.h5"))
-    assert ds.spec["resolution"] == 32 and ds.field_shape("prediction_after") == (T_OUT, 16, 16)
+    assert ds.spec["solver"]["refinement"]["resolution"] == 32 and ds.field_shape("prediction_after") == (T_OUT, 16, 16)
     ds.close()
 
 

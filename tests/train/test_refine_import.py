@@ -71,8 +71,8 @@ def test_imported_file_has_the_generators_physics(files):
         pg, pi = physics_from_dataset(g), physics_from_dataset(i)
         # stored in the same form
         for key in ("viscosity", "box", "drag", "forcing"):
-            assert i.spec[key] == g.spec[key], key
-        assert isinstance(i.spec["forcing"], dict)
+            assert i.spec["physics"][key] == g.spec["physics"][key], key
+        assert isinstance(i.spec["physics"]["forcing"], dict)
     assert pi.forcing == pg.forcing == Forcing("fno", 0.1, 1)
     assert (pi.viscosity, pi.box, pi.drag) == (pg.viscosity, pg.box, pg.drag) == (1e-3, 1.0, 0.0)
     assert pi.dt == pytest.approx(pg.dt) == pytest.approx(0.2)

@@ -42,7 +42,7 @@ def _pipeline(root, gen_args, fit_args, refine_args):
     with open(os.path.join(report, "metrics.json")) as f:
         eval_record = json.load(f)
     with open_dataset(data) as ds:
-        assert ds.spec["recipe"] == "spectral-refiner" and ds.spec["snapshot_interval"] == 0.2
+        assert ds.spec["sampling"]["recipe"] == "spectral-refiner" and ds.spec["sampling"]["snapshot_interval"] == 0.2
     return refined_record, eval_record
 
 

@@ -37,7 +37,9 @@ from typing import Optional, Tuple
 
 import numpy as np
 
+from datagen.contract import Grid as ContractGrid
 from datagen.dataset import FieldSpec, Grid
+from datagen.spec import build_spec
 
 from .grid import check_node_convention, node_coordinates
 from .progress_writer import ImportWriter
@@ -50,6 +52,12 @@ CONVENTION_SOURCE = ("neuraloperator regular_grid_2d (neuralop/layers/embeddings
                      "linspace(0, 1, s + 1)[:-1], grid_boundaries [[0, 1], [0, 1]]")
 NS_EQUATION = "w_t + u.grad w = nu Lap w - drag w + f, u = (psi_y, -psi_x), -Lap psi = w"
 NS_FORCINGS = ("none", "fno", "kolmogorov")
+
+
+def _grid_record(grid: Grid, convention: str) -> dict:
+    """The typed grid record (``discretisation.grid`` of :mod:`datagen.spec`) of the stored coordinates."""
+    return ContractGrid.from_coordinates(grid.coords, grid.boundary,
+                                         {ax: convention for ax in grid.coords}).to_spec()
 
 
 def sha256(path: str, block: int = 1 << 20) -> str:
@@ -171,12 +179,13 @@ def _darcy(src, out, x, y, convention, base, mask, f, dtype, overwrite, chunk):
         print(f"neuralops-data import: warning: u reaches {on_wall:.2g} of its maximum on grid lines that "
               f"{convention} puts on a wall, where u = 0; if the file uses another grid, pass "
               f"--node-convention (one of cell-centres, nodes-with-walls, nodes-without-far-wall)", file=sys.stderr)
-    spec = dict(base, family="darcy", dim=2, layout="x -> a (input), y -> u (output)",
-                grid=f"{convention} on [0,1]^2", equation="-div(a grad u) = f, u = 0 on the boundary",
-                forcing=f, coefficient="file" if mask is None else f"0/1 mask -> {mask[0]:g}/{mask[1]:g}",
-                coefficient_law="read from the file", u_on_wall_relative=on_wall)
     grid = Grid({"x": node_coordinates(convention, s1), "y": node_coordinates(convention, s2)},
                 {"x": "dirichlet", "y": "dirichlet"})
+    spec = build_spec("darcy", dict(base, dim=2, layout="x -> a (input), y -> u (output)",
+                                    grid=_grid_record(grid, convention),
+                                    equation="-div(a grad u) = f, u = 0 on the boundary", forcing=f,
+                                    coefficient="file" if mask is None else f"0/1 mask -> {mask[0]:g}/{mask[1]:g}",
+                                    coefficient_law="read from the file", u_on_wall_relative=on_wall))
     fields = {"a": FieldSpec((s1, s2), "input", dtype), "u": FieldSpec((s1, s2), "output", dtype)}
     with ImportWriter(out, pde="darcy", spec=spec, n_samples=len(x), seed=0, fields=fields, grid=grid,
                        params=[], solver=["converged"], overwrite=overwrite, flush_every=chunk) as w:
@@ -204,11 +213,12 @@ def _navier_stokes(src, out, x, y, convention, base, viscosity, box, forcing, dt
             i = int(np.nonzero(~np.isfinite(a).reshape(len(a), -1).all(axis=1))[0][0])
             raise ValueError(f"{src}: '{k}'[{i}] has non-finite values")
     s1, s2 = x.shape[1:]
-    spec = dict(base, layout="x -> initial_vorticity (input), y -> vorticity (output)", equation=NS_EQUATION,
-                viscosity=float(viscosity), box=float(box), forcing={"type": forcing}, domain="periodic box",
-                grid=f"{convention} on [0, box)^2")
     grid = Grid({"x": node_coordinates(convention, s1, 0.0, box), "y": node_coordinates(convention, s2, 0.0, box)},
                 {"x": "periodic", "y": "periodic"})
+    spec = build_spec("navier_stokes_2d", dict(base, layout="x -> initial_vorticity (input), y -> vorticity (output)",
+                                               equation=NS_EQUATION, viscosity=float(viscosity), box=float(box),
+                                               forcing={"type": forcing}, domain="periodic box",
+                                               grid=_grid_record(grid, convention)))
     fields = {"initial_vorticity": FieldSpec((s1, s2), "input", dtype),
               "vorticity": FieldSpec((s1, s2), "output", dtype)}
     with ImportWriter(out, pde="navier_stokes_2d", spec=spec, n_samples=len(x), seed=0, fields=fields, grid=grid,

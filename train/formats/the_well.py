@@ -61,6 +61,7 @@ import numpy as np
 
 from datagen.contract import Grid as ContractGrid
 from datagen.dataset import DatasetError, FieldSpec, Grid, open_dataset
+from datagen.spec import Spec, build_spec
 
 from .grid import NODE_CONVENTIONS, check_node_convention, infer_node_convention
 from .progress_writer import ImportWriter
@@ -362,16 +363,23 @@ def import_the_well(src: str, out: str, node_convention: Optional[str] = None, b
         sim = {p: (f.attrs[p].item() if hasattr(f.attrs[p], "item") else f.attrs[p])
                for p in _attr_list(f.attrs.get("simulation_parameters")) if p in f.attrs}
         if ours:
-            spec = json.loads(_attr_str(f.attrs["neuralops_spec"]))
             pde = _attr_str(f.attrs["neuralops_pde"])
+            # the exported spec, sectioned or the flat form of an earlier version: its settings
+            stored = Spec.from_stored(json.loads(_attr_str(f.attrs["neuralops_spec"])), pde)
+            family, values = stored.family or pde, stored.flat()
             seed = int(f.attrs.get("neuralops_seed", 0))
         else:
             pde = _attr_str(f.attrs.get("dataset_name", "the_well"))
             seed = 0
-            spec = {"source": "the_well", "dataset_name": pde, "simulation_parameters": {**sim, **spec_scalars},
-                    "skipped_time_varying_scalars": skipped, "grid_type": _attr_str(f.attrs.get("grid_type", ""))}
-        spec = dict(spec, imported_from={"format": "the_well", "file": os.path.basename(src)},
-                    node_convention=conv)
+            family = pde
+            values = {"source": "the_well", "dataset_name": pde, "simulation_parameters": {**sim, **spec_scalars},
+                      "skipped_time_varying_scalars": skipped, "grid_type": _attr_str(f.attrs.get("grid_type", ""))}
+        where = {"imported_from": {"format": "the_well", "file": os.path.basename(src)}, "node_convention": conv}
+        if ours and stored.legacy:
+            # a flat spec of an earlier version passes through as it was (readers upgrade it in memory)
+            spec = dict(json.loads(_attr_str(f.attrs["neuralops_spec"])), **where)
+        else:
+            spec = build_spec(family, dict(values, **where))
         grid_coords = {names[ax]: coords[ax] for ax in axes}
         if times is not None:
             grid_coords["t"] = times

@@ -41,6 +41,7 @@ import torch
 from datagen.navier_stokes.physics import NS_PDE_NAMES
 from datagen.navier_stokes.physics import physics_from_dataset as _physics_from_dataset
 from datagen.navier_stokes.resample import fourier_resample
+from datagen.spec import NS_FAMILY, build_spec
 
 from .refine import OPTIMIZERS, Physics, RefineConfig, SpectralRefiner, check_sfno
 from .residual import BANDS, LINEARIZATIONS, h_minus1_definition
@@ -346,12 +347,13 @@ def _run(args) -> int:
                                      f"square 2/3 band's corners reach sqrt(2) n/3)")
         runs[label] = r
     rel = {k: torch.as_tensor(runs[f"{k} refinement"]["per_sample"]["relative_l2"]) for k in ("before", "after")}
-    spec = {"ckpt": os.path.abspath(args.ckpt), "data": os.path.abspath(args.data),
-            "indices": idx.tolist(), "start": start, "t_in": t_in, "t_out": t_out,
-            "resolution": result["resolution"], "config": asdict(config),
-            "physics": physics.describe(), "residual_norm": definition,
-            # the data's physics in the generator's form: refined files are read like any other
-            **physics.to_spec()}
+    refinement = {"ckpt": os.path.abspath(args.ckpt), "data": os.path.abspath(args.data),
+                  "indices": idx.tolist(), "start": start, "t_in": t_in, "t_out": t_out,
+                  "resolution": result["resolution"], "config": asdict(config),
+                  "physics": physics.describe(), "residual_norm": definition}
+    # the data's physics in the generator's form (physics, sampling.snapshot_interval) and the refinement
+    # record (solver.refinement): refined files are read like any other (datagen.spec)
+    spec = build_spec(NS_FAMILY, {**physics.to_spec(), "refinement": refinement})
     n_s, n_x = len(idx), targets.shape[-1]
     fields = {"prediction_before": FieldSpec(shape=(t_out, n_x, n_x), role="output"),
               "prediction_after": FieldSpec(shape=(t_out, n_x, n_x), role="output")}
@@ -370,7 +372,7 @@ def _run(args) -> int:
                                  "relative_l2_before": float(rel["before"][j]),
                                  "relative_l2_after": float(rel["after"][j])},
                          solver={"seconds": float(result["seconds"][j]), "converged": True})
-    extra = {"refinement": spec, "seconds_per_trajectory": float(result["seconds"].mean()),
+    extra = {"refinement": refinement, "seconds_per_trajectory": float(result["seconds"].mean()),
              "residual_h_minus1_ground_truth": float(result["residual_truth"].mean()),
              "ground_truth_to_model_residual": result["truth_ratio"],
              "wall_seconds": wall, "residual_definition": definition}
