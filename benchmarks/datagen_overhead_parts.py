@@ -14,6 +14,8 @@ modules, checks that both give the same bits, and times per sample, in interleav
 - ``merge``: ``finalize()``, the merge of the segments into the final file (samples arrive in a
   shuffled order, as the sorted solve order writes them).
 
+The process runs with the allocator setting the CLI gives itself (:func:`datagen.allocator.ensure`).
+
     OMP_NUM_THREADS=1 python benchmarks/datagen_overhead_parts.py [--resolution 129 --n 200 --rounds 5]
         [--json benchmarks/results/datagen_overhead_parts.json]
 """
@@ -102,6 +104,9 @@ def main(argv=None) -> int:
     if args.resolution < 3 or args.n < 1 or args.segment < 1 or args.rounds < 1:
         raise SystemExit("datagen_overhead_parts.py: error: --resolution >= 3, --n, --segment and --rounds >= 1 "
                          f"needed, got {args.resolution}, {args.n}, {args.segment}, {args.rounds}")
+    from datagen import allocator
+
+    allocator.ensure()                # the CLI's allocator setting (re-executes this script once)
     import datagen.dataset as new_dataset
     import datagen.elliptic.assembly as new_assembly
     import datagen.elliptic.backends as new_backends
