@@ -17,8 +17,8 @@ Crash safety and resume
 -----------------------
 HDF5 files are not crash-safe: a process killed inside a write can leave a file that no longer
 opens. The writer therefore never writes the dataset in place. Samples go to small *segment*
-files in ``<path>.partial/``; each segment is built in memory, written under a temporary name and
-renamed atomically (after an fsync), so after a SIGKILL every segment present is complete. Segments
+files in ``<path>.partial/``; each segment is written under a temporary name and renamed
+atomically (after an fsync), so after a SIGKILL every segment present is complete. Segments
 store fields as the final file does (one sample per chunk with its fletcher32 checksum).
 ``finalize()`` merges the segments in sample order into ``<path>.writing``, copying those chunks as
 they are (no second checksum pass; a chunk damaged in a segment is caught by its checksum in the
@@ -735,12 +735,10 @@ class DatasetWriter:
         buf = sorted(self._buffer, key=lambda s: s["index"])
         name = os.path.join(self.partial_dir, f"seg-r{self.rank:04d}-{self._segment_counter:06d}.h5")
         tmp = name + f".tmp{os.getpid()}"
-        row_bytes = sum(int(np.prod(fs.shape)) * np.dtype(fs.dtype).itemsize for fs in self.fields.values())
         try:
-            # built in memory (HDF5's core driver) and written with one plain write: a full disk or another
-            # write error then raises here, once, instead of inside HDF5's deferred chunk and metadata writes
-            with h5py.File(tmp, "w", driver="core", backing_store=False,
-                           block_size=len(buf) * (row_bytes + 64) + (1 << 20)) as f:
+            # no chunk cache: every chunk is written (and a full disk reported) inside create_dataset, not
+            # later from HDF5's deferred writes at close
+            with h5py.File(tmp, "w", rdcc_nbytes=0) as f:
                 f.attrs["status"] = SEGMENT
                 f.create_dataset("index", data=np.array([s["index"] for s in buf], dtype=np.int64))
                 for fname, fs in self.fields.items():
@@ -753,11 +751,6 @@ class DatasetWriter:
                         vals = [s[group][k] for s in buf]
                         f.create_dataset(f"{group}/{k}", data=np.array(vals, dtype=_value_dtype(vals[0])))
                 f.create_dataset("reason", data=np.array([s["reason"] for s in buf], dtype=h5py.string_dtype()))
-                f.flush()
-                image = f.id.get_file_image()
-            with open(tmp, "wb") as fh:
-                fh.write(image)
-            del image
             _durable_replace(tmp, name)
         except BaseException:
             _remove_files([tmp])

@@ -15,7 +15,8 @@ N = 6
 def writer(path, **kw):
     x = np.linspace(0, 1, 9)
     return DatasetWriter(path, pde="toy", spec={"n": 9}, n_samples=N, seed=0,
-                         fields={"a": FieldSpec((9, 9), "input", "float32"), "u": FieldSpec((9, 9), "output", "float64")},
+                         fields={"a": FieldSpec((9, 9), "input", "float32"),
+                                 "u": FieldSpec((9, 9), "output", "float64")},
                          grid=Grid({"x": x, "y": x}, {"x": "dirichlet", "y": "dirichlet"}),
                          solver=["iterations", "residual", "seconds", "order", "converged"], flush_seconds=1e9, **kw)
 
