@@ -181,6 +181,7 @@ class StencilPattern:
         # (datagen.elliptic.backends.PetscBackend.set_operator) instead of comparing it; fancy indexing, not
         # np.take: the same values, and take is 5-8x slower here when its output is a fresh mmap'ed block
         A = sp.csr_matrix((source[self.gather], self.indices, self.indptr), shape=(self.size, self.size))
+        A.indices, A.indptr = self.indices, self.indptr         # the arrays themselves (the constructor makes views)
         A.has_sorted_indices = True
         return A
 

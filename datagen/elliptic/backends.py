@@ -449,6 +449,9 @@ class PetscBackend:
         PETSc cannot hand a Mat of another size to a KSP/PC that was set up (error 60).
         """
         PETSc = self._PETSc
+        # the caller's own index arrays (SciPy's conversion below may wrap them in new views)
+        given = (getattr(A, "indptr", None), getattr(A, "indices", None)) if sp.issparse(A) and A.format == "csr" \
+            else (None, None)
         A = sp.csr_matrix(A, dtype=np.float64)
         if A.shape[0] != A.shape[1]:
             raise ValueError(f"the operator must be square, got shape {A.shape}")
@@ -459,8 +462,8 @@ class PetscBackend:
         # (datagen.elliptic.assembly.StencilPattern.matrix): the same objects as last time are the same pattern
         # without converting and comparing them (one process; with MPI the Mat is rebuilt below anyway)
         known = self._source_pattern
-        if (known is not None and self._mat is not None and A.indptr is known[0] and A.indices is known[1]
-                and not A.indptr.flags.writeable and not A.indices.flags.writeable):
+        if (known is not None and self._mat is not None and given[0] is known[0] and given[1] is known[1]
+                and not given[0].flags.writeable and not given[1].flags.writeable):
             indptr, indices = self._pattern
             same = True
         else:
@@ -472,7 +475,8 @@ class PetscBackend:
             if indptr is A.indptr or indices is A.indices:
                 # PETSc keeps these arrays (createAIJWithArrays): a copy the caller cannot change
                 indptr, indices = indptr.copy(), indices.copy()
-            self._source_pattern = (A.indptr, A.indices)        # the Mat has this pattern from here on
+            # the Mat has this pattern from here on
+            self._source_pattern = given if given[0] is not None else None
         if same and self._values is not None:
             # one process: the Mat's value array is self._values (createAIJWithArrays), refilled in place
             # (1/30 of setValuesCSR's time at 129^2); assembling raises the Mat's state, so the KSP/PC
@@ -498,8 +502,9 @@ class PetscBackend:
             self._last_x = None
             # where each row's diagonal entry sits in the values (None: a row without one)
             n = A.shape[0]
-            slots = np.flatnonzero(indices == np.repeat(np.arange(n, dtype=indices.dtype), np.diff(indptr)))
-            self._diag_slots = slots if slots.size == n else None
+            rows = np.repeat(np.arange(n, dtype=indices.dtype), np.diff(indptr))
+            slots = np.flatnonzero(indices == rows)
+            self._diag_slots = slots if slots.size == n and np.array_equal(rows[slots], np.arange(n)) else None
         # keep the PC of an earlier matrix for up to pc_reuse systems (ILU etc. for skr and gmres; LU must be
         # exact; GAMG keeps its interpolation instead, see _make_ksp)
         # CG + GAMG needs an SPD operator; a diagonal entry <= 0 (or NaN) shows it is not, and GAMG's SOR
