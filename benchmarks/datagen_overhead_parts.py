@@ -7,10 +7,14 @@ modules, checks that both give the same bits, and times per sample, in interleav
 
 - ``grf``: one Darcy coefficient draw (the ``neumann`` GRF at ``s^2``: normal draws, DCT-I);
 - ``assembly``: ``diffusion_system(a)``, the 5-point finite-volume matrix with its fixed pattern;
+- ``handover``: ``PetscBackend.set_operator`` of that matrix (CG + GAMG, interpolation kept for 16 matrices,
+  as ``--solver auto`` runs at 129^2), each version's backend with its own assembly's matrices;
 - ``segments``: ``DatasetWriter.write`` of two ``s^2`` fields plus the segment flushes (one segment
   per ``--segment`` samples, as the generator's 2-second flushes make them at 129^2);
 - ``merge``: ``finalize()``, the merge of the segments into the final file (samples arrive in a
   shuffled order, as the sorted solve order writes them).
+
+The process runs with the allocator setting the CLI gives itself (:func:`datagen.allocator.ensure`).
 
     OMP_NUM_THREADS=1 python benchmarks/datagen_overhead_parts.py [--resolution 129 --n 200 --rounds 5]
         [--json benchmarks/results/datagen_overhead_parts.json]
@@ -34,8 +38,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-BASELINE = "376371b"
-MODULES = {"grf": "datagen/grf.py", "assembly": "datagen/elliptic/assembly.py", "dataset": "datagen/dataset.py"}
+BASELINE = "d8d0a7c"
+MODULES = {"grf": "datagen/grf.py", "assembly": "datagen/elliptic/assembly.py", "dataset": "datagen/dataset.py",
+           "backends": "datagen/elliptic/backends.py"}
 
 
 def load_revision(rev: str, key: str, folder: str):
@@ -99,14 +104,18 @@ def main(argv=None) -> int:
     if args.resolution < 3 or args.n < 1 or args.segment < 1 or args.rounds < 1:
         raise SystemExit("datagen_overhead_parts.py: error: --resolution >= 3, --n, --segment and --rounds >= 1 "
                          f"needed, got {args.resolution}, {args.n}, {args.segment}, {args.rounds}")
+    from datagen import allocator
+
+    allocator.ensure()                # the CLI's allocator setting (re-executes this script once)
     import datagen.dataset as new_dataset
     import datagen.elliptic.assembly as new_assembly
+    import datagen.elliptic.backends as new_backends
     import datagen.grf as new_grf
 
     folder = tempfile.mkdtemp(prefix="overhead_parts_")
     try:
         old = {k: load_revision(args.baseline, k, folder) for k in MODULES}
-        new = {"grf": new_grf, "assembly": new_assembly, "dataset": new_dataset}
+        new = {"grf": new_grf, "assembly": new_assembly, "dataset": new_dataset, "backends": new_backends}
         s = args.resolution
         grf = {v: m["grf"].GaussianRandomField((s, s), alpha=2.5, tau=7.0, boundary="neumann")
                for v, m in (("baseline", old), ("new", new))}
@@ -117,7 +126,10 @@ def main(argv=None) -> int:
         same = {"grf": grf["baseline"].sample(0, [3]).tobytes() == grf["new"].sample(0, [3]).tobytes(),
                 "assembly": (old["assembly"].diffusion_system(a)[0].data.tobytes()
                              == new_assembly.diffusion_system(a)[0].data.tobytes())}
-        times = {v: {k: [] for k in ("grf", "assembly", "segments", "merge")} for v in ("baseline", "new")}
+        times = {v: {k: [] for k in ("grf", "assembly", "handover", "segments", "merge")} for v in ("baseline", "new")}
+        coefficients = [np.exp(c) for c in grf["new"].sample(0, range(16))]
+        backend = {v: m["backends"].PetscBackend("cg-gamg", rtol=1e-8, pc_reuse=16, options_prefix="skrcg_")
+                   for v, m in (("baseline", old), ("new", new))}
         reps = 20
         stored = {}
         for rnd in range(args.rounds):
@@ -131,11 +143,18 @@ def main(argv=None) -> int:
                 for _ in range(reps):
                     m["assembly"].diffusion_system(a)
                 times[v]["assembly"].append((time.process_time() - t0) / reps)
+                mats = [m["assembly"].diffusion_system(c)[0] for c in coefficients]
+                t0 = time.process_time()
+                for A in mats:
+                    backend[v].set_operator(A)
+                times[v]["handover"].append((time.process_time() - t0) / len(mats))
                 r = writer_run(m["dataset"], folder, fields, args.n, args.segment, order)
                 times[v]["segments"].append(r["segments"])
                 times[v]["merge"].append(r["merge"])
                 stored[v] = r["stored"]
         same["dataset"] = all(np.array_equal(stored["baseline"][k], stored["new"][k]) for k in fields)
+        for b in backend.values():
+            b.destroy()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     med = {v: {k: statistics.median(t) * 1e3 for k, t in parts.items()} for v, parts in times.items()}

@@ -18,16 +18,18 @@ Crash safety and resume
 HDF5 files are not crash-safe: a process killed inside a write can leave a file that no longer
 opens. The writer therefore never writes the dataset in place. Samples go to small *segment*
 files in ``<path>.partial/``; each segment is written under a temporary name and renamed
-atomically (after an fsync), so after a SIGKILL every segment present is complete.
-``finalize()`` merges the segments in sample order into ``<path>.writing`` and renames it to
-``<path>`` only once it is complete and fsync'ed: a file at ``<path>`` is always a whole dataset,
-and a half-written one is never found there. The merge deletes segments batch by batch once their
-rows are on disk and marked merged (see :meth:`DatasetWriter._merge`), so it needs no second copy
-of the data, and a kill while finalising is resumed in place. Readers refuse ``*.writing`` files
-and segment files (their ``status`` is not "complete"). A run started again with ``resume=True``
-and the same spec skips every sample already written and ends with the same file contents as an
-uninterrupted run (up to wall-clock fields such as ``solver/seconds``). One writer per output:
-``<path>.lock`` (:class:`OutputLock`).
+atomically (after an fsync), so after a SIGKILL every segment present is complete. Segments
+store fields as the final file does (one sample per chunk with its fletcher32 checksum).
+``finalize()`` merges the segments in sample order into ``<path>.writing``, copying those chunks as
+they are (no second checksum pass; a chunk damaged in a segment is caught by its checksum in the
+final file), and renames it to ``<path>`` only once it is complete and fsync'ed: a file at
+``<path>`` is always a whole dataset, and a half-written one is never found there. The merge
+deletes segments batch by batch once their rows are on disk and marked merged (see
+:meth:`DatasetWriter._merge`), so it needs no second copy of the data, and a kill while finalising
+is resumed in place. Readers refuse ``*.writing`` files and segment files (their ``status`` is not
+"complete"). A run started again with ``resume=True`` and the same spec skips every sample already
+written and ends with the same file contents as an uninterrupted run (up to wall-clock fields such
+as ``solver/seconds``). One writer per output: ``<path>.lock`` (:class:`OutputLock`).
 
 MPI
 ---
@@ -222,6 +224,29 @@ def _row_writer(d: h5py.Dataset):
         fspace.select_hyperslab((int(row),) + rest, count)
         d.id.write(mspace, fspace, np.ascontiguousarray(values, dtype=d.dtype).reshape(count))
     return write
+
+
+def _filters(d: h5py.Dataset) -> list:
+    plist = d.id.get_create_plist()
+    return [plist.get_filter(k)[:3] for k in range(plist.get_nfilters())]
+
+
+def _chunk_copier(src: h5py.Dataset, dst: h5py.Dataset):
+    """``copy(row_dst, row_src)`` that moves one sample's stored chunk from ``src`` to ``dst`` as it is on
+    disk (filtered bytes and fletcher32 checksum, no decoding or re-encoding), or None when the two do not
+    store samples alike (chunking, dtype, filters), e.g. a contiguous segment of an older version. The
+    checksum travels with the bytes, so a chunk damaged in a segment is found by the readers and
+    :func:`validate` of the final file, as one damaged there."""
+    if (src.chunks is None or src.chunks != dst.chunks or src.chunks[1:] != src.shape[1:] or src.chunks[0] != 1
+            or src.dtype != dst.dtype or src.shape[1:] != dst.shape[1:] or _filters(src) != _filters(dst)):
+        return None
+    rest = (0,) * (len(src.shape) - 1)
+    read, write = src.id.read_direct_chunk, dst.id.write_direct_chunk
+
+    def copy(row_dst: int, row_src: int) -> None:
+        mask, raw = read((row_src,) + rest)
+        write((row_dst,) + rest, raw, mask)
+    return copy
 
 
 def _remove_files(paths: Sequence[str]) -> None:
@@ -715,11 +740,16 @@ class DatasetWriter:
         name = os.path.join(self.partial_dir, f"seg-r{self.rank:04d}-{self._segment_counter:06d}.h5")
         tmp = name + f".tmp{os.getpid()}"
         try:
-            with h5py.File(tmp, "w") as f:
+            # no chunk cache: every chunk is written (and a full disk reported) inside create_dataset, not
+            # later from HDF5's deferred writes at close
+            with h5py.File(tmp, "w", rdcc_nbytes=0) as f:
                 f.attrs["status"] = SEGMENT
                 f.create_dataset("index", data=np.array([s["index"] for s in buf], dtype=np.int64))
-                for fname in self.fields:
-                    f.create_dataset(f"fields/{fname}", data=np.stack([s["fields"][fname] for s in buf]))
+                for fname, fs in self.fields.items():
+                    # the final file's layout (one sample per chunk, fletcher32): finalize() copies the
+                    # checksummed chunks as they are (_chunk_copier) instead of filtering every row again
+                    f.create_dataset(f"fields/{fname}", data=np.stack([s["fields"][fname] for s in buf]),
+                                     chunks=(1,) + fs.shape, fletcher32=True)
                 for group, names in (("params", self.param_names), ("solver", self.solver_names)):
                     for k in names:
                         vals = [s[group][k] for s in buf]
@@ -913,9 +943,15 @@ class DatasetWriter:
                     reason_key = "reason" if src["kind"] == "segment" else "samples/reason"
                     small = {key: f[key][()] for key in keys}
                     small["samples/reason"] = f[reason_key][()]
-                    fields_in = {name: f[f"fields/{name}"] for name in self.fields}
-                    if src["kind"] == "segment":   # one read per field (a segment is one flush's rows)
-                        fields_in = {name: d[()] for name, d in fields_in.items()}
+                    fields_in = {}
+                    for name in self.fields:
+                        d = f[f"fields/{name}"]
+                        copy = _chunk_copier(d, out[f"fields/{name}"])
+                        if copy is not None:
+                            fields_in[name] = copy
+                        else:     # a segment of an older version (contiguous): one read, then row by row
+                            rows_in = d[()] if src["kind"] == "segment" else d
+                            fields_in[name] = (lambda ro, r, rows_in=rows_in, w=write_row[name]: w(ro, rows_in[r]))
                     for r, i in zip(src["rows"], src["indices"]):
                         i = int(i)
                         if i not in row_of:
@@ -923,8 +959,8 @@ class DatasetWriter:
                         ro = row_of[i]
                         if done[ro]:
                             continue  # already merged (a duplicate left by a kill before its source was deleted)
-                        for name, d_in in fields_in.items():
-                            write_row[name](ro, d_in[r])
+                        for copy in fields_in.values():
+                            copy(ro, int(r))
                         for key, vals in small.items():
                             v = vals[r]
                             batch_small.setdefault(key, []).append(v.decode() if isinstance(v, bytes) else v)

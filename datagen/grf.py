@@ -173,7 +173,8 @@ class GaussianRandomField:
         idx = list(indices)
         out = np.empty((len(idx),) + cshape)
         for j, i in enumerate(idx):
-            out[j] = sample_rng(seed, int(i), stream).standard_normal(cshape)
+            # drawn in place (the same draws in the same order as standard_normal(cshape), no temporary)
+            sample_rng(seed, int(i), stream).standard_normal(out=out[j])
         return out
 
     def sample(self, seed: int, indices: Iterable[int] | int, stream: int = 0) -> np.ndarray:

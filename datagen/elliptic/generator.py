@@ -531,12 +531,16 @@ class GenerationSummary:
     spaces_dropped: int = 0                         # samples during which GCRO-DR dropped its space
     resolved: int = 0                               # already written samples solved again (block starts)
     trial_seconds: float = 0.0                      # --solver auto: the trial (all candidates), in total_seconds
+    _iterations_sum: int = field(default=0, repr=False)      # running sum and max of `iterations` (postfix)
+    _iterations_max: int = field(default=0, repr=False)
 
     def add(self, index: int, rec: "SampleRecord", setup: float) -> None:
         """Count one written sample ``index`` solved as ``rec`` after ``setup`` seconds of set-up."""
         self.setup_seconds += setup
         self.solve_seconds += rec.seconds
         self.iterations.append(rec.iterations)
+        self._iterations_sum += rec.iterations
+        self._iterations_max = max(self._iterations_max, rec.iterations)
         if rec.valid:
             self.max_residual = max(self.max_residual, rec.residual)
         else:
@@ -547,9 +551,9 @@ class GenerationSummary:
         self.solved += 1
 
     def postfix(self, rec: "SampleRecord") -> str:
-        """The progress bar's line after sample ``rec``."""
-        arr = self.iterations
-        return (f"its {rec.iterations} mean {np.mean(arr):.1f} max {max(arr)} "
+        """The progress bar's line after sample ``rec`` (O(1): running sum and max, not the whole list)."""
+        mean = self._iterations_sum / max(len(self.iterations), 1)
+        return (f"its {rec.iterations} mean {mean:.1f} max {self._iterations_max} "
                 f"res {self.max_residual:.1e}"
                 f"{' fallbacks ' + str(self.fallbacks) if self.fallbacks else ''}"
                 f"{' INVALID ' + str(len(self.invalid)) if self.invalid else ''}")

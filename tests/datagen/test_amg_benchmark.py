@@ -50,6 +50,6 @@ def test_overhead_benchmark_splits_the_run(tmp_path):
     rec = json.loads(out.read_text())
     assert rec["sizes"] == [3, 6] and "conditions" in rec and rec["method"] == "lu"
     for n in ("3", "6"):
-        (r,) = rec["runs"][n]
+        (r,) = rec["runs"]["new"][n]             # runs by version ("baseline" too with --baseline)
         assert 0 < r["solve"] < r["cpu"] and r["outside_cpu"] > 0
     assert "per_sample_outside_ms" in rec and rec["meets_target"] == (rec["per_sample_outside_ms"] <= 2.0)
