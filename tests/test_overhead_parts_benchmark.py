@@ -3,6 +3,7 @@ assembly, backend and writer load next to this checkout's, both store the same b
 carries its conditions. benchmarks/datagen_overhead.py compares a baseline revision's whole generator
 with this checkout's in interleaved processes."""
 import json
+import math
 import os
 import subprocess
 import sys
@@ -52,6 +53,7 @@ def test_overhead_benchmark_compares_a_baseline_in_interleaved_processes(tmp_pat
         assert sorted(record["runs"][version]) == ["24", "28"]
         for rs in record["runs"][version].values():
             assert len(rs) == 1 and rs[0]["solve"] > 0 and rs[0]["cpu"] >= rs[0]["solve"]
-    assert len(record["round_slopes_ms"]) == 1 and record["ratio_median"] > 0
+    # slopes between two tiny sizes are noise here (either sign): only their presence is checked
+    assert len(record["round_slopes_ms"]) == 1 and math.isfinite(record["ratio_median"])
     # measured under the CLI's allocator setting (datagen.allocator.ensure re-executes the script)
     assert "NEURALOPS_ALLOCATOR_ACTIVE" in record["conditions"]["allocator"]["environment"]
