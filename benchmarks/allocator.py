@@ -21,6 +21,7 @@ Cases (float32, channels first, random data of the right shapes):
     OMP_NUM_THREADS=1 python benchmarks/allocator.py [--settings tuned,system] [--rounds 2] \\
         [--json benchmarks/results/allocator.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,8 +52,9 @@ def build_case(case: str, args):
 
     torch.manual_seed(0)
     if case == "fno2d_darcy":
-        model = models.get("fno2d", in_channels=1, out_channels=1, modes=12, width=32, padding=9, norm="none",
-                           activation="gelu")
+        model = models.get(
+            "fno2d", in_channels=1, out_channels=1, modes=12, width=32, padding=9, norm="none", activation="gelu"
+        )
         b, s = args.darcy_batch, args.darcy_res
         x, y = torch.randn(b, 1, s, s), torch.randn(b, 1, s, s)
     elif case == "fno3d_small":
@@ -88,19 +90,30 @@ def child(args) -> int:
         times.append(time.perf_counter() - t0)
     r1 = resource.getrusage(resource.RUSAGE_SELF)
     user, system = r1.ru_utime - r0.ru_utime, r1.ru_stime - r0.ru_stime
-    print(json.dumps({"case": args.child, "batch": batch, "step_seconds": times,
-                      "samples_per_s": batch / statistics.median(times),
-                      "minor_faults_per_step": (r1.ru_minflt - r0.ru_minflt) / args.steps,
-                      "kernel_cpu_share": system / max(user + system, 1e-12),
-                      "max_rss_mib": r1.ru_maxrss / 1024.0,
-                      "torch_threads": torch.get_num_threads(),
-                      "allocator_env": {k: os.environ[k] for k in allocator.USER_VARIABLES if os.environ.get(k)}}))
+    print(
+        json.dumps(
+            {
+                "case": args.child,
+                "batch": batch,
+                "step_seconds": times,
+                "samples_per_s": batch / statistics.median(times),
+                "minor_faults_per_step": (r1.ru_minflt - r0.ru_minflt) / args.steps,
+                "kernel_cpu_share": system / max(user + system, 1e-12),
+                "max_rss_mib": r1.ru_maxrss / 1024.0,
+                "torch_threads": torch.get_num_threads(),
+                "allocator_env": {k: os.environ[k] for k in allocator.USER_VARIABLES if os.environ.get(k)},
+            }
+        )
+    )
     return 0
 
 
 def clean_environment() -> dict:
-    env = {k: v for k, v in os.environ.items()
-           if k not in allocator.USER_VARIABLES and k not in (allocator.ENV_CHOICE, allocator.ENV_ACTIVE)}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in allocator.USER_VARIABLES and k not in (allocator.ENV_CHOICE, allocator.ENV_ACTIVE)
+    }
     env.setdefault("OMP_NUM_THREADS", "1")
     env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
     return env
@@ -109,10 +122,26 @@ def clean_environment() -> dict:
 def run_child(case: str, setting: str, args) -> dict:
     applied, variables = allocator.environment_for(setting)
     env = {**clean_environment(), **variables, allocator.ENV_ACTIVE: applied}
-    cmd = [sys.executable, os.path.abspath(__file__), "--child", case, "--steps", str(args.steps),
-           "--warmup", str(args.warmup), "--darcy-res", str(args.darcy_res), "--darcy-batch", str(args.darcy_batch),
-           "--fno3d-res", str(args.fno3d_res), "--fno3d-batch", str(args.fno3d_batch),
-           "--fno3d-t-out", str(args.fno3d_t_out)]
+    cmd = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--child",
+        case,
+        "--steps",
+        str(args.steps),
+        "--warmup",
+        str(args.warmup),
+        "--darcy-res",
+        str(args.darcy_res),
+        "--darcy-batch",
+        str(args.darcy_batch),
+        "--fno3d-res",
+        str(args.fno3d_res),
+        "--fno3d-batch",
+        str(args.fno3d_batch),
+        "--fno3d-t-out",
+        str(args.fno3d_t_out),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
     if proc.returncode != 0:
         raise RuntimeError(f"{case} under {setting} failed:\n{proc.stdout}\n{proc.stderr}")
@@ -123,8 +152,11 @@ def run_child(case: str, setting: str, args) -> dict:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--settings", default="tuned,system",
-                   help=f"comma-separated, from {', '.join(allocator.SETTINGS)} (default tuned,system)")
+    p.add_argument(
+        "--settings",
+        default="tuned,system",
+        help=f"comma-separated, from {', '.join(allocator.SETTINGS)} (default tuned,system)",
+    )
     p.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, from {', '.join(CASES)}")
     p.add_argument("--rounds", type=int, default=2, help="child runs per (case, setting), interleaved")
     p.add_argument("--steps", type=int, default=5, help="timed training steps per child")
@@ -153,9 +185,12 @@ def main(argv=None) -> int:
         if c not in CASES:
             p.error(f"unknown case {c!r} in --cases; allowed: {', '.join(CASES)}")
 
-    record = {"benchmark": "allocator", "args": {k: v for k, v in vars(args).items() if k != "child"},
-              "settings": {s: dict(zip(("applied", "variables"), allocator.environment_for(s))) for s in settings},
-              "cases": {}}
+    record = {
+        "benchmark": "allocator",
+        "args": {k: v for k, v in vars(args).items() if k != "child"},
+        "settings": {s: dict(zip(("applied", "variables"), allocator.environment_for(s))) for s in settings},
+        "cases": {},
+    }
     for case in cases:
         runs = {s: [] for s in settings}
         for r in range(args.rounds):
@@ -163,17 +198,23 @@ def main(argv=None) -> int:
             for s in order:
                 out = run_child(case, s, args)
                 runs[s].append(out)
-                print(f"{case:12s} {s:9s} round {r}: {out['samples_per_s']:7.2f} samples/s, "
-                      f"{out['minor_faults_per_step']:10.0f} minor faults/step, "
-                      f"kernel {100 * out['kernel_cpu_share']:4.1f}% "
-                      f"of CPU, max RSS {out['max_rss_mib']:7.0f} MiB", flush=True)
+                print(
+                    f"{case:12s} {s:9s} round {r}: {out['samples_per_s']:7.2f} samples/s, "
+                    f"{out['minor_faults_per_step']:10.0f} minor faults/step, "
+                    f"kernel {100 * out['kernel_cpu_share']:4.1f}% "
+                    f"of CPU, max RSS {out['max_rss_mib']:7.0f} MiB",
+                    flush=True,
+                )
         summary = {}
         for s, outs in runs.items():
-            summary[s] = {"samples_per_s_median": statistics.median(o["samples_per_s"] for o in outs),
-                          "samples_per_s_best": max(o["samples_per_s"] for o in outs),
-                          "minor_faults_per_step": statistics.median(o["minor_faults_per_step"] for o in outs),
-                          "kernel_cpu_share": statistics.median(o["kernel_cpu_share"] for o in outs),
-                          "max_rss_mib": max(o["max_rss_mib"] for o in outs), "runs": outs}
+            summary[s] = {
+                "samples_per_s_median": statistics.median(o["samples_per_s"] for o in outs),
+                "samples_per_s_best": max(o["samples_per_s"] for o in outs),
+                "minor_faults_per_step": statistics.median(o["minor_faults_per_step"] for o in outs),
+                "kernel_cpu_share": statistics.median(o["kernel_cpu_share"] for o in outs),
+                "max_rss_mib": max(o["max_rss_mib"] for o in outs),
+                "runs": outs,
+            }
         base = summary.get("system")
         if base is not None:
             for v in summary.values():
@@ -181,8 +222,11 @@ def main(argv=None) -> int:
                 v["rss_vs_system"] = v["max_rss_mib"] / base["max_rss_mib"]
         record["cases"][case] = summary
         for s, v in summary.items():
-            extra = (f", {v['speed_vs_system']:.2f}x system's samples/s at {v['rss_vs_system']:.2f}x its RSS"
-                     if base is not None else "")
+            extra = (
+                f", {v['speed_vs_system']:.2f}x system's samples/s at {v['rss_vs_system']:.2f}x its RSS"
+                if base is not None
+                else ""
+            )
             print(f"{case:12s} {s:9s} median {v['samples_per_s_median']:7.2f} samples/s{extra}")
     conditions.write_record(record, args.json)
     return 0

@@ -34,6 +34,7 @@ with SciPy (independently of PETSc) and must meet ``--rtol``.
     OMP_NUM_THREADS=1 python benchmarks/amg.py [--families darcy,poisson,heat --resolutions 129,257 \\
         --n 16 --reuse 8 --rounds 2] [--json benchmarks/results/amg.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,7 +51,7 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 FAMILIES = ("darcy", "darcy-piecewise", "poisson", "heat")
-FLOOR_ME = 130.0     # textbook AMG-PCG, zero guess, rtol 1e-8 (issue 17)
+FLOOR_ME = 130.0  # textbook AMG-PCG, zero guess, rtol 1e-8 (issue 17)
 
 
 def make_family(name: str, s: int):
@@ -103,8 +104,11 @@ def matvec_seconds(mat, repeats: int = 5, k: int = 50) -> float:
 
 def variants(reuses: list) -> list:
     """``[(name, tuned, pc_reuse, initial_guess, whole_pc)]`` for the ``--reuse`` values (0: the whole run)."""
-    out = [("petsc", False, 1, "zero", False), ("tuned", True, 1, "zero", False),
-           (f"petsc-reuse{reuses[0]}", False, reuses[0], "zero", False)]
+    out = [
+        ("petsc", False, 1, "zero", False),
+        ("tuned", True, 1, "zero", False),
+        (f"petsc-reuse{reuses[0]}", False, reuses[0], "zero", False),
+    ]
     out += [(f"tuned-reuse{k}", True, k, "zero", False) for k in reuses]
     out.append((f"tuned-pc{reuses[0]}", True, reuses[0], "zero", True))
     return out + [(f"tuned-reuse{reuses[0]}-prev", True, reuses[0], "previous", False)]
@@ -118,8 +122,9 @@ def run_variant(family, probs, tuned: bool, reuse: int, guess: str, rtol: float,
     from datagen.elliptic.generator import relative_residual
 
     k = reuse or len(probs) + 1
-    backend = PetscBackend("cg-gamg", rtol=rtol, gamg_defaults=tuned, pc_reuse=1 if whole_pc else k,
-                           initial_guess=guess)
+    backend = PetscBackend(
+        "cg-gamg", rtol=rtol, gamg_defaults=tuned, pc_reuse=1 if whole_pc else k, initial_guess=guess
+    )
     cpu = flops = 0.0
     its, residuals, systems, failures, built = [], [], 0, 0, 0
     last = None
@@ -128,7 +133,7 @@ def run_variant(family, probs, tuned: bool, reuse: int, guess: str, rtol: float,
             f0, t0 = PETSc.Log.getFlops(), time.process_time()
             if matrix is not last:
                 backend.set_operator(matrix)
-                if whole_pc:        # PCSetUp skipped for all but every k-th matrix
+                if whole_pc:  # PCSetUp skipped for all but every k-th matrix
                     backend._ksp.getPC().setReusePreconditioner(built % k != 0)
                     built += 1
                 last = matrix
@@ -143,7 +148,7 @@ def run_variant(family, probs, tuned: bool, reuse: int, guess: str, rtol: float,
                 flops += PETSc.Log.getFlops() - f1
                 systems += 1
                 its.append(st.iterations)
-                residuals.append(relative_residual(matrix, b, x))      # SciPy, independent of PETSc
+                residuals.append(relative_residual(matrix, b, x))  # SciPy, independent of PETSc
                 failures += int(not st.converged)
                 return x
 
@@ -151,9 +156,16 @@ def run_variant(family, probs, tuned: bool, reuse: int, guess: str, rtol: float,
     finally:
         backend.destroy()
     nnz = probs[0][1].nnz
-    return {"systems": systems, "cpu_per_system": cpu / systems, "flops_per_system": flops / systems,
-            "me_flops": flops / systems / (2.0 * nnz), "iterations_mean": float(np.mean(its)),
-            "iterations_max": int(max(its)), "max_true_residual": float(max(residuals)), "not_converged": failures}
+    return {
+        "systems": systems,
+        "cpu_per_system": cpu / systems,
+        "flops_per_system": flops / systems,
+        "me_flops": flops / systems / (2.0 * nnz),
+        "iterations_mean": float(np.mean(its)),
+        "iterations_max": int(max(its)),
+        "max_true_residual": float(max(residuals)),
+        "not_converged": failures,
+    }
 
 
 def main(argv=None) -> int:
@@ -161,8 +173,11 @@ def main(argv=None) -> int:
     p.add_argument("--families", default="darcy,poisson,heat", help=f"comma-separated, of: {', '.join(FAMILIES)}")
     p.add_argument("--resolutions", default="129,257", help="grid points per axis, comma-separated")
     p.add_argument("--n", type=int, default=16, help="samples per run")
-    p.add_argument("--reuse", default="16,0", help="matrices per GAMG interpolation in the reuse variants, "
-                   "comma-separated (0: the whole run)")
+    p.add_argument(
+        "--reuse",
+        default="16,0",
+        help="matrices per GAMG interpolation in the reuse variants, comma-separated (0: the whole run)",
+    )
     p.add_argument("--rounds", type=int, default=2, help="rounds (variants interleaved in each); median reported")
     p.add_argument("--rtol", type=float, default=1e-8)
     p.add_argument("--json", default=None, help="also write the record here")
@@ -172,19 +187,30 @@ def main(argv=None) -> int:
         resolutions = [int(r) for r in args.resolutions.split(",") if r]
         reuses = [int(r) for r in args.reuse.split(",") if r]
     except ValueError:
-        raise SystemExit(f"amg.py: error: --resolutions and --reuse must be comma-separated integers, "
-                         f"got {args.resolutions!r}, {args.reuse!r}") from None
+        raise SystemExit(
+            f"amg.py: error: --resolutions and --reuse must be comma-separated integers, "
+            f"got {args.resolutions!r}, {args.reuse!r}"
+        ) from None
     if args.n < 2 or args.rounds < 1 or not reuses or any(k == 1 or k < 0 for k in reuses):
-        raise SystemExit(f"amg.py: error: --n must be >= 2, --rounds >= 1, every --reuse 0 or >= 2; got --n {args.n}, "
-                         f"--rounds {args.rounds}, --reuse {args.reuse}")
+        raise SystemExit(
+            f"amg.py: error: --n must be >= 2, --rounds >= 1, every --reuse 0 or >= 2; got --n {args.n}, "
+            f"--rounds {args.rounds}, --reuse {args.reuse}"
+        )
     specs = variants(reuses)
 
     from datagen.elliptic.backends import GAMG_DEFAULTS, PetscBackend
 
-    record = {"benchmark": "amg", "n": args.n, "reuse": args.reuse, "rounds": args.rounds, "rtol": args.rtol,
-              "tuned_defaults": " ".join(f"-skrcg_{k} {v}" for k, v in GAMG_DEFAULTS),
-              "timing": "CPU seconds (process_time) per linear system, set-up included; median over rounds",
-              "floor_me": FLOOR_ME, "results": []}
+    record = {
+        "benchmark": "amg",
+        "n": args.n,
+        "reuse": args.reuse,
+        "rounds": args.rounds,
+        "rtol": args.rtol,
+        "tuned_defaults": " ".join(f"-skrcg_{k} {v}" for k, v in GAMG_DEFAULTS),
+        "timing": "CPU seconds (process_time) per linear system, set-up included; median over rounds",
+        "floor_me": FLOOR_ME,
+        "results": [],
+    }
     for fam_name in families:
         for s in resolutions:
             family = make_family(fam_name, s)
@@ -201,11 +227,17 @@ def main(argv=None) -> int:
             matvec = min(mv)
             base = None
             for v, rs in runs.items():
-                row = {"family": fam_name, "resolution": s, "unknowns": int(probs[0][1].shape[0]), "variant": v,
-                       "matvec_cpu_seconds": matvec, **rs[0],
-                       "cpu_per_system": statistics.median(r["cpu_per_system"] for r in rs),
-                       "max_true_residual": max(r["max_true_residual"] for r in rs),
-                       "not_converged": sum(r["not_converged"] for r in rs)}
+                row = {
+                    "family": fam_name,
+                    "resolution": s,
+                    "unknowns": int(probs[0][1].shape[0]),
+                    "variant": v,
+                    "matvec_cpu_seconds": matvec,
+                    **rs[0],
+                    "cpu_per_system": statistics.median(r["cpu_per_system"] for r in rs),
+                    "max_true_residual": max(r["max_true_residual"] for r in rs),
+                    "not_converged": sum(r["not_converged"] for r in rs),
+                }
                 row["me_time"] = row["cpu_per_system"] / matvec
                 if base is None:
                     base = row
@@ -214,11 +246,14 @@ def main(argv=None) -> int:
                 row["me_flops_vs_floor"] = row["me_flops"] / FLOOR_ME
                 record["results"].append(row)
                 ok = "ok" if row["max_true_residual"] <= args.rtol else "ABOVE RTOL"
-                print(f"{fam_name:15s} {s:4d} {v:17s} its {row['iterations_mean']:5.1f} "
-                      f"cpu/system {row['cpu_per_system'] * 1e3:8.2f} ms  x{row['speedup_vs_first']:4.2f}  "
-                      f"ME time {row['me_time']:6.1f} ({row['me_time_vs_floor']:.2f}x floor)  "
-                      f"ME flops {row['me_flops']:6.1f} ({row['me_flops_vs_floor']:.2f}x)  "
-                      f"true res {row['max_true_residual']:.1e} {ok}", flush=True)
+                print(
+                    f"{fam_name:15s} {s:4d} {v:17s} its {row['iterations_mean']:5.1f} "
+                    f"cpu/system {row['cpu_per_system'] * 1e3:8.2f} ms  x{row['speedup_vs_first']:4.2f}  "
+                    f"ME time {row['me_time']:6.1f} ({row['me_time_vs_floor']:.2f}x floor)  "
+                    f"ME flops {row['me_flops']:6.1f} ({row['me_flops_vs_floor']:.2f}x)  "
+                    f"true res {row['max_true_residual']:.1e} {ok}",
+                    flush=True,
+                )
     conditions.write_record(record, args.json)
     bad = [r for r in record["results"] if r["max_true_residual"] > args.rtol]
     return 1 if bad else 0

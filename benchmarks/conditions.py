@@ -18,6 +18,7 @@ Use: ``import conditions`` at the top of the script (it records the load there),
 ``record["conditions"] = conditions.conditions()`` right before writing the record. From outside
 ``benchmarks/``: ``sys.path`` must contain this folder (the scripts run from it do).
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -29,9 +30,19 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGES = ("numpy", "scipy", "torch", "petsc4py", "petsc", "h5py", "lightning", "mpi4py")
-ALLOCATOR_VARIABLES = ("NEURALOPS_ALLOCATOR", "NEURALOPS_ALLOCATOR_ACTIVE", "MALLOC_MMAP_MAX_",
-                       "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_ARENA_MAX",
-                       "GLIBC_TUNABLES", "LD_PRELOAD", "MALLOC_CONF", "TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD")
+ALLOCATOR_VARIABLES = (
+    "NEURALOPS_ALLOCATOR",
+    "NEURALOPS_ALLOCATOR_ACTIVE",
+    "MALLOC_MMAP_MAX_",
+    "MALLOC_TRIM_THRESHOLD_",
+    "MALLOC_MMAP_THRESHOLD_",
+    "MALLOC_TOP_PAD_",
+    "MALLOC_ARENA_MAX",
+    "GLIBC_TUNABLES",
+    "LD_PRELOAD",
+    "MALLOC_CONF",
+    "TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD",
+)
 
 
 def _load() -> list:
@@ -78,11 +89,17 @@ def machine() -> dict:
         usable = os.cpu_count()
     mem = None
     try:
-        mem = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30, 1)
+        mem = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
     except (ValueError, OSError, AttributeError):
         pass
-    return {"cpu": cpu_model(), "cores": os.cpu_count(), "usable_cores": usable, "arch": platform.machine(),
-            "os": platform.platform(), "memory_gib": mem}
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "usable_cores": usable,
+        "arch": platform.machine(),
+        "os": platform.platform(),
+        "memory_gib": mem,
+    }
 
 
 def versions() -> dict:
@@ -95,11 +112,16 @@ def versions() -> dict:
         except metadata.PackageNotFoundError:
             pass
     try:
-        commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                timeout=10)
+        commit = subprocess.run(
+            ["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
+        )
         if commit.returncode == 0:
-            dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"],
-                                   capture_output=True, text=True, timeout=10)
+            dirty = subprocess.run(
+                ["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            )
             out["neuralops_commit"] = commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         pass
@@ -129,10 +151,18 @@ def threads() -> dict:
 
 def conditions(**extra) -> dict:
     """The record's ``conditions`` entry (``extra`` keys are added, e.g. a device description)."""
-    out = {"machine": machine(), "load_before": None if _LATE else _START["load"], "load_after": _load(),
-           "threads": threads(), "allocator": allocator(), "versions": versions(),
-           "started": None if _LATE else _START["time"], "finished": _now(),
-           "wall_seconds": None if _LATE else round(time.perf_counter() - _START["clock"], 2), **extra}
+    out = {
+        "machine": machine(),
+        "load_before": None if _LATE else _START["load"],
+        "load_after": _load(),
+        "threads": threads(),
+        "allocator": allocator(),
+        "versions": versions(),
+        "started": None if _LATE else _START["time"],
+        "finished": _now(),
+        "wall_seconds": None if _LATE else round(time.perf_counter() - _START["clock"], 2),
+        **extra,
+    }
     if _LATE:
         out["note"] = "recorded at the end only: load_after's 5- and 15-minute averages cover the run"
     return out
@@ -160,8 +190,10 @@ def summary(cond: dict) -> str:
     m = cond["machine"]
     before = cond["load_before"][0] if cond["load_before"] else "?"
     after = cond["load_after"][0] if cond["load_after"] else "?"
-    return (f"{m['cpu']}, {m['usable_cores']}/{m['cores']} cores, load {before} -> {after}, "
-            f"allocator {cond['allocator']['setting']}")
+    return (
+        f"{m['cpu']}, {m['usable_cores']}/{m['cores']} cores, load {before} -> {after}, "
+        f"allocator {cond['allocator']['setting']}"
+    )
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ to the solver tolerance), so every method solves the same problems.
     OMP_NUM_THREADS=1 python benchmarks/darcy_scipy.py [--n 100 --resolution 129 --rounds 2] \\
         [--json benchmarks/results/darcy_scipy.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,8 +56,8 @@ def plain_script(method: str, n: int, s: int, rtol: float, out: str) -> None:
         du = fh.create_dataset("u", (n, s, s), dtype="f8")
         for i in range(n):
             a = np.exp(grf.sample(0, [i])[0])
-            fx = 2 * a[:-1, :] * a[1:, :] / (a[:-1, :] + a[1:, :]) / h ** 2     # faces normal to axis 0
-            fy = 2 * a[:, :-1] * a[:, 1:] / (a[:, :-1] + a[:, 1:]) / h ** 2     # faces normal to axis 1
+            fx = 2 * a[:-1, :] * a[1:, :] / (a[:-1, :] + a[1:, :]) / h**2  # faces normal to axis 0
+            fy = 2 * a[:, :-1] * a[:, 1:] / (a[:, :-1] + a[:, 1:]) / h**2  # faces normal to axis 1
             west, east = fx[:-1, 1:-1], fx[1:, 1:-1]
             south, north = fy[1:-1, :-1], fy[1:-1, 1:]
             diag = (west + east + south + north).ravel()
@@ -78,11 +79,39 @@ def run_method(method: str, args, work: str) -> dict:
     env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
     env.setdefault("OMP_NUM_THREADS", "1")
     if method == "cli":
-        cmd = [sys.executable, "-m", "datagen.cli", "darcy", "--n", str(args.n), "--resolution", str(args.resolution),
-               "--solver", "auto", "--rtol", str(args.rtol), "--out", out, "--overwrite", "--no-progress"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "datagen.cli",
+            "darcy",
+            "--n",
+            str(args.n),
+            "--resolution",
+            str(args.resolution),
+            "--solver",
+            "auto",
+            "--rtol",
+            str(args.rtol),
+            "--out",
+            out,
+            "--overwrite",
+            "--no-progress",
+        ]
     else:
-        cmd = [sys.executable, os.path.abspath(__file__), "--child", method, "--n", str(args.n), "--resolution",
-               str(args.resolution), "--rtol", str(args.rtol), "--out", out]
+        cmd = [
+            sys.executable,
+            os.path.abspath(__file__),
+            "--child",
+            method,
+            "--n",
+            str(args.n),
+            "--resolution",
+            str(args.resolution),
+            "--rtol",
+            str(args.rtol),
+            "--out",
+            out,
+        ]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
     wall = time.perf_counter() - t0
@@ -137,7 +166,7 @@ def main(argv=None) -> int:
         if m not in METHODS:
             p.error(f"unknown method {m!r}; allowed: {', '.join(METHODS)}")
     if "cli" not in methods:
-        methods.insert(0, "cli")                  # the reference for the agreement check
+        methods.insert(0, "cli")  # the reference for the agreement check
     skipped = {}
     if "pyamg-cg" in methods:
         try:
@@ -150,26 +179,42 @@ def main(argv=None) -> int:
     agreement = {}
     with tempfile.TemporaryDirectory() as work:
         for r in range(args.rounds):
-            for m in (methods if r % 2 == 0 else methods[::-1]):
+            for m in methods if r % 2 == 0 else methods[::-1]:
                 res = run_method(m, args, work)
                 runs[m].append(res)
-                print(f"round {r} {m:12s} {res['wall_seconds']:7.2f} s ({res['seconds_per_sample']:.4f} s/sample)",
-                      flush=True)
+                print(
+                    f"round {r} {m:12s} {res['wall_seconds']:7.2f} s ({res['seconds_per_sample']:.4f} s/sample)",
+                    flush=True,
+                )
             for m in methods:
                 if m != "cli":
                     agreement[m] = max(agreement.get(m, 0.0), compare(work, m, args.n))
-    summary = {m: {"seconds_per_sample_median": statistics.median(x["seconds_per_sample"] for x in v),
-                   "seconds_per_sample_best": min(x["seconds_per_sample"] for x in v), "runs": v}
-               for m, v in runs.items()}
+    summary = {
+        m: {
+            "seconds_per_sample_median": statistics.median(x["seconds_per_sample"] for x in v),
+            "seconds_per_sample_best": min(x["seconds_per_sample"] for x in v),
+            "runs": v,
+        }
+        for m, v in runs.items()
+    }
     best_plain = min((v["seconds_per_sample_median"], m) for m, v in summary.items() if m != "cli")
     cli = summary["cli"]["seconds_per_sample_median"]
-    record = {"benchmark": "darcy_scipy", "args": {k: v for k, v in vars(args).items() if k not in ("child", "out")},
-              "methods": summary, "skipped": skipped, "max_rel_diff_u_vs_cli": agreement,
-              "best_plain": best_plain[1], "cli_speedup_vs_best_plain": best_plain[0] / cli,
-              "cli_speedup_vs": {m: v["seconds_per_sample_median"] / cli for m, v in summary.items() if m != "cli"}}
+    record = {
+        "benchmark": "darcy_scipy",
+        "args": {k: v for k, v in vars(args).items() if k not in ("child", "out")},
+        "methods": summary,
+        "skipped": skipped,
+        "max_rel_diff_u_vs_cli": agreement,
+        "best_plain": best_plain[1],
+        "cli_speedup_vs_best_plain": best_plain[0] / cli,
+        "cli_speedup_vs": {m: v["seconds_per_sample_median"] / cli for m, v in summary.items() if m != "cli"},
+    }
     for m, v in summary.items():
-        extra = "" if m == "cli" else (f"  (cli {v['seconds_per_sample_median'] / cli:.2f}x faster; "
-                                       f"u agrees to {agreement[m]:.1e})")
+        extra = (
+            ""
+            if m == "cli"
+            else (f"  (cli {v['seconds_per_sample_median'] / cli:.2f}x faster; u agrees to {agreement[m]:.1e})")
+        )
         print(f"{m:12s} median {v['seconds_per_sample_median']:.4f} s/sample{extra}")
     print(f"cli vs the best plain script ({best_plain[1]}): {record['cli_speedup_vs_best_plain']:.2f}x")
     conditions.write_record(record, args.json)

@@ -31,6 +31,7 @@ so load changes on a shared machine hit all of them alike: read the ratios.
 ``--extrapolate-batch``) and extrapolates to the whole nu = 1e-3 training set: 1000 trajectories to
 T = 50 at dt = 1e-4 (500,000 steps each), target < 30 minutes on one H100.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -74,7 +75,7 @@ class PlainFNOScheme:
         k = torch.cat([torch.arange(0, k_max), torch.arange(-k_max, 0)]).to(device=device, dtype=dtype)
         self.k_y = k.repeat(n, 1)[:, : k_max + 1]
         self.k_x = k[:, None].repeat(1, n)[:, : k_max + 1]
-        self.lap = 4 * math.pi ** 2 * (self.k_x ** 2 + self.k_y ** 2)
+        self.lap = 4 * math.pi**2 * (self.k_x**2 + self.k_y**2)
         self.lap[0, 0] = 1.0
         self.dealias = ((self.k_x.abs() <= 2 / 3 * k_max) & (self.k_y.abs() <= 2 / 3 * k_max)).to(dtype)
         self.f_h = torch.fft.rfft2(forcing)
@@ -101,8 +102,7 @@ class FFTFloor:
     transforms on the CPU. The benchmark reports the faster of the two as the floor.
     """
 
-    def __init__(self, batch: int, n: int, dtype: torch.dtype, device: torch.device,
-                 chunk: Optional[int] = None):
+    def __init__(self, batch: int, n: int, dtype: torch.dtype, device: torch.device, chunk: Optional[int] = None):
         cplx = torch.complex64 if dtype == torch.float32 else torch.complex128
         work = chunk or batch
         self.spec = torch.randn(4, work, n, n // 2 + 1, dtype=cplx, device=device)
@@ -120,7 +120,7 @@ class FFTFloor:
                     torch.fft.irfft2(self.spec[j, :k], s=(n, n), out=self.phys[j, :k])
             else:
                 torch.fft.irfft2(self.spec, s=(n, n), out=self.phys)
-            torch.fft.rfft2(self.prod[:k], out=self.out[a:a + k])
+            torch.fft.rfft2(self.prod[:k], out=self.out[a : a + k])
         return _w
 
 
@@ -132,22 +132,26 @@ def load_torch_cfd(path: Optional[str]):
         import torch_cfd  # noqa: F401
         from torch_cfd import forcings, grids
         from torch_cfd import spectral as tcs
+
         return grids, forcings, tcs
     except Exception as exc:  # absent or broken optional dependency
-        log(f"torch-cfd not available ({type(exc).__name__}: {exc}); its rows are skipped. "
-            f"Install: pip install --no-deps --target /tmp/benchdeps torch-cfd==0.2.6 einops")
+        log(
+            f"torch-cfd not available ({type(exc).__name__}: {exc}); its rows are skipped. "
+            f"Install: pip install --no-deps --target /tmp/benchdeps torch-cfd==0.2.6 einops"
+        )
         return None
 
 
 def torch_cfd_stepper(mods, n: int, order: float, device: torch.device, dtype: torch.dtype):
     grids, forcings, tcs = mods
     prev = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)        # its meshes and buffers follow the default dtype
+    torch.set_default_dtype(dtype)  # its meshes and buffers follow the default dtype
     try:
         grid = grids.Grid((n, n), domain=((0, 1), (0, 1)), device=device)
         forcing = forcings.SinCosForcing(grid=grid, scale=0.1, diam=1.0, wave_number=1, vorticity=True)
-        eq = tcs.NavierStokes2DSpectral(viscosity=VISCOSITY, grid=grid, smooth=True, forcing_fn=forcing,
-                                        step_fn=tcs.IMEXStepper(order=order)).to(device)
+        eq = tcs.NavierStokes2DSpectral(
+            viscosity=VISCOSITY, grid=grid, smooth=True, forcing_fn=forcing, step_fn=tcs.IMEXStepper(order=order)
+        ).to(device)
     finally:
         torch.set_default_dtype(prev)
 
@@ -160,12 +164,20 @@ def torch_cfd_stepper(mods, n: int, order: float, device: torch.device, dtype: t
                 return eq.step_fn(w_hat, DT, eq, 0.0)
         finally:
             torch.set_default_dtype(prev)
+
     return step
 
 
 # ---------------------------------------------------------------------------------- timing
-def bench_config(batch: int, dtype: torch.dtype, device: torch.device, steps: int, rounds: int,
-                 cfd, clock: Callable[[], float] = time.perf_counter) -> Dict:
+def bench_config(
+    batch: int,
+    dtype: torch.dtype,
+    device: torch.device,
+    steps: int,
+    rounds: int,
+    cfd,
+    clock: Callable[[], float] = time.perf_counter,
+) -> Dict:
     n = N
     w0 = torch.from_numpy(fno_grf(n, 0, range(batch))).to(device=device, dtype=dtype)
     grid = S.SpectralGrid(n, dtype=dtype, device=device)
@@ -175,16 +187,19 @@ def bench_config(batch: int, dtype: torch.dtype, device: torch.device, steps: in
     plain = PlainFNOScheme(n, VISCOSITY, DT, forcing64.to(dtype))
     floor_one = FFTFloor(batch, n, dtype, device)
     floor_chunked = FFTFloor(batch, n, dtype, device, chunk=ours.buffers.chunk)
-    methods: Dict[str, Callable] = {"ours": ours.step, "plain": plain.step,
-                                    "fft-floor one call": floor_one.step,
-                                    "fft-floor chunked": floor_chunked.step}
+    methods: Dict[str, Callable] = {
+        "ours": ours.step,
+        "plain": plain.step,
+        "fft-floor one call": floor_one.step,
+        "fft-floor chunked": floor_chunked.step,
+    }
     if cfd is not None:
         methods["torch-cfd imex-cn"] = torch_cfd_stepper(cfd, n, 1.5, device, dtype)
         methods["torch-cfd rk2-cn"] = torch_cfd_stepper(cfd, n, 2, device, dtype)
     in_place = {"ours", "fft-floor one call", "fft-floor chunked"}
     states = {name: torch.fft.rfft2(w0) for name in methods}
     times: Dict[str, List[float]] = {name: [] for name in methods}
-    for name, fn in methods.items():            # warm-up (plans, caches) and one step of each
+    for name, fn in methods.items():  # warm-up (plans, caches) and one step of each
         s = fn(states[name])
         if name not in in_place:
             states[name] = s
@@ -204,8 +219,15 @@ def bench_config(batch: int, dtype: torch.dtype, device: torch.device, steps: in
             n_steps[name] += steps
     ref = torch.fft.irfft2(states["ours"], s=(n, n))
     scale = float(ref.abs().max())
-    res = {"batch": batch, "dtype": str(dtype).replace("torch.", ""), "device": str(device), "n": n,
-           "steps_per_round": steps, "rounds": rounds, "methods": {}}
+    res = {
+        "batch": batch,
+        "dtype": str(dtype).replace("torch.", ""),
+        "device": str(device),
+        "n": n,
+        "steps_per_round": steps,
+        "rounds": rounds,
+        "methods": {},
+    }
     for name in methods:
         t = statistics.median(times[name])
         entry = {"seconds_per_step": t, "mpoint_steps_per_s": batch * n * n / t / 1e6}
@@ -218,8 +240,11 @@ def bench_config(batch: int, dtype: torch.dtype, device: torch.device, steps: in
     floor = min(res["methods"][k]["seconds_per_step"] for k in ("fft-floor one call", "fft-floor chunked"))
     res["fft_floor_seconds_per_step"] = floor
     res["cpu_chunk_samples"] = ours.buffers.chunk
-    res["ratios"] = {f"ours_speedup_vs_{k}": v["seconds_per_step"] / t_ours
-                     for k, v in res["methods"].items() if k != "ours" and not k.startswith("fft-floor")}
+    res["ratios"] = {
+        f"ours_speedup_vs_{k}": v["seconds_per_step"] / t_ours
+        for k, v in res["methods"].items()
+        if k != "ours" and not k.startswith("fft-floor")
+    }
     res["ratios"]["ours_over_fft_floor"] = t_ours / floor
     return res
 
@@ -244,12 +269,17 @@ def extrapolate(device: torch.device, batch: int, steps: int) -> Dict:
     total_steps = round(50.0 / DT)
     n_batches = math.ceil(1000 / batch)
     seconds = per_step * total_steps * n_batches
-    out = {"batch": batch, "seconds_per_step": per_step, "timed_steps": steps,
-           "mpoint_steps_per_s": batch * n * n / per_step / 1e6,
-           "extrapolated_minutes_1000x_T50": seconds / 60.0, "target_minutes": 30.0,
-           "finite": bool(torch.isfinite(torch.view_as_real(w)).all())}
+    out = {
+        "batch": batch,
+        "seconds_per_step": per_step,
+        "timed_steps": steps,
+        "mpoint_steps_per_s": batch * n * n / per_step / 1e6,
+        "extrapolated_minutes_1000x_T50": seconds / 60.0,
+        "target_minutes": 30.0,
+        "finite": bool(torch.isfinite(torch.view_as_real(w)).all()),
+    }
     if device.type == "cuda":
-        out["max_memory_gb"] = torch.cuda.max_memory_allocated(device) / 2 ** 30
+        out["max_memory_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
     return out
 
 
@@ -266,10 +296,14 @@ def main(argv=None) -> int:
     ap.add_argument("--extrapolate", action="store_true", help="time the fno nu=1e-3 training set (GPU)")
     ap.add_argument("--extrapolate-batch", type=int, default=500)
     ap.add_argument("--extrapolate-steps", type=int, default=200)
-    ap.add_argument("--clock", choices=("auto", "wall", "cpu"), default="auto",
-                    help="what times a round: wall clock, or this process's CPU time (time.process_time; with one "
-                         "torch thread other jobs on a shared machine disturb it far less); auto: cpu on the CPU with "
-                         "one thread, else wall")
+    ap.add_argument(
+        "--clock",
+        choices=("auto", "wall", "cpu"),
+        default="auto",
+        help="what times a round: wall clock, or this process's CPU time (time.process_time; with one "
+        "torch thread other jobs on a shared machine disturb it far less); auto: cpu on the CPU with "
+        "one thread, else wall",
+    )
     ap.add_argument("--json", default=None, help="write the record here")
     args = ap.parse_args(argv)
     device = torch.device(args.device)
@@ -282,12 +316,14 @@ def main(argv=None) -> int:
     if clock_name == "auto":
         clock_name = "cpu" if device.type == "cpu" and torch.get_num_threads() == 1 else "wall"
     clock = time.process_time if clock_name == "cpu" else time.perf_counter
-    record = {"clock": clock_name,
-              "benchmark": "datagen_ns", "problem": f"FNO Navier-Stokes, {N}^2, nu={VISCOSITY}, dt={DT}",
-              "unit": "grid-point-steps per second (batch * n^2 * steps / s), median over rounds",
-              "device": {"type": device.type,
-                         "cuda": torch.cuda.get_device_name(device) if device.type == "cuda" else None},
-              "results": []}
+    record = {
+        "clock": clock_name,
+        "benchmark": "datagen_ns",
+        "problem": f"FNO Navier-Stokes, {N}^2, nu={VISCOSITY}, dt={DT}",
+        "unit": "grid-point-steps per second (batch * n^2 * steps / s), median over rounds",
+        "device": {"type": device.type, "cuda": torch.cuda.get_device_name(device) if device.type == "cuda" else None},
+        "results": [],
+    }
     for dtype in dtypes:
         for b in batches:
             steps = args.steps or (max(4, 128 // b) if device.type == "cpu" else 50)
@@ -298,15 +334,20 @@ def main(argv=None) -> int:
             log(f"  M point-steps/s: {cols}")
             log("  " + "  ".join(f"{k} {v:.2f}" for k, v in r["ratios"].items()))
             log(f"  (fft floor: faster of one call and chunks of {r['cpu_chunk_samples']} samples)")
-            diffs = "  ".join(f"{k} {v['max_rel_diff_vs_ours']:.1e}" for k, v in r["methods"].items()
-                              if "max_rel_diff_vs_ours" in v and k != "ours")
+            diffs = "  ".join(
+                f"{k} {v['max_rel_diff_vs_ours']:.1e}"
+                for k, v in r["methods"].items()
+                if "max_rel_diff_vs_ours" in v and k != "ours"
+            )
             log(f"  max relative difference of the final state vs ours: {diffs}")
     if args.extrapolate:
         log(f"extrapolating the fno nu=1e-3 training set (batch {args.extrapolate_batch}, float32)...")
         e = extrapolate(device, args.extrapolate_batch, args.extrapolate_steps)
         record["extrapolation"] = e
-        log(f"  {e['seconds_per_step'] * 1e3:.2f} ms/step for {e['batch']} trajectories -> "
-            f"{e['extrapolated_minutes_1000x_T50']:.1f} min for 1000 x T=50 (target < 30)")
+        log(
+            f"  {e['seconds_per_step'] * 1e3:.2f} ms/step for {e['batch']} trajectories -> "
+            f"{e['extrapolated_minutes_1000x_T50']:.1f} min for 1000 x T=50 (target < 30)"
+        )
     conditions.write_record(record, args.json, log=log)
     return 0
 

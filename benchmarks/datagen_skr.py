@@ -32,6 +32,7 @@ N = 10^5. Default run: a few minutes on 2 cores. ``--large`` adds Darcy 1024^2 a
 
     OMP_NUM_THREADS=1 python benchmarks/datagen_skr.py --json benchmarks/results/datagen_skr.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -101,8 +102,7 @@ def plain_scipy(method, fam, name, n, seed, rtol, restart, recycle, path):
     if name == "darcy" and method in ("scipy-splu", "scipy-pyamg-cg") and seed == 0:
         import darcy_scipy
 
-        darcy_scipy.plain_script("splu-colamd" if method == "scipy-splu" else "pyamg-cg", n, fam.resolution, rtol,
-                                 path)
+        darcy_scipy.plain_script("splu-colamd" if method == "scipy-splu" else "pyamg-cg", n, fam.resolution, rtol, path)
         return {"iterations": None, "max_res": None, "seconds": time.perf_counter() - t0}
     order = sort_order(compute_features(fam, seed, n), "greedy") if method == "scipy-gcrotmk" else range(n)
     its, worst, cu, last = [0], [0.0], [None], [None]
@@ -120,19 +120,22 @@ def plain_scipy(method, fam, name, n, seed, rtol, restart, recycle, path):
         M = spla.LinearOperator(A.shape, ilu.solve)
 
         def matvec(v):
-            its[0] += 1                      # operator applications (~ iterations)
+            its[0] += 1  # operator applications (~ iterations)
             return A @ v
+
         op = spla.LinearOperator(A.shape, matvec=matvec, dtype=np.float64)
 
         def gcrot(b, x0):
             # the previous solution along the sorted order, as the toolkit's initial guess
             x0 = x0 if x0 is not None else last[0]
-            x, _ = spla.gcrotmk(op, b, x0=x0, rtol=rtol, atol=0.0, m=restart, k=recycle, M=M, CU=cu[0],
-                                discard_C=True, maxiter=10000)   # C = A U is recomputed for the new A
+            x, _ = spla.gcrotmk(
+                op, b, x0=x0, rtol=rtol, atol=0.0, m=restart, k=recycle, M=M, CU=cu[0], discard_C=True, maxiter=10000
+            )  # C = A U is recomputed for the new A
             last[0] = x
             return x
+
         if cu[0] is None:
-            cu[0] = []                       # gcrotmk fills this list in place and reuses it next time
+            cu[0] = []  # gcrotmk fills this list in place and reuses it next time
         return gcrot
 
     with h5py.File(path, "w") as fh:
@@ -146,13 +149,17 @@ def plain_scipy(method, fam, name, n, seed, rtol, restart, recycle, path):
                 x = solve(b, x0)
                 worst[0] = max(worst[0], float(np.linalg.norm(b - A @ x) / np.linalg.norm(b)))
                 return x
+
             fields = {**sample.inputs, **fam.solve(sample, A, checked)}
             for k, v in fields.items():
                 if k not in out:
                     out[k] = fh.create_dataset(k, (n,) + np.shape(v), dtype="f8")
                 out[k][int(i)] = v
-    return {"iterations": its[0] if method == "scipy-gcrotmk" else None, "max_res": worst[0],
-            "seconds": time.perf_counter() - t0}
+    return {
+        "iterations": its[0] if method == "scipy-gcrotmk" else None,
+        "max_res": worst[0],
+        "seconds": time.perf_counter() - t0,
+    }
 
 
 def family_for(name: str, resolution: int):
@@ -179,23 +186,32 @@ def run_family(name, resolution, n, cfg_kw, methods, workdir, log, lu_samples=No
         if m in PLAIN:
             path = os.path.join(workdir, f"{name}_{resolution}_{m}.h5")
             try:
-                p = plain_scipy(m, fam, name, n, cfg_kw["seed"], cfg_kw["rtol"], cfg_kw["restart"],
-                                cfg_kw["recycle"], path)
+                p = plain_scipy(
+                    m, fam, name, n, cfg_kw["seed"], cfg_kw["rtol"], cfg_kw["restart"], cfg_kw["recycle"], path
+                )
             except ImportError as exc:
                 failures[m] = f"{exc}; pip install pyamg"
                 continue
-            except (RuntimeError, ValueError, ArithmeticError) as exc:    # e.g. spilu: "Factor is exactly singular"
+            except (RuntimeError, ValueError, ArithmeticError) as exc:  # e.g. spilu: "Factor is exactly singular"
                 failures[m] = f"{type(exc).__name__}: {exc}"
                 log(f"  {name:11s} {resolution:5d} {m:14s} FAILED: {failures[m]}")
                 continue
             finally:
                 if os.path.exists(path):
                     os.remove(path)
-            rows[m] = {"samples": n, "solve_s": None, "e2e_s": p["seconds"] / n, "its": p["iterations"] / n
-                       if p["iterations"] is not None else None, "max_res": p["max_res"], "stalls": None}
-            log(f"  {name:11s} {resolution:5d} {m:14s} e2e {rows[m]['e2e_s']:.4f} s"
+            rows[m] = {
+                "samples": n,
+                "solve_s": None,
+                "e2e_s": p["seconds"] / n,
+                "its": p["iterations"] / n if p["iterations"] is not None else None,
+                "max_res": p["max_res"],
+                "stalls": None,
+            }
+            log(
+                f"  {name:11s} {resolution:5d} {m:14s} e2e {rows[m]['e2e_s']:.4f} s"
                 + (f"  its {rows[m]['its']:8.1f}" if rows[m]["its"] is not None else "")
-                + (f"  max res {p['max_res']:.1e}" if p["max_res"] is not None else ""))
+                + (f"  max res {p['max_res']:.1e}" if p["max_res"] is not None else "")
+            )
             continue
         # a direct solve costs the same for every sample: --lu-samples caps how many of the same
         # (first) samples it factors when one factorisation takes minutes (large 3D grids)
@@ -206,9 +222,16 @@ def run_family(name, resolution, n, cfg_kw, methods, workdir, log, lu_samples=No
         else:
             spec["pc_reuse"] = 1
         spec.pop("plain", None)
-        cfg = GenerationConfig(n_samples=n_method, seed=cfg_kw["seed"], pc=spec.pop("pc", cfg_kw["pc"]),
-                               rtol=cfg_kw["rtol"], restart=cfg_kw["restart"], recycle=cfg_kw["recycle"],
-                               max_it=cfg_kw["max_it"], **spec)
+        cfg = GenerationConfig(
+            n_samples=n_method,
+            seed=cfg_kw["seed"],
+            pc=spec.pop("pc", cfg_kw["pc"]),
+            rtol=cfg_kw["rtol"],
+            restart=cfg_kw["restart"],
+            recycle=cfg_kw["recycle"],
+            max_it=cfg_kw["max_it"],
+            **spec,
+        )
         path = os.path.join(workdir, f"{name}_{resolution}_{m}.h5")
         try:
             s = generate(fam, path, cfg, overwrite=True, progress=False)
@@ -222,22 +245,41 @@ def run_family(name, resolution, n, cfg_kw, methods, workdir, log, lu_samples=No
             if os.path.exists(path) and m != "auto":
                 os.remove(path)
         its = np.array(s.iterations, dtype=float)
-        rows[m] = {"samples": n_method, "solve_s": s.solve_seconds / n_method, "trial_s": s.trial_seconds,
-                   "e2e_s": s.total_seconds / n_method, "its": float(its.mean()),
-                   "its_after_first": float(its[1:].mean()) if n_method > 1 else float(its.mean()),
-                   "max_res": s.max_residual, "stalls": s.fallbacks, "sort_s": s.sort_seconds,
-                   "s_per_iteration": (s.solve_seconds / its.sum()) if its.sum() > 0 and m != "lu" else None}
+        rows[m] = {
+            "samples": n_method,
+            "solve_s": s.solve_seconds / n_method,
+            "trial_s": s.trial_seconds,
+            "e2e_s": s.total_seconds / n_method,
+            "its": float(its.mean()),
+            "its_after_first": float(its[1:].mean()) if n_method > 1 else float(its.mean()),
+            "max_res": s.max_residual,
+            "stalls": s.fallbacks,
+            "sort_s": s.sort_seconds,
+            "s_per_iteration": (s.solve_seconds / its.sum()) if its.sum() > 0 and m != "lu" else None,
+        }
         if m == "auto":
             with open_dataset(path) as ds:
                 rows[m]["auto"] = Spec.from_stored(ds).solver.get("auto")
             os.remove(path)
-        log(f"  {name:11s} {resolution:5d} {m:14s} solve {rows[m]['solve_s']:.4f} s  e2e {rows[m]['e2e_s']:.4f} s  "
+        log(
+            f"  {name:11s} {resolution:5d} {m:14s} solve {rows[m]['solve_s']:.4f} s  e2e {rows[m]['e2e_s']:.4f} s  "
             f"its {rows[m]['its']:8.1f}  max res {s.max_residual:.1e}  stalls {s.fallbacks}"
-            + (f"  chose {rows[m]['auto']['choice']} (trial {s.trial_seconds:.2f} s)" if m == "auto" else ""))
+            + (f"  chose {rows[m]['auto']['choice']} (trial {s.trial_seconds:.2f} s)" if m == "auto" else "")
+        )
     if not rows:
-        return {"family": name, "resolution": resolution, "rtol": cfg_kw["rtol"], "n": n, "methods": {},
-                "failures": failures, "fastest": None, "best_alternative": None,
-                "skr_iteration_cost_vs_gmres": None, "auto_solver": None, "auto_time_vs_fastest": None}
+        return {
+            "family": name,
+            "resolution": resolution,
+            "rtol": cfg_kw["rtol"],
+            "n": n,
+            "methods": {},
+            "failures": failures,
+            "fastest": None,
+            "best_alternative": None,
+            "skr_iteration_cost_vs_gmres": None,
+            "auto_solver": None,
+            "auto_time_vs_fastest": None,
+        }
     g = rows.get("gmres")
     alts = {m: rows[m]["solve_s"] for m in ALTERNATIVES if m in rows}
     best_alt = min(alts, key=alts.get) if alts else None
@@ -269,14 +311,28 @@ def run_family(name, resolution, n, cfg_kw, methods, workdir, log, lu_samples=No
     plain = {m: rows[m]["e2e_s"] for m in PLAIN if m in rows}
     best_plain = min(plain, key=plain.get) if plain else None
     auto_vs_plain = plain[best_plain] / rows["auto"]["e2e_s"] if best_plain and "auto" in rows else None
-    skr_vs = {other: rows[other]["e2e_s"] / rows["skr"]["e2e_s"]
-              for other in ("gmres", "scipy-gcrotmk") if "skr" in rows and other in rows}
-    return {"family": name, "resolution": resolution, "rtol": cfg_kw["rtol"],
-            "unknowns": int(fam.operator(fam.sample(0, 0)).shape[0]),
-            "n": n, "methods": rows, "failures": failures, "fastest": fastest, "best_alternative": best_alt,
-            "skr_iteration_cost_vs_gmres": iteration_cost, "auto_solver": auto,
-            "auto_time_vs_fastest": auto_ratio, "best_plain_scipy": best_plain,
-            "auto_speedup_vs_best_plain_scipy": auto_vs_plain, "skr_speedup_vs": skr_vs}
+    skr_vs = {
+        other: rows[other]["e2e_s"] / rows["skr"]["e2e_s"]
+        for other in ("gmres", "scipy-gcrotmk")
+        if "skr" in rows and other in rows
+    }
+    return {
+        "family": name,
+        "resolution": resolution,
+        "rtol": cfg_kw["rtol"],
+        "unknowns": int(fam.operator(fam.sample(0, 0)).shape[0]),
+        "n": n,
+        "methods": rows,
+        "failures": failures,
+        "fastest": fastest,
+        "best_alternative": best_alt,
+        "skr_iteration_cost_vs_gmres": iteration_cost,
+        "auto_solver": auto,
+        "auto_time_vs_fastest": auto_ratio,
+        "best_plain_scipy": best_plain,
+        "auto_speedup_vs_best_plain_scipy": auto_vs_plain,
+        "skr_speedup_vs": skr_vs,
+    }
 
 
 def targets(families: list) -> list:
@@ -289,8 +345,9 @@ def targets(families: list) -> list:
             out.append({"target": "auto within 1.1x of the fastest method", "case": case, "value": v, "met": v <= 1.1})
         if r["family"] == "darcy" and r["resolution"] in (129, 257) and r.get("auto_speedup_vs_best_plain_scipy"):
             v = r["auto_speedup_vs_best_plain_scipy"]
-            out.append({"target": "auto >= 2x faster than the plain scipy script", "case": case, "value": v,
-                        "met": v >= 2.0})
+            out.append(
+                {"target": "auto >= 2x faster than the plain scipy script", "case": case, "value": v, "met": v >= 2.0}
+            )
         if r["family"] == "darcy" and r["resolution"] >= 63:
             for other, v in r.get("skr_speedup_vs", {}).items():
                 out.append({"target": f"skr faster than {other} (time)", "case": case, "value": v, "met": v > 1.0})
@@ -304,16 +361,26 @@ def sorting_gain(resolution, ns, cfg_kw, workdir, log):
     for n in ns:
         row = {"n": n}
         for ordering in ("none", "greedy"):
-            cfg = GenerationConfig(n_samples=n, seed=cfg_kw["seed"], solver="skr", ordering=ordering, pc=cfg_kw["pc"],
-                                   rtol=cfg_kw["rtol"], restart=cfg_kw["restart"], recycle=cfg_kw["recycle"])
+            cfg = GenerationConfig(
+                n_samples=n,
+                seed=cfg_kw["seed"],
+                solver="skr",
+                ordering=ordering,
+                pc=cfg_kw["pc"],
+                rtol=cfg_kw["rtol"],
+                restart=cfg_kw["restart"],
+                recycle=cfg_kw["recycle"],
+            )
             path = os.path.join(workdir, f"gain_{n}_{ordering}.h5")
             s = generate(fam, path, cfg, overwrite=True, progress=False)
             os.remove(path)
             row[ordering] = {"its": float(np.mean(s.iterations)), "solve_s": s.solve_seconds / n}
         row["its_gain"] = row["none"]["its"] / row["greedy"]["its"]
         row["time_gain"] = row["none"]["solve_s"] / row["greedy"]["solve_s"]
-        log(f"  sorting gain darcy {resolution} N={n:5d}: its unsorted {row['none']['its']:.1f} sorted "
-            f"{row['greedy']['its']:.1f} (x{row['its_gain']:.2f}), time x{row['time_gain']:.2f}")
+        log(
+            f"  sorting gain darcy {resolution} N={n:5d}: its unsorted {row['none']['its']:.1f} sorted "
+            f"{row['greedy']['its']:.1f} (x{row['its_gain']:.2f}), time x{row['time_gain']:.2f}"
+        )
         out.append(row)
     return out
 
@@ -336,9 +403,11 @@ def ordering_cost(ns, log):
         row["grouped_s"] = time.perf_counter() - t
         row["grouped_path"] = path_length(X, o)
         row["random_path"] = path_length(X, np.arange(n))
-        log(f"  ordering N={n:6d}: greedy {row.get('greedy_s', float('nan')):.2f} s, grouped {row['grouped_s']:.2f} s; "
+        log(
+            f"  ordering N={n:6d}: greedy {row.get('greedy_s', float('nan')):.2f} s, grouped {row['grouped_s']:.2f} s; "
             f"path length greedy {row.get('greedy_path', float('nan')):.1f} grouped {row['grouped_path']:.1f} "
-            f"unsorted {row['random_path']:.1f}")
+            f"unsorted {row['random_path']:.1f}"
+        )
         out.append(row)
     return out
 
@@ -346,28 +415,44 @@ def ordering_cost(ns, log):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--families", default="darcy,helmholtz,poisson,heat")
-    ap.add_argument("--resolution", type=int, action="append", default=None,
-                    help="grid points per axis (repeatable); default per family: darcy 256, helmholtz 129, "
-                         "poisson 129, heat 65")
+    ap.add_argument(
+        "--resolution",
+        type=int,
+        action="append",
+        default=None,
+        help="grid points per axis (repeatable); default per family: darcy 256, helmholtz 129, poisson 129, heat 65",
+    )
     ap.add_argument("--n", type=int, default=None, help="samples per family (default 16; 8 for helmholtz and >= 256^2)")
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--pc", default="ilu")
-    ap.add_argument("--rtol", default="1e-8",
-                    help="relative tolerance on the true residual; a comma list runs each case at each "
-                         "value (a tolerance sweep)")
-    ap.add_argument("--lu-samples", type=int, default=None,
-                    help="factor only the first this many samples with the direct LU row (its time per "
-                         "sample does not depend on N; for grids where one factorisation takes minutes)")
-    ap.add_argument("--gain-ns", default="8,32,128,512,2048",
-                    help="sample counts of the sorting-gain sweep (Darcy 65^2, SKR sorted vs unsorted)")
+    ap.add_argument(
+        "--rtol",
+        default="1e-8",
+        help="relative tolerance on the true residual; a comma list runs each case at each value (a tolerance sweep)",
+    )
+    ap.add_argument(
+        "--lu-samples",
+        type=int,
+        default=None,
+        help="factor only the first this many samples with the direct LU row (its time per "
+        "sample does not depend on N; for grids where one factorisation takes minutes)",
+    )
+    ap.add_argument(
+        "--gain-ns",
+        default="8,32,128,512,2048",
+        help="sample counts of the sorting-gain sweep (Darcy 65^2, SKR sorted vs unsorted)",
+    )
     ap.add_argument("--restart", type=int, default=40)
     ap.add_argument("--recycle", type=int, default=20)
     ap.add_argument("--max-it", type=int, default=10000)
     ap.add_argument("--pc-reuse", type=int, default=8, help="systems per PC for the *-reuse methods")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--large", action="store_true",
-                    help="add darcy 1024^2, darcy3d and helmholtz3d 66^3 (their LU row factors one sample "
-                         "unless --lu-samples is given)")
+    ap.add_argument(
+        "--large",
+        action="store_true",
+        help="add darcy 1024^2, darcy3d and helmholtz3d 66^3 (their LU row factors one sample "
+        "unless --lu-samples is given)",
+    )
     ap.add_argument("--no-sweeps", action="store_true", help="skip the sorting-gain and ordering-cost sweeps")
     ap.add_argument("--json", default=None, help="write the record here")
     args = ap.parse_args(argv)
@@ -386,8 +471,15 @@ def main(argv=None) -> int:
         ap.error(f"--gain-ns values must be >= 2, got {args.gain_ns!r}")
     if args.lu_samples is not None and args.lu_samples < 1:
         ap.error(f"--lu-samples must be >= 1, got {args.lu_samples}")
-    cfg_kw = dict(pc=args.pc, rtol=rtols[0], restart=args.restart, recycle=args.recycle, max_it=args.max_it,
-                  pc_reuse=args.pc_reuse, seed=args.seed)
+    cfg_kw = dict(
+        pc=args.pc,
+        rtol=rtols[0],
+        restart=args.restart,
+        recycle=args.recycle,
+        max_it=args.max_it,
+        pc_reuse=args.pc_reuse,
+        seed=args.seed,
+    )
     methods = [m for m in args.methods.split(",") if m]
     for m in methods:
         if m not in METHODS:
@@ -395,14 +487,17 @@ def main(argv=None) -> int:
     default_res = {"darcy": 256, "helmholtz": 129, "poisson": 129, "heat": 65, "darcy3d": 34, "helmholtz3d": 34}
     cases = []
     for fam in [f for f in args.families.split(",") if f]:
-        for res in (args.resolution or [default_res[fam]]):
-            cases.append((fam, res, args.n or (8 if fam.startswith("helmholtz") or res >= 256 else 16),
-                          args.lu_samples))
+        for res in args.resolution or [default_res[fam]]:
+            cases.append(
+                (fam, res, args.n or (8 if fam.startswith("helmholtz") or res >= 256 else 16), args.lu_samples)
+            )
     if args.large:
         # one LU factorisation takes minutes on these grids (234 s for helmholtz3d 64^3): one sample
         # gives its time per sample unless --lu-samples says otherwise
-        cases += [(fam, res, args.n or 4, args.lu_samples or 1)
-                  for fam, res in (("darcy", 1024), ("darcy3d", 66), ("helmholtz3d", 66))]
+        cases += [
+            (fam, res, args.n or 4, args.lu_samples or 1)
+            for fam, res in (("darcy", 1024), ("darcy3d", 66), ("helmholtz3d", 66))
+        ]
     record = {"benchmark": "datagen_skr", "settings": cfg_kw, "families": []}
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as work:
@@ -411,12 +506,20 @@ def main(argv=None) -> int:
             r = run_family(fam, res, n, {**cfg_kw, "rtol": rtol}, methods, work, log, lu_samples)
             record["families"].append(r)
             ratio = r["auto_time_vs_fastest"]
-            log(f"  -> fastest {r['fastest']} (whole run); auto picks {r['auto_solver']} "
+            log(
+                f"  -> fastest {r['fastest']} (whole run); auto picks {r['auto_solver']} "
                 f"({'not measured' if ratio is None else f'{ratio:.2f}x the fastest'}); "
-                + (f"auto {r['auto_speedup_vs_best_plain_scipy']:.2f}x faster than {r['best_plain_scipy']}; "
-                   if r.get("auto_speedup_vs_best_plain_scipy") else "")
-                + (f"SKR iteration cost {r['skr_iteration_cost_vs_gmres']:.2f}x GMRES's" if
-                   r['skr_iteration_cost_vs_gmres'] else ""))
+                + (
+                    f"auto {r['auto_speedup_vs_best_plain_scipy']:.2f}x faster than {r['best_plain_scipy']}; "
+                    if r.get("auto_speedup_vs_best_plain_scipy")
+                    else ""
+                )
+                + (
+                    f"SKR iteration cost {r['skr_iteration_cost_vs_gmres']:.2f}x GMRES's"
+                    if r["skr_iteration_cost_vs_gmres"]
+                    else ""
+                )
+            )
         if not args.no_sweeps:
             log("sorting gain against N (darcy 65^2, SKR)")
             record["sorting_gain"] = sorting_gain(65, gain_ns, cfg_kw, work, log)

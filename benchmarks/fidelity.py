@@ -47,6 +47,7 @@ trajectories and 40 output frames: the ``gpu-large`` preset). Target (issue 13):
 5% of neuraloperator's error at equal budget. Timings taken on a shared machine are labelled so in
 the record.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -67,23 +68,79 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 # registered model -> packaged config with its paper's recipe
-CONFIGS = {"fno3d": "ns_fno3d", "fno2d": "ns_fno2d", "sfno": "ns_sfno", "mgno_ns": "ns_mgno",
-           "sinenet": "ns_sinenet", "mgno_ts": "ns_mgno_ts"}
+CONFIGS = {
+    "fno3d": "ns_fno3d",
+    "fno2d": "ns_fno2d",
+    "sfno": "ns_sfno",
+    "mgno_ns": "ns_mgno",
+    "sinenet": "ns_sinenet",
+    "mgno_ts": "ns_mgno_ts",
+}
 NEURALOP = "neuralop_fno3d"
 
 # sizes: trajectories, window, grids, epochs, models
 PRESETS: Dict[str, dict] = {
-    "tiny": dict(n_train=4, n_test=2, t_in=10, t_out=14, resolution=32, solver_resolution=32,
-                 snapshot_interval=0.05, dt=1e-3, epochs=1, models="fno3d,fno2d"),
-    "quick": dict(n_train=20, n_test=8, t_in=10, t_out=14, resolution=64, solver_resolution=64,
-                  snapshot_interval=1.0, dt=1e-3, epochs=2, models="fno3d,fno2d,sfno,mgno_ns"),
-    "default": dict(n_train=100, n_test=20, t_in=10, t_out=14, resolution=64, solver_resolution=64,
-                    snapshot_interval=1.0, dt=1e-3, epochs=10, models="fno3d,fno2d,sfno,mgno_ns",
-                    max_model_seconds=420.0),
-    "gpu-medium": dict(n_train=400, n_test=100, t_in=10, t_out=20, resolution=64, solver_resolution=64,
-                       snapshot_interval=1.0, dt=1e-3, epochs=10, models="fno3d,fno2d,sfno,mgno_ns,sinenet"),
-    "gpu-large": dict(n_train=1000, n_test=200, t_in=10, t_out=40, resolution=64, solver_resolution=64,
-                      snapshot_interval=1.0, dt=1e-3, epochs=10, models="fno3d,fno2d,sfno,mgno_ns,sinenet"),
+    "tiny": dict(
+        n_train=4,
+        n_test=2,
+        t_in=10,
+        t_out=14,
+        resolution=32,
+        solver_resolution=32,
+        snapshot_interval=0.05,
+        dt=1e-3,
+        epochs=1,
+        models="fno3d,fno2d",
+    ),
+    "quick": dict(
+        n_train=20,
+        n_test=8,
+        t_in=10,
+        t_out=14,
+        resolution=64,
+        solver_resolution=64,
+        snapshot_interval=1.0,
+        dt=1e-3,
+        epochs=2,
+        models="fno3d,fno2d,sfno,mgno_ns",
+    ),
+    "default": dict(
+        n_train=100,
+        n_test=20,
+        t_in=10,
+        t_out=14,
+        resolution=64,
+        solver_resolution=64,
+        snapshot_interval=1.0,
+        dt=1e-3,
+        epochs=10,
+        models="fno3d,fno2d,sfno,mgno_ns",
+        max_model_seconds=420.0,
+    ),
+    "gpu-medium": dict(
+        n_train=400,
+        n_test=100,
+        t_in=10,
+        t_out=20,
+        resolution=64,
+        solver_resolution=64,
+        snapshot_interval=1.0,
+        dt=1e-3,
+        epochs=10,
+        models="fno3d,fno2d,sfno,mgno_ns,sinenet",
+    ),
+    "gpu-large": dict(
+        n_train=1000,
+        n_test=200,
+        t_in=10,
+        t_out=40,
+        resolution=64,
+        solver_resolution=64,
+        snapshot_interval=1.0,
+        dt=1e-3,
+        epochs=10,
+        models="fno3d,fno2d,sfno,mgno_ns,sinenet",
+    ),
 }
 
 
@@ -97,18 +154,49 @@ def generate_data(args, path: str) -> dict:
     from datagen.navier_stokes.generator import generate
     from datagen.navier_stokes.recipes import recipe
 
-    spec = recipe("fno", {"viscosity": 1e-3, "resolution": args.solver_resolution,
-                          "store_resolution": args.resolution, "dt": args.dt,
-                          "snapshot_interval": args.snapshot_interval,
-                          "n_snapshots": args.t_in + args.t_out})
+    spec = recipe(
+        "fno",
+        {
+            "viscosity": 1e-3,
+            "resolution": args.solver_resolution,
+            "store_resolution": args.resolution,
+            "dt": args.dt,
+            "snapshot_interval": args.snapshot_interval,
+            "n_snapshots": args.t_in + args.t_out,
+        },
+    )
     n = args.n_train + args.n_test
     t0 = time.perf_counter()
     batch = n if args.device.startswith("cuda") else min(n, 32)
-    generate(spec, path, n, seed=0, device=args.device, dtype="float32", batch_size=batch, progress=False,
-             overwrite=True, log=None)
-    return {"spec": {k: spec[k] for k in ("recipe", "viscosity", "resolution", "store_resolution", "dt",
-                                          "stepper", "snapshot_interval", "n_snapshots")},
-            "trajectories": n, "seconds": time.perf_counter() - t0}
+    generate(
+        spec,
+        path,
+        n,
+        seed=0,
+        device=args.device,
+        dtype="float32",
+        batch_size=batch,
+        progress=False,
+        overwrite=True,
+        log=None,
+    )
+    return {
+        "spec": {
+            k: spec[k]
+            for k in (
+                "recipe",
+                "viscosity",
+                "resolution",
+                "store_resolution",
+                "dt",
+                "stepper",
+                "snapshot_interval",
+                "n_snapshots",
+            )
+        },
+        "trajectories": n,
+        "seconds": time.perf_counter() - t0,
+    }
 
 
 # ------------------------------------------------------------------------------------------ ours
@@ -123,9 +211,15 @@ def run_config(model: str, args, data_path: str, workdir: str) -> dict:
     paper_epochs = int(cfg["trainer"]["max_epochs"])
     scale = args.epochs / paper_epochs
     d = cfg["data"]["init_args"]
-    d.update(path=data_path, train=f"0:{args.n_train}", val="none",
-             test=f"{args.n_train}:{args.n_train + args.n_test}", t_in=args.t_in, t_out=args.t_out,
-             num_workers=0)
+    d.update(
+        path=data_path,
+        train=f"0:{args.n_train}",
+        val="none",
+        test=f"{args.n_train}:{args.n_train + args.n_test}",
+        t_in=args.t_in,
+        t_out=args.t_out,
+        num_workers=0,
+    )
     if int(d.get("unroll", 1)) > 1:
         d["unroll"] = min(int(d["unroll"]), args.t_out)
     m = cfg["model"]
@@ -138,11 +232,19 @@ def run_config(model: str, args, data_path: str, workdir: str) -> dict:
         sc["warmup_epochs"] = sc.get("warmup_epochs", 5) * scale
     m["scheduler_config"] = sc
     root = os.path.join(workdir, model)
-    cfg["trainer"].update(max_epochs=args.epochs, accelerator="gpu" if args.device.startswith("cuda") else "cpu",
-                          devices=1, default_root_dir=root, logger=False, enable_progress_bar=False,
-                          enable_model_summary=False, num_sanity_val_steps=0, log_every_n_steps=1)
+    cfg["trainer"].update(
+        max_epochs=args.epochs,
+        accelerator="gpu" if args.device.startswith("cuda") else "cpu",
+        devices=1,
+        default_root_dir=root,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        log_every_n_steps=1,
+    )
     cfg["checkpoint"] = {"dirpath": os.path.join(root, "checkpoints")}
-    cfg["paper_epochs"] = paper_epochs        # read back (and removed) by train_ours
+    cfg["paper_epochs"] = paper_epochs  # read back (and removed) by train_ours
     return cfg
 
 
@@ -200,9 +302,15 @@ def train_ours(model: str, args, data_path: str, workdir: str, max_seconds: Opti
     with open(path, "w") as fh:
         yaml.safe_dump(cfg, fh)
     with _quiet_argv():
-        cli = NeuralOperatorCLI(NeuralOperatorModule, LightningDataModule, subclass_mode_data=True,
-                                args=["--config", path], run=False, save_config_kwargs={"overwrite": True},
-                                auto_configure_optimizers=False)
+        cli = NeuralOperatorCLI(
+            NeuralOperatorModule,
+            LightningDataModule,
+            subclass_mode_data=True,
+            args=["--config", path],
+            run=False,
+            save_config_kwargs={"overwrite": True},
+            auto_configure_optimizers=False,
+        )
     timer = _EpochTimer()
     cli.trainer.callbacks.append(timer.callback)
     t0 = time.perf_counter()
@@ -211,15 +319,28 @@ def train_ours(model: str, args, data_path: str, workdir: str, max_seconds: Opti
         train_s = time.perf_counter() - t0
         res = cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False)[0]
     m = cfg["model"]
-    return {"model": model, "config": CONFIGS[model], "params": sum(p.numel() for p in cli.model.model.parameters()),
-            "test_relative_l2": float(res["test/relative_l2"]), "epochs_run": len(timer.times),
-            "seconds_per_epoch": statistics.median(timer.times) if timer.times else None,
-            "epoch_seconds": timer.times, "train_seconds": train_s, "paper_epochs": paper_epochs,
-            "recipe": {"loss": m["loss"], "loss_config": m.get("loss_config"), "optimizer": m["optimizer"],
-                       "lr": m["lr"], "weight_decay": m.get("weight_decay", 0.0), "scheduler": m["scheduler"],
-                       "scheduler_config": m["scheduler_config"],
-                       "batch_size": cfg["data"]["init_args"]["batch_size"],
-                       "normalization": cfg["data"]["init_args"].get("normalization", "gaussian")}}
+    return {
+        "model": model,
+        "config": CONFIGS[model],
+        "params": sum(p.numel() for p in cli.model.model.parameters()),
+        "test_relative_l2": float(res["test/relative_l2"]),
+        "epochs_run": len(timer.times),
+        "seconds_per_epoch": statistics.median(timer.times) if timer.times else None,
+        "epoch_seconds": timer.times,
+        "train_seconds": train_s,
+        "paper_epochs": paper_epochs,
+        "recipe": {
+            "loss": m["loss"],
+            "loss_config": m.get("loss_config"),
+            "optimizer": m["optimizer"],
+            "lr": m["lr"],
+            "weight_decay": m.get("weight_decay", 0.0),
+            "scheduler": m["scheduler"],
+            "scheduler_config": m["scheduler_config"],
+            "batch_size": cfg["data"]["init_args"]["batch_size"],
+            "normalization": cfg["data"]["init_args"].get("normalization", "gaussian"),
+        },
+    }
 
 
 # ------------------------------------------------------------------------------------------ neuraloperator
@@ -241,10 +362,21 @@ def neuralop_fno3d(FNO, t_in: int, norm: Optional[str] = None, modes: int = 8):
     configuration benchmarks/models.py pairs with ours) or ``"batch_norm"`` (BatchNorm, placed as
     neuraloperator places norms: on the spectral branch before the skip is added and again after
     the activation, not as the script's ``bn(conv(x) + w(x))``)."""
-    return FNO(n_modes=(2 * modes, 2 * modes, 2 * modes - 1), in_channels=t_in, out_channels=1,
-               hidden_channels=20, n_layers=4, lifting_channel_ratio=0, projection_channel_ratio=128 / 20,
-               positional_embedding="grid", non_linearity=torch.nn.functional.relu, use_channel_mlp=False,
-               fno_skip="linear", domain_padding=None, norm=norm)
+    return FNO(
+        n_modes=(2 * modes, 2 * modes, 2 * modes - 1),
+        in_channels=t_in,
+        out_channels=1,
+        hidden_channels=20,
+        n_layers=4,
+        lifting_channel_ratio=0,
+        projection_channel_ratio=128 / 20,
+        positional_embedding="grid",
+        non_linearity=torch.nn.functional.relu,
+        use_channel_mlp=False,
+        fno_skip="linear",
+        domain_padding=None,
+        norm=norm,
+    )
 
 
 def train_neuralop(args, data_path: str, max_seconds: Optional[float]) -> dict:
@@ -263,10 +395,10 @@ def train_neuralop(args, data_path: str, max_seconds: Optional[float]) -> dict:
     finally:
         ds.close()
     w = torch.as_tensor(np.asarray(w, dtype=np.float32))
-    win = w[:, :args.t_in + args.t_out]
-    x_all, y_all = win[:, :args.t_in], win[:, args.t_in:]
-    x_tr, y_tr = x_all[:args.n_train], y_all[:args.n_train]
-    x_te, y_te = x_all[args.n_train:], y_all[args.n_train:]
+    win = w[:, : args.t_in + args.t_out]
+    x_all, y_all = win[:, : args.t_in], win[:, args.t_in :]
+    x_tr, y_tr = x_all[: args.n_train], y_all[: args.n_train]
+    x_te, y_te = x_all[args.n_train :], y_all[args.n_train :]
     x_norm = PointwiseNormalizer(x_tr.shape[1:]).fit(x_tr).to(device)
     y_norm = PointwiseNormalizer(y_tr.shape[1:]).fit(y_tr).to(device)
     torch.manual_seed(0)
@@ -281,8 +413,8 @@ def train_neuralop(args, data_path: str, max_seconds: Optional[float]) -> dict:
 
     def forward(xb):
         a = x_norm.encode(xb)
-        out = model(a.unsqueeze(-1).expand(*a.shape, t_out))        # (B, 1, X, Y, T_out)
-        return y_norm.decode(out[:, 0].movedim(-1, 1))               # (B, T_out, X, Y), physical
+        out = model(a.unsqueeze(-1).expand(*a.shape, t_out))  # (B, 1, X, Y, T_out)
+        return y_norm.decode(out[:, 0].movedim(-1, 1))  # (B, T_out, X, Y), physical
 
     times: List[float] = []
     t_start = time.perf_counter()
@@ -293,7 +425,7 @@ def train_neuralop(args, data_path: str, max_seconds: Optional[float]) -> dict:
         model.train()
         perm = torch.randperm(args.n_train, generator=gen)
         for a in range(0, args.n_train, batch):
-            idx = perm[a:a + batch]
+            idx = perm[a : a + batch]
             xb, yb = x_tr[idx].to(device), y_tr[idx].to(device)
             loss = loss_fn(forward(xb), yb)
             opt.zero_grad(set_to_none=True)
@@ -308,33 +440,64 @@ def train_neuralop(args, data_path: str, max_seconds: Optional[float]) -> dict:
     errs = []
     with torch.no_grad():
         for a in range(0, x_te.shape[0], batch):
-            pred = forward(x_te[a:a + batch].to(device)).float().cpu()
-            errs.append(relative_l2_per_sample(pred[:, :, None], y_te[a:a + batch][:, :, None]))
-    return {"model": NEURALOP, "config": f"neuraloperator {info} FNO, fourier_3d.py recipe",
-            "params": sum(p.numel() * (2 if p.is_complex() else 1) for p in model.parameters()),
-            "norm": str(norm), "test_relative_l2": float(torch.cat(errs).mean()), "epochs_run": len(times),
-            "seconds_per_epoch": statistics.median(times) if times else None, "epoch_seconds": times,
-            "train_seconds": train_s, "paper_epochs": 500,
-            "recipe": {"loss": "relative_l2", "loss_config": {"reduction": "sum", "pool": "all"},
-                       "optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-4, "scheduler": "step",
-                       "scheduler_config": {"step_size": step_size, "gamma": 0.5}, "batch_size": batch,
-                       "normalization": "pointwise"}}
+            pred = forward(x_te[a : a + batch].to(device)).float().cpu()
+            errs.append(relative_l2_per_sample(pred[:, :, None], y_te[a : a + batch][:, :, None]))
+    return {
+        "model": NEURALOP,
+        "config": f"neuraloperator {info} FNO, fourier_3d.py recipe",
+        "params": sum(p.numel() * (2 if p.is_complex() else 1) for p in model.parameters()),
+        "norm": str(norm),
+        "test_relative_l2": float(torch.cat(errs).mean()),
+        "epochs_run": len(times),
+        "seconds_per_epoch": statistics.median(times) if times else None,
+        "epoch_seconds": times,
+        "train_seconds": train_s,
+        "paper_epochs": 500,
+        "recipe": {
+            "loss": "relative_l2",
+            "loss_config": {"reduction": "sum", "pool": "all"},
+            "optimizer": "adam",
+            "lr": 1e-3,
+            "weight_decay": 1e-4,
+            "scheduler": "step",
+            "scheduler_config": {"step_size": step_size, "gamma": 0.5},
+            "batch_size": batch,
+            "normalization": "pointwise",
+        },
+    }
 
 
 # ------------------------------------------------------------------------------------------ driver
 def parse_args(argv=None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--preset", default=None, help=f"size: {', '.join(PRESETS)} (default: default)")
     ap.add_argument("--quick", action="store_true", help="the 'quick' preset (a smoke test)")
-    ap.add_argument("--models", default=None, help=f"comma-separated, of: {', '.join(CONFIGS)} "
-                                                    f"(neuraloperator's FNO runs unless --no-neuralop)")
+    ap.add_argument(
+        "--models",
+        default=None,
+        help=f"comma-separated, of: {', '.join(CONFIGS)} (neuraloperator's FNO runs unless --no-neuralop)",
+    )
     ap.add_argument("--no-neuralop", action="store_true", help="skip neuraloperator's FNO")
-    ap.add_argument("--neuralop-norm", choices=("none", "batch_norm"), default="none",
-                    help="its FNO's norm (default none; see neuralop_fno3d)")
-    for name, typ in (("n-train", int), ("n-test", int), ("t-in", int), ("t-out", int), ("resolution", int),
-                      ("solver-resolution", int), ("snapshot-interval", float), ("dt", float), ("epochs", int),
-                      ("max-model-seconds", float)):
+    ap.add_argument(
+        "--neuralop-norm",
+        choices=("none", "batch_norm"),
+        default="none",
+        help="its FNO's norm (default none; see neuralop_fno3d)",
+    )
+    for name, typ in (
+        ("n-train", int),
+        ("n-test", int),
+        ("t-in", int),
+        ("t-out", int),
+        ("resolution", int),
+        ("solver-resolution", int),
+        ("snapshot-interval", float),
+        ("dt", float),
+        ("epochs", int),
+        ("max-model-seconds", float),
+    ):
         ap.add_argument(f"--{name}", type=typ, default=None, help="overrides the preset")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--data", default=None, help="use this data-contract file instead of generating one")
@@ -368,24 +531,47 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def run(args: argparse.Namespace) -> dict:
     """Generate (or read) the data, train every model, return the record."""
-    record = {"benchmark": "fidelity", "preset": args.preset,
-              "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-              "machine": {"platform": platform.platform(), "device": args.device, "torch": torch.__version__,
-                          "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
-                          "gpu": torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else None},
-              "sizes": {k: getattr(args, k) for k in ("n_train", "n_test", "t_in", "t_out", "resolution",
-                                                       "solver_resolution", "snapshot_interval", "dt", "epochs",
-                                                       "max_model_seconds")},
-              "metric": "FNO protocol: per-sample relative L2 over all predicted (x, y, t), averaged over the test set",
-              "rows": [], "skipped": []}
+    record = {
+        "benchmark": "fidelity",
+        "preset": args.preset,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": {
+            "platform": platform.platform(),
+            "device": args.device,
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "cpu_count": os.cpu_count(),
+            "gpu": torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else None,
+        },
+        "sizes": {
+            k: getattr(args, k)
+            for k in (
+                "n_train",
+                "n_test",
+                "t_in",
+                "t_out",
+                "resolution",
+                "solver_resolution",
+                "snapshot_interval",
+                "dt",
+                "epochs",
+                "max_model_seconds",
+            )
+        },
+        "metric": "FNO protocol: per-sample relative L2 over all predicted (x, y, t), averaged over the test set",
+        "rows": [],
+        "skipped": [],
+    }
     with tempfile.TemporaryDirectory() as tmp:
         workdir = args.workdir or tmp
         os.makedirs(workdir, exist_ok=True)
         data_path = args.data
         if data_path is None:
             data_path = os.path.join(workdir, "ns_fidelity.h5")
-            log(f"generating {args.n_train + args.n_test} trajectories ({args.t_in + args.t_out} snapshots, "
-                f"{args.solver_resolution}^2 -> {args.resolution}^2, dt {args.dt:g}) ...")
+            log(
+                f"generating {args.n_train + args.n_test} trajectories ({args.t_in + args.t_out} snapshots, "
+                f"{args.solver_resolution}^2 -> {args.resolution}^2, dt {args.dt:g}) ..."
+            )
             record["data"] = generate_data(args, data_path)
             log(f"  {record['data']['seconds']:.1f} s")
         else:
@@ -403,8 +589,10 @@ def run(args: argparse.Namespace) -> dict:
             share = None if left is None else left / (len(jobs) - i)
             if args.max_model_seconds is not None:
                 share = args.max_model_seconds if share is None else min(share, args.max_model_seconds)
-            log(f"{job}: training {args.epochs} epoch(s) on {args.device}"
-                + ("" if share is None else f" (at most {share:.0f} s)"))
+            log(
+                f"{job}: training {args.epochs} epoch(s) on {args.device}"
+                + ("" if share is None else f" (at most {share:.0f} s)")
+            )
             try:
                 if job == NEURALOP:
                     row = train_neuralop(args, data_path, share)
@@ -432,7 +620,7 @@ def run(args: argparse.Namespace) -> dict:
         sys.path.insert(0, bench_dir)
     import conditions  # noqa: F401  (benchmarks/conditions.py: records the load at the start of the run)
 
-    record["conditions"] = conditions.conditions()   # for the table; main() refreshes it when it writes
+    record["conditions"] = conditions.conditions()  # for the table; main() refreshes it when it writes
     return record
 
 
@@ -442,8 +630,9 @@ def format_row(r: dict) -> str:
     spe = "n/a" if r["seconds_per_epoch"] is None else f"{r['seconds_per_epoch']:8.2f}"
     hours = r.get("paper_run_hours_extrapolated")
     full = "n/a" if hours is None else f"{hours:7.2f} h ({r['paper_epochs']})"
-    return (f"{r['model']:<15} {r['params']:>11,d}  {r['test_relative_l2']:10.4f}  {spe:>8} "
-            f"{r['epochs_run']:>6d}  {full}")
+    return (
+        f"{r['model']:<15} {r['params']:>11,d}  {r['test_relative_l2']:10.4f}  {spe:>8} {r['epochs_run']:>6d}  {full}"
+    )
 
 
 def conditions_line(record: dict) -> str:
@@ -454,15 +643,19 @@ def conditions_line(record: dict) -> str:
 
 def table(record: dict) -> str:
     s = record["sizes"]
-    lines = [f"Fidelity ({record['preset']}): NS nu=1e-3, {s['n_train']}/{s['n_test']} trajectories, "
-             f"{s['resolution']}^2, {s['t_in']} -> {s['t_out']} frames, {s['epochs']} epoch(s); "
-             + (conditions_line(record) if "conditions" in record else ""),
-             f"{'model':<15} {'params':>11}  {'test rel L2':>10}  {'s/epoch':>8} {'epochs':>6}  "
-             f"paper's epochs at this size (extrapolated)"]
+    lines = [
+        f"Fidelity ({record['preset']}): NS nu=1e-3, {s['n_train']}/{s['n_test']} trajectories, "
+        f"{s['resolution']}^2, {s['t_in']} -> {s['t_out']} frames, {s['epochs']} epoch(s); "
+        + (conditions_line(record) if "conditions" in record else ""),
+        f"{'model':<15} {'params':>11}  {'test rel L2':>10}  {'s/epoch':>8} {'epochs':>6}  "
+        f"paper's epochs at this size (extrapolated)",
+    ]
     lines += [format_row(r) for r in record["rows"]]
     if "fno3d_over_neuralop" in record:
-        lines.append(f"fno3d / neuraloperator error ratio: {record['fno3d_over_neuralop']:.3f} "
-                     f"(target <= 1.05: {'met' if record['target_met'] else 'NOT met'})")
+        lines.append(
+            f"fno3d / neuraloperator error ratio: {record['fno3d_over_neuralop']:.3f} "
+            f"(target <= 1.05: {'met' if record['target_met'] else 'NOT met'})"
+        )
     lines += [f"skipped: {x}" for x in record["skipped"]]
     return "\n".join(lines)
 

@@ -30,6 +30,7 @@ Before/after a change: export the older commit (``git archive <commit> | tar -x 
 run this script with ``PYTHONPATH=/tmp/old`` and then with the working tree, ``--label`` saying
 which (records in benchmarks/results/gcrodr_iteration_cost_*.json).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,8 +60,11 @@ def diffusion_matrix(coef: np.ndarray, shift: float = 0.0) -> sp.csr_matrix:
     rows, cols, vals = [], [], []
     diag = np.zeros((n, n))
     for axis in (0, 1):
-        face = 2.0 * coef[:-1] * coef[1:] / (coef[:-1] + coef[1:]) if axis == 0 else \
-            2.0 * coef[:, :-1] * coef[:, 1:] / (coef[:, :-1] + coef[:, 1:])
+        face = (
+            2.0 * coef[:-1] * coef[1:] / (coef[:-1] + coef[1:])
+            if axis == 0
+            else 2.0 * coef[:, :-1] * coef[:, 1:] / (coef[:, :-1] + coef[:, 1:])
+        )
         lo = idx[:-1] if axis == 0 else idx[:, :-1]
         hi = idx[1:] if axis == 0 else idx[:, 1:]
         rows += [lo.ravel(), hi.ravel()]
@@ -81,13 +85,11 @@ def diffusion_matrix(coef: np.ndarray, shift: float = 0.0) -> sp.csr_matrix:
     rows.append(idx.ravel())
     cols.append(idx.ravel())
     vals.append(diag.ravel() - shift * h * h)
-    matrix = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                           shape=(n * n, n * n))
+    matrix = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n * n, n * n))
     return matrix / (h * h)
 
 
-def darcy_sequence(n: int, count: int, seed: int, step: float, shift: float = 0.0,
-                   amplitude: float = 1.0):
+def darcy_sequence(n: int, count: int, seed: int, step: float, shift: float = 0.0, amplitude: float = 1.0):
     rng = np.random.default_rng(seed)
     g1, g2 = smooth_field(n, rng), smooth_field(n, rng)
     for i in range(count):
@@ -98,6 +100,7 @@ def darcy_sequence(n: int, count: int, seed: int, step: float, shift: float = 0.
 
 def to_petsc(matrix):
     from petsc4py import PETSc
+
     matrix = matrix.tocsr()
     csr = (matrix.indptr, matrix.indices, matrix.data)
     return PETSc.Mat().createAIJ(size=matrix.shape, csr=csr, comm=PETSc.COMM_SELF)
@@ -112,8 +115,7 @@ def _fresh_system(A):
 
 
 def _empty_totals():
-    return dict(iterations=0, wall=0.0, cpu=0.0, setup=0.0, max_residual=0.0,
-                all_converged=True, pc_builds=0)
+    return dict(iterations=0, wall=0.0, cpu=0.0, setup=0.0, max_residual=0.0, all_converged=True, pc_builds=0)
 
 
 class PetscGMRES:
@@ -121,6 +123,7 @@ class PetscGMRES:
 
     def __init__(self, restart, rtol, max_it, pc_type):
         from petsc4py import PETSc
+
         self.ksp = PETSc.KSP().create(PETSc.COMM_SELF)
         self.ksp.setType("gmres")
         self.ksp.setGMRESRestart(restart)
@@ -161,10 +164,12 @@ class OwnGCRODR:
         from petsc4py import PETSc
 
         from datagen.krylov import GCRODR
+
         prefix = f"itcost{restart}_{recycle}_"
         PETSc.Options()[prefix + "pc_type"] = pc_type
-        self.solver = GCRODR(restart=restart, recycle=recycle, rtol=rtol, max_it=max_it,
-                             options_prefix=prefix, **kwargs)
+        self.solver = GCRODR(
+            restart=restart, recycle=recycle, rtol=rtol, max_it=max_it, options_prefix=prefix, **kwargs
+        )
         if pc_reuse > 1:
             self.solver.set_pc_reuse(max_systems=pc_reuse, iteration_growth=1.5)
         self.out = _empty_totals()
@@ -205,46 +210,52 @@ def main(argv=None) -> int:
     parser.add_argument("--pc-type", default="ilu")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--shift", type=float, default=0.0,
-                        help="subtract shift*u (e.g. 160 = (2 pi 2)^2: two wavelengths, indefinite)")
+    parser.add_argument(
+        "--shift", type=float, default=0.0, help="subtract shift*u (e.g. 160 = (2 pi 2)^2: two wavelengths, indefinite)"
+    )
     parser.add_argument("--amplitude", type=float, default=1.0, help="a = exp(amplitude * g)")
-    parser.add_argument("--update-interval", type=int, default=1,
-                        help="GCRO-DR recycled-space update every this many cycles")
-    parser.add_argument("--update-rank-tol", type=float, default=0.1,
-                        help="GCRO-DR low-rank recycled-space update threshold (0: full update "
-                             "every time, as Parks et al.)")
+    parser.add_argument(
+        "--update-interval", type=int, default=1, help="GCRO-DR recycled-space update every this many cycles"
+    )
+    parser.add_argument(
+        "--update-rank-tol",
+        type=float,
+        default=0.1,
+        help="GCRO-DR low-rank recycled-space update threshold (0: full update every time, as Parks et al.)",
+    )
     parser.add_argument("--reorthogonalize", default="never", choices=["never", "ifneeded", "always"])
-    parser.add_argument("--pc-reuse", type=int, default=0,
-                        help="also run GCRO-DR keeping each PC for up to this many systems")
+    parser.add_argument(
+        "--pc-reuse", type=int, default=0, help="also run GCRO-DR keeping each PC for up to this many systems"
+    )
     parser.add_argument("--json", default="data/bench/gcrodr_iteration_cost.json")
-    parser.add_argument("--label", default="",
-                        help="stored in the record: which code ran (e.g. 'before: commit 9114cea')")
+    parser.add_argument(
+        "--label", default="", help="stored in the record: which code ran (e.g. 'before: commit 9114cea')"
+    )
     args = parser.parse_args(argv)
     if args.n < 4 or args.systems < 1 or args.repeats < 1:
         parser.error("--n >= 4, --systems >= 1 and --repeats >= 1 are required")
     import petsc4py
+
     petsc4py.init(sys.argv[:1])
-    mats = [to_petsc(m) for m in darcy_sequence(args.n, args.systems, args.seed, args.step,
-                                                 args.shift, args.amplitude)]
-    gcrodr_kwargs = dict(update_interval=args.update_interval,
-                         reorthogonalize=args.reorthogonalize,
-                         update_rank_tol=args.update_rank_tol)
+    mats = [to_petsc(m) for m in darcy_sequence(args.n, args.systems, args.seed, args.step, args.shift, args.amplitude)]
+    gcrodr_kwargs = dict(
+        update_interval=args.update_interval, reorthogonalize=args.reorthogonalize, update_rank_tol=args.update_rank_tol
+    )
     methods = {
         "petsc_gmres": lambda: PetscGMRES(args.restart, args.rtol, args.max_it, args.pc_type),
-        "gcrodr": lambda: OwnGCRODR(args.restart, args.recycle, args.rtol, args.max_it,
-                                    args.pc_type, **gcrodr_kwargs),
+        "gcrodr": lambda: OwnGCRODR(args.restart, args.recycle, args.rtol, args.max_it, args.pc_type, **gcrodr_kwargs),
         "gcrodr_k0": lambda: OwnGCRODR(args.restart, 0, args.rtol, args.max_it, args.pc_type),
     }
     if args.pc_reuse > 1:
         methods["gcrodr_pc_reuse"] = lambda: OwnGCRODR(
-            args.restart, args.recycle, args.rtol, args.max_it, args.pc_type,
-            pc_reuse=args.pc_reuse, **gcrodr_kwargs)
+            args.restart, args.recycle, args.rtol, args.max_it, args.pc_type, pc_reuse=args.pc_reuse, **gcrodr_kwargs
+        )
     # Interleaved per system (the order rotates every round), so that the host's slow and fast
     # moments fall on every method alike; each method keeps its own state across the systems.
     names = list(methods)
     rounds: list[dict[str, dict]] = []
     for round_index in range(args.repeats):
-        order = names[round_index % len(names):] + names[:round_index % len(names)]
+        order = names[round_index % len(names) :] + names[: round_index % len(names)]
         runners = {name: methods[name]() for name in order}
         for A in mats:
             for name in order:
@@ -257,16 +268,23 @@ def main(argv=None) -> int:
                 best[name] = result
     # the per-iteration cost ratio of each round (both methods measured side by side)
     round_ratios = {
-        name: [(r[name]["cpu"] / max(r[name]["iterations"], 1))
-               / (r["petsc_gmres"]["cpu"] / max(r["petsc_gmres"]["iterations"], 1))
-               for r in rounds]
-        for name in names}
+        name: [
+            (r[name]["cpu"] / max(r[name]["iterations"], 1))
+            / (r["petsc_gmres"]["cpu"] / max(r["petsc_gmres"]["iterations"], 1))
+            for r in rounds
+        ]
+        for name in names
+    }
     base = best["petsc_gmres"]
     per_it_base = {t: base[t] / max(base["iterations"], 1) for t in ("wall", "cpu")}
-    print(f"n = {args.n}^2 = {args.n ** 2} unknowns, {args.systems} systems, pc {args.pc_type}, "
-          f"rtol {args.rtol}, m = {args.restart}, k = {args.recycle}; best of {args.repeats}")
-    print(f"{'method':<16} {'its':>6} {'cpu s':>8} {'ms/it cpu':>10} {'ratio':>6} "
-          f"{'ms/it wall':>11} {'ratio':>6} {'time/GMRES':>10} {'max res':>9}")
+    print(
+        f"n = {args.n}^2 = {args.n**2} unknowns, {args.systems} systems, pc {args.pc_type}, "
+        f"rtol {args.rtol}, m = {args.restart}, k = {args.recycle}; best of {args.repeats}"
+    )
+    print(
+        f"{'method':<16} {'its':>6} {'cpu s':>8} {'ms/it cpu':>10} {'ratio':>6} "
+        f"{'ms/it wall':>11} {'ratio':>6} {'time/GMRES':>10} {'max res':>9}"
+    )
     for name, r in best.items():
         its = max(r["iterations"], 1)
         r["ms_per_iteration_cpu"] = 1e3 * r["cpu"] / its
@@ -274,10 +292,12 @@ def main(argv=None) -> int:
         r["iteration_cost_ratio_cpu"] = r["cpu"] / its / per_it_base["cpu"]
         r["iteration_cost_ratio_wall"] = r["wall"] / its / per_it_base["wall"]
         r["solve_time_ratio_cpu"] = r["cpu"] / base["cpu"]
-        print(f"{name:<16} {r['iterations']:>6} {r['cpu']:>8.3f} {r['ms_per_iteration_cpu']:>10.3f} "
-              f"{r['iteration_cost_ratio_cpu']:>6.2f} {r['ms_per_iteration_wall']:>11.3f} "
-              f"{r['iteration_cost_ratio_wall']:>6.2f} {r['solve_time_ratio_cpu']:>10.2f} "
-              f"{r['max_residual']:>9.2e}")
+        print(
+            f"{name:<16} {r['iterations']:>6} {r['cpu']:>8.3f} {r['ms_per_iteration_cpu']:>10.3f} "
+            f"{r['iteration_cost_ratio_cpu']:>6.2f} {r['ms_per_iteration_wall']:>11.3f} "
+            f"{r['iteration_cost_ratio_wall']:>6.2f} {r['solve_time_ratio_cpu']:>10.2f} "
+            f"{r['max_residual']:>9.2e}"
+        )
     print("gcrodr phases (wall s, pc_setup CPU s; best round):", best["gcrodr"].get("phases"))
     print("gcrodr recycled-space updates:", best["gcrodr"].get("update_stats"))
     print("iteration cost vs PETSc GMRES, CPU, per round (interleaved per system):")
@@ -285,17 +305,25 @@ def main(argv=None) -> int:
         values = np.array(round_ratios[name])
         best[name]["iteration_cost_ratio_rounds"] = values.tolist()
         best[name]["iteration_cost_ratio_median"] = float(np.median(values))
-        print(f"  {name:<16} median {np.median(values):.2f}  min {values.min():.2f}  "
-              f"max {values.max():.2f}  rounds {np.round(values, 2).tolist()}")
+        print(
+            f"  {name:<16} median {np.median(values):.2f}  min {values.min():.2f}  "
+            f"max {values.max():.2f}  rounds {np.round(values, 2).tolist()}"
+        )
     print(f"{'method':<16} {'pc builds':>9} {'setup s':>8} {'solve+setup s (wall)':>21} {'vs GMRES':>9}")
     base_total = base["wall"] + base["setup"]
     for name, r in best.items():
         total = r["wall"] + r["setup"]
         r["total_with_setup_wall"] = total
-        print(f"{name:<16} {r.get('pc_builds', args.systems):>9} {r['setup']:>8.3f} {total:>21.3f} "
-              f"{total / base_total:>9.2f}")
-    record = dict(benchmark="gcrodr_iteration_cost", args=vars(args), label=args.label,
-                  results=json.loads(json.dumps(best, default=float)))
+        print(
+            f"{name:<16} {r.get('pc_builds', args.systems):>9} {r['setup']:>8.3f} {total:>21.3f} "
+            f"{total / base_total:>9.2f}"
+        )
+    record = dict(
+        benchmark="gcrodr_iteration_cost",
+        args=vars(args),
+        label=args.label,
+        results=json.loads(json.dumps(best, default=float)),
+    )
     conditions.write_record(record, args.json)
     return 0
 

@@ -28,6 +28,7 @@ Stages, in order (each checks the time left before every item and records what i
 the ``tiny`` fidelity preset), CPU compared with CPU in stage 2; the numbers mean nothing, the
 record's layout is the real one. One JSON record (``--json``) and a table on stdout.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,7 +51,7 @@ import datagen_ns  # noqa: E402  (benchmarks/datagen_ns.py)
 import fidelity  # noqa: E402  (benchmarks/fidelity.py)
 import models as models_bench  # noqa: E402  (benchmarks/models.py)
 
-FULL_SET = dict(trajectories=1200, t_end=50.0, dt=1e-4)   # the fno recipe, nu = 1e-3
+FULL_SET = dict(trajectories=1200, t_end=50.0, dt=1e-4)  # the fno recipe, nu = 1e-3
 # rough wall-clock cost of each fidelity preset on one modern GPU (seconds), largest first
 FIDELITY_COST = (("gpu-large", 300.0), ("gpu-medium", 120.0), ("quick", 45.0))
 
@@ -114,20 +115,28 @@ def stage_datagen(device: torch.device, budget: Budget, dry: bool) -> Dict:
                     continue
                 try:
                     r = datagen_ns.bench_config(b, dtype, device, steps, rounds, None)
-                except RuntimeError as exc:   # out of memory at the largest batches
+                except RuntimeError as exc:  # out of memory at the largest batches
                     out["skipped"].append(f"{name}: {type(exc).__name__}: {str(exc)[:120]}")
                     continue
                 ours = r["methods"]["ours"]
-                out["rows"].append({"batch": b, "dtype": r["dtype"], "seconds_per_step": ours["seconds_per_step"],
-                                    "mpoint_steps_per_s": ours["mpoint_steps_per_s"],
-                                    "ours_over_fft_floor": r["ratios"]["ours_over_fft_floor"],
-                                    "speedup_vs_plain": r["ratios"].get("ours_speedup_vs_plain"),
-                                    "max_rel_diff_plain_vs_ours": r["methods"]["plain"]["max_rel_diff_vs_ours"]})
-                log(f"  datagen {n}^2 {name:>16}: {ours['mpoint_steps_per_s']:9.1f} M point-steps/s "
-                    f"({ours['seconds_per_step'] * 1e3:.3f} ms/step)")
+                out["rows"].append(
+                    {
+                        "batch": b,
+                        "dtype": r["dtype"],
+                        "seconds_per_step": ours["seconds_per_step"],
+                        "mpoint_steps_per_s": ours["mpoint_steps_per_s"],
+                        "ours_over_fft_floor": r["ratios"]["ours_over_fft_floor"],
+                        "speedup_vs_plain": r["ratios"].get("ours_speedup_vs_plain"),
+                        "max_rel_diff_plain_vs_ours": r["methods"]["plain"]["max_rel_diff_vs_ours"],
+                    }
+                )
+                log(
+                    f"  datagen {n}^2 {name:>16}: {ours['mpoint_steps_per_s']:9.1f} M point-steps/s "
+                    f"({ours['seconds_per_step'] * 1e3:.3f} ms/step)"
+                )
         total_steps = round(FULL_SET["t_end"] / FULL_SET["dt"])
         extra = []
-        for b in ((2, 4) if dry else (200, 400, 600, 1200)):
+        for b in (2, 4) if dry else (200, 400, 600, 1200):
             if budget.left() < 40:
                 out["skipped"].append(f"extrapolation batch {b}: budget")
                 continue
@@ -139,10 +148,14 @@ def stage_datagen(device: torch.device, budget: Budget, dry: bool) -> Dict:
             batches_needed = math.ceil(FULL_SET["trajectories"] / b)
             e["extrapolated_minutes_full_set"] = e["seconds_per_step"] * total_steps * batches_needed / 60.0
             extra.append(e)
-            log(f"  fno set extrapolation, batch {b}: {e['seconds_per_step'] * 1e3:.2f} ms/step -> "
-                f"{e['extrapolated_minutes_full_set']:.1f} min for {FULL_SET['trajectories']} x T=50")
-        out["extrapolation"] = {"set": dict(FULL_SET, steps_per_trajectory=total_steps, dtype="float32",
-                                            resolution=n), "runs": extra}
+            log(
+                f"  fno set extrapolation, batch {b}: {e['seconds_per_step'] * 1e3:.2f} ms/step -> "
+                f"{e['extrapolated_minutes_full_set']:.1f} min for {FULL_SET['trajectories']} x T=50"
+            )
+        out["extrapolation"] = {
+            "set": dict(FULL_SET, steps_per_trajectory=total_steps, dtype="float32", resolution=n),
+            "runs": extra,
+        }
         if extra:
             best = min(extra, key=lambda e: e["extrapolated_minutes_full_set"])
             out["extrapolation"]["best_batch"] = best["batch"]
@@ -158,16 +171,30 @@ def stage_identity(device: torch.device, budget: Budget, dry: bool) -> Dict:
     n, batch = (32, 2) if dry else (256, 2)
     times = [0.001, 0.002] if dry else [0.01, 0.02, 0.03, 0.04, 0.05]
     w0 = fno_grf(n, 0, range(batch))
-    out: Dict = {"n": n, "batch": batch, "snapshot_times": times, "dt": 1e-4, "rows": [], "skipped": [],
-                 "compared": f"cpu vs {device}"}
+    out: Dict = {
+        "n": n,
+        "batch": batch,
+        "snapshot_times": times,
+        "dt": 1e-4,
+        "rows": [],
+        "skipped": [],
+        "compared": f"cpu vs {device}",
+    }
     for dtype in (torch.float64, torch.float32):
         if budget.left() < 20:
             out["skipped"].append(f"{dtype}: budget")
             continue
         runs = []
         for dev in ("cpu", device):
-            solver = NavierStokesSolver(n, 1e-3, forcing={"type": "fno", "amplitude": 0.1, "wavenumber": 1},
-                                        stepper="fno", dt=1e-4, device=dev, dtype=dtype)
+            solver = NavierStokesSolver(
+                n,
+                1e-3,
+                forcing={"type": "fno", "amplitude": 0.1, "wavenumber": 1},
+                stepper="fno",
+                dt=1e-4,
+                device=dev,
+                dtype=dtype,
+            )
             runs.append(solver.run(w0, times).vorticity().double())
         ref = runs[0]
         diff = float((runs[1] - ref).abs().max() / ref.abs().max())
@@ -186,14 +213,19 @@ def _autocast_call(call, device: torch.device, precision: str):
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16):
             out = call(m, v)
         return out.float()
+
     return wrapped
 
 
-def stage_models(device: torch.device, budget: Budget, dry: bool, batch: int, repeats: int,
-                 names: Optional[List[str]]) -> Dict:
+def stage_models(
+    device: torch.device, budget: Budget, dry: bool, batch: int, repeats: int, names: Optional[List[str]]
+) -> Dict:
     names = names or (["fno2d", "fno3d"] if dry else models_bench.models.available())
-    small = {"fno2d": dict(grid=32, kind="field"),
-             "fno3d": dict(grid=32, kind="trajectory", t_in=10, t_out=8)} if dry else {}
+    small = (
+        {"fno2d": dict(grid=32, kind="field"), "fno3d": dict(grid=32, kind="trajectory", t_in=10, t_out=8)}
+        if dry
+        else {}
+    )
     out: Dict = {"batch": batch, "repeats": repeats, "rows": [], "skipped": []}
     with _paper_inputs(small):
         for name in names:
@@ -209,9 +241,14 @@ def stage_models(device: torch.device, budget: Budget, dry: bool, batch: int, re
                     (seconds,) = models_bench.time_steps([step], repeats, device)
                     above = models_bench.peak_memory(step, device)
                     peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
-                    row.update(params=models_bench.n_params(model), input=shape, seconds_per_step=seconds,
-                               samples_per_s=batch / seconds, peak_bytes_above_start=above,
-                               max_memory_allocated=peak)
+                    row.update(
+                        params=models_bench.n_params(model),
+                        input=shape,
+                        seconds_per_step=seconds,
+                        samples_per_s=batch / seconds,
+                        peak_bytes_above_start=above,
+                        max_memory_allocated=peak,
+                    )
                     del model, x, step
                 except Exception as exc:  # noqa: BLE001 -- one failing model must not hide the others
                     row["error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
@@ -222,7 +259,7 @@ def stage_models(device: torch.device, budget: Budget, dry: bool, batch: int, re
                     log(f"  {name:<9} {precision:<10} failed: {row['error']}")
                 else:
                     mem = row["max_memory_allocated"] or row["peak_bytes_above_start"]
-                    mem_s = "n/a" if mem is None else f"{mem / 2 ** 20:9.1f} MiB"
+                    mem_s = "n/a" if mem is None else f"{mem / 2**20:9.1f} MiB"
                     log(f"  {name:<9} {precision:<10} {row['samples_per_s']:9.1f} samples/s  peak {mem_s}")
     return out
 
@@ -237,16 +274,26 @@ def stage_fidelity(device: torch.device, budget: Budget, dry: bool, workdir: str
             return {"skipped": f"{budget.left():.0f} s left, the smallest preset needs {FIDELITY_COST[-1][1]:.0f} s"}
         preset = fits[0]
     log(f"  fidelity preset {preset!r} with {budget.left():.0f} s left")
-    args = ["--preset", preset, "--device", str(device), "--deadline", str(time.time() + budget.left() - 5),
-            "--workdir", workdir]
+    args = [
+        "--preset",
+        preset,
+        "--device",
+        str(device),
+        "--deadline",
+        str(time.time() + budget.left() - 5),
+        "--workdir",
+        workdir,
+    ]
     return fidelity.run(fidelity.parse_args(args))
 
 
 # ---------------------------------------------------------------------------------- table
 def table(record: Dict) -> str:
-    lines = [f"GPU benchmark on {record['machine']['device_name']} ({record['date']}), "
-             f"{record['seconds_used']:.0f} of {record['budget_s']:.0f} s"
-             + ("  [DRY RUN: CPU, tiny sizes]" if record["dry_run"] else "")]
+    lines = [
+        f"GPU benchmark on {record['machine']['device_name']} ({record['date']}), "
+        f"{record['seconds_used']:.0f} of {record['budget_s']:.0f} s"
+        + ("  [DRY RUN: CPU, tiny sizes]" if record["dry_run"] else "")
+    ]
     st = {}
     for name, stage in record["stages"].items():  # a failed stage holds only its error: say so, once
         if isinstance(stage, dict) and "error" in stage and len(stage) <= 2:
@@ -258,17 +305,23 @@ def table(record: Dict) -> str:
         lines.append(f"Navier-Stokes generator, {d['n']}^2, nu {d['viscosity']:g}, dt {d['dt']:g} (ours):")
         lines.append("  batch  dtype     M point-steps/s   ms/step   ours/fft-floor")
         for r in d["rows"]:
-            lines.append(f"  {r['batch']:5d}  {r['dtype']:8s} {r['mpoint_steps_per_s']:15.1f} "
-                         f"{r['seconds_per_step'] * 1e3:9.3f} {r['ours_over_fft_floor']:12.2f}")
+            lines.append(
+                f"  {r['batch']:5d}  {r['dtype']:8s} {r['mpoint_steps_per_s']:15.1f} "
+                f"{r['seconds_per_step'] * 1e3:9.3f} {r['ours_over_fft_floor']:12.2f}"
+            )
         ex = d.get("extrapolation", {})
         if "minutes" in ex:
-            lines.append(f"  full fno nu=1e-3 set ({FULL_SET['trajectories']} x T=50, dt 1e-4, float32): "
-                         f"{ex['minutes']:.1f} min extrapolated (batch {ex['best_batch']})")
+            lines.append(
+                f"  full fno nu=1e-3 set ({FULL_SET['trajectories']} x T=50, dt 1e-4, float32): "
+                f"{ex['minutes']:.1f} min extrapolated (batch {ex['best_batch']})"
+            )
     i = st.get("identity")
     if i:
         for r in i["rows"]:
-            lines.append(f"CPU vs {i['compared'].split()[-1]} trajectory ({i['n']}^2, {r['steps']} steps, "
-                         f"{r['dtype']}): max relative difference {r['max_rel_diff']:.2e}")
+            lines.append(
+                f"CPU vs {i['compared'].split()[-1]} trajectory ({i['n']}^2, {r['steps']} steps, "
+                f"{r['dtype']}): max relative difference {r['max_rel_diff']:.2e}"
+            )
     m = st.get("models")
     if m:
         lines.append(f"Training step, batch {m['batch']} (samples/s, peak MiB):")
@@ -282,8 +335,7 @@ def table(record: Dict) -> str:
                 r = rows.get(p, {})
                 if "samples_per_s" in r:
                     mem = r["max_memory_allocated"] or r["peak_bytes_above_start"]
-                    cells += [f"{r['samples_per_s']:12.1f}",
-                              "n/a".rjust(10) if mem is None else f"{mem / 2 ** 20:10.0f}"]
+                    cells += [f"{r['samples_per_s']:12.1f}", "n/a".rjust(10) if mem is None else f"{mem / 2**20:10.0f}"]
                 else:
                     cells += ["failed".rjust(12) if "error" in r else "-".rjust(12), "-".rjust(10)]
             lines.append(f"  {name:<10} " + " ".join(cells))
@@ -303,8 +355,11 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dry-run", action="store_true", help="CPU, tiny sizes (checks the script, not the GPU)")
     ap.add_argument("--budget", type=float, default=480.0, help="total seconds for all stages (default 480)")
-    ap.add_argument("--stages", default="datagen,identity,models,fidelity",
-                    help="comma-separated subset of datagen,identity,models,fidelity")
+    ap.add_argument(
+        "--stages",
+        default="datagen,identity,models,fidelity",
+        help="comma-separated subset of datagen,identity,models,fidelity",
+    )
     ap.add_argument("--model-batch", type=int, default=None, help="training-step batch (default 8; dry run 1)")
     ap.add_argument("--models", default=None, help="comma-separated registered models (default: all)")
     ap.add_argument("--json", default=None, help="record path (default benchmarks/results/gpu[_dry_run].json)")
@@ -320,20 +375,34 @@ def main(argv=None) -> int:
         device = torch.device("cpu")
     else:
         if not torch.cuda.is_available():
-            log(f"torch {torch.__version__} sees no CUDA device (torch.cuda.is_available() is False): install a "
-                "CUDA build (pip install --force-reinstall torch) or use --dry-run")
+            log(
+                f"torch {torch.__version__} sees no CUDA device (torch.cuda.is_available() is False): install a "
+                "CUDA build (pip install --force-reinstall torch) or use --dry-run"
+            )
             return 1
         device = torch.device("cuda")
     budget = Budget(args.budget)
     torch.manual_seed(0)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or "cpu")
-    log(f"device: {device} ({name}); torch {torch.__version__}; budget {args.budget:.0f} s"
-        + ("; DRY RUN" if args.dry_run else ""))
-    record = {"benchmark": "gpu", "dry_run": args.dry_run, "budget_s": args.budget,
-              "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-              "machine": {"device": str(device), "device_name": name, "torch": torch.__version__,
-                          "cuda": torch.version.cuda, "platform": platform.platform(), "cpu_count": os.cpu_count()},
-              "stages": {}}
+    log(
+        f"device: {device} ({name}); torch {torch.__version__}; budget {args.budget:.0f} s"
+        + ("; DRY RUN" if args.dry_run else "")
+    )
+    record = {
+        "benchmark": "gpu",
+        "dry_run": args.dry_run,
+        "budget_s": args.budget,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": {
+            "device": str(device),
+            "device_name": name,
+            "torch": torch.__version__,
+            "cuda": torch.version.cuda,
+            "platform": platform.platform(),
+            "cpu_count": os.cpu_count(),
+        },
+        "stages": {},
+    }
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -348,8 +417,14 @@ def main(argv=None) -> int:
                     res = stage_identity(device, budget, args.dry_run)
                 elif stage == "models":
                     names = [n.strip() for n in args.models.split(",")] if args.models else None
-                    res = stage_models(device, budget, args.dry_run, args.model_batch or (1 if args.dry_run else 8),
-                                       1 if args.dry_run else 5, names)
+                    res = stage_models(
+                        device,
+                        budget,
+                        args.dry_run,
+                        args.model_batch or (1 if args.dry_run else 8),
+                        1 if args.dry_run else 5,
+                        names,
+                    )
                 else:
                     res = stage_fidelity(device, budget, args.dry_run, workdir)
             except Exception as exc:  # noqa: BLE001 -- record and go on to the next stage

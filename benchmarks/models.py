@@ -24,6 +24,7 @@ no padding; ours is run with the same choices (``norm="none"``, no time padding)
 The two are timed interleaved (A, B, A, B, ...) so that load changes hit both equally; the
 ratios are what to read on a shared machine.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,15 +49,15 @@ from neuralops import models  # noqa: E402
 # Paper inputs: grid size, input kind, output frames. "trajectory" models take (B, T_in, X, Y)
 # and t_out; "field" models take (B, C_in, X, Y) with C_in read from the model.
 PAPER_INPUTS: Dict[str, dict] = {
-    "fno2d": dict(grid=64, kind="field"),                       # NS 64^2, 10 frames -> 1
+    "fno2d": dict(grid=64, kind="field"),  # NS 64^2, 10 frames -> 1
     "fno3d": dict(grid=64, kind="trajectory", t_in=10, t_out=40),  # NS 64^2, 10 -> 40 frames
-    "sfno": dict(grid=64, kind="trajectory", t_in=10, t_out=40),   # NS 64^2, 10 -> 40 frames
-    "mgno": dict(grid=256, kind="field"),                       # Darcy 256^2
-    "mgno_ns": dict(grid=64, kind="field"),                     # NS 64^2 (LayerNorms bound to it), 1 -> 1 frame
-    "mgno_ts": dict(grid=64, kind="field"),                     # NS 64^2, frames -> next frame
-    "sinenet": dict(grid=128, kind="field"),                    # incompressible NS 128^2
-    "unet": dict(grid=128, kind="field"),                       # incompressible NS 128^2
-    "unet_mod": dict(grid=128, kind="field"),                   # PDEArena Unetmod-64, NS 128^2
+    "sfno": dict(grid=64, kind="trajectory", t_in=10, t_out=40),  # NS 64^2, 10 -> 40 frames
+    "mgno": dict(grid=256, kind="field"),  # Darcy 256^2
+    "mgno_ns": dict(grid=64, kind="field"),  # NS 64^2 (LayerNorms bound to it), 1 -> 1 frame
+    "mgno_ts": dict(grid=64, kind="field"),  # NS 64^2, frames -> next frame
+    "sinenet": dict(grid=128, kind="field"),  # incompressible NS 128^2
+    "unet": dict(grid=128, kind="field"),  # incompressible NS 128^2
+    "unet_mod": dict(grid=128, kind="field"),  # PDEArena Unetmod-64, NS 128^2
 }
 
 
@@ -79,6 +80,7 @@ def make_step(model: nn.Module, x: torch.Tensor, call: Callable) -> Callable[[],
         model.zero_grad(set_to_none=True)
         out = call(model, x)
         out.square().mean().backward()
+
     return step
 
 
@@ -152,8 +154,12 @@ def bench_registered(names: List[str], batch: int, repeats: int, device: torch.d
             model, x, call, shape = build_paper_case(name, batch, device)
             step = make_step(model, x, call)
             (seconds,) = time_steps([step], repeats, device)
-            row.update(params=n_params(model), input=shape, seconds_per_sample=seconds / batch,
-                       peak_bytes=peak_memory(step, device))
+            row.update(
+                params=n_params(model),
+                input=shape,
+                seconds_per_sample=seconds / batch,
+                peak_bytes=peak_memory(step, device),
+            )
         except Exception as err:  # noqa: BLE001 -- one broken model must not hide the others
             row.update(error=f"{type(err).__name__}: {err}")
         rows.append(row)
@@ -166,8 +172,10 @@ def format_row(row: dict) -> str:
     if "error" in row:
         return f"  {row['model']:<10} skipped: {row['error']}"
     mem = "n/a" if row["peak_bytes"] is None else f"{row['peak_bytes'] / 2**20:9.1f} MiB"
-    return (f"  {row['model']:<10} {row['params']:>12,d} params  {row['input']:<32} "
-            f"{row['seconds_per_sample'] * 1e3:9.1f} ms/sample  peak {mem}")
+    return (
+        f"  {row['model']:<10} {row['params']:>12,d} params  {row['input']:<32} "
+        f"{row['seconds_per_sample'] * 1e3:9.1f} ms/sample  peak {mem}"
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -183,27 +191,39 @@ def import_neuralop(path: Optional[str]):
         import neuralop  # noqa: F401
         from neuralop.models import FNO
     except Exception as err:  # noqa: BLE001
-        return None, (f"neuraloperator not importable ({type(err).__name__}: {err}); install it "
-                      f"with 'pip install --no-deps --target DIR neuraloperator tensorly "
-                      f"tensorly-torch opt-einsum requests urllib3 idna charset-normalizer certifi' "
-                      f"and pass --neuralop-path DIR")
+        return None, (
+            f"neuraloperator not importable ({type(err).__name__}: {err}); install it "
+            f"with 'pip install --no-deps --target DIR neuraloperator tensorly "
+            f"tensorly-torch opt-einsum requests urllib3 idna charset-normalizer certifi' "
+            f"and pass --neuralop-path DIR"
+        )
     return FNO, getattr(neuralop, "__version__", "unknown")
 
 
 def comparison_cases(
     batch: int, device: torch.device, FNO
 ) -> List[Tuple[str, nn.Module, nn.Module, torch.Tensor, Callable, Callable]]:
-    common = dict(out_channels=1, hidden_channels=20, n_layers=4, lifting_channel_ratio=0,
-                  projection_channel_ratio=128 / 20, positional_embedding="grid",
-                  non_linearity=torch.nn.functional.relu, norm=None, use_channel_mlp=False,
-                  fno_skip="linear", domain_padding=None)
+    common = dict(
+        out_channels=1,
+        hidden_channels=20,
+        n_layers=4,
+        lifting_channel_ratio=0,
+        projection_channel_ratio=128 / 20,
+        positional_embedding="grid",
+        non_linearity=torch.nn.functional.relu,
+        norm=None,
+        use_channel_mlp=False,
+        fno_skip="linear",
+        domain_padding=None,
+    )
     cases = []
     # FNO-3D: (B, 10, 64, 64) repeated over 40 output times (theirs gets the repeated tensor)
     ours3 = models.get("fno3d", norm="none", time_padding=0).to(device)
     theirs3 = FNO(n_modes=(16, 16, 15), in_channels=10, **common).to(device)
     x3 = torch.randn(batch, 10, 64, 64, device=device)
-    cases.append(("fno3d", ours3, theirs3, x3, lambda m, v: m(v, 40),
-                  lambda m, v: m(v.unsqueeze(-1).expand(*v.shape, 40))))
+    cases.append(
+        ("fno3d", ours3, theirs3, x3, lambda m, v: m(v, 40), lambda m, v: m(v.unsqueeze(-1).expand(*v.shape, 40)))
+    )
     # FNO-2D: (B, 10, 64, 64) -> (B, 1, 64, 64)
     ours2 = models.get("fno2d", norm="none").to(device)
     theirs2 = FNO(n_modes=(16, 15), in_channels=10, **common).to(device)
@@ -219,32 +239,45 @@ def bench_comparison(batch: int, repeats: int, device: torch.device, FNO) -> Lis
         step_theirs = make_step(theirs, x, call_theirs)
         t_ours, t_theirs = time_steps([step_ours, step_theirs], repeats, device)
         m_ours, m_theirs = peak_memory(step_ours, device), peak_memory(step_theirs, device)
-        row = dict(model=name, params_ours=n_params(ours), params_neuralop=n_params(theirs),
-                   seconds_per_sample_ours=t_ours / batch, seconds_per_sample_neuralop=t_theirs / batch,
-                   time_ratio_ours_over_neuralop=t_ours / t_theirs,
-                   peak_bytes_ours=m_ours, peak_bytes_neuralop=m_theirs,
-                   memory_ratio_ours_over_neuralop=(m_ours / m_theirs) if m_ours and m_theirs else None)
+        row = dict(
+            model=name,
+            params_ours=n_params(ours),
+            params_neuralop=n_params(theirs),
+            seconds_per_sample_ours=t_ours / batch,
+            seconds_per_sample_neuralop=t_theirs / batch,
+            time_ratio_ours_over_neuralop=t_ours / t_theirs,
+            peak_bytes_ours=m_ours,
+            peak_bytes_neuralop=m_theirs,
+            memory_ratio_ours_over_neuralop=(m_ours / m_theirs) if m_ours and m_theirs else None,
+        )
         rows.append(row)
-        mem = ("n/a" if row["memory_ratio_ours_over_neuralop"] is None else
-               f"{m_ours / 2**20:.1f} vs {m_theirs / 2**20:.1f} MiB "
-               f"(ratio {row['memory_ratio_ours_over_neuralop']:.2f})")
-        print(f"  {name:<6} ours {t_ours / batch * 1e3:8.1f} ms/sample, neuraloperator "
-              f"{t_theirs / batch * 1e3:8.1f} ms/sample: time ratio ours/theirs "
-              f"{row['time_ratio_ours_over_neuralop']:.2f}; peak memory {mem}; params "
-              f"{row['params_ours']:,d} vs {row['params_neuralop']:,d}", flush=True)
+        mem = (
+            "n/a"
+            if row["memory_ratio_ours_over_neuralop"] is None
+            else f"{m_ours / 2**20:.1f} vs {m_theirs / 2**20:.1f} MiB "
+            f"(ratio {row['memory_ratio_ours_over_neuralop']:.2f})"
+        )
+        print(
+            f"  {name:<6} ours {t_ours / batch * 1e3:8.1f} ms/sample, neuraloperator "
+            f"{t_theirs / batch * 1e3:8.1f} ms/sample: time ratio ours/theirs "
+            f"{row['time_ratio_ours_over_neuralop']:.2f}; peak memory {mem}; params "
+            f"{row['params_ours']:,d} vs {row['params_neuralop']:,d}",
+            flush=True,
+        )
     return rows
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda[:i]")
     parser.add_argument("--batch", type=int, default=2, help="samples per step (default 2)")
     parser.add_argument("--repeats", type=int, default=3, help="timed steps per model (default 3)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default: torch's, i.e. OMP_NUM_THREADS)")
-    parser.add_argument("--models", default=None,
-                        help="comma-separated registered names (default: all registered)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: torch's, i.e. OMP_NUM_THREADS)"
+    )
+    parser.add_argument("--models", default=None, help="comma-separated registered names (default: all registered)")
     parser.add_argument("--no-compare", action="store_true", help="skip the neuraloperator comparison")
     parser.add_argument("--neuralop-path", default=None, help="folder holding neuraloperator (pip --target)")
     parser.add_argument("--json", default=None, help="also write the JSON record to this path")
@@ -256,23 +289,37 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error("--device cuda requested but torch.cuda.is_available() is False")
     if args.threads:
         torch.set_num_threads(args.threads)
-    names = (models.available() if args.models is None
-             else [n.strip().lower() for n in args.models.split(",") if n.strip()])
+    names = (
+        models.available() if args.models is None else [n.strip().lower() for n in args.models.split(",") if n.strip()]
+    )
     unknown = [n for n in names if n not in models.available()]
     if unknown:
         parser.error(f"unknown model(s) {', '.join(unknown)}; registered: {', '.join(models.available())}")
     torch.manual_seed(0)
 
-    machine = dict(platform=platform.platform(), python=platform.python_version(),
-                   torch=torch.__version__, device=str(device), threads=torch.get_num_threads(),
-                   cpu_count=os.cpu_count(),
-                   gpu=torch.cuda.get_device_name(device) if device.type == "cuda" else None)
-    print(f"neuralops model benchmark on {machine['device']} ({machine['gpu'] or platform.processor() or 'cpu'}), "
-          f"torch {machine['torch']}, {machine['threads']} thread(s), batch {args.batch}, "
-          f"{args.repeats} repeats", flush=True)
+    machine = dict(
+        platform=platform.platform(),
+        python=platform.python_version(),
+        torch=torch.__version__,
+        device=str(device),
+        threads=torch.get_num_threads(),
+        cpu_count=os.cpu_count(),
+        gpu=torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+    )
+    print(
+        f"neuralops model benchmark on {machine['device']} ({machine['gpu'] or platform.processor() or 'cpu'}), "
+        f"torch {machine['torch']}, {machine['threads']} thread(s), batch {args.batch}, "
+        f"{args.repeats} repeats",
+        flush=True,
+    )
     print("registered models at their paper configurations (training step: forward + backward):")
-    record = dict(benchmark="neuralops.models", machine=machine, batch=args.batch,
-                  repeats=args.repeats, models=bench_registered(names, args.batch, args.repeats, device))
+    record = dict(
+        benchmark="neuralops.models",
+        machine=machine,
+        batch=args.batch,
+        repeats=args.repeats,
+        models=bench_registered(names, args.batch, args.repeats, device),
+    )
 
     comparison = dict(skipped=None, rows=[])
     if args.no_compare:

@@ -14,6 +14,7 @@ and the generation wall time of each precision (ratio = float64 / float32).
     OMP_NUM_THREADS=1 python benchmarks/ns_dtype.py [--resolution 64 --dt 1e-3 --t-end 10 --n 4] \\
         [--json benchmarks/results/ns_dtype.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,9 +52,15 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.n < 1:
         p.error(f"--n must be a positive integer, got {args.n}")
-    overrides = {"viscosity": args.viscosity, "resolution": args.resolution,
-                 "store_resolution": args.store_resolution or args.resolution, "dt": args.dt,
-                 "t_end": args.t_end, "snapshot_interval": args.snapshot_interval, "store_dtype": "float64"}
+    overrides = {
+        "viscosity": args.viscosity,
+        "resolution": args.resolution,
+        "store_resolution": args.store_resolution or args.resolution,
+        "dt": args.dt,
+        "t_end": args.t_end,
+        "snapshot_interval": args.snapshot_interval,
+        "store_dtype": "float64",
+    }
     try:
         spec = recipe("fno", overrides)
     except ValueError as err:
@@ -66,24 +73,39 @@ def main(argv=None) -> int:
             generate(spec, path, args.n, seed=args.seed, dtype=dtype, batch_size=args.n, progress=False, log=None)
             seconds[dtype] = time.perf_counter() - t0
             with open_dataset(path) as ds:
-                fields[dtype] = np.stack([ds.read("vorticity", i) for i in range(args.n)])   # (n, T, m, m)
+                fields[dtype] = np.stack([ds.read("vorticity", i) for i in range(args.n)])  # (n, T, m, m)
                 times = np.asarray(ds.grid.coords["t"], dtype=np.float64)
     w32, w64 = fields["float32"], fields["float64"]
     diff = (w32 - w64).reshape(args.n, len(times), -1)
     ref = w64.reshape(args.n, len(times), -1)
-    rel = np.linalg.norm(diff, axis=2) / np.linalg.norm(ref, axis=2)                       # (n, T)
+    rel = np.linalg.norm(diff, axis=2) / np.linalg.norm(ref, axis=2)  # (n, T)
     max_abs = np.abs(diff).max(axis=(0, 2)) / np.abs(ref).max(axis=(0, 2))
-    rows = [{"t": float(t), "rel_l2_mean": float(rel[:, k].mean()), "rel_l2_max": float(rel[:, k].max()),
-             "max_abs_rel": float(max_abs[k])} for k, t in enumerate(times)]
-    record = {"benchmark": "ns_dtype", "problem": f"fno recipe, nu={args.viscosity}, {args.resolution}^2, "
-                                                  f"dt={args.dt}, t=1..{args.t_end}, {args.n} trajectories",
-              "args": vars(args), "float32_unit_roundoff": FLOAT32_ROUNDOFF, "snapshots": rows,
-              "seconds": seconds, "float64_over_float32_time": seconds["float64"] / seconds["float32"]}
+    rows = [
+        {
+            "t": float(t),
+            "rel_l2_mean": float(rel[:, k].mean()),
+            "rel_l2_max": float(rel[:, k].max()),
+            "max_abs_rel": float(max_abs[k]),
+        }
+        for k, t in enumerate(times)
+    ]
+    record = {
+        "benchmark": "ns_dtype",
+        "problem": f"fno recipe, nu={args.viscosity}, {args.resolution}^2, "
+        f"dt={args.dt}, t=1..{args.t_end}, {args.n} trajectories",
+        "args": vars(args),
+        "float32_unit_roundoff": FLOAT32_ROUNDOFF,
+        "snapshots": rows,
+        "seconds": seconds,
+        "float64_over_float32_time": seconds["float64"] / seconds["float32"],
+    }
     print(f"{'t':>6} {'rel L2 mean':>12} {'rel L2 max':>12} {'max|diff|/max|w|':>17}")
     for r in rows:
         print(f"{r['t']:6.2f} {r['rel_l2_mean']:12.2e} {r['rel_l2_max']:12.2e} {r['max_abs_rel']:17.2e}")
-    print(f"float32 unit roundoff {FLOAT32_ROUNDOFF:.1e}; generation seconds float32 {seconds['float32']:.1f}, "
-          f"float64 {seconds['float64']:.1f} ({record['float64_over_float32_time']:.2f}x)")
+    print(
+        f"float32 unit roundoff {FLOAT32_ROUNDOFF:.1e}; generation seconds float32 {seconds['float32']:.1f}, "
+        f"float64 {seconds['float64']:.1f} ({record['float64_over_float32_time']:.2f}x)"
+    )
     conditions.write_record(record, args.json)
     return 0
 

@@ -26,6 +26,7 @@ Numbers from a loaded 2-core CPU machine are what they are: compare the methods 
     python benchmarks/refine.py                               # spectral-refiner, CPU-sized
     python benchmarks/refine.py --steps 80 --json data/bench_refine.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,8 +70,9 @@ def make_data(name: str, args) -> str:
     ``--super-resolution`` (= the solver grid) when that is given (the ``--resolution`` data are then
     derived with the recipe's own resampling, which is what the generator stores)."""
     store = args.super_resolution or args.resolution
-    overrides = dict(RECIPE_OVERRIDES[name], resolution=args.solver_resolution or args.resolution,
-                     store_resolution=store)
+    overrides = dict(
+        RECIPE_OVERRIDES[name], resolution=args.solver_resolution or args.resolution, store_resolution=store
+    )
     if args.t_start is not None:
         overrides["t_start"] = args.t_start
     if args.dt is not None:
@@ -82,16 +84,30 @@ def make_data(name: str, args) -> str:
         # an earlier run's file: reuse it when it holds this recipe with these settings (a newer
         # generator version may write a slightly different spec for the same data)
         with open_dataset(path) as ds:
-            old = Spec.from_stored(ds.spec, pde=ds.pde)     # sectioned, or the flat form of earlier versions
-            same = (old.get("recipe") == name and len(ds) >= args.n_train + args.n_test
-                    and old.get("stepper") == spec["stepper"] and old.get("resample") == spec["resample"]
-                    and old.get("compute_dtype", "float64") == args.dtype
-                    and all(old.get(k) == v for k, v in overrides.items()))
+            old = Spec.from_stored(ds.spec, pde=ds.pde)  # sectioned, or the flat form of earlier versions
+            same = (
+                old.get("recipe") == name
+                and len(ds) >= args.n_train + args.n_test
+                and old.get("stepper") == spec["stepper"]
+                and old.get("resample") == spec["resample"]
+                and old.get("compute_dtype", "float64") == args.dtype
+                and all(old.get(k) == v for k, v in overrides.items())
+            )
         if same:
             print(f"[{name}] data: reusing {path}", flush=True)
             return path
-    generate(spec, path, args.n_train + args.n_test, seed=args.seed, batch_size=args.n_train + args.n_test,
-             device=args.device, dtype=args.dtype, overwrite=True, progress=False, log=None)
+    generate(
+        spec,
+        path,
+        args.n_train + args.n_test,
+        seed=args.seed,
+        batch_size=args.n_train + args.n_test,
+        device=args.device,
+        dtype=args.dtype,
+        overwrite=True,
+        progress=False,
+        log=None,
+    )
     print(f"[{name}] data: {path} ({time.perf_counter() - t0:.0f} s)", flush=True)
     return path
 
@@ -108,8 +124,8 @@ def train_sfno(train: torch.Tensor, t_in: int, t_out: int, args):
         perm = torch.randperm(len(train), device=train.device)
         total = 0.0
         for i in range(0, len(train), args.batch_size):
-            batch = train[perm[i:i + args.batch_size]]
-            loss = relative_l2(model(batch[:, :t_in], t_out), batch[:, t_in:t_in + t_out]).mean()
+            batch = train[perm[i : i + args.batch_size]]
+            loss = relative_l2(model(batch[:, :t_in], t_out), batch[:, t_in : t_in + t_out]).mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -138,15 +154,19 @@ def run_recipe(name: str, args, save=lambda record: None) -> dict:
         # the --resolution data exactly as the recipe stores them: resampled from the solver grid
         # (= the stored super-resolution grid) with the recipe's method, in the compute dtype
         fine = stored.to(torch.float32)
-        data = resample(stored.to(getattr(torch, args.dtype)), args.resolution, stored_spec.get("resample")
-                        ).to(torch.float32)
+        data = resample(stored.to(getattr(torch, args.dtype)), args.resolution, stored_spec.get("resample")).to(
+            torch.float32
+        )
     else:
         fine, data = None, stored.to(torch.float32)
     t_in, t_out = 10, 40
-    train, test = data[:args.n_train], data[args.n_train:args.n_train + args.n_test]
-    cache = os.path.join(args.out, f"sfno_{name}_{stored_spec.get('stepper')}_t{stored_spec.get('t_start'):g}_"
-                                   f"{stored_spec.get('resolution')}_{args.resolution}_{args.dtype}_"
-                                   f"w{args.width}_e{args.epochs}_n{args.n_train}_lr{args.lr:g}_s{args.seed}.pt")
+    train, test = data[: args.n_train], data[args.n_train : args.n_train + args.n_test]
+    cache = os.path.join(
+        args.out,
+        f"sfno_{name}_{stored_spec.get('stepper')}_t{stored_spec.get('t_start'):g}_"
+        f"{stored_spec.get('resolution')}_{args.resolution}_{args.dtype}_"
+        f"w{args.width}_e{args.epochs}_n{args.n_train}_lr{args.lr:g}_s{args.seed}.pt",
+    )
     if os.path.exists(cache):  # the same training run, kept from an earlier invocation
         saved = torch.load(cache)
         config, train_seconds = saved["config"], saved["train_seconds"]
@@ -154,34 +174,58 @@ def run_recipe(name: str, args, save=lambda record: None) -> dict:
         model.load_state_dict(saved["state_dict"])
     else:
         model, config, train_seconds = train_sfno(train.to(device), t_in, t_out, args)
-        torch.save({"config": config, "train_seconds": train_seconds,
-                    "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}, cache)
+        torch.save(
+            {
+                "config": config,
+                "train_seconds": train_seconds,
+                "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+            },
+            cache,
+        )
     model = model.to(device)
-    record = {"recipe": name, "spec": ds.spec, "device": str(device), "compute_dtype": args.dtype,
-              "n_train": args.n_train, "n_test": len(test),
-              "sfno_config": config, "sfno_parameters": sum(p.numel() for p in model.parameters()),
-              "epochs": args.epochs, "train_seconds": train_seconds,
-              "snapshot_interval": physics.dt}
+    record = {
+        "recipe": name,
+        "spec": ds.spec,
+        "device": str(device),
+        "compute_dtype": args.dtype,
+        "n_train": args.n_train,
+        "n_test": len(test),
+        "sfno_config": config,
+        "sfno_parameters": sum(p.numel() for p in model.parameters()),
+        "epochs": args.epochs,
+        "train_seconds": train_seconds,
+        "snapshot_interval": physics.dt,
+    }
     record.update(refine_at(test, model, config, physics, t_in, t_out, args, device))
     if fine is not None:
         save(record)  # the record so far, in case the larger grid does not finish
-        fine_test = fine[args.n_train:args.n_train + min(args.n_test, args.super_n_test)]
-        print(f"[{name}] at {args.super_resolution}^2 (trained at {args.resolution}^2), "
-              f"{len(fine_test)} trajectories", flush=True)
-        record["super_resolution"] = {"resolution": args.super_resolution, "n_test": len(fine_test),
-                                      **refine_at(fine_test, model, config, physics, t_in, t_out, args, device)}
+        fine_test = fine[args.n_train : args.n_train + min(args.n_test, args.super_n_test)]
+        print(
+            f"[{name}] at {args.super_resolution}^2 (trained at {args.resolution}^2), {len(fine_test)} trajectories",
+            flush=True,
+        )
+        record["super_resolution"] = {
+            "resolution": args.super_resolution,
+            "n_test": len(fine_test),
+            **refine_at(fine_test, model, config, physics, t_in, t_out, args, device),
+        }
     ds.close()
     return record
 
 
-def refine_at(test: torch.Tensor, model, config: dict, physics, t_in: int, t_out: int, args,
-              device: torch.device) -> dict:
+def refine_at(
+    test: torch.Tensor, model, config: dict, physics, t_in: int, t_out: int, args, device: torch.device
+) -> dict:
     """Predict and refine (each method) the trajectories ``test`` (B, T, n, n) at their own grid."""
     x = test[:, :t_in].double().to(device)
-    truth = test[:, t_in:t_in + t_out].double().to(device)
-    common = {"steps": args.steps, "optimizer": args.optimizer,
-              "linearization": "newton" if args.optimizer == "cg" else "none",
-              "relinearize_every": args.relinearize_every, "lr": args.adam_lr}
+    truth = test[:, t_in : t_in + t_out].double().to(device)
+    common = {
+        "steps": args.steps,
+        "optimizer": args.optimizer,
+        "linearization": "newton" if args.optimizer == "cg" else "none",
+        "relinearize_every": args.relinearize_every,
+        "lr": args.adam_lr,
+    }
     methods = {
         "band-limited": RefineConfig(band="dealiased", h_minus1_alpha=1.0, **common),
         "full-band": RefineConfig(band="full", h_minus1_alpha=0.1, **common),
@@ -228,9 +272,9 @@ def refine_at(test: torch.Tensor, model, config: dict, physics, t_in: int, t_out
             "residual_full_band_after": full_band_residual(pred),
             "relative_l2_after": relative_l2(pred, truth).tolist(),
             "bands_after": _bands(pred, truth),
-            "seconds_per_trajectory": out["seconds"].tolist()}
-        print(f"    {label} at {x.shape[-1]}^2: done ({float(out['seconds'].mean()):.2f} s per trajectory)",
-              flush=True)
+            "seconds_per_trajectory": out["seconds"].tolist(),
+        }
+        print(f"    {label} at {x.shape[-1]}^2: done ({float(out['seconds'].mean()):.2f} s per trajectory)", flush=True)
     return record
 
 
@@ -244,37 +288,60 @@ def summarise(record: dict, label: str = "") -> None:
     fmt = lambda a, b: "n/a" if a is None or b is None else f"{a:.4f}->{b:.4f}"
     e0 = mean(record["relative_l2_before"])
     b0 = {k: band_mean(v) for k, v in record["bands_before"].items()}
-    print(f"[{record['recipe']}]{label} grid {record['grid']}^2, snapshot interval {record['snapshot_interval']}, "
-          f"{record['n_test']} test trajectories; full-band residual of the ground truth "
-          f"{mean(record['residual_truth']):.3e}, "
-          f"of the trained SFNO {mean(record['residual_full_band_before']):.3e}")
-    print(f"    {'method':13s} {'rel. L2':>17s} {'low':>17s} {'mid':>17s} {'high':>17s} "
-          f"{'own residual':>21s} {'full-band res.':>10s} {'s/traj':>7s}")
+    print(
+        f"[{record['recipe']}]{label} grid {record['grid']}^2, snapshot interval {record['snapshot_interval']}, "
+        f"{record['n_test']} test trajectories; full-band residual of the ground truth "
+        f"{mean(record['residual_truth']):.3e}, "
+        f"of the trained SFNO {mean(record['residual_full_band_before']):.3e}"
+    )
+    print(
+        f"    {'method':13s} {'rel. L2':>17s} {'low':>17s} {'mid':>17s} {'high':>17s} "
+        f"{'own residual':>21s} {'full-band res.':>10s} {'s/traj':>7s}"
+    )
     for label, r in record["methods"].items():
         e1 = mean(r["relative_l2_after"])
         b1 = {k: band_mean(v) for k, v in r["bands_after"].items()}
         r0, r1 = mean(r["residual_before"]), mean(r["residual_after"])
-        r["summary"] = {"relative_l2_before": e0, "relative_l2_after": e1, "error_ratio": e0 / e1,
-                        "bands_before": b0, "bands_after": b1,
-                        "residual_before": r0, "residual_after": r1, "residual_ratio": r0 / r1,
-                        "residual_full_band_after": mean(r["residual_full_band_after"]),
-                        "seconds_per_trajectory": mean(r["seconds_per_trajectory"])}
+        r["summary"] = {
+            "relative_l2_before": e0,
+            "relative_l2_after": e1,
+            "error_ratio": e0 / e1,
+            "bands_before": b0,
+            "bands_after": b1,
+            "residual_before": r0,
+            "residual_after": r1,
+            "residual_ratio": r0 / r1,
+            "residual_full_band_after": mean(r["residual_full_band_after"]),
+            "seconds_per_trajectory": mean(r["seconds_per_trajectory"]),
+        }
         bands = " ".join(fmt(b0[k], b1[k]).rjust(17) for k in ("low", "mid", "high"))
-        print(f"    {label:13s} {f'{e0:.4f}->{e1:.4f}':>17s} {bands} "
-              f"{f'{r0:.2e}->{r1:.2e}':>21s} {r['summary']['residual_full_band_after']:10.2e} "
-              f"{r['summary']['seconds_per_trajectory']:7.1f}")
+        print(
+            f"    {label:13s} {f'{e0:.4f}->{e1:.4f}':>17s} {bands} "
+            f"{f'{r0:.2e}->{r1:.2e}':>21s} {r['summary']['residual_full_band_after']:10.2e} "
+            f"{r['summary']['seconds_per_trajectory']:7.1f}"
+        )
         print(f"    {'':13s} error {e0 / e1:.2f}x lower, own residual {r0 / r1:.1f}x lower")
     if "super_resolution" in record:
-        summarise({"recipe": record["recipe"], "snapshot_interval": record["snapshot_interval"],
-                   **record["super_resolution"]}, label=" (super-resolution)")
+        summarise(
+            {
+                "recipe": record["recipe"],
+                "snapshot_interval": record["snapshot_interval"],
+                **record["super_resolution"],
+            },
+            label=" (super-resolution)",
+        )
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--recipes", nargs="+", default=["spectral-refiner"], choices=list(RECIPE_OVERRIDES))
     p.add_argument("--resolution", type=int, default=64)
-    p.add_argument("--solver-resolution", type=int, default=None,
-                   help="solver grid (default: --resolution; larger: stored by the recipe's resampling)")
+    p.add_argument(
+        "--solver-resolution",
+        type=int,
+        default=None,
+        help="solver grid (default: --resolution; larger: stored by the recipe's resampling)",
+    )
     p.add_argument("--dt", type=float, default=None, help="solver step (default 1e-3, the recipe's)")
     p.add_argument("--t-start", type=float, default=None, help="first stored time (default: the recipe's)")
     p.add_argument("--n-train", type=int, default=32)
@@ -285,17 +352,29 @@ def main(argv=None) -> int:
     p.add_argument("--lr", type=float, default=1e-2, help="peak one-cycle learning rate (paper: 1e-2)")
     p.add_argument("--steps", type=int, default=40, help="refinement steps per trajectory")
     p.add_argument("--relinearize-every", type=int, default=20)
-    p.add_argument("--optimizer", choices=("cg", "adam"), default="cg",
-                   help="cg: Gauss-Newton + preconditioned CG (default); adam: the paper's Adam on the full objective")
+    p.add_argument(
+        "--optimizer",
+        choices=("cg", "adam"),
+        default="cg",
+        help="cg: Gauss-Newton + preconditioned CG (default); adam: the paper's Adam on the full objective",
+    )
     p.add_argument("--adam-lr", type=float, default=1e-4)
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="cpu or cuda: generation, training and refinement")
-    p.add_argument("--dtype", choices=("float32", "float64"), default="float64",
-                   help="the generator's compute dtype (default float64)")
-    p.add_argument("--super-resolution", type=int, default=None,
-                   help="also refine at this grid (= the solver grid, stored as is), with the model trained "
-                        "at --resolution on the recipe's resampling of the same trajectories")
+    p.add_argument(
+        "--dtype",
+        choices=("float32", "float64"),
+        default="float64",
+        help="the generator's compute dtype (default float64)",
+    )
+    p.add_argument(
+        "--super-resolution",
+        type=int,
+        default=None,
+        help="also refine at this grid (= the solver grid, stored as is), with the model trained "
+        "at --resolution on the recipe's resampling of the same trajectories",
+    )
     p.add_argument("--super-n-test", type=int, default=4, help="trajectories refined at --super-resolution")
     p.add_argument("--out", default="data/bench_refine")
     p.add_argument("--json", default=None, help="JSON record (default: <out>/refine.json)")
@@ -303,21 +382,32 @@ def main(argv=None) -> int:
     if args.super_resolution is not None:
         solver = args.solver_resolution or args.resolution
         if args.super_resolution != solver or args.super_resolution <= args.resolution:
-            p.error(f"--super-resolution {args.super_resolution} must equal the solver grid "
-                    f"(--solver-resolution, {solver}) and exceed --resolution ({args.resolution})")
+            p.error(
+                f"--super-resolution {args.super_resolution} must equal the solver grid "
+                f"(--solver-resolution, {solver}) and exceed --resolution ({args.resolution})"
+            )
     os.makedirs(args.out, exist_ok=True)
     out = args.json or os.path.join(args.out, "refine.json")
     records = []
 
     def save(partial=None):
         with open(out, "w") as f:
-            json.dump({"benchmark": "spectral refinement of SFNO", "machine": platform.platform(),
-                       "threads": torch.get_num_threads(), "device": args.device,
-                       "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None,
-                       "note": "small data and a briefly trained SFNO" + (
-                           "; loaded shared machine" if args.device == "cpu" else ""),
-                       "args": vars(args), "recipes": records + ([partial] if partial else []),
-                       "conditions": __import__("conditions").conditions()}, f, indent=1)
+            json.dump(
+                {
+                    "benchmark": "spectral refinement of SFNO",
+                    "machine": platform.platform(),
+                    "threads": torch.get_num_threads(),
+                    "device": args.device,
+                    "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None,
+                    "note": "small data and a briefly trained SFNO"
+                    + ("; loaded shared machine" if args.device == "cpu" else ""),
+                    "args": vars(args),
+                    "recipes": records + ([partial] if partial else []),
+                    "conditions": __import__("conditions").conditions(),
+                },
+                f,
+                indent=1,
+            )
 
     for name in args.recipes:
         rec = run_recipe(name, args, save)

@@ -13,6 +13,7 @@ to the baseline.
     OMP_NUM_THREADS=1 python benchmarks/skr_block_reset.py --resolutions 65,129 --n 64 \\
         --blocks 0,8,16,32,64 --json benchmarks/results/skr_block_reset.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,9 @@ def _ints(text: str, name: str, low: int) -> list:
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise SystemExit(f"skr_block_reset.py: error: --{name} must be comma-separated integers, "
-                         f"got {text!r}") from None
+        raise SystemExit(
+            f"skr_block_reset.py: error: --{name} must be comma-separated integers, got {text!r}"
+        ) from None
     if not values or min(values) < low:
         raise SystemExit(f"skr_block_reset.py: error: --{name} needs integers >= {low}, got {text!r}")
     return values
@@ -53,9 +55,13 @@ def run_once(resolution: int, n: int, block: int, rtol: float, seed: int, workdi
     wall = time.perf_counter() - t0
     os.remove(path)
     its = np.asarray(summary.iterations, dtype=float)
-    return {"iterations_per_sample": float(its.mean()), "solve_seconds_per_sample": summary.solve_seconds / n,
-            "total_seconds_per_sample": wall / n, "max_residual": summary.max_residual,
-            "invalid": len(summary.invalid)}
+    return {
+        "iterations_per_sample": float(its.mean()),
+        "solve_seconds_per_sample": summary.solve_seconds / n,
+        "total_seconds_per_sample": wall / n,
+        "max_residual": summary.max_residual,
+        "invalid": len(summary.invalid),
+    }
 
 
 def main(argv=None) -> int:
@@ -79,13 +85,17 @@ def main(argv=None) -> int:
         for res in resolutions:
             rounds = {b: [] for b in blocks}
             for r in range(args.repeats):
-                for b in (blocks[r % len(blocks):] + blocks[:r % len(blocks)]):
+                for b in blocks[r % len(blocks) :] + blocks[: r % len(blocks)]:
                     rounds[b].append(run_once(res, args.n, b, args.rtol, args.seed, workdir))
             base = None
             for b in blocks:
                 rec = {"resolution": res, "block": b, "n": args.n, "rtol": args.rtol}
-                for key in ("iterations_per_sample", "solve_seconds_per_sample", "total_seconds_per_sample",
-                            "max_residual"):
+                for key in (
+                    "iterations_per_sample",
+                    "solve_seconds_per_sample",
+                    "total_seconds_per_sample",
+                    "max_residual",
+                ):
                     rec[key] = float(np.median([x[key] for x in rounds[b]]))
                 rec["invalid"] = max(x["invalid"] for x in rounds[b])
                 if b == 0:
@@ -95,10 +105,17 @@ def main(argv=None) -> int:
                 if rec["resolution"] == res:
                     rec["iterations_ratio"] = rec["iterations_per_sample"] / base["iterations_per_sample"]
                     rec["solve_seconds_ratio"] = rec["solve_seconds_per_sample"] / base["solve_seconds_per_sample"]
-    record = {"benchmark": "skr_block_reset", "family": "darcy", "solver": "skr", "repeats": args.repeats,
-              "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "cpus": os.cpu_count(),
-              "machine": platform.platform(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-              "rows": rows}
+    record = {
+        "benchmark": "skr_block_reset",
+        "family": "darcy",
+        "solver": "skr",
+        "repeats": args.repeats,
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "cpus": os.cpu_count(),
+        "machine": platform.platform(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "rows": rows,
+    }
     print(json.dumps(record, indent=1))
     conditions.write_record(record, args.json)
     return 0

@@ -20,6 +20,7 @@ result also as samples per second (``n / epoch time``) of each loop: the through
 ``neuralops-train fit -c darcy_fno`` at the config's batch. Run it under two allocator settings
 (``NEURALOPS_ALLOCATOR=system`` / the default) to compare them; the record names the setting.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,14 +41,23 @@ def write_data(path: str, n: int, res: int) -> None:
     rng = np.random.default_rng(0)
     x = np.linspace(0.0, 1.0, res)
     bump = np.outer(np.sin(np.pi * x), np.sin(np.pi * x))
-    with DatasetWriter(path, pde="darcy", spec={"family": "benchmark", "n": res}, n_samples=n, seed=0,
-                       fields={"a": FieldSpec((res, res), "input"), "u": FieldSpec((res, res), "output")},
-                       grid=Grid({"x": x, "y": x}, {"x": "dirichlet", "y": "dirichlet"}), params=[],
-                       solver=["converged"], overwrite=True) as w:
+    with DatasetWriter(
+        path,
+        pde="darcy",
+        spec={"family": "benchmark", "n": res},
+        n_samples=n,
+        seed=0,
+        fields={"a": FieldSpec((res, res), "input"), "u": FieldSpec((res, res), "output")},
+        grid=Grid({"x": x, "y": x}, {"x": "dirichlet", "y": "dirichlet"}),
+        params=[],
+        solver=["converged"],
+        overwrite=True,
+    ) as w:
         for i in range(n):
             a = np.exp(rng.standard_normal((res, res)))
-            w.write(i, {"a": a.astype(np.float32), "u": (bump * a.mean()).astype(np.float32)},
-                    solver={"converged": True})
+            w.write(
+                i, {"a": a.astype(np.float32), "u": (bump * a.mean()).astype(np.float32)}, solver={"converged": True}
+            )
 
 
 MODEL = {"model": "mgno", "loss": "relative_h1", "loss_config": None}
@@ -59,8 +69,15 @@ def build(path: str, batch: int, model_config: dict):
 
     dm = SteadyDataModule(path, train=":", batch_size=batch, seed=0)
     torch.manual_seed(0)
-    module = NeuralOperatorModule(MODEL["model"], model_config, data_io=dm.io, loss=MODEL["loss"],
-                                  loss_config=MODEL["loss_config"], lr=5e-4, check_model=False)
+    module = NeuralOperatorModule(
+        MODEL["model"],
+        model_config,
+        data_io=dm.io,
+        loss=MODEL["loss"],
+        loss_config=MODEL["loss_config"],
+        lr=5e-4,
+        check_model=False,
+    )
     stats = dm.normalization_statistics()
     module.norm_in.set_statistics(*stats["input"])
     module.norm_out.set_statistics(*stats["output"])
@@ -114,11 +131,19 @@ def lightning_epochs(path: str, batch: int, epochs: int, model_config: dict, roo
     callbacks = [timer]
     if extras:
         callbacks.append(pl.callbacks.ModelCheckpoint(dirpath=os.path.join(root, "ckpt"), save_last=True, save_top_k=0))
-    trainer = pl.Trainer(accelerator="cpu", devices=1, max_epochs=epochs,
-                         logger=CSVLogger(root, name="bench") if extras else False,
-                         enable_checkpointing=extras, callbacks=callbacks,
-                         limit_val_batches=0, enable_progress_bar=False, enable_model_summary=False,
-                         log_every_n_steps=1, num_sanity_val_steps=0)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_epochs=epochs,
+        logger=CSVLogger(root, name="bench") if extras else False,
+        enable_checkpointing=extras,
+        callbacks=callbacks,
+        limit_val_batches=0,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        log_every_n_steps=1,
+        num_sanity_val_steps=0,
+    )
     trainer.fit(module, dm)
     return timer.times
 
@@ -131,8 +156,11 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=4, help="epochs per run (the first is a warm-up)")
     p.add_argument("--repeats", type=int, default=3, help="interleaved (bare, lightning) pairs of runs")
     p.add_argument("--channels", type=int, default=24)
-    p.add_argument("--bare-lightning", action="store_true",
-                   help="Lightning without logger and checkpoints (attributes the overhead)")
+    p.add_argument(
+        "--bare-lightning",
+        action="store_true",
+        help="Lightning without logger and checkpoints (attributes the overhead)",
+    )
     p.add_argument("--config", default=None, help="a steady train/configs name (darcy_fno): its model, loss, batch")
     p.add_argument("--out", default=os.path.join("benchmarks", "results", "training.json"))
     args = p.parse_args(argv)
@@ -143,16 +171,20 @@ def main(argv=None) -> int:
     if args.config:
         import yaml
 
-        path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "train", "configs",
-                            f"{args.config}.yaml")
+        path = os.path.join(
+            os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "train", "configs", f"{args.config}.yaml"
+        )
         if not os.path.exists(path):
             raise SystemExit(f"training.py: error: no config {args.config!r} in train/configs")
         with open(path) as fh:
             conf = yaml.safe_load(fh)
         if conf["data"]["class_path"] != "train.data.SteadyDataModule":
             raise SystemExit(f"training.py: error: --config {args.config} is not a steady (SteadyDataModule) config")
-        MODEL.update(model=conf["model"]["model"], loss=conf["model"].get("loss", "relative_l2"),
-                     loss_config=conf["model"].get("loss_config"))
+        MODEL.update(
+            model=conf["model"]["model"],
+            loss=conf["model"].get("loss", "relative_l2"),
+            loss_config=conf["model"].get("loss_config"),
+        )
         cfg = dict(conf["model"].get("model_config") or {})
         args.batch = int(conf["data"]["init_args"]["batch_size"])
     with tempfile.TemporaryDirectory() as tmp:
@@ -162,7 +194,7 @@ def main(argv=None) -> int:
         for r in range(args.repeats):
             # ABBA order: a slow phase of the shared machine does not always hit the same loop first
             runs = [("bare", None), ("lightning", os.path.join(tmp, f"run{r}"))]
-            for kind, root in (runs if r % 2 == 0 else runs[::-1]):
+            for kind, root in runs if r % 2 == 0 else runs[::-1]:
                 if kind == "bare":
                     bare += bare_epochs(path, args.batch, args.epochs, cfg)[1:]
                 else:
@@ -171,29 +203,50 @@ def main(argv=None) -> int:
     for clock, k in (("cpu", 1), ("wall", 0)):
         bt, lt = [e[k] for e in bare], [e[k] for e in light]
         # the minimum is the least-disturbed epoch (other jobs only ever add time); the median too
-        summary[clock] = {"bare_min": min(bt), "lightning_min": min(lt), "overhead_min": min(lt) / min(bt) - 1,
-                          "bare_median": statistics.median(bt), "lightning_median": statistics.median(lt),
-                          "overhead_median": statistics.median(lt) / statistics.median(bt) - 1,
-                          "bare_epochs": bt, "lightning_epochs": lt}
+        summary[clock] = {
+            "bare_min": min(bt),
+            "lightning_min": min(lt),
+            "overhead_min": min(lt) / min(bt) - 1,
+            "bare_median": statistics.median(bt),
+            "lightning_median": statistics.median(lt),
+            "overhead_median": statistics.median(lt) / statistics.median(bt) - 1,
+            "bare_epochs": bt,
+            "lightning_epochs": lt,
+        }
     result = {
         "benchmark": "training loop overhead (LightningModule vs bare PyTorch, same process)",
-        "model": MODEL["model"], "config": args.config, "model_config": cfg,
+        "model": MODEL["model"],
+        "config": args.config,
+        "model_config": cfg,
         "lightning_logger_and_checkpoints": not args.bare_lightning,
-        "samples_per_s": {clock: {"bare": args.n / summary[clock]["bare_median"],
-                                  "lightning": args.n / summary[clock]["lightning_median"]} for clock in summary},
-        "n_train": args.n, "resolution": args.res, "batch": args.batch,
-        "steps_per_epoch": -(-args.n // args.batch), "epochs_timed": len(bare),
-        "overhead": summary["cpu"]["overhead_median"], "seconds_per_epoch": summary,
+        "samples_per_s": {
+            clock: {
+                "bare": args.n / summary[clock]["bare_median"],
+                "lightning": args.n / summary[clock]["lightning_median"],
+            }
+            for clock in summary
+        },
+        "n_train": args.n,
+        "resolution": args.res,
+        "batch": args.batch,
+        "steps_per_epoch": -(-args.n // args.batch),
+        "epochs_timed": len(bare),
+        "overhead": summary["cpu"]["overhead_median"],
+        "seconds_per_epoch": summary,
     }
     for clock, r in summary.items():
-        print(f"{clock:4s} s/epoch  bare {r['bare_min']:.3f} min {r['bare_median']:.3f} median | lightning "
-              f"{r['lightning_min']:.3f} min {r['lightning_median']:.3f} median | overhead "
-              f"{100 * r['overhead_min']:+.1f}% (minima) {100 * r['overhead_median']:+.1f}% (medians)")
+        print(
+            f"{clock:4s} s/epoch  bare {r['bare_min']:.3f} min {r['bare_median']:.3f} median | lightning "
+            f"{r['lightning_min']:.3f} min {r['lightning_median']:.3f} median | overhead "
+            f"{100 * r['overhead_min']:+.1f}% (minima) {100 * r['overhead_median']:+.1f}% (medians)"
+        )
     print(f"overhead (process CPU time, medians): {100 * result['overhead']:+.1f}% (target <= 5%)")
     sps = result["samples_per_s"]
-    print(f"samples/s ({MODEL['model']}, batch {args.batch}, medians): CPU-time bare {sps['cpu']['bare']:.2f} "
-          f"lightning {sps['cpu']['lightning']:.2f}; wall bare {sps['wall']['bare']:.2f} "
-          f"lightning {sps['wall']['lightning']:.2f}")
+    print(
+        f"samples/s ({MODEL['model']}, batch {args.batch}, medians): CPU-time bare {sps['cpu']['bare']:.2f} "
+        f"lightning {sps['cpu']['lightning']:.2f}; wall bare {sps['wall']['bare']:.2f} "
+        f"lightning {sps['wall']['lightning']:.2f}"
+    )
     conditions.write_record(result, args.out, indent=2)
     return 0
 

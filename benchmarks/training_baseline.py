@@ -31,6 +31,7 @@ current / baseline.
 ``--config ns_fno3d`` writes Navier-Stokes trajectories with each version's generator instead
 (``--res`` is the stored grid, 64 in the FNO benchmark).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -71,16 +72,17 @@ def export(rev: str, dest: str) -> None:
     """The tree of commit ``rev`` at ``dest`` (no .git: it is imported through PYTHONPATH only)."""
     archive = subprocess.run(["git", "-C", ROOT, "archive", rev], capture_output=True, check=False)
     if archive.returncode != 0:
-        raise SystemExit(f"--baseline {rev!r}: git archive failed: {archive.stderr.decode().strip()} "
-                         "(give a commit of this repository)")
+        raise SystemExit(
+            f"--baseline {rev!r}: git archive failed: {archive.stderr.decode().strip()} "
+            "(give a commit of this repository)"
+        )
     os.makedirs(dest, exist_ok=True)
     subprocess.run(["tar", "-x", "-C", dest], input=archive.stdout, check=True)
 
 
 def environment(tree: str, work: str, baseline: bool, allocator: str | None) -> dict:
-    env = {k: v for k, v in os.environ.items()
-           if not (k.startswith(ALLOCATOR_PREFIXES) or k in ALLOCATOR_VARIABLES)}
-    env["PYTHONPATH"] = tree + os.pathsep + work      # the version's packages, then the epoch timer
+    env = {k: v for k, v in os.environ.items() if not (k.startswith(ALLOCATOR_PREFIXES) or k in ALLOCATOR_VARIABLES)}
+    env["PYTHONPATH"] = tree + os.pathsep + work  # the version's packages, then the epoch timer
     env.setdefault("OMP_NUM_THREADS", "1")
     if not baseline and allocator:
         env["NEURALOPS_ALLOCATOR"] = allocator
@@ -96,22 +98,62 @@ def run(cmd: list, tree: str, env: dict) -> None:
 
 def write_data(tree: str, env: dict, config: str, n: int, res: int, out: str) -> None:
     if CONFIGS[config] == "steady":
-        cmd = [sys.executable, "-m", "datagen.cli", "darcy", "--n", str(n), "--resolution", str(res),
-               "--out", out]
-    else:   # the fno recipe's 50 frames, 0.01 apart (seconds, not hours): the shapes of the FNO data
-        cmd = [sys.executable, "-m", "datagen.cli", "navier-stokes", "--recipe", "fno", "--n", str(n),
-               "--resolution", str(res), "--store-resolution", str(res), "--dt", "1e-3",
-               "--snapshot-interval", "0.01", "--n-snapshots", "50", "--out", out]
+        cmd = [sys.executable, "-m", "datagen.cli", "darcy", "--n", str(n), "--resolution", str(res), "--out", out]
+    else:  # the fno recipe's 50 frames, 0.01 apart (seconds, not hours): the shapes of the FNO data
+        cmd = [
+            sys.executable,
+            "-m",
+            "datagen.cli",
+            "navier-stokes",
+            "--recipe",
+            "fno",
+            "--n",
+            str(n),
+            "--resolution",
+            str(res),
+            "--store-resolution",
+            str(res),
+            "--dt",
+            "1e-3",
+            "--snapshot-interval",
+            "0.01",
+            "--n-snapshots",
+            "50",
+            "--out",
+            out,
+        ]
     run(cmd, tree, env)
 
 
 def fit_command(tree: str, config: str, data: str, n: int, epochs: int, root: str) -> list:
-    return [sys.executable, "-m", "train.cli", "fit", "-c", os.path.join(tree, "train", "configs", f"{config}.yaml"),
-            "--data.init_args.path", data, f"--data.init_args.train=0:{n}", f"--data.init_args.val={n}:{n + 1}",
-            f"--data.init_args.test={n + 1}:{n + 2}", "--trainer.max_epochs", str(epochs),
-            "--trainer.limit_val_batches", "0", "--trainer.accelerator", "cpu", "--trainer.devices", "1",
-            "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", root,
-            "--checkpoint.dirpath", os.path.join(root, "ckpt"), "--trainer.callbacks+=epoch_timer.EpochTimer"]
+    return [
+        sys.executable,
+        "-m",
+        "train.cli",
+        "fit",
+        "-c",
+        os.path.join(tree, "train", "configs", f"{config}.yaml"),
+        "--data.init_args.path",
+        data,
+        f"--data.init_args.train=0:{n}",
+        f"--data.init_args.val={n}:{n + 1}",
+        f"--data.init_args.test={n + 1}:{n + 2}",
+        "--trainer.max_epochs",
+        str(epochs),
+        "--trainer.limit_val_batches",
+        "0",
+        "--trainer.accelerator",
+        "cpu",
+        "--trainer.devices",
+        "1",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.default_root_dir",
+        root,
+        "--checkpoint.dirpath",
+        os.path.join(root, "ckpt"),
+        "--trainer.callbacks+=epoch_timer.EpochTimer",
+    ]
 
 
 def parse_args(argv=None):
@@ -144,36 +186,58 @@ def main(argv=None) -> int:
     for v, tree in versions.items():
         data[v] = os.path.join(work, f"{v}.h5")
         if not os.path.exists(data[v]):
-            write_data(tree, envs[v], args.config, args.n + 2, args.res, data[v])   # + a val and a test sample
+            write_data(tree, envs[v], args.config, args.n + 2, args.res, data[v])  # + a val and a test sample
         print(f"{v}: data written with its own generator ({data[v]})", flush=True)
     times = {v: {"wall": [], "cpu": []} for v in versions}
     for r in range(args.rounds):
         for v, tree in versions.items():
             root = os.path.join(work, f"runs_{v}_{r}")
             log = os.path.join(work, f"epochs_{v}_{r}.jsonl")
-            run(fit_command(tree, args.config, data[v], args.n, 1 + args.extra_epochs, root), tree,
-                {**envs[v], "NEURALOPS_EPOCH_TIMES": log})
+            run(
+                fit_command(tree, args.config, data[v], args.n, 1 + args.extra_epochs, root),
+                tree,
+                {**envs[v], "NEURALOPS_EPOCH_TIMES": log},
+            )
             with open(log) as fh:
-                epochs = [json.loads(line) for line in fh][1:]          # the first epoch is the warm-up
+                epochs = [json.loads(line) for line in fh][1:]  # the first epoch is the warm-up
             if len(epochs) != args.extra_epochs:
                 raise SystemExit(f"{v}: {len(epochs)} timed epochs recorded, expected {args.extra_epochs}")
             for k in ("wall", "cpu"):
                 times[v][k].extend(e[k] for e in epochs)
-            print(f"round {r} {v:8s} s/epoch wall " + " ".join(f"{e['wall']:.2f}" for e in epochs)
-                  + " cpu " + " ".join(f"{e['cpu']:.2f}" for e in epochs), flush=True)
+            print(
+                f"round {r} {v:8s} s/epoch wall "
+                + " ".join(f"{e['wall']:.2f}" for e in epochs)
+                + " cpu "
+                + " ".join(f"{e['cpu']:.2f}" for e in epochs),
+                flush=True,
+            )
     summary = {}
     for clock in ("wall", "cpu"):
         med = {v: statistics.median(times[v][clock]) for v in versions}
-        summary[clock] = {"seconds_per_epoch": med,
-                          "samples_per_s": {v: args.n / med[v] for v in versions},
-                          "ratio_current_over_baseline": med["baseline"] / med["current"]}
-        print(f"{clock:4s}: baseline {args.n / med['baseline']:.2f} samples/s, current "
-              f"{args.n / med['current']:.2f} samples/s: {summary[clock]['ratio_current_over_baseline']:.2f}x "
-              "(issue 17 target 1.6x)", flush=True)
-    record = {"benchmark": "neuralops-train fit samples/s, this version vs a baseline commit",
-              "config": args.config, "resolution": args.res, "n_train": args.n, "baseline": args.baseline,
-              "extra_epochs": args.extra_epochs, "rounds": args.rounds, "times": times, "summary": summary,
-              "allocator_current": args.allocator or "default", "allocator_baseline": "C library default"}
+        summary[clock] = {
+            "seconds_per_epoch": med,
+            "samples_per_s": {v: args.n / med[v] for v in versions},
+            "ratio_current_over_baseline": med["baseline"] / med["current"],
+        }
+        print(
+            f"{clock:4s}: baseline {args.n / med['baseline']:.2f} samples/s, current "
+            f"{args.n / med['current']:.2f} samples/s: {summary[clock]['ratio_current_over_baseline']:.2f}x "
+            "(issue 17 target 1.6x)",
+            flush=True,
+        )
+    record = {
+        "benchmark": "neuralops-train fit samples/s, this version vs a baseline commit",
+        "config": args.config,
+        "resolution": args.res,
+        "n_train": args.n,
+        "baseline": args.baseline,
+        "extra_epochs": args.extra_epochs,
+        "rounds": args.rounds,
+        "times": times,
+        "summary": summary,
+        "allocator_current": args.allocator or "default",
+        "allocator_baseline": "C library default",
+    }
     conditions.write_record(record, args.json)
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)

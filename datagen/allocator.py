@@ -31,6 +31,7 @@ line with the variables set. Child processes inherit the setting. A user who set
 variables (or ``LD_PRELOAD``/``GLIBC_TUNABLES``) without ``NEURALOPS_ALLOCATOR`` keeps them untouched.
 ``python -m datagen.allocator [setting]`` prints the ``NAME=value`` assignments (for Makefiles).
 """
+
 from __future__ import annotations
 
 import ctypes.util
@@ -39,23 +40,31 @@ import sys
 
 SETTINGS = ("auto", "tuned", "jemalloc", "tcmalloc", "system")
 DEFAULT = "auto"
-AUTO_ORDER = ("tcmalloc", "jemalloc")        # preferred when installed (less RSS than tuned, as fast)
+AUTO_ORDER = ("tcmalloc", "jemalloc")  # preferred when installed (less RSS than tuned, as fast)
 ENV_CHOICE = "NEURALOPS_ALLOCATOR"
 ENV_ACTIVE = "NEURALOPS_ALLOCATOR_ACTIVE"
 # 64 GiB: larger than any heap this toolkit builds, so the heap top is never given back mid-run
-TRIM_THRESHOLD = 64 * 2 ** 30
+TRIM_THRESHOLD = 64 * 2**30
 TUNED = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(TRIM_THRESHOLD)}
 JEMALLOC_CONF = "dirty_decay_ms:-1,muzzy_decay_ms:-1"
-USER_VARIABLES = ("MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_",
-                  "MALLOC_ARENA_MAX", "GLIBC_TUNABLES", "LD_PRELOAD", "MALLOC_CONF",
-                  "TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD")
+USER_VARIABLES = (
+    "MALLOC_MMAP_MAX_",
+    "MALLOC_TRIM_THRESHOLD_",
+    "MALLOC_MMAP_THRESHOLD_",
+    "MALLOC_TOP_PAD_",
+    "MALLOC_ARENA_MAX",
+    "GLIBC_TUNABLES",
+    "LD_PRELOAD",
+    "MALLOC_CONF",
+    "TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD",
+)
 LIBRARIES = {"jemalloc": ("libjemalloc.so.2", "jemalloc"), "tcmalloc": ("libtcmalloc_minimal.so.4", "tcmalloc_minimal")}
 _SEARCH_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib", "/usr/local/lib")
 
 
 def find_library(setting: str) -> str | None:
     """Path of the shared library of ``jemalloc``/``tcmalloc``, or None when it is not installed."""
-    if not sys.platform.startswith("linux"):          # LD_PRELOAD is the Linux loader's
+    if not sys.platform.startswith("linux"):  # LD_PRELOAD is the Linux loader's
         return None
     filename, short = LIBRARIES[setting]
     for d in _SEARCH_DIRS:
@@ -91,14 +100,15 @@ def environment_for(setting: str) -> tuple[str, dict]:
             variables = {"LD_PRELOAD": ":".join([lib] + preload)}
             if setting == "tcmalloc":
                 # no "large alloc" report on stderr for every allocation above 1 GiB
-                variables["TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD"] = str(2 ** 40)
+                variables["TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD"] = str(2**40)
             if setting == "jemalloc":
                 # jemalloc's defaults purge freed pages after a decay time (large blocks at once): the same
                 # fault storm as glibc's (measured); keep them, as ``tuned`` does. The user's MALLOC_CONF
                 # comes last and wins.
                 user = os.environ.get("MALLOC_CONF", "")
-                variables["MALLOC_CONF"] = JEMALLOC_CONF + (f",{user}" if user and user != JEMALLOC_CONF
-                                                            and not user.startswith(JEMALLOC_CONF + ",") else "")
+                variables["MALLOC_CONF"] = JEMALLOC_CONF + (
+                    f",{user}" if user and user != JEMALLOC_CONF and not user.startswith(JEMALLOC_CONF + ",") else ""
+                )
             return setting, variables
         return f"tuned({setting}-not-installed)", dict(TUNED)
     return "tuned", dict(TUNED)
@@ -122,8 +132,11 @@ def describe(environ=None) -> str:
     active = environ.get(ENV_ACTIVE)
     shown = [f"{k}={environ[k]}" for k in USER_VARIABLES if environ.get(k)]
     what = active if active else "as inherited"
-    return (f"neuralops: allocator {what}" + (f" ({' '.join(shown)})" if shown else " (system malloc defaults)")
-            + f"; set {ENV_CHOICE}={'|'.join(SETTINGS)} to change")
+    return (
+        f"neuralops: allocator {what}"
+        + (f" ({' '.join(shown)})" if shown else " (system malloc defaults)")
+        + f"; set {ENV_CHOICE}={'|'.join(SETTINGS)} to change"
+    )
 
 
 def _restore(previous: dict, active: str) -> None:
@@ -166,9 +179,9 @@ def ensure(log=None) -> None:
                         pass
                 try:
                     os.execv(sys.executable, [sys.executable] + list(argv[1:]))
-                except OSError as err:        # keep running with the system allocator
+                except OSError as err:  # keep running with the system allocator
                     _restore(previous, f"system(re-exec-failed:{err.errno})")
-            elif changed:                             # not re-executed: this process keeps its malloc
+            elif changed:  # not re-executed: this process keeps its malloc
                 _restore(previous, "system(not-re-executed)")
     print(describe(), file=log, flush=True)
 
@@ -186,10 +199,15 @@ def shell_assignments(setting: str | None = None) -> str:
 def main(argv=None) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m datagen.allocator",
-                                     description="Print the environment assignments of an allocator setting.")
-    parser.add_argument("setting", nargs="?", default=None,
-                        help=f"one of {', '.join(SETTINGS)} (default: ${ENV_CHOICE}, else {DEFAULT})")
+    parser = argparse.ArgumentParser(
+        prog="python -m datagen.allocator", description="Print the environment assignments of an allocator setting."
+    )
+    parser.add_argument(
+        "setting",
+        nargs="?",
+        default=None,
+        help=f"one of {', '.join(SETTINGS)} (default: ${ENV_CHOICE}, else {DEFAULT})",
+    )
     args = parser.parse_args(argv)
     try:
         print(shell_assignments(args.setting))

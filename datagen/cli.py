@@ -4,6 +4,7 @@ Each generator module exposes ``add_arguments(parser)`` and ``run(args) -> int``
 dispatches, so generators stay independent of each other. Only the chosen subcommand's module is
 imported (the elliptic generators never import torch, which the navier-stokes one needs).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,7 +52,7 @@ def build_parser(families=None, argv=None) -> argparse.ArgumentParser:
         params = _parameters(mod)
         kwargs = {"argv": argv} if "argv" in params else {}
         mod.add_arguments(p, name, **kwargs) if "family" in params else mod.add_arguments(p, **kwargs)
-    return show_defaults(parser)      # every option's default in --help
+    return show_defaults(parser)  # every option's default in --help
 
 
 def _parameters(mod) -> tuple:
@@ -72,12 +73,12 @@ def _petsc_command_line(argv: list[str]) -> list[str]:
     tokens = []
     for i, tok in enumerate(argv):
         if tok == "--":
-            tokens += argv[i + 1:]
+            tokens += argv[i + 1 :]
             break
         if tok == "--petsc" and i + 1 < len(argv):
             tokens = shlex.split(argv[i + 1]) + tokens if argv[i + 1].strip() else tokens
         elif tok.startswith("--petsc="):
-            tokens = shlex.split(tok[len("--petsc="):]) + tokens
+            tokens = shlex.split(tok[len("--petsc=") :]) + tokens
     if not tokens or not tokens[0].startswith("-") or any(t in ("-", "--") for t in tokens):
         return []
     return tokens
@@ -101,14 +102,14 @@ def _init_petsc(argv: list[str] | None = None) -> None:
         return
     try:
         extra = _petsc_command_line(list(sys.argv[1:] if argv is None else argv))
-    except ValueError:       # unbalanced quotes in --petsc: the generator reports it
+    except ValueError:  # unbalanced quotes in --petsc: the generator reports it
         extra = []
     asked = " ".join(extra + [os.environ.get("PETSC_OPTIONS", "")])
     if extra and "-options_left" not in asked:
         # the generator reports an unused option in one line (datagen.elliptic.generator.check_petsc_options);
         # PETSc's own report at exit is what -options_left asks for
         extra += ["-options_left", "0"]
-    petsc4py.init(["-no_signal_handler", *extra])   # petsc4py puts the program name in front itself
+    petsc4py.init(["-no_signal_handler", *extra])  # petsc4py puts the program name in front itself
 
 
 def chosen_family(argv: list[str]) -> str | None:
@@ -120,7 +121,7 @@ def chosen_family(argv: list[str]) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    if argv is None:                       # the program itself (not a call from Python): set the allocator
+    if argv is None:  # the program itself (not a call from Python): set the allocator
         from datagen.allocator import ensure
 
         ensure()
@@ -133,8 +134,11 @@ def main(argv: list[str] | None = None) -> int:
     prog = f"neuralops-datagen {args.family}"
     err = getattr(args, "_import_error", None)
     if err is not None:
-        parser.exit(2, f"{prog}: cannot import {args._module}: {err}\n"
-                       "Run `make env` (or scripts/setup_env.sh) to install PETSc/petsc4py and the rest.\n")
+        parser.exit(
+            2,
+            f"{prog}: cannot import {args._module}: {err}\n"
+            "Run `make env` (or scripts/setup_env.sh) to install PETSc/petsc4py and the rest.\n",
+        )
     mod = importlib.import_module(args._module)
     formatwarning = warnings.formatwarning
     warnings.formatwarning = lambda msg, category, *a, **k: f"{prog}: warning: {msg}\n"  # one line each
@@ -143,10 +147,16 @@ def main(argv: list[str] | None = None) -> int:
             return int(mod.run(args) or 0)
     except Interrupted as exc:
         # finished samples were flushed by the writer while the exception unwound
-        where = f"{exc.saved} finished samples are saved in {exc.partial_dir}" if exc.partial_dir else \
-            "no samples were written yet"
-        print(f"{prog}: interrupted by {exc}: {where}; run the same command with --resume to continue",
-              file=sys.stderr, flush=True)
+        where = (
+            f"{exc.saved} finished samples are saved in {exc.partial_dir}"
+            if exc.partial_dir
+            else "no samples were written yet"
+        )
+        print(
+            f"{prog}: interrupted by {exc}: {where}; run the same command with --resume to continue",
+            file=sys.stderr,
+            flush=True,
+        )
         return exc.exit_code
     except OSError as exc:  # full disk, read-only output, missing input: one line, no traceback
         print(f"{prog}: error: {_os_error_text(exc)}", file=sys.stderr, flush=True)
@@ -161,8 +171,10 @@ def _os_error_text(exc: OSError) -> str:
 
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     if exc.errno == _errno.ENOSPC or "No space left" in text:
-        return f"no space left on the device ({exc.filename or text}); free space or choose another --out, " \
-               "then resume with --resume"
+        return (
+            f"no space left on the device ({exc.filename or text}); free space or choose another --out, "
+            "then resume with --resume"
+        )
     if exc.strerror and exc.filename:
         return f"{exc.strerror}: {exc.filename}"
     return text

@@ -3,6 +3,7 @@
 (``neuralops-data import`` lives in :mod:`train.data_cli`, which extends this parser, because the
 importers belong to the training side and ``datagen`` imports nothing from ``train``.)
 """
+
 from __future__ import annotations
 
 import json
@@ -27,16 +28,35 @@ def _info(args) -> int:
     (:mod:`train.data_cli`) prints it as its one-line ``neuralops-data info: error: ...`` (exit 1)."""
     if args.json:
         ds = open_dataset(args.path, include_invalid=True)
-        print(json.dumps({
-            "path": ds.path, "pde": ds.pde, "n_samples": ds.n_samples, "seed": ds.seed,
-            "n_valid": ds.n_samples - ds.n_invalid,
-            "invalid": {str(i): r for i, r in ds.invalid_reasons.items()},
-            "fields": {k: {"role": ds.role(k), "shape": list(ds.field_shape(k)), "dtype": str(ds.dtype(k))}
-                       for k in ds.fields},
-            "grid": {a: {"n": int(c.size), "min": float(c.min()), "max": float(c.max()),
-                         "boundary": ds.grid.boundary.get(a)} for a, c in ds.grid.coords.items()},
-            "params": ds.param_names, "solver": ds.solver_names, "spec": ds.spec,
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "path": ds.path,
+                    "pde": ds.pde,
+                    "n_samples": ds.n_samples,
+                    "seed": ds.seed,
+                    "n_valid": ds.n_samples - ds.n_invalid,
+                    "invalid": {str(i): r for i, r in ds.invalid_reasons.items()},
+                    "fields": {
+                        k: {"role": ds.role(k), "shape": list(ds.field_shape(k)), "dtype": str(ds.dtype(k))}
+                        for k in ds.fields
+                    },
+                    "grid": {
+                        a: {
+                            "n": int(c.size),
+                            "min": float(c.min()),
+                            "max": float(c.max()),
+                            "boundary": ds.grid.boundary.get(a),
+                        }
+                        for a, c in ds.grid.coords.items()
+                    },
+                    "params": ds.param_names,
+                    "solver": ds.solver_names,
+                    "spec": ds.spec,
+                },
+                indent=2,
+            )
+        )
     else:
         print(describe(args.path))
     return 0

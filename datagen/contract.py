@@ -34,6 +34,7 @@ windows, the grid); its :meth:`DataLayout.to_dict` is the plain form stored in c
 hyper-parameters, and :meth:`DataLayout.from_dict` reads that form back, including the form
 checkpoints had before this module (``grid: {axis: {n, boundary, length, includes_boundary}}``).
 """
+
 from __future__ import annotations
 
 import math
@@ -42,8 +43,19 @@ from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ["NODE_CONVENTIONS", "PADDING_MODES", "LAYOUT_MODES", "SPEC_KEY", "GridError", "Axis", "Grid",
-           "DataLayout", "node_coordinates", "check_node_convention", "check_rtol"]
+__all__ = [
+    "NODE_CONVENTIONS",
+    "PADDING_MODES",
+    "LAYOUT_MODES",
+    "SPEC_KEY",
+    "GridError",
+    "Axis",
+    "Grid",
+    "DataLayout",
+    "node_coordinates",
+    "check_node_convention",
+    "check_rtol",
+]
 
 NODE_CONVENTIONS = ("nodes-with-walls", "nodes-without-walls", "nodes-without-far-wall", "cell-centres")
 #: convolution padding that continues a field across a boundary of each kind
@@ -53,7 +65,7 @@ LAYOUT_MODES = ("steady", "direct", "autoregressive")
 #: the spec key the generators write :meth:`Grid.to_spec` under (in section ``discretisation``)
 SPEC_KEY = "grid"
 SPATIAL = ("x", "y", "z")
-_ELLIPTIC_TEXT = "nodes x_j = j/(s-1)"   # the elliptic generators' record before spec["grid"] was a dict
+_ELLIPTIC_TEXT = "nodes x_j = j/(s-1)"  # the elliptic generators' record before spec["grid"] was a dict
 
 
 class GridError(ValueError):
@@ -63,10 +75,16 @@ class GridError(ValueError):
 def check_rtol(value: Any, where: str = "rtol") -> float:
     """The one range check of a relative solver tolerance (the generators' config and the solver
     backends call it where the value enters): a finite number in ``(0, 1)``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not math.isfinite(value) or not 0 < value < 1:
-        raise ValueError(f"{where} must be a number in (0, 1), got {value!r}: it is the relative residual "
-                         "reduction every solve must reach (e.g. 1e-8)")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.integer, np.floating))
+        or not math.isfinite(value)
+        or not 0 < value < 1
+    ):
+        raise ValueError(
+            f"{where} must be a number in (0, 1), got {value!r}: it is the relative residual "
+            "reduction every solve must reach (e.g. 1e-8)"
+        )
     return float(value)
 
 
@@ -155,8 +173,10 @@ class Axis:
         n = int(c.size)
         h = float(c[1] - c[0]) if n > 1 else 1.0
         if n > 1 and not (h > 0 and np.allclose(np.diff(c), h, rtol=1e-4, atol=0)):
-            raise GridError(f"axis {name!r}: the coordinates are not uniform and increasing "
-                            f"({c[:3].tolist()} ...); the data contract needs a uniform grid")
+            raise GridError(
+                f"axis {name!r}: the coordinates are not uniform and increasing "
+                f"({c[:3].tolist()} ...); the data contract needs a uniform grid"
+            )
         lo = float(c[0]) - _first(nodes) * h
         return cls(name, n, lo, lo + _divisor(nodes, n) * h, nodes, boundary)
 
@@ -276,13 +296,19 @@ class Grid:
                 lo, hi = (float(v) for v in r["extent"])
                 axes.append(Axis(str(name), int(r["n"]), lo, hi, r["nodes"], str(r["boundary"])))
             except (KeyError, TypeError, ValueError) as exc:
-                raise GridError(f"grid record of axis {name!r} is {r!r}: it needs n, extent [lo, hi], nodes "
-                                f"({', '.join(NODE_CONVENTIONS)}) and boundary ({exc})") from exc
+                raise GridError(
+                    f"grid record of axis {name!r} is {r!r}: it needs n, extent [lo, hi], nodes "
+                    f"({', '.join(NODE_CONVENTIONS)}) and boundary ({exc})"
+                ) from exc
         return cls(tuple(axes), None if times is None else tuple(times))
 
     @classmethod
-    def from_coordinates(cls, coords: Mapping[str, Any], boundary: Optional[Mapping[str, str]] = None,
-                         nodes: Optional[Mapping[str, str]] = None) -> "Grid":
+    def from_coordinates(
+        cls,
+        coords: Mapping[str, Any],
+        boundary: Optional[Mapping[str, str]] = None,
+        nodes: Optional[Mapping[str, str]] = None,
+    ) -> "Grid":
         """The grid of stored coordinates (``{axis: (n,)}``, ``t`` = time stamps), boundary per axis
         (default periodic) and node convention per axis (default: derived from the coordinates)."""
         boundary, nodes = dict(boundary or {}), dict(nodes or {})
@@ -295,8 +321,9 @@ class Grid:
         return cls(tuple(axes), None if t is None else tuple(np.asarray(t, dtype=np.float64).reshape(-1)))
 
     @classmethod
-    def from_stored(cls, coords: Mapping[str, Any], boundary: Mapping[str, str],
-                    spec: Optional[Mapping[str, Any]] = None) -> "Grid":
+    def from_stored(
+        cls, coords: Mapping[str, Any], boundary: Mapping[str, str], spec: Optional[Mapping[str, Any]] = None
+    ) -> "Grid":
         """The grid of a data-contract file: its coordinates, boundaries and spec (module docstring).
 
         ``spec``: the stored spec (or a :class:`datagen.spec.Spec`); its ``discretisation.grid`` record
@@ -311,17 +338,22 @@ class Grid:
         if isinstance(record, Mapping):
             grid = cls.from_spec(record, coords.get("t"))
             if set(grid.names) != set(spatial):
-                raise GridError(f"the spec's grid record has axes {sorted(grid.names)} but the file stores "
-                                f"{sorted(spatial)}")
+                raise GridError(
+                    f"the spec's grid record has axes {sorted(grid.names)} but the file stores {sorted(spatial)}"
+                )
             for a in grid.axes:
                 c = np.asarray(spatial[a.name], dtype=np.float64).reshape(-1)
                 if c.size != a.n or not np.allclose(a.coordinates(), c, rtol=0, atol=1e-6 * a.spacing):
-                    raise GridError(f"axis {a.name!r}: the spec's grid record ({a.nodes}, n={a.n}, extent "
-                                    f"[{a.lo:g}, {a.hi:g}]) does not give the stored coordinates "
-                                    f"({c.size} points from {c[0]:g} to {c[-1]:g})")
+                    raise GridError(
+                        f"axis {a.name!r}: the spec's grid record ({a.nodes}, n={a.n}, extent "
+                        f"[{a.lo:g}, {a.hi:g}]) does not give the stored coordinates "
+                        f"({c.size} points from {c[0]:g} to {c[-1]:g})"
+                    )
                 if boundary.get(a.name, a.boundary) != a.boundary:
-                    raise GridError(f"axis {a.name!r}: the spec's grid record says boundary {a.boundary!r} but the "
-                                    f"file stores {boundary.get(a.name)!r}")
+                    raise GridError(
+                        f"axis {a.name!r}: the spec's grid record says boundary {a.boundary!r} but the "
+                        f"file stores {boundary.get(a.name)!r}"
+                    )
             return grid
         stated = read.node_convention
         if stated is not None:
@@ -343,8 +375,7 @@ class Grid:
     def to_dict(self) -> Dict[str, Dict[str, Any]]:
         """Plain form for checkpoints: per axis the record of :meth:`to_spec` plus the derived
         ``length`` and ``includes_boundary`` (the keys checkpoints held before this module)."""
-        return {a.name: {**a.to_spec(), "length": a.length, "includes_boundary": a.includes_walls}
-                for a in self.axes}
+        return {a.name: {**a.to_spec(), "length": a.length, "includes_boundary": a.includes_walls} for a in self.axes}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Mapping[str, Any]]) -> "Grid":
@@ -426,45 +457,108 @@ class DataLayout:
 
     def to_dict(self) -> Dict[str, Any]:
         """The plain form (checkpoints, the CLI's ``model.data_io``): the keys of the former ``io`` dict."""
-        out: Dict[str, Any] = {"layout": self.layout, "mode": self.mode, "pde": self.pde,
-                               "grid": self.grid.to_dict(), "grid_shape": list(self.grid.shape),
-                               "normalization": self.normalization}
+        out: Dict[str, Any] = {
+            "layout": self.layout,
+            "mode": self.mode,
+            "pde": self.pde,
+            "grid": self.grid.to_dict(),
+            "grid_shape": list(self.grid.shape),
+            "normalization": self.normalization,
+        }
         if self.mode == "steady":
-            out.update(inputs=list(self.inputs), outputs=list(self.outputs), in_channels=self.in_channels,
-                       out_channels=self.out_channels)
+            out.update(
+                inputs=list(self.inputs),
+                outputs=list(self.outputs),
+                in_channels=self.in_channels,
+                out_channels=self.out_channels,
+            )
         else:
-            out.update(fields=list(self.inputs), channels=self.in_channels, t_in=self.t_in, t_out=self.t_out,
-                       start=self.start, history=self.history, unroll=self.unroll, n_frames=self.n_frames)
+            out.update(
+                fields=list(self.inputs),
+                channels=self.in_channels,
+                t_in=self.t_in,
+                t_out=self.t_out,
+                start=self.start,
+                history=self.history,
+                unroll=self.unroll,
+                n_frames=self.n_frames,
+            )
         out.update(self.provenance)
         return out
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "DataLayout":
         d = dict(d)
-        known = {"layout", "mode", "pde", "grid", "grid_shape", "normalization", "inputs", "outputs", "in_channels",
-                 "out_channels", "fields", "channels", "t_in", "t_out", "start", "history", "unroll", "n_frames"}
+        known = {
+            "layout",
+            "mode",
+            "pde",
+            "grid",
+            "grid_shape",
+            "normalization",
+            "inputs",
+            "outputs",
+            "in_channels",
+            "out_channels",
+            "fields",
+            "channels",
+            "t_in",
+            "t_out",
+            "start",
+            "history",
+            "unroll",
+            "n_frames",
+        }
         grid = Grid.from_dict(d.get("grid") or {})
-        common = dict(mode=d["mode"], grid=grid, pde=d.get("pde"), normalization=d.get("normalization", "gaussian"),
-                      provenance={k: v for k, v in d.items() if k not in known})
+        common = dict(
+            mode=d["mode"],
+            grid=grid,
+            pde=d.get("pde"),
+            normalization=d.get("normalization", "gaussian"),
+            provenance={k: v for k, v in d.items() if k not in known},
+        )
         if d["mode"] == "steady":
-            return cls(inputs=tuple(d.get("inputs") or ()), outputs=tuple(d.get("outputs") or ()),
-                       in_channels=int(d["in_channels"]), out_channels=int(d["out_channels"]), **common)
+            return cls(
+                inputs=tuple(d.get("inputs") or ()),
+                outputs=tuple(d.get("outputs") or ()),
+                in_channels=int(d["in_channels"]),
+                out_channels=int(d["out_channels"]),
+                **common,
+            )
         c = int(d["channels"])
         fields = tuple(d.get("fields") or ())
-        return cls(inputs=fields, outputs=fields, in_channels=c, out_channels=c, t_in=d.get("t_in"),
-                   t_out=d.get("t_out"), start=int(d.get("start") or 0), history=d.get("history"),
-                   unroll=int(d.get("unroll") or 1), n_frames=d.get("n_frames"), **common)
+        return cls(
+            inputs=fields,
+            outputs=fields,
+            in_channels=c,
+            out_channels=c,
+            t_in=d.get("t_in"),
+            t_out=d.get("t_out"),
+            start=int(d.get("start") or 0),
+            history=d.get("history"),
+            unroll=int(d.get("unroll") or 1),
+            n_frames=d.get("n_frames"),
+            **common,
+        )
 
     # -- what a model depends on ------------------------------------------------------------------
     def model_keys(self) -> Dict[str, Any]:
         """What a trained model depends on: fields and roles, channel counts, windows, PDE,
         normalisation, boundary conditions and whether the walls are stored; not the resolution,
         the files or the splits."""
-        out: Dict[str, Any] = {"layout": self.layout, "mode": self.mode, "pde": self.pde,
-                               "normalization": self.normalization}
+        out: Dict[str, Any] = {
+            "layout": self.layout,
+            "mode": self.mode,
+            "pde": self.pde,
+            "normalization": self.normalization,
+        }
         if self.mode == "steady":
-            out.update(inputs=list(self.inputs), outputs=list(self.outputs), in_channels=self.in_channels,
-                       out_channels=self.out_channels)
+            out.update(
+                inputs=list(self.inputs),
+                outputs=list(self.outputs),
+                in_channels=self.in_channels,
+                out_channels=self.out_channels,
+            )
         else:
             out.update(fields=list(self.inputs), channels=self.in_channels)
             out.update({"t_in": self.t_in, "t_out": self.t_out} if self.mode == "direct" else {"history": self.history})

@@ -45,6 +45,7 @@ Invalid samples
 A sample written with ``invalid_reason`` (a blown-up trajectory) is stored and marked; readers
 skip it unless ``open_dataset(path, include_invalid=True)``.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -78,9 +79,21 @@ WRITING = "writing"
 SEGMENT = "segment"
 
 __all__ = [
-    "DatasetError", "FieldSpec", "Grid", "DatasetWriter", "Dataset", "open_dataset", "validate",
-    "describe", "spec_rtol", "OutputLock", "StaleLockWarning", "Interrupted", "interruptible",
-    "FORMAT", "FORMAT_VERSION",
+    "DatasetError",
+    "FieldSpec",
+    "Grid",
+    "DatasetWriter",
+    "Dataset",
+    "open_dataset",
+    "validate",
+    "describe",
+    "spec_rtol",
+    "OutputLock",
+    "StaleLockWarning",
+    "Interrupted",
+    "interruptible",
+    "FORMAT",
+    "FORMAT_VERSION",
 ]
 
 
@@ -110,8 +123,10 @@ def _jsonable(obj: Any) -> Any:
         return float(obj)
     if obj is None or isinstance(obj, (str, bool, int, float)):
         return obj
-    raise DatasetError(f"spec value {obj!r} of type {type(obj).__name__} is not JSON-serialisable; "
-                       "use numbers, strings, booleans, lists and dicts")
+    raise DatasetError(
+        f"spec value {obj!r} of type {type(obj).__name__} is not JSON-serialisable; "
+        "use numbers, strings, booleans, lists and dicts"
+    )
 
 
 @dataclass(frozen=True)
@@ -136,8 +151,7 @@ class FieldSpec:
         object.__setattr__(self, "dtype", dt)
 
     def to_json(self) -> dict:
-        return {"shape": list(self.shape), "role": self.role, "dtype": self.dtype,
-                "description": self.description}
+        return {"shape": list(self.shape), "role": self.role, "dtype": self.dtype, "description": self.description}
 
 
 @dataclass
@@ -159,8 +173,9 @@ class Grid:
             if name not in coords:
                 raise DatasetError(f"boundary given for axis {name!r}, which is not a grid axis ({list(coords)})")
             if bc not in BOUNDARIES:
-                raise DatasetError(f"boundary {bc!r} of axis {name!r} is not allowed; "
-                                   f"use one of {', '.join(BOUNDARIES)}")
+                raise DatasetError(
+                    f"boundary {bc!r} of axis {name!r} is not allowed; use one of {', '.join(BOUNDARIES)}"
+                )
         for name in coords:
             if name in SPATIAL_AXES and name not in self.boundary:
                 raise DatasetError(f"spatial axis {name!r} needs a boundary condition ({', '.join(BOUNDARIES)})")
@@ -223,6 +238,7 @@ def _row_writer(d: h5py.Dataset):
     def write(row: int, values: np.ndarray) -> None:
         fspace.select_hyperslab((int(row),) + rest, count)
         d.id.write(mspace, fspace, np.ascontiguousarray(values, dtype=d.dtype).reshape(count))
+
     return write
 
 
@@ -237,8 +253,15 @@ def _chunk_copier(src: h5py.Dataset, dst: h5py.Dataset):
     store samples alike (chunking, dtype, filters), e.g. a contiguous segment of an older version. The
     checksum travels with the bytes, so a chunk damaged in a segment is found by the readers and
     :func:`validate` of the final file, as one damaged there."""
-    if (src.chunks is None or src.chunks != dst.chunks or src.chunks[1:] != src.shape[1:] or src.chunks[0] != 1
-            or src.dtype != dst.dtype or src.shape[1:] != dst.shape[1:] or _filters(src) != _filters(dst)):
+    if (
+        src.chunks is None
+        or src.chunks != dst.chunks
+        or src.chunks[1:] != src.shape[1:]
+        or src.chunks[0] != 1
+        or src.dtype != dst.dtype
+        or src.shape[1:] != dst.shape[1:]
+        or _filters(src) != _filters(dst)
+    ):
         return None
     rest = (0,) * (len(src.shape) - 1)
     read, write = src.id.read_direct_chunk, dst.id.write_direct_chunk
@@ -246,6 +269,7 @@ def _chunk_copier(src: h5py.Dataset, dst: h5py.Dataset):
     def copy(row_dst: int, row_src: int) -> None:
         mask, raw = read((row_src,) + rest)
         write((row_dst,) + rest, raw, mask)
+
     return copy
 
 
@@ -307,8 +331,7 @@ class OutputLock:
 
     def _describe(self, owner: dict) -> str:
         me = " (this process)" if owner.get("pid") == os.getpid() and owner.get("host") == socket.gethostname() else ""
-        return (f"pid {owner.get('pid', '?')}{me} on host {owner.get('host', '?')}, "
-                f"since {owner.get('since', '?')}")
+        return f"pid {owner.get('pid', '?')}{me} on host {owner.get('host', '?')}, since {owner.get('since', '?')}"
 
     def acquire(self) -> None:
         host = socket.gethostname()
@@ -316,16 +339,20 @@ class OutputLock:
             try:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             except OSError as exc:
-                raise DatasetError(f"cannot create the lock file {self.path}: {exc.strerror or exc}; "
-                                   "the output folder must be writable") from exc
+                raise DatasetError(
+                    f"cannot create the lock file {self.path}: {exc.strerror or exc}; "
+                    "the output folder must be writable"
+                ) from exc
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
                 owner = self._read(fd)
                 os.close(fd)
-                raise DatasetError(f"{self.output} is being written by another writer ({self._describe(owner)}; "
-                                   f"lock {self.path}); two writers on one output are refused: wait for it to "
-                                   "finish or stop it, or choose another --out") from None
+                raise DatasetError(
+                    f"{self.output} is being written by another writer ({self._describe(owner)}; "
+                    f"lock {self.path}); two writers on one output are refused: wait for it to "
+                    "finish or stop it, or choose another --out"
+                ) from None
             try:
                 same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
             except FileNotFoundError:
@@ -337,14 +364,25 @@ class OutputLock:
             if owner and owner.get("pid") != os.getpid():
                 if owner.get("host") not in (None, host):
                     os.close(fd)
-                    raise DatasetError(f"{self.output} is locked by a writer on another host ({self._describe(owner)}; "
-                                       f"lock {self.path}); if no writer runs there any more, remove {self.path}")
-                state = "no longer runs" if not _pid_alive(int(owner.get("pid", -1))) else \
-                    "holds no lock (its pid was reused)"
-                warnings.warn(f"taking over the stale lock {self.path}: its owner ({self._describe(owner)}) {state}",
-                              StaleLockWarning, stacklevel=3)
-            me = {"pid": os.getpid(), "host": host,
-                  "since": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+                    raise DatasetError(
+                        f"{self.output} is locked by a writer on another host ({self._describe(owner)}; "
+                        f"lock {self.path}); if no writer runs there any more, remove {self.path}"
+                    )
+                state = (
+                    "no longer runs"
+                    if not _pid_alive(int(owner.get("pid", -1)))
+                    else "holds no lock (its pid was reused)"
+                )
+                warnings.warn(
+                    f"taking over the stale lock {self.path}: its owner ({self._describe(owner)}) {state}",
+                    StaleLockWarning,
+                    stacklevel=3,
+                )
+            me = {
+                "pid": os.getpid(),
+                "host": host,
+                "since": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            }
             os.ftruncate(fd, 0)
             os.lseek(fd, 0, os.SEEK_SET)
             os.write(fd, json.dumps(me).encode())
@@ -527,14 +565,16 @@ class DatasetWriter:
             except DatasetError as exc:
                 error = str(exc)
             except OSError as exc:  # read-only folder, full disk, ...: one line that names the path
-                error = (f"cannot prepare {self.path}: {exc.strerror or exc}"
-                         f"{' (' + str(exc.filename) + ')' if exc.filename else ''}")
+                error = (
+                    f"cannot prepare {self.path}: {exc.strerror or exc}"
+                    f"{' (' + str(exc.filename) + ')' if exc.filename else ''}"
+                )
         if self.comm is not None:
             error = self.comm.bcast(error, root=0)
             self.already_complete = self.comm.bcast(self.already_complete, root=0)
         if error is not None:
             exc = DatasetError(error)
-            exc.collective = True   # raised on every rank alike (broadcast): no rank is left in a collective
+            exc.collective = True  # raised on every rank alike (broadcast): no rank is left in a collective
             raise exc
         if self.already_complete:
             return
@@ -548,11 +588,13 @@ class DatasetWriter:
     def _same_dataset(self, path: str) -> bool:
         try:
             with h5py.File(path, "r") as f:
-                return (f.attrs.get("status") == COMPLETE
-                        and same_spec(json.loads(f.attrs["spec"]), self.spec, self.pde)   # datagen.spec
-                        and int(f.attrs["n_samples"]) == self.n_samples
-                        and int(f.attrs["seed"]) == self.seed
-                        and not _virtual_source_problems(f, path))
+                return (
+                    f.attrs.get("status") == COMPLETE
+                    and same_spec(json.loads(f.attrs["spec"]), self.spec, self.pde)  # datagen.spec
+                    and int(f.attrs["n_samples"]) == self.n_samples
+                    and int(f.attrs["seed"]) == self.seed
+                    and not _virtual_source_problems(f, path)
+                )
         except (OSError, KeyError, ValueError):
             return False
 
@@ -566,33 +608,43 @@ class DatasetWriter:
                 self.already_complete = True
                 return
             if resume and not os.path.isdir(self.partial_dir):
-                raise DatasetError(f"{self.path} exists and is not a complete dataset with this spec; "
-                                   "choose another output path or pass overwrite")
+                raise DatasetError(
+                    f"{self.path} exists and is not a complete dataset with this spec; "
+                    "choose another output path or pass overwrite"
+                )
             if not resume and not overwrite:
-                raise DatasetError(f"{self.path} exists; pass overwrite (--overwrite) to replace it "
-                                   "(the old file stays until the new one is complete)")
+                raise DatasetError(
+                    f"{self.path} exists; pass overwrite (--overwrite) to replace it "
+                    "(the old file stays until the new one is complete)"
+                )
         if os.path.isdir(self.partial_dir):
             if resume:
                 try:
                     with open(manifest_path) as fh:
                         old = json.load(fh)
                 except (OSError, ValueError) as exc:
-                    raise DatasetError(f"cannot resume: {manifest_path} is unreadable ({exc}); "
-                                       "remove the .partial folder or pass overwrite") from exc
+                    raise DatasetError(
+                        f"cannot resume: {manifest_path} is unreadable ({exc}); "
+                        "remove the .partial folder or pass overwrite"
+                    ) from exc
                 mine = dict(self._manifest)
                 theirs = {k: old.get(k) for k in mine}
-                if same_spec(theirs.get("spec"), mine.get("spec"), self.pde):   # an earlier version's flat form
+                if same_spec(theirs.get("spec"), mine.get("spec"), self.pde):  # an earlier version's flat form
                     theirs["spec"] = json.loads(json.dumps(mine.get("spec")))
                 if json.loads(json.dumps(mine)) != theirs:
                     diff = [k for k in mine if json.loads(json.dumps(mine[k])) != theirs[k]]
-                    raise DatasetError(f"cannot resume {self.path}: the partial run was started with a different "
-                                       f"{', '.join(diff)}; rerun with the original settings or pass overwrite")
+                    raise DatasetError(
+                        f"cannot resume {self.path}: the partial run was started with a different "
+                        f"{', '.join(diff)}; rerun with the original settings or pass overwrite"
+                    )
                 self._manifest["created"] = old.get("created")
                 self._drop_unreadable_merges()
                 return
             if not overwrite:
-                raise DatasetError(f"an unfinished run exists at {self.partial_dir}; pass resume (--resume) to "
-                                   "continue it or overwrite (--overwrite) to start again")
+                raise DatasetError(
+                    f"an unfinished run exists at {self.partial_dir}; pass resume (--resume) to "
+                    "continue it or overwrite (--overwrite) to start again"
+                )
             shutil.rmtree(self.partial_dir)
         shutil.rmtree(self.shard_dir, ignore_errors=True)
         _remove_files([self.path + ".writing"])
@@ -614,7 +666,7 @@ class DatasetWriter:
         base = os.path.basename(path)
         for prefix in ("seg-r", "old-r", "shard-"):
             if base.startswith(prefix):
-                return int(base[len(prefix):len(prefix) + 4])
+                return int(base[len(prefix) : len(prefix) + 4])
         return 0
 
     def _merge_files(self) -> List[str]:
@@ -656,8 +708,12 @@ class DatasetWriter:
             try:
                 h5py.File(p, "r").close()
             except OSError:
-                warnings.warn(f"{p} was left unreadable by an interrupted finalize; the samples merged into it "
-                              "will be generated again", RuntimeWarning, stacklevel=4)
+                warnings.warn(
+                    f"{p} was left unreadable by an interrupted finalize; the samples merged into it "
+                    "will be generated again",
+                    RuntimeWarning,
+                    stacklevel=4,
+                )
             _remove_files([p])  # readable but not a merge file (a killed top-file assembly): its rows are elsewhere
 
     def _scan_written(self) -> set:
@@ -674,8 +730,10 @@ class DatasetWriter:
     # -- writing ------------------------------------------------------------------------------
     def _check_open(self) -> None:
         if self._closed:
-            raise DatasetError(f"the writer of {self.path} was closed (its output lock released); "
-                               "open a new DatasetWriter with resume=True to continue")
+            raise DatasetError(
+                f"the writer of {self.path} was closed (its output lock released); "
+                "open a new DatasetWriter with resume=True to continue"
+            )
 
     def pending(self) -> np.ndarray:
         """Sorted indices of the samples not yet written (by any rank)."""
@@ -686,8 +744,14 @@ class DatasetWriter:
     def is_written(self, index: int) -> bool:
         return self.already_complete or int(index) in self._written
 
-    def write(self, index: int, fields: Mapping[str, np.ndarray], params: Optional[Mapping[str, Any]] = None,
-              solver: Optional[Mapping[str, Any]] = None, invalid_reason: str = "") -> None:
+    def write(
+        self,
+        index: int,
+        fields: Mapping[str, np.ndarray],
+        params: Optional[Mapping[str, Any]] = None,
+        solver: Optional[Mapping[str, Any]] = None,
+        invalid_reason: str = "",
+    ) -> None:
         """Add sample ``index``. All declared fields, params and solver values must be given."""
         if self._finalized or self.already_complete:
             raise DatasetError(f"{self.path}: the dataset is already finalized")
@@ -700,14 +764,17 @@ class DatasetWriter:
         params = dict(params or {})
         solver = dict(solver or {})
         if set(fields) != set(self.fields):
-            raise DatasetError(f"sample {index}: got fields {sorted(fields)}, "
-                               f"the dataset declares {sorted(self.fields)}")
+            raise DatasetError(
+                f"sample {index}: got fields {sorted(fields)}, the dataset declares {sorted(self.fields)}"
+            )
         if set(params) != set(self.param_names):
-            raise DatasetError(f"sample {index}: got params {sorted(params)}, "
-                               f"the dataset declares {sorted(self.param_names)}")
+            raise DatasetError(
+                f"sample {index}: got params {sorted(params)}, the dataset declares {sorted(self.param_names)}"
+            )
         if set(solver) != set(self.solver_names):
-            raise DatasetError(f"sample {index}: got solver values {sorted(solver)}, "
-                               f"the dataset declares {sorted(self.solver_names)}")
+            raise DatasetError(
+                f"sample {index}: got solver values {sorted(solver)}, the dataset declares {sorted(self.solver_names)}"
+            )
         arrays = {}
         for name, value in fields.items():
             fs = self.fields[name]
@@ -718,16 +785,21 @@ class DatasetWriter:
         if not invalid_reason:
             for name, arr in arrays.items():
                 if not np.all(np.isfinite(arr)):
-                    raise DatasetError(f"sample {index}: field {name!r} has non-finite values; "
-                                       "write it with invalid_reason=... if it must be recorded")
+                    raise DatasetError(
+                        f"sample {index}: field {name!r} has non-finite values; "
+                        "write it with invalid_reason=... if it must be recorded"
+                    )
             if "converged" in solver and not bool(solver["converged"]):
-                raise DatasetError(f"sample {index}: solver reports converged=False; an unconverged sample may only "
-                                   "be written with invalid_reason=...")
+                raise DatasetError(
+                    f"sample {index}: solver reports converged=False; an unconverged sample may only "
+                    "be written with invalid_reason=..."
+                )
         for values in (params, solver):
             for v in values.values():
                 _value_dtype(v)  # type check now, not at flush time
-        self._buffer.append({"index": index, "fields": arrays, "params": params, "solver": solver,
-                             "reason": str(invalid_reason)})
+        self._buffer.append(
+            {"index": index, "fields": arrays, "params": params, "solver": solver, "reason": str(invalid_reason)}
+        )
         self._written.add(index)
         if len(self._buffer) >= self.flush_every and time.monotonic() - self._last_flush >= self.flush_seconds:
             self.flush()
@@ -748,8 +820,12 @@ class DatasetWriter:
                 for fname, fs in self.fields.items():
                     # the final file's layout (one sample per chunk, fletcher32): finalize() copies the
                     # checksummed chunks as they are (_chunk_copier) instead of filtering every row again
-                    f.create_dataset(f"fields/{fname}", data=np.stack([s["fields"][fname] for s in buf]),
-                                     chunks=(1,) + fs.shape, fletcher32=True)
+                    f.create_dataset(
+                        f"fields/{fname}",
+                        data=np.stack([s["fields"][fname] for s in buf]),
+                        chunks=(1,) + fs.shape,
+                        fletcher32=True,
+                    )
                 for group, names in (("params", self.param_names), ("solver", self.solver_names)):
                     for k in names:
                         vals = [s[group][k] for s in buf]
@@ -843,10 +919,12 @@ class DatasetWriter:
                 continue
             with h5py.File(seg, "r") as f:
                 idx = np.asarray(f["index"][()], dtype=np.int64)
-                dtypes = {f"{g}/{k}": f[f"{g}/{k}"].dtype for g, names in
-                          (("params", self.param_names), ("solver", self.solver_names)) for k in names}
-            out.append({"path": seg, "rows": np.arange(idx.size), "indices": idx, "kind": "segment",
-                        "dtypes": dtypes})
+                dtypes = {
+                    f"{g}/{k}": f[f"{g}/{k}"].dtype
+                    for g, names in (("params", self.param_names), ("solver", self.solver_names))
+                    for k in names
+                }
+            out.append({"path": seg, "rows": np.arange(idx.size), "indices": idx, "kind": "segment", "dtypes": dtypes})
         return out
 
     def _merge(self, target: str, expect_all: bool) -> None:
@@ -868,7 +946,7 @@ class DatasetWriter:
         sources = self._sources(target, single)
         # the target's own earlier attempt (a .writing, or a finished shard) is continued in place
         own = []
-        for cand in ([tmp] + ([target] if not single else [])):
+        for cand in [tmp] + ([target] if not single else []):
             if os.path.exists(cand):
                 got = self._merged_rows(cand)
                 if got is None:
@@ -883,16 +961,21 @@ class DatasetWriter:
         if expect_all:
             missing = sorted(set(range(self.n_samples)) - all_idx)
             if missing:
-                raise DatasetError(f"{self.path}: cannot finalize, {len(missing)} samples were never written "
-                                   f"(first: {missing[:10]}); resume the run to write them")
+                raise DatasetError(
+                    f"{self.path}: cannot finalize, {len(missing)} samples were never written "
+                    f"(first: {missing[:10]}); resume the run to write them"
+                )
             layout = np.arange(self.n_samples)
         else:
             layout = np.array(sorted(all_idx), dtype=np.int64)
         adopted = None
         for cand, (rows, idx) in own:
             with h5py.File(cand, "r") as f:
-                same = (("index" in f and np.array_equal(f["index"][()], layout)) if not single
-                        else ("index" not in f and f["samples/valid"].shape[0] == layout.size))
+                same = (
+                    ("index" in f and np.array_equal(f["index"][()], layout))
+                    if not single
+                    else ("index" not in f and f["samples/valid"].shape[0] == layout.size)
+                )
             if same and adopted is None:
                 adopted = cand
             else:  # another layout (rank count changed): keep its rows as a source
@@ -900,7 +983,7 @@ class DatasetWriter:
                 moved = os.path.join(self.partial_dir, f"old-r{self.rank:04d}-{k:06d}.h5")
                 _durable_replace(cand, moved)
                 sources.insert(0, {"path": moved, "rows": rows, "indices": idx, "kind": "merged"})
-        if adopted == target:               # a finished shard with exactly these rows
+        if adopted == target:  # a finished shard with exactly these rows
             _remove_files([s["path"] for s in sources])
             return
         row_of = {int(i): r for r, i in enumerate(layout)}
@@ -949,9 +1032,9 @@ class DatasetWriter:
                         copy = _chunk_copier(d, out[f"fields/{name}"])
                         if copy is not None:
                             fields_in[name] = copy
-                        else:     # a segment of an older version (contiguous): one read, then row by row
+                        else:  # a segment of an older version (contiguous): one read, then row by row
                             rows_in = d[()] if src["kind"] == "segment" else d
-                            fields_in[name] = (lambda ro, r, rows_in=rows_in, w=write_row[name]: w(ro, rows_in[r]))
+                            fields_in[name] = lambda ro, r, rows_in=rows_in, w=write_row[name]: w(ro, rows_in[r])
                     for r, i in zip(src["rows"], src["indices"]):
                         i = int(i)
                         if i not in row_of:
@@ -974,8 +1057,10 @@ class DatasetWriter:
             checkpoint()
             if not done.all():
                 missing = layout[~done]
-                raise DatasetError(f"{target}: cannot finalize, {missing.size} samples are in no segment "
-                                   f"(first: {missing[:10].tolist()}); resume the run to write them")
+                raise DatasetError(
+                    f"{target}: cannot finalize, {missing.size} samples are in no segment "
+                    f"(first: {missing[:10].tolist()}); resume the run to write them"
+                )
             del out["_merged"]
             out.attrs["status"] = COMPLETE
         finally:
@@ -1003,8 +1088,13 @@ class DatasetWriter:
                 out.attrs["shard_rows"] = n
                 out.create_dataset("index", data=layout.astype(np.int64))
             for name, fs in self.fields.items():
-                d = out.create_dataset(f"fields/{name}", shape=(n,) + fs.shape, dtype=fs.dtype,
-                                       chunks=(1,) + fs.shape if n else None, fletcher32=bool(n))
+                d = out.create_dataset(
+                    f"fields/{name}",
+                    shape=(n,) + fs.shape,
+                    dtype=fs.dtype,
+                    chunks=(1,) + fs.shape if n else None,
+                    fletcher32=bool(n),
+                )
                 d.attrs["role"] = fs.role
                 if fs.description:
                     d.attrs["description"] = fs.description
@@ -1042,22 +1132,29 @@ class DatasetWriter:
         infos = []
         for s in shards:
             with h5py.File(s, "r") as f:
-                infos.append({
-                    "path": s, "index": f["index"][()],
-                    "fields": {k: (d.shape, d.dtype, dict(d.attrs)) for k, d in f["fields"].items()},
-                    "attrs": dict(f.attrs),
-                })
+                infos.append(
+                    {
+                        "path": s,
+                        "index": f["index"][()],
+                        "fields": {k: (d.shape, d.dtype, dict(d.attrs)) for k, d in f["fields"].items()},
+                        "attrs": dict(f.attrs),
+                    }
+                )
         n = int(infos[0]["attrs"]["n_samples"])
         owner = np.full(n, -1, dtype=np.int64)
         for r, info in enumerate(infos):
             idx = info["index"]
             if np.any(owner[idx] >= 0):
-                raise DatasetError(f"cannot assemble {path}: sample(s) {np.flatnonzero(owner[idx] >= 0)[:10]} "
-                                   "written by more than one rank")
+                raise DatasetError(
+                    f"cannot assemble {path}: sample(s) {np.flatnonzero(owner[idx] >= 0)[:10]} "
+                    "written by more than one rank"
+                )
             owner[idx] = r
         if np.any(owner < 0):
-            raise DatasetError(f"cannot assemble {path}: {int(np.sum(owner < 0))} samples written by no rank "
-                               f"(first: {np.flatnonzero(owner < 0)[:10].tolist()})")
+            raise DatasetError(
+                f"cannot assemble {path}: {int(np.sum(owner < 0))} samples written by no rank "
+                f"(first: {np.flatnonzero(owner < 0)[:10].tolist()})"
+            )
         tmp = path + ".writing"
         with h5py.File(tmp, "w") as out:
             with h5py.File(shards[0], "r") as f0:
@@ -1081,7 +1178,7 @@ class DatasetWriter:
                         stop = start + 1
                         while stop < len(idx) and idx[stop] == idx[stop - 1] + 1:
                             stop += 1
-                        layout[int(idx[start]):int(idx[stop - 1]) + 1] = src[start:stop]
+                        layout[int(idx[start]) : int(idx[stop - 1]) + 1] = src[start:stop]
                         start = stop
                 d = out.create_virtual_dataset(f"fields/{name}", layout, fillvalue=np.nan)
                 for k, v in attrs.items():
@@ -1108,8 +1205,9 @@ class DatasetWriter:
                     for idx, vals in parts:
                         full[idx] = vals
                     if dtype.kind in "OS":
-                        full = np.array([v.decode() if isinstance(v, bytes) else str(v) for v in full],
-                                        dtype=h5py.string_dtype())
+                        full = np.array(
+                            [v.decode() if isinstance(v, bytes) else str(v) for v in full], dtype=h5py.string_dtype()
+                        )
                     out.create_dataset(f"{group}/{key}", data=full)
             out.attrs["status"] = COMPLETE
         _durable_replace(tmp, path)
@@ -1167,8 +1265,9 @@ def _check_header(f: h5py.File, path: str) -> None:
     if isinstance(fmt, bytes):
         fmt = fmt.decode()
     if fmt != FORMAT:
-        raise DatasetError(f"{path} is an HDF5 file but not a neuralops dataset (root attribute format={fmt!r}, "
-                           f"expected {FORMAT!r})")
+        raise DatasetError(
+            f"{path} is an HDF5 file but not a neuralops dataset (root attribute format={fmt!r}, expected {FORMAT!r})"
+        )
     status = f.attrs.get("status")
     if status == SEGMENT or path.endswith(".writing") or status == WRITING:
         raise DatasetError(f"{path} is still being written (status={status!r}); it is not a complete dataset")
@@ -1222,12 +1321,17 @@ def _virtual_source_problems(f: h5py.File, path: str) -> List[str]:
                         shape = tuple(sf[vmap.dset_name].shape) if vmap.dset_name in sf else None
                     if shape is None:
                         problem = f"shard {src} has no dataset {vmap.dset_name} (needed by fields/{name})"
-                    elif (len(shape) != len(high) or any(h >= s for h, s in zip(high, shape))
-                          or shape[1:] != tuple(d.shape[1:])
-                          or (want_rows is not None and shape[0] != want_rows)):
+                    elif (
+                        len(shape) != len(high)
+                        or any(h >= s for h, s in zip(high, shape))
+                        or shape[1:] != tuple(d.shape[1:])
+                        or (want_rows is not None and shape[0] != want_rows)
+                    ):
                         expect = f"{want_rows} rows" if want_rows is not None else f"at least {high[0] + 1} rows"
-                        problem = (f"shard {src}: {vmap.dset_name} has shape {shape}, the top file {path} needs "
-                                   f"{expect} of shape {tuple(d.shape[1:])} (short or replaced shard)")
+                        problem = (
+                            f"shard {src}: {vmap.dset_name} has shape {shape}, the top file {path} needs "
+                            f"{expect} of shape {tuple(d.shape[1:])} (short or replaced shard)"
+                        )
                 except OSError as exc:
                     problem = f"shard {src} of fields/{name} is not a readable HDF5 file (truncated or corrupt?): {exc}"
             seen[key] = problem
@@ -1265,22 +1369,27 @@ class Dataset:
             raise DatasetError(f"{self.path} has no fields")
         problems = _virtual_source_problems(f, self.path)
         if problems:
-            raise DatasetError(f"{self.path}: " + "; ".join(problems[:3])
-                               + (f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""))
+            raise DatasetError(
+                f"{self.path}: "
+                + "; ".join(problems[:3])
+                + (f" (and {len(problems) - 3} more)" if len(problems) > 3 else "")
+            )
         self.fields = list(f["fields"].keys())
         self._shapes = {k: tuple(f["fields"][k].shape[1:]) for k in self.fields}
         self._dtypes = {k: f["fields"][k].dtype for k in self.fields}
         self._roles = {k: str(f["fields"][k].attrs.get("role", "")) for k in self.fields}
         g = f["grid"]
         axes = json.loads(g.attrs["axes"]) if "axes" in g.attrs else list(g.keys())
-        self.grid = Grid({a: g[a][()] for a in axes},
-                         {a: str(g[a].attrs["boundary"]) for a in axes if "boundary" in g[a].attrs})
+        self.grid = Grid(
+            {a: g[a][()] for a in axes}, {a: str(g[a].attrs["boundary"]) for a in axes if "boundary" in g[a].attrs}
+        )
         self.param_names = list(f["params"].keys()) if "params" in f else []
         self.solver_names = list(f["solver"].keys()) if "solver" in f else []
         valid = f["samples/valid"][()].astype(bool) if "samples/valid" in f else np.ones(self.n_rows, bool)
         reasons = f["samples/reason"][()] if "samples/reason" in f else []
-        self.invalid_reasons = {i: (r.decode() if isinstance(r, bytes) else str(r))
-                                for i, r in enumerate(reasons) if not valid[i]}
+        self.invalid_reasons = {
+            i: (r.decode() if isinstance(r, bytes) else str(r)) for i, r in enumerate(reasons) if not valid[i]
+        }
         self.indices = np.arange(self.n_rows) if self.include_invalid else np.flatnonzero(valid)
         self._identity = self.include_invalid or bool(valid.all())
         self.n_samples = int(self.indices.size)
@@ -1361,8 +1470,9 @@ class Dataset:
         if arr.dtype.kind not in "iu":
             raise DatasetError(f"sample index must be an int, slice, or integer array, got {index!r}")
         if arr.size and (arr.min() < -n or arr.max() >= n):
-            raise DatasetError(f"sample index out of range for {self.path} ({n} {what}): "
-                               f"{arr[(arr < -n) | (arr >= n)][:5].tolist()}")
+            raise DatasetError(
+                f"sample index out of range for {self.path} ({n} {what}): {arr[(arr < -n) | (arr >= n)][:5].tolist()}"
+            )
         return self.indices[arr % n] if arr.size else arr.astype(np.int64)
 
     def read(self, name: str, index=slice(None), frames=None) -> np.ndarray:
@@ -1374,19 +1484,26 @@ class Dataset:
             if isinstance(idx, np.ndarray):
                 # h5py wants increasing, unique indices: read those, then restore the asked order
                 uniq, inv = np.unique(idx, return_inverse=True)
-                block = np.stack([self._read_one(d, int(i), frames) for i in uniq]) if len(uniq) else \
-                    np.zeros((0,) + self._read_one(d, 0, frames).shape, dtype=d.dtype)
+                block = (
+                    np.stack([self._read_one(d, int(i), frames) for i in uniq])
+                    if len(uniq)
+                    else np.zeros((0,) + self._read_one(d, 0, frames).shape, dtype=d.dtype)
+                )
                 return block[inv.reshape(-1)]
             if isinstance(idx, slice):
                 rows = range(*idx.indices(self.n_rows))
                 if frames is None:
                     return d[idx]
-                return np.stack([self._read_one(d, i, frames) for i in rows]) if len(rows) else \
-                    np.zeros((0,) + self._read_one(d, 0, frames).shape, dtype=d.dtype)
+                return (
+                    np.stack([self._read_one(d, i, frames) for i in rows])
+                    if len(rows)
+                    else np.zeros((0,) + self._read_one(d, 0, frames).shape, dtype=d.dtype)
+                )
             return self._read_one(d, idx, frames)
         except OSError as exc:
-            raise DatasetError(f"{self.path}: reading field {name!r} at {index!r} failed "
-                               f"(corrupt or truncated file?): {exc}") from exc
+            raise DatasetError(
+                f"{self.path}: reading field {name!r} at {index!r} failed (corrupt or truncated file?): {exc}"
+            ) from exc
 
     @staticmethod
     def _read_one(d, i: int, frames) -> np.ndarray:
@@ -1396,7 +1513,7 @@ class Dataset:
             return d[i, frames]
         fr = np.asarray(frames, dtype=np.int64)
         if fr.ndim == 1 and fr.size and np.all(np.diff(fr) > 0) and fr.min() >= 0:
-            return d[i, fr.min():fr.max() + 1][fr - fr.min()]
+            return d[i, fr.min() : fr.max() + 1][fr - fr.min()]
         return d[i][fr]
 
     def __getitem__(self, index) -> Dict[str, np.ndarray]:
@@ -1414,8 +1531,9 @@ class Dataset:
 
     def solver(self, name: str) -> np.ndarray:
         if name not in self.solver_names:
-            raise DatasetError(f"{self.path} has no solver record {name!r}; "
-                               f"records: {', '.join(self.solver_names) or '(none)'}")
+            raise DatasetError(
+                f"{self.path} has no solver record {name!r}; records: {', '.join(self.solver_names) or '(none)'}"
+            )
         v = self._h5["solver"][name][()]
         if v.dtype.kind in "OS":
             v = np.array([x.decode() if isinstance(x, bytes) else str(x) for x in v], dtype=object)
@@ -1433,8 +1551,10 @@ class Dataset:
         self.close()
 
     def __repr__(self) -> str:
-        return (f"Dataset({self.path!r}, pde={self.pde!r}, n_samples={self.n_samples}"
-                f"{'' if self.include_invalid else f' valid of {self.n_rows}'}, fields={self.fields})")
+        return (
+            f"Dataset({self.path!r}, pde={self.pde!r}, n_samples={self.n_samples}"
+            f"{'' if self.include_invalid else f' valid of {self.n_rows}'}, fields={self.fields})"
+        )
 
 
 def open_dataset(path: Union[str, os.PathLike], include_invalid: bool = False) -> Dataset:
@@ -1474,14 +1594,18 @@ def validate(path: Union[str, os.PathLike], deep: bool = True) -> List[str]:
         field_problems, field_range = _field_problems(f, n, axis_len, valid, deep)
         problems += field_problems + _record_problems(f, n, valid)
         if valid is not None and n > 0 and not valid.any():
-            problems.append(f"no valid sample: all {n} samples are marked invalid "
-                            f"(first reason: {_first_reason(f)!r}); there is nothing to train on")
+            problems.append(
+                f"no valid sample: all {n} samples are marked invalid "
+                f"(first reason: {_first_reason(f)!r}); there is nothing to train on"
+            )
         if deep and valid is not None and valid.any():
             for name, (lo, hi) in field_range.items():
                 if lo == hi:
                     what = "all zero" if lo == 0 else f"constant ({lo:.6g})"
-                    problems.append(f"fields/{name} is {what} over all {int(valid.sum())} valid samples: "
-                                    "degenerate data that carries no information")
+                    problems.append(
+                        f"fields/{name} is {what} over all {int(valid.sum())} valid samples: "
+                        "degenerate data that carries no information"
+                    )
     return problems
 
 
@@ -1582,12 +1706,16 @@ def _field_problems(f: h5py.File, n: int, axis_len: Dict[str, int], valid, deep:
             problems.append(f"{where} dtype {d.dtype} is not one of {FIELD_DTYPES}")
         if not d.is_virtual and d.chunks != (1,) + d.shape[1:]:
             problems.append(f"{where} chunks {d.chunks} are not one sample per chunk {(1,) + d.shape[1:]}")
-        trailing = d.shape[d.ndim - len(spatial):] if spatial else ()
+        trailing = d.shape[d.ndim - len(spatial) :] if spatial else ()
         expect = tuple(axis_len[ax] for ax in spatial)
         if spatial and tuple(trailing) != expect:
             problems.append(f"{where} spatial shape {tuple(trailing)} does not match grid {expect} ({spatial})")
-        if TIME_AXIS in axis_len and d.ndim >= 2 + len(spatial) and d.shape[1] != axis_len[TIME_AXIS] \
-                and role != "input":
+        if (
+            TIME_AXIS in axis_len
+            and d.ndim >= 2 + len(spatial)
+            and d.shape[1] != axis_len[TIME_AXIS]
+            and role != "input"
+        ):
             problems.append(f"{where} has {d.shape[1]} time steps, grid/t has {axis_len[TIME_AXIS]}")
         if deep:
             problems += _read_every_sample(d, where, valid, field_range, name)
@@ -1635,19 +1763,22 @@ def _record_problems(f: h5py.File, n: int, valid) -> List[str]:
     try:
         tol, tol_key = spec_rtol(json.loads(f.attrs.get("spec", "{}")), f.attrs.get("pde"))
     except (TypeError, ValueError):
-        tol, tol_key = None, ""        # an unusable spec or tolerance: check_spec reports it
+        tol, tol_key = None, ""  # an unusable spec or tolerance: check_spec reports it
     if tol is not None and valid is not None:
         if "solver/residual" not in f:
-            problems.append(f"the spec records {tol_key}={tol:g} but solver/residual is missing: "
-                            "the tolerance cannot be checked")
+            problems.append(
+                f"the spec records {tol_key}={tol:g} but solver/residual is missing: the tolerance cannot be checked"
+            )
         else:
             res = np.asarray(f["solver/residual"][()], dtype=np.float64)
             if res.shape == valid.shape:
                 # NaN compares False: written as ~(res <= tol) so a NaN residual is flagged too
                 bad = np.flatnonzero(~(res <= tol) & valid)
                 if bad.size:
-                    problems.append(f"{bad.size} valid samples have solver/residual above {tol_key}={tol:g} "
-                                    f"(first: {bad[:10].tolist()}, largest {_largest(res[bad])})")
+                    problems.append(
+                        f"{bad.size} valid samples have solver/residual above {tol_key}={tol:g} "
+                        f"(first: {bad[:10].tolist()}, largest {_largest(res[bad])})"
+                    )
     return problems
 
 
@@ -1660,11 +1791,14 @@ def _grid_record_problems(f: h5py.File, attrs) -> List[str]:
     try:
         spec = Spec.from_stored(json.loads(attrs.get("spec", "{}")), attrs.get("pde"))
         g = f["grid"]
-        ContractGrid.from_stored({ax: g[ax][()] for ax in g},
-                                 {ax: str(g[ax].attrs["boundary"]) for ax in g if "boundary" in g[ax].attrs}, spec)
+        ContractGrid.from_stored(
+            {ax: g[ax][()] for ax in g},
+            {ax: str(g[ax].attrs["boundary"]) for ax in g if "boundary" in g[ax].attrs},
+            spec,
+        )
     except GridError as exc:
         return [f"grid: {exc}"]
-    except (KeyError, TypeError, ValueError):   # a malformed spec or grid: reported by the other checks
+    except (KeyError, TypeError, ValueError):  # a malformed spec or grid: reported by the other checks
         return []
     return []
 
@@ -1725,12 +1859,14 @@ def describe(path: Union[str, os.PathLike]) -> str:
     """Human-readable summary: fields, shapes, grid, spec, per-sample and solver statistics."""
     ds = open_dataset(path, include_invalid=True)
     n_invalid = ds.n_invalid
-    lines = [f"dataset   {ds.path}",
-             f"pde       {ds.pde}",
-             f"samples   {ds.n_samples} ({ds.n_samples - n_invalid} valid, {n_invalid} invalid"
-             f"{': readers skip them unless include_invalid=True' if n_invalid else ''})",
-             f"seed      {ds.seed}",
-             f"format    {FORMAT} v{ds.format_version}, written by neuralops {ds.version} on {ds.created}"]
+    lines = [
+        f"dataset   {ds.path}",
+        f"pde       {ds.pde}",
+        f"samples   {ds.n_samples} ({ds.n_samples - n_invalid} valid, {n_invalid} invalid"
+        f"{': readers skip them unless include_invalid=True' if n_invalid else ''})",
+        f"seed      {ds.seed}",
+        f"format    {FORMAT} v{ds.format_version}, written by neuralops {ds.version} on {ds.created}",
+    ]
     with h5py.File(ds.path, "r") as f:
         if "shards" in f.attrs:
             lines.append(f"shards    {', '.join(json.loads(f.attrs['shards']))} (virtual datasets)")

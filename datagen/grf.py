@@ -35,6 +35,7 @@ Sampling is vectorised over samples (one batched transform) and seeded per sampl
 run with ``seed`` draws its noise from ``datagen.seeding.sample_rng(seed, i, stream)``, so it does not
 depend on how many samples are drawn, in which batches, or on how many processes.
 """
+
 from __future__ import annotations
 
 import math
@@ -60,8 +61,15 @@ class GaussianRandomField:
         mean: constant added to every sample.
     """
 
-    def __init__(self, shape: Sequence[int], alpha: float = 2.0, tau: float = 3.0,
-                 sigma: float | None = None, boundary: str = "periodic", mean: float = 0.0):
+    def __init__(
+        self,
+        shape: Sequence[int],
+        alpha: float = 2.0,
+        tau: float = 3.0,
+        sigma: float | None = None,
+        boundary: str = "periodic",
+        mean: float = 0.0,
+    ):
         shape = tuple(int(s) for s in (shape if isinstance(shape, Iterable) else (shape,)))
         if not 1 <= len(shape) <= 3:
             raise ValueError(f"GaussianRandomField: shape must have 1 to 3 axes, got {shape}")
@@ -95,25 +103,25 @@ class GaussianRandomField:
     def _mode_grid(self) -> list[np.ndarray]:
         """Wavenumbers per axis in the layout of the transform used for this boundary."""
         if self.boundary == "periodic":
-            return [np.fft.fftfreq(n, d=1.0 / n) for n in self.shape]        # 0..n/2-1, -n/2..-1
+            return [np.fft.fftfreq(n, d=1.0 / n) for n in self.shape]  # 0..n/2-1, -n/2..-1
         if self.boundary == "dirichlet":
-            return [np.arange(1, n - 1, dtype=float) for n in self.shape]     # interior sine modes
-        return [np.arange(0, n, dtype=float) for n in self.shape]             # cosine modes 0..n-1
+            return [np.arange(1, n - 1, dtype=float) for n in self.shape]  # interior sine modes
+        return [np.arange(0, n, dtype=float) for n in self.shape]  # cosine modes 0..n-1
 
     def laplacian_eigenvalues(self) -> np.ndarray:
         """``mu_k`` of ``-Lap`` on the mode grid of this boundary, shape = coefficient array shape."""
         ks = np.meshgrid(*self._mode_grid(), indexing="ij")
         k2 = sum(k * k for k in ks)
-        scale = 4.0 * math.pi ** 2 if self.boundary == "periodic" else math.pi ** 2
+        scale = 4.0 * math.pi**2 if self.boundary == "periodic" else math.pi**2
         return scale * k2
 
     def _square_root_eigenvalues(self) -> np.ndarray:
         mu = self.laplacian_eigenvalues()
         c = math.sqrt(2.0) if self.boundary == "periodic" else 1.0
         with np.errstate(divide="ignore"):
-            lam = c * self.sigma * (mu + self.tau ** 2) ** (-self.alpha / 2.0)
+            lam = c * self.sigma * (mu + self.tau**2) ** (-self.alpha / 2.0)
         if self.boundary in ("periodic", "neumann"):
-            lam[(0,) * self.dim] = 0.0                                         # zero-mean field
+            lam[(0,) * self.dim] = 0.0  # zero-mean field
         return lam
 
     @property
@@ -163,7 +171,7 @@ class GaussianRandomField:
             # sum_k s_k c_k cos(...) with s_0 = 1, s_k = sqrt(2): pre-scale so the transform produces it.
             coeff = noise * self._sqrt_eig
             for w in self._dct_weights:
-                coeff *= w                   # in place: the same products, no temporaries
+                coeff *= w  # in place: the same products, no temporaries
             u = scipy.fft.dctn(coeff, type=1, axes=axes)
         return u + self.mean
 
@@ -194,15 +202,22 @@ class GaussianRandomField:
         periodic: ``E|fft(u)_k|^2 / n_total^2`` on the FFT grid; dirichlet/neumann: ``E[c_k^2]`` of the
         orthonormal eigenfunction expansion. Both equal ``lambda_k^2`` (used by the covariance tests).
         """
-        return self._sqrt_eig ** 2
+        return self._sqrt_eig**2
 
     def spec(self) -> dict:
         """JSON-ready description for a dataset's ``spec``."""
-        return {"type": "gaussian_random_field", "shape": list(self.shape), "alpha": self.alpha,
-                "tau": self.tau, "sigma": self.sigma, "boundary": self.boundary, "mean": self.mean,
-                "covariance": "c^2 sigma^2 (-Lap + tau^2 I)^(-alpha), c = sqrt(2) periodic (FNO), else 1"}
+        return {
+            "type": "gaussian_random_field",
+            "shape": list(self.shape),
+            "alpha": self.alpha,
+            "tau": self.tau,
+            "sigma": self.sigma,
+            "boundary": self.boundary,
+            "mean": self.mean,
+            "covariance": "c^2 sigma^2 (-Lap + tau^2 I)^(-alpha), c = sqrt(2) periodic (FNO), else 1",
+        }
 
 
 def fno_navier_stokes_initial_vorticity(n: int) -> GaussianRandomField:
     """The FNO Navier-Stokes initial condition: periodic, alpha 2.5, tau 7, sigma 7^1.5 on an ``n x n`` grid."""
-    return GaussianRandomField((n, n), alpha=2.5, tau=7.0, sigma=7.0 ** 1.5, boundary="periodic")
+    return GaussianRandomField((n, n), alpha=2.5, tau=7.0, sigma=7.0**1.5, boundary="periodic")

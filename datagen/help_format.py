@@ -7,6 +7,7 @@ state a default already and the option has a value by default (not None, False o
 (argparse prints nothing for an option without help) and sets the formatter on a parser and all
 its subcommands.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,8 +17,7 @@ __all__ = ["DefaultsHelpFormatter", "show_defaults"]
 
 def _has_default(action: argparse.Action) -> bool:
     d = action.default
-    return bool(action.option_strings) and d is not argparse.SUPPRESS and d is not None and d is not False \
-        and d != []
+    return bool(action.option_strings) and d is not argparse.SUPPRESS and d is not None and d is not False and d != []
 
 
 class DefaultsHelpFormatter(argparse.HelpFormatter):

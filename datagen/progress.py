@@ -5,6 +5,7 @@ one line; when the stream is not a terminal (a log file, a pipe, CI) it writes a
 every ``NEURALOPS_PROGRESS_INTERVAL`` seconds (default 15) and a last one when the bar closes,
 instead of tqdm's carriage-return redraws, which a log would show as one endless line.
 """
+
 from __future__ import annotations
 
 import os
@@ -82,5 +83,5 @@ def progress_bar(total=None, desc: str = "", *, file=None, **kwargs):
     kwargs["maxinterval"] = max(kwargs["mininterval"], 10.0)
     kwargs.pop("dynamic_ncols", None)
     kwargs.setdefault("ncols", 110)
-    kwargs.pop("position", None)        # cursor moves mean nothing in a log
+    kwargs.pop("position", None)  # cursor moves mean nothing in a log
     return LogBar(total=total, desc=desc, file=LineStream(stream), **kwargs)

@@ -5,6 +5,7 @@ Sample ``i`` of a dataset generated with seed ``s`` draws all its randomness fro
 the same whether the run makes 10 or 10^5 samples, in one process or many, in batches of any size,
 on any device (draws happen on the host in float64; devices only receive the drawn arrays).
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -17,6 +17,7 @@ the distance between two samples is the Euclidean distance of their rows. Output
 - :func:`sort_order` picks by name: ``greedy``, ``grouped``, ``none`` (identity) or ``auto``
   (greedy up to ``AUTO_GREEDY_MAX`` samples, grouped above).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -113,7 +114,7 @@ def grouped_order(features, group_size: int = 512, start: int = 0) -> np.ndarray
         centre = Xs.mean(0)
         proj = (Xs - centre) @ _leading_direction(Xs - centre)
         half = np.argsort(proj, kind="stable")
-        lo, hi = idx[half[: len(idx) // 2]], idx[half[len(idx) // 2:]]
+        lo, hi = idx[half[: len(idx) // 2]], idx[half[len(idx) // 2 :]]
         # enter the half holding the sample nearest the current end of the path
         nearest = idx[int(np.argmin(pairwise_sq_distances(entry[None, :], Xs)[0]))]
         first, second = (lo, hi) if np.isin(nearest, lo) else (hi, lo)

@@ -44,6 +44,7 @@ recipes): the checkers of the tables are those same functions (``check_rtol``,
 ``check_*``), or the one definition of a range that the entry point itself calls
 (:func:`check_values`, used by :func:`datagen.navier_stokes.recipes.check_spec`).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -55,9 +56,26 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from datagen.spec_keys import close_match, unknown_key_message
 
-__all__ = ["SCHEMA", "SECTIONS", "NS_FAMILY", "ELLIPTIC_FAMILIES", "Key", "COMMON", "ELLIPTIC", "NAVIER_STOKES",
-           "ELLIPTIC_OPTIONS", "table", "section_of", "build_spec", "check_spec", "same_spec", "check_values",
-           "settable_keys", "Spec", "SpecError"]
+__all__ = [
+    "SCHEMA",
+    "SECTIONS",
+    "NS_FAMILY",
+    "ELLIPTIC_FAMILIES",
+    "Key",
+    "COMMON",
+    "ELLIPTIC",
+    "NAVIER_STOKES",
+    "ELLIPTIC_OPTIONS",
+    "table",
+    "section_of",
+    "build_spec",
+    "check_spec",
+    "same_spec",
+    "check_values",
+    "settable_keys",
+    "Spec",
+    "SpecError",
+]
 
 SCHEMA = "neuralops-spec/2"
 SECTIONS = ("physics", "discretisation", "solver", "sampling")
@@ -92,6 +110,7 @@ def _is_number(v: Any) -> bool:
 
 def number(low: Optional[float] = None, strict: bool = False, optional: bool = False) -> Checker:
     """A finite number, ``>= low`` (``> low`` when ``strict``); ``None`` allowed when ``optional``."""
+
     def check(key, v):
         if v is None and optional:
             return
@@ -99,6 +118,7 @@ def number(low: Optional[float] = None, strict: bool = False, optional: bool = F
             raise ValueError(f"{key} must be a finite number, got {v!r}")
         if low is not None and (v <= low if strict else v < low):
             raise ValueError(f"{key} must be {'>' if strict else '>='} {low}, got {v!r}")
+
     return check
 
 
@@ -109,6 +129,7 @@ def integer(low: int = 1, optional: bool = False) -> Checker:
         if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low:
             what = "a positive integer" if low == 1 else f"an integer >= {low}"
             raise ValueError(f"{key} must be {what}, got {v!r}")
+
     return check
 
 
@@ -118,6 +139,7 @@ def _type(kinds: tuple, what: str, optional: bool = True) -> Checker:
             return
         if isinstance(v, bool) and bool not in kinds or not isinstance(v, kinds):
             raise ValueError(f"{key} must be {what}, got {type(v).__name__} {v!r}")
+
     return check
 
 
@@ -136,8 +158,11 @@ def one_of(choices: Iterable[str]) -> Checker:
     def check(key, v):
         if v not in choices:
             hint = close_match(str(v), choices) if isinstance(v, str) else None
-            raise ValueError(f"{key} {v!r} is not allowed; use one of {', '.join(map(str, choices))}"
-                             + (f" (did you mean {hint!r}?)" if hint else ""))
+            raise ValueError(
+                f"{key} {v!r} is not allowed; use one of {', '.join(map(str, choices))}"
+                + (f" (did you mean {hint!r}?)" if hint else "")
+            )
+
     return check
 
 
@@ -145,12 +170,14 @@ def delegate(module: str, name: str, style: str = "value") -> Checker:
     """The entry point's own check ``module.name``, imported when first used (the Navier-Stokes
     modules import torch). ``style``: ``value`` calls ``f(v)``; ``choices`` treats ``module.name``
     as the tuple of allowed values."""
+
     def check(key, v):
         target = getattr(importlib.import_module(module), name)
         if style == "choices":
             one_of(target)(key, v)
         else:
             target(v)
+
     return check
 
 
@@ -164,8 +191,10 @@ def _grid(key, v):
     from datagen.contract import Grid
 
     if not isinstance(v, Mapping):
-        raise ValueError(f"{key} must be the grid record {{axis: {{n, extent, nodes, boundary}}}} of "
-                         f"datagen.contract.Grid.to_spec, got {type(v).__name__} {v!r}")
+        raise ValueError(
+            f"{key} must be the grid record {{axis: {{n, extent, nodes, boundary}}}} of "
+            f"datagen.contract.Grid.to_spec, got {type(v).__name__} {v!r}"
+        )
     Grid.from_spec(v)
 
 
@@ -176,16 +205,21 @@ def _node_convention(key, v):
 
 
 def _sizes(key, v):
-    if isinstance(v, (list, tuple)) and v and all(not isinstance(n, bool) and isinstance(n, numbers.Integral)
-                                                   and n >= 1 for n in v):
+    if (
+        isinstance(v, (list, tuple))
+        and v
+        and all(not isinstance(n, bool) and isinstance(n, numbers.Integral) and n >= 1 for n in v)
+    ):
         return
     raise ValueError(f"{key} must be a list of positive integers (points per axis), got {v!r}")
 
 
 def resolution_or_sizes(per_axis: Checker) -> Checker:
     """A generator's resolution (``per_axis``) or an importer's points per axis ``[nx, ny]``."""
+
     def check(key, v):
         (_sizes if isinstance(v, (list, tuple)) else per_axis)(key, v)
+
     return check
 
 
@@ -277,13 +311,36 @@ def _keys(section: str, entries: Mapping[str, Checker], settable: bool = False) 
 #: provenance and grid keys every family may hold (the importers write them)
 COMMON: Dict[str, Key] = {
     **_keys("physics", {"equation": TEXT, "domain": TEXT, "simulation_parameters": OPT_MAPPING}),
-    **_keys("discretisation", {"grid": _grid, "node_convention": _node_convention, "node_convention_source": TEXT,
-                               "layout": TEXT, "grid_type": TEXT, "resolution": _sizes,
-                               "subsample": integer()}),
+    **_keys(
+        "discretisation",
+        {
+            "grid": _grid,
+            "node_convention": _node_convention,
+            "node_convention_source": TEXT,
+            "layout": TEXT,
+            "grid_type": TEXT,
+            "resolution": _sizes,
+            "subsample": integer(),
+        },
+    ),
     **_keys("solver", {"rtol": _rtol}),
-    **_keys("sampling", {"source": TEXT, "file": TEXT, "sha256": TEXT, "matlab_version": TEXT, "n": integer(),
-                         "frames": integer(), "samples": LIST, "imported_from": OPT_MAPPING, "dataset_name": TEXT,
-                         "skipped_time_varying_scalars": LIST, "seeding": TEXT, "recipe": TEXT}),
+    **_keys(
+        "sampling",
+        {
+            "source": TEXT,
+            "file": TEXT,
+            "sha256": TEXT,
+            "matlab_version": TEXT,
+            "n": integer(),
+            "frames": integer(),
+            "samples": LIST,
+            "imported_from": OPT_MAPPING,
+            "dataset_name": TEXT,
+            "skipped_time_varying_scalars": LIST,
+            "seeding": TEXT,
+            "recipe": TEXT,
+        },
+    ),
 }
 
 #: the elliptic families (their ``spec()`` and the generator's solver record)
@@ -291,58 +348,161 @@ ELLIPTIC: Dict[str, Key] = {
     **COMMON,
     **_keys("physics", {"forcing": _value(check_source), "boundary_condition": _value(check_bc)}),
     # resolution: its range (>= 3 points per axis) is checked where it enters (the family constructor)
-    **_keys("discretisation", {"dim": _dim, "resolution": resolution_or_sizes(integer()),
-                               "scheme": TEXT, "dt": _value(check_dt), "theta": _value(check_theta), "g_storage": TEXT,
-                               "points_per_wavelength_min": number(0.0, strict=True)}),
-    **_keys("sampling", {"coefficient": TEXT, "coefficient_law": TEXT, "a_law": TEXT, "wavenumber_law": TEXT,
-                         "grf": MAPPING, "k_grf": MAPPING, "f_grf": MAPPING, "g_grf": MAPPING, "a_grf": MAPPING,
-                         "u0_grf": MAPPING, "wavenumber": _value(check_wavenumber),
-                         "contrast": _value(check_contrast), "spread": _value(check_spread),
-                         "n_steps": _value(check_n_steps), "u_times": TEXT,
-                         "user_fields": MAPPING, "k0_param": TEXT, "u_on_wall_relative": number(0.0)}),
+    **_keys(
+        "discretisation",
+        {
+            "dim": _dim,
+            "resolution": resolution_or_sizes(integer()),
+            "scheme": TEXT,
+            "dt": _value(check_dt),
+            "theta": _value(check_theta),
+            "g_storage": TEXT,
+            "points_per_wavelength_min": number(0.0, strict=True),
+        },
+    ),
+    **_keys(
+        "sampling",
+        {
+            "coefficient": TEXT,
+            "coefficient_law": TEXT,
+            "a_law": TEXT,
+            "wavenumber_law": TEXT,
+            "grf": MAPPING,
+            "k_grf": MAPPING,
+            "f_grf": MAPPING,
+            "g_grf": MAPPING,
+            "a_grf": MAPPING,
+            "u0_grf": MAPPING,
+            "wavenumber": _value(check_wavenumber),
+            "contrast": _value(check_contrast),
+            "spread": _value(check_spread),
+            "n_steps": _value(check_n_steps),
+            "u_times": TEXT,
+            "user_fields": MAPPING,
+            "k0_param": TEXT,
+            "u_on_wall_relative": number(0.0),
+        },
+    ),
     # the generation config: its ranges are checked where it enters (GenerationConfig.validate, the PETSc
     # backend, the sorting), so the schema checks only the type, except rtol whose one check is
     # contract.check_rtol; settable: what --set may change
-    **_keys("solver", {"solver": TEXT, "pc": TEXT, "rtol": _rtol, "restart": INT, "recycle": INT, "max_it": INT,
-                       "ordering": TEXT, "group_size": INT, "initial_guess": TEXT, "pc_reuse": INT,
-                       "petsc_options": TEXT, "block": INT}, settable=True),
-    **_keys("solver", {"dtype": TEXT, "method": TEXT, "auto_reason": TEXT,
-                       "auto": OPT_MAPPING, "factor_used": TEXT, "petsc_options_unused": LIST, "pc_used": TEXT,
-                       "pc_defaults": TEXT, "pc_reuse_used": INT_OR_TEXT, "ordering_used": TEXT, "pc_side": TEXT,
-                       "stopping": TEXT, "fallback": TEXT, "block_reset": TEXT, "storage": MAPPING}),
+    **_keys(
+        "solver",
+        {
+            "solver": TEXT,
+            "pc": TEXT,
+            "rtol": _rtol,
+            "restart": INT,
+            "recycle": INT,
+            "max_it": INT,
+            "ordering": TEXT,
+            "group_size": INT,
+            "initial_guess": TEXT,
+            "pc_reuse": INT,
+            "petsc_options": TEXT,
+            "block": INT,
+        },
+        settable=True,
+    ),
+    **_keys(
+        "solver",
+        {
+            "dtype": TEXT,
+            "method": TEXT,
+            "auto_reason": TEXT,
+            "auto": OPT_MAPPING,
+            "factor_used": TEXT,
+            "petsc_options_unused": LIST,
+            "pc_used": TEXT,
+            "pc_defaults": TEXT,
+            "pc_reuse_used": INT_OR_TEXT,
+            "ordering_used": TEXT,
+            "pc_side": TEXT,
+            "stopping": TEXT,
+            "fallback": TEXT,
+            "block_reset": TEXT,
+            "storage": MAPPING,
+        },
+    ),
 }
 
 #: elliptic ``--set`` / flag options (keyword arguments of the family classes) and the spec key each sets
 ELLIPTIC_OPTIONS: Dict[str, Dict[str, str]] = {
-    "darcy": {"coefficient": "sampling.coefficient", "alpha": "sampling.grf.alpha", "tau": "sampling.grf.tau",
-              "forcing": "physics.forcing"},
-    "helmholtz": {"wavenumber": "sampling.wavenumber", "contrast": "sampling.contrast", "spread": "sampling.spread",
-                  "bc": "physics.boundary_condition", "alpha": "sampling.k_grf.alpha", "tau": "sampling.k_grf.tau"},
-    "poisson": {"alpha": "sampling.f_grf.alpha", "tau": "sampling.f_grf.tau",
-                "boundary_alpha": "sampling.g_grf.alpha", "boundary_tau": "sampling.g_grf.tau"},
-    "heat": {"steps": "sampling.n_steps", "dt": "discretisation.dt", "theta": "discretisation.theta",
-             "alpha": "sampling.a_grf.alpha", "tau": "sampling.a_grf.tau", "forcing": "physics.forcing"},
+    "darcy": {
+        "coefficient": "sampling.coefficient",
+        "alpha": "sampling.grf.alpha",
+        "tau": "sampling.grf.tau",
+        "forcing": "physics.forcing",
+    },
+    "helmholtz": {
+        "wavenumber": "sampling.wavenumber",
+        "contrast": "sampling.contrast",
+        "spread": "sampling.spread",
+        "bc": "physics.boundary_condition",
+        "alpha": "sampling.k_grf.alpha",
+        "tau": "sampling.k_grf.tau",
+    },
+    "poisson": {
+        "alpha": "sampling.f_grf.alpha",
+        "tau": "sampling.f_grf.tau",
+        "boundary_alpha": "sampling.g_grf.alpha",
+        "boundary_tau": "sampling.g_grf.tau",
+    },
+    "heat": {
+        "steps": "sampling.n_steps",
+        "dt": "discretisation.dt",
+        "theta": "discretisation.theta",
+        "alpha": "sampling.a_grf.alpha",
+        "tau": "sampling.a_grf.tau",
+        "forcing": "physics.forcing",
+    },
 }
 
 _NS = "datagen.navier_stokes"
-STORE_DTYPES = ("float32", "float64")       # of the Navier-Stokes fields (discretisation.store_dtype)
+STORE_DTYPES = ("float32", "float64")  # of the Navier-Stokes fields (discretisation.store_dtype)
 #: the Navier-Stokes generator (recipes), the importers' physics and the refinement record
 NAVIER_STOKES: Dict[str, Key] = {
     **COMMON,
-    **_keys("physics", {"viscosity": number(0.0), "box": number(0.0, strict=True), "drag": number(0.0),
-                        "forcing": _ns_forcing}, settable=True),
+    **_keys(
+        "physics",
+        {"viscosity": number(0.0), "box": number(0.0, strict=True), "drag": number(0.0), "forcing": _ns_forcing},
+        settable=True,
+    ),
     **_keys("physics", {"equation": TEXT}, settable=True),
-    **_keys("discretisation", {"resolution": resolution_or_sizes(_ns_resolution), "store_resolution": integer(),
-                               "resample": delegate(f"{_NS}.resample", "RESAMPLE_METHODS", "choices"),
-                               "fields": LIST, "store_dtype": one_of(STORE_DTYPES)}, settable=True),
-    **_keys("solver", {"stepper": delegate(f"{_NS}.steppers", "STEPPERS", "choices"),
-                       "dt_mode": delegate(f"{_NS}.solver", "DT_MODES", "choices"),
-                       "dt": number(0.0, strict=True, optional=True), "cfl": number(0.0, strict=True),
-                       "cfl_recheck": number(0.0, strict=True)}, settable=True),
-    **_keys("solver", {"compute_dtype": TEXT, "refinement": MAPPING}),     # generate() checks compute_dtype
-    **_keys("sampling", {"initial": delegate(f"{_NS}.initial", "check_initial_spec"), "t_start": number(0.0),
-                         "snapshot_interval": number(0.0, strict=True), "n_snapshots": integer(),
-                         "include_initial": FLAG}, settable=True),
+    **_keys(
+        "discretisation",
+        {
+            "resolution": resolution_or_sizes(_ns_resolution),
+            "store_resolution": integer(),
+            "resample": delegate(f"{_NS}.resample", "RESAMPLE_METHODS", "choices"),
+            "fields": LIST,
+            "store_dtype": one_of(STORE_DTYPES),
+        },
+        settable=True,
+    ),
+    **_keys(
+        "solver",
+        {
+            "stepper": delegate(f"{_NS}.steppers", "STEPPERS", "choices"),
+            "dt_mode": delegate(f"{_NS}.solver", "DT_MODES", "choices"),
+            "dt": number(0.0, strict=True, optional=True),
+            "cfl": number(0.0, strict=True),
+            "cfl_recheck": number(0.0, strict=True),
+        },
+        settable=True,
+    ),
+    **_keys("solver", {"compute_dtype": TEXT, "refinement": MAPPING}),  # generate() checks compute_dtype
+    **_keys(
+        "sampling",
+        {
+            "initial": delegate(f"{_NS}.initial", "check_initial_spec"),
+            "t_start": number(0.0),
+            "snapshot_interval": number(0.0, strict=True),
+            "n_snapshots": integer(),
+            "include_initial": FLAG,
+        },
+        settable=True,
+    ),
 }
 NAVIER_STOKES["recipe"] = Key("sampling", TEXT, True)
 
@@ -361,8 +521,9 @@ def section_of(family: Optional[str], key: str) -> Optional[str]:
 
 def settable_keys(family: str, section: Optional[str] = None) -> Tuple[str, ...]:
     """The keys ``--set`` may give (of one ``section``), sorted."""
-    return tuple(sorted(k for k, v in table(family).items()
-                        if v.settable and (section is None or v.section == section)))
+    return tuple(
+        sorted(k for k, v in table(family).items() if v.settable and (section is None or v.section == section))
+    )
 
 
 def _check_value(family: Optional[str], key: str, value: Any, where: str = "") -> Optional[str]:
@@ -379,7 +540,7 @@ def _check_value(family: Optional[str], key: str, value: Any, where: str = "") -
 def check_values(family: str, values: Mapping[str, Any], keys: Optional[Iterable[str]] = None) -> None:
     """Raise the first bad value of a flat mapping (``keys``: only these, in this order), with the
     checker's message (what is allowed)."""
-    for key in (keys if keys is not None else values):
+    for key in keys if keys is not None else values:
         if key in values:
             problem = _check_value(family, key, values[key])
             if problem:
@@ -469,17 +630,18 @@ class Spec:
 
         def put(section, key, value):
             if key in sections[section] and sections[section][key] != value:
-                conflicts.append(f"spec (flat, earlier version) records {key} twice: {sections[section][key]!r} "
-                                 f"and {value!r}")
+                conflicts.append(
+                    f"spec (flat, earlier version) records {key} twice: {sections[section][key]!r} and {value!r}"
+                )
             sections[section][key] = value
 
         for key, value in flat.items():
             if key == "family":
                 continue
-            if key == "solver" and isinstance(value, Mapping):          # the elliptic solver record
+            if key == "solver" and isinstance(value, Mapping):  # the elliptic solver record
                 for k, v in value.items():
                     put("solver", k, v)
-            elif key == "discretisation" and isinstance(value, str):    # the elliptic scheme text
+            elif key == "discretisation" and isinstance(value, str):  # the elliptic scheme text
                 put("discretisation", "scheme", value)
             elif key in tab:
                 put(tab[key].section, key, value)
@@ -574,14 +736,16 @@ def check_spec(spec: Any, pde: Optional[str] = None) -> List[str]:
         for sec in SECTIONS:
             for key, value in s.section(sec).items():
                 if key == "grid" and isinstance(value, str):
-                    continue        # the text record of earlier versions (datagen.contract reads it)
+                    continue  # the text record of earlier versions (datagen.contract reads it)
                 p = _check_value(s.family, key, value, f"spec (flat, earlier version) {key}: ")
                 if p:
                     problems.append(p)
         return problems
     if spec.get("schema") != SCHEMA:
-        problems.append(f"spec schema {spec.get('schema')!r} is not known; this version reads {SCHEMA!r} "
-                        "(and the flat specs before it)")
+        problems.append(
+            f"spec schema {spec.get('schema')!r} is not known; this version reads {SCHEMA!r} "
+            "(and the flat specs before it)"
+        )
     family = spec.get("family")
     if not isinstance(family, str) or not family:
         problems.append(f"spec family must be a non-empty string, got {family!r}")
@@ -589,8 +753,11 @@ def check_spec(spec: Any, pde: Optional[str] = None) -> List[str]:
     for key in spec:
         if key not in TOP_LEVEL:
             hint = close_match(key, SECTIONS)
-            problems.append(f"spec: unknown section {key!r}" + (f" (did you mean {hint!r}?)" if hint else "")
-                            + f"; the top level holds family, schema and the sections {', '.join(SECTIONS)}")
+            problems.append(
+                f"spec: unknown section {key!r}"
+                + (f" (did you mean {hint!r}?)" if hint else "")
+                + f"; the top level holds family, schema and the sections {', '.join(SECTIONS)}"
+            )
     tab = table(family)
     for sec in SECTIONS:
         if sec not in spec:
@@ -606,8 +773,10 @@ def check_spec(spec: Any, pde: Optional[str] = None) -> List[str]:
                 allowed = [n for n, v in tab.items() if v.section == sec]
                 problems.append(unknown_key_message([key], allowed, f"spec section {sec!r} of family {family!r}"))
             elif k.section != sec:
-                problems.append(f"spec: key {key!r} is in section {sec!r} but belongs in section {k.section!r} "
-                                f"(family {family!r}); move it to {k.section}.{key}")
+                problems.append(
+                    f"spec: key {key!r} is in section {sec!r} but belongs in section {k.section!r} "
+                    f"(family {family!r}); move it to {k.section}.{key}"
+                )
             else:
                 p = _check_value(family, key, value, f"spec {sec}.{key}: ")
                 if p:

@@ -9,6 +9,7 @@ allowed ones::
     # ValueError: navier-stokes spec: unknown key 'viscosty' (did you mean 'viscosity'?);
     #             allowed: resolution, viscosity
 """
+
 from __future__ import annotations
 
 import difflib

@@ -32,6 +32,7 @@ Norms (``box`` = side length ``L`` of the domain, a float or one per grid axis, 
 
 Relative errors are ``||pred - target|| / ||target||`` with both norms pooled the same way.
 """
+
 from __future__ import annotations
 
 import math
@@ -41,8 +42,15 @@ import torch
 import torch.nn as nn
 
 __all__ = [
-    "lp_norm", "lp_error", "relative_lp_error", "sobolev_norm", "sobolev_error",
-    "relative_sobolev_error", "sine_coefficients", "LpLoss", "SobolevLoss",
+    "lp_norm",
+    "lp_error",
+    "relative_lp_error",
+    "sobolev_norm",
+    "sobolev_error",
+    "relative_sobolev_error",
+    "sine_coefficients",
+    "LpLoss",
+    "SobolevLoss",
 ]
 
 Pool = Union[None, str, int, Sequence[int]]
@@ -119,8 +127,9 @@ def _check_p(p: float) -> float:
     return p
 
 
-def lp_norm(u: torch.Tensor, p: float = 2, dim: int = 2, box: Box = 1.0, pool: Pool = "all",
-            reduction: str = "none") -> torch.Tensor:
+def lp_norm(
+    u: torch.Tensor, p: float = 2, dim: int = 2, box: Box = 1.0, pool: Pool = "all", reduction: str = "none"
+) -> torch.Tensor:
     """``||u||_p`` over the last ``dim`` axes (and the ``pool`` axes); see the module docstring."""
     _check(u, dim, reduction)
     p = _check_p(p)
@@ -128,15 +137,23 @@ def lp_norm(u: torch.Tensor, p: float = 2, dim: int = 2, box: Box = 1.0, pool: P
     return _reduce(power if math.isinf(p) else power.pow(1.0 / p), reduction)
 
 
-def lp_error(pred: torch.Tensor, target: torch.Tensor, p: float = 2, dim: int = 2, box: Box = 1.0,
-             pool: Pool = "all", reduction: str = "mean") -> torch.Tensor:
+def lp_error(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    p: float = 2,
+    dim: int = 2,
+    box: Box = 1.0,
+    pool: Pool = "all",
+    reduction: str = "mean",
+) -> torch.Tensor:
     """Absolute error ``||pred - target||_p``, reduced as stated in the module docstring."""
     _same_shape(pred, target)
     return lp_norm(pred - target, p, dim, box, pool, reduction)
 
 
-def relative_lp_error(pred: torch.Tensor, target: torch.Tensor, p: float = 2, dim: int = 2,
-                      pool: Pool = "all", reduction: str = "mean") -> torch.Tensor:
+def relative_lp_error(
+    pred: torch.Tensor, target: torch.Tensor, p: float = 2, dim: int = 2, pool: Pool = "all", reduction: str = "mean"
+) -> torch.Tensor:
     """Relative error ``||pred - target||_p / ||target||_p`` per function, then reduced."""
     _same_shape(pred, target)
     err = lp_norm(pred - target, p, dim, 1.0, pool, "none")
@@ -146,8 +163,7 @@ def relative_lp_error(pred: torch.Tensor, target: torch.Tensor, p: float = 2, di
 
 def _same_shape(pred: torch.Tensor, target: torch.Tensor) -> None:
     if pred.shape != target.shape:
-        raise ValueError(f"pred and target must have the same shape, got {tuple(pred.shape)} and "
-                         f"{tuple(target.shape)}")
+        raise ValueError(f"pred and target must have the same shape, got {tuple(pred.shape)} and {tuple(target.shape)}")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -167,8 +183,9 @@ def sine_coefficients(u: torch.Tensor, dim: int = 2) -> torch.Tensor:
     return b
 
 
-def _sobolev_weights(shape: Sequence[int], s: float, sides: Sequence[float], boundary: str,
-                     k_max: Optional[float], dtype, device) -> torch.Tensor:
+def _sobolev_weights(
+    shape: Sequence[int], s: float, sides: Sequence[float], boundary: str, k_max: Optional[float], dtype, device
+) -> torch.Tensor:
     """``(1 + |2 pi k / L|^2)^s`` (periodic, full FFT on all but the last axis, rfft on the last)
     or ``(1 + |pi k / L|^2)^s`` (Dirichlet, k = 1..M), zero beyond ``k_max``."""
     d = len(shape)
@@ -188,15 +205,23 @@ def _sobolev_weights(shape: Sequence[int], s: float, sides: Sequence[float], bou
         view[i] = n
         k = k.view(view)
         lam = lam + (factor * k) ** 2
-        k2 = k2 + k ** 2
+        k2 = k2 + k**2
     weights = (1.0 + lam) ** s
     if k_max is not None:
         weights = torch.where(k2 <= float(k_max) ** 2, weights, torch.zeros_like(weights))
     return weights
 
 
-def _sobolev_sq(u: torch.Tensor, s: float, dim: int, box: Box, boundary: str, k_max: Optional[float],
-                includes_boundary: bool, pool: Pool) -> torch.Tensor:
+def _sobolev_sq(
+    u: torch.Tensor,
+    s: float,
+    dim: int,
+    box: Box,
+    boundary: str,
+    k_max: Optional[float],
+    includes_boundary: bool,
+    pool: Pool,
+) -> torch.Tensor:
     if boundary not in _BOUNDARIES:
         raise ValueError(f"boundary must be one of {', '.join(_BOUNDARIES)}, got {boundary!r}")
     if k_max is not None and not (k_max >= 0):
@@ -207,7 +232,7 @@ def _sobolev_sq(u: torch.Tensor, s: float, dim: int, box: Box, boundary: str, k_
     real = torch.float64 if u.dtype == torch.float64 else torch.float32
     if boundary == "periodic":
         u_hat = torch.fft.rfftn(u, dim=grid_axes, norm="forward")
-        power = u_hat.real ** 2 + u_hat.imag ** 2
+        power = u_hat.real**2 + u_hat.imag**2
         n_last = u.shape[-1]
         # the rfft half holds k_last >= 0 only: the modes 0 < k_last < n/2 stand for two
         multiplicity = torch.full((u_hat.shape[-1],), 2.0, dtype=real, device=u.device)
@@ -223,7 +248,7 @@ def _sobolev_sq(u: torch.Tensor, s: float, dim: int, box: Box, boundary: str, k_
                     raise ValueError(f"includes_boundary=True needs >= 3 nodes per axis, got shape {tuple(u.shape)}")
                 u = u.narrow(axis, 1, u.shape[axis] - 2)
         b = sine_coefficients(u, dim)
-        power = b ** 2
+        power = b**2
         weights = _sobolev_weights(power.shape[-dim:], s, sides, boundary, k_max, real, u.device)
         weights = weights * 2.0 ** (-dim)
     sq = volume * (power * weights).sum(dim=grid_axes)
@@ -231,30 +256,54 @@ def _sobolev_sq(u: torch.Tensor, s: float, dim: int, box: Box, boundary: str, k_
     return sq.sum(dim=axes) if axes else sq
 
 
-def sobolev_norm(u: torch.Tensor, s: float = 1.0, dim: int = 2, box: Box = 1.0,
-                 boundary: str = "periodic", k_max: Optional[float] = None,
-                 includes_boundary: bool = False, pool: Pool = "all", reduction: str = "none",
-                 squared: bool = False) -> torch.Tensor:
+def sobolev_norm(
+    u: torch.Tensor,
+    s: float = 1.0,
+    dim: int = 2,
+    box: Box = 1.0,
+    boundary: str = "periodic",
+    k_max: Optional[float] = None,
+    includes_boundary: bool = False,
+    pool: Pool = "all",
+    reduction: str = "none",
+    squared: bool = False,
+) -> torch.Tensor:
     """``||u||_{H^s}`` (or its square) over the last ``dim`` axes; see the module docstring."""
     _check(u, dim, reduction)
     sq = _sobolev_sq(u, float(s), dim, box, boundary, k_max, includes_boundary, pool)
     return _reduce(sq if squared else sq.sqrt(), reduction)
 
 
-def sobolev_error(pred: torch.Tensor, target: torch.Tensor, s: float = 1.0, dim: int = 2,
-                  box: Box = 1.0, boundary: str = "periodic", k_max: Optional[float] = None,
-                  includes_boundary: bool = False, pool: Pool = "all", reduction: str = "mean",
-                  squared: bool = False) -> torch.Tensor:
+def sobolev_error(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    s: float = 1.0,
+    dim: int = 2,
+    box: Box = 1.0,
+    boundary: str = "periodic",
+    k_max: Optional[float] = None,
+    includes_boundary: bool = False,
+    pool: Pool = "all",
+    reduction: str = "mean",
+    squared: bool = False,
+) -> torch.Tensor:
     """Absolute error ``||pred - target||_{H^s}`` (or squared), reduced as stated."""
     _same_shape(pred, target)
-    return sobolev_norm(pred - target, s, dim, box, boundary, k_max, includes_boundary, pool,
-                        reduction, squared)
+    return sobolev_norm(pred - target, s, dim, box, boundary, k_max, includes_boundary, pool, reduction, squared)
 
 
-def relative_sobolev_error(pred: torch.Tensor, target: torch.Tensor, s: float = 1.0, dim: int = 2,
-                           box: Box = 1.0, boundary: str = "periodic", k_max: Optional[float] = None,
-                           includes_boundary: bool = False, pool: Pool = "all",
-                           reduction: str = "mean") -> torch.Tensor:
+def relative_sobolev_error(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    s: float = 1.0,
+    dim: int = 2,
+    box: Box = 1.0,
+    boundary: str = "periodic",
+    k_max: Optional[float] = None,
+    includes_boundary: bool = False,
+    pool: Pool = "all",
+    reduction: str = "mean",
+) -> torch.Tensor:
     """``||pred - target||_{H^s} / ||target||_{H^s}`` per function, then reduced."""
     _same_shape(pred, target)
     _check(pred, dim, reduction)
@@ -272,8 +321,15 @@ class LpLoss(nn.Module):
     ``dim`` / ``pool`` / ``reduction`` semantics (default: one norm per sample over all non-batch
     axes, mean over the batch -- the FNO paper's relative L2)."""
 
-    def __init__(self, p: float = 2, relative: bool = True, dim: int = 2, box: Box = 1.0,
-                 pool: Pool = "all", reduction: str = "mean"):
+    def __init__(
+        self,
+        p: float = 2,
+        relative: bool = True,
+        dim: int = 2,
+        box: Box = 1.0,
+        pool: Pool = "all",
+        reduction: str = "mean",
+    ):
         super().__init__()
         self.p = _check_p(p)
         if reduction not in _REDUCTIONS:
@@ -294,10 +350,19 @@ class SobolevLoss(nn.Module):
     ``SobolevLoss(s=1)`` = relative H1 loss, ``SobolevLoss(s=-1, relative=False, squared=True)`` =
     squared H^-1 norm of a residual."""
 
-    def __init__(self, s: float = 1.0, relative: bool = True, dim: int = 2, box: Box = 1.0,
-                 boundary: str = "periodic", k_max: Optional[float] = None,
-                 includes_boundary: bool = False, pool: Pool = "all", reduction: str = "mean",
-                 squared: bool = False):
+    def __init__(
+        self,
+        s: float = 1.0,
+        relative: bool = True,
+        dim: int = 2,
+        box: Box = 1.0,
+        boundary: str = "periodic",
+        k_max: Optional[float] = None,
+        includes_boundary: bool = False,
+        pool: Pool = "all",
+        reduction: str = "mean",
+        squared: bool = False,
+    ):
         super().__init__()
         if boundary not in _BOUNDARIES:
             raise ValueError(f"boundary must be one of {', '.join(_BOUNDARIES)}, got {boundary!r}")
@@ -310,12 +375,22 @@ class SobolevLoss(nn.Module):
         self.pool, self.reduction, self.squared = pool, reduction, squared
 
     def extra_repr(self) -> str:
-        return (f"s={self.s}, relative={self.relative}, dim={self.dim}, boundary={self.boundary!r}, "
-                f"k_max={self.k_max}, pool={self.pool!r}, reduction={self.reduction!r}")
+        return (
+            f"s={self.s}, relative={self.relative}, dim={self.dim}, boundary={self.boundary!r}, "
+            f"k_max={self.k_max}, pool={self.pool!r}, reduction={self.reduction!r}"
+        )
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        kw = dict(s=self.s, dim=self.dim, box=self.box, boundary=self.boundary, k_max=self.k_max,
-                  includes_boundary=self.includes_boundary, pool=self.pool, reduction=self.reduction)
+        kw = dict(
+            s=self.s,
+            dim=self.dim,
+            box=self.box,
+            boundary=self.boundary,
+            k_max=self.k_max,
+            includes_boundary=self.includes_boundary,
+            pool=self.pool,
+            reduction=self.reduction,
+        )
         if self.relative:
             return relative_sobolev_error(pred, target, **kw)
         return sobolev_error(pred, target, squared=self.squared, **kw)

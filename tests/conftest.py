@@ -1,6 +1,7 @@
 """Shared fixtures of the test suite: tests/datagen, tests/neuralops and tests/train hold each
 package's tests, benchmark smoke tests and the layering check sit here. The repository root is on
 sys.path through pytest's `pythonpath` setting (pyproject.toml)."""
+
 import os
 
 import pytest

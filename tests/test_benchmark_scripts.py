@@ -3,6 +3,7 @@
 They are the evidence behind the README's solver numbers, so a change that breaks them (or makes
 them report a method that did not converge as fine) must fail here, not in a later long run.
 """
+
 import json
 import os
 import subprocess
@@ -15,16 +16,35 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
 def run(script, *args):
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", script), *args],
-                          capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "benchmarks", script), *args],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc
 
 
 def test_iteration_cost_benchmark_records_interleaved_rounds(tmp_path):
     out = tmp_path / "cost.json"
-    run("gcrodr_iteration_cost.py", "--n", "24", "--systems", "3", "--repeats", "2",
-        "--restart", "16", "--recycle", "6", "--json", str(out))
+    run(
+        "gcrodr_iteration_cost.py",
+        "--n",
+        "24",
+        "--systems",
+        "3",
+        "--repeats",
+        "2",
+        "--restart",
+        "16",
+        "--recycle",
+        "6",
+        "--json",
+        str(out),
+    )
     record = json.loads(out.read_text())
     results = record["results"]
     for name in ("petsc_gmres", "gcrodr", "gcrodr_k0"):
@@ -39,9 +59,24 @@ def test_iteration_cost_benchmark_records_interleaved_rounds(tmp_path):
 
 def test_datagen_benchmark_tolerance_sweep_and_lu_cap(tmp_path):
     out = tmp_path / "skr.json"
-    run("datagen_skr.py", "--families", "darcy", "--resolution", "17", "--n", "4",
-        "--methods", "gmres,skr,lu", "--rtol", "1e-6,1e-10", "--lu-samples", "2",
-        "--no-sweeps", "--json", str(out))
+    run(
+        "datagen_skr.py",
+        "--families",
+        "darcy",
+        "--resolution",
+        "17",
+        "--n",
+        "4",
+        "--methods",
+        "gmres,skr,lu",
+        "--rtol",
+        "1e-6,1e-10",
+        "--lu-samples",
+        "2",
+        "--no-sweeps",
+        "--json",
+        str(out),
+    )
     record = json.loads(out.read_text())
     rows = record["families"]
     assert [r["rtol"] for r in rows] == [1e-6, 1e-10]
@@ -68,46 +103,91 @@ def test_every_benchmark_records_its_conditions_and_none_hard_codes_them():
     for name in sorted(os.listdir(folder)):
         if name.endswith(".py") and name != "conditions.py":
             text = open(os.path.join(folder, name)).read()
-            assert "conditions()" in text or "write_record(" in text, \
+            assert "conditions()" in text or "write_record(" in text, (
                 f"{name} does not record benchmarks/conditions.py's conditions"
+            )
             assert "shared, loaded" not in text, f"{name} hard-codes the machine's load"
-    proc = subprocess.run([sys.executable, os.path.join(folder, "conditions.py")], capture_output=True, text=True,
-                          env={**{k: v for k, v in ENV.items()
-                                  if not k.startswith(("MALLOC", "NEURALOPS_ALLOC", "TCMALLOC"))
-                                  and k not in ("LD_PRELOAD", "GLIBC_TUNABLES")},
-                               "NEURALOPS_ALLOCATOR_ACTIVE": "tuned", "MALLOC_MMAP_MAX_": "0"}, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, os.path.join(folder, "conditions.py")],
+        capture_output=True,
+        text=True,
+        env={
+            **{
+                k: v
+                for k, v in ENV.items()
+                if not k.startswith(("MALLOC", "NEURALOPS_ALLOC", "TCMALLOC"))
+                and k not in ("LD_PRELOAD", "GLIBC_TUNABLES")
+            },
+            "NEURALOPS_ALLOCATOR_ACTIVE": "tuned",
+            "MALLOC_MMAP_MAX_": "0",
+        },
+        timeout=60,
+    )
     cond = json.loads(proc.stdout)
     check_conditions(cond)
-    assert cond["allocator"] == {"setting": "tuned", "environment": {"NEURALOPS_ALLOCATOR_ACTIVE": "tuned",
-                                                                     "MALLOC_MMAP_MAX_": "0"}}
+    assert cond["allocator"] == {
+        "setting": "tuned",
+        "environment": {"NEURALOPS_ALLOCATOR_ACTIVE": "tuned", "MALLOC_MMAP_MAX_": "0"},
+    }
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--rtol", "0"], "--rtol values"),
-    (["--rtol", "1e-8,abc"], "comma-separated"),
-    (["--gain-ns", "1"], "--gain-ns"),
-    (["--lu-samples", "0"], "--lu-samples"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--rtol", "0"], "--rtol values"),
+        (["--rtol", "1e-8,abc"], "comma-separated"),
+        (["--gain-ns", "1"], "--gain-ns"),
+        (["--lu-samples", "0"], "--lu-samples"),
+    ],
+)
 def test_datagen_benchmark_rejects_bad_arguments(args, message):
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "datagen_skr.py"),
-                           "--no-sweeps", *args], capture_output=True, text=True, env=ENV,
-                          cwd=ROOT, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "benchmarks", "datagen_skr.py"), "--no-sweeps", *args],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr
 
 
 def test_allocator_benchmark_runs_each_setting_in_its_own_process(tmp_path):
     out = tmp_path / "alloc.json"
     env = {k: v for k, v in ENV.items() if not k.startswith(("MALLOC", "NEURALOPS_ALLOC"))}
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "allocator.py"), "--cases", "fno2d_darcy",
-                           "--settings", "tuned,system", "--rounds", "1", "--steps", "1", "--warmup", "1",
-                           "--darcy-res", "17", "--darcy-batch", "2", "--json", str(out)],
-                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(ROOT, "benchmarks", "allocator.py"),
+            "--cases",
+            "fno2d_darcy",
+            "--settings",
+            "tuned,system",
+            "--rounds",
+            "1",
+            "--steps",
+            "1",
+            "--warmup",
+            "1",
+            "--darcy-res",
+            "17",
+            "--darcy-batch",
+            "2",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     record = json.loads(out.read_text())
     case = record["cases"]["fno2d_darcy"]
     tuned, system = case["tuned"]["runs"][0], case["system"]["runs"][0]
     # the child really ran under the setting's environment (glibc reads it at process start)
-    assert tuned["allocator_env"] == {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(64 * 2 ** 30)}
+    assert tuned["allocator_env"] == {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(64 * 2**30)}
     assert system["allocator_env"] == {}
     for s in (tuned, system):
         assert s["samples_per_s"] > 0 and s["max_rss_mib"] > 0 and s["minor_faults_per_step"] >= 0
@@ -117,8 +197,21 @@ def test_allocator_benchmark_runs_each_setting_in_its_own_process(tmp_path):
 
 def test_ns_dtype_benchmark_measures_the_float32_difference(tmp_path):
     out = tmp_path / "ns_dtype.json"
-    run("ns_dtype.py", "--resolution", "16", "--dt", "1e-2", "--t-end", "1", "--snapshot-interval", "0.5",
-        "--n", "1", "--json", str(out))
+    run(
+        "ns_dtype.py",
+        "--resolution",
+        "16",
+        "--dt",
+        "1e-2",
+        "--t-end",
+        "1",
+        "--snapshot-interval",
+        "0.5",
+        "--n",
+        "1",
+        "--json",
+        str(out),
+    )
     record = json.loads(out.read_text())
     rows = record["snapshots"]
     assert [r["t"] for r in rows] == [0.5, 1.0]
@@ -131,8 +224,19 @@ def test_ns_dtype_benchmark_measures_the_float32_difference(tmp_path):
 def test_darcy_scipy_baseline_solves_the_same_problems_as_the_cli(tmp_path):
     pytest.importorskip("petsc4py")
     out = tmp_path / "ds.json"
-    run("darcy_scipy.py", "--n", "3", "--resolution", "17", "--rounds", "1", "--methods", "cli,splu-colamd,splu-mmd",
-        "--json", str(out))
+    run(
+        "darcy_scipy.py",
+        "--n",
+        "3",
+        "--resolution",
+        "17",
+        "--rounds",
+        "1",
+        "--methods",
+        "cli,splu-colamd,splu-mmd",
+        "--json",
+        str(out),
+    )
     record = json.loads(out.read_text())
     assert set(record["methods"]) == {"cli", "splu-colamd", "splu-mmd"}
     # the plain scripts' u equals the toolkit's on the same samples (same scheme, direct solves)
@@ -143,9 +247,14 @@ def test_darcy_scipy_baseline_solves_the_same_problems_as_the_cli(tmp_path):
 
 
 def test_training_baseline_benchmark_names_a_bad_commit():
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "training_baseline.py"),
-                           "--baseline", "no-such-commit-0000"], capture_output=True, text=True, env=ENV,
-                          cwd=ROOT, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "benchmarks", "training_baseline.py"), "--baseline", "no-such-commit-0000"],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert proc.returncode != 0 and "--baseline 'no-such-commit-0000'" in proc.stderr, proc.stderr
 
 
@@ -153,8 +262,21 @@ def test_training_baseline_benchmark_names_a_bad_commit():
 def test_training_baseline_benchmark_times_both_versions(tmp_path):
     """HEAD against the working tree on a tiny Darcy set: both trees generate, train and are timed."""
     out = tmp_path / "tb.json"
-    run("training_baseline.py", "--baseline", "HEAD", "--res", "17", "--n", "4", "--extra-epochs", "1",
-        "--rounds", "1", "--json", str(out))
+    run(
+        "training_baseline.py",
+        "--baseline",
+        "HEAD",
+        "--res",
+        "17",
+        "--n",
+        "4",
+        "--extra-epochs",
+        "1",
+        "--rounds",
+        "1",
+        "--json",
+        str(out),
+    )
     record = json.loads(out.read_text())
     for clock in ("wall", "cpu"):
         assert set(record["summary"][clock]["samples_per_s"]) == {"baseline", "current"}

@@ -3,6 +3,7 @@
 The GPU script runs unattended on a lent machine with a few minutes of device time: a stage that
 breaks, a record that misses a field, or a budget that is not kept must fail here first.
 """
+
 import json
 import math
 import os
@@ -14,13 +15,23 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "NEURALOPS_PYTHON": sys.executable,
-       "PYTHONPATH": ROOT + (os.pathsep + os.environ["PYTHONPATH"] if os.environ.get("PYTHONPATH") else "")}
+ENV = {
+    **os.environ,
+    "OMP_NUM_THREADS": "1",
+    "NEURALOPS_PYTHON": sys.executable,
+    "PYTHONPATH": ROOT + (os.pathsep + os.environ["PYTHONPATH"] if os.environ.get("PYTHONPATH") else ""),
+}
 
 
 def gpu_sh(*args, timeout=300):
-    return subprocess.run(["bash", os.path.join(ROOT, "benchmarks", "gpu.sh"), *args], capture_output=True,
-                          text=True, env=ENV, cwd=ROOT, timeout=timeout)
+    return subprocess.run(
+        ["bash", os.path.join(ROOT, "benchmarks", "gpu.sh"), *args],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        cwd=ROOT,
+        timeout=timeout,
+    )
 
 
 def test_gpu_script_dry_run_runs_every_stage_and_writes_one_record(tmp_path):
@@ -35,8 +46,12 @@ def test_gpu_script_dry_run_runs_every_stage_and_writes_one_record(tmp_path):
     assert not any("error" in s for s in st.values()), {k: s.get("error") for k, s in st.items()}
     # generator: every batch x dtype, the plain re-statement of the scheme agrees with ours
     d = st["datagen"]
-    assert {(r["batch"], r["dtype"]) for r in d["rows"]} == {(1, "float32"), (2, "float32"),
-                                                               (1, "float64"), (2, "float64")}
+    assert {(r["batch"], r["dtype"]) for r in d["rows"]} == {
+        (1, "float32"),
+        (2, "float32"),
+        (1, "float64"),
+        (2, "float64"),
+    }
     for r in d["rows"]:
         assert r["mpoint_steps_per_s"] > 0
         assert r["max_rel_diff_plain_vs_ours"] < (1e-4 if r["dtype"] == "float32" else 1e-10)
@@ -97,20 +112,24 @@ def test_fidelity_config_keeps_the_paper_recipe_and_scales_the_schedule(tmp_path
         assert (d["t_in"], d["t_out"]) == (10, 14) and d.get("unroll", 1) <= 14
         assert cfg["trainer"]["max_epochs"] == 50
         scale = 50 / paper["trainer"]["max_epochs"]
-        if pm["scheduler"] == "step":       # the FNO scripts: halve every 100 of 500 epochs -> every 10 of 50
+        if pm["scheduler"] == "step":  # the FNO scripts: halve every 100 of 500 epochs -> every 10 of 50
             assert m["scheduler_config"]["step_size"] == round(pm["scheduler_config"]["step_size"] * scale)
         if pm["scheduler"] == "warmup_cosine":
             assert m["scheduler_config"]["warmup_epochs"] == pytest.approx(
-                pm["scheduler_config"]["warmup_epochs"] * scale)
+                pm["scheduler_config"]["warmup_epochs"] * scale
+            )
     assert fidelity.run_config("mgno_ns", args, "/d.h5", str(tmp_path))["model"]["model_config"]["resolution"] == 32
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--models", "fno9d"], "unknown model(s) fno9d"),
-    (["--preset", "huge"], "unknown preset 'huge'"),
-    (["--epochs", "0"], "--epochs must be a positive integer"),
-    (["--n-train", "1"], "--n-train must be >= 2"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--models", "fno9d"], "unknown model(s) fno9d"),
+        (["--preset", "huge"], "unknown preset 'huge'"),
+        (["--epochs", "0"], "--epochs must be a positive integer"),
+        (["--n-train", "1"], "--n-train must be >= 2"),
+    ],
+)
 def test_fidelity_rejects_bad_arguments(argv, message, capsys):
     import fidelity
 
@@ -121,9 +140,25 @@ def test_fidelity_rejects_bad_arguments(argv, message, capsys):
 
 def test_fidelity_tiny_run_trains_for_the_budget_and_compares_with_neuraloperator(tmp_path):
     out = tmp_path / "fid.json"
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "fidelity.py"), "--preset", "tiny",
-                           "--models", "fno3d", "--epochs", "2", "--json", str(out)],
-                          capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(ROOT, "benchmarks", "fidelity.py"),
+            "--preset",
+            "tiny",
+            "--models",
+            "fno3d",
+            "--epochs",
+            "2",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rec = json.loads(out.read_text())
     assert rec["data"]["spec"]["recipe"] == "fno" and rec["data"]["spec"]["n_snapshots"] == 24
@@ -131,7 +166,7 @@ def test_fidelity_tiny_run_trains_for_the_budget_and_compares_with_neuraloperato
     ours = rows["fno3d"]
     assert ours["epochs_run"] == 2 and len(ours["epoch_seconds"]) == 2
     assert ours["recipe"]["loss_config"] == {"reduction": "sum", "pool": "all"}
-    assert ours["recipe"]["scheduler_config"]["step_size"] == 1     # 100 of 500 epochs -> 1 of 2 (at least 1)
+    assert ours["recipe"]["scheduler_config"]["step_size"] == 1  # 100 of 500 epochs -> 1 of 2 (at least 1)
     if "neuralop_fno3d" in rows:
         theirs = rows["neuralop_fno3d"]
         assert theirs["epochs_run"] == 2 and math.isfinite(theirs["test_relative_l2"])

@@ -4,6 +4,7 @@
 second plants a forbidden import in a copy of the tree and checks that the same contracts catch it,
 so the first test is known to be able to fail.
 """
+
 from __future__ import annotations
 
 import os
@@ -25,8 +26,7 @@ def _lint(root: Path) -> subprocess.CompletedProcess:
     # finds the packages on sys.path; run it in `root` with `root` first on the path.
     code = "import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
-    return subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, timeout=300)
 
 
 def test_layering_contracts_hold():
@@ -35,11 +35,14 @@ def test_layering_contracts_hold():
     assert "0 broken" in result.stdout
 
 
-@pytest.mark.parametrize("module, planted", [
-    ("neuralops/losses.py", "import train.metrics  # planted by the test\n"),
-    ("datagen/grf.py", "import neuralops.losses  # planted by the test\n"),
-    ("train/metrics.py", "import datagen.krylov.gcrodr  # planted by the test\n"),
-])
+@pytest.mark.parametrize(
+    "module, planted",
+    [
+        ("neuralops/losses.py", "import train.metrics  # planted by the test\n"),
+        ("datagen/grf.py", "import neuralops.losses  # planted by the test\n"),
+        ("train/metrics.py", "import datagen.krylov.gcrodr  # planted by the test\n"),
+    ],
+)
 def test_a_planted_forbidden_import_is_caught(tmp_path, module, planted):
     for pkg in PACKAGES:
         shutil.copytree(ROOT / pkg, tmp_path / pkg, ignore=shutil.ignore_patterns("__pycache__"))

@@ -1,5 +1,6 @@
 """Issue 17, item 5: the README's Measured table quotes a figure only with a record that states its
 conditions (benchmarks/conditions.py), or says that its record predates them."""
+
 import glob
 import json
 import os

@@ -2,6 +2,7 @@
 
 It is the evidence behind the README's refinement numbers: band-limited and full-band refinement of
 the same SFNO on the same trajectories, with errors per Fourier band and the residuals."""
+
 import json
 import os
 import subprocess
@@ -16,11 +17,46 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def test_refine_benchmark_records_both_methods(tmp_path):
     out = tmp_path / "refine.json"
     proc = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "benchmarks", "refine.py"), "--resolution", "16", "--t-start", "0",
-         "--dt", "1e-2", "--n-train", "2", "--n-test", "1", "--epochs", "1", "--width", "4", "--steps", "2",
-         "--relinearize-every", "1", "--solver-resolution", "32", "--super-resolution", "32",
-         "--super-n-test", "1", "--dtype", "float32", "--out", str(tmp_path), "--json", str(out)],
-        capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=ROOT, timeout=300)
+        [
+            sys.executable,
+            os.path.join(ROOT, "benchmarks", "refine.py"),
+            "--resolution",
+            "16",
+            "--t-start",
+            "0",
+            "--dt",
+            "1e-2",
+            "--n-train",
+            "2",
+            "--n-test",
+            "1",
+            "--epochs",
+            "1",
+            "--width",
+            "4",
+            "--steps",
+            "2",
+            "--relinearize-every",
+            "1",
+            "--solver-resolution",
+            "32",
+            "--super-resolution",
+            "32",
+            "--super-n-test",
+            "1",
+            "--dtype",
+            "float32",
+            "--out",
+            str(tmp_path),
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        cwd=ROOT,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     record = json.loads(out.read_text())["recipes"][0]
     assert set(record["methods"]) == {"band-limited", "full-band"}

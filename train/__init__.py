@@ -1,2 +1,3 @@
 """train: Lightning data modules, the training module, CLI, evaluation and spectral refinement."""
+
 __version__ = "0.1.0"

@@ -37,6 +37,7 @@ Errors in the configuration, the data or the run (a non-finite loss, a foreign c
 with one line ``neuralops-train: error: ...`` and exit status 2 (1 for a diverged run); set
 ``NEURALOPS_TRACEBACK=1`` for the traceback.
 """
+
 from __future__ import annotations
 
 import os
@@ -44,8 +45,9 @@ import re
 import sys
 from typing import List, Optional, Sequence
 
-if __name__ == "__main__":          # `python -m train.cli`: the allocator is set before torch is imported
+if __name__ == "__main__":  # `python -m train.cli`: the allocator is set before torch is imported
     from datagen.allocator import ensure
+
     ensure()
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
@@ -59,8 +61,7 @@ SUBCOMMANDS = {
 }
 SPLIT_KEYS = ("train", "val", "test")
 
-__all__ = ["available_configs", "resolve_config_args", "main",
-           "CONFIG_DIR", "SUBCOMMANDS"]
+__all__ = ["available_configs", "resolve_config_args", "main", "CONFIG_DIR", "SUBCOMMANDS"]
 
 
 def available_configs() -> List[str]:
@@ -80,8 +81,10 @@ def _resolve(value: str) -> str:
         if os.path.exists(candidate):
             return candidate
     what = "a folder, not a config file" if os.path.isdir(value) else "neither a file nor a packaged config"
-    raise SystemExit(f"neuralops-train: config {value!r} is {what}; packaged configs: "
-                     f"{', '.join(available_configs())} (neuralops-train configs)")
+    raise SystemExit(
+        f"neuralops-train: config {value!r} is {what}; packaged configs: "
+        f"{', '.join(available_configs())} (neuralops-train configs)"
+    )
 
 
 _SPLIT_OPTION = re.compile(r"^--data\.(?:init_args\.)?(train|val|test)$")
@@ -124,18 +127,26 @@ def __getattr__(name: str):
 
 
 def _help() -> str:
-    lines = ["usage: neuralops-train SUBCOMMAND [options]", "",
-             "Train and evaluate neural operators on data-contract files (LightningCLI).", "", "subcommands:"]
+    lines = [
+        "usage: neuralops-train SUBCOMMAND [options]",
+        "",
+        "Train and evaluate neural operators on data-contract files (LightningCLI).",
+        "",
+        "subcommands:",
+    ]
     lines += [f"  {name:10s} {text}" for name, text in SUBCOMMANDS.items()]
-    lines += ["", "examples:",
-              "  neuralops-train configs",
-              "  neuralops-train fit -c darcy_fno --data.path data/darcy.h5",
-              "  neuralops-train fit -c darcy_fno --data.path train.h5 --data.val val.h5 --data.test test.h5",
-              "  neuralops-train fit -c darcy_fno --data.path data/darcy.h5 --ckpt_path last      # resume",
-              "  neuralops-train test -c darcy_fno --data.path data/darcy.h5 --data.test data/darcy_64.h5 "
-              "--ckpt_path runs/darcy_fno/checkpoints/last.ckpt",
-              "", "`neuralops-train SUBCOMMAND --help` lists a subcommand's options (with -c NAME: with the "
-              "config's values)."]
+    lines += [
+        "",
+        "examples:",
+        "  neuralops-train configs",
+        "  neuralops-train fit -c darcy_fno --data.path data/darcy.h5",
+        "  neuralops-train fit -c darcy_fno --data.path train.h5 --data.val val.h5 --data.test test.h5",
+        "  neuralops-train fit -c darcy_fno --data.path data/darcy.h5 --ckpt_path last      # resume",
+        "  neuralops-train test -c darcy_fno --data.path data/darcy.h5 --data.test data/darcy_64.h5 "
+        "--ckpt_path runs/darcy_fno/checkpoints/last.ckpt",
+        "",
+        "`neuralops-train SUBCOMMAND --help` lists a subcommand's options (with -c NAME: with the config's values).",
+    ]
     return "\n".join(lines)
 
 
@@ -195,8 +206,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         sys.argv[1:] = args
         args = None
     try:
-        NeuralOperatorCLI(NeuralOperatorModule, LightningDataModule, subclass_mode_data=True, args=args,
-                          save_config_kwargs={"overwrite": True}, auto_configure_optimizers=False)
+        NeuralOperatorCLI(
+            NeuralOperatorModule,
+            LightningDataModule,
+            subclass_mode_data=True,
+            args=args,
+            save_config_kwargs={"overwrite": True},
+            auto_configure_optimizers=False,
+        )
     except (ValueError, FileNotFoundError, DatasetError, NonFiniteLossError, OSError) as exc:
         if os.environ.get("NEURALOPS_TRACEBACK"):
             raise

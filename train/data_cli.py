@@ -1,5 +1,6 @@
 """``neuralops-data``: info and validate (from :mod:`datagen.cli_data`) plus ``import``, which
 converts published benchmark files (FNO ``.mat``, PDEBench HDF5) into the data contract."""
+
 from __future__ import annotations
 
 import argparse
@@ -10,15 +11,14 @@ from datagen.cli_data import add_commands
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="neuralops-data",
-                                     description="Inspect, check and import neuralops datasets.")
+    parser = argparse.ArgumentParser(prog="neuralops-data", description="Inspect, check and import neuralops datasets.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     add_commands(sub)
     import importlib
 
     try:
-        importers = importlib.import_module("train.formats.cli")   # train.importers + neuraloperator, The Well
+        importers = importlib.import_module("train.formats.cli")  # train.importers + neuraloperator, The Well
     except ModuleNotFoundError as err:  # importers not part of this build
         if err.name not in ("train.importers", "train.formats", "train.formats.cli"):
             raise
@@ -31,12 +31,13 @@ def build_parser() -> argparse.ArgumentParser:
         e.set_defaults(_run=importers.run_export)
     from datagen.help_format import show_defaults
 
-    return show_defaults(parser)      # every option's default in --help
+    return show_defaults(parser)  # every option's default in --help
 
 
 def main(argv=None) -> int:
-    if argv is None and __name__ == "__main__":     # `python -m train.data_cli` (the entry point sets it first)
+    if argv is None and __name__ == "__main__":  # `python -m train.data_cli` (the entry point sets it first)
         from datagen.allocator import ensure
+
         ensure()
     args = build_parser().parse_args(argv)
     from datagen.dataset import DatasetError

@@ -34,6 +34,7 @@ array with its axes reversed; v5 files are read with ``scipy.io.loadmat``, which
 Samples are copied in chunks (``--chunk`` samples at a time for HDF5 sources; a v5 ``.mat`` file
 is loaded variable by variable, since the format cannot be read partially).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -128,8 +129,15 @@ def _spacing(t: np.ndarray, src: str) -> float:
     return float(steps[0])
 
 
-def import_fno_ns(src: str, out: str, viscosity: Optional[float] = None, limit: Optional[int] = None,
-                  chunk: int = 64, dtype: str = "float32", overwrite: bool = False) -> str:
+def import_fno_ns(
+    src: str,
+    out: str,
+    viscosity: Optional[float] = None,
+    limit: Optional[int] = None,
+    chunk: int = 64,
+    dtype: str = "float32",
+    overwrite: bool = False,
+) -> str:
     """FNO Navier-Stokes ``.mat`` (v5 or v7.3) -> data contract (see the module docstring)."""
     mat = _MatFile(src)
     try:
@@ -137,8 +145,9 @@ def import_fno_ns(src: str, out: str, viscosity: Optional[float] = None, limit: 
         n = min(n, limit) if limit else n
         nu = viscosity if viscosity is not None else _viscosity_from_name(src)
         if nu is None:
-            raise ValueError(f"cannot read the viscosity from the file name {os.path.basename(src)!r}; "
-                             "pass --viscosity")
+            raise ValueError(
+                f"cannot read the viscosity from the file name {os.path.basename(src)!r}; pass --viscosity"
+            )
         t = np.arange(1, nt + 1, dtype=np.float64)
         if "t" in mat.names:
             t = np.asarray(mat.read("t", slice(None)), dtype=np.float64).reshape(-1)[:nt]
@@ -151,16 +160,36 @@ def import_fno_ns(src: str, out: str, viscosity: Optional[float] = None, limit: 
             raise ValueError(f"{src}: u has a {nx} x {ny} grid; the FNO Navier-Stokes layout is square")
         # the physics in the generator's own form (datagen.navier_stokes.physics), so that every
         # consumer reads an imported file exactly as a generated one
-        physics = NavierStokesPhysics(viscosity=float(nu), dt=_spacing(t, src), box=1.0,
-                                      forcing=Forcing("fno", 0.1, 1), drag=0.0)
-        spec = build_spec("navier_stokes_2d", {
-            "source": "fno_mat", "file": os.path.basename(src), "matlab_version": "7.3" if mat.v73 else "5",
-            "layout": "u (N, X, Y, T) -> vorticity (N, T, X, Y); a -> initial_vorticity",
-            **physics.to_spec(), "n": int(n), "resolution": [int(nx), int(ny)], "frames": int(nt),
-            "equation": "w_t + u.grad w = nu Lap w - drag w + f, u = (psi_y, -psi_x), -Lap psi = w",
-            "domain": "unit torus"})
-        with ImportWriter(out, pde="navier_stokes_2d", spec=spec, n_samples=n, seed=0, fields=fields, grid=grid,
-                           params=["viscosity"], solver=["converged"], overwrite=overwrite) as w:
+        physics = NavierStokesPhysics(
+            viscosity=float(nu), dt=_spacing(t, src), box=1.0, forcing=Forcing("fno", 0.1, 1), drag=0.0
+        )
+        spec = build_spec(
+            "navier_stokes_2d",
+            {
+                "source": "fno_mat",
+                "file": os.path.basename(src),
+                "matlab_version": "7.3" if mat.v73 else "5",
+                "layout": "u (N, X, Y, T) -> vorticity (N, T, X, Y); a -> initial_vorticity",
+                **physics.to_spec(),
+                "n": int(n),
+                "resolution": [int(nx), int(ny)],
+                "frames": int(nt),
+                "equation": "w_t + u.grad w = nu Lap w - drag w + f, u = (psi_y, -psi_x), -Lap psi = w",
+                "domain": "unit torus",
+            },
+        )
+        with ImportWriter(
+            out,
+            pde="navier_stokes_2d",
+            spec=spec,
+            n_samples=n,
+            seed=0,
+            fields=fields,
+            grid=grid,
+            params=["viscosity"],
+            solver=["converged"],
+            overwrite=overwrite,
+        ) as w:
             for sl in _chunks(n, chunk):
                 u = np.moveaxis(np.asarray(mat.read("u", sl)), -1, 1)  # (b, T, X, Y)
                 a = np.asarray(mat.read("a", sl)) if has_a else None
@@ -174,8 +203,15 @@ def import_fno_ns(src: str, out: str, viscosity: Optional[float] = None, limit: 
     return out
 
 
-def import_fno_darcy(src: str, out: str, subsample: int = 1, limit: Optional[int] = None, chunk: int = 64,
-                     dtype: str = "float32", overwrite: bool = False) -> str:
+def import_fno_darcy(
+    src: str,
+    out: str,
+    subsample: int = 1,
+    limit: Optional[int] = None,
+    chunk: int = 64,
+    dtype: str = "float32",
+    overwrite: bool = False,
+) -> str:
     """FNO Darcy ``.mat`` (v5 or v7.3): ``coeff``, ``sol`` -> ``a``, ``u`` (see the module docstring)."""
     if int(subsample) < 1:
         raise ValueError(f"subsample must be a positive integer, got {subsample}")
@@ -189,13 +225,32 @@ def import_fno_darcy(src: str, out: str, subsample: int = 1, limit: Optional[int
         x = np.linspace(0.0, 1.0, sx)[::r]
         y = np.linspace(0.0, 1.0, sy)[::r]
         fields = {"a": FieldSpec((x.size, y.size), "input", dtype), "u": FieldSpec((x.size, y.size), "output", dtype)}
-        spec = build_spec("darcy", {
-            "source": "fno_mat", "file": os.path.basename(src), "matlab_version": "7.3" if mat.v73 else "5",
-            "layout": "coeff -> a, sol -> u", "subsample": r, "n": int(n), "resolution": [int(x.size), int(y.size)],
-            "equation": "-div(a grad u) = 1 on the unit square, u = 0 on the boundary"})
+        spec = build_spec(
+            "darcy",
+            {
+                "source": "fno_mat",
+                "file": os.path.basename(src),
+                "matlab_version": "7.3" if mat.v73 else "5",
+                "layout": "coeff -> a, sol -> u",
+                "subsample": r,
+                "n": int(n),
+                "resolution": [int(x.size), int(y.size)],
+                "equation": "-div(a grad u) = 1 on the unit square, u = 0 on the boundary",
+            },
+        )
         grid = Grid({"x": x, "y": y}, {"x": "dirichlet", "y": "dirichlet"})
-        with ImportWriter(out, pde="darcy", spec=spec, n_samples=n, seed=0, fields=fields, grid=grid,
-                           params=[], solver=["converged"], overwrite=overwrite) as w:
+        with ImportWriter(
+            out,
+            pde="darcy",
+            spec=spec,
+            n_samples=n,
+            seed=0,
+            fields=fields,
+            grid=grid,
+            params=[],
+            solver=["converged"],
+            overwrite=overwrite,
+        ) as w:
             for sl in _chunks(n, chunk):
                 a = np.asarray(mat.read("coeff", sl))[:, ::r, ::r]
                 u = np.asarray(mat.read("sol", sl))[:, ::r, ::r]
@@ -216,8 +271,15 @@ def _coords(f: h5py.File, key: str, n: int) -> np.ndarray:
     return np.arange(n, dtype=np.float64) / n
 
 
-def import_pdebench(src: str, out: str, boundary: Optional[str] = None, limit: Optional[int] = None,
-                    chunk: int = 16, dtype: str = "float32", overwrite: bool = False) -> str:
+def import_pdebench(
+    src: str,
+    out: str,
+    boundary: Optional[str] = None,
+    limit: Optional[int] = None,
+    chunk: int = 16,
+    dtype: str = "float32",
+    overwrite: bool = False,
+) -> str:
     """PDEBench 2-D HDF5 file -> data contract (layouts in the module docstring)."""
     with h5py.File(src, "r") as f:
         keys = list(f.keys())
@@ -230,14 +292,24 @@ def import_pdebench(src: str, out: str, boundary: Optional[str] = None, limit: O
             coords = {"x": _coords(g0, "grid/x", nx), "y": _coords(g0, "grid/y", ny), "t": _coords(g0, "grid/t", t_len)}
             bc = boundary or ("neumann" if "diff-react" in os.path.basename(src) else "periodic")
             shape = (t_len, nx, ny) if nc == 1 else (t_len, nc, nx, ny)
-            spec = build_spec("pdebench", dict(base, layout="groups/<seed>/data (T, X, Y, C) -> data (N, T, [C,] X, Y)",
-                                               samples=groups[:n]))
-            with ImportWriter(out, pde="pdebench", spec=spec, n_samples=n, seed=0,
-                               fields={"data": FieldSpec(shape, "state", dtype)},
-                               grid=Grid(coords, {"x": bc, "y": bc}), params=[], solver=["converged"],
-                               overwrite=overwrite) as w:
+            spec = build_spec(
+                "pdebench",
+                dict(base, layout="groups/<seed>/data (T, X, Y, C) -> data (N, T, [C,] X, Y)", samples=groups[:n]),
+            )
+            with ImportWriter(
+                out,
+                pde="pdebench",
+                spec=spec,
+                n_samples=n,
+                seed=0,
+                fields={"data": FieldSpec(shape, "state", dtype)},
+                grid=Grid(coords, {"x": bc, "y": bc}),
+                params=[],
+                solver=["converged"],
+                overwrite=overwrite,
+            ) as w:
                 for i, g in enumerate(groups[:n]):
-                    d = np.asarray(f[g]["data"][()])            # (T, X, Y, C)
+                    d = np.asarray(f[g]["data"][()])  # (T, X, Y, C)
                     d = d[..., 0] if nc == 1 else np.moveaxis(d, -1, 1)
                     w.write(i, {"data": d.astype(dtype)}, solver={"converged": True})
             return out
@@ -247,11 +319,18 @@ def import_pdebench(src: str, out: str, boundary: Optional[str] = None, limit: O
             bc = boundary or "dirichlet"
             coords = {"x": _coords(f, "x-coordinate", nx), "y": _coords(f, "y-coordinate", ny)}
             spec = build_spec("darcy", dict(base, layout="nu (N, X, Y) -> a, tensor (N, 1, X, Y) -> u"))
-            with ImportWriter(out, pde="darcy", spec=spec, n_samples=n, seed=0,
-                               fields={"a": FieldSpec((nx, ny), "input", dtype),
-                                       "u": FieldSpec((nx, ny), "output", dtype)},
-                               grid=Grid(coords, {"x": bc, "y": bc}), params=[], solver=["converged"],
-                               overwrite=overwrite) as w:
+            with ImportWriter(
+                out,
+                pde="darcy",
+                spec=spec,
+                n_samples=n,
+                seed=0,
+                fields={"a": FieldSpec((nx, ny), "input", dtype), "u": FieldSpec((nx, ny), "output", dtype)},
+                grid=Grid(coords, {"x": bc, "y": bc}),
+                params=[],
+                solver=["converged"],
+                overwrite=overwrite,
+            ) as w:
                 for sl in _chunks(n, chunk):
                     a, u = f["nu"][sl], f["tensor"][sl][:, 0]
                     for j, i in enumerate(range(sl.start, sl.stop)):
@@ -262,21 +341,36 @@ def import_pdebench(src: str, out: str, boundary: Optional[str] = None, limit: O
             n_all, t_len, nx, ny = f[names[0]].shape
             n = min(n_all, limit) if limit else n_all
             bc = boundary or "periodic"
-            coords = {"x": _coords(f, "x-coordinate", nx), "y": _coords(f, "y-coordinate", ny),
-                      "t": _coords(f, "t-coordinate", t_len)}
-            spec = build_spec("compressible_navier_stokes_2d",
-                              dict(base, layout="density/pressure/Vx/Vy (N, T, X, Y) -> one state field each"))
-            with ImportWriter(out, pde="compressible_navier_stokes_2d", spec=spec, n_samples=n, seed=0,
-                               fields={k: FieldSpec((t_len, nx, ny), "state", dtype) for k in names},
-                               grid=Grid(coords, {"x": bc, "y": bc}), params=[], solver=["converged"],
-                               overwrite=overwrite) as w:
+            coords = {
+                "x": _coords(f, "x-coordinate", nx),
+                "y": _coords(f, "y-coordinate", ny),
+                "t": _coords(f, "t-coordinate", t_len),
+            }
+            spec = build_spec(
+                "compressible_navier_stokes_2d",
+                dict(base, layout="density/pressure/Vx/Vy (N, T, X, Y) -> one state field each"),
+            )
+            with ImportWriter(
+                out,
+                pde="compressible_navier_stokes_2d",
+                spec=spec,
+                n_samples=n,
+                seed=0,
+                fields={k: FieldSpec((t_len, nx, ny), "state", dtype) for k in names},
+                grid=Grid(coords, {"x": bc, "y": bc}),
+                params=[],
+                solver=["converged"],
+                overwrite=overwrite,
+            ) as w:
                 for sl in _chunks(n, chunk):
                     blocks = {k: f[k][sl] for k in names}
                     for j, i in enumerate(range(sl.start, sl.stop)):
                         w.write(i, {k: blocks[k][j].astype(dtype) for k in names}, solver={"converged": True})
             return out
-    raise ValueError(f"{src} is not a PDEBench 2-D file this importer knows: expected per-sample groups with "
-                     f"'data', 'nu' + 'tensor' (Darcy) or any of {', '.join(PDEBENCH_CFD)}; found keys {keys[:10]}")
+    raise ValueError(
+        f"{src} is not a PDEBench 2-D file this importer knows: expected per-sample groups with "
+        f"'data', 'nu' + 'tensor' (Darcy) or any of {', '.join(PDEBENCH_CFD)}; found keys {keys[:10]}"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -289,9 +383,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--limit", type=int, default=None, help="import only the first LIMIT samples")
     parser.add_argument("--viscosity", type=float, default=None, help="fno-ns: viscosity (default: from the file name)")
     parser.add_argument("--subsample", type=int, default=1, help="fno-darcy: keep every r-th grid node")
-    parser.add_argument("--boundary", default=None,
-                        choices=("periodic", "dirichlet", "neumann", "robin", "mixed", "open", "none"),
-                        help="pdebench: boundary condition of both axes (not stored in the files)")
+    parser.add_argument(
+        "--boundary",
+        default=None,
+        choices=("periodic", "dirichlet", "neumann", "robin", "mixed", "open", "none"),
+        help="pdebench: boundary condition of both axes (not stored in the files)",
+    )
     parser.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     parser.add_argument("--chunk", type=int, default=None, help="samples copied at a time")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
@@ -317,8 +414,11 @@ def run(args) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = add_arguments(argparse.ArgumentParser(
-        prog="neuralops-data import", description="Convert a published benchmark file into a neuralops dataset."))
+    parser = add_arguments(
+        argparse.ArgumentParser(
+            prog="neuralops-data import", description="Convert a published benchmark file into a neuralops dataset."
+        )
+    )
     return run(parser.parse_args(argv))
 
 

@@ -3,6 +3,7 @@ module only for ``fit``/``validate``/``test``/``predict``, so ``--help``, ``conf
 start without Lightning): :class:`NeuralOperatorCLI` (ModelCheckpoint group, ``last.ckpt`` every
 epoch, the data -> model link, default loggers, checks of ``--ckpt_path``), :class:`LastCheckpoint`
 and the split-safe YAML loader."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -21,8 +22,11 @@ __all__ = ["NeuralOperatorCLI", "LastCheckpoint"]
 # ------------------------------------------------------------------------------------------------
 # YAML: split values stay strings
 # ------------------------------------------------------------------------------------------------
-_SPLIT_LINE = re.compile(r"^(?P<head>\s*(?:train|val|test)\s*:\s+)(?P<value>-?(?:\d+|\d*\.\d+|\d+\.)?:"
-                         r"-?(?:\d+|\d*\.\d+|\d+\.)?)(?P<tail>\s*(?:#.*)?)$", re.M)
+_SPLIT_LINE = re.compile(
+    r"^(?P<head>\s*(?:train|val|test)\s*:\s+)(?P<value>-?(?:\d+|\d*\.\d+|\d+\.)?:"
+    r"-?(?:\d+|\d*\.\d+|\d+\.)?)(?P<tail>\s*(?:#.*)?)$",
+    re.M,
+)
 
 
 def _install_split_safe_yaml() -> None:
@@ -63,8 +67,15 @@ class LastCheckpoint(ModelCheckpoint):
     version's ``save_last`` rules."""
 
     def __init__(self, dirpath: Optional[str] = None):
-        super().__init__(dirpath=dirpath, filename=self.CHECKPOINT_NAME_LAST, monitor=None, save_top_k=1,
-                         save_last=False, enable_version_counter=False, save_on_train_epoch_end=True)
+        super().__init__(
+            dirpath=dirpath,
+            filename=self.CHECKPOINT_NAME_LAST,
+            monitor=None,
+            save_top_k=1,
+            save_last=False,
+            enable_version_counter=False,
+            save_on_train_epoch_end=True,
+        )
 
     @property
     def state_key(self) -> str:
@@ -76,18 +87,27 @@ class NeuralOperatorCLI(LightningCLI):
     default loggers + checks of ``--ckpt_path`` against the config."""
 
     def init_parser(self, **kwargs):
-        _install_split_safe_yaml()   # before any value or config file is loaded
+        _install_split_safe_yaml()  # before any value or config file is loaded
         return super().init_parser(**kwargs)
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
-        parser.set_defaults({"checkpoint.monitor": "val/relative_l2", "checkpoint.mode": "min",
-                             "checkpoint.save_last": True, "checkpoint.filename": "best-{epoch:03d}",
-                             "checkpoint.save_top_k": 1})
+        parser.set_defaults(
+            {
+                "checkpoint.monitor": "val/relative_l2",
+                "checkpoint.mode": "min",
+                "checkpoint.save_last": True,
+                "checkpoint.filename": "best-{epoch:03d}",
+                "checkpoint.save_top_k": 1,
+            }
+        )
         parser.link_arguments("data.io", "model.data_io", apply_on="instantiate")
-        parser.add_argument("--predictions_path", type=Optional[str], default=None,
-                            help="predict: where to write the predictions (default: "
-                                 "<trainer.default_root_dir>/predictions.h5)")
+        parser.add_argument(
+            "--predictions_path",
+            type=Optional[str],
+            default=None,
+            help="predict: where to write the predictions (default: <trainer.default_root_dir>/predictions.h5)",
+        )
 
     def _parse_ckpt_path(self) -> None:
         """Before LightningCLI replaces the config's model by the checkpoint's hyper-parameters:
@@ -96,8 +116,9 @@ class NeuralOperatorCLI(LightningCLI):
         sub = self.config.get("subcommand")
         ckpt_path = self.config[sub].get("ckpt_path") if sub else None
         if ckpt_path and ckpt_path not in ("last", "best", "hpc", "registry") and not os.path.isfile(ckpt_path):
-            raise FileNotFoundError(f"checkpoint {ckpt_path!r} does not exist (--ckpt_path takes a .ckpt file, "
-                                    "'last' or 'best')")
+            raise FileNotFoundError(
+                f"checkpoint {ckpt_path!r} does not exist (--ckpt_path takes a .ckpt file, 'last' or 'best')"
+            )
         if ckpt_path and os.path.isfile(ckpt_path):
             import torch
 
@@ -107,12 +128,14 @@ class NeuralOperatorCLI(LightningCLI):
             want = str(self.config[sub].get("model", {}).get("model", "")).lower()
             have = str(hp.get("model", "")).lower()
             if not have:
-                raise CheckpointMismatchError(f"{ckpt_path} is not a neuralops-train checkpoint (no model "
-                                              "hyper-parameters)")
+                raise CheckpointMismatchError(
+                    f"{ckpt_path} is not a neuralops-train checkpoint (no model hyper-parameters)"
+                )
             if want and have != want:
                 raise CheckpointMismatchError(
                     f"{ckpt_path} holds a {have!r} model but the config builds {want!r}: pass a checkpoint of a "
-                    f"{want!r} run, or the config that trained this one (model.model: {have})")
+                    f"{want!r} run, or the config that trained this one (model.model: {have})"
+                )
         super()._parse_ckpt_path()
 
     def instantiate_trainer(self, **kwargs):
@@ -146,8 +169,9 @@ class NeuralOperatorCLI(LightningCLI):
         if self.subcommand == "predict":
             from .prediction_writer import PredictionWriter
 
-            path = self._get(self.config, "predictions_path", default=None) or \
-                os.path.join(cfg.get("default_root_dir") or os.getcwd(), "predictions.h5")
+            path = self._get(self.config, "predictions_path", default=None) or os.path.join(
+                cfg.get("default_root_dir") or os.getcwd(), "predictions.h5"
+            )
             trainer.callbacks.append(PredictionWriter(path))
         return trainer
 
@@ -160,11 +184,16 @@ class NeuralOperatorCLI(LightningCLI):
             print(f"neuralops-train: data: {dm.describe()}", file=sys.stderr)
         for logger in self.trainer.loggers:
             kind = type(logger).__name__.replace("Logger", "")
-            hint = f" (tensorboard --logdir {os.path.dirname(os.path.abspath(logger.log_dir))})" \
-                if kind == "TensorBoard" else ""
+            hint = (
+                f" (tensorboard --logdir {os.path.dirname(os.path.abspath(logger.log_dir))})"
+                if kind == "TensorBoard"
+                else ""
+            )
             print(f"neuralops-train: {kind} log: {os.path.abspath(logger.log_dir)}{hint}", file=sys.stderr)
-        if not any(type(lg).__name__ == "TensorBoardLogger" for lg in self.trainer.loggers) and \
-                importlib.util.find_spec("tensorboard") is None:
+        if (
+            not any(type(lg).__name__ == "TensorBoardLogger" for lg in self.trainer.loggers)
+            and importlib.util.find_spec("tensorboard") is None
+        ):
             print("neuralops-train: TensorBoard log: off (pip install tensorboard)", file=sys.stderr)
         dirs = {os.path.abspath(c.dirpath) for c in self.trainer.checkpoint_callbacks if getattr(c, "dirpath", None)}
         if dirs:
@@ -180,9 +209,14 @@ class NeuralOperatorCLI(LightningCLI):
         shown = ", ".join(f"{k} {float(metrics[k]):.4g}" for k in ("train/loss", "val/relative_l2") if k in metrics)
         # LastCheckpoint keeps last.ckpt as its top-1 (monitor None): its "best" path is the last one
         callbacks = trainer.checkpoint_callbacks
-        paths = [c.best_model_path for c in callbacks if isinstance(c, LastCheckpoint)] + \
-            [getattr(c, "last_model_path", "") or getattr(c, "best_model_path", "") for c in callbacks]
+        paths = [c.best_model_path for c in callbacks if isinstance(c, LastCheckpoint)] + [
+            getattr(c, "last_model_path", "") or getattr(c, "best_model_path", "") for c in callbacks
+        ]
         paths = [p for p in paths if p]
         where = f"; checkpoint: {os.path.abspath(paths[0])}" if paths else ""
-        print(f"neuralops-train: fit finished: {trainer.current_epoch} epoch(s), {trainer.global_step} steps in "
-              f"{seconds:.0f} s" + (f"; {shown}" if shown else "") + where, file=sys.stderr, flush=True)
+        print(
+            f"neuralops-train: fit finished: {trainer.current_epoch} epoch(s), {trainer.global_step} steps in "
+            f"{seconds:.0f} s" + (f"; {shown}" if shown else "") + where,
+            file=sys.stderr,
+            flush=True,
+        )

@@ -29,6 +29,7 @@ spreads energy over all shells: compare spectral numbers only between runs on th
 Energy is Parseval-normalised: for one frame ``u`` on an ``X x Y`` grid with DFT ``u_hat``,
 ``sum_k |u_hat_k|^2 / (X Y)^2 = mean_x u(x)^2``, so band energies add up to the mean square.
 """
+
 from __future__ import annotations
 
 import math
@@ -39,12 +40,25 @@ import torch
 from datagen.contract import Grid
 
 __all__ = [
-    "DEFAULT_BAND_EDGES", "METRIC_DEFINITIONS", "to_canonical", "as_grid",
+    "DEFAULT_BAND_EDGES",
+    "METRIC_DEFINITIONS",
+    "to_canonical",
+    "as_grid",
     "check_band_edges",
-    "relative_l2_per_sample", "fno_relative_l2", "relative_l2_per_step", "relative_l2_per_channel",
-    "relative_h1_per_sample", "rmse", "nrmse", "max_error",
-    "wavenumber_magnitude", "wavenumber_shells", "band_energies", "spectral_band_rmse",
-    "spectral_band_relative_error", "isotropic_energy_spectrum",
+    "relative_l2_per_sample",
+    "fno_relative_l2",
+    "relative_l2_per_step",
+    "relative_l2_per_channel",
+    "relative_h1_per_sample",
+    "rmse",
+    "nrmse",
+    "max_error",
+    "wavenumber_magnitude",
+    "wavenumber_shells",
+    "band_energies",
+    "spectral_band_rmse",
+    "spectral_band_relative_error",
+    "isotropic_energy_spectrum",
 ]
 
 # Band edges on the wavenumber shell index: low = shells [0, 4), mid = [4, 12), high = [12, inf).
@@ -59,24 +73,30 @@ METRIC_DEFINITIONS = {
     "relative_l2": (
         "FNO protocol (Li et al. 2020): for each test sample n, ||pred_n - true_n||_2 / ||true_n||_2 "
         "with the 2-norm taken over all predicted (t, c, x, y) values at once; the reported number "
-        "is the mean over test samples. Computed on physical (de-normalised) fields."),
+        "is the mean over test samples. Computed on physical (de-normalised) fields."
+    ),
     "relative_l2_per_step": (
         "Per-time-step relative L2: for sample n and predicted step t, ||pred_n(t) - true_n(t)||_2 / "
-        "||true_n(t)||_2 over (c, x, y); the curve is the mean over test samples at each step."),
+        "||true_n(t)||_2 over (c, x, y); the curve is the mean over test samples at each step."
+    ),
     "relative_l2_per_channel": (
         "Per-channel relative L2: for sample n and channel c, ||pred_n,c - true_n,c||_2 / ||true_n,c||_2 "
-        "over all predicted (t, x, y); mean over test samples for each channel."),
+        "over all predicted (t, x, y); mean over test samples for each channel."
+    ),
     "relative_h1": (
         "Relative H1: for each test sample n, sqrt(sum_{t,c} ||pred - true||_{H1}^2 / sum_{t,c} ||true||_{H1}^2) "
         "with the H1 norm of neuralops.losses: ||u||_{H1}^2 = |Omega| sum_k (1 + |2 pi k / L|^2) |u_k|^2 on a "
         "periodic box (Fourier coefficients u_k), and the sine-series analogue with (1 + |pi k / L|^2) for "
-        "homogeneous Dirichlet data; mean over test samples."),
+        "homogeneous Dirichlet data; mean over test samples."
+    ),
     "rmse": (
         "RMSE as in PDEBench: sqrt(mean_{x,y} (pred - true)^2) for each (sample, step, channel), "
-        "then the mean over samples, steps and channels."),
+        "then the mean over samples, steps and channels."
+    ),
     "nrmse": (
         "nRMSE as in PDEBench: sqrt(mean_{x,y} (pred - true)^2) / sqrt(mean_{x,y} true^2) for each "
-        "(sample, step, channel), then the mean over samples, steps and channels."),
+        "(sample, step, channel), then the mean over samples, steps and channels."
+    ),
     "max_error": "Maximum absolute pointwise error max |pred - true| over every sample, step, channel and point.",
     "spectral_band_relative_error": (
         "Relative error per wavenumber band: for each test sample n and band B, "
@@ -85,15 +105,18 @@ METRIC_DEFINITIONS = {
         "mean over the test samples whose truth has energy in B (more than 1e-10 of its total; "
         "otherwise the band is empty and reported as null). "
         "Bands on the shell index: low [0, 4), mid [4, 12), high [12, inf) unless "
-        "stated otherwise; |k| in units of the x-axis fundamental 2 pi / Lx."),
+        "stated otherwise; |k| in units of the x-axis fundamental 2 pi / Lx."
+    ),
     "spectral_band_rmse": (
         "Absolute error per wavenumber band: sqrt(E_B(pred - true)) for each (sample, step, channel), "
         "E_B as for spectral_band_relative_error (so the squares of the bands sum to the MSE over the grid); "
-        "mean over samples, steps and channels."),
+        "mean over samples, steps and channels."
+    ),
     "energy_spectrum": (
         "Isotropic energy spectrum E(s) = 1/2 sum_{round(|k|) = s} |u_hat_k|^2 / (X Y)^2 of the predicted "
         "field itself (for vorticity data this is the enstrophy spectrum), so sum_s E(s) = mean_x u^2 / 2; "
-        "averaged over samples, steps and channels."),
+        "averaged over samples, steps and channels."
+    ),
 }
 
 
@@ -123,8 +146,10 @@ def _check_pair(pred: torch.Tensor, target: torch.Tensor) -> None:
     if pred.shape != target.shape:
         raise ValueError(f"prediction shape {tuple(pred.shape)} differs from target shape {tuple(target.shape)}")
     if pred.dim() != 5:
-        raise ValueError(f"metrics take the canonical (N, T, C, X, Y) layout, got shape {tuple(pred.shape)}; "
-                         "use train.metrics.to_canonical")
+        raise ValueError(
+            f"metrics take the canonical (N, T, C, X, Y) layout, got shape {tuple(pred.shape)}; "
+            "use train.metrics.to_canonical"
+        )
 
 
 def as_grid(grid: Any) -> Optional[Grid]:
@@ -142,19 +167,26 @@ def as_grid(grid: Any) -> Optional[Grid]:
     if hasattr(grid, "coords") and hasattr(grid, "boundary"):
         return Grid.from_coordinates(grid.coords, grid.boundary)
     if not isinstance(grid, Mapping):
-        raise TypeError(f"grid must be None, a datagen.contract.Grid, a datagen Grid or a mapping of coordinates, "
-                        f"got {type(grid).__name__}")
+        raise TypeError(
+            f"grid must be None, a datagen.contract.Grid, a datagen Grid or a mapping of coordinates, "
+            f"got {type(grid).__name__}"
+        )
     coords = dict(grid.get("coords") or {k: v for k, v in grid.items() if k not in ("boundary", "includes_boundary")})
     boundary = dict(grid.get("boundary") or {})
     walls = grid.get("includes_boundary")
     nodes = None
     if walls is not None:
-        nodes = {ax: "nodes-with-walls" if walls else
-                 ("nodes-without-walls" if boundary.get(ax) == "dirichlet" else "nodes-without-far-wall")
-                 for ax in coords if ax != "t"}
+        nodes = {
+            ax: "nodes-with-walls"
+            if walls
+            else ("nodes-without-walls" if boundary.get(ax) == "dirichlet" else "nodes-without-far-wall")
+            for ax in coords
+            if ax != "t"
+        }
     if not any(ax != "t" for ax in coords):
-        raise ValueError(f"grid {dict(grid)} has no spatial coordinates; give 'x' and 'y' (or grid=None: periodic "
-                         "unit box)")
+        raise ValueError(
+            f"grid {dict(grid)} has no spatial coordinates; give 'x' and 'y' (or grid=None: periodic unit box)"
+        )
     return Grid.from_coordinates(coords, boundary, nodes)
 
 
@@ -163,8 +195,10 @@ def _at(grid: Optional[Grid], shape: Tuple[int, int]) -> Optional[Grid]:
     if grid is None:
         return None
     if not isinstance(grid, Grid):
-        raise TypeError(f"the metrics take a datagen.contract.Grid or None, got {type(grid).__name__}; convert "
-                        "once with train.metrics.as_grid")
+        raise TypeError(
+            f"the metrics take a datagen.contract.Grid or None, got {type(grid).__name__}; convert "
+            "once with train.metrics.as_grid"
+        )
     grid.check_shape(shape)
     return grid
 
@@ -245,11 +279,22 @@ def relative_h1_per_sample(pred: torch.Tensor, target: torch.Tensor, grid: Optio
     else:
         kind = g.sobolev_boundary()
         if kind is None:
-            raise ValueError(f"relative_h1 needs 'periodic' or 'dirichlet' boundaries, the same on x and y; the "
-                             f"grid has {g.boundaries}: leave relative_h1 out (evaluate(..., relative_h1=False))")
+            raise ValueError(
+                f"relative_h1 needs 'periodic' or 'dirichlet' boundaries, the same on x and y; the "
+                f"grid has {g.boundaries}: leave relative_h1 out (evaluate(..., relative_h1=False))"
+            )
         box, walls = g.lengths(), g.includes_walls
-    return relative_sobolev_error(pred.double(), target.double(), s=1.0, dim=2, box=box, boundary=kind,
-                                  includes_boundary=walls, pool="all", reduction="none")
+    return relative_sobolev_error(
+        pred.double(),
+        target.double(),
+        s=1.0,
+        dim=2,
+        box=box,
+        boundary=kind,
+        includes_boundary=walls,
+        pool="all",
+        reduction="none",
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -313,8 +358,9 @@ def check_band_edges(edges: Sequence[float]) -> Tuple[float, ...]:
     return edges
 
 
-def band_energies(field: torch.Tensor, edges: Sequence[float] = DEFAULT_BAND_EDGES,
-                  grid: Optional[Grid] = None) -> torch.Tensor:
+def band_energies(
+    field: torch.Tensor, edges: Sequence[float] = DEFAULT_BAND_EDGES, grid: Optional[Grid] = None
+) -> torch.Tensor:
     """Parseval-normalised energy of each frame in wavenumber bands.
 
     Band ``b`` holds the modes whose shell ``round(|k|)`` satisfies ``edges[b] <= shell < edges[b+1]``.
@@ -332,8 +378,9 @@ def band_energies(field: torch.Tensor, edges: Sequence[float] = DEFAULT_BAND_EDG
     return torch.stack(out, dim=-1)
 
 
-def spectral_band_rmse(pred: torch.Tensor, target: torch.Tensor, edges: Sequence[float] = DEFAULT_BAND_EDGES,
-                       grid: Optional[Grid] = None) -> torch.Tensor:
+def spectral_band_rmse(
+    pred: torch.Tensor, target: torch.Tensor, edges: Sequence[float] = DEFAULT_BAND_EDGES, grid: Optional[Grid] = None
+) -> torch.Tensor:
     """``sqrt(E_B(pred - true))`` per band (see :func:`band_energies`).
 
     Shapes: ``(N, T, C, X, Y)`` -> ``(N, T, C, n_bands)``; the squares over the bands sum to
@@ -343,9 +390,13 @@ def spectral_band_rmse(pred: torch.Tensor, target: torch.Tensor, edges: Sequence
     return band_energies(pred.double() - target.double(), edges, grid).sqrt()
 
 
-def spectral_band_relative_error(pred: torch.Tensor, target: torch.Tensor,
-                                 edges: Sequence[float] = DEFAULT_BAND_EDGES, grid: Optional[Grid] = None,
-                                 empty_band_tol: float = 1e-10) -> torch.Tensor:
+def spectral_band_relative_error(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    edges: Sequence[float] = DEFAULT_BAND_EDGES,
+    grid: Optional[Grid] = None,
+    empty_band_tol: float = 1e-10,
+) -> torch.Tensor:
     """``sqrt(E_B(pred_n - true_n) / E_B(true_n))`` per sample and band, energies summed over ``(T, C)``.
 
     Shapes: ``(N, T, C, X, Y)`` -> ``(N, n_bands)``. A band whose truth energy is at most
@@ -361,8 +412,9 @@ def spectral_band_relative_error(pred: torch.Tensor, target: torch.Tensor,
     return torch.where(true > floor, ratio, torch.full_like(ratio, float("nan")))
 
 
-def isotropic_energy_spectrum(field: torch.Tensor, grid: Optional[Grid] = None,
-                              n_shells: Optional[int] = None) -> torch.Tensor:
+def isotropic_energy_spectrum(
+    field: torch.Tensor, grid: Optional[Grid] = None, n_shells: Optional[int] = None
+) -> torch.Tensor:
     """``E(s) = 1/2 sum_{round(|k|) = s} |u_hat_k|^2 / (X Y)^2`` for shells ``s = 0 .. n_shells-1``.
 
     Shapes: ``(..., X, Y)`` -> ``(..., n_shells)`` float64. Default ``n_shells`` covers every mode

@@ -30,6 +30,7 @@ batch): ``relative_l2``; ``relative_h1``; ``relative_sobolev`` (``loss_config.s`
 Mixed precision: the model runs under Lightning's autocast (``precision="bf16-mixed"``); losses and
 metrics are computed in float32/float64 with autocast off, because FFTs have no bfloat16 kernels.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -46,9 +47,21 @@ from neuralops.losses import LpLoss, SobolevLoss
 
 from .data.normalization import ChannelNormalizer, PointwiseNormalizer
 
-__all__ = ["NeuralOperatorModule", "LOSSES", "OPTIMIZERS", "SCHEDULERS", "model_arguments", "load_for_refinement",
-           "predict_split", "NonFiniteLossError", "CheckpointMismatchError", "layout_differences", "describe_layout",
-           "load_module", "as_layout"]
+__all__ = [
+    "NeuralOperatorModule",
+    "LOSSES",
+    "OPTIMIZERS",
+    "SCHEDULERS",
+    "model_arguments",
+    "load_for_refinement",
+    "predict_split",
+    "NonFiniteLossError",
+    "CheckpointMismatchError",
+    "layout_differences",
+    "describe_layout",
+    "load_module",
+    "as_layout",
+]
 
 LOSSES = ("relative_l2", "relative_h1", "relative_sobolev", "negative_sobolev")
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -88,8 +101,13 @@ DATA_IO_KEY = "neuralops_data_io"
 def model_arguments(layout: DataLayout) -> Dict[str, Any]:
     """The contract's arguments the data determine (:meth:`neuralops.models.ModelContract.build`):
     the layout's kind, channels per frame (steady: per field map), windows and geometry."""
-    out: Dict[str, Any] = {"kind": layout.mode, "in_channels": layout.in_channels, "out_channels": layout.out_channels,
-                           "padding_mode": layout.grid.padding_mode(), "endpoint": layout.grid.includes_walls}
+    out: Dict[str, Any] = {
+        "kind": layout.mode,
+        "in_channels": layout.in_channels,
+        "out_channels": layout.out_channels,
+        "padding_mode": layout.grid.padding_mode(),
+        "endpoint": layout.grid.includes_walls,
+    }
     if layout.mode == "autoregressive":
         out.update(t_in=layout.history, t_out=1)
     elif layout.mode == "direct":
@@ -105,11 +123,13 @@ def _kind_mismatch(model: str, kinds: Tuple[str, ...], mode: str) -> str:
     """Why model ``model`` (serving ``kinds``) cannot take data of layout ``mode``, and the fix."""
     served = " and ".join(kinds)
     if mode == "direct" and "autoregressive" in kinds:
-        return (f"model {model!r} maps frames to the next frame ({served}); the data module is in 'direct' mode "
-                f"(T_in -> T_out in one pass, for {_serving('direct')}): set data.mode: autoregressive")
+        return (
+            f"model {model!r} maps frames to the next frame ({served}); the data module is in 'direct' mode "
+            f"(T_in -> T_out in one pass, for {_serving('direct')}): set data.mode: autoregressive"
+        )
     if mode == "autoregressive" and "direct" in kinds:
         return f"model {model!r} predicts a whole trajectory at once (direct); set data.mode: direct"
-    return (f"model {model!r} serves {served} data; {mode} data needs one of {_serving(mode)}")
+    return f"model {model!r} serves {served} data; {mode} data needs one of {_serving(mode)}"
 
 
 class NeuralOperatorModule(pl.LightningModule):
@@ -134,27 +154,44 @@ class NeuralOperatorModule(pl.LightningModule):
             that does not fit the data fails before the first step with a clear message.
     """
 
-    def __init__(self, model: str, model_config: Optional[Dict[str, Any]] = None,
-                 data_io: Optional[Dict[str, Any]] = None, loss: str = "relative_l2",
-                 loss_config: Optional[Dict[str, Any]] = None, loss_space: str = "physical",
-                 pushforward_steps: int = 0, optimizer: str = "adam", lr: float = 1e-3,
-                 weight_decay: float = 0.0, betas: Tuple[float, float] = (0.9, 0.999), momentum: float = 0.9,
-                 scheduler: str = "none", scheduler_config: Optional[Dict[str, Any]] = None,
-                 check_model: bool = True):
+    def __init__(
+        self,
+        model: str,
+        model_config: Optional[Dict[str, Any]] = None,
+        data_io: Optional[Dict[str, Any]] = None,
+        loss: str = "relative_l2",
+        loss_config: Optional[Dict[str, Any]] = None,
+        loss_space: str = "physical",
+        pushforward_steps: int = 0,
+        optimizer: str = "adam",
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        betas: Tuple[float, float] = (0.9, 0.999),
+        momentum: float = 0.9,
+        scheduler: str = "none",
+        scheduler_config: Optional[Dict[str, Any]] = None,
+        check_model: bool = True,
+    ):
         super().__init__()
         if isinstance(data_io, DataLayout):
-            data_io = data_io.to_dict()   # hyper-parameters hold the plain form (save_hyperparameters reads it)
+            data_io = data_io.to_dict()  # hyper-parameters hold the plain form (save_hyperparameters reads it)
         self.save_hyperparameters()
         if data_io is None:
-            raise ValueError("data_io is missing: neuralops-train links it from the data module; in Python "
-                             "pass data_io=datamodule.io")
-        for name, value, allowed in (("loss", loss, LOSSES), ("loss_space", loss_space, LOSS_SPACES),
-                                     ("optimizer", optimizer, OPTIMIZERS), ("scheduler", scheduler, SCHEDULERS)):
+            raise ValueError(
+                "data_io is missing: neuralops-train links it from the data module; in Python "
+                "pass data_io=datamodule.io"
+            )
+        for name, value, allowed in (
+            ("loss", loss, LOSSES),
+            ("loss_space", loss_space, LOSS_SPACES),
+            ("optimizer", optimizer, OPTIMIZERS),
+            ("scheduler", scheduler, SCHEDULERS),
+        ):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
         _check_scheduler_config(scheduler, dict(scheduler_config or {}))
         self.layout = as_layout(data_io)
-        self.io = self.layout.to_dict()   # the plain form (checkpoints, reports)
+        self.io = self.layout.to_dict()  # the plain form (checkpoints, reports)
         self.mode = self.layout.mode
         self.model_name = str(model).lower()
         if self.model_name not in models.available():
@@ -166,12 +203,15 @@ class NeuralOperatorModule(pl.LightningModule):
         try:
             self.model = cls.build(**model_arguments(self.layout), config=self.model_config)
         except TypeError as exc:
-            raise ValueError(f"bad model_config for {model!r}: {exc}; the constructor takes "
-                             f"{', '.join(cls.config_keys())}") from exc
+            raise ValueError(
+                f"bad model_config for {model!r}: {exc}; the constructor takes {', '.join(cls.config_keys())}"
+            ) from exc
         self.pushforward_steps = int(pushforward_steps)
         if self.mode == "autoregressive" and not 0 <= self.pushforward_steps < self.layout.unroll:
-            raise ValueError(f"pushforward_steps={pushforward_steps} must be >= 0 and < data.unroll="
-                             f"{self.layout.unroll} (at least one step must carry a gradient)")
+            raise ValueError(
+                f"pushforward_steps={pushforward_steps} must be >= 0 and < data.unroll="
+                f"{self.layout.unroll} (at least one step must carry a gradient)"
+            )
         if self.mode != "autoregressive" and self.pushforward_steps:
             raise ValueError("pushforward_steps applies to autoregressive training only")
         kind = self.layout.normalization
@@ -213,17 +253,30 @@ class NeuralOperatorModule(pl.LightningModule):
         s = {"relative_h1": 1.0, "relative_sobolev": cfg.get("s", 1.0), "negative_sobolev": cfg.get("s", -1.0)}[loss]
         unknown = set(cfg) - {"s", "k_max"}
         if unknown or (loss == "relative_h1" and "s" in cfg):
-            raise ValueError(f"unknown loss_config keys {sorted(unknown) or ['s']} for {loss}; allowed: "
-                             f"{'k_max' if loss == 'relative_h1' else 's, k_max'}, reduction, pool")
+            raise ValueError(
+                f"unknown loss_config keys {sorted(unknown) or ['s']} for {loss}; allowed: "
+                f"{'k_max' if loss == 'relative_h1' else 's, k_max'}, reduction, pool"
+            )
         if loss == "negative_sobolev" and not float(s) < 0:
             raise ValueError(f"negative_sobolev needs s < 0, got s={s}")
         grid = self.layout.grid
         boundary = grid.sobolev_boundary()
         if boundary is None:
-            raise ValueError(f"Sobolev losses need periodic or Dirichlet data on every axis; the grid has "
-                             f"{grid.boundaries}: use loss: relative_l2")
-        return SobolevLoss(s=float(s), relative=True, dim=2, box=grid.lengths(), boundary=boundary,
-                           k_max=cfg.get("k_max"), includes_boundary=grid.includes_walls, pool=pool, reduction=red)
+            raise ValueError(
+                f"Sobolev losses need periodic or Dirichlet data on every axis; the grid has "
+                f"{grid.boundaries}: use loss: relative_l2"
+            )
+        return SobolevLoss(
+            s=float(s),
+            relative=True,
+            dim=2,
+            box=grid.lengths(),
+            boundary=boundary,
+            k_max=cfg.get("k_max"),
+            includes_boundary=grid.includes_walls,
+            pool=pool,
+            reduction=red,
+        )
 
     # -- normalised forward passes ------------------------------------------------------------
     def _step(self, hist_n: torch.Tensor) -> torch.Tensor:
@@ -249,8 +302,8 @@ class NeuralOperatorModule(pl.LightningModule):
         x_n = self.norm_in.encode(x, 2)
         t_out = int(t_out or self.layout.t_out)
         if self.mode == "direct":
-            return self.model(x_n, t_out)    # direct models take and give the data layout (B, T, 1, X, Y)
-        return self._rollout_n(x_n[:, -self.layout.history:], t_out)
+            return self.model(x_n, t_out)  # direct models take and give the data layout (B, T, 1, X, Y)
+        return self._rollout_n(x_n[:, -self.layout.history :], t_out)
 
     def forward(self, x: torch.Tensor, t_out: Optional[int] = None) -> torch.Tensor:
         """Physical prediction: steady ``(B, C_in, X, Y) -> (B, C_out, X, Y)``; trajectories
@@ -282,10 +335,12 @@ class NeuralOperatorModule(pl.LightningModule):
                 f"the training loss is {float(loss.detach())} at epoch {epoch}, batch {batch_idx} (global step "
                 f"{step}); the run stops here. Causes: a learning rate too high for this model (lower model.lr), "
                 "data with nan/inf or near-zero targets (neuralops-data validate --deep), or bf16 overflow "
-                "(trainer.precision 32-true)")
+                "(trainer.precision 32-true)"
+            )
         if self._trainer is not None:
-            self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=x.shape[0],
-                     sync_dist=True)
+            self.log(
+                "train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=x.shape[0], sync_dist=True
+            )
         return loss
 
     def _canonical(self, t: torch.Tensor) -> torch.Tensor:
@@ -294,8 +349,9 @@ class NeuralOperatorModule(pl.LightningModule):
     def _accumulate(self, name: str, per_sample: torch.Tensor) -> None:
         """Add per-sample values to the epoch's (sum, count) of metric ``name``."""
         acc = self._sums.setdefault(name, torch.zeros(2, dtype=torch.float64, device=per_sample.device))
-        self._sums[name] = acc + torch.stack([per_sample.double().sum(), per_sample.new_tensor(per_sample.numel(),
-                                                                                              dtype=torch.float64)])
+        self._sums[name] = acc + torch.stack(
+            [per_sample.double().sum(), per_sample.new_tensor(per_sample.numel(), dtype=torch.float64)]
+        )
 
     def _evaluate(self, batch) -> None:
         from . import metrics as M
@@ -307,7 +363,7 @@ class NeuralOperatorModule(pl.LightningModule):
             pred = self.norm_out.decode(out_n.float(), 1 if self.mode == "steady" else 2)
             p, t = self._canonical(pred), self._canonical(y.float())
             self._accumulate("relative_l2", M.relative_l2_per_sample(p, t))
-            if self._h1:   # evaluation files may have another resolution: the same domain and nodes
+            if self._h1:  # evaluation files may have another resolution: the same domain and nodes
                 grid = self.layout.grid.resized(p.shape[-2:])
                 self._accumulate("relative_h1", M.relative_h1_per_sample(p, t, grid))
         self._accumulate("loss", loss.detach().expand(x.shape[0]))
@@ -317,8 +373,13 @@ class NeuralOperatorModule(pl.LightningModule):
         the value does not depend on how the samples were split over processes or batches."""
         for name, acc in sorted(self._sums.items()):
             total = self.trainer.strategy.reduce(acc, reduce_op="sum") if self._trainer is not None else acc
-            self.log(f"{prefix}/{name}", (total[0] / total[1]).float(), prog_bar=name == "relative_l2",
-                     sync_dist=False, rank_zero_only=False)
+            self.log(
+                f"{prefix}/{name}",
+                (total[0] / total[1]).float(),
+                prog_bar=name == "relative_l2",
+                sync_dist=False,
+                rank_zero_only=False,
+            )
         self._sums = {}
 
     def on_validation_epoch_start(self) -> None:
@@ -350,7 +411,7 @@ class NeuralOperatorModule(pl.LightningModule):
             if dm is None or not hasattr(dm, "normalization_statistics"):
                 raise ValueError("the normalisation is not fitted and there is no neuralops data module to fit it")
             stats = dm.normalization_statistics()
-            if "input" in stats:        # steady pairs, or pointwise statistics of a window
+            if "input" in stats:  # steady pairs, or pointwise statistics of a window
                 self.norm_in.set_statistics(*stats["input"])
                 self.norm_out.set_statistics(*stats["output"])
             else:
@@ -364,8 +425,10 @@ class NeuralOperatorModule(pl.LightningModule):
     def _require_fitted(self) -> None:
         # runs after Lightning restored the checkpoint (setup() runs before the restore)
         if not bool(self.norm_in.fitted):
-            raise ValueError("this module's normalisation was never fitted: evaluate the checkpoint of a trained "
-                             "model (--ckpt_path) rather than a fresh module")
+            raise ValueError(
+                "this module's normalisation was never fitted: evaluate the checkpoint of a trained "
+                "model (--ckpt_path) rather than a fresh module"
+            )
 
     def on_test_start(self) -> None:
         self._require_fitted()
@@ -387,7 +450,8 @@ class NeuralOperatorModule(pl.LightningModule):
         if theirs and theirs != self.model_name:
             raise CheckpointMismatchError(
                 f"the checkpoint holds a {theirs!r} model but this run builds {self.model_name!r}: use a checkpoint "
-                f"of a {self.model_name!r} run, or the config that trained it (model.model: {theirs})")
+                f"of a {self.model_name!r} run, or the config that trained it (model.model: {theirs})"
+            )
         io = checkpoint.get(DATA_IO_KEY) or hp.get("data_io")
         if io:
             theirs_layout = as_layout(io)
@@ -397,7 +461,8 @@ class NeuralOperatorModule(pl.LightningModule):
                 raise CheckpointMismatchError(
                     f"the checkpoint was trained on {theirs_layout.describe()} but the data give "
                     f"{self.layout.describe()} "
-                    f"(checkpoint vs data: {listing}); use data of the layout the model was trained on")
+                    f"(checkpoint vs data: {listing}); use data of the layout the model was trained on"
+                )
 
     @torch.no_grad()
     def _check_model(self, dm, split: str = "train") -> None:
@@ -411,7 +476,7 @@ class NeuralOperatorModule(pl.LightningModule):
         self.model.eval()
         try:
             if self.mode == "autoregressive":
-                got = self._step(self.norm_in.encode(x[None, -self.layout.history:], 2).to(device))
+                got = self._step(self.norm_in.encode(x[None, -self.layout.history :], 2).to(device))
                 want = tuple(y.shape[1:])
             else:
                 got = self.forward_normalized(x[None].to(device), y.shape[0] if y.dim() == 4 else None)
@@ -419,26 +484,35 @@ class NeuralOperatorModule(pl.LightningModule):
         except Exception as exc:  # any failure here is a model/data mismatch worth a clear message
             trained = self.layout.grid.describe()
             here = "x".join(str(v) for v in x.shape[-2:])
-            extra = (f"; it was built for {trained} data and this model cannot take {here}" if here != trained else "")
-            raise ValueError(f"model {self.model_name!r} with config {self.model_config} does not accept the data "
-                             f"(one {split} sample: x {tuple(x.shape)}){extra}: {exc}") from exc
+            extra = f"; it was built for {trained} data and this model cannot take {here}" if here != trained else ""
+            raise ValueError(
+                f"model {self.model_name!r} with config {self.model_config} does not accept the data "
+                f"(one {split} sample: x {tuple(x.shape)}){extra}: {exc}"
+            ) from exc
         finally:
             self.model.train(was_training)
         if tuple(got.shape[1:]) != want:
-            raise ValueError(f"model {self.model_name!r} returns shape {tuple(got.shape[1:])} per sample but the data "
-                             f"need {want}; check model_config")
+            raise ValueError(
+                f"model {self.model_name!r} returns shape {tuple(got.shape[1:])} per sample but the data "
+                f"need {want}; check model_config"
+            )
 
     # -- optimisation -------------------------------------------------------------------------
     def on_train_start(self) -> None:
         # a resumed one-cycle schedule keeps the length it was built for (from the checkpoint)
         for cfg in self.trainer.lr_scheduler_configs:
             total = getattr(cfg.scheduler, "total_steps", None)
-            run = int(self.trainer.max_epochs or 0) if cfg.interval == "epoch" else \
-                int(self.trainer.estimated_stepping_batches)
+            run = (
+                int(self.trainer.max_epochs or 0)
+                if cfg.interval == "epoch"
+                else int(self.trainer.estimated_stepping_batches)
+            )
             if total is not None and total != run:
-                raise ValueError(f"the one-cycle schedule in the checkpoint spans {total} steps but this run has "
-                                 f"{run}: resume with the original "
-                                 "trainer.max_epochs/max_steps (a one-cycle schedule cannot be extended)")
+                raise ValueError(
+                    f"the one-cycle schedule in the checkpoint spans {total} steps but this run has "
+                    f"{run}: resume with the original "
+                    "trainer.max_epochs/max_steps (a one-cycle schedule cannot be extended)"
+                )
 
     def configure_optimizers(self):
         """Optimiser and schedule.
@@ -478,9 +552,11 @@ class NeuralOperatorModule(pl.LightningModule):
                 raise ValueError("a one-cycle schedule stepped per epoch needs trainer.max_epochs")
         else:
             total = int(self.trainer.estimated_stepping_batches)
-        if not 0 < total < 2 ** 62:
-            raise ValueError(f"scheduler {self.hparams.scheduler!r} needs a finite number of training steps "
-                             "(set trainer.max_epochs or trainer.max_steps)")
+        if not 0 < total < 2**62:
+            raise ValueError(
+                f"scheduler {self.hparams.scheduler!r} needs a finite number of training steps "
+                "(set trainer.max_epochs or trainer.max_steps)"
+            )
         return total
 
     def _schedule(self, opt: torch.optim.Optimizer) -> Dict[str, Any]:
@@ -488,8 +564,9 @@ class NeuralOperatorModule(pl.LightningModule):
         hp = self.hparams
         cfg = dict(hp.scheduler_config or {})
         if hp.scheduler == "step":
-            sched = torch.optim.lr_scheduler.StepLR(opt, step_size=int(cfg.get("step_size", 100)),
-                                                    gamma=float(cfg.get("gamma", 0.5)))
+            sched = torch.optim.lr_scheduler.StepLR(
+                opt, step_size=int(cfg.get("step_size", 100)), gamma=float(cfg.get("gamma", 0.5))
+            )
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
         interval = cfg.get("interval", "step")
         total = self._schedule_length(interval)
@@ -501,9 +578,13 @@ class NeuralOperatorModule(pl.LightningModule):
                 # (step 0 at max_lr / div_factor, then the annealing phase as torch defines it)
                 pct_start = (1.0 + 1e-6) / total
             sched = torch.optim.lr_scheduler.OneCycleLR(
-                opt, max_lr=hp.lr, total_steps=total, pct_start=pct_start,
+                opt,
+                max_lr=hp.lr,
+                total_steps=total,
+                pct_start=pct_start,
                 div_factor=float(cfg.get("div_factor", 25.0)),
-                final_div_factor=float(cfg.get("final_div_factor", 1e4)))
+                final_div_factor=float(cfg.get("final_div_factor", 1e4)),
+            )
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": interval}}
         eta = float(cfg.get("eta_min", 0.0)) / hp.lr
         warm = 0
@@ -526,12 +607,17 @@ def _check_scheduler_config(scheduler: str, cfg: Mapping[str, Any]) -> None:
     construction), so a bad schedule stops before any data is read."""
     if scheduler == "none":
         return
-    allowed = {"step": {"step_size", "gamma"},
-               "onecycle": {"pct_start", "div_factor", "final_div_factor", "interval"},
-               "cosine": {"eta_min"}, "warmup_cosine": {"warmup_epochs", "eta_min"}}[scheduler]
+    allowed = {
+        "step": {"step_size", "gamma"},
+        "onecycle": {"pct_start", "div_factor", "final_div_factor", "interval"},
+        "cosine": {"eta_min"},
+        "warmup_cosine": {"warmup_epochs", "eta_min"},
+    }[scheduler]
     if set(cfg) - allowed:
-        raise ValueError(f"unknown scheduler_config keys {sorted(set(cfg) - allowed)} for scheduler "
-                         f"{scheduler!r}; allowed: {', '.join(sorted(allowed))}")
+        raise ValueError(
+            f"unknown scheduler_config keys {sorted(set(cfg) - allowed)} for scheduler "
+            f"{scheduler!r}; allowed: {', '.join(sorted(allowed))}"
+        )
     interval = cfg.get("interval", "step")
     if interval not in ("step", "epoch"):
         raise ValueError(f"scheduler_config interval must be 'step' or 'epoch', got {interval!r}")
@@ -550,7 +636,7 @@ def load_module(path: str, map_location: str = "cpu") -> "NeuralOperatorModule":
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
     extra = {}
     if not (ckpt.get("hyper_parameters") or {}).get("data_io") and ckpt.get(DATA_IO_KEY):
-        extra["data_io"] = ckpt[DATA_IO_KEY]   # Lightning 2.4's CLI does not save linked arguments
+        extra["data_io"] = ckpt[DATA_IO_KEY]  # Lightning 2.4's CLI does not save linked arguments
     return NeuralOperatorModule.load_from_checkpoint(path, map_location=map_location, _instantiator=None, **extra)
 
 
@@ -574,15 +660,27 @@ def load_for_refinement(path: str, map_location: str = "cpu"):
     def decode(v: torch.Tensor) -> torch.Tensor:
         return module.norm_out.decode(v.unsqueeze(2), 2).squeeze(2)
 
-    info = {"encode": encode, "decode": decode, "t_in": io.get("t_in"), "t_out": io.get("t_out"),
-            "model_name": module.model_name, "test_indices": io.get("test_indices"), "data_io": io}
+    info = {
+        "encode": encode,
+        "decode": decode,
+        "t_in": io.get("t_in"),
+        "t_out": io.get("t_out"),
+        "model_name": module.model_name,
+        "test_indices": io.get("test_indices"),
+        "data_io": io,
+    }
     return module.model, info
 
 
 @torch.no_grad()
-def predict_split(ckpt_path: str, data: Optional[str] = None, split: str = "test",
-                  batch_size: Optional[int] = None, device: str = "cpu",
-                  progress: Optional[Callable[[int, int], None]] = None) -> Dict[str, Any]:
+def predict_split(
+    ckpt_path: str,
+    data: Optional[str] = None,
+    split: str = "test",
+    batch_size: Optional[int] = None,
+    device: str = "cpu",
+    progress: Optional[Callable[[int, int], None]] = None,
+) -> Dict[str, Any]:
     """Predictions of a checkpoint on a split, in physical units, for ``neuralops-eval``.
 
     ``data``: another data-contract file to predict on (all its samples; default: the checkpoint's
@@ -624,8 +722,10 @@ def predict_split(ckpt_path: str, data: Optional[str] = None, split: str = "test
     data_layout = dm.layout
     diff = module.layout.differences(data_layout)
     if diff:
-        raise CheckpointMismatchError(f"{ckpt_path} was trained on {module.layout.describe()} but the data give "
-                                      f"{data_layout.describe()} (differences: {', '.join(diff)})")
+        raise CheckpointMismatchError(
+            f"{ckpt_path} was trained on {module.layout.describe()} but the data give "
+            f"{data_layout.describe()} (differences: {', '.join(diff)})"
+        )
     module._check_model(dm, split)
     loader = dm.test_dataloader if split == "test" else dm.val_dataloader
     preds, targets, inputs = [], [], []
@@ -642,9 +742,18 @@ def predict_split(ckpt_path: str, data: Optional[str] = None, split: str = "test
             progress(b + 1, len(batches))
     s = dm.splits[split]
     ds = dm.dataset_of(split)
-    return {"prediction": torch.cat(preds), "target": torch.cat(targets), "input": torch.cat(inputs),
-            "indices": s.indices, "path": s.path, "grid": dm.grid_of(ds), "io": io,
-            "model_name": module.model_name, "train_resolution": list(module.layout.grid.shape),
-            "resolution": dm.resolution(split),
-            "n_train": int(io.get("n_train") or len(dm.splits["train"])), "epochs": int(ckpt.get("epoch", -1)) + 1,
-            "global_step": int(ckpt.get("global_step", 0))}
+    return {
+        "prediction": torch.cat(preds),
+        "target": torch.cat(targets),
+        "input": torch.cat(inputs),
+        "indices": s.indices,
+        "path": s.path,
+        "grid": dm.grid_of(ds),
+        "io": io,
+        "model_name": module.model_name,
+        "train_resolution": list(module.layout.grid.shape),
+        "resolution": dm.resolution(split),
+        "n_train": int(io.get("n_train") or len(dm.splits["train"])),
+        "epochs": int(ckpt.get("epoch", -1)) + 1,
+        "global_step": int(ckpt.get("global_step", 0)),
+    }

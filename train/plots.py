@@ -22,6 +22,7 @@ Figures:
 * :func:`error_vs_time_figure`: per-step relative L2, mean over samples and its spread.
 * :func:`energy_spectra_figure`: isotropic energy spectra of predictions and truth.
 """
+
 from __future__ import annotations
 
 import logging
@@ -32,17 +33,28 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-__all__ = ["DPI", "field_rows_figure", "plot_field_rows", "report_field_figures", "animate_rollout",
-           "error_vs_time_figure", "plot_error_vs_time", "energy_spectra_figure", "plot_energy_spectra",
-           "plot_fields_over_time", "save_figure", "robust_error_scale",
-           "plot_error_vs_resolution"]
+__all__ = [
+    "DPI",
+    "field_rows_figure",
+    "plot_field_rows",
+    "report_field_figures",
+    "animate_rollout",
+    "error_vs_time_figure",
+    "plot_error_vs_time",
+    "energy_spectra_figure",
+    "plot_energy_spectra",
+    "plot_fields_over_time",
+    "save_figure",
+    "robust_error_scale",
+    "plot_error_vs_resolution",
+]
 
 log = logging.getLogger(__name__)
 
 DPI = 100
 """Resolution of the PNGs: fonts below are sized for viewing at 100 % (one PNG pixel per screen pixel)."""
 _FONT = {"title": 11, "label": 10, "tick": 9, "suptitle": 12}
-_PANEL = 2.6          # inches per field panel (260 px at DPI 100)
+_PANEL = 2.6  # inches per field panel (260 px at DPI 100)
 _ERROR_PERCENTILE = 99.0
 
 
@@ -66,8 +78,7 @@ def _truth_and_runs(truth, predictions, layout: str):
         raise ValueError(f"the truth has shape {truth.shape}; it must be {layout}")
     for label, pred in runs.items():
         if pred.shape != truth.shape:
-            raise ValueError(f"prediction {label!r} has shape {pred.shape}, truth {truth.shape}; "
-                             f"both must be {layout}")
+            raise ValueError(f"prediction {label!r} has shape {pred.shape}, truth {truth.shape}; both must be {layout}")
     return truth, runs
 
 
@@ -98,7 +109,7 @@ def _field_scale(truth: np.ndarray):
         return -vmax, vmax, "RdBu_r"
     if vmin == vmax:
         vmin, vmax = vmin - 0.5, vmax + 0.5
-    return vmin, vmax, "viridis"   # one-signed field (Darcy pressure, coefficient): sequential map
+    return vmin, vmax, "viridis"  # one-signed field (Darcy pressure, coefficient): sequential map
 
 
 def _show(ax, data: np.ndarray, **kw):
@@ -122,9 +133,17 @@ def _rel(err: np.ndarray, truth: np.ndarray) -> float:
     return float(np.linalg.norm(err)) / den if den > 0 else float("nan")
 
 
-def field_rows_figure(targets, predictions, inputs=None, *, kind: str = "steady",
-                      row_labels: Optional[Sequence[str]] = None, input_labels: Optional[Sequence[str]] = None,
-                      field_label: str = "output", title: str = "") -> Figure:
+def field_rows_figure(
+    targets,
+    predictions,
+    inputs=None,
+    *,
+    kind: str = "steady",
+    row_labels: Optional[Sequence[str]] = None,
+    input_labels: Optional[Sequence[str]] = None,
+    field_label: str = "output",
+    title: str = "",
+) -> Figure:
     """Rows of ``input | truth | prediction | error`` panels.
 
     targets: ``(R, X, Y)``, one row per entry: test samples (``kind="steady"``) or predicted times
@@ -144,8 +163,10 @@ def field_rows_figure(targets, predictions, inputs=None, *, kind: str = "steady"
     inp = None if inputs is None else _np(inputs)
     if inp is not None:
         if kind == "steady" and (inp.ndim != 4 or inp.shape[0] != n_rows or inp.shape[2:] != truth.shape[1:]):
-            raise ValueError(f"steady inputs must be (rows={n_rows}, C_in, X, Y) on the truth's grid "
-                             f"{truth.shape[1:]}, got shape {inp.shape}")
+            raise ValueError(
+                f"steady inputs must be (rows={n_rows}, C_in, X, Y) on the truth's grid "
+                f"{truth.shape[1:]}, got shape {inp.shape}"
+            )
         if kind == "trajectory" and inp.shape != truth.shape[1:]:
             raise ValueError(f"the trajectory input must be one (X, Y) frame {truth.shape[1:]}, got shape {inp.shape}")
     n_in = 0 if inp is None else (inp.shape[1] if kind == "steady" else 1)
@@ -159,13 +180,14 @@ def field_rows_figure(targets, predictions, inputs=None, *, kind: str = "steady"
 
     many = len(runs) > 1
     n_cols = n_in + 1 + 2 * len(runs)
-    n_bars = n_in + 1 + 1          # a bar per input, one shared by truth and predictions, one for errors
+    n_bars = n_in + 1 + 1  # a bar per input, one shared by truth and predictions, one for errors
     fig = _figure((_PANEL * n_cols + 0.75 * n_bars + 0.6, _PANEL * n_rows + (0.9 if title else 0.5)))
     axes = fig.subplots(n_rows, n_cols, squeeze=False)
     for r in range(n_rows):
         # the trajectory's input frame (first row) shares the field scale of that row
-        vmin, vmax, cmap = _field_scale(truth[r] if kind == "steady" or inp is None or r > 0
-                                        else np.stack([truth[r], inp]))
+        vmin, vmax, cmap = _field_scale(
+            truth[r] if kind == "steady" or inp is None or r > 0 else np.stack([truth[r], inp])
+        )
         errors = {label: pred[r] - truth[r] for label, pred in runs.items()}
         emax = robust_error_scale(errors.values())
         c = 0
@@ -185,7 +207,7 @@ def field_rows_figure(targets, predictions, inputs=None, *, kind: str = "steady"
                 ax.set_axis_off()
             c += 1
         im = _show(axes[r, c], truth[r], cmap=cmap, vmin=vmin, vmax=vmax)
-        if r == 0:   # column titles once, on top
+        if r == 0:  # column titles once, on top
             axes[r, c].set_title("truth", fontsize=_FONT["title"])
         field_axes = [axes[r, c]]
         c += 1
@@ -206,13 +228,13 @@ def field_rows_figure(targets, predictions, inputs=None, *, kind: str = "steady"
         for label, err in errors.items():
             eim = _show(axes[r, c], err, cmap="PuOr_r", vmin=-emax, vmax=emax)
             rel = _rel(err, truth[r])
-            head = f"error ({label})\n" if many else "error, "      # run labels are long: own line
-            axes[r, c].set_title(f"{head}rel. L2 {rel:.2g}" if r == 0 else f"rel. L2 {rel:.2g}",
-                                 fontsize=_FONT["title"])
+            head = f"error ({label})\n" if many else "error, "  # run labels are long: own line
+            axes[r, c].set_title(
+                f"{head}rel. L2 {rel:.2g}" if r == 0 else f"rel. L2 {rel:.2g}", fontsize=_FONT["title"]
+            )
             err_axes.append(axes[r, c])
             c += 1
-        _colorbar(fig, eim, err_axes, f"pred - truth\n(scale: {_ERROR_PERCENTILE:g}th pct of |error|)",
-                  extend="both")
+        _colorbar(fig, eim, err_axes, f"pred - truth\n(scale: {_ERROR_PERCENTILE:g}th pct of |error|)", extend="both")
         axes[r, 0].set_ylabel(row_labels[r], fontsize=_FONT["label"])
         if kind == "trajectory" and n_in and r > 0:
             # the input column is empty below the first row: label the row at the truth panel
@@ -227,8 +249,15 @@ def plot_field_rows(targets, predictions, path: str, **kwargs) -> str:
     return save_figure(field_rows_figure(targets, predictions, **kwargs), path)
 
 
-def plot_fields_over_time(predictions, target, path: str, times: Optional[Sequence[float]] = None,
-                          n_frames: int = 4, title: str = "", inputs=None) -> str:
+def plot_fields_over_time(
+    predictions,
+    target,
+    path: str,
+    times: Optional[Sequence[float]] = None,
+    n_frames: int = 4,
+    title: str = "",
+    inputs=None,
+) -> str:
     """Rows of one trajectory at ``n_frames`` evenly spaced predicted steps (first and last
     included): ``input | truth | prediction | error`` (see :func:`field_rows_figure`).
 
@@ -240,17 +269,34 @@ def plot_fields_over_time(predictions, target, path: str, times: Optional[Sequen
         raise ValueError(f"{len(times)} times given for {truth.shape[0]} predicted steps")
     steps = _frame_indices(truth.shape[0], n_frames)
     rows = [f"t = {float(times[s]):.4g}" if times is not None else f"step {s + 1}" for s in steps]
-    fig = field_rows_figure(truth[steps], {k: v[steps] for k, v in runs.items()}, inputs=inputs,
-                            kind="trajectory", row_labels=rows,
-                            input_labels=["input (last given frame)"] if inputs is not None else None,
-                            field_label="field", title=title)
+    fig = field_rows_figure(
+        truth[steps],
+        {k: v[steps] for k, v in runs.items()},
+        inputs=inputs,
+        kind="trajectory",
+        row_labels=rows,
+        input_labels=["input (last given frame)"] if inputs is not None else None,
+        field_label="field",
+        title=title,
+    )
     return save_figure(fig, path)
 
 
-def report_field_figures(out_dir: str, predictions, targets, inputs=None, *, steady: bool, sample: int = 0,
-                         channel: int = 0, n_samples: int = 4, n_frames: int = 4,
-                         times: Optional[Sequence[float]] = None, input_labels: Optional[Sequence[str]] = None,
-                         animate: bool = True) -> Dict[str, str]:
+def report_field_figures(
+    out_dir: str,
+    predictions,
+    targets,
+    inputs=None,
+    *,
+    steady: bool,
+    sample: int = 0,
+    channel: int = 0,
+    n_samples: int = 4,
+    n_frames: int = 4,
+    times: Optional[Sequence[float]] = None,
+    input_labels: Optional[Sequence[str]] = None,
+    animate: bool = True,
+) -> Dict[str, str]:
     """The field figures of a report folder; returns ``{name: path}`` of the files written.
 
     predictions: ``(N, T, C, X, Y)`` (canonical evaluation layout, ``T = 1`` for steady data) or
@@ -262,8 +308,11 @@ def report_field_figures(out_dir: str, predictions, targets, inputs=None, *, ste
       ..., last), the input column showing the last given frame; ``rollout.gif`` / ``rollout.mp4``
       (:func:`animate_rollout`, when ``animate`` and the writers exist).
     """
-    preds = {str(k): _np(v) for k, v in predictions.items()} if isinstance(predictions, Mapping) \
+    preds = (
+        {str(k): _np(v) for k, v in predictions.items()}
+        if isinstance(predictions, Mapping)
         else {"prediction": _np(predictions)}
+    )
     truth = _np(targets)
     n, n_t, n_c = truth.shape[:3]
     if not (0 <= sample < n and 0 <= channel < n_c):
@@ -278,30 +327,52 @@ def report_field_figures(out_dir: str, predictions, targets, inputs=None, *, ste
         labels = None
         if inp is not None and input_labels is not None and len(input_labels) == inp.shape[1]:
             labels = [f"input: {name}" for name in input_labels]
-        fig = field_rows_figure(truth[rows, 0, channel], {k: v[rows, 0, channel] for k, v in preds.items()},
-                                inputs=None if inp is None else inp[rows], kind="steady",
-                                row_labels=[f"test sample {i}" for i in rows], input_labels=labels,
-                                field_label=f"output channel {channel}")
+        fig = field_rows_figure(
+            truth[rows, 0, channel],
+            {k: v[rows, 0, channel] for k, v in preds.items()},
+            inputs=None if inp is None else inp[rows],
+            kind="steady",
+            row_labels=[f"test sample {i}" for i in rows],
+            input_labels=labels,
+            field_label=f"output channel {channel}",
+        )
         out["fields"] = save_figure(fig, fields)
         return out
     if inp is not None and (inp.ndim != 5 or inp.shape[0] != n or inp.shape[2] != n_c):
         raise ValueError(f"trajectory inputs must be (N={n}, T_in, C={n_c}, X, Y), got shape {inp.shape}")
     sample_preds = {k: v[sample, :, channel] for k, v in preds.items()}
     out["fields"] = plot_fields_over_time(
-        sample_preds if len(preds) > 1 else next(iter(sample_preds.values())), truth[sample, :, channel], fields,
-        times=times, n_frames=n_frames, title=f"test sample {sample}, channel {channel}",
-        inputs=None if inp is None else inp[sample, -1, channel])
+        sample_preds if len(preds) > 1 else next(iter(sample_preds.values())),
+        truth[sample, :, channel],
+        fields,
+        times=times,
+        n_frames=n_frames,
+        title=f"test sample {sample}, channel {channel}",
+        inputs=None if inp is None else inp[sample, -1, channel],
+    )
     if animate and n_t > 1:
-        label, pred = next(reversed(sample_preds.items()))   # the last run (e.g. after refinement)
-        written = animate_rollout(pred, truth[sample, :, channel], os.path.join(out_dir, "rollout"), times=times,
-                                  title=f"sample {sample}{f' ({label})' if len(preds) > 1 else ''}")
+        label, pred = next(reversed(sample_preds.items()))  # the last run (e.g. after refinement)
+        written = animate_rollout(
+            pred,
+            truth[sample, :, channel],
+            os.path.join(out_dir, "rollout"),
+            times=times,
+            title=f"sample {sample}{f' ({label})' if len(preds) > 1 else ''}",
+        )
         out.update({f"rollout_{fmt}": path for fmt, path in written.items()})
     return out
 
 
-def animate_rollout(prediction, target, path_stem: str, times: Optional[Sequence[float]] = None,
-                    fps: int = 4, title: str = "", formats: Sequence[str] = ("gif", "mp4"),
-                    dpi: int = DPI) -> Dict[str, str]:
+def animate_rollout(
+    prediction,
+    target,
+    path_stem: str,
+    times: Optional[Sequence[float]] = None,
+    fps: int = 4,
+    title: str = "",
+    formats: Sequence[str] = ("gif", "mp4"),
+    dpi: int = DPI,
+) -> Dict[str, str]:
     """Animation of a rollout: truth | prediction | error at every predicted step of one sample.
 
     prediction, target: ``(T, X, Y)``. The colour scales are fixed over the whole rollout (truth
@@ -326,8 +397,12 @@ def animate_rollout(prediction, target, path_stem: str, times: Optional[Sequence
         if animation.writers.is_available(name):
             todo.append((fmt, cls))
         else:
-            log.warning("rollout animation: matplotlib's %s writer is not available, no .%s written%s", name, fmt,
-                        " (install ffmpeg for MP4)" if fmt == "mp4" else "")
+            log.warning(
+                "rollout animation: matplotlib's %s writer is not available, no .%s written%s",
+                name,
+                fmt,
+                " (install ffmpeg for MP4)" if fmt == "mp4" else "",
+            )
     if not todo:
         return {}
     n_t = truth.shape[0]
@@ -341,21 +416,23 @@ def animate_rollout(prediction, target, path_stem: str, times: Optional[Sequence
 
     fig = _figure((3 * _PANEL + 2.0, _PANEL + 0.9))
     axes = fig.subplots(1, 3)
-    ims = [_show(axes[0], truth[0], cmap=cmap, vmin=vmin, vmax=vmax),
-           _show(axes[1], pred[0], cmap=cmap, vmin=vmin, vmax=vmax),
-           _show(axes[2], err[0], cmap="PuOr_r", vmin=-emax, vmax=emax)]
+    ims = [
+        _show(axes[0], truth[0], cmap=cmap, vmin=vmin, vmax=vmax),
+        _show(axes[1], pred[0], cmap=cmap, vmin=vmin, vmax=vmax),
+        _show(axes[2], err[0], cmap="PuOr_r", vmin=-emax, vmax=emax),
+    ]
     for ax, name in zip(axes, ("truth", "prediction", "error")):
         ax.set_title(name, fontsize=_FONT["title"])
     _colorbar(fig, ims[1], list(axes[:2]), "field")
-    _colorbar(fig, ims[2], axes[2], f"pred - truth\n(scale: {_ERROR_PERCENTILE:g}th pct of |error|)",
-              extend="both")
+    _colorbar(fig, ims[2], axes[2], f"pred - truth\n(scale: {_ERROR_PERCENTILE:g}th pct of |error|)", extend="both")
     head = fig.suptitle("", fontsize=_FONT["suptitle"])
 
     def draw(k: int):
         for im, data in zip(ims, (truth[k], pred[k], err[k])):
             im.set_data(np.asarray(data).T)
-        head.set_text(f"{title + ': ' if title else ''}{label} = {times[k]:.4g}  "
-                      f"(rel. L2 {_rel(err[k], truth[k]):.2g})")
+        head.set_text(
+            f"{title + ': ' if title else ''}{label} = {times[k]:.4g}  (rel. L2 {_rel(err[k], truth[k]):.2g})"
+        )
         return ims
 
     anim = animation.FuncAnimation(fig, draw, frames=n_t, blit=False, repeat=False)
@@ -368,10 +445,14 @@ def animate_rollout(prediction, target, path_stem: str, times: Optional[Sequence
     return out
 
 
-def error_vs_time_figure(curves: Mapping[str, Sequence[float]], times: Optional[Sequence[float]] = None,
-                         ylabel: str = "relative L2 error", title: str = "",
-                         reference: Optional[Mapping[str, float]] = None,
-                         spread: Optional[Mapping[str, Sequence[Sequence[float]]]] = None) -> Figure:
+def error_vs_time_figure(
+    curves: Mapping[str, Sequence[float]],
+    times: Optional[Sequence[float]] = None,
+    ylabel: str = "relative L2 error",
+    title: str = "",
+    reference: Optional[Mapping[str, float]] = None,
+    spread: Optional[Mapping[str, Sequence[Sequence[float]]]] = None,
+) -> Figure:
     """Error curves (one line per label) against the predicted time.
 
     curves: ``label -> (T,)``, e.g. the per-step relative L2 averaged over test samples.
@@ -388,7 +469,7 @@ def error_vs_time_figure(curves: Mapping[str, Sequence[float]], times: Optional[
         t = np.arange(1, len(values) + 1) if times is None else np.asarray(times, dtype=float)
         if len(t) != len(values):
             raise ValueError(f"curve {label!r} has {len(values)} points but {len(t)} times")
-        line, = ax.plot(t, values, marker="o" if len(values) <= 20 else None, ms=3, label=f"{label} (mean)")
+        (line,) = ax.plot(t, values, marker="o" if len(values) <= 20 else None, ms=3, label=f"{label} (mean)")
         per_sample = None if spread is None else spread.get(label)
         if per_sample is not None:
             s = _np(per_sample)
@@ -399,13 +480,19 @@ def error_vs_time_figure(curves: Mapping[str, Sequence[float]], times: Optional[
             else:
                 lo, hi, what = s.min(0), s.max(0), "min-max"
             if s.shape[0] > 1:
-                ax.fill_between(t, lo, hi, color=line.get_color(), alpha=0.2, lw=0,
-                                label=f"{label}: {what} of {s.shape[0]} samples")
+                ax.fill_between(
+                    t, lo, hi, color=line.get_color(), alpha=0.2, lw=0, label=f"{label}: {what} of {s.shape[0]} samples"
+                )
     styles = [(0, (5, 2)), (0, (1, 1)), (0, (3, 1, 1, 1)), (0, (8, 3)), (0, (2, 3))]
     for i, (label, value) in enumerate((reference or {}).items()):
         # reference numbers in the legend (not as in-plot text) so close values stay readable
-        ax.axhline(float(value), ls=styles[i % len(styles)], lw=1, color=str(0.2 + 0.5 * i / max(1, len(reference))),
-                   label=f"{label}: {float(value):.4g}")
+        ax.axhline(
+            float(value),
+            ls=styles[i % len(styles)],
+            lw=1,
+            color=str(0.2 + 0.5 * i / max(1, len(reference))),
+            label=f"{label}: {float(value):.4g}",
+        )
     ax.set_xlabel("time" if times is not None else "predicted step", fontsize=_FONT["label"])
     ax.set_ylabel(ylabel, fontsize=_FONT["label"])
     ax.tick_params(labelsize=_FONT["tick"])
@@ -417,16 +504,22 @@ def error_vs_time_figure(curves: Mapping[str, Sequence[float]], times: Optional[
     return fig
 
 
-def plot_error_vs_time(curves: Mapping[str, Sequence[float]], path: str, times: Optional[Sequence[float]] = None,
-                       ylabel: str = "relative L2 error", title: str = "",
-                       reference: Optional[Mapping[str, float]] = None,
-                       spread: Optional[Mapping[str, Sequence[Sequence[float]]]] = None) -> str:
+def plot_error_vs_time(
+    curves: Mapping[str, Sequence[float]],
+    path: str,
+    times: Optional[Sequence[float]] = None,
+    ylabel: str = "relative L2 error",
+    title: str = "",
+    reference: Optional[Mapping[str, float]] = None,
+    spread: Optional[Mapping[str, Sequence[Sequence[float]]]] = None,
+) -> str:
     """:func:`error_vs_time_figure` written to ``path``; returns ``path``."""
     return save_figure(error_vs_time_figure(curves, times, ylabel, title, reference, spread), path)
 
 
-def energy_spectra_figure(spectra: Mapping[str, Sequence[float]], title: str = "",
-                          band_edges: Optional[Sequence[float]] = None) -> Figure:
+def energy_spectra_figure(
+    spectra: Mapping[str, Sequence[float]], title: str = "", band_edges: Optional[Sequence[float]] = None
+) -> Figure:
     """Log-log isotropic spectra ``E(s)`` against the shell ``s`` (shell 0, the mean, is left out).
 
     spectra: ``label -> (S,)``, e.g. ``{"truth": ..., "prediction": ...}``.
@@ -440,8 +533,14 @@ def energy_spectra_figure(spectra: Mapping[str, Sequence[float]], title: str = "
         values = _np(values)
         shells = np.arange(len(values))
         keep = (shells >= 1) & (values > 0)
-        ax.loglog(shells[keep], values[keep], lw=2.0 if label == "truth" else 1.4,
-                  ls="-" if label == "truth" else "--", color="black" if label == "truth" else None, label=label)
+        ax.loglog(
+            shells[keep],
+            values[keep],
+            lw=2.0 if label == "truth" else 1.4,
+            ls="-" if label == "truth" else "--",
+            color="black" if label == "truth" else None,
+            label=label,
+        )
     edges = [float(e) for e in band_edges or () if np.isfinite(e) and e > 0]
     for i, edge in enumerate(edges):
         ax.axvline(edge, color="gray", lw=0.8, ls=":", label="band edges" if i == 0 else None)
@@ -455,14 +554,20 @@ def energy_spectra_figure(spectra: Mapping[str, Sequence[float]], title: str = "
     return fig
 
 
-def plot_energy_spectra(spectra: Mapping[str, Sequence[float]], path: str, title: str = "",
-                        band_edges: Optional[Sequence[float]] = None) -> str:
+def plot_energy_spectra(
+    spectra: Mapping[str, Sequence[float]], path: str, title: str = "", band_edges: Optional[Sequence[float]] = None
+) -> str:
     """:func:`energy_spectra_figure` written to ``path``; returns ``path``."""
     return save_figure(energy_spectra_figure(spectra, title, band_edges), path)
 
 
-def plot_error_vs_resolution(resolutions: Sequence[int], errors: Mapping[str, Sequence[Optional[float]]], path: str,
-                             train_resolution: Optional[int] = None, title: str = "") -> str:
+def plot_error_vs_resolution(
+    resolutions: Sequence[int],
+    errors: Mapping[str, Sequence[Optional[float]]],
+    path: str,
+    train_resolution: Optional[int] = None,
+    title: str = "",
+) -> str:
     """Error against the test grid's resolution (zero-shot super-resolution, the FNO paper's table).
 
     resolutions: ``(R,)`` grid sizes (points per axis); errors: ``metric -> (R,)`` (``None`` where

@@ -20,6 +20,7 @@ Report folder
   to the published models, the per-step curve, the definitions, and the figures;
 - ``fields.png``, ``error_vs_time.png``, ``spectra.png`` (when the fields are given).
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -32,19 +33,29 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 from .metrics import METRIC_DEFINITIONS
 
 __all__ = [
-    "PublishedTable", "PUBLISHED_TABLES", "PUBLISHED", "SETTINGS", "published_tables", "setting_info",
-    "write_report", "markdown_report",
+    "PublishedTable",
+    "PUBLISHED_TABLES",
+    "PUBLISHED",
+    "SETTINGS",
+    "published_tables",
+    "setting_info",
+    "write_report",
+    "markdown_report",
 ]
 
 FNO_NS_SOURCE = "Li et al., Fourier Neural Operator, ICLR 2021 (arXiv:2010.08895), Table 1 (docs/published.md)"
-FNO_NS_METRIC = ("relative L2 per test sample over all predicted (x, y, t) (inputs: first 10 snapshots), "
-                 "mean over test samples, on de-normalised vorticity: the same definition as this "
-                 "toolkit's relative_l2")
+FNO_NS_METRIC = (
+    "relative L2 per test sample over all predicted (x, y, t) (inputs: first 10 snapshots), "
+    "mean over test samples, on de-normalised vorticity: the same definition as this "
+    "toolkit's relative_l2"
+)
 _MGNO_L2 = "relative L2 of the solution u per test sample, mean over test samples (MgNO paper)"
-_MGNO_H1 = ("relative H1 per test sample, mean over test samples, in MgNO's own HsLoss: "
-            "||w (u - v)^|| / ||w v^|| with v^ the orthonormal 2-d FFT of the (Dirichlet) "
-            "data treated as periodic, w = sqrt(1 + k_x^2 + k_y^2) on integer wavenumbers, "
-            "each |k_i| >= 20 set to 0 (truncation); not this toolkit's sine-series relative_h1")
+_MGNO_H1 = (
+    "relative H1 per test sample, mean over test samples, in MgNO's own HsLoss: "
+    "||w (u - v)^|| / ||w v^|| with v^ the orthonormal 2-d FFT of the (Dirichlet) "
+    "data treated as periodic, w = sqrt(1 + k_x^2 + k_y^2) on integer wavenumbers, "
+    "each |k_i| >= 20 set to 0 (truncation); not this toolkit's sine-series relative_h1"
+)
 
 
 @dataclass(frozen=True)
@@ -70,89 +81,148 @@ class PublishedTable:
 
 PUBLISHED_TABLES: Tuple[PublishedTable, ...] = (
     PublishedTable(
-        key="fno_ns_nu1e-3_T50_N1000", benchmark="FNO Navier-Stokes (vorticity, unit torus, 64^2)",
+        key="fno_ns_nu1e-3_T50_N1000",
+        benchmark="FNO Navier-Stokes (vorticity, unit torus, 64^2)",
         setting="nu=1e-3, T=50, 1000 train / 200 test, 10 input -> 40 predicted snapshots",
-        metric="relative_l2", metric_definition=FNO_NS_METRIC, source=FNO_NS_SOURCE, layout="trajectory",
-        values={"FNO-3D": 0.0086, "FNO-2D": 0.0128, "U-Net": 0.0245, "TF-Net": 0.0225, "ResNet": 0.0701}),
+        metric="relative_l2",
+        metric_definition=FNO_NS_METRIC,
+        source=FNO_NS_SOURCE,
+        layout="trajectory",
+        values={"FNO-3D": 0.0086, "FNO-2D": 0.0128, "U-Net": 0.0245, "TF-Net": 0.0225, "ResNet": 0.0701},
+    ),
     PublishedTable(
-        key="fno_ns_nu1e-4_T30_N10000", benchmark="FNO Navier-Stokes (vorticity, unit torus, 64^2)",
+        key="fno_ns_nu1e-4_T30_N10000",
+        benchmark="FNO Navier-Stokes (vorticity, unit torus, 64^2)",
         setting="nu=1e-4, T=30, 10000 train, 10 input -> 20 predicted snapshots",
-        metric="relative_l2", metric_definition=FNO_NS_METRIC, source=FNO_NS_SOURCE, layout="trajectory",
-        values={"FNO-3D": 0.0820, "FNO-2D": 0.0834, "U-Net": 0.1190, "TF-Net": 0.1168, "ResNet": 0.2311}),
+        metric="relative_l2",
+        metric_definition=FNO_NS_METRIC,
+        source=FNO_NS_SOURCE,
+        layout="trajectory",
+        values={"FNO-3D": 0.0820, "FNO-2D": 0.0834, "U-Net": 0.1190, "TF-Net": 0.1168, "ResNet": 0.2311},
+    ),
     PublishedTable(
-        key="fno_ns_nu1e-4_T30_N1000", benchmark="FNO Navier-Stokes (vorticity, unit torus, 64^2)",
+        key="fno_ns_nu1e-4_T30_N1000",
+        benchmark="FNO Navier-Stokes (vorticity, unit torus, 64^2)",
         setting="nu=1e-4, T=30, 1000 train, 10 input -> 20 predicted snapshots",
-        metric="relative_l2", metric_definition=FNO_NS_METRIC, source=FNO_NS_SOURCE, layout="trajectory",
-        values={"FNO-3D": 0.1918, "FNO-2D": 0.1559, "U-Net": 0.2051, "TF-Net": 0.2253, "ResNet": 0.2871}),
+        metric="relative_l2",
+        metric_definition=FNO_NS_METRIC,
+        source=FNO_NS_SOURCE,
+        layout="trajectory",
+        values={"FNO-3D": 0.1918, "FNO-2D": 0.1559, "U-Net": 0.2051, "TF-Net": 0.2253, "ResNet": 0.2871},
+    ),
     PublishedTable(
-        key="fno_ns_nu1e-5_T20_N1000", benchmark="FNO Navier-Stokes (vorticity, unit torus, 64^2)",
+        key="fno_ns_nu1e-5_T20_N1000",
+        benchmark="FNO Navier-Stokes (vorticity, unit torus, 64^2)",
         setting="nu=1e-5, T=20, 1000 train / 200 test, 10 input -> 10 predicted snapshots",
-        metric="relative_l2", metric_definition=FNO_NS_METRIC, source=FNO_NS_SOURCE, layout="trajectory",
-        values={"FNO-3D": 0.1893, "FNO-2D": 0.1556, "U-Net": 0.1982, "TF-Net": 0.2268, "ResNet": 0.2753}),
+        metric="relative_l2",
+        metric_definition=FNO_NS_METRIC,
+        source=FNO_NS_SOURCE,
+        layout="trajectory",
+        values={"FNO-3D": 0.1893, "FNO-2D": 0.1556, "U-Net": 0.1982, "TF-Net": 0.2268, "ResNet": 0.2753},
+    ),
     PublishedTable(
-        key="fno_ns_nu1e-5_T20_N1000", benchmark="FNO Navier-Stokes (vorticity, unit torus, 64^2)",
+        key="fno_ns_nu1e-5_T20_N1000",
+        benchmark="FNO Navier-Stokes (vorticity, unit torus, 64^2)",
         setting="nu=1e-5, T=20, 10-step rollout",
         metric="relative_l2",
-        metric_definition=("rollout relative L2 as reported by an independent rerun of the published MgNO "
-                           "code; that code's reduction is not verified to be the FNO protocol"),
-        source="MgNO (He, Liu, Xu, ICLR 2024), independent rerun (docs/published.md)", layout="trajectory",
+        metric_definition=(
+            "rollout relative L2 as reported by an independent rerun of the published MgNO "
+            "code; that code's reduction is not verified to be the FNO protocol"
+        ),
+        source="MgNO (He, Liu, Xu, ICLR 2024), independent rerun (docs/published.md)",
+        layout="trajectory",
         values={"MgNO (independent rerun)": 0.0160},
-        notes="Kept apart from the FNO table because the metric may differ."),
+        notes="Kept apart from the FNO table because the metric may differ.",
+    ),
     PublishedTable(
-        key="darcy_rough_256", benchmark="Darcy rough (darcy_alpha2_tau5_512 subsampled to 256^2)",
-        setting="1280 train / 112 test", metric="relative_l2",
+        key="darcy_rough_256",
+        benchmark="Darcy rough (darcy_alpha2_tau5_512 subsampled to 256^2)",
+        setting="1280 train / 112 test",
+        metric="relative_l2",
         metric_definition=_MGNO_L2,
-        source="MgNO (He, Liu, Xu, ICLR 2024) (docs/published.md)", layout="steady",
-        values={"MgNO": 0.00339, "MgNO (independent rerun)": 0.00361}),
+        source="MgNO (He, Liu, Xu, ICLR 2024) (docs/published.md)",
+        layout="steady",
+        values={"MgNO": 0.00339, "MgNO (independent rerun)": 0.00361},
+    ),
     PublishedTable(
-        key="darcy_rough_256", benchmark="Darcy rough (darcy_alpha2_tau5_512 subsampled to 256^2)",
-        setting="1280 train / 112 test", metric="relative_h1",
+        key="darcy_rough_256",
+        benchmark="Darcy rough (darcy_alpha2_tau5_512 subsampled to 256^2)",
+        setting="1280 train / 112 test",
+        metric="relative_h1",
         metric_definition=_MGNO_H1,
-        source="MgNO (He, Liu, Xu, ICLR 2024) (docs/published.md)", layout="steady",
-        values={"MgNO": 0.01380}),
+        source="MgNO (He, Liu, Xu, ICLR 2024) (docs/published.md)",
+        layout="steady",
+        values={"MgNO": 0.01380},
+    ),
     PublishedTable(
-        key="darcy_multiscale_trig", benchmark="Darcy multiscale trigonometric coefficient",
-        setting="as in the MgNO paper", metric="relative_l2",
+        key="darcy_multiscale_trig",
+        benchmark="Darcy multiscale trigonometric coefficient",
+        setting="as in the MgNO paper",
+        metric="relative_l2",
         metric_definition=_MGNO_L2,
-        source="MgNO (He, Liu, Xu, ICLR 2024) (docs/published.md)", layout="steady",
-        values={"MgNO": 0.00715}),
+        source="MgNO (He, Liu, Xu, ICLR 2024) (docs/published.md)",
+        layout="steady",
+        values={"MgNO": 0.00715},
+    ),
     PublishedTable(
-        key="darcy_multiscale_trig", benchmark="Darcy multiscale trigonometric coefficient",
-        setting="as in the MgNO paper", metric="relative_h1",
+        key="darcy_multiscale_trig",
+        benchmark="Darcy multiscale trigonometric coefficient",
+        setting="as in the MgNO paper",
+        metric="relative_h1",
         metric_definition=_MGNO_H1,
-        source="MgNO (He, Liu, Xu, ICLR 2024) (docs/published.md)", layout="steady",
-        values={"MgNO": 0.01756}),
+        source="MgNO (He, Liu, Xu, ICLR 2024) (docs/published.md)",
+        layout="steady",
+        values={"MgNO": 0.01756},
+    ),
     PublishedTable(
-        key="darcy_smooth_211", benchmark="Darcy smooth (FNO piecewise-constant data, 421 -> 211^2)",
-        setting="FNO Darcy split", metric="relative_l2",
+        key="darcy_smooth_211",
+        benchmark="Darcy smooth (FNO piecewise-constant data, 421 -> 211^2)",
+        setting="FNO Darcy split",
+        metric="relative_l2",
         metric_definition="relative L2 per test sample, mean over test samples (independent rerun of MgNO code)",
-        source="MgNO, independent rerun (docs/published.md)", layout="steady",
-        values={"MgNO (independent rerun)": 0.00170}),
+        source="MgNO, independent rerun (docs/published.md)",
+        layout="steady",
+        values={"MgNO (independent rerun)": 0.00170},
+    ),
     PublishedTable(
-        key="skr_darcy_n2500", benchmark="SKR Darcy (neural operator trained on solver-generated data)",
-        setting="n = 2500 unknowns, 5000 training samples", metric="relative_l2",
+        key="skr_darcy_n2500",
+        benchmark="SKR Darcy (neural operator trained on solver-generated data)",
+        setting="n = 2500 unknowns, 5000 training samples",
+        metric="relative_l2",
         metric_definition="test relative error of an FNO trained on the data (SKR paper); reduction not stated",
-        source="Wang et al., Sorting Krylov Recycling, ICLR 2024 (docs/published.md)", layout="steady",
-        values={"NO on SKR data": 0.02, "NO on GMRES data": 0.02}),
+        source="Wang et al., Sorting Krylov Recycling, ICLR 2024 (docs/published.md)",
+        layout="steady",
+        values={"NO on SKR data": 0.02, "NO on GMRES data": 0.02},
+    ),
     PublishedTable(
-        key="sinenet_shallow_water", benchmark="SineNet shallow water (PDEArena), autoregressive rollout",
-        setting="SineNet-8, circular vs zero padding", metric="nrmse",
-        metric_definition=("rollout relative L2 per sample, step and channel over (x, y), averaged: equal to "
-                           "this toolkit's nrmse"),
-        source="Zhang et al., SineNet, ICLR 2024 (docs/published.md)", layout="trajectory_channels",
-        values={"SineNet-8 (circular padding)": 0.0178, "SineNet-8 (zero padding)": 0.0419}),
+        key="sinenet_shallow_water",
+        benchmark="SineNet shallow water (PDEArena), autoregressive rollout",
+        setting="SineNet-8, circular vs zero padding",
+        metric="nrmse",
+        metric_definition=(
+            "rollout relative L2 per sample, step and channel over (x, y), averaged: equal to this toolkit's nrmse"
+        ),
+        source="Zhang et al., SineNet, ICLR 2024 (docs/published.md)",
+        layout="trajectory_channels",
+        values={"SineNet-8 (circular padding)": 0.0178, "SineNet-8 (zero padding)": 0.0419},
+    ),
 )
 
 PUBLISHED: Dict[Tuple[str, str, str], Dict[str, Any]] = {}
 for _table in PUBLISHED_TABLES:
     for _model, _value in _table.values.items():
         PUBLISHED[(_table.benchmark, _table.setting, _model)] = {
-            "value": _value, "metric": _table.metric, "key": _table.key, "source": _table.source}
+            "value": _value,
+            "metric": _table.metric,
+            "key": _table.key,
+            "source": _table.source,
+        }
 
 SETTINGS: Dict[str, Dict[str, str]] = {}
 for _table in PUBLISHED_TABLES:
-    SETTINGS.setdefault(_table.key, {"benchmark": _table.benchmark, "layout": _table.layout,
-                                     "primary_metric": _table.metric})
+    SETTINGS.setdefault(
+        _table.key, {"benchmark": _table.benchmark, "layout": _table.layout, "primary_metric": _table.metric}
+    )
 
 
 def published_tables(setting: Optional[str]) -> List[PublishedTable]:
@@ -166,8 +236,10 @@ def published_tables(setting: Optional[str]) -> List[PublishedTable]:
 def setting_info(setting: str) -> Dict[str, str]:
     """``{"benchmark", "layout", "primary_metric"}`` of a setting id."""
     if setting not in SETTINGS:
-        raise ValueError(f"unknown evaluation setting {setting!r}; known settings: {', '.join(sorted(SETTINGS))} "
-                         "(or None for no published comparison)")
+        raise ValueError(
+            f"unknown evaluation setting {setting!r}; known settings: {', '.join(sorted(SETTINGS))} "
+            "(or None for no published comparison)"
+        )
     return SETTINGS[setting]
 
 
@@ -207,7 +279,7 @@ def _scalar_rows(runs: Mapping[str, Mapping[str, Any]]) -> List[Tuple[str, List[
         if any(isinstance(v, Mapping) for v in values):
             bands: List[str] = []
             for v in values:
-                for b in (v or {}):
+                for b in v or {}:
                     if b not in bands:
                         bands.append(b)
             for b in bands:
@@ -223,9 +295,14 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> List[str]:
     return lines
 
 
-def markdown_report(results: Mapping[str, Any], setting: Optional[str] = None,
-                    figures: Optional[Mapping[str, str]] = None, title: str = "Evaluation report",
-                    max_step_rows: int = 25, context: Optional[Sequence[str]] = None) -> str:
+def markdown_report(
+    results: Mapping[str, Any],
+    setting: Optional[str] = None,
+    figures: Optional[Mapping[str, str]] = None,
+    title: str = "Evaluation report",
+    max_step_rows: int = 25,
+    context: Optional[Sequence[str]] = None,
+) -> str:
     """The text of ``report.md`` (see the module docstring). ``context``: lines stating what was
     evaluated (checkpoint, data, split, epochs, train and test resolution, published-setting
     match), listed under the title."""
@@ -252,16 +329,27 @@ def markdown_report(results: Mapping[str, Any], setting: Optional[str] = None,
     lines += _table(["metric"] + labels, rows) + [""]
     edges = first.get("band_edges")
     if edges:
-        lines += ["Wavenumber bands on the shell index round(|k|): "
-                  + ", ".join(f"{b} [{lo:g}, {hi:g})" for b, (lo, hi) in zip(first.get("band_names", []),
-                                                                          zip(edges, edges[1:]))), ""]
+        lines += [
+            "Wavenumber bands on the shell index round(|k|): "
+            + ", ".join(
+                f"{b} [{lo:g}, {hi:g})" for b, (lo, hi) in zip(first.get("band_names", []), zip(edges, edges[1:]))
+            ),
+            "",
+        ]
 
     for table in published_tables(setting):
-        lines += [f"## Published: {table.benchmark}", "",
-                  f"Setting: {table.setting}. Metric: `{table.metric}`.", "",
-                  f"Published metric definition: {table.metric_definition}.", "",
-                  f"This toolkit's `{table.metric}`: {METRIC_DEFINITIONS.get(table.metric, '(see metrics.json)')}", "",
-                  f"Source: {table.source}." + (f" {table.notes}" if table.notes else ""), ""]
+        lines += [
+            f"## Published: {table.benchmark}",
+            "",
+            f"Setting: {table.setting}. Metric: `{table.metric}`.",
+            "",
+            f"Published metric definition: {table.metric_definition}.",
+            "",
+            f"This toolkit's `{table.metric}`: {METRIC_DEFINITIONS.get(table.metric, '(see metrics.json)')}",
+            "",
+            f"Source: {table.source}." + (f" {table.notes}" if table.notes else ""),
+            "",
+        ]
         trows = [[f"**{label}** (this toolkit)", _fmt(r["metrics"].get(table.metric))] for label, r in runs.items()]
         differs = sorted({r["published_protocol"] for r in runs.values() if r.get("published_protocol")})
         mark = f"published; {' / '.join(differs)}" if differs else "published"
@@ -313,12 +401,23 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-def write_report(out_dir: str, results: Mapping[str, Any], *, setting: Optional[str] = None,
-                 predictions: Any = None, targets: Any = None, sample: int = 0, channel: int = 0,
-                 n_frames: int = 4, title: str = "Evaluation report",
-                 extra: Optional[Mapping[str, Any]] = None, context: Optional[Sequence[str]] = None,
-                 inputs: Any = None, input_labels: Optional[Sequence[str]] = None,
-                 n_samples: int = 4) -> Dict[str, str]:
+def write_report(
+    out_dir: str,
+    results: Mapping[str, Any],
+    *,
+    setting: Optional[str] = None,
+    predictions: Any = None,
+    targets: Any = None,
+    sample: int = 0,
+    channel: int = 0,
+    n_frames: int = 4,
+    title: str = "Evaluation report",
+    extra: Optional[Mapping[str, Any]] = None,
+    context: Optional[Sequence[str]] = None,
+    inputs: Any = None,
+    input_labels: Optional[Sequence[str]] = None,
+    n_samples: int = 4,
+) -> Dict[str, str]:
     """Write the report folder; return ``{"metrics_json", "report_md", <figure name>: path}``.
 
     results: one :func:`train.evaluate.evaluate` result, or ``label -> result`` for side-by-side
@@ -344,18 +443,28 @@ def write_report(out_dir: str, results: Mapping[str, Any], *, setting: Optional[
     figures: Dict[str, str] = {}
 
     times = first.get("times")
-    curves = {label: r["per_step"]["relative_l2"] for label, r in runs.items()
-              if len(r.get("per_step", {}).get("relative_l2") or ()) > 1}  # steady data: no time axis
+    curves = {
+        label: r["per_step"]["relative_l2"]
+        for label, r in runs.items()
+        if len(r.get("per_step", {}).get("relative_l2") or ()) > 1
+    }  # steady data: no time axis
     if curves:
         reference = {}
         for table in tables:
             if table.metric == "relative_l2":
                 reference.update({f"{m} (published, whole trajectory)": v for m, v in table.values.items()})
         figures["error_vs_time"] = plots.plot_error_vs_time(
-            curves, os.path.join(out_dir, "error_vs_time.png"), times=times,
-            title="relative L2 per predicted step (mean over test samples)", reference=reference,
-            spread={label: r["per_sample"]["relative_l2_per_step"] for label, r in runs.items()
-                    if "relative_l2_per_step" in r.get("per_sample", {})})
+            curves,
+            os.path.join(out_dir, "error_vs_time.png"),
+            times=times,
+            title="relative L2 per predicted step (mean over test samples)",
+            reference=reference,
+            spread={
+                label: r["per_sample"]["relative_l2_per_step"]
+                for label, r in runs.items()
+                if "relative_l2_per_step" in r.get("per_sample", {})
+            },
+        )
     spectra = {}
     for label, r in runs.items():
         spec = r.get("spectrum")
@@ -364,30 +473,60 @@ def write_report(out_dir: str, results: Mapping[str, Any], *, setting: Optional[
             spectra[label if len(runs) > 1 else "prediction"] = spec["prediction"]
     if spectra:
         figures["spectra"] = plots.plot_energy_spectra(
-            spectra, os.path.join(out_dir, "spectra.png"), band_edges=first.get("band_edges"),
-            title="isotropic energy spectrum (mean over samples, steps, channels)")
+            spectra,
+            os.path.join(out_dir, "spectra.png"),
+            band_edges=first.get("band_edges"),
+            title="isotropic energy spectrum (mean over samples, steps, channels)",
+        )
     if predictions is not None and targets is not None:
-        preds = predictions if isinstance(predictions, Mapping) else {
-            (next(iter(runs)) if len(runs) == 1 else "prediction"): predictions}
+        preds = (
+            predictions
+            if isinstance(predictions, Mapping)
+            else {(next(iter(runs)) if len(runs) == 1 else "prediction"): predictions}
+        )
         for label, field in list(preds.items()) + [("targets", targets)]:
             if getattr(field, "ndim", None) != 5:
-                raise ValueError(f"{label} for the field figure must be (N, T, C, X, Y), got shape "
-                                 f"{tuple(getattr(field, 'shape', ()))}; convert with train.metrics.to_canonical")
+                raise ValueError(
+                    f"{label} for the field figure must be (N, T, C, X, Y), got shape "
+                    f"{tuple(getattr(field, 'shape', ()))}; convert with train.metrics.to_canonical"
+                )
         if not (0 <= sample < targets.shape[0] and 0 <= channel < targets.shape[2]):
-            raise ValueError(f"sample {sample} / channel {channel} out of range for targets of shape "
-                             f"{tuple(targets.shape)}")
-        figures.update(plots.report_field_figures(
-            out_dir, preds, targets, inputs, steady=first.get("layout") == "steady", sample=sample,
-            channel=channel, n_samples=n_samples, n_frames=n_frames, times=times, input_labels=input_labels))
+            raise ValueError(
+                f"sample {sample} / channel {channel} out of range for targets of shape {tuple(targets.shape)}"
+            )
+        figures.update(
+            plots.report_field_figures(
+                out_dir,
+                preds,
+                targets,
+                inputs,
+                steady=first.get("layout") == "steady",
+                sample=sample,
+                channel=channel,
+                n_samples=n_samples,
+                n_frames=n_frames,
+                times=times,
+                input_labels=input_labels,
+            )
+        )
 
     record = {
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "setting": setting,
         "runs": runs,
         "definitions": dict(first.get("definitions", METRIC_DEFINITIONS)),
-        "published": [{"benchmark": t.benchmark, "setting": t.setting, "metric": t.metric,
-                       "metric_definition": t.metric_definition, "source": t.source,
-                       "values": dict(t.values), "notes": t.notes} for t in tables],
+        "published": [
+            {
+                "benchmark": t.benchmark,
+                "setting": t.setting,
+                "metric": t.metric,
+                "metric_definition": t.metric_definition,
+                "source": t.source,
+                "values": dict(t.values),
+                "notes": t.notes,
+            }
+            for t in tables
+        ],
         "figures": {name: os.path.basename(p) for name, p in figures.items()},
     }
     if extra:

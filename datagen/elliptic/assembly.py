@@ -18,6 +18,7 @@ a weighted graph Laplacian ``K`` (symmetric, positive semi-definite). Everything
 - Homogeneous Neumann data: all nodes are unknowns, ``A = K`` and right-hand sides and mass terms are
   weighted by the dual volumes ``V``, which keeps ``A`` symmetric (second order globally).
 """
+
 from __future__ import annotations
 
 import functools
@@ -28,8 +29,9 @@ import scipy.sparse as sp
 
 def check_resolution(resolution: int, dim: int) -> int:
     if isinstance(resolution, bool) or not isinstance(resolution, (int, np.integer)) or resolution < 3:
-        raise ValueError(f"resolution must be an integer >= 3 (grid points per axis including the boundary), "
-                         f"got {resolution!r}")
+        raise ValueError(
+            f"resolution must be an integer >= 3 (grid points per axis including the boundary), got {resolution!r}"
+        )
     if dim not in (2, 3):
         raise ValueError(f"dimension must be 2 or 3, got {dim!r}")
     return int(resolution)
@@ -80,7 +82,7 @@ def face_weights(a: np.ndarray) -> list:
     shape = a.shape
     d = a.ndim
     lo_, hi_ = (a.min(), a.max()) if a.size else (1.0, 1.0)
-    if not (lo_ > 0 and hi_ < np.inf):              # a NaN fails the first test
+    if not (lo_ > 0 and hi_ < np.inf):  # a NaN fails the first test
         raise ValueError("diffusion coefficient must be finite and positive everywhere")
     h2 = (1.0 / (shape[0] - 1)) ** 2
     half = [np.ones(n) for n in shape]
@@ -133,8 +135,9 @@ class StencilPattern:
         cols.append(index.ravel())
         labels.append(offset + np.arange(n))
         # labels are shifted by one so that none is an (implicit) zero; all are exact in float64
-        M = sp.coo_matrix((np.concatenate(labels) + 1.0, (np.concatenate(rows), np.concatenate(cols))),
-                          shape=(n, n)).tocsr()
+        M = sp.coo_matrix(
+            (np.concatenate(labels) + 1.0, (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)
+        ).tocsr()
         if self.dirichlet:
             inner = interior_mask(self.shape).ravel()
             M = M[inner][:, inner].tocsr()
@@ -158,20 +161,20 @@ class StencilPattern:
         # source = [-w_0, ..., -w_{d-1}, diagonal] written in place (values as by the general route)
         source = np.empty(self.n_faces + n)
         diag_p = np.zeros(self.shape)
-        diag_q = source[self.n_faces:].reshape(self.shape)
+        diag_q = source[self.n_faces :].reshape(self.shape)
         diag_q[...] = 0.0
         offset = 0
         for ax, w in enumerate(weights):
             lo, hi = _face_slices(ax, d)
             diag_p[lo] += w
             diag_q[hi] += w
-            off = source[offset:offset + w.size]
+            off = source[offset : offset + w.size]
             np.negative(w.ravel(), out=off)
             if scale != 1.0:
                 off *= scale
             offset += w.size
         diag = diag_q
-        diag += diag_p                   # = diag_p + diag_q, the summation order of np.bincount over (p..., q...)
+        diag += diag_p  # = diag_p + diag_q, the summation order of np.bincount over (p..., q...)
         if scale != 1.0:
             diag *= scale
         if diagonal is not None:
@@ -181,7 +184,7 @@ class StencilPattern:
         # (datagen.elliptic.backends.PetscBackend.set_operator) instead of comparing it; fancy indexing, not
         # np.take: the same values, and take is 5-8x slower here when its output is a fresh mmap'ed block
         A = sp.csr_matrix((source[self.gather], self.indices, self.indptr), shape=(self.size, self.size))
-        A.indices, A.indptr = self.indices, self.indptr         # the arrays themselves (the constructor makes views)
+        A.indices, A.indptr = self.indices, self.indptr  # the arrays themselves (the constructor makes views)
         A.has_sorted_indices = True
         return A
 
@@ -281,7 +284,7 @@ def block_average(field: np.ndarray, cells: int) -> np.ndarray:
     out = field
     for ax, n in enumerate(field.shape):
         c = min(cells, n)
-        owner = np.minimum((np.arange(n) * c) // n, c - 1)       # non-decreasing: cells are contiguous runs
+        owner = np.minimum((np.arange(n) * c) // n, c - 1)  # non-decreasing: cells are contiguous runs
         starts = np.searchsorted(owner, np.arange(c))
         counts = np.diff(np.append(starts, n)).astype(np.float64)
         summed = np.add.reduceat(out, starts, axis=ax)

@@ -37,6 +37,7 @@ for every method (for ``skr`` the GCRO-DR context applies the KSP's PC).
 Initial guess (``initial_guess``): ``zero``, or ``previous`` (the last solution of this backend, the
 natural choice along a sorted order); an explicit ``x0`` (a heat step's previous state) wins.
 """
+
 from __future__ import annotations
 
 import functools
@@ -80,9 +81,11 @@ def check_lu_package(name: str) -> None:
     have = lu_packages()
     if name not in have:
         what = "not a sparse LU package PETSc knows" if name not in LU_PACKAGES else "not in this PETSc build"
-        raise ValueError(f"LU package {name!r} is {what}; this build has: {', '.join(have)} "
-                         f"(scripts/setup_env.sh builds PETSc with SuperLU/UMFPACK when their Debian packages "
-                         f"are installed)")
+        raise ValueError(
+            f"LU package {name!r} is {what}; this build has: {', '.join(have)} "
+            f"(scripts/setup_env.sh builds PETSc with SuperLU/UMFPACK when their Debian packages "
+            f"are installed)"
+        )
 
 
 @dataclass
@@ -116,8 +119,9 @@ def parse_petsc_options(text: str | list | None) -> list:
     while i < len(tokens):
         tok = tokens[i]
         if not tok.startswith("-") or tok in ("-", "--") or _is_number(tok):
-            raise ValueError(f"PETSc options {text!r} do not parse: expected an option name starting with '-' "
-                             f"at {tok!r}")
+            raise ValueError(
+                f"PETSc options {text!r} do not parse: expected an option name starting with '-' at {tok!r}"
+            )
         name = tok.lstrip("-")
         value = None
         if i + 1 < len(tokens) and (not tokens[i + 1].startswith("-") or _is_number(tokens[i + 1])):
@@ -146,7 +150,7 @@ def insert_petsc_options(pairs: list) -> list:
     from petsc4py import PETSc
 
     opts = PETSc.Options()
-    present = opts.getAll()          # getAll does not mark options as used (hasName would)
+    present = opts.getAll()  # getAll does not mark options as used (hasName would)
     added = []
     for name, value in pairs:
         if name in present and (present[name] or "") == (value or ""):
@@ -209,8 +213,9 @@ def check_pc_type(pc: str) -> None:
         test.setType(pc)
     except PETSc.Error:
         known = sorted(v for k, v in vars(PETSc.PC.Type).items() if not k.startswith("_") and isinstance(v, str))
-        raise ValueError(f"unknown preconditioner {pc!r} for this PETSc build; "
-                         f"known types: {', '.join(known)}") from None
+        raise ValueError(
+            f"unknown preconditioner {pc!r} for this PETSc build; known types: {', '.join(known)}"
+        ) from None
     finally:
         test.destroy()
 
@@ -230,10 +235,14 @@ def check_pc_type(pc: str) -> None:
 #:   (one iteration fewer at 257^2, same set-up cost);
 #: - ``pc_gamg_esteig_ksp_max_it 5``: 5 instead of 10 Krylov steps for the largest eigenvalue of
 #:   ``D^-1 A`` that scales the prolongator smoothing (half the set-up flops, same iterations).
-GAMG_SMOOTHER_DEFAULTS = (("mg_levels_ksp_type", "richardson"), ("mg_levels_pc_type", "sor"),
-                          ("mg_levels_ksp_max_it", "1"))
+GAMG_SMOOTHER_DEFAULTS = (
+    ("mg_levels_ksp_type", "richardson"),
+    ("mg_levels_pc_type", "sor"),
+    ("mg_levels_ksp_max_it", "1"),
+)
 GAMG_SETUP_DEFAULTS = (("pc_gamg_threshold", "0.01"), ("pc_gamg_esteig_ksp_max_it", "5"))
 GAMG_DEFAULTS = GAMG_SMOOTHER_DEFAULTS + GAMG_SETUP_DEFAULTS
+
 
 def gamg_default_options(prefix: str = "skrcg_", present: dict | None = None) -> list:
     """``[(name, value)]``: the :data:`GAMG_DEFAULTS` under ``prefix`` that the user has not set.
@@ -287,9 +296,22 @@ class _DefaultsInDatabase:
 class PetscBackend:
     """One linear-solver method on one PETSc ``Mat`` (see the module docstring)."""
 
-    def __init__(self, method: str, *, rtol: float = 1e-8, restart: int = 40, recycle: int = 20, pc: str | None = "ilu",
-                 max_it: int = 10000, initial_guess: str = "previous", options_prefix: str = "skr_",
-                 pc_reuse: int = 1, comm=None, gamg_defaults: bool = True, factor: str | None = None):
+    def __init__(
+        self,
+        method: str,
+        *,
+        rtol: float = 1e-8,
+        restart: int = 40,
+        recycle: int = 20,
+        pc: str | None = "ilu",
+        max_it: int = 10000,
+        initial_guess: str = "previous",
+        options_prefix: str = "skr_",
+        pc_reuse: int = 1,
+        comm=None,
+        gamg_defaults: bool = True,
+        factor: str | None = None,
+    ):
         from petsc4py import PETSc
 
         if method not in METHODS:
@@ -329,7 +351,7 @@ class PetscBackend:
         self._PETSc = PETSc
         self._mat = None
         self._pattern = None
-        self._source_pattern = None     # the caller's index arrays of the current pattern (see set_operator)
+        self._source_pattern = None  # the caller's index arrays of the current pattern (see set_operator)
         self._diag_slots = None
         self._values = None
         self._last_x = None
@@ -338,8 +360,9 @@ class PetscBackend:
         #: cg-gamg: the tuned GAMG defaults the user did not override, put into the options database only
         #: while PETSc reads it for this backend (``gamg_defaults=False``: PETSc's own defaults, the baseline
         #: of benchmarks/amg.py)
-        self.gamg_defaults = (gamg_default_options(self.options_prefix, opts.getAll())
-                              if method == "cg-gamg" and gamg_defaults else [])
+        self.gamg_defaults = (
+            gamg_default_options(self.options_prefix, opts.getAll()) if method == "cg-gamg" and gamg_defaults else []
+        )
         self._ksp = self._make_ksp(method)
 
     # -- set-up -----------------------------------------------------------------------------------
@@ -353,8 +376,9 @@ class PetscBackend:
             try:
                 from datagen.krylov.ksp_python import GCRODRKSP
             except ImportError as err:
-                raise ValueError("solver 'skr' needs datagen.krylov.GCRODR, which cannot be imported "
-                                 f"({err})") from None
+                raise ValueError(
+                    f"solver 'skr' needs datagen.krylov.GCRODR, which cannot be imported ({err})"
+                ) from None
             ksp.setOptionsPrefix(self.prefix)
             ksp.setType("python")
             ksp.setPythonContext(GCRODRKSP(restart=self.restart, recycle=self.recycle))
@@ -382,13 +406,17 @@ class PetscBackend:
             ksp.setFromOptions()
         self._set_factor_package(ksp)
         if method == "skr" and (ksp.getType() != "python" or not hasattr(ksp.getPythonContext(), "last_result")):
-            raise ValueError(f"options {self.prefix}ksp_type/{self.prefix}ksp_python_type changed the skr solver "
-                             f"(GCRO-DR) to {ksp.getType()!r}; use --solver gmres etc. for other methods")
+            raise ValueError(
+                f"options {self.prefix}ksp_type/{self.prefix}ksp_python_type changed the skr solver "
+                f"(GCRO-DR) to {ksp.getType()!r}; use --solver gmres etc. for other methods"
+            )
         ksp_rtol = ksp.getTolerances()[0]
         if method != "lu" and ksp_rtol > self.rtol * (1 + 1e-12):
-            raise ValueError(f"-{ksp.getOptionsPrefix()}ksp_rtol {ksp_rtol:g} is looser than the run's tolerance "
-                             f"{self.rtol:g}, which every stored sample's true residual must meet (each solve would "
-                             f"end in the direct fallback); set --rtol {ksp_rtol:g} instead")
+            raise ValueError(
+                f"-{ksp.getOptionsPrefix()}ksp_rtol {ksp_rtol:g} is looser than the run's tolerance "
+                f"{self.rtol:g}, which every stored sample's true residual must meet (each solve would "
+                f"end in the direct fallback); set --rtol {ksp_rtol:g} instead"
+            )
         if method == "gmres" and ksp.getType() != "gmres":
             raise ValueError(f"options {self.prefix}ksp_type changed the GMRES baseline to {ksp.getType()!r}")
         return ksp
@@ -424,7 +452,7 @@ class PetscBackend:
         if pc.getType() not in ("lu", "cholesky"):
             return
         prefix = ksp.getOptionsPrefix() or ""
-        present = self._PETSc.Options().getAll()       # getAll does not mark options as used
+        present = self._PETSc.Options().getAll()  # getAll does not mark options as used
         if f"{prefix}pc_factor_mat_solver_type" not in present:
             package = self.factor or default_lu_package()
             if pc.getType() == "cholesky" and package in ("umfpack", "superlu"):
@@ -450,8 +478,11 @@ class PetscBackend:
         """
         PETSc = self._PETSc
         # the caller's own index arrays (SciPy's conversion below may wrap them in new views)
-        given = (getattr(A, "indptr", None), getattr(A, "indices", None)) if sp.issparse(A) and A.format == "csr" \
+        given = (
+            (getattr(A, "indptr", None), getattr(A, "indices", None))
+            if sp.issparse(A) and A.format == "csr"
             else (None, None)
+        )
         A = sp.csr_matrix(A, dtype=np.float64)
         if A.shape[0] != A.shape[1]:
             raise ValueError(f"the operator must be square, got shape {A.shape}")
@@ -462,16 +493,26 @@ class PetscBackend:
         # (datagen.elliptic.assembly.StencilPattern.matrix): the same objects as last time are the same pattern
         # without converting and comparing them (one process; with MPI the Mat is rebuilt below anyway)
         known = self._source_pattern
-        if (known is not None and self._mat is not None and given[0] is known[0] and given[1] is known[1]
-                and not given[0].flags.writeable and not given[1].flags.writeable):
+        if (
+            known is not None
+            and self._mat is not None
+            and given[0] is known[0]
+            and given[1] is known[1]
+            and not given[0].flags.writeable
+            and not given[1].flags.writeable
+        ):
             indptr, indices = self._pattern
             same = True
         else:
             indptr = np.asarray(A.indptr, dtype=PETSc.IntType)
             indices = np.asarray(A.indices, dtype=PETSc.IntType)
-            same = (self._mat is not None and self._pattern[0].shape == indptr.shape
-                    and self._pattern[1].shape == indices.shape
-                    and np.array_equal(self._pattern[0], indptr) and np.array_equal(self._pattern[1], indices))
+            same = (
+                self._mat is not None
+                and self._pattern[0].shape == indptr.shape
+                and self._pattern[1].shape == indices.shape
+                and np.array_equal(self._pattern[0], indptr)
+                and np.array_equal(self._pattern[1], indices)
+            )
             if indptr is A.indptr or indices is A.indices:
                 # PETSc keeps these arrays (createAIJWithArrays): a copy the caller cannot change
                 indptr, indices = indptr.copy(), indices.copy()
@@ -492,8 +533,9 @@ class PetscBackend:
                 self._mat.destroy()
             if self.comm.getSize() == 1:
                 self._values = np.array(A.data, dtype=PETSc.ScalarType)
-                self._mat = PETSc.Mat().createAIJWithArrays(size=A.shape, csr=(indptr, indices, self._values),
-                                                            comm=self.comm)
+                self._mat = PETSc.Mat().createAIJWithArrays(
+                    size=A.shape, csr=(indptr, indices, self._values), comm=self.comm
+                )
             else:
                 self._values = None
                 self._mat = PETSc.Mat().createAIJ(size=A.shape, csr=(indptr, indices, A.data), comm=self.comm)
@@ -525,10 +567,10 @@ class PetscBackend:
         reuse = reuse and self.method in ("skr", "gmres", "cg-gamg")
         if not reuse:
             policy.built(self._operators_set)
-        policy.solved()          # one more matrix served by the current PC
+        policy.solved()  # one more matrix served by the current PC
         self._ksp.setOperators(self._mat)
         if self.method == "cg-gamg":
-            return       # GAMG's reuse is its kept interpolation; the PC is always set up on the new values
+            return  # GAMG's reuse is its kept interpolation; the PC is always set up on the new values
         self._ksp.getPC().setReusePreconditioner(reuse)
 
     def _resize(self) -> None:
@@ -539,7 +581,7 @@ class PetscBackend:
         self._last_x = None
         self._pc_policy.forget()
         self._ksp.destroy()
-        self._ksp = self._make_ksp(self.method)   # skr: a new context, an empty recycled space
+        self._ksp = self._make_ksp(self.method)  # skr: a new context, an empty recycled space
 
     def setup(self) -> None:
         """Set the solver up on the current operator (``KSPSetUp``, or ``PCSetUp`` for ``skr``)
@@ -565,7 +607,7 @@ class PetscBackend:
         GAMG's kept interpolation for ``cg-gamg``), so that the following solves do not depend on
         anything solved before the reset (bit-for-bit reproducible blocks)."""
         if self.method == "skr":
-            self._ksp.getPythonContext().reset(self._ksp)      # the recycled space
+            self._ksp.getPythonContext().reset(self._ksp)  # the recycled space
         self._last_x = None
         # the next set_operator rebuilds the PC whatever pc_reuse says (cg-gamg: on a fresh KSP, below)
         self._pc_policy.forget()
@@ -585,9 +627,15 @@ class PetscBackend:
         if self._not_spd:
             # not solved: x = 0, whose true residual ||b|| / ||b|| is 1 (the caller's direct fallback decides)
             nb = float(np.linalg.norm(b))
-            return np.zeros_like(b), SolveStats(0, 1.0 if nb > 0 else 0.0, 0.0, nb == 0,
-                                                f"DIVERGED_INDEFINITE_MAT (not SPD: {self._not_spd}; CG + GAMG "
-                                                f"needs a symmetric positive definite operator)", self.method)
+            return np.zeros_like(b), SolveStats(
+                0,
+                1.0 if nb > 0 else 0.0,
+                0.0,
+                nb == 0,
+                f"DIVERGED_INDEFINITE_MAT (not SPD: {self._not_spd}; CG + GAMG "
+                f"needs a symmetric positive definite operator)",
+                self.method,
+            )
         bv = self._mat.createVecLeft()
         bv.setArray(b)
         xv = self._mat.createVecRight()
@@ -600,7 +648,7 @@ class PetscBackend:
         t0 = time.perf_counter()
         skipped, dropped = 0, False
         self._ksp.setInitialGuessNonzero(x0 is not None and self.method != "lu")
-        with _DefaultsInDatabase(self.gamg_defaults):      # GAMG builds its levels' smoothers in here
+        with _DefaultsInDatabase(self.gamg_defaults):  # GAMG builds its levels' smoothers in here
             self._ksp.solve(bv, xv)
         iterations, reason = int(self._ksp.getIterationNumber()), _reason_name(self._ksp.getConvergedReason())
         if self.method == "lu":
@@ -630,9 +678,8 @@ class PetscBackend:
 
     def destroy(self) -> None:
         if self.method == "skr" and self._ksp is not None and self._ksp.getPythonContext().solver is not None:
-            self._ksp.getPythonContext().solver.destroy()     # its Vec wrappers and blocks
+            self._ksp.getPythonContext().solver.destroy()  # its Vec wrappers and blocks
         for obj in (self._ksp, self._mat):
             if obj is not None:
                 obj.destroy()
         self._ksp = self._mat = None
-

@@ -21,6 +21,7 @@ the options PETSc used (the others are listed in ``petsc_options_unused``).
 (:data:`datagen.elliptic.generator.CONFIG_KEYS`, dashes or underscores); an unknown key is an error
 that lists the allowed ones with the closest match.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -87,7 +88,7 @@ def parse_set(items: list, family: str) -> dict:
         try:
             value = json.loads(text)
         except ValueError:
-            value = text                       # a bare string: --set bc=neumann
+            value = text  # a bare string: --set bc=neumann
         out[key] = value
     check_keys(out, FAMILY_OPTIONS[_base(family)] + SET_SOLVER_KEYS, f"--set for {family}")
     return out
@@ -99,62 +100,115 @@ def add_arguments(parser: argparse.ArgumentParser, family: str) -> None:
     parser.set_defaults(family=family)
     g = parser.add_argument_group("dataset")
     g.add_argument("--n", type=int, default=100, help="number of samples (default 100)")
-    g.add_argument("--resolution", type=int, default=DEFAULT_RESOLUTION[family],
-                   help="grid points per axis including the boundary (default %(default)s)")
+    g.add_argument(
+        "--resolution",
+        type=int,
+        default=DEFAULT_RESOLUTION[family],
+        help="grid points per axis including the boundary (default %(default)s)",
+    )
     g.add_argument("--out", default=None, help="output HDF5 file (default data/<family>_<resolution>_n<N>.h5)")
     g.add_argument("--seed", type=int, default=0, help="run seed: sample i depends only on (seed, i)")
-    g.add_argument("--dtype", choices=("float64", "float32"), default="float64",
-                   help="storage dtype of the fields (float64 keeps the solver tolerance)")
+    g.add_argument(
+        "--dtype",
+        choices=("float64", "float32"),
+        default="float64",
+        help="storage dtype of the fields (float64 keeps the solver tolerance)",
+    )
     g.add_argument("--resume", action="store_true", help="continue an interrupted run with the same settings")
     g.add_argument("--overwrite", action="store_true", help="replace an existing dataset or partial run")
-    g.add_argument("--max-new", type=int, default=None,
-                   help="stop after this many new samples, leaving a resumable partial run")
+    g.add_argument(
+        "--max-new", type=int, default=None, help="stop after this many new samples, leaving a resumable partial run"
+    )
     g.add_argument("--no-progress", action="store_true", help="no progress line")
-    g.add_argument("--print-spec", action="store_true",
-                   help="print the resolved generation spec (family laws, solver settings with the method "
-                        "--solver auto picks, defaults included) as JSON and exit without generating")
-    g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="any documented family option or solver setting, e.g. --set boundary_alpha=2 "
-                        "(VALUE is JSON or a bare string; unknown keys are refused)")
+    g.add_argument(
+        "--print-spec",
+        action="store_true",
+        help="print the resolved generation spec (family laws, solver settings with the method "
+        "--solver auto picks, defaults included) as JSON and exit without generating",
+    )
+    g.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any documented family option or solver setting, e.g. --set boundary_alpha=2 "
+        "(VALUE is JSON or a bare string; unknown keys are refused)",
+    )
     s = parser.add_argument_group("solver")
-    s.add_argument("--solver", choices=SOLVERS, default="auto",
-                   help="skr = sorted GCRO-DR recycling, gmres = PETSc GMRES(m), lu = sparse LU through PETSc "
-                        "(pivoting UMFPACK/SuperLU when the build has them), cg-gamg = CG + algebraic multigrid (SPD "
-                        "families); auto = times the candidates on the first sorted samples and keeps the fastest")
-    s.add_argument("--pc", default=None, help="preconditioner of skr/gmres (any PETSc -pc_type, default ilu; "
-                                              "with --solver auto it limits auto to skr/gmres with this PC)")
+    s.add_argument(
+        "--solver",
+        choices=SOLVERS,
+        default="auto",
+        help="skr = sorted GCRO-DR recycling, gmres = PETSc GMRES(m), lu = sparse LU through PETSc "
+        "(pivoting UMFPACK/SuperLU when the build has them), cg-gamg = CG + algebraic multigrid (SPD "
+        "families); auto = times the candidates on the first sorted samples and keeps the fastest",
+    )
+    s.add_argument(
+        "--pc",
+        default=None,
+        help="preconditioner of skr/gmres (any PETSc -pc_type, default ilu; "
+        "with --solver auto it limits auto to skr/gmres with this PC)",
+    )
     s.add_argument("--rtol", type=float, default=1e-8, help="relative tolerance on the true residual (default 1e-8)")
     s.add_argument("--restart", type=int, default=40, help="Krylov restart length m (default 40)")
     s.add_argument("--recycle", type=int, default=20, help="recycled subspace dimension k of skr (default 20)")
     s.add_argument("--max-it", type=int, default=10000, help="iteration cap of one solve")
-    s.add_argument("--ordering", choices=ORDERINGS, default="auto",
-                   help="solve order: greedy nearest-neighbour, grouped (scalable), none, auto")
+    s.add_argument(
+        "--ordering",
+        choices=ORDERINGS,
+        default="auto",
+        help="solve order: greedy nearest-neighbour, grouped (scalable), none, auto",
+    )
     s.add_argument("--group-size", type=int, default=512, help="group size of the grouped ordering")
-    s.add_argument("--initial-guess", choices=INITIAL_GUESSES, default="previous",
-                   help="previous solution along the order, or zero")
-    s.add_argument("--pc-reuse", type=int, default=1,
-                   help="systems served by one preconditioner before it is rebuilt (skr/gmres; 1 = every system); "
-                        "cg-gamg: matrices sharing one GAMG interpolation (auto: 16)")
-    s.add_argument("--block", type=int, default=DEFAULT_BLOCK,
-                   help="reset the recycled space every BLOCK systems of the sorted order, so resumed and MPI runs "
-                        "give bit-identical files (0 = never; default %(default)s)")
+    s.add_argument(
+        "--initial-guess",
+        choices=INITIAL_GUESSES,
+        default="previous",
+        help="previous solution along the order, or zero",
+    )
+    s.add_argument(
+        "--pc-reuse",
+        type=int,
+        default=1,
+        help="systems served by one preconditioner before it is rebuilt (skr/gmres; 1 = every system); "
+        "cg-gamg: matrices sharing one GAMG interpolation (auto: 16)",
+    )
+    s.add_argument(
+        "--block",
+        type=int,
+        default=DEFAULT_BLOCK,
+        help="reset the recycled space every BLOCK systems of the sorted order, so resumed and MPI runs "
+        "give bit-identical files (0 = never; default %(default)s)",
+    )
     s.add_argument("--petsc", default="", help='PETSc options string, e.g. "-skr_pc_factor_levels 1"')
-    s.add_argument("--strict-petsc-options", action="store_true",
-                   help="a PETSc option the solver does not read (misspelled, wrong prefix) is an error "
-                        "(default: a one-line warning; unused options are never recorded as applied)")
-    s.add_argument("petsc_args", nargs="*", metavar="-- PETSC_OPTIONS",
-                   help="PETSc options after --, e.g. -- -skr_pc_type gamg")
+    s.add_argument(
+        "--strict-petsc-options",
+        action="store_true",
+        help="a PETSc option the solver does not read (misspelled, wrong prefix) is an error "
+        "(default: a one-line warning; unused options are never recorded as applied)",
+    )
+    s.add_argument(
+        "petsc_args", nargs="*", metavar="-- PETSC_OPTIONS", help="PETSc options after --, e.g. -- -skr_pc_type gamg"
+    )
     p = parser.add_argument_group(f"{family} problem")
     base = family.replace("3d", "")
     if base == "darcy":
-        p.add_argument("--coefficient", choices=("lognormal", "piecewise"), default="lognormal",
-                       help="a = exp(GRF) or the FNO piecewise-constant 12/3 field")
+        p.add_argument(
+            "--coefficient",
+            choices=("lognormal", "piecewise"),
+            default="lognormal",
+            help="a = exp(GRF) or the FNO piecewise-constant 12/3 field",
+        )
         p.add_argument("--alpha", type=float, default=None, help="GRF smoothness (default 2.5 lognormal, 2 piecewise)")
         p.add_argument("--tau", type=float, default=None, help="GRF inverse length (default 7 lognormal, 3 piecewise)")
         p.add_argument("--forcing", type=float, default=1.0, help="constant source f (default 1)")
     elif base == "helmholtz":
-        p.add_argument("--wavenumber", type=float, default=4 * 3.141592653589793,
-                       help="mean wavenumber k0 (default 4 pi: two wavelengths across the domain)")
+        p.add_argument(
+            "--wavenumber",
+            type=float,
+            default=4 * 3.141592653589793,
+            help="mean wavenumber k0 (default 4 pi: two wavelengths across the domain)",
+        )
         p.add_argument("--contrast", type=float, default=0.1, help="k = k0 exp(contrast g), g unit-variance GRF")
         p.add_argument("--spread", type=float, default=0.0, help="k0 varies uniformly by +-spread (relative)")
         p.add_argument("--bc", choices=("dirichlet", "neumann"), default="dirichlet", help="boundary condition")
@@ -188,11 +242,23 @@ def make_family(args):
 
 def make_config(args) -> GenerationConfig:
     petsc = " ".join(x for x in [args.petsc, " ".join(args.petsc_args)] if x).strip()
-    values = dict(n_samples=args.n, seed=args.seed, solver=args.solver, pc=args.pc, rtol=args.rtol,
-                  restart=args.restart, recycle=args.recycle, max_it=args.max_it, ordering=args.ordering,
-                  group_size=args.group_size, initial_guess=args.initial_guess,
-                  pc_reuse=args.pc_reuse, petsc_options=petsc, dtype=args.dtype,
-                  block=getattr(args, "block", DEFAULT_BLOCK))
+    values = dict(
+        n_samples=args.n,
+        seed=args.seed,
+        solver=args.solver,
+        pc=args.pc,
+        rtol=args.rtol,
+        restart=args.restart,
+        recycle=args.recycle,
+        max_it=args.max_it,
+        ordering=args.ordering,
+        group_size=args.group_size,
+        initial_guess=args.initial_guess,
+        pc_reuse=args.pc_reuse,
+        petsc_options=petsc,
+        dtype=args.dtype,
+        block=getattr(args, "block", DEFAULT_BLOCK),
+    )
     values.update({k: v for k, v in parse_set(getattr(args, "set", []), args.family).items() if k in SET_SOLVER_KEYS})
     return GenerationConfig.from_dict(values)
 
@@ -213,8 +279,11 @@ def resolved_spec(family, config: GenerationConfig, out: str) -> dict:
         if n >= AUTO_MIN_SAMPLES:
             # decided by timing the candidates on the run's first samples: known only when it runs
             choice = auto_choice(family, config)
-            solver.update(method="auto", auto_reason=f"measured on the run's first sorted samples (the table's "
-                                                     f"guess, timed first: {choice.method}, {choice.reason})")
+            solver.update(
+                method="auto",
+                auto_reason=f"measured on the run's first sorted samples (the table's "
+                f"guess, timed first: {choice.method}, {choice.reason})",
+            )
         else:
             method, pc, pc_reuse, reason = table_decision(family, config, config.pc)
             solver.update(method=method, auto_reason=reason)
@@ -224,8 +293,13 @@ def resolved_spec(family, config: GenerationConfig, out: str) -> dict:
                 solver["pc_reuse_used"] = pc_reuse
     else:
         solver["method"] = config.solver
-    return {"family": family.name, "n_samples": n, "seed": seed, "out": out,
-            "spec": build_spec(family.name, {**family.spec(), **solver})}
+    return {
+        "family": family.name,
+        "n_samples": n,
+        "seed": seed,
+        "out": out,
+        "spec": build_spec(family.name, {**family.spec(), **solver}),
+    }
 
 
 def _json_default(value):
@@ -260,7 +334,7 @@ def run(args) -> int:
             raise ValueError(f"--max-new must be >= 0, got {args.max_new}")
         from datagen.elliptic.user_fields import from_args
 
-        family = from_args(make_family(args), args)   # --coefficient-file etc.: fields read from a file
+        family = from_args(make_family(args), args)  # --coefficient-file etc.: fields read from a file
         config = make_config(args)
         config.validate()
         out = args.out or os.path.join("data", f"{args.family}_{args.resolution}_n{args.n}.h5")
@@ -275,9 +349,17 @@ def run(args) -> int:
             print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
     try:
-        summary = generate(family, out, config, resume=args.resume, overwrite=args.overwrite, comm=comm,
-                           progress=not args.no_progress, max_new=args.max_new,
-                           unused_options="error" if getattr(args, "strict_petsc_options", False) else "warn")
+        summary = generate(
+            family,
+            out,
+            config,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            comm=comm,
+            progress=not args.no_progress,
+            max_new=args.max_new,
+            unused_options="error" if getattr(args, "strict_petsc_options", False) else "warn",
+        )
     except (ValueError, DatasetError, RuntimeError) as err:
         if comm is not None and comm.Get_size() > 1 and not getattr(err, "collective", False):
             # An error on one rank would leave the others waiting in a collective forever: say

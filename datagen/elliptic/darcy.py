@@ -10,6 +10,7 @@ Coefficient distributions (the GRF is the cosine-series ``neumann`` variant of :
 - ``piecewise``: ``a = 12`` where ``GRF >= 0`` else ``3`` (the FNO Darcy data), defaults alpha = 2, tau = 3.
 Source ``f`` is a constant (default 1). Stored fields: ``a`` (input), ``u`` (output), both ``(s,)*d``.
 """
+
 from __future__ import annotations
 
 from typing import Dict
@@ -39,8 +40,15 @@ class Darcy(EllipticFamily):
     name = "darcy"
     feature_fields = ("a",)
 
-    def __init__(self, resolution: int, dim: int = 2, coefficient: str = "lognormal", alpha: float | None = None,
-                 tau: float | None = None, forcing: float = 1.0):
+    def __init__(
+        self,
+        resolution: int,
+        dim: int = 2,
+        coefficient: str = "lognormal",
+        alpha: float | None = None,
+        tau: float | None = None,
+        forcing: float = 1.0,
+    ):
         super().__init__(resolution, dim)
         if coefficient not in COEFFICIENTS:
             raise ValueError(f"darcy: unknown coefficient {coefficient!r}; allowed: {', '.join(COEFFICIENTS)}")
@@ -48,20 +56,24 @@ class Darcy(EllipticFamily):
         self.name = "darcy" if dim == 2 else "darcy3d"
         self.coefficient = coefficient
         alpha0, tau0 = DEFAULT_GRF[coefficient]
-        self.grf = GaussianRandomField(self.shape, alpha=alpha0 if alpha is None else alpha,
-                                       tau=tau0 if tau is None else tau, boundary="neumann")
+        self.grf = GaussianRandomField(
+            self.shape, alpha=alpha0 if alpha is None else alpha, tau=tau0 if tau is None else tau, boundary="neumann"
+        )
         self.forcing = float(forcing)
 
     def field_roles(self):
         return {"a": (self.shape, "input"), "u": (self.shape, "output")}
 
     def options(self) -> dict:
-        return {"equation": "-div(a grad u) = f, u = 0 on the boundary",
-                "scheme": "conservative finite volume, harmonic-mean face coefficients, "
-                                  f"{5 if self.dim == 2 else 7}-point, SPD",
-                "coefficient": self.coefficient,
-                "coefficient_law": "a = exp(g)" if self.coefficient == "lognormal" else "a = 12 if g >= 0 else 3",
-                "grf": self.grf.spec(), "forcing": self.forcing}
+        return {
+            "equation": "-div(a grad u) = f, u = 0 on the boundary",
+            "scheme": "conservative finite volume, harmonic-mean face coefficients, "
+            f"{5 if self.dim == 2 else 7}-point, SPD",
+            "coefficient": self.coefficient,
+            "coefficient_law": "a = exp(g)" if self.coefficient == "lognormal" else "a = 12 if g >= 0 else 3",
+            "grf": self.grf.spec(),
+            "forcing": self.forcing,
+        }
 
     def coefficient_from_grf(self, g: np.ndarray) -> np.ndarray:
         if self.coefficient == "lognormal":
@@ -73,7 +85,7 @@ class Darcy(EllipticFamily):
         return ProblemSample(index, {"a": self.coefficient_from_grf(g)})
 
     def feature_transform(self, name, field):
-        return np.log(field)                     # distances between log-coefficients (the GRF itself)
+        return np.log(field)  # distances between log-coefficients (the GRF itself)
 
     def operator(self, sample: ProblemSample) -> sp.csr_matrix:
         A, _ = darcy_system(sample.inputs["a"], self.forcing)

@@ -4,6 +4,7 @@ A family turns ``(seed, index)`` into one problem instance (its random inputs), 
 sparse matrix, and the matrix plus a linear solver into the stored outputs. The generator never
 looks inside: sample -> features (for sorting) -> operator -> solve -> store.
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -40,7 +41,7 @@ class EllipticFamily(ABC):
 
     name: str = ""
     feature_fields: tuple = ()
-    feature_cells_2d = 16      # 16^2 block averages: resolves GRF correlation lengths >= 1/16
+    feature_cells_2d = 16  # 16^2 block averages: resolves GRF correlation lengths >= 1/16
     feature_cells_3d = 8
 
     def __init__(self, resolution: int, dim: int = 2):
@@ -65,8 +66,13 @@ class EllipticFamily(ABC):
     def spec(self) -> dict:
         """The family's settings, flat; :func:`datagen.spec.build_spec` puts each in its section (the
         generator adds the solver's)."""
-        return {"family": self.name, "dim": self.dim, "resolution": self.resolution,
-                SPEC_KEY: self.grid().to_spec(), **self.options()}
+        return {
+            "family": self.name,
+            "dim": self.dim,
+            "resolution": self.resolution,
+            SPEC_KEY: self.grid().to_spec(),
+            **self.options(),
+        }
 
     def grid(self) -> Grid:
         """The typed grid record (:mod:`datagen.contract`): nodes ``x_j = j/(s-1)`` on ``[0, 1]`` per

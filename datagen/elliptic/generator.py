@@ -38,6 +38,7 @@ needed), ``rank``, ``updates_skipped`` (GCRO-DR recycled-space updates skipped b
 Ritz problem failed, summed over the sample's systems), ``space_dropped`` (GCRO-DR discarded an
 ill-conditioned recycled space while solving the sample).
 """
+
 from __future__ import annotations
 
 import math
@@ -68,8 +69,18 @@ from datagen.spec import Spec, build_spec
 from datagen.spec_keys import check_keys
 
 SOLVERS = ("auto",) + METHODS
-SOLVER_FIELDS = ["iterations", "residual", "seconds", "setup_seconds", "order", "converged", "fallback", "rank",
-                 "updates_skipped", "space_dropped"]
+SOLVER_FIELDS = [
+    "iterations",
+    "residual",
+    "seconds",
+    "setup_seconds",
+    "order",
+    "converged",
+    "fallback",
+    "rank",
+    "updates_skipped",
+    "space_dropped",
+]
 STORAGE_DTYPES = ("float32", "float64")
 #: float32 storage: the Krylov solve aims at CAST_SOLVE_FRACTION * rtol, and the residual of the rounding
 #: alone (measured on the first sample) may use at most CAST_MARGIN * rtol
@@ -139,8 +150,9 @@ class GenerationConfig:
         if self.dtype not in STORAGE_DTYPES:
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
         if isinstance(self.block, bool) or not isinstance(self.block, (int, np.integer)) or self.block < 0:
-            raise ValueError(f"block must be an integer >= 0 (systems between recycled-space resets; 0 = never), "
-                             f"got {self.block!r}")
+            raise ValueError(
+                f"block must be an integer >= 0 (systems between recycled-space resets; 0 = never), got {self.block!r}"
+            )
         parse_petsc_options(self.petsc_options)
 
 
@@ -155,14 +167,14 @@ class AutoChoice:
     """What ``--solver auto`` runs: a method, and for Krylov methods the PC and its reuse."""
 
     method: str
-    pc: Optional[str] = None          # None: the user's --pc
-    pc_reuse: Optional[int] = None    # None: the user's --pc-reuse
+    pc: Optional[str] = None  # None: the user's --pc
+    pc_reuse: Optional[int] = None  # None: the user's --pc-reuse
     reason: str = ""
 
 
 def unknowns(family: EllipticFamily) -> int:
     interior = family.resolution - 2 if "dirichlet" in family.boundary().values() else family.resolution
-    return int(interior ** family.dim)
+    return int(interior**family.dim)
 
 
 #: matrices per GAMG interpolation when ``auto`` picks CG + GAMG (benchmarks/amg.py: Darcy 129^2, 16 sorted
@@ -197,27 +209,40 @@ def auto_choice(family: EllipticFamily, config: GenerationConfig) -> AutoChoice:
     n = unknowns(family)
     name = family.name
     few = config.n_samples < 4
-    lu_reuse = AutoChoice("gmres", pc="lu", pc_reuse=8,
-                          reason=f"indefinite, {n} unknowns: GMRES preconditioned by a sorted neighbour's "
-                                 f"LU, kept for up to 8 systems")
+    lu_reuse = AutoChoice(
+        "gmres",
+        pc="lu",
+        pc_reuse=8,
+        reason=f"indefinite, {n} unknowns: GMRES preconditioned by a sorted neighbour's LU, kept for up to 8 systems",
+    )
     if name in ("poisson", "heat"):
         return AutoChoice("lu", reason="one matrix, many right-hand sides: factor once")
     if name == "darcy":
         if n < 12_000:
             return AutoChoice("lu", reason=f"2D SPD, {n} unknowns < 12k: sparse LU")
-        return AutoChoice("cg-gamg", pc_reuse=AUTO_GAMG_REUSE,
-                          reason=f"2D SPD, {n} unknowns >= 12k: CG + GAMG, interpolation kept for "
-                                 f"{AUTO_GAMG_REUSE} sorted neighbours")
+        return AutoChoice(
+            "cg-gamg",
+            pc_reuse=AUTO_GAMG_REUSE,
+            reason=f"2D SPD, {n} unknowns >= 12k: CG + GAMG, interpolation kept for "
+            f"{AUTO_GAMG_REUSE} sorted neighbours",
+        )
     if name == "darcy3d":
         if n < 64_000:
             return AutoChoice("gmres", pc="ilu", pc_reuse=1, reason=f"3D SPD, {n} unknowns < 64k: GMRES + ILU(0)")
-        return AutoChoice("cg-gamg", pc_reuse=AUTO_GAMG_REUSE,
-                          reason=f"3D SPD, {n} unknowns >= 64k: CG + GAMG, interpolation kept for "
-                                 f"{AUTO_GAMG_REUSE} sorted neighbours")
+        return AutoChoice(
+            "cg-gamg",
+            pc_reuse=AUTO_GAMG_REUSE,
+            reason=f"3D SPD, {n} unknowns >= 64k: CG + GAMG, interpolation kept for "
+            f"{AUTO_GAMG_REUSE} sorted neighbours",
+        )
     if name == "helmholtz3d":
         if n >= 12_000:
-            return AutoChoice("skr", pc="ilu", pc_reuse=1,
-                              reason=f"3D indefinite, {n} unknowns >= 12k: sorted GCRO-DR (SKR) with ILU(0)")
+            return AutoChoice(
+                "skr",
+                pc="ilu",
+                pc_reuse=1,
+                reason=f"3D indefinite, {n} unknowns >= 12k: sorted GCRO-DR (SKR) with ILU(0)",
+            )
         return AutoChoice("lu", reason=f"3D indefinite, {n} unknowns, < 4 samples: sparse LU") if few else lu_reuse
     if n >= 10_000 and not few:
         return lu_reuse
@@ -243,15 +268,24 @@ class AutoCandidate:
 
     name: str
     method: str
-    pc: Optional[str] = None          # skr/gmres: the PC (None: from the options database)
+    pc: Optional[str] = None  # skr/gmres: the PC (None: from the options database)
     pc_reuse: int = 1
-    factor: Optional[str] = None      # lu and an LU PC: the package (None: the default pivoting one)
+    factor: Optional[str] = None  # lu and an LU PC: the package (None: the default pivoting one)
     prefix: str = "skr_"
 
     def backend(self, config: "GenerationConfig", rtol: float) -> PetscBackend:
-        return PetscBackend(self.method, rtol=rtol, restart=config.restart, recycle=config.recycle, pc=self.pc,
-                            max_it=config.max_it, initial_guess=config.initial_guess, pc_reuse=self.pc_reuse,
-                            factor=self.factor, options_prefix=self.prefix)
+        return PetscBackend(
+            self.method,
+            rtol=rtol,
+            restart=config.restart,
+            recycle=config.recycle,
+            pc=self.pc,
+            max_it=config.max_it,
+            initial_guess=config.initial_guess,
+            pc_reuse=self.pc_reuse,
+            factor=self.factor,
+            options_prefix=self.prefix,
+        )
 
     def first_like(self, n: int, block: int) -> int:
         """How many of ``n`` consecutive samples (from a block start) pay what the first sample of the
@@ -285,8 +319,9 @@ class AutoCandidate:
         return f * float(seconds[0]) + (n - f) * rest
 
 
-def auto_candidates(family: EllipticFamily, config: GenerationConfig, pc_given: Optional[str],
-                    pc_from_options: bool = False) -> list:
+def auto_candidates(
+    family: EllipticFamily, config: GenerationConfig, pc_given: Optional[str], pc_from_options: bool = False
+) -> list:
     """The configurations :func:`auto_trial` times, from what this PETSc build has.
 
     With an explicit preconditioner (``pc_given``: ``--pc`` or ``-skr_pc_type``) only the methods that use
@@ -298,8 +333,10 @@ def auto_candidates(family: EllipticFamily, config: GenerationConfig, pc_given: 
     reuse = config.pc_reuse
     if pc_given is not None:
         pc = None if pc_from_options else pc_given
-        return [AutoCandidate(f"skr+{pc_given}", "skr", pc, reuse),
-                AutoCandidate(f"gmres+{pc_given}", "gmres", pc, reuse)]
+        return [
+            AutoCandidate(f"skr+{pc_given}", "skr", pc, reuse),
+            AutoCandidate(f"gmres+{pc_given}", "gmres", pc, reuse),
+        ]
     # the default (pivoting) LU package and PETSc's native LU: the other packages of the build were slower on
     # every case of benchmarks/datagen_skr.py (SuperLU 1.1-3x UMFPACK's time on Darcy and Helmholtz), and an
     # LU factorisation cannot be stopped early, so they would only make the trial dearer
@@ -307,8 +344,9 @@ def auto_candidates(family: EllipticFamily, config: GenerationConfig, pc_given: 
     out = [AutoCandidate(f"lu:{p}", "lu", factor=p, prefix="skrlu_") for p in lus]
     if family.name in SPD_FAMILIES:
         # CG + GAMG keeps its interpolation along the sorted order unless the user set --pc-reuse
-        out.append(AutoCandidate("cg-gamg", "cg-gamg", pc_reuse=AUTO_GAMG_REUSE if reuse == 1 else reuse,
-                                 prefix="skrcg_"))
+        out.append(
+            AutoCandidate("cg-gamg", "cg-gamg", pc_reuse=AUTO_GAMG_REUSE if reuse == 1 else reuse, prefix="skrcg_")
+        )
     out.append(AutoCandidate("gmres+lu-reuse8", "gmres", "lu", 8, prefix="skrlr_"))
     out += [AutoCandidate("skr+ilu", "skr", "ilu", reuse), AutoCandidate("gmres+ilu", "gmres", "ilu", reuse)]
     # the table's guess (auto_choice) first: its first-sample time bounds the others' (see auto_trial)
@@ -335,8 +373,17 @@ class _Trial:
     seconds: float
 
 
-def auto_trial(family: EllipticFamily, config: GenerationConfig, candidates: list, backends: list, solvers: list,
-               work: list, position: np.ndarray, drawn: dict, comm=None) -> _Trial:
+def auto_trial(
+    family: EllipticFamily,
+    config: GenerationConfig,
+    candidates: list,
+    backends: list,
+    solvers: list,
+    work: list,
+    position: np.ndarray,
+    drawn: dict,
+    comm=None,
+) -> _Trial:
     """Time every candidate on the first :data:`AUTO_TRIAL_SAMPLES` samples of this rank's solve order (the
     close contenders on up to :data:`AUTO_TRIAL_MAX`) and keep the one with the fastest projected total.
 
@@ -373,8 +420,9 @@ def auto_trial(family: EllipticFamily, config: GenerationConfig, candidates: lis
     def monitor(ksp, its, rnorm):
         if time.perf_counter() - started[0] > budget[0]:
             raise _Stop
+
     for be, sv in zip(backends, solvers):
-        sv.raise_errors = True                 # a failing candidate leaves the trial (no fallback solve)
+        sv.raise_errors = True  # a failing candidate leaves the trial (no fallback solve)
         if be.method != "lu":
             be.ksp.setMonitor(monitor)
 
@@ -382,8 +430,13 @@ def auto_trial(family: EllipticFamily, config: GenerationConfig, candidates: lis
         return comm.allgather(item) if comm is not None and comm.Get_size() > 1 else [item]
 
     def projections(per_rank):
-        return [max((candidates[c].projected(sec[c], n, block) if not err[c] else math.inf
-                     for sec, n, err, _ in per_rank), default=math.inf) for c in range(m)]
+        return [
+            max(
+                (candidates[c].projected(sec[c], n, block) if not err[c] else math.inf for sec, n, err, _ in per_rank),
+                default=math.inf,
+            )
+            for c in range(m)
+        ]
 
     per_rank = [([list(x) for x in seconds], n_mine, list(errors), list(alive))]
     for j in range(k):
@@ -398,8 +451,9 @@ def auto_trial(family: EllipticFamily, config: GenerationConfig, candidates: lis
                 if not alive[c]:
                     continue
                 t1 = started[0] = time.perf_counter()
-                budget[0] = AUTO_DROP_FIRST * min((sec[0] for sec in seconds if sec), default=math.inf) \
-                    if j == 0 else math.inf
+                budget[0] = (
+                    AUTO_DROP_FIRST * min((sec[0] for sec in seconds if sec), default=math.inf) if j == 0 else math.inf
+                )
                 try:
                     if block > 0 and position[i] % block == 0:
                         backends[c].reset()
@@ -408,9 +462,9 @@ def auto_trial(family: EllipticFamily, config: GenerationConfig, candidates: lis
                         last[c] = matrix
                     hand = time.perf_counter() - t1
                     outputs, rec = solvers[c].run(family, solved, matrix)
-                except Exception as err:      # noqa: BLE001 -- _Stop arrives wrapped in a PETSc.Error
+                except Exception as err:  # noqa: BLE001 -- _Stop arrives wrapped in a PETSc.Error
                     if time.perf_counter() - t1 > budget[0]:
-                        seconds[c].append(time.perf_counter() - t1)      # stopped: at least this long
+                        seconds[c].append(time.perf_counter() - t1)  # stopped: at least this long
                         alive[c], dropped[c] = False, j
                         continue
                     if not isinstance(err, PETSc.Error):
@@ -425,7 +479,7 @@ def auto_trial(family: EllipticFamily, config: GenerationConfig, candidates: lis
             if any(err[c] for _, _, err, _ in per_rank):
                 alive[c] = False
             elif alive[c] and not all(a[c] for *_, a in per_rank):
-                alive[c], dropped[c] = False, j             # stopped on another rank
+                alive[c], dropped[c] = False, j  # stopped on another rank
         live = [c for c in range(m) if alive[c]]
         if not live:
             break
@@ -453,33 +507,51 @@ def auto_trial(family: EllipticFamily, config: GenerationConfig, candidates: lis
     proj = projections(per_rank)
     live = [c for c in range(m) if alive[c] and math.isfinite(proj[c])]
     if not live:
-        raise ValueError("--solver auto: every candidate failed on the first samples ("
-                         + "; ".join(f"{candidates[c].name}: {errors[c]}" for c in range(m) if errors[c])
-                         + "); choose a --solver explicitly")
+        raise ValueError(
+            "--solver auto: every candidate failed on the first samples ("
+            + "; ".join(f"{candidates[c].name}: {errors[c]}" for c in range(m) if errors[c])
+            + "); choose a --solver explicitly"
+        )
     win = min(live, key=lambda c: proj[c])
     elapsed = max(gather(time.perf_counter() - t_start))
     runner = sorted((proj[c], candidates[c].name) for c in range(m) if c != win and math.isfinite(proj[c]))
     n_total = sum(n for _, n, *_ in per_rank)
-    reason = (f"measured: fastest projected total {proj[win]:.3g} s ({n_total} samples, {len(per_rank)} rank(s): "
-              f"the slowest rank's)"
-              + (f" (next: {runner[0][1]} {runner[0][0]:.3g} s)" if runner else ""))
+    reason = (
+        f"measured: fastest projected total {proj[win]:.3g} s ({n_total} samples, {len(per_rank)} rank(s): "
+        f"the slowest rank's)" + (f" (next: {runner[0][1]} {runner[0][0]:.3g} s)" if runner else "")
+    )
     rank0 = per_rank[0][0]
-    record = {"rule": "measured", "trial_samples": AUTO_TRIAL_SAMPLES, "trial_samples_max": k,
-              "choice": candidates[win].name, "reason": reason,
-              "trial_seconds": float(elapsed),
-              "chosen": {f: getattr(candidates[win], f) for f in ("name", "method", "pc", "pc_reuse", "factor",
-                                                                  "prefix")},
-              "candidates": [{"name": cand.name, "method": cand.method, "pc": cand.pc, "pc_reuse": cand.pc_reuse,
-                              "factor": cand.factor, "seconds": [float(x) for x in rank0[c]],
-                              "projected_seconds": float(proj[c]) if math.isfinite(proj[c]) else None,
-                              "dropped_after_sample": dropped[c],
-                              **({"error": next(e[c] for _, _, e, _ in per_rank if e[c])}
-                                 if any(e[c] for _, _, e, _ in per_rank) else {})}
-                             for c, cand in enumerate(candidates)]}
+    record = {
+        "rule": "measured",
+        "trial_samples": AUTO_TRIAL_SAMPLES,
+        "trial_samples_max": k,
+        "choice": candidates[win].name,
+        "reason": reason,
+        "trial_seconds": float(elapsed),
+        "chosen": {f: getattr(candidates[win], f) for f in ("name", "method", "pc", "pc_reuse", "factor", "prefix")},
+        "candidates": [
+            {
+                "name": cand.name,
+                "method": cand.method,
+                "pc": cand.pc,
+                "pc_reuse": cand.pc_reuse,
+                "factor": cand.factor,
+                "seconds": [float(x) for x in rank0[c]],
+                "projected_seconds": float(proj[c]) if math.isfinite(proj[c]) else None,
+                "dropped_after_sample": dropped[c],
+                **(
+                    {"error": next(e[c] for _, _, e, _ in per_rank if e[c])}
+                    if any(e[c] for _, _, e, _ in per_rank)
+                    else {}
+                ),
+            }
+            for c, cand in enumerate(candidates)
+        ],
+    }
     for c in range(m):
         if c != win:
             backends[c].destroy()
-    budget[0] = math.inf                     # the winner's monitor never stops it again
+    budget[0] = math.inf  # the winner's monitor never stops it again
     solvers[win].raise_errors = False
     return _Trial(win, candidates[win], backends[win], solvers[win], results[win], last[win], record, elapsed)
 
@@ -526,12 +598,12 @@ class GenerationSummary:
     iterations: list = field(default_factory=list)
     max_residual: float = 0.0
     fallbacks: int = 0
-    invalid: dict = field(default_factory=dict)      # {index: reason} of the samples stored invalid
-    updates_skipped: int = 0                        # GCRO-DR recycled-space updates skipped (all samples)
-    spaces_dropped: int = 0                         # samples during which GCRO-DR dropped its space
-    resolved: int = 0                               # already written samples solved again (block starts)
-    trial_seconds: float = 0.0                      # --solver auto: the trial (all candidates), in total_seconds
-    _iterations_sum: int = field(default=0, repr=False)      # running sum and max of `iterations` (postfix)
+    invalid: dict = field(default_factory=dict)  # {index: reason} of the samples stored invalid
+    updates_skipped: int = 0  # GCRO-DR recycled-space updates skipped (all samples)
+    spaces_dropped: int = 0  # samples during which GCRO-DR dropped its space
+    resolved: int = 0  # already written samples solved again (block starts)
+    trial_seconds: float = 0.0  # --solver auto: the trial (all candidates), in total_seconds
+    _iterations_sum: int = field(default=0, repr=False)  # running sum and max of `iterations` (postfix)
     _iterations_max: int = field(default=0, repr=False)
 
     def add(self, index: int, rec: "SampleRecord", setup: float) -> None:
@@ -553,39 +625,50 @@ class GenerationSummary:
     def postfix(self, rec: "SampleRecord") -> str:
         """The progress bar's line after sample ``rec`` (O(1): running sum and max, not the whole list)."""
         mean = self._iterations_sum / max(len(self.iterations), 1)
-        return (f"its {rec.iterations} mean {mean:.1f} max {self._iterations_max} "
-                f"res {self.max_residual:.1e}"
-                f"{' fallbacks ' + str(self.fallbacks) if self.fallbacks else ''}"
-                f"{' INVALID ' + str(len(self.invalid)) if self.invalid else ''}")
+        return (
+            f"its {rec.iterations} mean {mean:.1f} max {self._iterations_max} "
+            f"res {self.max_residual:.1e}"
+            f"{' fallbacks ' + str(self.fallbacks) if self.fallbacks else ''}"
+            f"{' INVALID ' + str(len(self.invalid)) if self.invalid else ''}"
+        )
 
     def text(self) -> str:
         its = np.array(self.iterations) if self.iterations else np.zeros(1)
-        lines = [f"{self.path}: {'complete' if self.complete else 'partial (resume with --resume)'}; "
-                 f"{self.solved} solved this run, {self.skipped} already written"
-                 f"{f' ({self.resolved} of them solved again to restart their blocks)' if self.resolved else ''}, "
-                 f"solver {self.solver}, ordering {self.ordering}",
-                 f"  iterations/sample mean {its.mean():.1f} median {np.median(its):.0f} max {its.max():.0f}; "
-                 f"max true relative residual {self.max_residual:.2e} (valid samples); "
-                 f"direct-solve fallbacks {self.fallbacks}"]
+        lines = [
+            f"{self.path}: {'complete' if self.complete else 'partial (resume with --resume)'}; "
+            f"{self.solved} solved this run, {self.skipped} already written"
+            f"{f' ({self.resolved} of them solved again to restart their blocks)' if self.resolved else ''}, "
+            f"solver {self.solver}, ordering {self.ordering}",
+            f"  iterations/sample mean {its.mean():.1f} median {np.median(its):.0f} max {its.max():.0f}; "
+            f"max true relative residual {self.max_residual:.2e} (valid samples); "
+            f"direct-solve fallbacks {self.fallbacks}",
+        ]
         if self.solver == "skr":
-            lines.append(f"  GCRO-DR: recycled-space updates skipped {self.updates_skipped}, "
-                         f"recycled space dropped in {self.spaces_dropped} samples")
+            lines.append(
+                f"  GCRO-DR: recycled-space updates skipped {self.updates_skipped}, "
+                f"recycled space dropped in {self.spaces_dropped} samples"
+            )
         if self.invalid:
             first = sorted(self.invalid)[:3]
-            lines.append(f"  INVALID samples {len(self.invalid)} (stored with valid=False; first: "
-                         + "; ".join(f"{i}: {self.invalid[i]}" for i in first) + ")")
+            lines.append(
+                f"  INVALID samples {len(self.invalid)} (stored with valid=False; first: "
+                + "; ".join(f"{i}: {self.invalid[i]}" for i in first)
+                + ")"
+            )
         trial = f"auto trial {self.trial_seconds:.2f} (the chosen method's share counted above too), "
-        lines.append(f"  seconds: features {self.feature_seconds:.2f}, sort {self.sort_seconds:.2f}, "
-                     f"assembly {self.setup_seconds:.2f}, solve {self.solve_seconds:.2f}, "
-                     f"write {self.write_seconds:.2f}, "
-                     f"{trial if self.trial_seconds else ''}"
-                     f"total {self.total_seconds:.2f} "
-                     f"({self.total_seconds / max(self.solved, 1):.4f} s/sample)")
+        lines.append(
+            f"  seconds: features {self.feature_seconds:.2f}, sort {self.sort_seconds:.2f}, "
+            f"assembly {self.setup_seconds:.2f}, solve {self.solve_seconds:.2f}, "
+            f"write {self.write_seconds:.2f}, "
+            f"{trial if self.trial_seconds else ''}"
+            f"total {self.total_seconds:.2f} "
+            f"({self.total_seconds / max(self.solved, 1):.4f} s/sample)"
+        )
         return "\n".join(lines)
 
 
 # samples drawn for the features are kept for the solve loop up to this many bytes of inputs per rank
-KEEP_SAMPLES_BYTES = 256 * 2 ** 20
+KEEP_SAMPLES_BYTES = 256 * 2**20
 
 
 def compute_features(family: EllipticFamily, seed: int, n: int, comm=None, keep: Optional[dict] = None) -> np.ndarray:
@@ -621,7 +704,7 @@ def chunk_of(order: np.ndarray, rank: int, size: int, block: int = 0) -> np.ndar
     mine = np.array_split(np.arange(n_blocks), size)[rank]
     if mine.size == 0:
         return order[:0]
-    return order[mine[0] * block:min((mine[-1] + 1) * block, len(order))]
+    return order[mine[0] * block : min((mine[-1] + 1) * block, len(order))]
 
 
 class _FallbackSolver:
@@ -643,16 +726,21 @@ class _FallbackSolver:
             self._matrix = matrix
             try:
                 self._lu, self._error = spla.splu(sp.csc_matrix(matrix), permc_spec="COLAMD"), ""
-            except (RuntimeError, ValueError) as err:     # "Factor is exactly singular"
+            except (RuntimeError, ValueError) as err:  # "Factor is exactly singular"
                 self._lu, self._error = None, str(err)
         if self._lu is None:
-            return None, SolveStats(0, math.inf, time.perf_counter() - t0, False,
-                                    f"failed: {self._error}", self.method)
+            return None, SolveStats(0, math.inf, time.perf_counter() - t0, False, f"failed: {self._error}", self.method)
         x = self._lu.solve(np.asarray(b, dtype=np.float64))
         residual = relative_residual(matrix, b, x)
         converged = bool(np.isfinite(residual) and residual <= self.rtol)
-        return x, SolveStats(1, residual, time.perf_counter() - t0, converged,
-                             "CONVERGED_DIRECT" if converged else "DIVERGED_DIRECT_RESIDUAL", self.method)
+        return x, SolveStats(
+            1,
+            residual,
+            time.perf_counter() - t0,
+            converged,
+            "CONVERGED_DIRECT" if converged else "DIVERGED_DIRECT_RESIDUAL",
+            self.method,
+        )
 
 
 def relative_residual(matrix, b, x) -> float:
@@ -675,8 +763,8 @@ class SampleRecord:
     fallback: bool = False
     updates_skipped: int = 0
     space_dropped: bool = False
-    cast_residual: float = 0.0         # largest ||A (x32 - x)|| / ||b|| (float32 storage only)
-    reason: str = ""                   # why the sample is invalid ("" when valid)
+    cast_residual: float = 0.0  # largest ||A (x32 - x)|| / ||b|| (float32 storage only)
+    reason: str = ""  # why the sample is invalid ("" when valid)
 
     @property
     def valid(self) -> bool:
@@ -724,23 +812,29 @@ class _SampleSolver:
                 rec.fallback = True
                 if not st2.converged and not rec.reason:
                     direct = f"reached {st2.residual:.3e}" if x2 is not None else st2.reason
-                    rec.reason = (f"system {j}: {method} stopped at true residual {st.residual:.3e} ({st.reason}) "
-                                  f"and the pivoting direct fallback (splu) {direct}; rtol {self.rtol:g}")
+                    rec.reason = (
+                        f"system {j}: {method} stopped at true residual {st.residual:.3e} ({st.reason}) "
+                        f"and the pivoting direct fallback (splu) {direct}; rtol {self.rtol:g}"
+                    )
                 if st2.converged or x is None or (x2 is not None and st2.residual < st.residual):
-                    x, st = x2, st2        # the better of the two is kept (and stored if invalid)
+                    x, st = x2, st2  # the better of the two is kept (and stored if invalid)
             if x is None:
                 x = np.full(len(b), np.nan)
             residual = st.residual
             if self.cast:
                 x32 = x.astype(np.float32).astype(np.float64)
                 nb = float(np.linalg.norm(b)) or 1.0
-                rec.cast_residual = max(rec.cast_residual, float(np.linalg.norm(matrix @ (x32 - x))) / nb
-                                        if np.all(np.isfinite(x)) else math.inf)
+                rec.cast_residual = max(
+                    rec.cast_residual,
+                    float(np.linalg.norm(matrix @ (x32 - x))) / nb if np.all(np.isfinite(x)) else math.inf,
+                )
                 residual = relative_residual(matrix, b, x32)
                 if st.converged and not residual <= self.rtol and not rec.reason:
-                    rec.reason = (f"system {j}: the float32-rounded solution has true residual {residual:.3e} > rtol "
-                                  f"{self.rtol:g} (the float64 solve reached {st.residual:.3e}); store float64 "
-                                  f"(--dtype float64) or raise --rtol")
+                    rec.reason = (
+                        f"system {j}: the float32-rounded solution has true residual {residual:.3e} > rtol "
+                        f"{self.rtol:g} (the float64 solve reached {st.residual:.3e}); store float64 "
+                        f"(--dtype float64) or raise --rtol"
+                    )
                 x = x32
             rec.residual = max(rec.residual, residual) if np.isfinite(residual) else math.inf
             return x
@@ -755,8 +849,10 @@ def _stored_inputs(family: EllipticFamily, sample, dtype: str):
     if dtype == "float64":
         return sample
     roles = family.field_roles()
-    inputs = {k: (v.astype(np.float32).astype(np.float64) if roles.get(k, (None, ""))[1] == "input" else v)
-              for k, v in sample.inputs.items()}
+    inputs = {
+        k: (v.astype(np.float32).astype(np.float64) if roles.get(k, (None, ""))[1] == "input" else v)
+        for k, v in sample.inputs.items()
+    }
     return type(sample)(sample.index, inputs, dict(sample.params))
 
 
@@ -765,11 +861,12 @@ def _significant_ceil(x: float) -> float:
     if not (np.isfinite(x) and x > 0):
         return x
     e = math.floor(math.log10(x))
-    return math.ceil(x / 10 ** e) * 10 ** e
+    return math.ceil(x / 10**e) * 10**e
 
 
-def check_storage_precision(family: EllipticFamily, config: GenerationConfig, solver: "_SampleSolver",
-                            index: int) -> dict:
+def check_storage_precision(
+    family: EllipticFamily, config: GenerationConfig, solver: "_SampleSolver", index: int
+) -> dict:
     """Refuse float32 storage when its rounding alone breaks ``rtol`` (module docstring, 5).
 
     Solves sample ``index`` (the first of the order) and measures ``||A (x32 - x)|| / ||b||`` over its
@@ -783,17 +880,32 @@ def check_storage_precision(family: EllipticFamily, config: GenerationConfig, so
     solver.backend.reset()
     smallest = _significant_ceil(rec.cast_residual / CAST_MARGIN)
     if not rec.cast_residual <= CAST_MARGIN * config.rtol:
-        raise ValueError(f"--dtype float32 cannot hold rtol {config.rtol:g} for this operator: rounding the "
-                         f"solution of sample {index} to float32 (unit roundoff {2.0 ** -24:.1e}) alone gives a "
-                         f"true relative residual of {rec.cast_residual:.2e}; the smallest rtol float32 can hold "
-                         f"here is about {smallest:.0e} (--rtol {smallest:.0e}), or store --dtype float64")
-    return {"cast_residual_probe": float(rec.cast_residual), "probe_sample": int(index),
-            "smallest_rtol_estimate": float(smallest)}
+        raise ValueError(
+            f"--dtype float32 cannot hold rtol {config.rtol:g} for this operator: rounding the "
+            f"solution of sample {index} to float32 (unit roundoff {2.0**-24:.1e}) alone gives a "
+            f"true relative residual of {rec.cast_residual:.2e}; the smallest rtol float32 can hold "
+            f"here is about {smallest:.0e} (--rtol {smallest:.0e}), or store --dtype float64"
+        )
+    return {
+        "cast_residual_probe": float(rec.cast_residual),
+        "probe_sample": int(index),
+        "smallest_rtol_estimate": float(smallest),
+    }
 
 
-def generate(family: EllipticFamily, path: str, config: GenerationConfig, *, resume: bool = False,
-             overwrite: bool = False, comm=None, progress: bool = True, max_new: Optional[int] = None,
-             stream=None, unused_options: str = "warn") -> GenerationSummary:
+def generate(
+    family: EllipticFamily,
+    path: str,
+    config: GenerationConfig,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    comm=None,
+    progress: bool = True,
+    max_new: Optional[int] = None,
+    stream=None,
+    unused_options: str = "warn",
+) -> GenerationSummary:
     """Generate (or resume) the dataset at ``path``; returns this rank's summary.
 
     ``max_new`` stops after that many newly written samples without finalizing (a resumable partial
@@ -809,16 +921,34 @@ def generate(family: EllipticFamily, path: str, config: GenerationConfig, *, res
     user_options = parse_petsc_options(config.petsc_options)
     inserted = insert_petsc_options(user_options)
     try:
-        return _generate(family, path, config, user_options, resume=resume, overwrite=overwrite, comm=comm,
-                         progress=progress, max_new=max_new, stream=stream, unused_options=unused_options)
+        return _generate(
+            family,
+            path,
+            config,
+            user_options,
+            resume=resume,
+            overwrite=overwrite,
+            comm=comm,
+            progress=progress,
+            max_new=max_new,
+            stream=stream,
+            unused_options=unused_options,
+        )
     finally:
         # -skr_pc_type is the backend's (from --pc; -skrlr_pc_type: auto's LU-reuse GMRES) unless the user gave it
         given = {n for n, _ in user_options}
         remove_petsc_options(inserted + [n for n in ("skr_pc_type", "skrlr_pc_type") if n not in given])
 
 
-def check_petsc_options(family: EllipticFamily, config: GenerationConfig, backend, index: int,
-                        user_options: list, unused_options: str = "warn", warn: bool = True):
+def check_petsc_options(
+    family: EllipticFamily,
+    config: GenerationConfig,
+    backend,
+    index: int,
+    user_options: list,
+    unused_options: str = "warn",
+    warn: bool = True,
+):
     """``(applied, unused)``: the user's PETSc options (``[(name, value)]``) that the solver read, as the
     options string recorded in the spec, and the names of those it did not read.
 
@@ -849,8 +979,11 @@ def check_petsc_options(family: EllipticFamily, config: GenerationConfig, backen
             pass
         be.reset()
     unused = unused_petsc_options([name for name, _ in user_options])
-    applied = " ".join(f"-{name}" + ("" if value is None else f" {shlex.quote(str(value))}")
-                       for name, value in user_options if name not in unused)
+    applied = " ".join(
+        f"-{name}" + ("" if value is None else f" {shlex.quote(str(value))}")
+        for name, value in user_options
+        if name not in unused
+    )
     if unused:
         names = ", ".join(f"-{n}" for n in unused)
         if len(backends) == 1:
@@ -858,9 +991,11 @@ def check_petsc_options(family: EllipticFamily, config: GenerationConfig, backen
         else:
             solver = f"any of the {len(backends)} methods --solver auto timed (they read"
         prefixes = dict.fromkeys(be.options_prefix for be in backends)
-        what = (f"PETSc option{'s' if len(unused) > 1 else ''} {names} not used by {solver} "
-                + " and ".join(f"-{p}ksp_* and -{p}pc_*" for p in prefixes)
-                + " options); check the spelling and the prefix")
+        what = (
+            f"PETSc option{'s' if len(unused) > 1 else ''} {names} not used by {solver} "
+            + " and ".join(f"-{p}ksp_* and -{p}pc_*" for p in prefixes)
+            + " options); check the spelling and the prefix"
+        )
         if unused_options == "error":
             raise ValueError(f"{what}, or drop --strict-petsc-options to run with a warning")
         if warn:
@@ -868,8 +1003,9 @@ def check_petsc_options(family: EllipticFamily, config: GenerationConfig, backen
     return applied, unused
 
 
-def _generate(family, path, config, user_options, *, resume, overwrite, comm, progress, max_new, stream,
-              unused_options="warn"):
+def _generate(
+    family, path, config, user_options, *, resume, overwrite, comm, progress, max_new, stream, unused_options="warn"
+):
     from datagen.dataset import DatasetWriter, FieldSpec, Grid
 
     t_start = time.perf_counter()
@@ -877,7 +1013,7 @@ def _generate(family, path, config, user_options, *, resume, overwrite, comm, pr
     # an explicit -skr_pc_type among the PETSc options wins over --pc
     pc_option = next((value for name, value in user_options if name == "skr_pc_type"), None)
     pc = None if pc_option is not None else (config.pc or "ilu")
-    pc_given = pc_option if pc_option is not None else config.pc      # None: nobody asked for a PC
+    pc_given = pc_option if pc_option is not None else config.pc  # None: nobody asked for a PC
     pc_reuse = config.pc_reuse
     auto_reason = ""
     auto_record = None
@@ -899,14 +1035,27 @@ def _generate(family, path, config, user_options, *, resume, overwrite, comm, pr
             method, table_pc, table_reuse, auto_reason = table_decision(family, config, pc_given)
             pc = table_pc if table_pc is not None else pc
             pc_reuse = table_reuse if table_reuse is not None else pc_reuse
-            auto_record = {"rule": "table", "choice": method, "reason": auto_reason,
-                           "chosen": {"name": method, "method": method, "pc": pc, "pc_reuse": pc_reuse,
-                                      "factor": None, "prefix": "skr_"}, "candidates": []}
+            auto_record = {
+                "rule": "table",
+                "choice": method,
+                "reason": auto_reason,
+                "chosen": {
+                    "name": method,
+                    "method": method,
+                    "pc": pc,
+                    "pc_reuse": pc_reuse,
+                    "factor": None,
+                    "prefix": "skr_",
+                },
+                "candidates": [],
+            }
     else:
         method = config.solver
     if method == "cg-gamg" and family.name not in SPD_FAMILIES:
-        raise ValueError(f"solver cg-gamg needs a symmetric positive definite family ({', '.join(SPD_FAMILIES)}); "
-                         f"{family.name} is indefinite: use skr, gmres or lu")
+        raise ValueError(
+            f"solver cg-gamg needs a symmetric positive definite family ({', '.join(SPD_FAMILIES)}); "
+            f"{family.name} is indefinite: use skr, gmres or lu"
+        )
     cast = config.dtype == "float32"
     solve_rtol = config.rtol * CAST_SOLVE_FRACTION if cast else config.rtol
     # the backend(s) are built before any file is touched: a bad PC or option fails here
@@ -915,9 +1064,18 @@ def _generate(family, path, config, user_options, *, resume, overwrite, comm, pr
         solvers = [_SampleSolver(b, config.rtol, config.dtype) for b in backends]
         backend, solver = backends[0], solvers[0]
     else:
-        backend = PetscBackend(method, rtol=solve_rtol, restart=config.restart, recycle=config.recycle, pc=pc,
-                               max_it=config.max_it, initial_guess=config.initial_guess, pc_reuse=pc_reuse,
-                               factor=factor, options_prefix=prefix)
+        backend = PetscBackend(
+            method,
+            rtol=solve_rtol,
+            restart=config.restart,
+            recycle=config.recycle,
+            pc=pc,
+            max_it=config.max_it,
+            initial_guess=config.initial_guess,
+            pc_reuse=pc_reuse,
+            factor=factor,
+            options_prefix=prefix,
+        )
         backends, solver = [backend], _SampleSolver(backend, config.rtol, config.dtype)
     summary = GenerationSummary(path=str(path), n_samples=config.n_samples, solver=method)
 
@@ -939,19 +1097,33 @@ def _generate(family, path, config, user_options, *, resume, overwrite, comm, pr
     if cast:
         # every rank probes the same sample: the same decision everywhere, before any file is touched
         storage.update(check_storage_precision(family, config, solver, int(order[0])))
-        storage.update({"inputs": "rounded to float32 before assembly (the solved system is the stored one)",
-                        "residual": "of the float32-rounded solution, computed in float64",
-                        "solve_rtol": solve_rtol})
+        storage.update(
+            {
+                "inputs": "rounded to float32 before assembly (the solved system is the stored one)",
+                "residual": "of the float32-rounded solution, computed in float64",
+                "solve_rtol": solve_rtol,
+            }
+        )
 
-    applied, unused = check_petsc_options(family, config, backends if candidates else backend, int(order[0]),
-                                          user_options, unused_options, warn=rank == 0)
+    applied, unused = check_petsc_options(
+        family, config, backends if candidates else backend, int(order[0]), user_options, unused_options, warn=rank == 0
+    )
     block = int(config.block)
     trial = None
     if candidates:
         # --solver auto: time the candidates on this rank's first samples (a fresh run: all of them are to
         # be solved); the winner goes on from there and its trial solutions are the stored ones
-        trial = auto_trial(family, config, candidates, backends, solvers,
-                           [int(i) for i in chunk_of(order, rank, size, block)], position, drawn, comm)
+        trial = auto_trial(
+            family,
+            config,
+            candidates,
+            backends,
+            solvers,
+            [int(i) for i in chunk_of(order, rank, size, block)],
+            position,
+            drawn,
+            comm,
+        )
         if comm is not None and size > 1:
             trial.record = comm.bcast(trial.record, root=0)
         backend, solver = trial.backend, trial.solver
@@ -961,18 +1133,41 @@ def _generate(family, path, config, user_options, *, resume, overwrite, comm, pr
         summary.trial_seconds = trial.seconds
     roles = family.field_roles()
     fields_ = {name: FieldSpec(shape=shape, role=role, dtype=config.dtype) for name, (shape, role) in roles.items()}
-    spec = _dataset_spec(family, config, method, auto_reason, applied, unused, pc, pc_reuse, ordering, storage,
-                         pc_defaults=" ".join(f"-{n} {v}" for n, v in backend.gamg_defaults),
-                         auto_record=auto_record, factor_used=_factor_used(backend))
+    spec = _dataset_spec(
+        family,
+        config,
+        method,
+        auto_reason,
+        applied,
+        unused,
+        pc,
+        pc_reuse,
+        ordering,
+        storage,
+        pc_defaults=" ".join(f"-{n} {v}" for n, v in backend.gamg_defaults),
+        auto_record=auto_record,
+        factor_used=_factor_used(backend),
+    )
     if size > 1 and rank == 0:
         _note_idle_ranks(order, size, config, stream)
     grid = Grid(coords=family.coordinates(), boundary=family.boundary())
-    writer = DatasetWriter(path, pde=family.name, spec=spec, n_samples=config.n_samples, seed=config.seed,
-                           fields=fields_, grid=grid, params=family.param_names, solver=SOLVER_FIELDS,
-                           resume=resume, overwrite=overwrite, comm=comm)
+    writer = DatasetWriter(
+        path,
+        pde=family.name,
+        spec=spec,
+        n_samples=config.n_samples,
+        seed=config.seed,
+        fields=fields_,
+        grid=grid,
+        params=family.param_names,
+        solver=SOLVER_FIELDS,
+        resume=resume,
+        overwrite=overwrite,
+        comm=comm,
+    )
     mine, pending, work = _work_list(writer, order, position, rank, size, block)
     summary.skipped = len(mine) - len(pending)
-    drawn = {i: drawn[i] for i in work if i in drawn}      # other ranks' and already written samples go
+    drawn = {i: drawn[i] for i in work if i in drawn}  # other ranks' and already written samples go
 
     bar = _progress_bar(family, len(work), rank, size, stream) if progress else None
     stopped_early = False
@@ -985,7 +1180,7 @@ def _generate(family, path, config, user_options, *, resume, overwrite, comm, pr
             if new and max_new is not None and written >= max_new:
                 stopped_early = True
                 break
-            if i in tried:                             # solved by the auto trial with the chosen method
+            if i in tried:  # solved by the auto trial with the chosen method
                 sample, outputs, rec, setup = tried.pop(i)
                 drawn.pop(i, None)
             else:
@@ -995,7 +1190,7 @@ def _generate(family, path, config, user_options, *, resume, overwrite, comm, pr
                 sample = drawn.pop(i, None) or family.sample(config.seed, i)
                 solved = _stored_inputs(family, sample, config.dtype)
                 matrix = family.operator(solved)
-                if matrix is not last_matrix:              # a fixed operator (poisson) is handed over once
+                if matrix is not last_matrix:  # a fixed operator (poisson) is handed over once
                     backend.set_operator(matrix)
                     last_matrix = matrix
                 setup = time.perf_counter() - t0
@@ -1006,12 +1201,24 @@ def _generate(family, path, config, user_options, *, resume, overwrite, comm, pr
                     bar.update(1)
                 continue
             t1 = time.perf_counter()
-            writer.write(i, {**sample.inputs, **outputs}, params=sample.params,
-                         solver={"iterations": rec.iterations, "residual": rec.residual, "seconds": rec.seconds,
-                                 "setup_seconds": setup, "order": int(position[i]), "converged": rec.valid,
-                                 "fallback": rec.fallback, "rank": rank, "updates_skipped": rec.updates_skipped,
-                                 "space_dropped": rec.space_dropped},
-                         invalid_reason=rec.reason)
+            writer.write(
+                i,
+                {**sample.inputs, **outputs},
+                params=sample.params,
+                solver={
+                    "iterations": rec.iterations,
+                    "residual": rec.residual,
+                    "seconds": rec.seconds,
+                    "setup_seconds": setup,
+                    "order": int(position[i]),
+                    "converged": rec.valid,
+                    "fallback": rec.fallback,
+                    "rank": rank,
+                    "updates_skipped": rec.updates_skipped,
+                    "space_dropped": rec.space_dropped,
+                },
+                invalid_reason=rec.reason,
+            )
             written += 1
             summary.write_seconds += time.perf_counter() - t1
             summary.add(i, rec, setup)
@@ -1019,7 +1226,7 @@ def _generate(family, path, config, user_options, *, resume, overwrite, comm, pr
                 bar.set_postfix_str(summary.postfix(rec), refresh=False)
                 bar.update(1)
     except BaseException:
-        writer.close()        # keep what was written for --resume; no file appears at `path`
+        writer.close()  # keep what was written for --resume; no file appears at `path`
         raise
     finally:
         if bar is not None:
@@ -1033,27 +1240,46 @@ def _generate(family, path, config, user_options, *, resume, overwrite, comm, pr
     return summary
 
 
-def _dataset_spec(family, config: GenerationConfig, method, auto_reason, applied, unused, pc, pc_reuse,
-                  ordering, storage, pc_defaults: str = "", auto_record: Optional[dict] = None,
-                  factor_used: Optional[str] = None) -> dict:
+def _dataset_spec(
+    family,
+    config: GenerationConfig,
+    method,
+    auto_reason,
+    applied,
+    unused,
+    pc,
+    pc_reuse,
+    ordering,
+    storage,
+    pc_defaults: str = "",
+    auto_record: Optional[dict] = None,
+    factor_used: Optional[str] = None,
+) -> dict:
     """The spec stored in the file (:func:`datagen.spec.build_spec`): the family's settings, plus the
     solver section (the configuration, what was used, the stopping rule, the fallback, the block resets
     and the storage precision)."""
-    solver = {**asdict(config), "method": method, "auto_reason": auto_reason,
-              **({"auto": auto_record} if auto_record is not None else {}),
-              "factor_used": factor_used,
-              "petsc_options": applied,
-              **({"petsc_options_unused": [f"-{n}" for n in unused]} if unused else {}),
-              "pc_used": pc if method in ("skr", "gmres") else None,
-              "pc_defaults": pc_defaults,
-              "pc_reuse_used": pc_reuse, "ordering_used": ordering, "pc_side": "right",
-              "stopping": "||b - A x|| <= rtol ||b|| (true residual)",
-              "fallback": "SciPy splu (SuperLU, partial pivoting) when the true residual exceeds rtol; a sample it "
-                          "cannot bring below rtol is stored invalid with its reason",
-              "block_reset": "backend reset (recycled space, previous solution, PC) at every position p of the sorted "
-                             "order with p % block == 0; MPI chunks and resumes start on block boundaries"
-                             if config.block else "none (block = 0)",
-              "storage": storage}
+    solver = {
+        **asdict(config),
+        "method": method,
+        "auto_reason": auto_reason,
+        **({"auto": auto_record} if auto_record is not None else {}),
+        "factor_used": factor_used,
+        "petsc_options": applied,
+        **({"petsc_options_unused": [f"-{n}" for n in unused]} if unused else {}),
+        "pc_used": pc if method in ("skr", "gmres") else None,
+        "pc_defaults": pc_defaults,
+        "pc_reuse_used": pc_reuse,
+        "ordering_used": ordering,
+        "pc_side": "right",
+        "stopping": "||b - A x|| <= rtol ||b|| (true residual)",
+        "fallback": "SciPy splu (SuperLU, partial pivoting) when the true residual exceeds rtol; a sample it "
+        "cannot bring below rtol is stored invalid with its reason",
+        "block_reset": "backend reset (recycled space, previous solution, PC) at every position p of the sorted "
+        "order with p % block == 0; MPI chunks and resumes start on block boundaries"
+        if config.block
+        else "none (block = 0)",
+        "storage": storage,
+    }
     solver.pop("n_samples")
     solver.pop("seed")
     return build_spec(family.name, {**family.spec(), **solver})
@@ -1065,9 +1291,12 @@ def _note_idle_ranks(order, size: int, config: GenerationConfig, stream) -> None
     idle = [r for r in range(size) if len(chunk_of(order, r, size, block)) == 0]
     if idle:
         n_blocks = -(-config.n_samples // block) if block else config.n_samples
-        print(f"note: {size} ranks for {config.n_samples} samples in {n_blocks} block(s) of {block}: rank(s) "
-              f"{', '.join(map(str, idle))} get no samples (ranks take whole blocks); --block "
-              f"{max(1, config.n_samples // size)} or less uses every rank", file=stream or sys.stderr)
+        print(
+            f"note: {size} ranks for {config.n_samples} samples in {n_blocks} block(s) of {block}: rank(s) "
+            f"{', '.join(map(str, idle))} get no samples (ranks take whole blocks); --block "
+            f"{max(1, config.n_samples // size)} or less uses every rank",
+            file=stream or sys.stderr,
+        )
 
 
 def _work_list(writer, order, position, rank: int, size: int, block: int):
@@ -1091,9 +1320,15 @@ def _progress_bar(family, total: int, rank: int, size: int, stream):
     """One line redrawn in place on a terminal, periodic lines in a log (:mod:`datagen.progress`)."""
     from datagen.progress import progress_bar
 
-    return progress_bar(total=total, desc=f"{family.name}[{rank}/{size}]" if size > 1 else family.name,
-                        unit="sample", file=stream or sys.stderr, position=rank if size > 1 else None,
-                        dynamic_ncols=True, smoothing=0.1)
+    return progress_bar(
+        total=total,
+        desc=f"{family.name}[{rank}/{size}]" if size > 1 else family.name,
+        unit="sample",
+        file=stream or sys.stderr,
+        position=rank if size > 1 else None,
+        dynamic_ncols=True,
+        smoothing=0.1,
+    )
 
 
 def _close_output(writer, summary: GenerationSummary, stopped_early: bool) -> None:
@@ -1112,14 +1347,19 @@ def _factor_used(backend: PetscBackend) -> Optional[str]:
     """The LU package the backend factors with (None when it does not factor)."""
     try:
         return backend.factor_used
-    except Exception:      # noqa: BLE001 -- provenance only, never fatal
+    except Exception:  # noqa: BLE001 -- provenance only, never fatal
         return None
 
 
 def merge_summaries(parts: list) -> GenerationSummary:
     """One summary for all ranks (times are the slowest rank's, counts add up)."""
-    out = GenerationSummary(path=parts[0].path, n_samples=parts[0].n_samples, solver=parts[0].solver,
-                            ordering=parts[0].ordering, complete=all(p.complete for p in parts))
+    out = GenerationSummary(
+        path=parts[0].path,
+        n_samples=parts[0].n_samples,
+        solver=parts[0].solver,
+        ordering=parts[0].ordering,
+        complete=all(p.complete for p in parts),
+    )
     for p in parts:
         out.solved += p.solved
         out.skipped += p.skipped
@@ -1130,7 +1370,14 @@ def merge_summaries(parts: list) -> GenerationSummary:
         out.invalid.update(p.invalid)
         out.updates_skipped += p.updates_skipped
         out.spaces_dropped += p.spaces_dropped
-        for k in ("sort_seconds", "feature_seconds", "setup_seconds", "solve_seconds", "write_seconds",
-                  "total_seconds", "trial_seconds"):
+        for k in (
+            "sort_seconds",
+            "feature_seconds",
+            "setup_seconds",
+            "solve_seconds",
+            "write_seconds",
+            "total_seconds",
+            "trial_seconds",
+        ):
             setattr(out, k, max(getattr(out, k), getattr(p, k)))
     return out

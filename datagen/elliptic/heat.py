@@ -13,6 +13,7 @@ Per sample: conductivity ``a = exp(GRF(alpha, tau))`` (cosine series, stream 0),
 sine-series (Dirichlet-compatible) GRF (alpha 2.5, tau 7, stream 1), constant source ``f``.
 Stored fields: ``a``, ``u0`` (inputs, ``(s, s)``), ``u`` (output, ``(T, s, s)`` at ``t_1..t_T``).
 """
+
 from __future__ import annotations
 
 from typing import Callable, Dict, Optional
@@ -35,8 +36,15 @@ def theta_step_matrices(L: sp.csr_matrix, dt: float, theta: float):
     return lhs, scale_and_shift(L, -(1.0 - theta) * dt, 1.0)
 
 
-def theta_trajectory(L: sp.csr_matrix, u0: np.ndarray, dt: float, n_steps: int, theta: float,
-                     linear_solve: LinearSolve, source: Optional[Callable[[float], np.ndarray]] = None) -> np.ndarray:
+def theta_trajectory(
+    L: sp.csr_matrix,
+    u0: np.ndarray,
+    dt: float,
+    n_steps: int,
+    theta: float,
+    linear_solve: LinearSolve,
+    source: Optional[Callable[[float], np.ndarray]] = None,
+) -> np.ndarray:
     """States ``(n_steps, n)`` at ``t_1..t_T`` of the theta scheme; ``linear_solve`` solves with
     ``I + theta dt L``; ``source(t)`` gives the interior source (None: zero)."""
     _, rhs_matrix = theta_step_matrices(L, dt, theta)
@@ -55,8 +63,17 @@ class Heat(EllipticFamily):
     name = "heat"
     feature_fields = ("a", "u0")
 
-    def __init__(self, resolution: int, dim: int = 2, n_steps: int = 10, dt: float = 0.005, theta: float = 1.0,
-                 alpha: float = 2.5, tau: float = 7.0, forcing: float = 0.0):
+    def __init__(
+        self,
+        resolution: int,
+        dim: int = 2,
+        n_steps: int = 10,
+        dt: float = 0.005,
+        theta: float = 1.0,
+        alpha: float = 2.5,
+        tau: float = 7.0,
+        forcing: float = 0.0,
+    ):
         super().__init__(resolution, dim)
         self.n_steps, self.dt, self.theta = check_n_steps(n_steps), check_dt(dt), check_theta(theta)
         self.forcing = check_source(forcing)
@@ -68,8 +85,7 @@ class Heat(EllipticFamily):
         return self.n_steps
 
     def field_roles(self):
-        return {"a": (self.shape, "input"), "u0": (self.shape, "input"),
-                "u": ((self.n_steps,) + self.shape, "output")}
+        return {"a": (self.shape, "input"), "u0": (self.shape, "input"), "u": ((self.n_steps,) + self.shape, "output")}
 
     def coordinates(self):
         c = super().coordinates()
@@ -77,11 +93,18 @@ class Heat(EllipticFamily):
         return c
 
     def options(self) -> dict:
-        return {"equation": "u_t - div(a grad u) = f, u = 0 on the boundary",
-                "scheme": "conservative finite volume (harmonic mean) in space, theta scheme in time",
-                "n_steps": self.n_steps, "dt": self.dt, "theta": self.theta, "forcing": self.forcing,
-                "a_law": "a = exp(g)", "a_grf": self.a_grf.spec(), "u0_grf": self.u0_grf.spec(),
-                "u_times": "t_1..t_T (u0 stored separately)"}
+        return {
+            "equation": "u_t - div(a grad u) = f, u = 0 on the boundary",
+            "scheme": "conservative finite volume (harmonic mean) in space, theta scheme in time",
+            "n_steps": self.n_steps,
+            "dt": self.dt,
+            "theta": self.theta,
+            "forcing": self.forcing,
+            "a_law": "a = exp(g)",
+            "a_grf": self.a_grf.spec(),
+            "u0_grf": self.u0_grf.spec(),
+            "u_times": "t_1..t_T (u0 stored separately)",
+        }
 
     def sample(self, seed: int, index: int) -> ProblemSample:
         a = np.exp(self.a_grf.sample(seed, [index], stream=0)[0])
@@ -102,6 +125,13 @@ class Heat(EllipticFamily):
         inner = (slice(1, -1),) * self.dim
         u0 = sample.inputs["u0"][inner].ravel()
         f = np.full(u0.size, self.forcing)
-        states = theta_trajectory(L, u0, self.dt, self.n_steps, self.theta, linear_solve,
-                                  source=(lambda t: f) if self.forcing != 0.0 else None)
+        states = theta_trajectory(
+            L,
+            u0,
+            self.dt,
+            self.n_steps,
+            self.theta,
+            linear_solve,
+            source=(lambda t: f) if self.forcing != 0.0 else None,
+        )
         return {"u": np.stack([embed_interior(s, self.shape) for s in states])}

@@ -13,6 +13,7 @@ mass term ``k^2 V``. Resolution: the local wavelength ``2 pi / k(x)`` must span 
 spacings; fewer triggers a warning (and is recorded in the spec).
 Stored fields: ``k`` and ``f`` (inputs), ``u`` (output); param ``k0``.
 """
+
 from __future__ import annotations
 
 import math
@@ -54,8 +55,17 @@ class Helmholtz(EllipticFamily):
     name = "helmholtz"
     feature_fields = ("k", "f")
 
-    def __init__(self, resolution: int, dim: int = 2, wavenumber: float = 4.0 * math.pi, contrast: float = 0.1,
-                 spread: float = 0.0, alpha: float = 2.5, tau: float = 7.0, bc: str = "dirichlet"):
+    def __init__(
+        self,
+        resolution: int,
+        dim: int = 2,
+        wavenumber: float = 4.0 * math.pi,
+        contrast: float = 0.1,
+        spread: float = 0.0,
+        alpha: float = 2.5,
+        tau: float = 7.0,
+        bc: str = "dirichlet",
+    ):
         super().__init__(resolution, dim)
         self.name = "helmholtz" if dim == 2 else "helmholtz3d"
         self.wavenumber, self.contrast = check_wavenumber(wavenumber), check_contrast(contrast)
@@ -67,11 +77,13 @@ class Helmholtz(EllipticFamily):
         k_max = self.wavenumber * (1 + self.spread) * math.exp(4.0 * self.contrast)
         self.points_per_wavelength = 2 * math.pi / k_max / self.h
         if self.points_per_wavelength < MIN_POINTS_PER_WAVELENGTH:
-            warnings.warn(f"helmholtz: only {self.points_per_wavelength:.1f} grid points per local wavelength at "
-                          f"k = {k_max:.3g} (resolution {resolution}); at least {MIN_POINTS_PER_WAVELENGTH:.0f} are "
-                          f"needed for an accurate solution: raise the resolution to "
-                          f"{math.ceil(MIN_POINTS_PER_WAVELENGTH * k_max / (2 * math.pi)) + 1} or lower the wavenumber",
-                          stacklevel=2)
+            warnings.warn(
+                f"helmholtz: only {self.points_per_wavelength:.1f} grid points per local wavelength at "
+                f"k = {k_max:.3g} (resolution {resolution}); at least {MIN_POINTS_PER_WAVELENGTH:.0f} are "
+                f"needed for an accurate solution: raise the resolution to "
+                f"{math.ceil(MIN_POINTS_PER_WAVELENGTH * k_max / (2 * math.pi)) + 1} or lower the wavenumber",
+                stacklevel=2,
+            )
 
     def field_roles(self):
         return {"k": (self.shape, "input"), "f": (self.shape, "input"), "u": (self.shape, "output")}
@@ -84,12 +96,18 @@ class Helmholtz(EllipticFamily):
         return {ax: self.bc for ax in ("x", "y", "z")[: self.dim]}
 
     def options(self) -> dict:
-        return {"equation": "-Lap u - k(x)^2 u = f", "boundary_condition": self.bc,
-                "scheme": "finite volume, second order, lumped mass, symmetric indefinite",
-                "wavenumber_law": "k = k0 exp(contrast g / std(g)), k0 = wavenumber (1 + spread (2U - 1))",
-                "wavenumber": self.wavenumber, "contrast": self.contrast, "spread": self.spread,
-                "k_grf": self.k_grf.spec(), "f_grf": self.f_grf.spec(),
-                "points_per_wavelength_min": self.points_per_wavelength}
+        return {
+            "equation": "-Lap u - k(x)^2 u = f",
+            "boundary_condition": self.bc,
+            "scheme": "finite volume, second order, lumped mass, symmetric indefinite",
+            "wavenumber_law": "k = k0 exp(contrast g / std(g)), k0 = wavenumber (1 + spread (2U - 1))",
+            "wavenumber": self.wavenumber,
+            "contrast": self.contrast,
+            "spread": self.spread,
+            "k_grf": self.k_grf.spec(),
+            "f_grf": self.f_grf.spec(),
+            "points_per_wavelength_min": self.points_per_wavelength,
+        }
 
     def sample(self, seed: int, index: int) -> ProblemSample:
         g = self.k_grf.sample(seed, [index], stream=0)[0] / self._k_std
@@ -99,7 +117,7 @@ class Helmholtz(EllipticFamily):
         return ProblemSample(index, {"k": k, "f": f}, {"k0": float(k0)})
 
     def param_scales(self):
-        return {"k0": 1.0 / self.wavenumber}   # |k0_i - k0_j| relative to the mean wavenumber
+        return {"k0": 1.0 / self.wavenumber}  # |k0_i - k0_j| relative to the mean wavenumber
 
     def feature_transform(self, name, field):
         return field / self.wavenumber if name == "k" else field

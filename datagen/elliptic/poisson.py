@@ -5,6 +5,7 @@ second order, SPD); per sample a random source ``f`` (cosine-series GRF, alpha 2
 and random boundary data ``g`` (the boundary values of a cosine-series GRF, alpha 3, tau 3, stream 1).
 Stored fields: ``f``, ``g`` (inputs; ``g`` is zero inside), ``u`` (output).
 """
+
 from __future__ import annotations
 
 from typing import Dict
@@ -28,8 +29,15 @@ class Poisson(EllipticFamily):
     name = "poisson"
     feature_fields = ("f", "g")
 
-    def __init__(self, resolution: int, dim: int = 2, alpha: float = 2.5, tau: float = 7.0,
-                 boundary_alpha: float = 3.0, boundary_tau: float = 3.0):
+    def __init__(
+        self,
+        resolution: int,
+        dim: int = 2,
+        alpha: float = 2.5,
+        tau: float = 7.0,
+        boundary_alpha: float = 3.0,
+        boundary_tau: float = 3.0,
+    ):
         super().__init__(resolution, dim)
         self.f_grf = GaussianRandomField(self.shape, alpha=alpha, tau=tau, boundary="neumann")
         self.g_grf = GaussianRandomField(self.shape, alpha=boundary_alpha, tau=boundary_tau, boundary="neumann")
@@ -40,10 +48,13 @@ class Poisson(EllipticFamily):
         return {"f": (self.shape, "input"), "g": (self.shape, "input"), "u": (self.shape, "output")}
 
     def options(self) -> dict:
-        return {"equation": "-Lap u = f, u = g on the boundary",
-                "scheme": "finite volume 5/7-point Laplacian, second order, SPD, one matrix for all samples",
-                "f_grf": self.f_grf.spec(), "g_grf": self.g_grf.spec(),
-                "g_storage": "full grid, boundary values = data, interior = 0"}
+        return {
+            "equation": "-Lap u = f, u = g on the boundary",
+            "scheme": "finite volume 5/7-point Laplacian, second order, SPD, one matrix for all samples",
+            "f_grf": self.f_grf.spec(),
+            "g_grf": self.g_grf.spec(),
+            "g_storage": "full grid, boundary values = data, interior = 0",
+        }
 
     def sample(self, seed: int, index: int) -> ProblemSample:
         f = self.f_grf.sample(seed, [index], stream=0)[0]

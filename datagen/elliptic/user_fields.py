@@ -25,6 +25,7 @@ and sample count; e.g. ``"coefficient": "file"`` for Darcy. For Helmholtz with a
 param ``k0`` is the grid mean of ``k`` and ``points_per_wavelength_min`` is recomputed from the
 file's largest ``k``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -40,15 +41,21 @@ from datagen.elliptic.family import EllipticFamily, ProblemSample
 __all__ = ["UserFields", "ROLES", "read_fields"]
 
 ROLES: Dict[str, Dict[str, str]] = {
-    "darcy": {"coefficient": "a"}, "darcy3d": {"coefficient": "a"}, "heat": {"coefficient": "a"},
+    "darcy": {"coefficient": "a"},
+    "darcy3d": {"coefficient": "a"},
+    "heat": {"coefficient": "a"},
     "poisson": {"source": "f"},
-    "helmholtz": {"wavenumber": "k", "source": "f"}, "helmholtz3d": {"wavenumber": "k", "source": "f"},
+    "helmholtz": {"wavenumber": "k", "source": "f"},
+    "helmholtz3d": {"wavenumber": "k", "source": "f"},
 }
 POSITIVE = ("coefficient", "wavenumber")
 # spec keys that describe the law a replaced field would have come from
 LAW_KEYS = {
-    ("darcy", "a"): ("grf", "coefficient_law"), ("heat", "a"): ("a_law", "a_grf"), ("poisson", "f"): ("f_grf",),
-    ("helmholtz", "k"): ("k_grf", "wavenumber_law", "contrast", "spread", "wavenumber"), ("helmholtz", "f"): ("f_grf",),
+    ("darcy", "a"): ("grf", "coefficient_law"),
+    ("heat", "a"): ("a_law", "a_grf"),
+    ("poisson", "f"): ("f_grf",),
+    ("helmholtz", "k"): ("k_grf", "wavenumber_law", "contrast", "spread", "wavenumber"),
+    ("helmholtz", "f"): ("f_grf",),
 }
 
 
@@ -81,7 +88,7 @@ def read_fields(path: str, key: Optional[str] = None) -> np.ndarray:
             if key not in f or not isinstance(f[key], h5py.Dataset):
                 raise ValueError(f"{path}: key {key!r} is not a dataset; keys: {', '.join(names)}")
             a = np.asarray(f[key][()], dtype=np.float64)
-            return np.transpose(a) if low.endswith(".mat") else a   # MATLAB v7.3 is column-major
+            return np.transpose(a) if low.endswith(".mat") else a  # MATLAB v7.3 is column-major
     if low.endswith(".mat"):
         from scipy.io import loadmat, whosmat
 
@@ -108,17 +115,20 @@ class UserFields:
         self.records: Dict[str, dict] = {}
         for role, (path, key) in files.items():
             if role not in allowed:
-                raise ValueError(f"{family.name} takes no {role} field from a file; it takes "
-                                 f"{', '.join(allowed) or 'none'}")
+                raise ValueError(
+                    f"{family.name} takes no {role} field from a file; it takes {', '.join(allowed) or 'none'}"
+                )
             name = allowed[role]
             arr = read_fields(path, key)
             want = family.shape
             if arr.shape[1:] != want:
-                raise ValueError(f"{path}[{key}] holds fields of shape {arr.shape[1:]} (array {arr.shape}); "
-                                 f"{family.name} at --resolution {family.resolution} needs (N,) + {want} on its nodes "
-                                 f"x_j = j/(s-1): resample the fields or pass --resolution {arr.shape[-1]}"
-                                 if arr.ndim == len(want) + 1 else
-                                 f"{path}[{key}] has shape {arr.shape}; expected (N,) + {want}")
+                raise ValueError(
+                    f"{path}[{key}] holds fields of shape {arr.shape[1:]} (array {arr.shape}); "
+                    f"{family.name} at --resolution {family.resolution} needs (N,) + {want} on its nodes "
+                    f"x_j = j/(s-1): resample the fields or pass --resolution {arr.shape[-1]}"
+                    if arr.ndim == len(want) + 1
+                    else f"{path}[{key}] has shape {arr.shape}; expected (N,) + {want}"
+                )
             bad = ~np.isfinite(arr)
             if role in POSITIVE:
                 bad |= ~(arr > 0)
@@ -127,8 +137,14 @@ class UserFields:
                 need = "positive and finite" if role in POSITIVE else "finite"
                 raise ValueError(f"{path}[{key}]{list(idx)} = {arr[idx]:g}: a {role} must be {need}")
             self.fields[name] = arr
-            self.records[name] = {"role": role, "path": os.path.abspath(path), "key": key, "sha256": _sha256(path),
-                                  "shape": list(arr.shape), "samples": int(arr.shape[0])}
+            self.records[name] = {
+                "role": role,
+                "path": os.path.abspath(path),
+                "key": key,
+                "sha256": _sha256(path),
+                "shape": list(arr.shape),
+                "samples": int(arr.shape[0]),
+            }
 
     @property
     def n_available(self) -> int:
@@ -136,10 +152,12 @@ class UserFields:
 
     def check_samples(self, n: int) -> None:
         if n > self.n_available:
-            raise ValueError(f"the field file(s) hold {self.n_available} samples but --n is {n}; "
-                             f"pass --n {self.n_available} or fewer")
+            raise ValueError(
+                f"the field file(s) hold {self.n_available} samples but --n is {n}; "
+                f"pass --n {self.n_available} or fewer"
+            )
 
-    def __getattr__(self, name):               # everything else is the family's
+    def __getattr__(self, name):  # everything else is the family's
         if name == "family":
             raise AttributeError(name)
         return getattr(self.family, name)
@@ -174,16 +192,23 @@ class UserFields:
 def add_arguments(group, family: str) -> None:
     """``--<role>-file`` / ``--<role>-key`` for each field ``family`` takes from a file."""
     for role, name in ROLES.get(family, {}).items():
-        group.add_argument(f"--{role}-file", default=None, metavar="FILE",
-                           help=f"take the {role} {name} of sample i from row i of FILE (.npy/.npz/.h5/.mat, "
-                                f"(N, s, s) on the family's nodes) instead of drawing it")
+        group.add_argument(
+            f"--{role}-file",
+            default=None,
+            metavar="FILE",
+            help=f"take the {role} {name} of sample i from row i of FILE (.npy/.npz/.h5/.mat, "
+            f"(N, s, s) on the family's nodes) instead of drawing it",
+        )
         group.add_argument(f"--{role}-key", default=None, metavar="KEY", help=f"array name in --{role}-file")
 
 
 def from_args(family: EllipticFamily, args):
     """``family`` wrapped by :class:`UserFields` when any ``--<role>-file`` is given, checked against ``--n``."""
-    files = {role: (getattr(args, f"{role}_file"), getattr(args, f"{role}_key", None))
-             for role in ROLES.get(family.name, {}) if getattr(args, f"{role}_file", None)}
+    files = {
+        role: (getattr(args, f"{role}_file"), getattr(args, f"{role}_key", None))
+        for role in ROLES.get(family.name, {})
+        if getattr(args, f"{role}_file", None)
+    }
     for role in ROLES.get(family.name, {}):
         if getattr(args, f"{role}_key", None) and not getattr(args, f"{role}_file", None):
             raise ValueError(f"--{role}-key needs --{role}-file")

@@ -44,6 +44,7 @@ Modules: :mod:`~datagen.krylov.gcrodr` (the solver), :mod:`~datagen.krylov.harmo
 :mod:`~datagen.krylov.ksp_python` (KSP registration), :mod:`~datagen.krylov.reference`
 (a plain NumPy/SciPy GCRO-DR used as a test oracle), :mod:`~datagen.krylov.result`.
 """
+
 from datagen.krylov.gcrodr import GCRODR
 from datagen.krylov.pc_reuse import PCReusePolicy
 from datagen.krylov.result import SolveResult

@@ -58,6 +58,7 @@ rows through ``Vec.createWithArray`` wrappers (no copies) when applying ``A`` an
 Inner products are summed over the communicator's ranks, so a distributed ``Mat`` works; data
 generation uses ``COMM_SELF`` (one system per rank).
 """
+
 from __future__ import annotations
 
 import math
@@ -117,7 +118,7 @@ def _dense_flops(p: int) -> int:
     ``p = k + s`` columns (Golub & Van Loan's counts): the least-squares solve ``Gbar^+ Gram``
     by SVD (~12 p^3), the nonsymmetric eigenproblem with vectors (~25 p^3), QRs, SVD of the
     principal-angle block and small products (~13 p^3)."""
-    return 50 * p ** 3
+    return 50 * p**3
 
 
 def _petsc():
@@ -131,14 +132,15 @@ def _petsc():
 @dataclass(eq=False)
 class _Solve:
     """One solve's reporting context and counters (``target = max(rtol ||b||, atol)``)."""
+
     bnorm: float
     target: float
     monitor: object = None
     convergence_test: object = None
-    applications: int = 0     # operator applications (each counted once)
-    iterations: int = 0       # Arnoldi steps so far
+    applications: int = 0  # operator applications (each counted once)
+    iterations: int = 0  # Arnoldi steps so far
     cycles: int = 0
-    history: list = field(default_factory=list)   # reported relative residuals
+    history: list = field(default_factory=list)  # reported relative residuals
 
 
 @dataclass(eq=False)
@@ -146,21 +148,22 @@ class _Cycle:
     """One restart cycle (module docstring, 1-2), passed between its steps and to
     :meth:`GCRODR.build_solution` while it runs. Rows: ``U~`` ``[k - k_act, k)``, ``C``
     ``[k, k + k_act)``, ``V`` from ``k + k_act``."""
-    k_act: int                # recycled vectors in use
-    inner_target: float       # stopping threshold of the in-cycle estimate |g_{j+1}|
-    report_scale: float       # in-cycle estimate -> reported (unpreconditioned) residual
-    c_top: np.ndarray         # c = C^T r, the start vector's C component
-    beta: float               # ||(I - C C^T) r||
-    g: np.ndarray             # beta e_1 after the Givens rotations, (s + 1,)
-    hess: np.ndarray          # raw Hbar (for the Ritz problem), (s + 1, s)
-    coupling: np.ndarray      # B = C^T Op V, (k_act, s)
-    rot: np.ndarray           # Hbar after the Givens rotations, (s + 1, s)
+
+    k_act: int  # recycled vectors in use
+    inner_target: float  # stopping threshold of the in-cycle estimate |g_{j+1}|
+    report_scale: float  # in-cycle estimate -> reported (unpreconditioned) residual
+    c_top: np.ndarray  # c = C^T r, the start vector's C component
+    beta: float  # ||(I - C C^T) r||
+    g: np.ndarray  # beta e_1 after the Givens rotations, (s + 1,)
+    hess: np.ndarray  # raw Hbar (for the Ritz problem), (s + 1, s)
+    coupling: np.ndarray  # B = C^T Op V, (k_act, s)
+    rot: np.ndarray  # Hbar after the Givens rotations, (s + 1, s)
     cosines: list = field(default_factory=list)
     sines: list = field(default_factory=list)
     steps: int = 0
     breakdown: bool = False
-    nonfinite: bool = False   # the operator or the PC gave NaN/inf
-    stop_reason: str | None = None   # the convergence test's (or divtol's) reason mid-cycle
+    nonfinite: bool = False  # the operator or the PC gave NaN/inf
+    stop_reason: str | None = None  # the convergence test's (or divtol's) reason mid-cycle
 
 
 class GCRODR:
@@ -210,17 +213,26 @@ class GCRODR:
             assert res.converged, res.reason
     """
 
-    def __init__(self, restart: int = 40, recycle: int = 20, rtol: float = 1e-8,
-                 atol: float = 0.0, max_it: int = 10000, pc_side: str = "right", comm=None,
-                 options_prefix: str | None = None, reorthogonalize: str = "never",
-                 update_last_cycle: bool = True, update_interval: int = 1,
-                 update_rank_tol: float = 0.1, divtol: float | None = None):
+    def __init__(
+        self,
+        restart: int = 40,
+        recycle: int = 20,
+        rtol: float = 1e-8,
+        atol: float = 0.0,
+        max_it: int = 10000,
+        pc_side: str = "right",
+        comm=None,
+        options_prefix: str | None = None,
+        reorthogonalize: str = "never",
+        update_last_cycle: bool = True,
+        update_interval: int = 1,
+        update_rank_tol: float = 0.1,
+        divtol: float | None = None,
+    ):
         if not isinstance(restart, (int, np.integer)) or isinstance(restart, bool) or restart < 1:
             raise ValueError(f"restart (m) must be an integer >= 1, got {restart!r}")
-        if (not isinstance(recycle, (int, np.integer)) or isinstance(recycle, bool)
-                or not 0 <= recycle < restart):
-            raise ValueError(f"recycle (k) must be an integer with 0 <= k < restart={restart}, "
-                             f"got {recycle!r}")
+        if not isinstance(recycle, (int, np.integer)) or isinstance(recycle, bool) or not 0 <= recycle < restart:
+            raise ValueError(f"recycle (k) must be an integer with 0 <= k < restart={restart}, got {recycle!r}")
         if not isinstance(max_it, (int, np.integer)) or isinstance(max_it, bool) or max_it < 1:
             raise ValueError(f"max_it must be an integer >= 1, got {max_it!r}")
         rtol, atol = float(rtol), float(atol)
@@ -229,8 +241,7 @@ class GCRODR:
         if not atol >= 0.0:
             raise ValueError(f"atol must be >= 0, got {atol!r}")
         if rtol == 0.0 and atol == 0.0:
-            raise ValueError("rtol and atol are both 0: the solve could never stop; "
-                             "give rtol > 0 or atol > 0")
+            raise ValueError("rtol and atol are both 0: the solve could never stop; give rtol > 0 or atol > 0")
         if pc_side not in PC_SIDES:
             raise ValueError(f"pc_side must be one of {PC_SIDES}, got {pc_side!r}")
         if divtol is not None:
@@ -238,8 +249,7 @@ class GCRODR:
             if not divtol >= 1.0:
                 raise ValueError(f"divtol must be >= 1 (or None: no divergence test), got {divtol!r}")
         if reorthogonalize not in REORTHOGONALIZE:
-            raise ValueError(f"reorthogonalize must be one of {REORTHOGONALIZE}, "
-                             f"got {reorthogonalize!r}")
+            raise ValueError(f"reorthogonalize must be one of {REORTHOGONALIZE}, got {reorthogonalize!r}")
         PETSc = _petsc()
         self.restart = int(restart)
         self.recycle = int(recycle)
@@ -249,8 +259,7 @@ class GCRODR:
         self.pc_side = pc_side
         self.reorthogonalize = reorthogonalize
         self.update_last_cycle = bool(update_last_cycle)
-        if (isinstance(update_interval, bool) or not isinstance(update_interval, int)
-                or update_interval < 1):
+        if isinstance(update_interval, bool) or not isinstance(update_interval, int) or update_interval < 1:
             raise ValueError(f"update_interval must be an integer >= 1, got {update_interval!r}")
         self.update_interval = update_interval
         update_rank_tol = float(update_rank_tol)
@@ -276,12 +285,11 @@ class GCRODR:
         self._n = None  # local size the buffers were allocated for
         self._store_z = False  # keep Z = M^{-1} [U~; V] (right PC reused across systems)
         self._ev = _events()
-        self._live = None      # the _Cycle running now, for build_solution
+        self._live = None  # the _Cycle running now, for build_solution
         self._solving_x = None
         #: cumulative seconds per phase, for profiling: wall clock (``perf_counter``, cheap enough
         #: to read twice per Arnoldi step), except ``pc_setup`` in CPU seconds
-        self.timers = dict.fromkeys(
-            ("op", "ortho", "update", "refresh", "residual", "pc_setup"), 0.0)
+        self.timers = dict.fromkeys(("op", "ortho", "update", "refresh", "residual", "pc_setup"), 0.0)
         self.reset()
 
     # ------------------------------------------------------------------ public API
@@ -293,8 +301,8 @@ class GCRODR:
         self._ctu = np.zeros((0, 0))  # C^T U~
         self._utu = np.zeros((0, 0))  # U~^T U~
         self._lam = np.zeros((0, 0))  # Op U~ = C Lambda (k x k; diagonal after a full update)
-        self._op_key = None           # identity of the operator C was built for
-        self._z_pc_key = None         # the PC that Z = M^{-1} U~ was computed with
+        self._op_key = None  # identity of the operator C was built for
+        self._z_pc_key = None  # the PC that Z = M^{-1} U~ was computed with
         self._pc_reuse.forget()
 
     def destroy(self) -> None:
@@ -309,8 +317,20 @@ class GCRODR:
         for name in ("_t_vec", "_r_vec", "_z_vec", "_x0_vec"):
             if getattr(self, name, None) is not None:
                 getattr(self, name).destroy()
-        for name in ("_W", "_W_alt", "_Z", "_Z_alt", "_W_vecs", "_W_alt_vecs", "_Z_vecs",
-                     "_Z_alt_vecs", "_t_vec", "_r_vec", "_z_vec", "_x0_vec"):
+        for name in (
+            "_W",
+            "_W_alt",
+            "_Z",
+            "_Z_alt",
+            "_W_vecs",
+            "_W_alt_vecs",
+            "_Z_vecs",
+            "_Z_alt_vecs",
+            "_t_vec",
+            "_r_vec",
+            "_z_vec",
+            "_x0_vec",
+        ):
             setattr(self, name, None)
         self._pc = None
         self._A = None
@@ -330,10 +350,9 @@ class GCRODR:
         k, k0 = self._recycle_dim, self.recycle
         if self._n is None or k == 0:
             return np.zeros((0, self._n or 0)), np.zeros((0, self._n or 0)), np.zeros((0, 0))
-        return self._W[k0 - k:k0].copy(), self._W[k0:k0 + k].copy(), self._lam.copy()
+        return self._W[k0 - k : k0].copy(), self._W[k0 : k0 + k].copy(), self._lam.copy()
 
-    def set_pc_reuse(self, max_systems: int = 1, iteration_growth: float = 1.5,
-                     min_baseline: int = 10) -> None:
+    def set_pc_reuse(self, max_systems: int = 1, iteration_growth: float = 1.5, min_baseline: int = 10) -> None:
         """Reuse one preconditioner for a run of consecutive (sorted) systems.
 
         The PC built for system ``i`` is kept for at most ``max_systems`` systems, and rebuilt
@@ -347,8 +366,9 @@ class GCRODR:
         the next matrix under the kept PC costs ``k`` products with ``A`` instead of ``k`` PC
         applications; switching that storage on or off drops the current recycled space.
         """
-        self._pc_reuse = PCReusePolicy(max_systems=max_systems, iteration_growth=iteration_growth,
-                                       min_baseline=min_baseline)
+        self._pc_reuse = PCReusePolicy(
+            max_systems=max_systems, iteration_growth=iteration_growth, min_baseline=min_baseline
+        )
         store = self._pc_reuse.active and self.pc_side == "right" and self.recycle > 0
         if store != self._store_z:
             # Z = M^{-1} U~ makes the re-map onto a new matrix under a kept PC cost k products
@@ -361,8 +381,18 @@ class GCRODR:
         """The PETSc PC this solver owns (``None`` until the first solve)."""
         return self._own_pc
 
-    def solve(self, A, b, x, pc=None, P=None, initial_guess_nonzero: bool = True,
-              monitor=None, pc_reused: bool = False, convergence_test=None) -> SolveResult:
+    def solve(
+        self,
+        A,
+        b,
+        x,
+        pc=None,
+        P=None,
+        initial_guess_nonzero: bool = True,
+        monitor=None,
+        pc_reused: bool = False,
+        convergence_test=None,
+    ) -> SolveResult:
         """Solve ``A x = b``; ``x`` holds the initial guess on entry, the solution on exit.
 
         Args:
@@ -400,8 +430,7 @@ class GCRODR:
         if n_rows != n_cols:
             raise ValueError(f"A must be square, got global size {n_rows} x {n_cols}")
         if b.getSize() != n_rows or x.getSize() != n_rows:
-            raise ValueError(f"size mismatch: A is {n_rows} x {n_cols}, b has {b.getSize()}, "
-                             f"x has {x.getSize()}")
+            raise ValueError(f"size mismatch: A is {n_rows} x {n_cols}, b has {b.getSize()}, x has {x.getSize()}")
         if self._store_z and self.pc_side != "right":
             self._store_z, self._n = False, None  # Z = M^{-1} U~ only exists for right PC
         self._solve_skipped = 0
@@ -417,8 +446,12 @@ class GCRODR:
         # counter changes whenever values are set in place
         previous_pc_key = getattr(self, "_current_pc_key", None)
         self._current_pc_key = self._pc_key(pc)
-        if (pc_reused and pc is not None and previous_pc_key is not None
-                and previous_pc_key[0] == self._current_pc_key[0]):
+        if (
+            pc_reused
+            and pc is not None
+            and previous_pc_key is not None
+            and previous_pc_key[0] == self._current_pc_key[0]
+        ):
             self._current_pc_key = previous_pc_key  # same M: Z = M^{-1} U~ stays valid
         op_key = (A.getId(), A.stateGet(), self._current_pc_key, self.pc_side)
         applications = 0
@@ -429,8 +462,13 @@ class GCRODR:
         self._op_key = op_key
 
         bnorm = b.norm()
-        run = _Solve(bnorm=bnorm, target=max(self.rtol * bnorm, self.atol), monitor=monitor,
-                     convergence_test=convergence_test, applications=applications)
+        run = _Solve(
+            bnorm=bnorm,
+            target=max(self.rtol * bnorm, self.atol),
+            monitor=monitor,
+            convergence_test=convergence_test,
+            applications=applications,
+        )
         if bnorm == 0.0:
             x.zeroEntries()
             return self._finish(start, run, 0.0, "CONVERGED_ZERO_RHS", pc_rebuilt)
@@ -473,7 +511,7 @@ class GCRODR:
                 return rnorm, cycle.stop_reason
             stop = self._report(run, run.iterations, rnorm)
             if cycle.nonfinite and not rnorm <= target:
-                return rnorm, "DIVERGED_NANORINF"   # the operator or the PC gave NaN/inf
+                return rnorm, "DIVERGED_NANORINF"  # the operator or the PC gave NaN/inf
             if cycle.breakdown or (steps == 0 and idle_cycle):
                 # an exact invariant subspace that does not contain the solution (A or M is
                 # singular on it), or cycles that cannot take a step: more would repeat them
@@ -500,8 +538,10 @@ class GCRODR:
             if not reason:
                 return None
             if reason not in CONVERGED_REASONS + DIVERGED_REASONS:
-                raise ValueError(f"the convergence test returned {reason!r}; allowed: None (go on) or "
-                                 f"one of {CONVERGED_REASONS + DIVERGED_REASONS}")
+                raise ValueError(
+                    f"the convergence test returned {reason!r}; allowed: None (go on) or "
+                    f"one of {CONVERGED_REASONS + DIVERGED_REASONS}"
+                )
             return reason
         # PETSc's KSPConvergedDefault: rnorm >= divtol * rnorm0, with rnorm0 = ||b||
         if self.divtol is not None and norm >= self.divtol * bnorm:
@@ -518,8 +558,10 @@ class GCRODR:
         Raises ``RuntimeError`` outside a solve.
         """
         if self._solving_x is None:
-            raise RuntimeError("build_solution is only available during a solve (from a monitor or "
-                               "a convergence test); after it the solution is the solve's x")
+            raise RuntimeError(
+                "build_solution is only available during a solve (from a monitor or "
+                "a convergence test); after it the solution is the solve's x"
+            )
         if self._live is None:
             if out.handle != self._solving_x.handle:
                 self._solving_x.copy(out)
@@ -542,13 +584,13 @@ class GCRODR:
         basis_x = self._Z if self._store_z else W
         if steps:
             y = scipy.linalg.solve_triangular(rot[:steps, :steps], g[:steps])
-            blas.dgemv(1.0, basis_x[v0:v0 + steps].T, y, beta=0.0, y=t, overwrite_y=1)
+            blas.dgemv(1.0, basis_x[v0 : v0 + steps].T, y, beta=0.0, y=t, overwrite_y=1)
         else:
             y = np.zeros(0)
             t[:] = 0.0
         if k_act:
             y_u = np.linalg.solve(self._lam, cycle.c_top - cycle.coupling[:, :steps] @ y)
-            blas.dgemv(1.0, basis_x[k0 - k_act:k0].T, y_u, beta=1.0, y=t, overwrite_y=1)
+            blas.dgemv(1.0, basis_x[k0 - k_act : k0].T, y_u, beta=1.0, y=t, overwrite_y=1)
         _log_flops(2 * (steps + k_act) * self._n + steps * steps + 2 * k_act * (steps + k_act * k_act))
         event.end()
         if not (steps or k_act):
@@ -575,17 +617,17 @@ class GCRODR:
             return
         for name in ("_W_vecs", "_W_alt_vecs", "_Z_vecs", "_Z_alt_vecs"):
             for v in getattr(self, name, None) or []:
-                v.destroy()               # wrappers of the blocks of the previous size
+                v.destroy()  # wrappers of the blocks of the previous size
             setattr(self, name, None)
         m, k = self.restart, self.recycle
         self._n = n
         self._global_n = b.getSize()
         self._W = np.zeros((k + m + 1, n))
         self._W_alt = np.zeros((k + m + 1, n)) if k else self._W
-        self._t = np.zeros(n)               # combination [U~, V] y before x += (M^{-1}) t
-        self._r = np.zeros(n)               # residual
-        self._z = np.zeros(n)               # PC / operator intermediate
-        self._x0 = np.zeros(n)              # x at the start of the current cycle
+        self._t = np.zeros(n)  # combination [U~, V] y before x += (M^{-1}) t
+        self._r = np.zeros(n)  # residual
+        self._z = np.zeros(n)  # PC / operator intermediate
+        self._x0 = np.zeros(n)  # x at the start of the current cycle
         wrap = self._wrap
         self._W_vecs = [wrap(row) for row in self._W]
         self._W_alt_vecs = [wrap(row) for row in self._W_alt] if k else self._W_vecs
@@ -630,10 +672,12 @@ class GCRODR:
                 pc, self._own_pc = self._own_pc, None
                 pc.destroy()
                 detail = str(exc).splitlines()[-1].removeprefix("[0] ").strip()
-                raise ValueError(f"PETSc rejected the preconditioner options with prefix "
-                                 f"{prefix!r} (-{prefix}pc_type {given}): {detail}; "
-                                 f"allowed: any PCType of this PETSc build (ilu, gamg, "
-                                 f"jacobi, sor, asm, lu, hypre if installed, ...)") from exc
+                raise ValueError(
+                    f"PETSc rejected the preconditioner options with prefix "
+                    f"{prefix!r} (-{prefix}pc_type {given}): {detail}; "
+                    f"allowed: any PCType of this PETSc build (ilu, gamg, "
+                    f"jacobi, sor, asm, lu, hypre if installed, ...)"
+                ) from exc
         self._pc = self._own_pc
         operator_key = (A.getId(), A.stateGet())
         if self._pc_reuse.needs_rebuild(operator_key):
@@ -658,6 +702,7 @@ class GCRODR:
         """Sum partial inner products over ranks (no-op on one rank)."""
         if self._mpi is not None:
             from mpi4py import MPI
+
             values = np.ascontiguousarray(values)
             self._mpi.Allreduce(MPI.IN_PLACE, values, op=MPI.SUM)
         return values
@@ -736,9 +781,9 @@ class GCRODR:
         unnormalised into the first ``V`` row); the cycle's arrays for ``s = min(m - k_act,
         budget)`` steps."""
         W = self._W
-        k0 = self.recycle                     # first row of C
+        k0 = self.recycle  # first row of C
         k_act = self._recycle_dim
-        v0 = k0 + k_act                       # first row of V
+        v0 = k0 + k_act  # first row of V
         if self.pc_side == "left":
             self._apply_pc(self._r_vec, self._z_vec)
             start_vec = self._z
@@ -748,7 +793,7 @@ class GCRODR:
             start_vec = self._r
             start_norm = rnorm
             inner_target = run.target
-        x.copy(self._x0_vec)                  # x_0 of this cycle: x = x_0 + correction at its end
+        x.copy(self._x0_vec)  # x_0 of this cycle: x = x_0 + correction at its end
         self._live = None
         ev_orth = self._ev["GCRODROrthog"]
         n = self._n
@@ -763,7 +808,7 @@ class GCRODR:
             # first cycle after a new matrix; later residuals are already orthogonal to C
             c_norm = float(np.linalg.norm(c_top))
             passes = 1
-            if c_norm * c_norm > (1.0 - _REORTH_ETA ** 2) * start_norm * start_norm:
+            if c_norm * c_norm > (1.0 - _REORTH_ETA**2) * start_norm * start_norm:
                 c_fix = self._sum(c_block @ first)
                 blas.dgemv(-1.0, c_block.T, c_fix, beta=1.0, y=first, overwrite_y=1)
                 c_top += c_fix
@@ -778,18 +823,23 @@ class GCRODR:
         g = np.zeros(steps_max + 1)
         g[0] = beta
         return _Cycle(
-            k_act=k_act, inner_target=inner_target, c_top=c_top, beta=beta, g=g,
+            k_act=k_act,
+            inner_target=inner_target,
+            c_top=c_top,
+            beta=beta,
+            g=g,
             # in-cycle residuals are reported as unpreconditioned estimates (the stopping test's scale)
             report_scale=rnorm / start_norm if self.pc_side == "left" and start_norm > 0 else 1.0,
             hess=np.zeros((steps_max + 1, steps_max)),
             coupling=np.zeros((k_act, steps_max)),
-            rot=np.zeros((steps_max + 1, steps_max)))
+            rot=np.zeros((steps_max + 1, steps_max)),
+        )
 
     def _arnoldi_step(self, cycle: _Cycle, j: int, run: _Solve) -> bool:
         """Arnoldi step ``j`` (builds ``v_{j+2}``), its Givens rotation and its report.
         Returns whether the cycle goes on."""
         k0 = self.recycle
-        row = k0 + cycle.k_act + j + 1        # v_{j+2} is built in this row
+        row = k0 + cycle.k_act + j + 1  # v_{j+2} is built in this row
         tick = time.perf_counter()
         vecs = self._W_vecs
         if self._store_z:  # keep z_j = M^{-1} v_j: x and Z = M^{-1} U~ are built from it
@@ -813,10 +863,10 @@ class GCRODR:
             return False
         cycle.steps = j + 1
         estimate = abs(cycle.g[j + 1])
-        self._live = cycle                    # for build_solution
+        self._live = cycle  # for build_solution
         stop = self._report(run, run.iterations + cycle.steps, estimate * cycle.report_scale)
         if hnorm == 0.0 or hnorm <= _BREAKDOWN * float(np.abs(h).max(initial=0.0)):
-            cycle.breakdown = True   # lucky (or unlucky) breakdown: Op V_j is invariant
+            cycle.breakdown = True  # lucky (or unlucky) breakdown: Op V_j is invariant
             cycle.stop_reason = stop
             return False
         w = self._W[row]
@@ -838,7 +888,7 @@ class GCRODR:
         ev_orth = self._ev["GCRODROrthog"]
         ev_orth.begin()
         w = W[row]
-        basis = W[k0:row]             # C and v_1..v_{j+1}
+        basis = W[k0:row]  # C and v_1..v_{j+1}
         # CGS: h = [C; V]^T w (one BLAS gemv over the contiguous block), then
         # w -= [C; V] h with PETSc's VecMAXPY (measured 10-25% faster than dgemv 'N')
         h = basis @ w
@@ -848,13 +898,14 @@ class GCRODR:
         w_vec.maxpy(-h, vecs[k0:row])
         hnorm = self._norm(w) if mpi else math.sqrt(w @ w)
         # ||w_before||^2 = ||h||^2 + ||w_after||^2 (Pythagoras): no extra pass over w
-        if reorth == "always" or (reorth == "ifneeded" and hnorm < _REORTH_ETA
-                                  * math.hypot(hnorm, float(np.linalg.norm(h)))):
+        if reorth == "always" or (
+            reorth == "ifneeded" and hnorm < _REORTH_ETA * math.hypot(hnorm, float(np.linalg.norm(h)))
+        ):
             h2 = self._sum(basis @ w)
             w_vec.maxpy(-h2, vecs[k0:row])
             h += h2
             hnorm = self._norm(w)
-            _log_flops(2 * (row - k0) * n + 2 * n)   # (its VecMAXPY logs its own flops)
+            _log_flops(2 * (row - k0) * n + 2 * n)  # (its VecMAXPY logs its own flops)
         # the gemv and the norm (VecMAXPY, nested in this event, logs its own flops)
         _log_flops(2 * (row - k0) * n + 2 * n)
         ev_orth.end()
@@ -897,8 +948,7 @@ class GCRODR:
         """Step 3: the recycled-space update, when this cycle is one that updates
         (``update_interval``, ``update_last_cycle``) and took steps without a breakdown."""
         steps = cycle.steps
-        converging = steps > 0 and (abs(cycle.g[steps]) <= cycle.inner_target
-                                    or bool(cycle.stop_reason))
+        converging = steps > 0 and (abs(cycle.g[steps]) <= cycle.inner_target or bool(cycle.stop_reason))
         if converging:
             wanted = self.update_last_cycle
         else:
@@ -908,8 +958,7 @@ class GCRODR:
             event = self._ev["GCRODRUpdate"]
             event.begin()
             try:
-                self._update_recycled_space(steps, cycle.hess[: steps + 1, :steps],
-                                            cycle.coupling[:, :steps])
+                self._update_recycled_space(steps, cycle.hess[: steps + 1, :steps], cycle.coupling[:, :steps])
             finally:
                 event.end()
             self.timers["update"] += time.perf_counter() - tick
@@ -930,14 +979,14 @@ class GCRODR:
             gbar[:k_act, :k_act] = self._lam
             gbar[:k_act, k_act:] = coupling
             # V_{s+1}^T U~: the only n-length inner products of the update (one GEMM)
-            vtu = self._inner(W[v0:v0 + steps + 1], W[k0 - k_act:k0])
+            vtu = self._inner(W[v0 : v0 + steps + 1], W[k0 - k_act : k0])
             gram[:k_act, :k_act] = self._ctu
             gram[k_act:, :k_act] = vtu
         gbar[k_act:, k_act:] = hess
         gram[k_act:, k_act:] = np.eye(steps + 1, steps)
         _log_flops(2 * (steps + 1) * k_act * self._n + _dense_flops(p))
         try:
-            least_squares = LeastSquares(gbar)   # one QR of Gbar for both least-squares solves
+            least_squares = LeastSquares(gbar)  # one QR of Gbar for both least-squares solves
             coeffs = harmonic_ritz_basis(gbar, gram, k_new, least_squares=least_squares)
             q, r = small_qr(gbar @ coeffs)
             s = scipy.linalg.solve_triangular(r, coeffs.T, trans="T").T  # P R^{-1}
@@ -953,8 +1002,11 @@ class GCRODR:
             vhat_gram[:k_act, :k_act] = self._utu
             vhat_gram[k_act:, :k_act] = vtu[:steps]
             vhat_gram[:k_act, k_act:] = vtu[:steps].T
-        if (k_act == k_new and self.update_rank_tol > 0.0
-                and self._low_rank_update(steps, gbar, gram, vhat_gram, q, least_squares)):
+        if (
+            k_act == k_new
+            and self.update_rank_tol > 0.0
+            and self._low_rank_update(steps, gbar, gram, vhat_gram, q, least_squares)
+        ):
             return
         new_gram = s.T @ vhat_gram @ s
         norms = np.sqrt(np.maximum(np.diag(new_gram), 0.0))
@@ -964,13 +1016,12 @@ class GCRODR:
         s_unit = s / norms
         # C_new = What Q and U~_new = Vhat S diag(1/norms), written into the other block
         out = self._W_alt
-        np.matmul(q.T, W[k0:v0 + steps + 1], out=out[k0:k0 + k_new])
-        self._combine_rows(W[k0 - k_act:k0], W[v0:v0 + steps], s_unit, out[k0 - k_new:k0])
+        np.matmul(q.T, W[k0 : v0 + steps + 1], out=out[k0 : k0 + k_new])
+        self._combine_rows(W[k0 - k_act : k0], W[v0 : v0 + steps], s_unit, out[k0 - k_new : k0])
         _log_flops(2 * k_new * (k_act + steps + 1 + (2 if self._store_z else 1) * p) * self._n)
         if self._store_z:  # M^{-1} U~_new = [M^{-1} U~, M^{-1} V_s] S diag(1/norms)
             Z = self._Z
-            self._combine_rows(Z[k0 - k_act:k0], Z[v0:v0 + steps], s_unit,
-                               self._Z_alt[k0 - k_new:k0])
+            self._combine_rows(Z[k0 - k_act : k0], Z[v0 : v0 + steps], s_unit, self._Z_alt[k0 - k_new : k0])
             self._z_pc_key = self._current_pc_key
         self._swap_blocks()
         self._recycle_dim = k_new
@@ -1016,7 +1067,7 @@ class GCRODR:
             return False  # most of the space moved: the full update is as cheap and exact
         # old directions that stay (orthonormal a_stay) and the ones replaced (a_perp)
         basis, _ = small_qr(q_c @ z[:, rank:], complete=True)
-        a_stay, a_perp = basis[:, :k - rank], basis[:, k - rank:]
+        a_stay, a_perp = basis[:, : k - rank], basis[:, k - rank :]
         moving = q @ z[:, :rank]
         moving[:k] -= a_stay @ (a_stay.T @ moving[:k])
         moving, r_moving = small_qr(moving)
@@ -1030,7 +1081,7 @@ class GCRODR:
         if not (np.isfinite(misfit) and misfit <= 1e-10 * (1.0 + np.linalg.norm(delta))):
             return False
         lam = self._lam
-        mix = a_perp.T @ lam                                 # r x k: U~ += F mix
+        mix = a_perp.T @ lam  # r x k: U~ += F mix
         # thin products (rank r), memory bound: [E; F] = coef^T [U~; C; V_{s+1}] is one GEMM
         # over the contiguous rows (zero coefficients where a block does not enter), then
         # C += E A_perp^T and U~ += F mix in place (the transposed row blocks are
@@ -1038,20 +1089,22 @@ class GCRODR:
         W = self._W
         width = 2 * k + steps + 1
         coef = np.zeros((width, 2 * rank))
-        coef[k:, :rank] = delta                      # E = What Delta
-        coef[:k, rank:] = s_f[:k]                    # F = Vhat s_F
-        coef[2 * k:width - 1, rank:] = s_f[k:]
-        ef_rows = self._W_alt[:2 * rank]
-        np.matmul(coef.T, W[k0 - k:k0 - k + width], out=ef_rows)
+        coef[k:, :rank] = delta  # E = What Delta
+        coef[:k, rank:] = s_f[:k]  # F = Vhat s_F
+        coef[2 * k : width - 1, rank:] = s_f[k:]
+        ef_rows = self._W_alt[: 2 * rank]
+        np.matmul(coef.T, W[k0 - k : k0 - k + width], out=ef_rows)
         e_rows, f_rows = ef_rows[:rank], ef_rows[rank:]
         blas.dgemm(1.0, e_rows.T, a_perp.T, beta=1.0, c=W[k0:v0].T, overwrite_c=1)
-        blas.dgemm(1.0, f_rows.T, mix, beta=1.0, c=W[k0 - k:k0].T, overwrite_c=1)
-        _log_flops((4 * rank * width + 4 * rank * k + (2 * rank * (k + steps) + 2 * rank * k
-                                                       if self._store_z else 0)) * self._n)
+        blas.dgemm(1.0, f_rows.T, mix, beta=1.0, c=W[k0 - k : k0].T, overwrite_c=1)
+        _log_flops(
+            (4 * rank * width + 4 * rank * k + (2 * rank * (k + steps) + 2 * rank * k if self._store_z else 0))
+            * self._n
+        )
         if self._store_z:  # M^{-1} U~ follows with the same coefficients
             Z, z_rows = self._Z, self._Z_alt[:rank]
-            self._combine_rows(Z[k0 - k:k0], Z[v0:v0 + steps], s_f, z_rows)
-            blas.dgemm(1.0, z_rows.T, mix, beta=1.0, c=Z[k0 - k:k0].T, overwrite_c=1)
+            self._combine_rows(Z[k0 - k : k0], Z[v0 : v0 + steps], s_f, z_rows)
+            blas.dgemm(1.0, z_rows.T, mix, beta=1.0, c=Z[k0 - k : k0].T, overwrite_c=1)
             self._z_pc_key = self._current_pc_key
         # the small Gram matrices follow exactly: C^T F, E^T U~, E^T F, U~^T F, F^T F
         ctf = gram[:k] @ s_f
@@ -1068,9 +1121,9 @@ class GCRODR:
             return True
         if norms.max() > 4.0 or norms.min() < 0.25:
             # keep U~ near unit columns (Op U~ N^-1 = C Lambda N^-1): conditioning of Lambda
-            self._W[k0 - k:k0] /= norms[:, None]
+            self._W[k0 - k : k0] /= norms[:, None]
             if self._store_z:
-                self._Z[k0 - k:k0] /= norms[:, None]
+                self._Z[k0 - k : k0] /= norms[:, None]
             lam = lam / norms[None, :]
             self._ctu = self._ctu / norms[None, :]
             self._utu = self._utu / np.outer(norms, norms)
@@ -1115,9 +1168,9 @@ class GCRODR:
         d_scale = np.ones(k)
         for _attempt in range(2):
             W = self._W
-            images = W[k0:k0 + k]
+            images = W[k0 : k0 + k]
             gram = self._inner(images, images)
-            _log_flops(2 * k * k * n + k ** 3 // 3 + (6 if self._store_z else 4) * k * k * n)
+            _log_flops(2 * k * k * n + k**3 // 3 + (6 if self._store_z else 4) * k * k * n)
             try:
                 chol = np.linalg.cholesky(gram).T  # upper R, gram = R^T R
                 ok = bool(np.isfinite(chol).all())
@@ -1148,10 +1201,10 @@ class GCRODR:
                 self._drop_space()
                 return k
             u_mix = r_inv_t / norms[:, None]
-            np.matmul(u_mix, W[k0 - k:k0], out=self._W_alt[k0 - k:k0])
-            np.matmul(c_mix, images, out=self._W_alt[k0:k0 + k])
+            np.matmul(u_mix, W[k0 - k : k0], out=self._W_alt[k0 - k : k0])
+            np.matmul(c_mix, images, out=self._W_alt[k0 : k0 + k])
             if self._store_z:
-                np.matmul(u_mix, self._Z[k0 - k:k0], out=self._Z_alt[k0 - k:k0])
+                np.matmul(u_mix, self._Z[k0 - k : k0], out=self._Z_alt[k0 - k : k0])
             self._swap_blocks()
             d_scale = 1.0 / norms
             self._lam = np.diag(d_scale)
@@ -1160,7 +1213,7 @@ class GCRODR:
             if not ok or diag.max() <= 1e3 * diag.min():
                 break  # well conditioned: one Cholesky QR pass is orthogonal to ~eps cond^2
         W = self._W
-        self._ctu = self._inner(W[k0:k0 + k], W[k0 - k:k0])
+        self._ctu = self._inner(W[k0 : k0 + k], W[k0 - k : k0])
         _log_flops(2 * k * k * n)
         return k
 
@@ -1180,10 +1233,18 @@ class GCRODR:
         converged = reason.startswith("CONVERGED")
         if self._pc is self._own_pc:
             self._pc_reuse.solved(run.iterations)
-        return SolveResult(iterations=int(run.iterations), residual=float(residual),
-                           converged=converged, seconds=time.perf_counter() - start,
-                           reason=reason, cycles=run.cycles, operator_applications=run.applications,
-                           recycle_dim=self._recycle_dim, pc_rebuilt=pc_rebuilt,
-                           pc_applications=self._pc_applications,
-                           updates_skipped=self._solve_skipped, space_dropped=self._solve_dropped,
-                           residual_history=run.history)
+        return SolveResult(
+            iterations=int(run.iterations),
+            residual=float(residual),
+            converged=converged,
+            seconds=time.perf_counter() - start,
+            reason=reason,
+            cycles=run.cycles,
+            operator_applications=run.applications,
+            recycle_dim=self._recycle_dim,
+            pc_rebuilt=pc_rebuilt,
+            pc_applications=self._pc_applications,
+            updates_skipped=self._solve_skipped,
+            space_dropped=self._solve_dropped,
+            residual_history=run.history,
+        )

@@ -17,6 +17,7 @@ real inner products (replacing it by ``[I; 0]`` gives wrong Ritz vectors and can
 The ``k`` pairs of smallest ``|theta|`` approximate the eigenvectors that slow the iteration
 most; deflating them is what recycling buys.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -87,8 +88,9 @@ class LeastSquares:
         return out
 
 
-def harmonic_ritz_basis(gbar: np.ndarray, gram: np.ndarray, count: int,
-                        least_squares: LeastSquares | None = None) -> np.ndarray:
+def harmonic_ritz_basis(
+    gbar: np.ndarray, gram: np.ndarray, count: int, least_squares: LeastSquares | None = None
+) -> np.ndarray:
     """Orthonormal real basis of the ``count`` harmonic Ritz vectors of smallest magnitude.
 
     Args:
@@ -124,7 +126,7 @@ def harmonic_ritz_basis(gbar: np.ndarray, gram: np.ndarray, count: int,
     magnitude = np.abs(theta)
     if not np.isfinite(magnitude).any():
         raise np.linalg.LinAlgError("harmonic Ritz problem has no finite eigenvalue")
-    selected = []      # (column, part) with part 0: real part, 1: imaginary part
+    selected = []  # (column, part) with part 0: real part, 1: imaginary part
     taken = [False] * p
     conj_theta = np.conj(theta)
     imaginary = (theta.imag != 0) & (np.abs(vectors.imag).max(axis=0) > 0)
@@ -137,8 +139,10 @@ def harmonic_ritz_basis(gbar: np.ndarray, gram: np.ndarray, count: int,
         if imaginary[index]:
             # the conjugate partner spans the same real 2-D subspace: take Re and Im once.
             # LAPACK returns it next to this one; else the nearest conjugate not yet taken
-            partner = next((j for j in (index + 1, index - 1) if 0 <= j < p and not taken[j]
-                            and theta[j] == conj_theta[index]), None)
+            partner = next(
+                (j for j in (index + 1, index - 1) if 0 <= j < p and not taken[j] and theta[j] == conj_theta[index]),
+                None,
+            )
             if partner is None:
                 distance = np.abs(theta - conj_theta[index])
                 distance[np.array(taken)] = np.inf

@@ -46,6 +46,7 @@ What any KSP offers works as for PETSc's GMRES:
 The last :class:`~datagen.krylov.SolveResult` is available as
 ``ksp.getPythonContext().last_result``.
 """
+
 from __future__ import annotations
 
 from petsc4py import PETSc
@@ -91,8 +92,14 @@ def _petsc_reason(name: str) -> int:
 class GCRODRKSP:
     """petsc4py KSP python context wrapping :class:`~datagen.krylov.GCRODR`."""
 
-    def __init__(self, restart: int = 40, recycle: int = 20, reorthogonalize: str = "never",
-                 update_interval: int = 1, update_rank_tol: float = 0.1):
+    def __init__(
+        self,
+        restart: int = 40,
+        recycle: int = 20,
+        reorthogonalize: str = "never",
+        update_interval: int = 1,
+        update_rank_tol: float = 0.1,
+    ):
         self.restart = restart
         self.recycle = recycle
         self.reorthogonalize = reorthogonalize
@@ -122,8 +129,7 @@ class GCRODRKSP:
         reuse_growth = opts.getReal("ksp_gcrodr_pc_reuse_growth", self.pc_reuse.iteration_growth)
         reuse_floor = opts.getInt("ksp_gcrodr_pc_reuse_min_baseline", self.pc_reuse.min_baseline)
         if reorth not in REORTHOGONALIZE:
-            raise ValueError(f"-ksp_gcrodr_reorthogonalize must be one of {REORTHOGONALIZE}, "
-                             f"got {reorth!r}")
+            raise ValueError(f"-ksp_gcrodr_reorthogonalize must be one of {REORTHOGONALIZE}, got {reorth!r}")
         # right preconditioning unless -ksp_pc_side says otherwise (create() already set right,
         # after PETSc had parsed -ksp_pc_side, so the option is applied again here)
         side = opts.getString("ksp_pc_side", "right").lower()
@@ -133,13 +139,21 @@ class GCRODRKSP:
         ksp.setPCSide(sides[side])
         ksp.setNormType(PETSc.KSP.NormType.UNPRECONDITIONED)
         changed = (restart, recycle, reorth, interval, rank_tol) != (
-            self.restart, self.recycle, self.reorthogonalize, self.update_interval,
-            self.update_rank_tol)
-        (self.restart, self.recycle, self.reorthogonalize, self.update_interval,
-         self.update_rank_tol) = (restart, recycle, reorth, interval, rank_tol)
+            self.restart,
+            self.recycle,
+            self.reorthogonalize,
+            self.update_interval,
+            self.update_rank_tol,
+        )
+        (self.restart, self.recycle, self.reorthogonalize, self.update_interval, self.update_rank_tol) = (
+            restart,
+            recycle,
+            reorth,
+            interval,
+            rank_tol,
+        )
         policy = self.pc_reuse
-        if (reuse_max, reuse_growth, reuse_floor) != (
-                policy.max_systems, policy.iteration_growth, policy.min_baseline):
+        if (reuse_max, reuse_growth, reuse_floor) != (policy.max_systems, policy.iteration_growth, policy.min_baseline):
             self.pc_reuse = PCReusePolicy(reuse_max, reuse_growth, reuse_floor)
         if changed or self.solver is None:
             # only a changed recycling option rebuilds the solver (and drops the recycled space):
@@ -161,11 +175,13 @@ class GCRODRKSP:
 
     def view(self, ksp, viewer) -> None:
         s = self.solver
-        viewer.printfASCII(f"  GCRO-DR(m={self.restart}, k={self.recycle}), "
-                           f"CGS reorthogonalization {self.reorthogonalize}, recycled-space update "
-                           f"every {self.update_interval} cycle(s) (low-rank below sine "
-                           f"{self.update_rank_tol}), current recycle dim "
-                           f"{s.recycle_dim if s else 0}; convergence on the true residual\n")
+        viewer.printfASCII(
+            f"  GCRO-DR(m={self.restart}, k={self.recycle}), "
+            f"CGS reorthogonalization {self.reorthogonalize}, recycled-space update "
+            f"every {self.update_interval} cycle(s) (low-rank below sine "
+            f"{self.update_rank_tol}), current recycle dim "
+            f"{s.recycle_dim if s else 0}; convergence on the true residual\n"
+        )
 
     def solve(self, ksp, b, x) -> None:
         if self.solver is None:
@@ -196,7 +212,8 @@ class GCRODRKSP:
 
         self._user_reason = None
         test = None
-        if ksp.getConvergenceTest() is not None:   # a Python test set with setConvergenceTest
+        if ksp.getConvergenceTest() is not None:  # a Python test set with setConvergenceTest
+
             def test(iteration, norm):
                 value = int(ksp.callConvergenceTest(iteration, norm))
                 if value == 0:
@@ -206,8 +223,15 @@ class GCRODRKSP:
 
         self._solving = True
         try:
-            result = solver.solve(A, b, x, pc=pc, initial_guess_nonzero=ksp.getInitialGuessNonzero(),
-                                  monitor=monitor, convergence_test=test)
+            result = solver.solve(
+                A,
+                b,
+                x,
+                pc=pc,
+                initial_guess_nonzero=ksp.getInitialGuessNonzero(),
+                monitor=monitor,
+                convergence_test=test,
+            )
         finally:
             self._solving = False
         self.last_result = result
@@ -215,8 +239,9 @@ class GCRODRKSP:
         ksp.setResidualNorm(result.residual * bnorm)
         user = self._user_reason
         # the test's exact code, unless the solve ended for another reason (NaN) after it
-        ksp.setConvergedReason(user if user is not None and _reason_name(user) == result.reason
-                               else _petsc_reason(result.reason))
+        ksp.setConvergedReason(
+            user if user is not None and _reason_name(user) == result.reason else _petsc_reason(result.reason)
+        )
         if self.pc_reuse.active:
             self.pc_reuse.solved(result.iterations)
             # decided now for the next KSPSetUp: keep the PC unless the policy wants a new one
@@ -243,8 +268,15 @@ class GCRODRKSP:
     def _build(self, ksp) -> None:
         rtol, atol, _divtol, max_it = ksp.getTolerances()
         side = "left" if ksp.getPCSide() == PETSc.PC.Side.LEFT else "right"
-        self.solver = GCRODR(restart=self.restart, recycle=self.recycle, rtol=min(rtol, 0.999),
-                             atol=atol, max_it=max_it, pc_side=side, comm=ksp.getComm(),
-                             reorthogonalize=self.reorthogonalize,
-                             update_interval=self.update_interval,
-                             update_rank_tol=self.update_rank_tol)
+        self.solver = GCRODR(
+            restart=self.restart,
+            recycle=self.recycle,
+            rtol=min(rtol, 0.999),
+            atol=atol,
+            max_it=max_it,
+            pc_side=side,
+            comm=ksp.getComm(),
+            reorthogonalize=self.reorthogonalize,
+            update_interval=self.update_interval,
+            update_rank_tol=self.update_rank_tol,
+        )

@@ -12,6 +12,7 @@ and the data generator's ``PetscBackend`` (``--pc-reuse K``: ILU & co. kept, or 
 interpolation kept, for ``K`` matrices). The backend uses the count-only mode
 (``iteration_growth=None``): a PC serves exactly ``max_systems`` matrices, then a new one is built.
 """
+
 from __future__ import annotations
 
 import math
@@ -32,16 +33,16 @@ class PCReusePolicy:
             extra iterations doubled a tiny count, ``>= 1``.
     """
 
-    def __init__(self, max_systems: int = 1, iteration_growth: Optional[float] = 1.5,
-                 min_baseline: int = 10):
+    def __init__(self, max_systems: int = 1, iteration_growth: Optional[float] = 1.5, min_baseline: int = 10):
         if isinstance(max_systems, bool) or not isinstance(max_systems, int) or max_systems < 1:
             raise ValueError(f"max_systems must be an integer >= 1, got {max_systems!r}")
         growth = None
         if iteration_growth is not None:
             growth = float(iteration_growth)
             if not (growth >= 1.0) or math.isinf(growth):
-                raise ValueError(f"iteration_growth must be a finite number >= 1 (or None: count only), "
-                                 f"got {iteration_growth!r}")
+                raise ValueError(
+                    f"iteration_growth must be a finite number >= 1 (or None: count only), got {iteration_growth!r}"
+                )
         if isinstance(min_baseline, bool) or not isinstance(min_baseline, int) or min_baseline < 1:
             raise ValueError(f"min_baseline must be an integer >= 1, got {min_baseline!r}")
         self.min_baseline = min_baseline

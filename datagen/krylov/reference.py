@@ -7,6 +7,7 @@ with ``lstsq`` at every step, orthogonalisation is CGS2, and the residual is rec
 ``b - A x``. Right preconditioning only (``Op = A M^{-1}``). It is slow and meant for small
 test problems; :class:`datagen.krylov.GCRODR` must reproduce its iteration counts.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,8 +21,7 @@ class ReferenceGCRODR:
     matrix re-maps it (``[Q, R] = qr(Op U)``, ``C = Q``, ``U = U R^{-1}``).
     """
 
-    def __init__(self, restart: int, recycle: int, rtol: float, max_it: int = 10000,
-                 apply_pc=None):
+    def __init__(self, restart: int, recycle: int, rtol: float, max_it: int = 10000, apply_pc=None):
         if not 0 <= recycle < restart:
             raise ValueError(f"need 0 <= recycle < restart, got k={recycle}, m={restart}")
         self.m, self.k, self.rtol, self.max_it = restart, recycle, rtol, max_it
@@ -133,8 +133,7 @@ class ReferenceGCRODR:
                 continue
             used.add(i)
             if theta[i].imag != 0:
-                partner = min((j for j in order if j not in used),
-                              key=lambda j: abs(theta[j] - np.conj(theta[i])))
+                partner = min((j for j in order if j not in used), key=lambda j: abs(theta[j] - np.conj(theta[i])))
                 used.add(partner)
                 cols.append(Z[:, i].real)
                 if len(cols) < k_new:

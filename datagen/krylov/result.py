@@ -4,16 +4,15 @@ The numbers are what a dataset's ``solver/`` provenance group stores (iterations
 relative residual ``||b - A x||_2 / ||b||_2``, seconds, converged), so they are computed
 explicitly at the end of every solve, never taken from a recurrence or a preconditioned norm.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 #: Reasons, spelled like PETSc's ``KSPConvergedReason`` names so logs read the same.
 #: ``*_ITS`` / ``*_USER`` / ``DIVERGED_DTOL`` come from a user convergence test or ``divtol``.
-CONVERGED_REASONS = ("CONVERGED_RTOL", "CONVERGED_ATOL", "CONVERGED_ZERO_RHS", "CONVERGED_ITS",
-                     "CONVERGED_USER")
-DIVERGED_REASONS = ("DIVERGED_MAX_IT", "DIVERGED_BREAKDOWN", "DIVERGED_NANORINF", "DIVERGED_DTOL",
-                    "DIVERGED_USER")
+CONVERGED_REASONS = ("CONVERGED_RTOL", "CONVERGED_ATOL", "CONVERGED_ZERO_RHS", "CONVERGED_ITS", "CONVERGED_USER")
+DIVERGED_REASONS = ("DIVERGED_MAX_IT", "DIVERGED_BREAKDOWN", "DIVERGED_NANORINF", "DIVERGED_DTOL", "DIVERGED_USER")
 
 
 @dataclass
@@ -68,7 +67,6 @@ class SolveResult:
 
     def __post_init__(self):
         if self.reason not in CONVERGED_REASONS + DIVERGED_REASONS:
-            raise ValueError(f"unknown solve reason {self.reason!r}; allowed: "
-                             f"{CONVERGED_REASONS + DIVERGED_REASONS}")
+            raise ValueError(f"unknown solve reason {self.reason!r}; allowed: {CONVERGED_REASONS + DIVERGED_REASONS}")
         if self.converged != (self.reason in CONVERGED_REASONS):
             raise ValueError(f"converged={self.converged} contradicts reason {self.reason!r}")

@@ -10,6 +10,7 @@ Examples::
 
 Every recipe key can be overridden by its flag; ``--set key=value`` (JSON value) reaches the rest.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,27 +52,42 @@ def add_arguments(parser: argparse.ArgumentParser, argv=None) -> None:
     base = recipe(name)
 
     def d(key, text=""):
-        value = base.get(key) if key != "t_end" else \
-            base["t_start"] + base["snapshot_interval"] * (base["n_snapshots"] - (1 if base["include_initial"] else 0))
+        value = (
+            base.get(key)
+            if key != "t_end"
+            else base["t_start"]
+            + base["snapshot_interval"] * (base["n_snapshots"] - (1 if base["include_initial"] else 0))
+        )
         return f"{text} (default: {_shown(value)}, recipe {name})".strip()
 
     p = parser
-    p.add_argument("--recipe", default="fno", help=f"one of: {', '.join(RECIPES)} (default fno); "
-                                                    "`--recipe NAME --help` shows NAME's values as the defaults below")
+    p.add_argument(
+        "--recipe",
+        default="fno",
+        help=f"one of: {', '.join(RECIPES)} (default fno); "
+        "`--recipe NAME --help` shows NAME's values as the defaults below",
+    )
     p.add_argument("--n", type=int, required=True, help="number of trajectories")
     p.add_argument("--out", required=True, help="output dataset (.h5)")
     p.add_argument("--seed", type=int, default=0, help="run seed (sample i uses sample_rng(seed, i))")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
     p.add_argument("--batch-size", type=int, default=8, help="trajectories solved together (default 8)")
-    p.add_argument("--dtype", choices=("float32", "float64"), default="float32",
-                   help="compute precision (default float32, as the FNO data were made; about 2x the "
-                        "throughput of float64, see the README for the difference on a stored trajectory)")
+    p.add_argument(
+        "--dtype",
+        choices=("float32", "float64"),
+        default="float32",
+        help="compute precision (default float32, as the FNO data were made; about 2x the "
+        "throughput of float64, see the README for the difference on a stored trajectory)",
+    )
     p.add_argument("--resume", action="store_true", help="continue an interrupted run (by batch)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset or partial run")
     p.add_argument("--no-progress", action="store_true", help="no progress line")
-    p.add_argument("--print-spec", action="store_true",
-                   help="print the resolved spec (recipe, then the flags and --set below, defaults included) "
-                        "as JSON and exit without generating")
+    p.add_argument(
+        "--print-spec",
+        action="store_true",
+        help="print the resolved spec (recipe, then the flags and --set below, defaults included) "
+        "as JSON and exit without generating",
+    )
     g = p.add_argument_group(f"recipe overrides (defaults: recipe {name}'s values)")
     g.add_argument("--viscosity", type=float, help=d("viscosity", "kinematic viscosity nu"))
     g.add_argument("--box", type=float, help=d("box", "side L of the periodic box"))
@@ -86,29 +102,56 @@ def add_arguments(parser: argparse.ArgumentParser, argv=None) -> None:
     g.add_argument("--t-end", type=float, help=d("t_end", "last stored time"))
     g.add_argument("--snapshot-interval", type=float, help=d("snapshot_interval"))
     g.add_argument("--n-snapshots", type=int, help=d("n_snapshots"))
-    g.add_argument("--include-initial", action="store_true", default=None,
-                   help=d("include_initial", "store the state at t_start as the first frame"))
+    g.add_argument(
+        "--include-initial",
+        action="store_true",
+        default=None,
+        help=d("include_initial", "store the state at t_start as the first frame"),
+    )
     g.add_argument("--drag", type=float, help=d("drag", "linear drag alpha"))
     g.add_argument("--forcing", choices=("none", "fno", "kolmogorov"), help=d("forcing"))
-    g.add_argument("--initial", metavar="FILE",
-                   help=f"user-supplied initial vorticities (.npy (N, m, m), .npz, .h5) (default: "
-                        f"{_shown(base['initial'])} draws, recipe {name})")
+    g.add_argument(
+        "--initial",
+        metavar="FILE",
+        help=f"user-supplied initial vorticities (.npy (N, m, m), .npz, .h5) (default: "
+        f"{_shown(base['initial'])} draws, recipe {name})",
+    )
     g.add_argument("--initial-key", help="array name inside an .npz/.h5 --initial file")
-    g.add_argument("--fields", nargs="+", choices=("vorticity",) + OPTIONAL_FIELDS,
-                   help=d("fields", "stored fields (vorticity always)"))
+    g.add_argument(
+        "--fields",
+        nargs="+",
+        choices=("vorticity",) + OPTIONAL_FIELDS,
+        help=d("fields", "stored fields (vorticity always)"),
+    )
     g.add_argument("--store-dtype", choices=("float32", "float64"), help=d("store_dtype"))
-    g.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
-                   help="any other spec key, e.g. --set 'initial={\"type\": \"mcwilliams\", \"peak_wavenumber\": 6}'")
+    g.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=JSON",
+        help='any other spec key, e.g. --set \'initial={"type": "mcwilliams", "peak_wavenumber": 6}\'',
+    )
 
 
 def spec_from_args(args: argparse.Namespace) -> dict:
     """The checked spec: recipe, then flags, then ``--set`` entries."""
     over = {
-        "viscosity": args.viscosity, "box": args.box, "resolution": args.resolution,
-        "store_resolution": args.store_resolution, "resample": args.resample, "stepper": args.stepper,
-        "dt_mode": args.dt_mode, "dt": args.dt, "cfl": args.cfl, "t_start": args.t_start,
-        "t_end": args.t_end, "snapshot_interval": args.snapshot_interval, "n_snapshots": args.n_snapshots,
-        "include_initial": args.include_initial, "drag": args.drag, "store_dtype": args.store_dtype,
+        "viscosity": args.viscosity,
+        "box": args.box,
+        "resolution": args.resolution,
+        "store_resolution": args.store_resolution,
+        "resample": args.resample,
+        "stepper": args.stepper,
+        "dt_mode": args.dt_mode,
+        "dt": args.dt,
+        "cfl": args.cfl,
+        "t_start": args.t_start,
+        "t_end": args.t_end,
+        "snapshot_interval": args.snapshot_interval,
+        "n_snapshots": args.n_snapshots,
+        "include_initial": args.include_initial,
+        "drag": args.drag,
+        "store_dtype": args.store_dtype,
     }
     if args.forcing is not None:
         over["forcing"] = {"type": args.forcing}
@@ -136,10 +179,17 @@ def resolved_spec(spec: dict, args: argparse.Namespace) -> dict:
 
     from .generator import PDE_NAME, SEEDING, SPEC_KEY, grid_record
 
-    return {"family": "navier-stokes", "n_samples": args.n, "seed": args.seed, "out": args.out,
-            "device": args.device, "batch_size": args.batch_size,
-            "spec": build_spec(PDE_NAME, {**spec, "compute_dtype": args.dtype, "seeding": SEEDING,
-                                          SPEC_KEY: grid_record(spec)})}
+    return {
+        "family": "navier-stokes",
+        "n_samples": args.n,
+        "seed": args.seed,
+        "out": args.out,
+        "device": args.device,
+        "batch_size": args.batch_size,
+        "spec": build_spec(
+            PDE_NAME, {**spec, "compute_dtype": args.dtype, "seeding": SEEDING, SPEC_KEY: grid_record(spec)}
+        ),
+    }
 
 
 def run(args: argparse.Namespace) -> int:
@@ -152,10 +202,19 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, "print_spec", False):
             print(json.dumps(resolved_spec(spec, args), indent=1))
             return 0
-        generate(spec, args.out, args.n, seed=args.seed, device=args.device, dtype=args.dtype,
-                 batch_size=args.batch_size, resume=args.resume, overwrite=args.overwrite,
-                 progress=not args.no_progress)
-    except (ValueError, DatasetError) as exc:   # as the elliptic families: one line, exit status 2
+        generate(
+            spec,
+            args.out,
+            args.n,
+            seed=args.seed,
+            device=args.device,
+            dtype=args.dtype,
+            batch_size=args.batch_size,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            progress=not args.no_progress,
+        )
+    except (ValueError, DatasetError) as exc:  # as the elliptic families: one line, exit status 2
         print(f"neuralops-datagen navier-stokes: error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -23,6 +23,7 @@ A trajectory that produces non-finite values or exceeds the stepper's CFL limit 
 ``invalid_reason`` (the snapshots from the failure on are NaN) and ``converged = False``: it is
 recorded, never stored as valid.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Dict, Mapping, Optional
@@ -43,7 +44,7 @@ from .spectral import stream_function_hat, velocity_hat
 
 __all__ = ["PDE_NAME", "SOLVER_RECORDS", "dataset_layout", "generate", "make_solver", "StoredFields"]
 
-PDE_NAME = NS_FAMILY      # the pde attribute and the spec family
+PDE_NAME = NS_FAMILY  # the pde attribute and the spec family
 SOLVER_RECORDS = ("steps", "max_cfl", "seconds", "order", "converged")
 SEEDING = "initial field of sample i from datagen.seeding.sample_rng(seed, i)"
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -70,16 +71,27 @@ def grid_record(spec: Mapping) -> dict:
     axis on the periodic box, ``x_0`` the resampling offset."""
     m, box = spec["store_resolution"], float(spec["box"])
     x0 = grid_offset(spec["resample"], spec["resolution"], m, box)
-    return ContractGrid(tuple(Axis(ax, m, x0, x0 + box, "nodes-without-far-wall", "periodic")
-                              for ax in ("x", "y"))).to_spec()
+    return ContractGrid(
+        tuple(Axis(ax, m, x0, x0 + box, "nodes-without-far-wall", "periodic") for ax in ("x", "y"))
+    ).to_spec()
 
 
 def make_solver(spec: Mapping, device="cpu", dtype: torch.dtype = torch.float64) -> NavierStokesSolver:
     """The solver a spec describes."""
-    return NavierStokesSolver(spec["resolution"], spec["viscosity"], box=spec["box"], forcing=spec["forcing"],
-                              drag=spec["drag"], stepper=spec["stepper"], dt=spec.get("dt"),
-                              dt_mode=spec["dt_mode"], cfl=spec["cfl"],
-                              cfl_recheck=spec.get("cfl_recheck", 0.1), device=device, dtype=dtype)
+    return NavierStokesSolver(
+        spec["resolution"],
+        spec["viscosity"],
+        box=spec["box"],
+        forcing=spec["forcing"],
+        drag=spec["drag"],
+        stepper=spec["stepper"],
+        dt=spec.get("dt"),
+        dt_mode=spec["dt_mode"],
+        cfl=spec["cfl"],
+        cfl_recheck=spec.get("cfl_recheck", 0.1),
+        device=device,
+        dtype=dtype,
+    )
 
 
 class StoredFields:
@@ -118,9 +130,19 @@ class StoredFields:
             self.arrays[name][:, k] = arr
 
 
-def generate(spec: Mapping, out: str, n_samples: int, seed: int = 0, device: str = "cpu",
-             dtype: str = "float64", batch_size: int = 8, resume: bool = False, overwrite: bool = False,
-             progress: bool = True, log: Optional[Callable[[str], None]] = print) -> Dict[str, int]:
+def generate(
+    spec: Mapping,
+    out: str,
+    n_samples: int,
+    seed: int = 0,
+    device: str = "cpu",
+    dtype: str = "float64",
+    batch_size: int = 8,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    log: Optional[Callable[[str], None]] = print,
+) -> Dict[str, int]:
     """Generate ``n_samples`` trajectories of ``spec`` into the dataset ``out``.
 
     Args:
@@ -151,13 +173,23 @@ def generate(spec: Mapping, out: str, n_samples: int, seed: int = 0, device: str
     solver = make_solver(spec, device=device, dtype=_DTYPES[dtype])
     fields, grid = dataset_layout(spec)
     spec[SPEC_KEY] = grid_record(spec)
-    stored = build_spec(PDE_NAME, spec)          # the schema's sections (datagen.spec)
+    stored = build_spec(PDE_NAME, spec)  # the schema's sections (datagen.spec)
     times = snapshot_times(spec)
     t_total = float(times[-1])
     stats = {"written": 0, "invalid": 0, "skipped": 0}
-    with DatasetWriter(out, pde=PDE_NAME, spec=stored, n_samples=n_samples, seed=seed, fields=fields,
-                       grid=grid, params=[], solver=list(SOLVER_RECORDS), resume=resume,
-                       overwrite=overwrite) as writer:
+    with DatasetWriter(
+        out,
+        pde=PDE_NAME,
+        spec=stored,
+        n_samples=n_samples,
+        seed=seed,
+        fields=fields,
+        grid=grid,
+        params=[],
+        solver=list(SOLVER_RECORDS),
+        resume=resume,
+        overwrite=overwrite,
+    ) as writer:
         if writer.already_complete:
             if log:
                 log(f"{out} is already complete")
@@ -165,16 +197,20 @@ def generate(spec: Mapping, out: str, n_samples: int, seed: int = 0, device: str
             return stats
         todo = [int(i) for i in writer.pending()]
         stats["skipped"] = n_samples - len(todo)
-        batches = [todo[a:a + batch_size] for a in range(0, len(todo), batch_size)]
+        batches = [todo[a : a + batch_size] for a in range(0, len(todo), batch_size)]
         bar = None
         if progress and batches:
             from datagen.progress import progress_bar  # in place on a terminal, periodic lines in a log
 
-            bar = progress_bar(total=round(len(batches) * t_total, 6), unit="t", unit_scale=False,
-                       desc=f"navier-stokes {spec['recipe']} ({len(todo)} trajectories, "
-                            f"{len(batches)} batches)", dynamic_ncols=True,
-                       bar_format="{l_bar}{bar}| {n:.2f}/{total:.2f} simulated time "
-                                  "[{elapsed}<{remaining}, {rate_fmt}]{postfix}")
+            bar = progress_bar(
+                total=round(len(batches) * t_total, 6),
+                unit="t",
+                unit_scale=False,
+                desc=f"navier-stokes {spec['recipe']} ({len(todo)} trajectories, {len(batches)} batches)",
+                dynamic_ncols=True,
+                bar_format="{l_bar}{bar}| {n:.2f}/{total:.2f} simulated time "
+                "[{elapsed}<{remaining}, {rate_fmt}]{postfix}",
+            )
         position = stats["skipped"]
         try:
             for b, indices in enumerate(batches):
@@ -185,27 +221,41 @@ def generate(spec: Mapping, out: str, n_samples: int, seed: int = 0, device: str
                     # float steps may overshoot the bar's total by round-off: clamp
                     def tick(dt, bar=bar):
                         bar.update(max(0.0, min(dt, bar.total - bar.n)))
-                result = solver.run(w0, times, t0=0.0,
-                                    on_snapshot=lambda k, t, w_hat, valid: store(k, t, w_hat, valid, solver.grid),
-                                    progress=tick)
+
+                result = solver.run(
+                    w0,
+                    times,
+                    t0=0.0,
+                    on_snapshot=lambda k, t, w_hat, valid: store(k, t, w_hat, valid, solver.grid),
+                    progress=tick,
+                )
                 per_sample = result.seconds / len(indices)
                 for j, i in enumerate(indices):
                     ok = bool(result.valid[j])
-                    writer.write(i, {name: store.arrays[name][j] for name in fields},
-                                 solver={"steps": int(result.steps[j]), "max_cfl": float(result.max_cfl[j]),
-                                         "seconds": float(per_sample), "order": int(position),
-                                         "converged": ok},
-                                 invalid_reason="" if ok else result.reasons[j])
+                    writer.write(
+                        i,
+                        {name: store.arrays[name][j] for name in fields},
+                        solver={
+                            "steps": int(result.steps[j]),
+                            "max_cfl": float(result.max_cfl[j]),
+                            "seconds": float(per_sample),
+                            "order": int(position),
+                            "converged": ok,
+                        },
+                        invalid_reason="" if ok else result.reasons[j],
+                    )
                     position += 1
                     stats["written"] += 1
                     stats["invalid"] += 0 if ok else 1
-                writer.flush()                       # resume granularity: one batch
+                writer.flush()  # resume granularity: one batch
                 if bar is not None:
                     bar.set_postfix(batch=f"{b + 1}/{len(batches)}", invalid=stats["invalid"])
         finally:
             if bar is not None:
                 bar.close()
     if log:
-        log(f"wrote {stats['written']} trajectories to {out} ({stats['invalid']} invalid, "
-            f"{stats['skipped']} already there)")
+        log(
+            f"wrote {stats['written']} trajectories to {out} ({stats['invalid']} invalid, "
+            f"{stats['skipped']} already there)"
+        )
     return stats

@@ -30,6 +30,7 @@ run with seed ``s`` depends only on ``(s, i)`` (and the grid), never on the batc
               ``.h5`` file with the array under ``key``; sample ``i`` is row ``i``. A different
               resolution than the solver's is brought to it by Fourier interpolation/truncation.
 """
+
 from __future__ import annotations
 
 import math
@@ -45,13 +46,24 @@ from datagen.seeding import sample_rng
 
 from .spectral import SpectralGrid, kinetic_energy
 
-__all__ = ["INITIAL_CONDITIONS", "MCWILLIAMS_LAWS", "fno_grf", "mcwilliams", "from_file", "initial_vorticity",
-           "fourier_resize", "check_initial_spec"]
+__all__ = [
+    "INITIAL_CONDITIONS",
+    "MCWILLIAMS_LAWS",
+    "fno_grf",
+    "mcwilliams",
+    "from_file",
+    "initial_vorticity",
+    "fourier_resize",
+    "check_initial_spec",
+]
 
 INITIAL_CONDITIONS = ("fno-grf", "mcwilliams", "file")
 MCWILLIAMS_LAWS = ("power", "amplitude")
-_PARAMS = {"fno-grf": {"alpha", "tau", "sigma"}, "mcwilliams": {"peak_wavenumber", "energy", "law"},
-           "file": {"path", "key"}}
+_PARAMS = {
+    "fno-grf": {"alpha", "tau", "sigma"},
+    "mcwilliams": {"peak_wavenumber", "energy", "law"},
+    "file": {"path", "key"},
+}
 
 
 def check_initial_spec(spec: Mapping) -> None:
@@ -61,8 +73,9 @@ def check_initial_spec(spec: Mapping) -> None:
         raise ValueError(f"unknown initial condition {kind!r}; allowed: {', '.join(INITIAL_CONDITIONS)}")
     unknown = set(spec) - {"type"} - _PARAMS[kind]
     if unknown:
-        raise ValueError(f"initial condition {kind!r}: unknown parameter(s) {sorted(unknown)}; "
-                         f"allowed: {sorted(_PARAMS[kind])}")
+        raise ValueError(
+            f"initial condition {kind!r}: unknown parameter(s) {sorted(unknown)}; allowed: {sorted(_PARAMS[kind])}"
+        )
     if kind == "mcwilliams":
         kp, e = spec.get("peak_wavenumber", 4), spec.get("energy", 1.0)
         if not (kp > 0 and math.isfinite(kp)):
@@ -76,21 +89,29 @@ def check_initial_spec(spec: Mapping) -> None:
         raise ValueError("initial condition 'file' needs a path")
 
 
-def fno_grf(n: int, seed: int, indices: Sequence[int], alpha: float = 2.5, tau: float = 7.0,
-            sigma: float | None = 7.0 ** 1.5) -> np.ndarray:
+def fno_grf(
+    n: int, seed: int, indices: Sequence[int], alpha: float = 2.5, tau: float = 7.0, sigma: float | None = 7.0**1.5
+) -> np.ndarray:
     """FNO Gaussian random field vorticity ``(B, n, n)`` (module doc for the amplitude convention)."""
     grf = GaussianRandomField((n, n), alpha=alpha, tau=tau, sigma=sigma, boundary="periodic")
     return grf.sample(seed, list(indices))
 
 
-def mcwilliams(n: int, seed: int, indices: Sequence[int], box: float = 2 * math.pi,
-               peak_wavenumber: float = 4.0, energy: float = 1.0, law: str = "power") -> np.ndarray:
+def mcwilliams(
+    n: int,
+    seed: int,
+    indices: Sequence[int],
+    box: float = 2 * math.pi,
+    peak_wavenumber: float = 4.0,
+    energy: float = 1.0,
+    law: str = "power",
+) -> np.ndarray:
     """McWilliams-type decaying-turbulence vorticity ``(B, n, n)`` on ``[0, box)^2`` (module doc)."""
     if law not in MCWILLIAMS_LAWS:
         raise ValueError(f"mcwilliams: unknown law {law!r}; allowed: {', '.join(MCWILLIAMS_LAWS)}")
     m = np.fft.fftfreq(n, d=1.0 / n)
     mx, my = np.meshgrid(m, m, indexing="ij")
-    kmag = np.sqrt(mx ** 2 + my ** 2)
+    kmag = np.sqrt(mx**2 + my**2)
     with np.errstate(divide="ignore"):
         if law == "power":
             amp = np.sqrt(1.0 / (kmag * (1.0 + (kmag / peak_wavenumber) ** 4)))
@@ -101,7 +122,7 @@ def mcwilliams(n: int, seed: int, indices: Sequence[int], box: float = 2 * math.
     if law == "power":
         limit = (2.0 / 3.0) * (n // 2)
         amp[(np.abs(mx) > limit) | (np.abs(my) > limit)] = 0.0
-    k2 = (2 * math.pi / box) ** 2 * kmag ** 2
+    k2 = (2 * math.pi / box) ** 2 * kmag**2
     out = np.empty((len(indices), n, n))
     for j, i in enumerate(indices):
         xi = sample_rng(seed, int(i)).standard_normal((2, n, n))

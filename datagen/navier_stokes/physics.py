@@ -27,6 +27,7 @@ records its coordinates; ``origin`` is its first coordinate, and :meth:`NavierSt
 evaluates the forcing at ``origin + i L / n`` so that the forcing lines up with the stored fields on
 any evaluation grid.
 """
+
 from __future__ import annotations
 
 import math
@@ -38,8 +39,14 @@ import torch
 
 from datagen.spec import NS_FAMILY, Spec, check_values
 
-__all__ = ["FORCING_KINDS", "Forcing", "NavierStokesPhysics", "physics_from_spec", "physics_from_dataset",
-           "NS_PDE_NAMES"]
+__all__ = [
+    "FORCING_KINDS",
+    "Forcing",
+    "NavierStokesPhysics",
+    "physics_from_spec",
+    "physics_from_dataset",
+    "NS_PDE_NAMES",
+]
 
 FORCING_KINDS = ("none", "fno", "kolmogorov")
 _DEFAULTS = {"fno": {"amplitude": 0.1, "wavenumber": 1}, "kolmogorov": {"amplitude": 1.0, "wavenumber": 4}}
@@ -101,14 +108,16 @@ class Forcing:
                 return cls(kind, a, m)
             raise ValueError(
                 f"forcing {spec!r} is free text this toolkit cannot evaluate; store it as "
-                f"{{\"type\": one of {', '.join(FORCING_KINDS)}, \"amplitude\": a, \"wavenumber\": m}} "
-                f"(re-import the file with neuralops-data import, or regenerate it)")
+                f'{{"type": one of {", ".join(FORCING_KINDS)}, "amplitude": a, "wavenumber": m}} '
+                f"(re-import the file with neuralops-data import, or regenerate it)"
+            )
         if isinstance(spec, Mapping):
             kind = spec.get("type", "none")
             unknown = set(spec) - {"type", "amplitude", "wavenumber"}
             if unknown:
-                raise ValueError(f"forcing: unknown parameter(s) {sorted(unknown)} for {kind!r}; "
-                                 f"allowed: amplitude, wavenumber")
+                raise ValueError(
+                    f"forcing: unknown parameter(s) {sorted(unknown)} for {kind!r}; allowed: amplitude, wavenumber"
+                )
             return cls(kind, spec.get("amplitude"), spec.get("wavenumber"))
         raise ValueError(f"forcing must be a dict, a known name or None, got {type(spec).__name__} {spec!r}")
 
@@ -118,8 +127,9 @@ class Forcing:
             return {"type": "none"}
         return {"type": self.kind, "amplitude": self.amplitude, "wavenumber": self.wavenumber}
 
-    def field(self, n: int, box: float = 1.0, origin: float = 0.0,
-              dtype: torch.dtype = torch.float64, device=None) -> Optional[torch.Tensor]:
+    def field(
+        self, n: int, box: float = 1.0, origin: float = 0.0, dtype: torch.dtype = torch.float64, device=None
+    ) -> Optional[torch.Tensor]:
         """``f`` on the ``n x n`` grid ``x_i = origin + i L / n`` (``indexing='ij'``), or ``None``."""
         if self.kind == "none":
             return None
@@ -175,15 +185,24 @@ class NavierStokesPhysics:
         """The settings the generator writes into a dataset's spec (the importers write the same), flat:
         :func:`datagen.spec.build_spec` puts them in ``physics`` and ``sampling.snapshot_interval``."""
         if not isinstance(self.forcing, Forcing):
-            raise ValueError("physics with a hand-made forcing function cannot be stored in a spec; "
-                             "use a Forcing (none / fno / kolmogorov)")
-        return {"viscosity": float(self.viscosity), "box": float(self.box), "drag": float(self.drag),
-                "forcing": self.forcing.to_spec(), "snapshot_interval": float(self.dt)}
+            raise ValueError(
+                "physics with a hand-made forcing function cannot be stored in a spec; "
+                "use a Forcing (none / fno / kolmogorov)"
+            )
+        return {
+            "viscosity": float(self.viscosity),
+            "box": float(self.box),
+            "drag": float(self.drag),
+            "forcing": self.forcing.to_spec(),
+            "snapshot_interval": float(self.dt),
+        }
 
     def describe(self) -> str:
         f = self.forcing.to_spec() if isinstance(self.forcing, Forcing) else "custom"
-        return (f"nu = {self.viscosity:g}, drag = {self.drag:g}, box = {self.box:g}, forcing = {f}, "
-                f"snapshot spacing = {self.dt:g}")
+        return (
+            f"nu = {self.viscosity:g}, drag = {self.drag:g}, box = {self.box:g}, forcing = {f}, "
+            f"snapshot spacing = {self.dt:g}"
+        )
 
 
 def _uniform_spacing(t) -> float:
@@ -210,8 +229,10 @@ def physics_from_spec(spec: Union[Mapping, Spec], grid=None) -> NavierStokesPhys
     """
     spec = spec if isinstance(spec, Spec) else Spec.from_stored(spec, pde=NS_PDE_NAMES[0])
     if spec.get("viscosity") is None:
-        raise ValueError("physics: the spec has no 'viscosity'; is this a Navier-Stokes dataset? (for an "
-                         "imported file, re-import it with neuralops-data import fno-ns --viscosity NU)")
+        raise ValueError(
+            "physics: the spec has no 'viscosity'; is this a Navier-Stokes dataset? (for an "
+            "imported file, re-import it with neuralops-data import fno-ns --viscosity NU)"
+        )
     coords = getattr(grid, "coords", None) if grid is not None else None
     dt = spec.get("snapshot_interval")
     if dt is None:
@@ -223,10 +244,14 @@ def physics_from_spec(spec: Union[Mapping, Spec], grid=None) -> NavierStokesPhys
         origin = float(coords["x"][0])
         if "y" in coords and len(coords["y"]) and not math.isclose(float(coords["y"][0]), origin, abs_tol=1e-12):
             raise ValueError(f"physics: grid origins differ in x and y ({origin}, {float(coords['y'][0])})")
-    return NavierStokesPhysics(viscosity=float(spec.get("viscosity")), dt=float(dt),
-                               box=float(spec.get("box", 1.0) or 1.0),
-                               forcing=Forcing.from_spec(spec.get("forcing")),
-                               drag=float(spec.get("drag", 0.0) or 0.0), origin=origin)
+    return NavierStokesPhysics(
+        viscosity=float(spec.get("viscosity")),
+        dt=float(dt),
+        box=float(spec.get("box", 1.0) or 1.0),
+        forcing=Forcing.from_spec(spec.get("forcing")),
+        drag=float(spec.get("drag", 0.0) or 0.0),
+        origin=origin,
+    )
 
 
 def physics_from_dataset(ds) -> NavierStokesPhysics:

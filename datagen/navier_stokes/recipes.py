@@ -53,6 +53,7 @@ Recipes:
                       energy), RK3-CN with CFL-limited steps, warm-up to t = 10, 100 snapshots every 0.1
                       over (10, 20], 256^2 stored at 64^2 by spectral truncation.
 """
+
 from __future__ import annotations
 
 import copy
@@ -75,42 +76,99 @@ OPTIONAL_FIELDS = ("velocity", "stream")
 
 _BASE: Dict[str, Any] = {
     "equation": "w_t + u.grad w = nu Lap w - drag w + f, u = (psi_y, -psi_x), -Lap psi = w",
-    "box": 1.0, "resolution": 256, "store_resolution": 64, "resample": "subsample",
-    "stepper": "fno", "dt_mode": "fixed", "dt": 1e-4, "cfl": 0.5, "cfl_recheck": 0.1,
-    "t_start": 0.0, "snapshot_interval": 1.0, "include_initial": False,
-    "forcing": {"type": "none"}, "drag": 0.0,
-    "fields": ["vorticity"], "store_dtype": "float32",
+    "box": 1.0,
+    "resolution": 256,
+    "store_resolution": 64,
+    "resample": "subsample",
+    "stepper": "fno",
+    "dt_mode": "fixed",
+    "dt": 1e-4,
+    "cfl": 0.5,
+    "cfl_recheck": 0.1,
+    "t_start": 0.0,
+    "snapshot_interval": 1.0,
+    "include_initial": False,
+    "forcing": {"type": "none"},
+    "drag": 0.0,
+    "fields": ["vorticity"],
+    "store_dtype": "float32",
 }
 
 RECIPES: Dict[str, Dict[str, Any]] = {
-    "fno": {**_BASE, "viscosity": 1e-3, "n_snapshots": 50,
-            "forcing": {"type": "fno", "amplitude": 0.1, "wavenumber": 1},
-            "initial": {"type": "fno-grf", "alpha": 2.5, "tau": 7.0, "sigma": 7.0 ** 1.5}},
-    "spectral-refiner": {**_BASE, "viscosity": 1e-3, "stepper": "fno", "dt": 1e-3,
-                         "t_start": 30.0, "snapshot_interval": 0.2, "n_snapshots": 100,
-                         "resample": "bilinear",
-                         "forcing": {"type": "fno", "amplitude": 0.1, "wavenumber": 1},
-                         "initial": {"type": "fno-grf", "alpha": 2.5, "tau": 7.0, "sigma": 7.0 ** 1.5}},
-    "spectral-refiner-rk4cn": {**_BASE, "viscosity": 1e-3, "stepper": "rk4cn", "dt": 1e-3,
-                               "t_start": 30.0, "snapshot_interval": 0.2, "n_snapshots": 100,
-                               "resample": "spectral",
-                               "forcing": {"type": "fno", "amplitude": 0.1, "wavenumber": 1},
-                               "initial": {"type": "fno-grf", "alpha": 2.5, "tau": 7.0, "sigma": 7.0 ** 1.5}},
-    "mcwilliams": {**_BASE, "viscosity": 1e-3, "box": 2 * math.pi, "stepper": "rk4cn",
-                   "dt_mode": "fixed", "dt": 1e-3, "t_start": 4.5,
-                   "snapshot_interval": 0.055, "n_snapshots": 100, "resample": "bilinear",
-                   "initial": {"type": "mcwilliams", "peak_wavenumber": 4.0, "energy": 0.25,
-                               "law": "amplitude"}},
-    "mcwilliams1984": {**_BASE, "viscosity": 1e-3, "box": 2 * math.pi, "stepper": "rk4cn",
-                       "dt_mode": "cfl", "dt": 1e-2, "cfl": 0.5, "t_start": 4.5,
-                       "snapshot_interval": 0.055, "n_snapshots": 100, "resample": "spectral",
-                       "initial": {"type": "mcwilliams", "peak_wavenumber": 4.0, "energy": 1.0,
-                                   "law": "power"}},
-    "kolmogorov": {**_BASE, "viscosity": 1e-3, "box": 2 * math.pi, "stepper": "rk3cn",
-                   "dt_mode": "cfl", "dt": 1e-2, "cfl": 0.5, "t_start": 10.0,
-                   "snapshot_interval": 0.1, "n_snapshots": 100, "resample": "spectral", "drag": 0.1,
-                   "forcing": {"type": "kolmogorov", "amplitude": 1.0, "wavenumber": 4},
-                   "initial": {"type": "mcwilliams", "peak_wavenumber": 4.0, "energy": 1.0}},
+    "fno": {
+        **_BASE,
+        "viscosity": 1e-3,
+        "n_snapshots": 50,
+        "forcing": {"type": "fno", "amplitude": 0.1, "wavenumber": 1},
+        "initial": {"type": "fno-grf", "alpha": 2.5, "tau": 7.0, "sigma": 7.0**1.5},
+    },
+    "spectral-refiner": {
+        **_BASE,
+        "viscosity": 1e-3,
+        "stepper": "fno",
+        "dt": 1e-3,
+        "t_start": 30.0,
+        "snapshot_interval": 0.2,
+        "n_snapshots": 100,
+        "resample": "bilinear",
+        "forcing": {"type": "fno", "amplitude": 0.1, "wavenumber": 1},
+        "initial": {"type": "fno-grf", "alpha": 2.5, "tau": 7.0, "sigma": 7.0**1.5},
+    },
+    "spectral-refiner-rk4cn": {
+        **_BASE,
+        "viscosity": 1e-3,
+        "stepper": "rk4cn",
+        "dt": 1e-3,
+        "t_start": 30.0,
+        "snapshot_interval": 0.2,
+        "n_snapshots": 100,
+        "resample": "spectral",
+        "forcing": {"type": "fno", "amplitude": 0.1, "wavenumber": 1},
+        "initial": {"type": "fno-grf", "alpha": 2.5, "tau": 7.0, "sigma": 7.0**1.5},
+    },
+    "mcwilliams": {
+        **_BASE,
+        "viscosity": 1e-3,
+        "box": 2 * math.pi,
+        "stepper": "rk4cn",
+        "dt_mode": "fixed",
+        "dt": 1e-3,
+        "t_start": 4.5,
+        "snapshot_interval": 0.055,
+        "n_snapshots": 100,
+        "resample": "bilinear",
+        "initial": {"type": "mcwilliams", "peak_wavenumber": 4.0, "energy": 0.25, "law": "amplitude"},
+    },
+    "mcwilliams1984": {
+        **_BASE,
+        "viscosity": 1e-3,
+        "box": 2 * math.pi,
+        "stepper": "rk4cn",
+        "dt_mode": "cfl",
+        "dt": 1e-2,
+        "cfl": 0.5,
+        "t_start": 4.5,
+        "snapshot_interval": 0.055,
+        "n_snapshots": 100,
+        "resample": "spectral",
+        "initial": {"type": "mcwilliams", "peak_wavenumber": 4.0, "energy": 1.0, "law": "power"},
+    },
+    "kolmogorov": {
+        **_BASE,
+        "viscosity": 1e-3,
+        "box": 2 * math.pi,
+        "stepper": "rk3cn",
+        "dt_mode": "cfl",
+        "dt": 1e-2,
+        "cfl": 0.5,
+        "t_start": 10.0,
+        "snapshot_interval": 0.1,
+        "n_snapshots": 100,
+        "resample": "spectral",
+        "drag": 0.1,
+        "forcing": {"type": "kolmogorov", "amplitude": 1.0, "wavenumber": 4},
+        "initial": {"type": "mcwilliams", "peak_wavenumber": 4.0, "energy": 1.0},
+    },
 }
 
 
@@ -157,13 +215,17 @@ def recipe(name: str, overrides: Optional[Mapping[str, Any]] = None) -> Dict[str
             raise ValueError(f"viscosity must be >= 0.0, got {nu!r}")
         t_end = _fno_final_time(nu)
         if t_end is None:
-            raise ValueError(f"recipe 'fno' defines final times only for viscosity 1e-3, 1e-4, 1e-5 "
-                             f"(T = 50, 30, 20); for viscosity {nu:g} give t_end or n_snapshots")
+            raise ValueError(
+                f"recipe 'fno' defines final times only for viscosity 1e-3, 1e-4, 1e-5 "
+                f"(T = 50, 30, 20); for viscosity {nu:g} give t_end or n_snapshots"
+            )
     if t_end is not None:
         span = (float(t_end) - float(spec["t_start"])) / float(spec["snapshot_interval"])
         if span < 1 - 1e-9 or abs(span - round(span)) > 1e-6:
-            raise ValueError(f"t_end = {t_end} must be t_start + a positive whole number of snapshot "
-                             f"intervals ({spec['t_start']} + k * {spec['snapshot_interval']})")
+            raise ValueError(
+                f"t_end = {t_end} must be t_start + a positive whole number of snapshot "
+                f"intervals ({spec['t_start']} + k * {spec['snapshot_interval']})"
+            )
         spec["n_snapshots"] = int(round(span)) + (1 if spec["include_initial"] else 0)
     spec["recipe"] = name
     check_spec(spec)
@@ -174,8 +236,13 @@ def check_spec(spec: Mapping[str, Any]) -> None:
     """Raise a ``ValueError`` naming the first bad value of a spec and what is allowed."""
     check_keys(spec, SPEC_KEYS, "navier-stokes spec")
     # one definition of each value's range: the schema's (datagen.spec), here where the values enter
-    check_values(NS_FAMILY, {k: spec.get(k) for k in ("viscosity", "box", "drag", "t_start", "snapshot_interval",
-                                                       "store_resolution", "n_snapshots")})
+    check_values(
+        NS_FAMILY,
+        {
+            k: spec.get(k)
+            for k in ("viscosity", "box", "drag", "t_start", "snapshot_interval", "store_resolution", "n_snapshots")
+        },
+    )
     if not isinstance(spec.get("resolution"), int) or isinstance(spec.get("resolution"), bool):
         raise ValueError(f"resolution must be a positive integer, got {spec.get('resolution')!r}")
     check_values(NS_FAMILY, spec, ("resolution",))
@@ -191,8 +258,9 @@ def check_spec(spec: Mapping[str, Any]) -> None:
         check_values(NS_FAMILY, {k: spec.get(k) for k in ("cfl_recheck", "cfl")})
         c = spec["cfl"]
         if c > CFL_LIMITS[spec["stepper"]]:
-            raise ValueError(f"cfl {c} is above the stability limit {CFL_LIMITS[spec['stepper']]} "
-                             f"of stepper {spec['stepper']!r}")
+            raise ValueError(
+                f"cfl {c} is above the stability limit {CFL_LIMITS[spec['stepper']]} of stepper {spec['stepper']!r}"
+            )
     forcing = spec.get("forcing") or {"type": "none"}
     if forcing.get("type") not in FORCINGS:
         raise ValueError(f"unknown forcing {forcing.get('type')!r}; allowed: {', '.join(FORCINGS)}")

@@ -21,12 +21,21 @@ Two ways, chosen per recipe (``resample`` in the spec):
                ``x_i = (i + 1/2) L / m - L / (2 n)``, shifted from ``i L / m`` by
                :func:`grid_offset`; the dataset's grid records these coordinates.
 """
+
 from __future__ import annotations
 
 import torch
 
-__all__ = ["RESAMPLE_METHODS", "subsample", "spectral_truncation", "bilinear", "fourier_resample", "resample",
-           "check_resample", "grid_offset"]
+__all__ = [
+    "RESAMPLE_METHODS",
+    "subsample",
+    "spectral_truncation",
+    "bilinear",
+    "fourier_resample",
+    "resample",
+    "check_resample",
+    "grid_offset",
+]
 
 RESAMPLE_METHODS = ("subsample", "spectral", "bilinear")
 
@@ -38,8 +47,10 @@ def check_resample(method: str, n: int, m: int) -> None:
     if m < 2 or m > n:
         raise ValueError(f"stored resolution must be between 2 and the solver resolution {n}, got {m}")
     if method == "subsample" and n % m:
-        raise ValueError(f"subsampling needs the stored resolution to divide the solver resolution: "
-                         f"{m} does not divide {n} (use resample 'spectral')")
+        raise ValueError(
+            f"subsampling needs the stored resolution to divide the solver resolution: "
+            f"{m} does not divide {n} (use resample 'spectral')"
+        )
     if method == "spectral" and m % 2:
         raise ValueError(f"spectral truncation needs an even stored resolution, got {m}")
 
@@ -79,9 +90,9 @@ def _band_limited(w_hat: torch.Tensor, n: int, m: int) -> torch.Tensor:
     ``(..., n, n//2+1)`` of an ``n x n`` field (Nyquist lines dropped, so the result is real)."""
     h = min(n, m) // 2
     out = torch.zeros(w_hat.shape[:-2] + (m, m // 2 + 1), dtype=w_hat.dtype, device=w_hat.device)
-    out[..., :h, :h] = w_hat[..., :h, :h]                         # m_x = 0 .. h-1
+    out[..., :h, :h] = w_hat[..., :h, :h]  # m_x = 0 .. h-1
     if h > 1:
-        out[..., m - h + 1:, :h] = w_hat[..., n - h + 1:, :h]     # m_x = -(h-1) .. -1
+        out[..., m - h + 1 :, :h] = w_hat[..., n - h + 1 :, :h]  # m_x = -(h-1) .. -1
     # unnormalised transforms: a mode's coefficient scales with the number of points
     return torch.fft.irfft2(out * ((m / n) ** 2), s=(m, m))
 
@@ -97,8 +108,9 @@ def fourier_resample(w: torch.Tensor, m: int) -> torch.Tensor:
     zero-padding or truncation (band-limited interpolation)."""
     n = w.shape[-1]
     if w.shape[-2] != n or m < 2:
-        raise ValueError(f"fourier_resample needs square fields and a target of at least 2 points, "
-                         f"got shape {tuple(w.shape)} -> {m}")
+        raise ValueError(
+            f"fourier_resample needs square fields and a target of at least 2 points, got shape {tuple(w.shape)} -> {m}"
+        )
     if m == n:
         return w
     return _band_limited(torch.fft.rfft2(w), n, m)

@@ -21,6 +21,7 @@ Users: the time steppers (:mod:`.steppers`, which fold ``L``, ``P`` and ``f`` in
 coefficients) and the Spectral-Refiner residual ``R = w_t - L w - N(w)`` (``train.refine.residual``).
 Build it from a dataset's physics record with :meth:`VorticityRHS.from_physics`.
 """
+
 from __future__ import annotations
 
 import math
@@ -44,8 +45,7 @@ class VorticityRHS:
             float64) or ``None``.
     """
 
-    def __init__(self, grid: SpectralGrid, viscosity: float, drag: float = 0.0,
-                 forcing: Optional[torch.Tensor] = None):
+    def __init__(self, grid: SpectralGrid, viscosity: float, drag: float = 0.0, forcing: Optional[torch.Tensor] = None):
         if not viscosity >= 0:
             raise ValueError(f"viscosity must be >= 0, got {viscosity!r}")
         if not drag >= 0:
@@ -67,17 +67,23 @@ class VorticityRHS:
         """From a :class:`datagen.navier_stokes.physics.NavierStokesPhysics` record (viscosity, drag,
         forcing evaluated on this grid at the record's origin); the grid's box must be the record's."""
         if not math.isclose(grid.box, float(physics.box), rel_tol=1e-12):
-            raise ValueError(f"grid box {grid.box:g} differs from the physics record's box {physics.box:g}; "
-                             f"build the SpectralGrid with box=physics.box")
+            raise ValueError(
+                f"grid box {grid.box:g} differs from the physics record's box {physics.box:g}; "
+                f"build the SpectralGrid with box=physics.box"
+            )
         return cls(grid, physics.viscosity, physics.drag, physics.forcing_field(grid.n))
 
     def forcing_spectrum(self, dtype: torch.dtype) -> Optional[torch.Tensor]:
         """``rfft2(f)`` rounded to the complex ``dtype`` (or ``None``)."""
         return None if self.forcing_hat is None else self.forcing_hat.to(dtype)
 
-    def advection_hat(self, w_hat: torch.Tensor, buffers: Optional[AdvectionBuffers] = None,
-                      dealias: bool = True,
-                      epilogue: Optional[Callable[[int, int, torch.Tensor], None]] = None) -> torch.Tensor:
+    def advection_hat(
+        self,
+        w_hat: torch.Tensor,
+        buffers: Optional[AdvectionBuffers] = None,
+        dealias: bool = True,
+        epilogue: Optional[Callable[[int, int, torch.Tensor], None]] = None,
+    ) -> torch.Tensor:
         """``P(u . grad w)`` (``dealias=False``: without ``P``) of ``w_hat`` ``(..., n, n//2+1)``;
         arguments as :func:`datagen.navier_stokes.spectral.advection_hat`."""
         return advection_hat(w_hat, self.grid, buffers, dealias=dealias, epilogue=epilogue)

@@ -18,6 +18,7 @@ Blow-up: at every snapshot each sample is checked for non-finite values and for 
 stepper's limit; a sample that fails is recorded (``reasons``), frozen at zero (so it costs nothing
 and cannot spread NaNs), and reported as invalid; the others go on.
 """
+
 from __future__ import annotations
 
 import math
@@ -86,10 +87,22 @@ class NavierStokesSolver:
         device, dtype: where and in which precision to compute (``torch.float32`` / ``torch.float64``).
     """
 
-    def __init__(self, n: int, viscosity: float, box: float = 1.0, forcing=None, drag: float = 0.0,
-                 stepper: str = "fno", dt: Optional[float] = 1e-4, dt_mode: str = "fixed",
-                 cfl: float = 0.5, cfl_limit: Optional[float] = None, cfl_recheck: float = 0.1,
-                 device: Union[str, torch.device] = "cpu", dtype: torch.dtype = torch.float64):
+    def __init__(
+        self,
+        n: int,
+        viscosity: float,
+        box: float = 1.0,
+        forcing=None,
+        drag: float = 0.0,
+        stepper: str = "fno",
+        dt: Optional[float] = 1e-4,
+        dt_mode: str = "fixed",
+        cfl: float = 0.5,
+        cfl_limit: Optional[float] = None,
+        cfl_recheck: float = 0.1,
+        device: Union[str, torch.device] = "cpu",
+        dtype: torch.dtype = torch.float64,
+    ):
         if not (isinstance(viscosity, (int, float)) and math.isfinite(viscosity) and viscosity >= 0):
             raise ValueError(f"viscosity must be a finite number >= 0, got {viscosity!r}")
         if not (math.isfinite(drag) and drag >= 0):
@@ -134,8 +147,10 @@ class NavierStokesSolver:
         ratio = (t1 - t0) / self.dt
         k = round(ratio)
         if abs(ratio - k) > 1e-6 * max(1.0, abs(ratio)):
-            raise ValueError(f"with a fixed dt = {self.dt:g} the snapshot interval {t1 - t0:g} "
-                             f"(from t = {t0:g} to {t1:g}) is not a whole number of steps")
+            raise ValueError(
+                f"with a fixed dt = {self.dt:g} the snapshot interval {t1 - t0:g} "
+                f"(from t = {t0:g} to {t1:g}) is not a whole number of steps"
+            )
         return int(k)
 
     def cfl_numbers(self, w_hat: torch.Tensor, dt) -> torch.Tensor:
@@ -143,9 +158,15 @@ class NavierStokesSolver:
         return max_velocity(w_hat, self.grid) * dt / self.grid.dx
 
     # ------------------------------------------------------------------------------ run
-    def run(self, w0, snapshot_times: Sequence[float], t0: float = 0.0,
-            on_snapshot: Optional[Callable[[int, float, torch.Tensor, np.ndarray], object]] = None,
-            progress: Optional[Callable[[float], None]] = None, progress_every: int = 200) -> SolveResult:
+    def run(
+        self,
+        w0,
+        snapshot_times: Sequence[float],
+        t0: float = 0.0,
+        on_snapshot: Optional[Callable[[int, float, torch.Tensor, np.ndarray], object]] = None,
+        progress: Optional[Callable[[float], None]] = None,
+        progress_every: int = 200,
+    ) -> SolveResult:
         """Advance ``w0`` ``(B, n, n)`` from ``t0`` through the increasing ``snapshot_times``.
 
         Args:
@@ -169,8 +190,10 @@ class NavierStokesSolver:
         if times[0] < t0 or np.any(np.diff(times) <= 0):
             raise ValueError(f"snapshot times must increase and start at or after t0 = {t0}, got {times[:5]}...")
         if on_snapshot is None:
+
             def on_snapshot(k, t, w_hat, valid):
                 return to_physical(w_hat, g).cpu()
+
         B = w0.shape[0]
         stepper = self.stepper_for(B)
         w_hat = torch.fft.rfft2(w0)
@@ -189,7 +212,8 @@ class NavierStokesSolver:
                 raise ValueError(
                     f"dt = {self.dt:g} violates the stability limit of the {self.stepper_name!r} scheme: the "
                     f"initial CFL number dt max(|u|+|v|)/dx is {worst:.3g} (sample {i} of the batch), above "
-                    f"{self.cfl_limit:g}; use dt <= {self.dt * self.cfl_limit / worst:.3g} or dt_mode 'cfl'")
+                    f"{self.cfl_limit:g}; use dt <= {self.dt * self.cfl_limit / worst:.3g} or dt_mode 'cfl'"
+                )
             stepper.set_dt(self.dt)
 
         snapshots = []
@@ -204,13 +228,19 @@ class NavierStokesSolver:
                 pieces = max(1, math.ceil(span / self.cfl_recheck - 1e-9))
                 dt_used = 0.0
                 for _ in range(pieces if span > 0 else 0):
-                    dt_used = self._advance_cfl(stepper, w_hat, span / pieces, valid, steps, progress,
-                                                progress_every)
+                    dt_used = self._advance_cfl(stepper, w_hat, span / pieces, valid, steps, progress, progress_every)
             self._check(w_hat, valid, reasons, max_cfl, float(t), dt_used)
             snapshots.append(on_snapshot(k, float(t), w_hat, valid.cpu().numpy()))
             t_prev = float(t)
-        return SolveResult(times=times, snapshots=snapshots, valid=valid.cpu().numpy(), reasons=reasons,
-                           steps=steps, max_cfl=max_cfl, seconds=time.perf_counter() - start)
+        return SolveResult(
+            times=times,
+            snapshots=snapshots,
+            valid=valid.cpu().numpy(),
+            reasons=reasons,
+            steps=steps,
+            max_cfl=max_cfl,
+            seconds=time.perf_counter() - start,
+        )
 
     def _advance_fixed(self, stepper, w_hat, count, progress, every, span):
         for j in range(count):
@@ -227,10 +257,11 @@ class NavierStokesSolver:
         g = self.grid
         speed = max_velocity(w_hat, g).to(torch.float64)
         cap = self.dt if self.dt is not None else math.inf
-        dt_cfl = torch.where(speed > 0, self.cfl * g.dx / speed.clamp_min(1e-300),
-                             torch.full_like(speed, math.inf)).clamp(max=cap)
+        dt_cfl = torch.where(
+            speed > 0, self.cfl * g.dx / speed.clamp_min(1e-300), torch.full_like(speed, math.inf)
+        ).clamp(max=cap)
         bad = ~torch.isfinite(speed)
-        if bool(torch.isinf(dt_cfl).any()):            # zero velocity and no cap: one step suffices
+        if bool(torch.isinf(dt_cfl).any()):  # zero velocity and no cap: one step suffices
             dt_cfl = torch.where(torch.isinf(dt_cfl), torch.full_like(dt_cfl, span), dt_cfl)
         m = torch.ceil(span / dt_cfl - 1e-9).clamp(min=1).to(torch.int64)
         m = torch.where(valid & ~bad, m, torch.zeros_like(m))
@@ -263,8 +294,10 @@ class NavierStokesSolver:
             if not finite_host[i]:
                 reasons[i] = f"non-finite vorticity at t = {t:g}"
             elif cfl_host[i] > self.cfl_limit:
-                reasons[i] = (f"CFL violation at t = {t:g}: CFL number {cfl_host[i]:.3g} > "
-                              f"{self.cfl_limit:g} of the {self.stepper_name!r} scheme")
+                reasons[i] = (
+                    f"CFL violation at t = {t:g}: CFL number {cfl_host[i]:.3g} > "
+                    f"{self.cfl_limit:g} of the {self.stepper_name!r} scheme"
+                )
             else:
                 max_cfl[i] = max(max_cfl[i], float(cfl_host[i]))
                 continue

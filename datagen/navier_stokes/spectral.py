@@ -28,6 +28,7 @@ Conventions (the FNO benchmark generator's):
   space, exactly as in the FNO generator (the state itself is not truncated);
 * the stream function and the velocity have zero mean (the ``k = 0`` mode of ``psi`` is set to 0).
 """
+
 from __future__ import annotations
 
 import math
@@ -36,12 +37,31 @@ from typing import Callable, Mapping, Optional, Sequence, Tuple
 import torch
 
 __all__ = [
-    "SpectralGrid", "AdvectionBuffers", "to_spectral", "to_physical",
-    "stream_function_hat", "stream_function", "velocity_hat", "velocity", "gradient_hat",
-    "laplacian_hat", "laplacian", "advection_product_chunk", "advection_hat", "advection",
-    "fno_forcing", "kolmogorov_forcing", "forcing_field", "FORCINGS",
-    "kinetic_energy", "enstrophy", "energy_spectrum", "max_velocity", "cfl_number",
-    "NavierStokesPhysics", "physics_from_spec",
+    "SpectralGrid",
+    "AdvectionBuffers",
+    "to_spectral",
+    "to_physical",
+    "stream_function_hat",
+    "stream_function",
+    "velocity_hat",
+    "velocity",
+    "gradient_hat",
+    "laplacian_hat",
+    "laplacian",
+    "advection_product_chunk",
+    "advection_hat",
+    "advection",
+    "fno_forcing",
+    "kolmogorov_forcing",
+    "forcing_field",
+    "FORCINGS",
+    "kinetic_energy",
+    "enstrophy",
+    "energy_spectrum",
+    "max_velocity",
+    "cfl_number",
+    "NavierStokesPhysics",
+    "physics_from_spec",
 ]
 
 _COMPLEX = {torch.float32: torch.complex64, torch.float64: torch.complex128}
@@ -82,8 +102,9 @@ class SpectralGrid:
         ``dx``: grid spacing ``L / n``.
     """
 
-    def __init__(self, n: int, box: float = 1.0, *, dtype: torch.dtype = torch.float64,
-                 device: torch.device | str | None = None):
+    def __init__(
+        self, n: int, box: float = 1.0, *, dtype: torch.dtype = torch.float64, device: torch.device | str | None = None
+    ):
         if isinstance(n, bool) or not isinstance(n, int) or n < 4 or n % 2:
             raise ValueError(f"SpectralGrid: n must be an even integer >= 4, got {n!r}")
         box = float(box)
@@ -97,11 +118,11 @@ class SpectralGrid:
         k_max = n // 2
         full = torch.cat([torch.arange(0, k_max), torch.arange(-k_max, 0)]).to(torch.float64)
         half = full[: k_max + 1].clone()
-        half[k_max] = -k_max                                        # FNO layout: Nyquist is -n/2
+        half[k_max] = -k_max  # FNO layout: Nyquist is -n/2
         mx, my = full[:, None], half[None, :]
         scale = 2.0 * math.pi / box
         kx, ky = scale * mx, scale * my
-        k2 = kx ** 2 + ky ** 2
+        k2 = kx**2 + ky**2
         inv_k2 = torch.where(k2 > 0, 1.0 / torch.where(k2 > 0, k2, 1.0), 0.0)
         limit = (2.0 / 3.0) * k_max
         dealias = (mx.abs() <= limit) & (my.abs() <= limit)
@@ -122,7 +143,7 @@ class SpectralGrid:
     @property
     def area(self) -> float:
         """``|Omega| = L^2``."""
-        return self.box ** 2
+        return self.box**2
 
     def coordinates(self) -> Tuple[torch.Tensor, torch.Tensor]:
         """``(X, Y)``, each ``(n, n)``, ``X[i, j] = x_i``, ``Y[i, j] = y_j`` (``indexing='ij'``)."""
@@ -146,8 +167,9 @@ class SpectralGrid:
         want = self.spectral_shape if spectral else (self.n, self.n)
         if field.ndim < 2 or tuple(field.shape[-2:]) != want:
             kind = "spectrum (..., n, n//2+1)" if spectral else "field (..., n, n)"
-            raise ValueError(f"{where}: expected a {kind} with trailing shape {want} for n={self.n}, "
-                             f"got shape {tuple(field.shape)}")
+            raise ValueError(
+                f"{where}: expected a {kind} with trailing shape {want} for n={self.n}, got shape {tuple(field.shape)}"
+            )
 
     def __repr__(self) -> str:
         return f"SpectralGrid(n={self.n}, box={self.box:g}, dtype={self.dtype}, device={self.device})"
@@ -226,7 +248,7 @@ class AdvectionBuffers:
     are the per-chunk work arrays, ``out`` ``(*batch_shape, n, n//2+1)`` the result.
     """
 
-    CPU_CHUNK_BYTES = 2 * 2 ** 20
+    CPU_CHUNK_BYTES = 2 * 2**20
 
     def __init__(self, grid: SpectralGrid, batch_shape: Sequence[int], chunk: Optional[int] = None):
         self.grid, self.batch_shape = grid, tuple(int(b) for b in batch_shape)
@@ -241,9 +263,15 @@ class AdvectionBuffers:
             else:
                 chunk = self.flat
         self.chunk = max(1, min(int(chunk), max(self.flat, 1)))
-        self.multipliers = torch.stack([1j * grid.ky * grid.inv_k2, -1j * grid.kx * grid.inv_k2,
-                                        1j * grid.kx + 0 * grid.ky, 1j * grid.ky + 0 * grid.kx]).to(**cplx)
-        self.multipliers = self.multipliers.unsqueeze(1)              # (4, 1, n, m): field, sample
+        self.multipliers = torch.stack(
+            [
+                1j * grid.ky * grid.inv_k2,
+                -1j * grid.kx * grid.inv_k2,
+                1j * grid.kx + 0 * grid.ky,
+                1j * grid.ky + 0 * grid.kx,
+            ]
+        ).to(**cplx)
+        self.multipliers = self.multipliers.unsqueeze(1)  # (4, 1, n, m): field, sample
         self.dealias = grid.dealias.to(grid.dtype)
         # field-major layout: each of the four fields of a chunk is one contiguous (chunk, ...) block
         self.spectra = torch.empty((4, self.chunk, n, m), **cplx)
@@ -256,13 +284,24 @@ class AdvectionBuffers:
         self.split_fields = grid.device.type == "cpu"
 
     def matches(self, w_hat: torch.Tensor) -> bool:
-        return (tuple(w_hat.shape[:-2]) == self.batch_shape and w_hat.device == self.grid.device
-                and w_hat.dtype == self.grid.complex_dtype)
+        return (
+            tuple(w_hat.shape[:-2]) == self.batch_shape
+            and w_hat.device == self.grid.device
+            and w_hat.dtype == self.grid.complex_dtype
+        )
 
 
-def advection_product_chunk(w4: torch.Tensor, multipliers: torch.Tensor, spectra: torch.Tensor,
-                            fields: torch.Tensor, spectra_j: Sequence[torch.Tensor], fields_j: Sequence[torch.Tensor],
-                            product: torch.Tensor, adv: torch.Tensor, split_fields: bool) -> None:
+def advection_product_chunk(
+    w4: torch.Tensor,
+    multipliers: torch.Tensor,
+    spectra: torch.Tensor,
+    fields: torch.Tensor,
+    spectra_j: Sequence[torch.Tensor],
+    fields_j: Sequence[torch.Tensor],
+    product: torch.Tensor,
+    adv: torch.Tensor,
+    split_fields: bool,
+) -> None:
     """The in-place kernel of the product ``u . grad w`` for one chunk of ``c`` samples (no mask).
 
     ``w4`` ``(1, c, n, n//2+1)``: the chunk's vorticity spectra; ``multipliers`` ``(4, 1, n, n//2+1)``
@@ -284,9 +323,13 @@ def advection_product_chunk(w4: torch.Tensor, multipliers: torch.Tensor, spectra
     torch.fft.rfft2(product, out=adv)
 
 
-def advection_hat(w_hat: torch.Tensor, grid: SpectralGrid,
-                  buffers: Optional[AdvectionBuffers] = None, dealias: bool = True,
-                  epilogue: Optional[Callable[[int, int, torch.Tensor], None]] = None) -> torch.Tensor:
+def advection_hat(
+    w_hat: torch.Tensor,
+    grid: SpectralGrid,
+    buffers: Optional[AdvectionBuffers] = None,
+    dealias: bool = True,
+    epilogue: Optional[Callable[[int, int, torch.Tensor], None]] = None,
+) -> torch.Tensor:
     """Dealiased spectrum of the nonlinear term ``u . grad w = u w_x + v w_y``.
 
     ``u, v, w_x, w_y`` are evaluated on the grid by spectral differentiation, multiplied in physical
@@ -315,8 +358,17 @@ def advection_hat(w_hat: torch.Tensor, grid: SpectralGrid,
             c = stop - start
             spectra, fields = b.spectra[:, :c], b.fields[:, :c]
             adv = out_flat[start:stop]
-            advection_product_chunk(w_flat[start:stop].unsqueeze(0), b.multipliers, spectra, fields,
-                                    spectra.unbind(0), fields.unbind(0), b.product[:c], adv, b.split_fields)
+            advection_product_chunk(
+                w_flat[start:stop].unsqueeze(0),
+                b.multipliers,
+                spectra,
+                fields,
+                spectra.unbind(0),
+                fields.unbind(0),
+                b.product[:c],
+                adv,
+                b.split_fields,
+            )
             if dealias:
                 adv.mul_(b.dealias)
             if epilogue is not None:
@@ -386,7 +438,7 @@ def forcing_field(spec: Optional[Mapping], grid: SpectralGrid) -> Optional[torch
 # ---------------------------------------------------------------------- diagnostics
 def _parseval_sum(a_hat: torch.Tensor, grid: SpectralGrid) -> torch.Tensor:
     """``sum over all n x n modes of |a_hat|^2`` from a half spectrum (Hermitian symmetry)."""
-    p = a_hat.real ** 2 + a_hat.imag ** 2
+    p = a_hat.real**2 + a_hat.imag**2
     # columns 1 .. n/2 - 1 stand for two modes each; column 0 and the Nyquist column for one
     return 2.0 * p.sum(dim=(-2, -1)) - p[..., 0].sum(-1) - p[..., -1].sum(-1)
 
@@ -396,12 +448,12 @@ def kinetic_energy(w_hat: torch.Tensor, grid: SpectralGrid) -> torch.Tensor:
 
     By Parseval ``E = (1 / (2 n^4)) sum_k |w_hat_k|^2 / |k|^2`` (unnormalised ``rfft2``).
     """
-    return 0.5 * _parseval_sum(w_hat * grid.inv_k2.sqrt(), grid) / grid.n ** 4
+    return 0.5 * _parseval_sum(w_hat * grid.inv_k2.sqrt(), grid) / grid.n**4
 
 
 def enstrophy(w_hat: torch.Tensor, grid: SpectralGrid) -> torch.Tensor:
     """Mean enstrophy ``Z = (1 / (2 |Omega|)) int w^2 dx`` ``(...)``: ``(1 / (2 n^4)) sum |w_hat|^2``."""
-    return 0.5 * _parseval_sum(w_hat, grid) / grid.n ** 4
+    return 0.5 * _parseval_sum(w_hat, grid) / grid.n**4
 
 
 def energy_spectrum(w_hat: torch.Tensor, grid: SpectralGrid) -> torch.Tensor:
@@ -409,14 +461,14 @@ def energy_spectrum(w_hat: torch.Tensor, grid: SpectralGrid) -> torch.Tensor:
 
     ``sum_m E(m)`` is :func:`kinetic_energy` up to the corner modes with ``|m| > n/2`` (left out).
     """
-    p = (w_hat.real ** 2 + w_hat.imag ** 2) * grid.inv_k2
+    p = (w_hat.real**2 + w_hat.imag**2) * grid.inv_k2
     weight = torch.full(grid.spectral_shape, 2.0, dtype=grid.dtype, device=grid.device)
     weight[:, 0] = 1.0
     weight[:, -1] = 1.0
-    shell = torch.sqrt(grid.mx ** 2 + grid.my ** 2).round().long().expand(grid.spectral_shape)
+    shell = torch.sqrt(grid.mx**2 + grid.my**2).round().long().expand(grid.spectral_shape)
     kmax = grid.n // 2
     keep = shell <= kmax
-    flat = (p * weight * 0.5 / grid.n ** 4)[..., keep]
+    flat = (p * weight * 0.5 / grid.n**4)[..., keep]
     out = torch.zeros(flat.shape[:-1] + (kmax + 1,), dtype=grid.dtype, device=grid.device)
     return out.index_add_(-1, shell[keep], flat)
 

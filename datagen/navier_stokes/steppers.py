@@ -33,6 +33,7 @@ All steppers advance ``w_hat`` (shape ``(*batch, n, n//2 + 1)``) in place, reuse
 ``batch`` (one step per sample, ``dt = 0`` leaves a sample exactly unchanged), and transform the fixed
 forcing once.
 """
+
 from __future__ import annotations
 
 from typing import Dict, Optional, Sequence, Tuple, Union
@@ -50,19 +51,33 @@ Dt = Union[float, torch.Tensor]
 #   "smr": w_s = CN[w_{s-1} + dt (beta_s N_{s-1} + gamma_s N_{s-2})]        (Spalart-Moser-Rogers)
 #   "2n":  R_s = N_{s-1} + gamma_s R_{s-1};  w_s = CN[w_{s-1} + dt beta_s R_s]  (Williamson 2N registers)
 RK_TABLES: Dict[str, Tuple[str, Tuple[float, ...], Tuple[float, ...], Tuple[float, ...]]] = {
-    "rk3cn": ("smr",
-              (8 / 15, 5 / 12, 3 / 4),
-              (0.0, -17 / 60, -5 / 12),
-              (0.0, 8 / 15, 2 / 3, 1.0)),
+    "rk3cn": ("smr", (8 / 15, 5 / 12, 3 / 4), (0.0, -17 / 60, -5 / 12), (0.0, 8 / 15, 2 / 3, 1.0)),
     # Carpenter & Kennedy (1994), RK4(3)5[2N]: A_s -> gamma_s, B_s -> beta_s, c_s
-    "rk4cn": ("2n",
-              (1432997174477 / 9575080441755, 5161836677717 / 13612068292357,
-               1720146321549 / 2090206949498, 3134564353537 / 4481467310338,
-               2277821191437 / 14882151754819),
-              (0.0, -567301805773 / 1357537059087, -2404267990393 / 2016746695238,
-               -3550918686646 / 2091501179385, -1275806237668 / 842570457699),
-              (0.0, 1432997174477 / 9575080441755, 2526269341429 / 6820363266361,
-               2006345519317 / 3224310063776, 2802321613138 / 2924317926251, 1.0)),
+    "rk4cn": (
+        "2n",
+        (
+            1432997174477 / 9575080441755,
+            5161836677717 / 13612068292357,
+            1720146321549 / 2090206949498,
+            3134564353537 / 4481467310338,
+            2277821191437 / 14882151754819,
+        ),
+        (
+            0.0,
+            -567301805773 / 1357537059087,
+            -2404267990393 / 2016746695238,
+            -3550918686646 / 2091501179385,
+            -1275806237668 / 842570457699,
+        ),
+        (
+            0.0,
+            1432997174477 / 9575080441755,
+            2526269341429 / 6820363266361,
+            2006345519317 / 3224310063776,
+            2802321613138 / 2924317926251,
+            1.0,
+        ),
+    ),
 }
 
 
@@ -78,12 +93,18 @@ class Stepper:
     """
 
     name = "base"
-    order = 0            # design order with diffusion
-    inviscid_order = 0   # design order of the explicit part alone (nu = alpha = 0)
-    stages = 1           # nonlinear evaluations per step
+    order = 0  # design order with diffusion
+    inviscid_order = 0  # design order of the explicit part alone (nu = alpha = 0)
+    stages = 1  # nonlinear evaluations per step
 
-    def __init__(self, grid: SpectralGrid, viscosity: float, batch_shape: Sequence[int],
-                 forcing: Optional[torch.Tensor] = None, drag: float = 0.0):
+    def __init__(
+        self,
+        grid: SpectralGrid,
+        viscosity: float,
+        batch_shape: Sequence[int],
+        forcing: Optional[torch.Tensor] = None,
+        drag: float = 0.0,
+    ):
         # the right-hand side's terms, defined once (datagen.navier_stokes.rhs; the residual uses them too)
         self.rhs = VorticityRHS(grid, viscosity, drag, forcing)
         self.grid, self.viscosity, self.drag = grid, self.rhs.viscosity, self.rhs.drag
@@ -121,8 +142,11 @@ class Stepper:
     def _flat(self, coefficient: torch.Tensor) -> torch.Tensor:
         """Per-sample coefficients ``(*batch, n, m)`` as ``(B, n, m)`` rows; shared ones unchanged."""
         if coefficient.ndim > 2:
-            return coefficient.expand(self.batch_shape + self.grid.spectral_shape).reshape(
-                (-1,) + self.grid.spectral_shape).contiguous()
+            return (
+                coefficient.expand(self.batch_shape + self.grid.spectral_shape)
+                .reshape((-1,) + self.grid.spectral_shape)
+                .contiguous()
+            )
         return coefficient
 
     @staticmethod
@@ -141,9 +165,11 @@ class Stepper:
 
     def _check_state(self, w_hat: torch.Tensor) -> None:
         if not self.buffers.matches(w_hat):
-            raise ValueError(f"{self.name}: state must be a {self.grid.complex_dtype} spectrum of shape "
-                             f"{self.batch_shape + self.grid.spectral_shape} on {self.grid.device}, got "
-                             f"{w_hat.dtype} {tuple(w_hat.shape)} on {w_hat.device}")
+            raise ValueError(
+                f"{self.name}: state must be a {self.grid.complex_dtype} spectrum of shape "
+                f"{self.batch_shape + self.grid.spectral_shape} on {self.grid.device}, got "
+                f"{w_hat.dtype} {tuple(w_hat.shape)} on {w_hat.device}"
+            )
 
 
 class EulerCrankNicolson(Stepper):
@@ -157,10 +183,13 @@ class EulerCrankNicolson(Stepper):
         denom = 1.0 + half
         cplx = self.grid.complex_dtype
         real = self.grid.dtype
-        self.decay = self._flat(((1.0 - half) / denom).to(real))              # (1 + dt L/2) / (1 - dt L/2)
-        self.advect = self._flat((-d * self.dealias / denom).to(real))         # -dt P / (1 - dt L/2)
-        self.source = None if self.forcing_hat is None else self._flat(
-            ((d / denom) * self.forcing_hat.to(torch.complex128)).to(cplx))    # dt f / (1 - dt L/2)
+        self.decay = self._flat(((1.0 - half) / denom).to(real))  # (1 + dt L/2) / (1 - dt L/2)
+        self.advect = self._flat((-d * self.dealias / denom).to(real))  # -dt P / (1 - dt L/2)
+        self.source = (
+            None
+            if self.forcing_hat is None
+            else self._flat(((d / denom) * self.forcing_hat.to(torch.complex128)).to(cplx))
+        )  # dt f / (1 - dt L/2)
         self.dt = dt
 
     def step(self, w_hat: torch.Tensor) -> torch.Tensor:
@@ -198,9 +227,21 @@ class EulerCrankNicolson(Stepper):
             c = stop - start
             spectra, fields = b.spectra[:, :c], b.fields[:, :c]
             w = w_flat[start:stop]
-            plan.append((w, w.unsqueeze(0), spectra, fields, list(spectra.unbind(0)), list(fields.unbind(0)),
-                         b.product[:c], out_flat[start:stop], rows(self.decay, start, stop),
-                         rows(self.advect, start, stop), rows(self.source, start, stop)))
+            plan.append(
+                (
+                    w,
+                    w.unsqueeze(0),
+                    spectra,
+                    fields,
+                    list(spectra.unbind(0)),
+                    list(fields.unbind(0)),
+                    b.product[:c],
+                    out_flat[start:stop],
+                    rows(self.decay, start, stop),
+                    rows(self.advect, start, stop),
+                    rows(self.source, start, stop),
+                )
+            )
         self._plan_cache = (key, owners, plan)
         return plan
 
@@ -208,8 +249,15 @@ class EulerCrankNicolson(Stepper):
 class IMEXRungeKuttaCN(Stepper):
     """Low-storage IMEX Runge-Kutta (explicit advection) with Crank-Nicolson substeps (module doc)."""
 
-    def __init__(self, grid: SpectralGrid, viscosity: float, batch_shape: Sequence[int],
-                 forcing: Optional[torch.Tensor] = None, drag: float = 0.0, scheme: str = "rk3cn"):
+    def __init__(
+        self,
+        grid: SpectralGrid,
+        viscosity: float,
+        batch_shape: Sequence[int],
+        forcing: Optional[torch.Tensor] = None,
+        drag: float = 0.0,
+        scheme: str = "rk3cn",
+    ):
         if scheme not in RK_TABLES:
             raise ValueError(f"unknown IMEX Runge-Kutta scheme {scheme!r}; allowed: {', '.join(RK_TABLES)}")
         super().__init__(grid, viscosity, batch_shape, forcing, drag)
@@ -252,11 +300,11 @@ class IMEXRungeKuttaCN(Stepper):
                 if f_hat is not None:
                     n_s.add_(f_hat)
                 w = w_flat[a:b].mul_(rows(decay, a, b))
-                if self.form == "smr":          # E = beta N_s + gamma N_{s-1} (other = N_{s-1})
+                if self.form == "smr":  # E = beta N_s + gamma N_{s-1} (other = N_{s-1})
                     w.addcmul_(n_s, rows(gain, a, b))
                     if gamma != 0.0:
                         w.addcmul_(other[a:b], rows(gain_prev, a, b))
-                else:                           # R = N_s + gamma R, E = beta R (other = R)
+                else:  # R = N_s + gamma R, E = beta R (other = R)
                     r = other[a:b]
                     if gamma == 0.0:
                         r.copy_(n_s)
@@ -265,7 +313,7 @@ class IMEXRungeKuttaCN(Stepper):
                     w.addcmul_(r, rows(gain, a, b))
 
             self.rhs.advection_hat(w_hat, self.buffers, dealias=False, epilogue=update)
-            if self.form == "smr":              # N_s becomes "previous" for stage s + 1
+            if self.form == "smr":  # N_s becomes "previous" for stage s + 1
                 self._n_cur, self._other = self._other, self._n_cur
         return w_hat
 
@@ -273,8 +321,14 @@ class IMEXRungeKuttaCN(Stepper):
 STEPPERS = ("fno", "rk3cn", "rk4cn")
 
 
-def make_stepper(name: str, grid: SpectralGrid, viscosity: float, batch_shape: Sequence[int],
-                 forcing: Optional[torch.Tensor] = None, drag: float = 0.0) -> Stepper:
+def make_stepper(
+    name: str,
+    grid: SpectralGrid,
+    viscosity: float,
+    batch_shape: Sequence[int],
+    forcing: Optional[torch.Tensor] = None,
+    drag: float = 0.0,
+) -> Stepper:
     """Stepper by name: ``fno`` (Euler + Crank-Nicolson), ``rk3cn``, ``rk4cn`` (IMEX RK + CN)."""
     if name == "fno":
         return EulerCrankNicolson(grid, viscosity, batch_shape, forcing, drag)

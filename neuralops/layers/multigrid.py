@@ -49,6 +49,7 @@ the coarse grid). With ``circular`` padding the cycle commutes with rolls by mul
 ``2 ** (L - 1)`` when every axis is divisible by ``2 ** (L - 1)``; on other sizes stride-2 sampling
 cannot be translation-equivariant. ``reflect`` needs at least 2 points on the coarsest grid.
 """
+
 from __future__ import annotations
 
 from typing import List, Optional, Sequence, Tuple
@@ -66,15 +67,17 @@ def normalize_smoothing(smoothing: Sequence[Sequence[int]]) -> Tuple[Tuple[int, 
     try:
         pairs = tuple((int(pre), int(post)) for pre, post in smoothing)
     except (TypeError, ValueError):
-        raise ValueError(f"smoothing must be a sequence of (pre, post) pairs, one per level, "
-                         f"got {smoothing!r}") from None
+        raise ValueError(
+            f"smoothing must be a sequence of (pre, post) pairs, one per level, got {smoothing!r}"
+        ) from None
     if len(pairs) < 1:
         raise ValueError("smoothing needs at least one level")
     if any(pre < 0 or post < 0 for pre, post in pairs):
         raise ValueError(f"smoothing steps must be non-negative, got {pairs}")
     if pairs[0][0] < 1:
-        raise ValueError(f"the finest level needs at least one pre-smoothing step (it initialises u = S f), "
-                         f"got {pairs}")
+        raise ValueError(
+            f"the finest level needs at least one pre-smoothing step (it initialises u = S f), got {pairs}"
+        )
     return pairs
 
 
@@ -89,8 +92,7 @@ def vcycle_level_sizes(size: Sequence[int], levels: int) -> List[Tuple[int, int]
 class SmoothingStep(nn.Module):
     """One learned smoothing step ``u <- u + S (f - A u)``; without ``A`` (first step, ``u = 0``): ``u = S f``."""
 
-    def __init__(self, u_channels: int, f_channels: int, padding_mode: str, initial: bool = False,
-                 bias: bool = False):
+    def __init__(self, u_channels: int, f_channels: int, padding_mode: str, initial: bool = False, bias: bool = False):
         super().__init__()
         self.S = padded_conv2d(f_channels, u_channels, 3, padding_mode, bias=bias)
         self.A = None if initial else padded_conv2d(u_channels, f_channels, 3, padding_mode, bias=bias)
@@ -117,14 +119,21 @@ class MultigridVCycle(nn.Module):
             ``"zeros"``: the published code's plain transposed convolution).
     """
 
-    def __init__(self, in_channels: int, out_channels: int,
-                 smoothing: Sequence[Sequence[int]] = ((1, 0),) * 5 + ((2, 0),),
-                 padding_mode: str = "zeros", bias: bool = False,
-                 norm_size: Optional[Sequence[int]] = None, prolong_padding_mode: Optional[str] = None):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        smoothing: Sequence[Sequence[int]] = ((1, 0),) * 5 + ((2, 0),),
+        padding_mode: str = "zeros",
+        bias: bool = False,
+        norm_size: Optional[Sequence[int]] = None,
+        prolong_padding_mode: Optional[str] = None,
+    ):
         super().__init__()
         if in_channels < 1 or out_channels < 1:
-            raise ValueError(f"channel counts must be positive, "
-                             f"got in_channels={in_channels}, out_channels={out_channels}")
+            raise ValueError(
+                f"channel counts must be positive, got in_channels={in_channels}, out_channels={out_channels}"
+            )
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.smoothing = normalize_smoothing(smoothing)
         self.padding_mode = check_padding_mode(padding_mode)
@@ -137,15 +146,19 @@ class MultigridVCycle(nn.Module):
         for level, (pre, post) in enumerate(self.smoothing):
             if level == coarsest:  # no prolongation in between: all of the coarsest level's steps come first
                 pre, post = pre + post, 0
-            self.pre_smoothers.append(nn.ModuleList(
-                SmoothingStep(cu, cf, mode, initial=(level == 0 and step == 0), bias=bias) for step in range(pre)))
+            self.pre_smoothers.append(
+                nn.ModuleList(
+                    SmoothingStep(cu, cf, mode, initial=(level == 0 and step == 0), bias=bias) for step in range(pre)
+                )
+            )
             self.post_smoothers.append(nn.ModuleList(SmoothingStep(cu, cf, mode, bias=bias) for _ in range(post)))
         self.restrict_u = nn.ModuleList(padded_conv2d(cu, cu, 3, mode, stride=2, bias=False) for _ in range(coarsest))
         self.restrict_f = nn.ModuleList(padded_conv2d(cf, cf, 3, mode, stride=2, bias=False) for _ in range(coarsest))
         self.prolong_padding_mode = check_padding_mode(prolong_padding_mode or padding_mode)
         self.prolong = nn.ModuleList(
             PaddedConvTranspose2d(cu, cu, 4, stride=2, padding=1, padding_mode=self.prolong_padding_mode, bias=False)
-            for _ in range(coarsest))
+            for _ in range(coarsest)
+        )
         self.norm_size = None
         self.norms = None
         if norm_size is not None:
@@ -153,27 +166,33 @@ class MultigridVCycle(nn.Module):
             if len(size) != 2 or min(size) < 1:
                 raise ValueError(f"norm_size must be two positive grid sizes (n_x, n_y), got {norm_size}")
             self.norm_size = size
-            self.norms = nn.ModuleList(nn.LayerNorm([cu, *level_size])
-                                       for level_size in vcycle_level_sizes(size, self.levels)[:-1])
+            self.norms = nn.ModuleList(
+                nn.LayerNorm([cu, *level_size]) for level_size in vcycle_level_sizes(size, self.levels)[:-1]
+            )
 
     def extra_repr(self) -> str:
-        return (f"{self.in_channels} -> {self.out_channels}, smoothing={self.smoothing}, "
-                f"padding_mode={self.padding_mode!r}")
+        return (
+            f"{self.in_channels} -> {self.out_channels}, smoothing={self.smoothing}, padding_mode={self.padding_mode!r}"
+        )
 
     def _check_input(self, f: torch.Tensor) -> None:
         if f.dim() != 4 or f.shape[1] != self.in_channels:
             raise ValueError(f"expected f of shape (B, {self.in_channels}, X, Y), got {tuple(f.shape)}")
         if self.norm_size is not None and tuple(f.shape[-2:]) != self.norm_size:
-            raise ValueError(f"this V-cycle's LayerNorms were built for a {self.norm_size[0]}x{self.norm_size[1]} "
-                             f"grid (one affine weight per grid point), got {tuple(f.shape[-2:])}: build the "
-                             f"model for the data's grid (mgno_ns: resolution; V-cycle: norm_size) or "
-                             f"resample the data to {self.norm_size}")
+            raise ValueError(
+                f"this V-cycle's LayerNorms were built for a {self.norm_size[0]}x{self.norm_size[1]} "
+                f"grid (one affine weight per grid point), got {tuple(f.shape[-2:])}: build the "
+                f"model for the data's grid (mgno_ns: resolution; V-cycle: norm_size) or "
+                f"resample the data to {self.norm_size}"
+            )
         if self.padding_mode == "reflect":
             coarsest = vcycle_level_sizes(f.shape[-2:], self.levels)[-1]
             if min(coarsest) < 2:
-                raise ValueError(f"reflect padding needs >= 2 points on the coarsest of {self.levels} levels; "
-                                 f"grid {tuple(f.shape[-2:])} coarsens to {coarsest}: "
-                                 f"use fewer levels or a larger grid")
+                raise ValueError(
+                    f"reflect padding needs >= 2 points on the coarsest of {self.levels} levels; "
+                    f"grid {tuple(f.shape[-2:])} coarsens to {coarsest}: "
+                    f"use fewer levels or a larger grid"
+                )
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:
         self._check_input(f)

@@ -25,6 +25,7 @@ Everything here acts on channels-first 2-d tensors ``(B, C, X, Y)``.
   circularly, interpolates and crops, so bicubic/bilinear interpolation near the edge uses the
   values on the other side of the torus instead of clamping.
 """
+
 from __future__ import annotations
 
 from typing import Optional, Sequence, Tuple
@@ -69,8 +70,14 @@ def pad2d(x: torch.Tensor, pad: int, mode: str) -> torch.Tensor:
     return F.pad(x, (pad,) * 4, mode=mode)
 
 
-def padded_conv2d(in_channels: int, out_channels: int, kernel_size: int = 3, padding_mode: str = "zeros",
-                  stride: int = 1, bias: bool = True) -> nn.Conv2d:
+def padded_conv2d(
+    in_channels: int,
+    out_channels: int,
+    kernel_size: int = 3,
+    padding_mode: str = "zeros",
+    stride: int = 1,
+    bias: bool = True,
+) -> nn.Conv2d:
     """A ``kernel_size`` x ``kernel_size`` convolution with "same" padding ``kernel_size // 2`` in ``padding_mode``.
 
     With ``stride = 2`` and ``kernel_size = 3`` an axis of ``n`` points becomes ``ceil(n / 2)``
@@ -79,8 +86,15 @@ def padded_conv2d(in_channels: int, out_channels: int, kernel_size: int = 3, pad
     check_padding_mode(padding_mode)
     if kernel_size < 1 or kernel_size % 2 == 0:
         raise ValueError(f"kernel_size must be a positive odd integer for 'same' padding, got {kernel_size}")
-    return nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2,
-                     padding_mode=padding_mode, bias=bias)
+    return nn.Conv2d(
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride=stride,
+        padding=kernel_size // 2,
+        padding_mode=padding_mode,
+        bias=bias,
+    )
 
 
 def _wrap_fold(full: torch.Tensor, dim: int, size: int, offset: int) -> torch.Tensor:
@@ -120,12 +134,21 @@ class PaddedConvTranspose2d(nn.ConvTranspose2d):
     (coarse point ``i`` on fine point ``2 i``); for ``circular`` the wrap-around then uses period ``n``.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 4, stride: int = 2,
-                 padding: int = 1, padding_mode: str = "zeros", bias: bool = False):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 4,
+        stride: int = 2,
+        padding: int = 1,
+        padding_mode: str = "zeros",
+        bias: bool = False,
+    ):
         check_padding_mode(padding_mode)
         if padding < 0 or kernel_size < 1 or stride < 1:
-            raise ValueError(f"need kernel_size >= 1, stride >= 1, padding >= 0; "
-                             f"got {kernel_size}, {stride}, {padding}")
+            raise ValueError(
+                f"need kernel_size >= 1, stride >= 1, padding >= 0; got {kernel_size}, {stride}, {padding}"
+            )
         # The parent always uses zero padding; boundary handling is done here in forward().
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=0, bias=bias)
         self.crop = int(padding)
@@ -134,8 +157,11 @@ class PaddedConvTranspose2d(nn.ConvTranspose2d):
     def extra_repr(self) -> str:
         return super().extra_repr() + f", crop={self.crop}, boundary={self.boundary!r}"
 
-    def forward(self, x: torch.Tensor,  # type: ignore[override]
-                output_size: Optional[Sequence[int]] = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,  # type: ignore[override]
+        output_size: Optional[Sequence[int]] = None,
+    ) -> torch.Tensor:
         if x.dim() != 4:
             raise ValueError(f"expected (B, C, X, Y), got shape {tuple(x.shape)}")
         s = self.stride[0]
@@ -145,23 +171,26 @@ class PaddedConvTranspose2d(nn.ConvTranspose2d):
         output_size = tuple(int(n) for n in output_size[-2:])
         for m, n in zip(coarse, output_size):
             if not s * m - s + 1 <= n <= s * m:
-                raise ValueError(f"output size {output_size} is not reachable from grid {coarse} with stride {s}; "
-                                 f"each axis must be between {s} * m - {s - 1} and {s} * m")
+                raise ValueError(
+                    f"output size {output_size} is not reachable from grid {coarse} with stride {s}; "
+                    f"each axis must be between {s} * m - {s - 1} and {s} * m"
+                )
         k = self.kernel_size[0]
         if self.boundary == "circular" and k - 2 * self.crop == s and output_size == (s * coarse[0], s * coarse[1]):
             # Same result, cheaper: the transposed convolution of the periodic extension, cropped to one
             # period. q coarse ghost cells per side cover every stencil that reaches the period.
             p = self.crop
             q = max(0, -((p + 1 - k) // s), p // s + 1)
-            out = F.conv_transpose2d(_wrap_pad(_wrap_pad(x, -2, q), -1, q), self.weight, None, stride=s,
-                                     padding=p + s * q)
+            out = F.conv_transpose2d(
+                _wrap_pad(_wrap_pad(x, -2, q), -1, q), self.weight, None, stride=s, padding=p + s * q
+            )
         elif self.boundary == "circular":
             full = F.conv_transpose2d(x, self.weight, None, stride=s)
             out = _wrap_fold(_wrap_fold(full, -2, output_size[0], self.crop), -1, output_size[1], self.crop)
         else:
             p = self.crop
             full = F.conv_transpose2d(x, self.weight, None, stride=s)
-            out = full[..., p:p + output_size[0], p:p + output_size[1]]
+            out = full[..., p : p + output_size[0], p : p + output_size[1]]
             if out.shape[-2:] != output_size:  # kernel shorter than stride + padding: zeros beyond the stencil
                 out = F.pad(out, (0, output_size[1] - out.shape[-1], 0, output_size[0] - out.shape[-2]))
         if self.bias is not None:
@@ -192,8 +221,9 @@ def upsample(x: torch.Tensor, scale_factor: int = 2, mode: str = "bicubic", peri
     interpolating the periodic extension of ``x``: rolling ``x`` by ``r`` rolls it by ``s r``.
     """
     if mode not in _INTERPOLATION_MODES:
-        raise ValueError(f"interpolation mode {mode!r} is not supported; "
-                         f"choose one of {', '.join(_INTERPOLATION_MODES)}")
+        raise ValueError(
+            f"interpolation mode {mode!r} is not supported; choose one of {', '.join(_INTERPOLATION_MODES)}"
+        )
     if int(scale_factor) != scale_factor or scale_factor < 1:
         raise ValueError(f"scale_factor must be a positive integer, got {scale_factor}")
     s = int(scale_factor)

@@ -22,6 +22,7 @@ there memory is plentiful and each slab is a separate round of small kernels plu
 time per epoch with the CPU bound applied there, ``benchmarks/results/gpu_h200_fidelity.json``; the
 larger bound is not yet measured on a GPU).
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -33,7 +34,7 @@ from torch.utils.checkpoint import checkpoint
 __all__ = ["PointwiseMLP", "DEFAULT_CHUNK_ELEMENTS"]
 
 _CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
-DEFAULT_CHUNK_ELEMENTS = 2 ** 24  # hidden values per slab on the CPU (module docstring)
+DEFAULT_CHUNK_ELEMENTS = 2**24  # hidden values per slab on the CPU (module docstring)
 ACCELERATOR_FACTOR = 64  # chunk bound multiplier off the CPU (module docstring)
 
 
@@ -41,8 +42,15 @@ class PointwiseMLP(nn.Module):
     """``(B, C_in, *grid) -> (B, C_out, *grid)``: 1x1 conv ``hidden``, ``activation``, 1x1 conv
     ``out`` (parameters as two ``nn.Conv{dim}d`` with kernel 1). ``chunk_elements=None``: one piece."""
 
-    def __init__(self, dim: int, in_channels: int, hidden_channels: int, out_channels: int,
-                 activation: nn.Module, chunk_elements: Optional[int] = DEFAULT_CHUNK_ELEMENTS):
+    def __init__(
+        self,
+        dim: int,
+        in_channels: int,
+        hidden_channels: int,
+        out_channels: int,
+        activation: nn.Module,
+        chunk_elements: Optional[int] = DEFAULT_CHUNK_ELEMENTS,
+    ):
         super().__init__()
         if dim not in _CONV:
             raise ValueError(f"dim must be 1, 2 or 3, got {dim}")
@@ -72,8 +80,7 @@ class PointwiseMLP(nn.Module):
         if limit is None or per_row * n_first <= limit:
             return self._mlp(v)
         rows = max(1, limit // per_row)
-        recompute = torch.is_grad_enabled() and (
-            v.requires_grad or any(p.requires_grad for p in self.parameters()))
+        recompute = torch.is_grad_enabled() and (v.requires_grad or any(p.requires_grad for p in self.parameters()))
         pieces = []
         for start in range(0, n_first, rows):
             slab = v.narrow(2, start, min(rows, n_first - start))

@@ -9,6 +9,7 @@ Coordinates live on the unit box. Two conventions, because data come in two kind
 Appending coordinates makes a model depend on absolute position, so a periodic model with a
 positional embedding is *not* translation-equivariant; every model here can switch it off.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -25,8 +26,7 @@ def _axis(n: int, endpoint: bool, dtype, device) -> torch.Tensor:
     return torch.arange(n, dtype=dtype, device=device) / n
 
 
-def grid_coordinates(sizes: Sequence[int], endpoint: bool = False, dtype=torch.float32,
-                     device=None) -> torch.Tensor:
+def grid_coordinates(sizes: Sequence[int], endpoint: bool = False, dtype=torch.float32, device=None) -> torch.Tensor:
     """Coordinate channels ``(len(sizes), *sizes)``: channel ``j`` is the ``j``-th coordinate."""
     axes = [_axis(int(n), endpoint, dtype, device) for n in sizes]
     return torch.stack(torch.meshgrid(*axes, indexing="ij"))
@@ -47,7 +47,7 @@ class GridEmbedding(nn.Module):
         return f"dim={self.dim}, endpoint={self.endpoint}"
 
     def forward(self, v: torch.Tensor) -> torch.Tensor:
-        grid = grid_coordinates(v.shape[-self.dim:], self.endpoint, v.dtype, v.device)
+        grid = grid_coordinates(v.shape[-self.dim :], self.endpoint, v.dtype, v.device)
         grid = grid.unsqueeze(0).expand(v.shape[0], *grid.shape)
         return torch.cat([v, grid], dim=1)
 
@@ -72,32 +72,35 @@ class SpaceTimeEncoding(nn.Module):
     this toolkit's option; the reference always has them.
     """
 
-    def __init__(self, channels: int, max_time_steps: int = 100, beta: float = -0.01,
-                 spatial: bool = True):
+    def __init__(self, channels: int, max_time_steps: int = 100, beta: float = -0.01, spatial: bool = True):
         super().__init__()
         if channels < 4 or max_time_steps < 1:
-            raise ValueError(f"channels must be >= 4 (x, y, t and at least one harmonic) and "
-                             f"max_time_steps >= 1, got {channels}, {max_time_steps}")
+            raise ValueError(
+                f"channels must be >= 4 (x, y, t and at least one harmonic) and "
+                f"max_time_steps >= 1, got {channels}, {max_time_steps}"
+            )
         self.channels = int(channels)
         self.max_time_steps = int(max_time_steps)
         self.beta = float(beta)
         self.spatial = bool(spatial)
 
     def extra_repr(self) -> str:
-        return (f"channels={self.channels}, max_time_steps={self.max_time_steps}, beta={self.beta}, "
-                f"spatial={self.spatial}")
+        return (
+            f"channels={self.channels}, max_time_steps={self.max_time_steps}, beta={self.beta}, spatial={self.spatial}"
+        )
 
     def encoding(self, nx: int, ny: int, nt: int, dtype=torch.float32, device=None) -> torch.Tensor:
         """The encoding tensor ``(1, channels, nx, ny, nt)``."""
         if nt > self.max_time_steps:
-            raise ValueError(f"a window of {nt} frames does not fit the encoding's time lattice of "
-                             f"max_time_steps={self.max_time_steps} frames: raise max_time_steps")
+            raise ValueError(
+                f"a window of {nt} frames does not fit the encoding's time lattice of "
+                f"max_time_steps={self.max_time_steps} frames: raise max_time_steps"
+            )
         t = torch.arange(1, nt + 1, dtype=dtype, device=device) / self.max_time_steps
         xy = grid_coordinates((nx, ny), True, dtype, device)
         if not self.spatial:
             xy = torch.zeros_like(xy)
-        rows = [xy[0, :, :, None].expand(nx, ny, nt), xy[1, :, :, None].expand(nx, ny, nt),
-                t.expand(nx, ny, nt)]
+        rows = [xy[0, :, :, None].expand(nx, ny, nt), xy[1, :, :, None].expand(nx, ny, nt), t.expand(nx, ny, nt)]
         growth = torch.exp(self.beta * t)
         for m in range(self.channels - 3):
             wave = torch.sin if m % 2 == 0 else torch.cos

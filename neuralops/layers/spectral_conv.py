@@ -56,6 +56,7 @@ corresponding low-frequency part of the weights), so nothing ever overlaps or al
 output grid differs from the input grid the kept modes are those both grids hold, without the
 Nyquist frequency of the smaller (even) grid.
 """
+
 from __future__ import annotations
 
 import functools
@@ -97,9 +98,17 @@ class SpectralConv(nn.Module):
     grid (spectral resampling: exact for the band-limited filtered function); default = input grid.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, modes, dim: Optional[int] = None,
-                 bias: bool = False, init_scale: Optional[float] = None, norm: str = "forward",
-                 bias_scale: float = 1.0):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        modes,
+        dim: Optional[int] = None,
+        bias: bool = False,
+        init_scale: Optional[float] = None,
+        norm: str = "forward",
+        bias_scale: float = 1.0,
+    ):
         super().__init__()
         if norm not in ("forward", "backward"):
             raise ValueError(f"norm must be 'forward' or 'backward', got {norm!r}")
@@ -119,16 +128,17 @@ class SpectralConv(nn.Module):
         self.modes = _as_modes(modes, self.dim)
         self.n_corners = 2 ** (self.dim - 1)
         scale = 1.0 / (in_channels * out_channels) if init_scale is None else float(init_scale)
-        self.weight = nn.Parameter(
-            scale * torch.rand(self.n_corners, in_channels, out_channels, *self.modes, 2))
+        self.weight = nn.Parameter(scale * torch.rand(self.n_corners, in_channels, out_channels, *self.modes, 2))
         if bias:
             self.bias = nn.Parameter(torch.zeros(self.n_corners, out_channels, *self.modes, 2))
         else:
             self.register_parameter("bias", None)
 
     def extra_repr(self) -> str:
-        return (f"{self.in_channels}, {self.out_channels}, modes={self.modes}, "
-                f"bias={self.bias is not None}, norm={self.norm!r}, bias_scale={self.bias_scale}")
+        return (
+            f"{self.in_channels}, {self.out_channels}, modes={self.modes}, "
+            f"bias={self.bias is not None}, norm={self.norm!r}, bias_scale={self.bias_scale}"
+        )
 
     # ------------------------------------------------------------------------------------------
     def _kept(self, n_in: Sequence[int], n_out: Sequence[int]):
@@ -159,8 +169,9 @@ class SpectralConv(nn.Module):
         for j in range(d - 1):
             axis = (d - 2 - j) + lead + j  # the spatial axis j once the sign axis j is selected
             m = self.modes[j]
-            t = torch.cat([t.select(0, 0).narrow(axis, 0, pos[j]),
-                           t.select(0, 1).narrow(axis, m - neg[j], neg[j])], dim=axis)
+            t = torch.cat(
+                [t.select(0, 0).narrow(axis, 0, pos[j]), t.select(0, 1).narrow(axis, m - neg[j], neg[j])], dim=axis
+            )
         return t.narrow(-1, 0, p_last)
 
     def forward(self, v: torch.Tensor, out_shape: Optional[Sequence[int]] = None) -> torch.Tensor:
@@ -176,8 +187,8 @@ class SpectralConv(nn.Module):
         d = self.dim
         if v.dim() < d + 2 or v.shape[-d - 1] != self.in_channels:
             raise ValueError(
-                f"SpectralConv expected input (B, {self.in_channels}, <{d} grid axes>), got shape "
-                f"{tuple(v.shape)}")
+                f"SpectralConv expected input (B, {self.in_channels}, <{d} grid axes>), got shape {tuple(v.shape)}"
+            )
         n_in = tuple(v.shape[-d:])
         n_out = n_in if out_shape is None else tuple(int(n) for n in out_shape)
         if len(n_out) != d or any(n < 1 for n in n_out):
@@ -205,7 +216,7 @@ class SpectralConv(nn.Module):
         for j in range(d - 1):
             axis = j - d
             gap = n_out[j] - pos[j] - neg[j]
-            zeros = y.new_zeros(y.shape[:axis] + (gap,) + (y.shape[axis + 1:] if axis + 1 < 0 else ()))
+            zeros = y.new_zeros(y.shape[:axis] + (gap,) + (y.shape[axis + 1 :] if axis + 1 < 0 else ()))
             y = torch.cat([y.narrow(axis, 0, pos[j]), zeros, y.narrow(axis, pos[j], neg[j])], dim=axis)
             y = torch.fft.ifft(y, dim=axis, norm="forward")
         return _truncated_irfft(y, n_out[-1])
@@ -218,17 +229,25 @@ class SpectralConv(nn.Module):
         modes the output is unchanged (up to FFT round-off)."""
         new_modes = _as_modes(modes, self.dim)
         if any(n < o for n, o in zip(new_modes, self.modes)):
-            raise ValueError(f"widened modes {new_modes} must be >= the current modes {self.modes} "
-                             f"on every axis")
-        new = SpectralConv(self.in_channels, self.out_channels, new_modes, dim=self.dim,
-                           bias=self.bias is not None, norm=self.norm, bias_scale=self.bias_scale)
+            raise ValueError(f"widened modes {new_modes} must be >= the current modes {self.modes} on every axis")
+        new = SpectralConv(
+            self.in_channels,
+            self.out_channels,
+            new_modes,
+            dim=self.dim,
+            bias=self.bias is not None,
+            norm=self.norm,
+            bias_scale=self.bias_scale,
+        )
         new = new.to(device=self.weight.device, dtype=self.weight.dtype)
         new.weight.zero_()
         for c in range(self.n_corners):
             # corner c: bit (d-2-j) set <=> negative frequencies on full-FFT axis j
             signs = [(c >> (self.dim - 2 - j)) & 1 for j in range(self.dim - 1)]
-            dst = [slice(0, m_old) if s == 0 else slice(m_new - m_old, m_new)
-                   for s, m_old, m_new in zip(signs, self.modes[:-1], new_modes[:-1])]
+            dst = [
+                slice(0, m_old) if s == 0 else slice(m_new - m_old, m_new)
+                for s, m_old, m_new in zip(signs, self.modes[:-1], new_modes[:-1])
+            ]
             dst.append(slice(0, self.modes[-1]))
             new.weight[(c, slice(None), slice(None)) + tuple(dst)] = self.weight[c]
             if self.bias is not None:
@@ -244,12 +263,12 @@ def _mode_matmul(h: torch.Tensor, weight: torch.Tensor, d: int) -> torch.Tensor:
     ``einsum`` hands strided operands to ``bmm``, which on CPU then copies every per-mode matrix
     separately (3-4x slower for FNO sizes)."""
     modes = h.shape[-d:]
-    lead = h.shape[:-d - 1]
+    lead = h.shape[: -d - 1]
     c_in, c_out = weight.shape[0], weight.shape[1]
     n_modes = math.prod(modes)
-    h_k = h.reshape(-1, c_in, n_modes).permute(2, 0, 1).contiguous()            # (K, B, C_in)
-    w_k = weight.reshape(c_in, c_out, n_modes).permute(2, 0, 1).contiguous()    # (K, C_in, C_out)
-    y_k = torch.bmm(h_k, w_k)                                                   # (K, B, C_out)
+    h_k = h.reshape(-1, c_in, n_modes).permute(2, 0, 1).contiguous()  # (K, B, C_in)
+    w_k = weight.reshape(c_in, c_out, n_modes).permute(2, 0, 1).contiguous()  # (K, C_in, C_out)
+    y_k = torch.bmm(h_k, w_k)  # (K, B, C_out)
     return y_k.permute(1, 2, 0).reshape(*lead, c_out, *modes)
 
 
@@ -302,21 +321,22 @@ def _dft_matrices(n: int, keep: int, dtype: torch.dtype, device: torch.device):
     ``irfft(y, n, norm="forward")`` for ``keep`` given frequencies (``2 keep x n``: interior
     frequencies count twice, the zero and Nyquist frequencies once; their imaginary parts meet
     ``sin = 0`` on the grid, as irfft ignores them). Built in float64, then cast."""
-    with torch.inference_mode(False):   # cached: never an inference tensor that training could not use
+    with torch.inference_mode(False):  # cached: never an inference tensor that training could not use
         return _build_dft_matrices(n, keep, dtype, device)
 
 
 def _build_dft_matrices(n: int, keep: int, dtype: torch.dtype, device: torch.device):
     x = torch.arange(n, dtype=torch.float64, device=device)
     k = torch.arange(keep, dtype=torch.float64, device=device)
-    angle = 2.0 * math.pi * torch.outer(x, k) / n                       # (n, keep)
+    angle = 2.0 * math.pi * torch.outer(x, k) / n  # (n, keep)
     forward = torch.stack([torch.cos(angle), -torch.sin(angle)], dim=-1).reshape(n, 2 * keep) / n
     weight = torch.full((keep,), 2.0, dtype=torch.float64, device=device)
     weight[0] = 1.0
     if n % 2 == 0 and keep == n // 2 + 1:
         weight[-1] = 1.0
-    inverse = torch.stack([torch.cos(angle.T) * weight[:, None], -torch.sin(angle.T) * weight[:, None]],
-                          dim=1).reshape(2 * keep, n)
+    inverse = torch.stack([torch.cos(angle.T) * weight[:, None], -torch.sin(angle.T) * weight[:, None]], dim=1).reshape(
+        2 * keep, n
+    )
     return forward.to(dtype).contiguous(), inverse.to(dtype).contiguous()
 
 

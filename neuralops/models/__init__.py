@@ -3,6 +3,7 @@
 
 Every model module is imported here so that its ``@register`` decorator runs.
 """
+
 from . import fno, mgno, sfno, sinenet, unet  # noqa: F401  (registration)
 from .contract import AUTOREGRESSIVE, DIRECT, KINDS, STEADY, ModelContract  # noqa: F401
 from .registry import available, constructor, get, register  # noqa: F401

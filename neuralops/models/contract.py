@@ -17,6 +17,7 @@ both walls). Each class maps the contract's arguments to its own constructor's n
 (:meth:`ModelContract.contract_arguments`), so the published constructors -- and the parameter counts
 the tests pin -- stay as they are.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -38,8 +39,9 @@ class ModelContract:
     geometry: ClassVar[Tuple[str, ...]] = ()
 
     @classmethod
-    def contract_arguments(cls, kind: str, in_channels: int, out_channels: int, t_in: Optional[int],
-                           t_out: Optional[int]) -> Dict[str, Any]:
+    def contract_arguments(
+        cls, kind: str, in_channels: int, out_channels: int, t_in: Optional[int], t_out: Optional[int]
+    ) -> Dict[str, Any]:
         """The constructor's own arguments for the contract's (default: a field map)."""
         if kind == AUTOREGRESSIVE:
             return {"in_channels": int(t_in) * int(in_channels), "out_channels": int(t_out) * int(out_channels)}
@@ -58,9 +60,18 @@ class ModelContract:
             raise ValueError(f"{cls.__name__} serves {' and '.join(cls.kinds)} data, not {kind!r}")
 
     @classmethod
-    def build(cls, kind: str, *, in_channels: int, out_channels: int, t_in: Optional[int] = None,
-              t_out: Optional[int] = None, padding_mode: Optional[str] = None, endpoint: bool = False,
-              config: Optional[Mapping[str, Any]] = None):
+    def build(
+        cls,
+        kind: str,
+        *,
+        in_channels: int,
+        out_channels: int,
+        t_in: Optional[int] = None,
+        t_out: Optional[int] = None,
+        padding_mode: Optional[str] = None,
+        endpoint: bool = False,
+        config: Optional[Mapping[str, Any]] = None,
+    ):
         """The model for data of layout ``kind`` (module docstring); ``config`` (the model's own
         keywords) wins over what the data determine. ``endpoint`` is passed only when true (the
         models keep their own default otherwise)."""
@@ -79,5 +90,7 @@ class ModelContract:
 def single_field(name: str, in_channels: int, out_channels: int) -> None:
     """Direct trajectory models take one field: refuse other channel counts with the fix."""
     if int(in_channels) != 1 or int(out_channels) != 1:
-        raise ValueError(f"{name} predicts one scalar field (in_channels = out_channels = 1), got {in_channels} -> "
-                         f"{out_channels}; train one model per field or use an autoregressive model")
+        raise ValueError(
+            f"{name} predicts one scalar field (in_channels = out_channels = 1), got {in_channels} -> "
+            f"{out_channels}; train one model per field or use an autoregressive model"
+        )

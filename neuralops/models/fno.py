@@ -50,6 +50,7 @@ projection to 128):
   count requires 8 modes (16 * 20^2 * m^2 + 4,917 = 414,517 only for m = 8): with 12 modes the
   same network has 926,517.
 """
+
 from __future__ import annotations
 
 from typing import Optional, Sequence, Union
@@ -90,17 +91,32 @@ class FNO(nn.Module):
             ``None``: one piece.
     """
 
-    def __init__(self, dim: int, in_channels: int, out_channels: int, modes: Union[int, Sequence[int]] = 8,
-                 width: int = 20, n_layers: int = 4, projection_channels: int = 128,
-                 positional_embedding: bool = True, endpoint: bool = False,
-                 padding: Union[int, Sequence[int]] = 0, norm: str = "batch", activation: str = "relu",
-                 projection_chunk_elements: Optional[int] = DEFAULT_CHUNK_ELEMENTS):
+    def __init__(
+        self,
+        dim: int,
+        in_channels: int,
+        out_channels: int,
+        modes: Union[int, Sequence[int]] = 8,
+        width: int = 20,
+        n_layers: int = 4,
+        projection_channels: int = 128,
+        positional_embedding: bool = True,
+        endpoint: bool = False,
+        padding: Union[int, Sequence[int]] = 0,
+        norm: str = "batch",
+        activation: str = "relu",
+        projection_chunk_elements: Optional[int] = DEFAULT_CHUNK_ELEMENTS,
+    ):
         super().__init__()
         if dim not in _CONV:
             raise ValueError(f"FNO supports dim 2 or 3, got {dim}")
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
-                            ("width", width), ("n_layers", n_layers),
-                            ("projection_channels", projection_channels)):
+        for name, value in (
+            ("in_channels", in_channels),
+            ("out_channels", out_channels),
+            ("width", width),
+            ("n_layers", n_layers),
+            ("projection_channels", projection_channels),
+        ):
             if int(value) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value}")
         if norm not in ("batch", "none"):
@@ -121,15 +137,18 @@ class FNO(nn.Module):
         self.spectral = nn.ModuleList(SpectralConv(width, width, modes, dim=dim) for _ in range(n_layers))
         self.skip = nn.ModuleList(conv(width, width, 1) for _ in range(n_layers))
         self.norms = nn.ModuleList(
-            (_BATCHNORM[dim](width) if norm == "batch" else nn.Identity()) for _ in range(n_layers))
+            (_BATCHNORM[dim](width) if norm == "batch" else nn.Identity()) for _ in range(n_layers)
+        )
         self.activation = _ACTIVATIONS[activation]()
-        self.projection = PointwiseMLP(dim, width, projection_channels, out_channels,
-                                       _ACTIVATIONS[activation](), projection_chunk_elements)
+        self.projection = PointwiseMLP(
+            dim, width, projection_channels, out_channels, _ACTIVATIONS[activation](), projection_chunk_elements
+        )
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
         if a.dim() != self.dim + 2 or a.shape[1] != self.in_channels:
-            raise ValueError(f"{type(self).__name__} expected (B, {self.in_channels}, <{self.dim} grid "
-                             f"axes>), got {tuple(a.shape)}")
+            raise ValueError(
+                f"{type(self).__name__} expected (B, {self.in_channels}, <{self.dim} grid axes>), got {tuple(a.shape)}"
+            )
         if self.embedding is not None:
             a = self.embedding(a)
         v = self.lift(a)
@@ -165,8 +184,9 @@ class _SpaceTimeGrid(nn.Module):
             t = torch.arange(1, nt + 1, dtype=v.dtype, device=v.device) / nt
         else:
             t = torch.linspace(0.0, 1.0, nt, dtype=v.dtype, device=v.device)
-        grid = torch.stack([xy[0, :, :, None].expand(nx, ny, nt), xy[1, :, :, None].expand(nx, ny, nt),
-                            t.expand(nx, ny, nt)])
+        grid = torch.stack(
+            [xy[0, :, :, None].expand(nx, ny, nt), xy[1, :, :, None].expand(nx, ny, nt), t.expand(nx, ny, nt)]
+        )
         return torch.cat([v, grid.unsqueeze(0).expand(v.shape[0], *grid.shape)], dim=1)
 
 
@@ -179,14 +199,36 @@ class FNO2d(FNO, ModelContract):
     kinds = (STEADY, AUTOREGRESSIVE)
     geometry = ("endpoint",)
 
-    def __init__(self, in_channels: int = 10, out_channels: int = 1, modes: Union[int, Sequence[int]] = 8,
-                 width: int = 20, n_layers: int = 4, projection_channels: int = 128,
-                 positional_embedding: bool = True, endpoint: bool = True,
-                 padding: Union[int, Sequence[int]] = 0, norm: str = "batch", activation: str = "relu",
-                 projection_chunk_elements: Optional[int] = DEFAULT_CHUNK_ELEMENTS):
-        super().__init__(2, in_channels, out_channels, modes, width, n_layers, projection_channels,
-                         positional_embedding, endpoint, padding, norm, activation,
-                         projection_chunk_elements)
+    def __init__(
+        self,
+        in_channels: int = 10,
+        out_channels: int = 1,
+        modes: Union[int, Sequence[int]] = 8,
+        width: int = 20,
+        n_layers: int = 4,
+        projection_channels: int = 128,
+        positional_embedding: bool = True,
+        endpoint: bool = True,
+        padding: Union[int, Sequence[int]] = 0,
+        norm: str = "batch",
+        activation: str = "relu",
+        projection_chunk_elements: Optional[int] = DEFAULT_CHUNK_ELEMENTS,
+    ):
+        super().__init__(
+            2,
+            in_channels,
+            out_channels,
+            modes,
+            width,
+            n_layers,
+            projection_channels,
+            positional_embedding,
+            endpoint,
+            padding,
+            norm,
+            activation,
+            projection_chunk_elements,
+        )
 
 
 @register("fno3d")
@@ -208,18 +250,42 @@ class FNO3d(FNO, ModelContract):
         single_field("fno3d", in_channels, out_channels)
         return {"in_steps": int(t_in), "out_steps": int(t_out)}
 
-    def __init__(self, in_steps: int = 10, out_steps: int = 40, modes: Union[int, Sequence[int]] = 8,
-                 width: int = 20, n_layers: int = 4, projection_channels: int = 128,
-                 positional_embedding: bool = True, endpoint: bool = True, spatial_padding: int = 0,
-                 time_padding: int = 0, norm: str = "batch", activation: str = "relu",
-                 time_coordinate: str = "shifted", projection_chunk_elements: Optional[int] = DEFAULT_CHUNK_ELEMENTS):
+    def __init__(
+        self,
+        in_steps: int = 10,
+        out_steps: int = 40,
+        modes: Union[int, Sequence[int]] = 8,
+        width: int = 20,
+        n_layers: int = 4,
+        projection_channels: int = 128,
+        positional_embedding: bool = True,
+        endpoint: bool = True,
+        spatial_padding: int = 0,
+        time_padding: int = 0,
+        norm: str = "batch",
+        activation: str = "relu",
+        time_coordinate: str = "shifted",
+        projection_chunk_elements: Optional[int] = DEFAULT_CHUNK_ELEMENTS,
+    ):
         if int(out_steps) < 1:
             raise ValueError(f"out_steps must be a positive integer, got {out_steps}")
         if time_coordinate not in ("shifted", "linspace"):
             raise ValueError(f"time_coordinate must be 'shifted' or 'linspace', got {time_coordinate!r}")
-        super().__init__(3, in_steps, 1, modes, width, n_layers, projection_channels,
-                         positional_embedding, endpoint, (spatial_padding, spatial_padding, time_padding),
-                         norm, activation, projection_chunk_elements)
+        super().__init__(
+            3,
+            in_steps,
+            1,
+            modes,
+            width,
+            n_layers,
+            projection_channels,
+            positional_embedding,
+            endpoint,
+            (spatial_padding, spatial_padding, time_padding),
+            norm,
+            activation,
+            projection_chunk_elements,
+        )
         self.out_steps = int(out_steps)
         if positional_embedding:
             self.embedding = _SpaceTimeGrid(endpoint, time_coordinate)
@@ -229,14 +295,16 @@ class FNO3d(FNO, ModelContract):
         (B, t_out, 1, X, Y)``."""
         layout = x.dim() == 5 and x.shape[2] == 1
         if not (x.dim() == 4 or layout) or x.shape[1] != self.in_channels:
-            raise ValueError(f"FNO3d expects x of shape (B, T_in={self.in_channels}, X, Y) or "
-                             f"(B, T_in={self.in_channels}, 1, X, Y), got {tuple(x.shape)}")
+            raise ValueError(
+                f"FNO3d expects x of shape (B, T_in={self.in_channels}, X, Y) or "
+                f"(B, T_in={self.in_channels}, 1, X, Y), got {tuple(x.shape)}"
+            )
         if layout:
-            x = x.flatten(1, 2)            # frames x one field -> channels
+            x = x.flatten(1, 2)  # frames x one field -> channels
         t_out = self.out_steps if t_out is None else int(t_out)
         if t_out < 1:
             raise ValueError(f"t_out must be >= 1, got {t_out}")
         # the input frames are channels, repeated at every output time (B, T_in, X, Y, T_out)
         a = x.unsqueeze(-1).expand(*x.shape, t_out)
-        out = super().forward(a)           # (B, 1, X, Y, t_out)
+        out = super().forward(a)  # (B, 1, X, Y, t_out)
         return out.movedim(-1, 1) if layout else out.squeeze(1).movedim(-1, 1)

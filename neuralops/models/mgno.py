@@ -46,6 +46,7 @@ the paper): the Darcy network applied to a history of frames,
 is field ``c`` of frame ``t``, the last ``C`` channels are the latest frame) and the next frame
 predicted as a residual on the latest one: ``u_{t+1} = u_t + MgNO(u_{t-T_hist+1..t})``.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -123,12 +124,23 @@ class MgNO(nn.Module, ModelContract):
     kinds = (STEADY, AUTOREGRESSIVE)
     geometry = ("padding_mode",)
 
-    def __init__(self, in_channels: int = 1, out_channels: int = 1, channels: int = 24, num_layers: int = 4,
-                 smoothing: Sequence[Sequence[int]] = DARCY_SMOOTHING, padding_mode: str = "zeros",
-                 bias_resolution: int = 1):
+    def __init__(
+        self,
+        in_channels: int = 1,
+        out_channels: int = 1,
+        channels: int = 24,
+        num_layers: int = 4,
+        smoothing: Sequence[Sequence[int]] = DARCY_SMOOTHING,
+        padding_mode: str = "zeros",
+        bias_resolution: int = 1,
+    ):
         super().__init__()
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
-                            ("channels", channels), ("num_layers", num_layers)):
+        for name, value in (
+            ("in_channels", in_channels),
+            ("out_channels", out_channels),
+            ("channels", channels),
+            ("num_layers", num_layers),
+        ):
             if int(value) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value}")
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
@@ -136,12 +148,15 @@ class MgNO(nn.Module, ModelContract):
         self.smoothing = normalize_smoothing(smoothing)
         self.padding_mode = check_padding_mode(padding_mode)
         widths = [self.in_channels] + [self.channels] * self.num_layers
-        self.vcycles = nn.ModuleList(MultigridVCycle(widths[k], widths[k + 1], self.smoothing, padding_mode)
-                                     for k in range(self.num_layers))
-        self.pointwise = nn.ModuleList(nn.Conv2d(widths[k], widths[k + 1], 1, bias=False)
-                                       for k in range(self.num_layers))
-        self.biases = nn.ModuleList(FunctionValuedBias(self.channels, bias_resolution, padding_mode)
-                                    for _ in range(self.num_layers))
+        self.vcycles = nn.ModuleList(
+            MultigridVCycle(widths[k], widths[k + 1], self.smoothing, padding_mode) for k in range(self.num_layers)
+        )
+        self.pointwise = nn.ModuleList(
+            nn.Conv2d(widths[k], widths[k + 1], 1, bias=False) for k in range(self.num_layers)
+        )
+        self.biases = nn.ModuleList(
+            FunctionValuedBias(self.channels, bias_resolution, padding_mode) for _ in range(self.num_layers)
+        )
         self.head = nn.Conv2d(self.channels, self.out_channels, 1, bias=False)
         self.activation = nn.GELU()
 
@@ -158,7 +173,6 @@ class MgNO(nn.Module, ModelContract):
         return self.head(u)
 
 
-
 class _HistoryContract(ModelContract):
     """Contract of the MgNO time steppers: ``t_in -> time_history``, ``in_channels -> fields``, one
     frame per step, as many fields out as in."""
@@ -169,8 +183,10 @@ class _HistoryContract(ModelContract):
     @classmethod
     def contract_arguments(cls, kind, in_channels, out_channels, t_in, t_out):
         if int(out_channels) != int(in_channels) or int(t_out) != 1:
-            raise ValueError(f"{cls.__name__} predicts the next frame of the fields it reads (out_channels = "
-                             f"in_channels, t_out = 1), got {in_channels} -> {out_channels} fields, t_out={t_out}")
+            raise ValueError(
+                f"{cls.__name__} predicts the next frame of the fields it reads (out_channels = "
+                f"in_channels, t_out = 1), got {in_channels} -> {out_channels} fields, t_out={t_out}"
+            )
         return {"time_history": int(t_in), "fields": int(in_channels)}
 
 
@@ -210,14 +226,28 @@ class MgNONS(nn.Module, _HistoryContract):
         activation: "gelu" (reference), "relu", "tanh" or "silu".
     """
 
-    def __init__(self, time_history: int = 1, fields: int = 1, channels: int = 32, num_layers: int = 5,
-                 smoothing: Sequence[Sequence[int]] = NS_SMOOTHING, padding_mode: str = "circular",
-                 bias: bool = True, resolution: int = 64, prolong_padding_mode: str = "zeros",
-                 activation: str = "gelu"):
+    def __init__(
+        self,
+        time_history: int = 1,
+        fields: int = 1,
+        channels: int = 32,
+        num_layers: int = 5,
+        smoothing: Sequence[Sequence[int]] = NS_SMOOTHING,
+        padding_mode: str = "circular",
+        bias: bool = True,
+        resolution: int = 64,
+        prolong_padding_mode: str = "zeros",
+        activation: str = "gelu",
+    ):
         super().__init__()
         acts = {"gelu": nn.GELU, "relu": nn.ReLU, "tanh": nn.Tanh, "silu": nn.SiLU}
-        for name, value in (("time_history", time_history), ("fields", fields), ("channels", channels),
-                            ("num_layers", num_layers), ("resolution", resolution)):
+        for name, value in (
+            ("time_history", time_history),
+            ("fields", fields),
+            ("channels", channels),
+            ("num_layers", num_layers),
+            ("resolution", resolution),
+        ):
             if int(value) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value}")
         if activation not in acts:
@@ -228,21 +258,30 @@ class MgNONS(nn.Module, _HistoryContract):
         self.smoothing = normalize_smoothing(smoothing)
         widths = [self.in_channels] + [int(channels)] * int(num_layers)
         self.vcycles = nn.ModuleList(
-            MultigridVCycle(widths[k], widths[k + 1], self.smoothing, padding_mode, bias=bias,
-                            norm_size=(self.resolution, self.resolution),
-                            prolong_padding_mode=prolong_padding_mode)
-            for k in range(int(num_layers)))
+            MultigridVCycle(
+                widths[k],
+                widths[k + 1],
+                self.smoothing,
+                padding_mode,
+                bias=bias,
+                norm_size=(self.resolution, self.resolution),
+                prolong_padding_mode=prolong_padding_mode,
+            )
+            for k in range(int(num_layers))
+        )
         self.head = nn.Conv2d(int(channels), self.fields, 1, bias=False)
         self.activation = acts[activation]()
 
     def forward(self, history: torch.Tensor) -> torch.Tensor:
         if history.dim() != 4 or history.shape[1] != self.in_channels:
-            raise ValueError(f"expected history of shape (B, T_hist * C = {self.time_history} * {self.fields}, X, Y), "
-                             f"got {tuple(history.shape)}")
+            raise ValueError(
+                f"expected history of shape (B, T_hist * C = {self.time_history} * {self.fields}, X, Y), "
+                f"got {tuple(history.shape)}"
+            )
         u = history
         for vcycle in self.vcycles:
             u = self.activation(vcycle(u))
-        return self.head(u) + history[:, -self.fields:]
+        return self.head(u) + history[:, -self.fields :]
 
 
 @register("mgno_ts")
@@ -261,21 +300,30 @@ class MgNOTimeStepper(nn.Module, _HistoryContract):
     pointwise weights.
     """
 
-    def __init__(self, time_history: int = 10, fields: int = 1, channels: int = 24, num_layers: int = 4,
-                 smoothing: Sequence[Sequence[int]] = DARCY_SMOOTHING, padding_mode: str = "circular",
-                 bias_resolution: int = 1):
+    def __init__(
+        self,
+        time_history: int = 10,
+        fields: int = 1,
+        channels: int = 24,
+        num_layers: int = 4,
+        smoothing: Sequence[Sequence[int]] = DARCY_SMOOTHING,
+        padding_mode: str = "circular",
+        bias_resolution: int = 1,
+    ):
         super().__init__()
         if int(time_history) < 1 or int(fields) < 1:
             raise ValueError(f"time_history and fields must be positive integers, got {time_history}, {fields}")
         self.time_history, self.fields = int(time_history), int(fields)
         self.in_channels, self.out_channels = self.time_history * self.fields, self.fields
-        self.core = MgNO(self.time_history * self.fields, self.fields, channels, num_layers, smoothing,
-                         padding_mode, bias_resolution)
+        self.core = MgNO(
+            self.time_history * self.fields, self.fields, channels, num_layers, smoothing, padding_mode, bias_resolution
+        )
 
     def forward(self, history: torch.Tensor) -> torch.Tensor:
         expected = self.time_history * self.fields
         if history.dim() != 4 or history.shape[1] != expected:
-            raise ValueError(f"expected history of shape (B, T_hist * C = {self.time_history} * {self.fields}, X, Y), "
-                             f"got {tuple(history.shape)}")
-        return history[:, -self.fields:] + self.core(history)
-
+            raise ValueError(
+                f"expected history of shape (B, T_hist * C = {self.time_history} * {self.fields}, X, Y), "
+                f"got {tuple(history.shape)}"
+            )
+        return history[:, -self.fields :] + self.core(history)

@@ -5,6 +5,7 @@
 >>> models.available()
 [...]
 """
+
 from __future__ import annotations
 
 from typing import Callable, Dict

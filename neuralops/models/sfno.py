@@ -60,6 +60,7 @@ Parameter count of ``SFNO(12, 12, 5, 20)`` (the reference's count, 9,242,461):
 Time: frame ``k`` of a window sits at ``t_k = (k + 1) / max_time_steps`` in the encoding, as in
 the reference (whose window always starts at frame 0 of its lattice).
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -123,24 +124,43 @@ class SFNO(nn.Module, ModelContract):
     """
 
     context_frames = 1  # input frames put in front of the latent for the output layer (reference: 1)
-    kinds = (DIRECT,)   # contract: t_out -> out_steps; any number of input frames; one field
+    kinds = (DIRECT,)  # contract: t_out -> out_steps; any number of input frames; one field
 
     @classmethod
     def contract_arguments(cls, kind, in_channels, out_channels, t_in, t_out):
         single_field("sfno", in_channels, out_channels)
         return {"out_steps": int(t_out)}
 
-    def __init__(self, modes_x: int = 12, modes_y: int = 12, modes_t: int = 5, width: int = 20,
-                 latent_steps: int = 10, out_steps: int = 40, n_hidden_layers: int = 3,
-                 mlp_channels: Optional[int] = None, beta: float = -0.01, delta: float = 0.1,
-                 max_time_steps: int = 100, spatial_encoding: bool = True, lift_activation: bool = True,
-                 activation: str = "gelu", fft_norm: str = "backward",
-                 mlp_chunk_elements: Optional[int] = DEFAULT_CHUNK_ELEMENTS):
+    def __init__(
+        self,
+        modes_x: int = 12,
+        modes_y: int = 12,
+        modes_t: int = 5,
+        width: int = 20,
+        latent_steps: int = 10,
+        out_steps: int = 40,
+        n_hidden_layers: int = 3,
+        mlp_channels: Optional[int] = None,
+        beta: float = -0.01,
+        delta: float = 0.1,
+        max_time_steps: int = 100,
+        spatial_encoding: bool = True,
+        lift_activation: bool = True,
+        activation: str = "gelu",
+        fft_norm: str = "backward",
+        mlp_chunk_elements: Optional[int] = DEFAULT_CHUNK_ELEMENTS,
+    ):
         super().__init__()
         mlp_channels = 4 * int(width) if mlp_channels is None else int(mlp_channels)
-        for name, value in (("modes_x", modes_x), ("modes_y", modes_y), ("modes_t", modes_t),
-                            ("width", width), ("latent_steps", latent_steps),
-                            ("out_steps", out_steps), ("mlp_channels", mlp_channels)):
+        for name, value in (
+            ("modes_x", modes_x),
+            ("modes_y", modes_y),
+            ("modes_t", modes_t),
+            ("width", width),
+            ("latent_steps", latent_steps),
+            ("out_steps", out_steps),
+            ("mlp_channels", mlp_channels),
+        ):
             if int(value) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value}")
         if int(width) < 4:
@@ -159,8 +179,7 @@ class SFNO(nn.Module, ModelContract):
 
         def spectral(c_in, c_out, **kw):
             # the reference initialises every spectral weight uniform in [0, 0.5 / (c_in c_out))
-            return SpectralConv(c_in, c_out, modes, dim=3, norm=fft_norm,
-                                init_scale=0.5 / (c_in * c_out), **kw)
+            return SpectralConv(c_in, c_out, modes, dim=3, norm=fft_norm, init_scale=0.5 / (c_in * c_out), **kw)
 
         def mlp():
             return PointwiseMLP(3, width, mlp_channels, width, act(), mlp_chunk_elements)
@@ -181,8 +200,10 @@ class SFNO(nn.Module, ModelContract):
     # ------------------------------------------------------------------------------------------
     def _check_input(self, x: torch.Tensor) -> None:
         if not ((x.dim() == 4 or (x.dim() == 5 and x.shape[2] == 1)) and x.shape[1] >= 1):
-            raise ValueError(f"SFNO expects x of shape (B, T_in, X, Y) or the data layout (B, T_in, 1, X, Y) "
-                             f"with T_in >= 1, got {tuple(x.shape)}")
+            raise ValueError(
+                f"SFNO expects x of shape (B, T_in, X, Y) or the data layout (B, T_in, 1, X, Y) "
+                f"with T_in >= 1, got {tuple(x.shape)}"
+            )
 
     def latent_length(self, t_out: int) -> int:
         """Frames ``N = t_out + L + 2`` of the output layer's (resampled) input."""
@@ -208,7 +229,7 @@ class SFNO(nn.Module, ModelContract):
         v = self.lift_activation(p[..., -1:] + w)
         for spectral, mlp, skip in zip(self.spectral, self.mlp, self.skip):
             v = self.activation(mlp(spectral(v)) + skip(v))
-        h = torch.cat([u[..., -self.context_frames:], self.reduce(v)], dim=-1)
+        h = torch.cat([u[..., -self.context_frames :], self.reduce(v)], dim=-1)
         padded = F.pad(h, (h.shape[-1], 0))
         # band-limited resampling of the padded window onto the output grid, with the reference's
         # backward-normalised amplitudes (its output layer resamples inside its inverse FFT);
@@ -222,8 +243,10 @@ class SFNO(nn.Module, ModelContract):
         -> ``(B, t_out, X, Y)``; ``x (B, T_in, 1, X, Y)`` -> ``(B, t_out, 1, X, Y)``."""
         t_out = latent.shape[-1] - self.latent_steps - 2
         if latent.dim() != 5 or latent.shape[1] != 1 or t_out < 1:
-            raise ValueError(f"latent must be (B, 1, X, Y, t_out + {self.latent_steps + 2}) as returned "
-                             f"by SFNO.latent, got {tuple(latent.shape)}")
+            raise ValueError(
+                f"latent must be (B, 1, X, Y, t_out + {self.latent_steps + 2}) as returned "
+                f"by SFNO.latent, got {tuple(latent.shape)}"
+            )
         w = self.output_layer(latent)[..., -t_out:]
         if x.dim() == 5:
             return w.movedim(-1, 1) + x[:, -1:]

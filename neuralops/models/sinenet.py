@@ -42,6 +42,7 @@ Grid sizes: both axes divisible by ``2 ** L`` (16). With ``circular`` padding th
 with rolls by multiples of ``2 ** L`` (pooling and the circular bicubic upsampling commute with
 those; all convolutions with any roll).
 """
+
 from __future__ import annotations
 
 from typing import List, Optional, Sequence
@@ -53,8 +54,7 @@ from ..layers.padding import avg_pool2x, check_padding_mode, padded_conv2d, upsa
 from .frames import FrameModel
 from .registry import register
 
-__all__ = ["SineNet", "SineNetWave", "ConvNormBlock", "WAVE_MULTIPLIERS", "sinenet_channels",
-           "sinenet_parameter_count"]
+__all__ = ["SineNet", "SineNetWave", "ConvNormBlock", "WAVE_MULTIPLIERS", "sinenet_channels", "sinenet_parameter_count"]
 
 #: Channel multipliers of the paper's equal-budget (~35.5M) SineNets on incompressible Navier-Stokes, by K.
 WAVE_MULTIPLIERS = {2: 1.8075, 4: 1.611, 6: 1.5, 8: 1.425}
@@ -62,12 +62,18 @@ WAVE_MULTIPLIERS = {2: 1.8075, 4: 1.611, 6: 1.5, 8: 1.425}
 
 def sinenet_channels(hidden_channels: int, multiplier: float, num_levels: int = 4) -> List[int]:
     """Channels per level, ``c_l = floor(hidden_channels * multiplier ** l)`` (the paper's rounding)."""
-    return [int(hidden_channels * multiplier ** level) for level in range(num_levels + 1)]
+    return [int(hidden_channels * multiplier**level) for level in range(num_levels + 1)]
 
 
-def sinenet_parameter_count(num_waves: int = 8, multiplier: Optional[float] = None, in_channels: int = 12,
-                            out_channels: int = 3, hidden_channels: int = 64, num_levels: int = 4,
-                            disentangle: bool = True) -> int:
+def sinenet_parameter_count(
+    num_waves: int = 8,
+    multiplier: Optional[float] = None,
+    in_channels: int = 12,
+    out_channels: int = 3,
+    hidden_channels: int = 64,
+    num_levels: int = 4,
+    disentangle: bool = True,
+) -> int:
     """The closed-form parameter count of :class:`SineNet` (see the module docstring)."""
     if multiplier is None:
         multiplier = WAVE_MULTIPLIERS[num_waves]
@@ -93,8 +99,12 @@ class ConvNormBlock(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, padding_mode: str):
         super().__init__()
         self.layers = nn.Sequential(
-            padded_conv2d(in_channels, out_channels, 3, padding_mode), nn.GroupNorm(1, out_channels), nn.GELU(),
-            padded_conv2d(out_channels, out_channels, 3, padding_mode), nn.GroupNorm(1, out_channels), nn.GELU(),
+            padded_conv2d(in_channels, out_channels, 3, padding_mode),
+            nn.GroupNorm(1, out_channels),
+            nn.GELU(),
+            padded_conv2d(out_channels, out_channels, 3, padding_mode),
+            nn.GroupNorm(1, out_channels),
+            nn.GELU(),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -129,8 +139,13 @@ class _DecoderLevel(nn.Module):
 class SineNetWave(nn.Module):
     """One wave ``V: (B, c_0, X, Y) -> (B, c_0, X, Y)``: a U-Net over ``len(channels) - 1`` levels, no residual."""
 
-    def __init__(self, channels: Sequence[int], padding_mode: str = "circular", interpolation: str = "bicubic",
-                 disentangle: bool = True):
+    def __init__(
+        self,
+        channels: Sequence[int],
+        padding_mode: str = "circular",
+        interpolation: str = "bicubic",
+        disentangle: bool = True,
+    ):
         super().__init__()
         self.channels = list(channels)
         self.periodic = padding_mode == "circular"
@@ -139,9 +154,11 @@ class SineNetWave(nn.Module):
         c = self.channels
         self.encoder = nn.ModuleList(
             _EncoderLevel(c[l - 1], c[l], c[0] if (disentangle and l > 1) else 0, padding_mode)
-            for l in range(1, len(c)))
+            for l in range(1, len(c))
+        )
         self.decoder = nn.ModuleList(
-            _DecoderLevel(c[l], c[l - 1], c[l - 1], padding_mode) for l in range(len(c) - 1, 0, -1))
+            _DecoderLevel(c[l], c[l - 1], c[l - 1], padding_mode) for l in range(len(c) - 1, 0, -1)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skips = [x]
@@ -182,21 +199,34 @@ class SineNet(FrameModel):
             ``(B, in_channels, X, Y) -> (B, out_channels, X, Y)`` without the 5-d frame layout.
     """
 
-    def __init__(self, in_fields: int = 3, out_fields: Optional[int] = None, time_history: int = 4,
-                 time_future: int = 1, hidden_channels: int = 64, num_waves: int = 8,
-                 multiplier: Optional[float] = None, num_levels: int = 4, padding_mode: str = "circular",
-                 interpolation: str = "bicubic", disentangle: bool = True, wave_residual: bool = True,
-                 in_channels: Optional[int] = None, out_channels: Optional[int] = None):
+    def __init__(
+        self,
+        in_fields: int = 3,
+        out_fields: Optional[int] = None,
+        time_history: int = 4,
+        time_future: int = 1,
+        hidden_channels: int = 64,
+        num_waves: int = 8,
+        multiplier: Optional[float] = None,
+        num_levels: int = 4,
+        padding_mode: str = "circular",
+        interpolation: str = "bicubic",
+        disentangle: bool = True,
+        wave_residual: bool = True,
+        in_channels: Optional[int] = None,
+        out_channels: Optional[int] = None,
+    ):
         super().__init__()
         self._set_frames(in_fields, out_fields, time_history, time_future, in_channels, out_channels)
-        for name, value in (("hidden_channels", hidden_channels),
-                            ("num_waves", num_waves), ("num_levels", num_levels)):
+        for name, value in (("hidden_channels", hidden_channels), ("num_waves", num_waves), ("num_levels", num_levels)):
             if int(value) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value}")
         if multiplier is None:
             if num_waves not in WAVE_MULTIPLIERS:
-                raise ValueError(f"no published multiplier for num_waves={num_waves} (known: "
-                                 f"{sorted(WAVE_MULTIPLIERS)}); pass multiplier explicitly")
+                raise ValueError(
+                    f"no published multiplier for num_waves={num_waves} (known: "
+                    f"{sorted(WAVE_MULTIPLIERS)}); pass multiplier explicitly"
+                )
             multiplier = WAVE_MULTIPLIERS[num_waves]
         if not multiplier > 0:
             raise ValueError(f"multiplier must be positive, got {multiplier}")
@@ -210,13 +240,14 @@ class SineNet(FrameModel):
         if min(self.channels) < 1:
             raise ValueError(f"multiplier {multiplier} gives empty levels: channels {self.channels}")
         self.lift = padded_conv2d(self.in_channels, self.channels[0], 3, padding_mode)
-        self.waves = nn.ModuleList(SineNetWave(self.channels, padding_mode, interpolation, disentangle)
-                                   for _ in range(int(num_waves)))
+        self.waves = nn.ModuleList(
+            SineNetWave(self.channels, padding_mode, interpolation, disentangle) for _ in range(int(num_waves))
+        )
         self.project = padded_conv2d(self.channels[0], self.out_channels, 3, padding_mode)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         frames, with_time_axis = self._flatten_frames(frames)
-        self._check_grid(frames.shape, 2 ** self.num_levels, self.padding_mode, self.num_levels, "2**num_levels")
+        self._check_grid(frames.shape, 2**self.num_levels, self.padding_mode, self.num_levels, "2**num_levels")
         x = self.lift(frames)
         for wave in self.waves:
             x = x + wave(x) if self.wave_residual else wave(x)

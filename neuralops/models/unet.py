@@ -35,6 +35,7 @@ middle 2,362,368 + up path 10,292,928 + head 1,859, where a block costs
 ``R(i, o) = 2 i + (9 i o + o) + 2 o + (9 o^2 + o) + [i != o] (i o + o)``, a downsampling
 ``9 c^2 + c`` and an upsampling ``16 c^2 + c`` (no attention, no time/parameter conditioning).
 """
+
 from __future__ import annotations
 
 from typing import List, Optional, Sequence
@@ -58,9 +59,11 @@ class PreNormResidualBlock(nn.Module):
             if c % norm_groups:
                 raise ValueError(f"norm_groups={norm_groups} does not divide the channel count {c}")
         self.residual = nn.Sequential(
-            nn.GroupNorm(norm_groups, in_channels), nn.GELU(),
+            nn.GroupNorm(norm_groups, in_channels),
+            nn.GELU(),
             padded_conv2d(in_channels, out_channels, 3, padding_mode),
-            nn.GroupNorm(norm_groups, out_channels), nn.GELU(),
+            nn.GroupNorm(norm_groups, out_channels),
+            nn.GELU(),
             padded_conv2d(out_channels, out_channels, 3, padding_mode),
         )
         self.shortcut = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
@@ -88,21 +91,34 @@ class UNet(FrameModel):
             5-d frame layout.
     """
 
-    def __init__(self, in_fields: int = 3, out_fields: Optional[int] = None, time_history: int = 4,
-                 time_future: int = 1, hidden_channels: int = 64,
-                 channel_multipliers: Sequence[int] = (1, 2, 2, 4), blocks_per_level: int = 2,
-                 padding_mode: str = "circular", norm_groups: int = 1, in_channels: Optional[int] = None,
-                 out_channels: Optional[int] = None):
+    def __init__(
+        self,
+        in_fields: int = 3,
+        out_fields: Optional[int] = None,
+        time_history: int = 4,
+        time_future: int = 1,
+        hidden_channels: int = 64,
+        channel_multipliers: Sequence[int] = (1, 2, 2, 4),
+        blocks_per_level: int = 2,
+        padding_mode: str = "circular",
+        norm_groups: int = 1,
+        in_channels: Optional[int] = None,
+        out_channels: Optional[int] = None,
+    ):
         super().__init__()
         self._set_frames(in_fields, out_fields, time_history, time_future, in_channels, out_channels)
-        for name, value in (("hidden_channels", hidden_channels),
-                            ("blocks_per_level", blocks_per_level), ("norm_groups", norm_groups)):
+        for name, value in (
+            ("hidden_channels", hidden_channels),
+            ("blocks_per_level", blocks_per_level),
+            ("norm_groups", norm_groups),
+        ):
             if int(value) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value}")
         multipliers = tuple(int(m) for m in channel_multipliers)
         if len(multipliers) < 1 or min(multipliers) < 1:
-            raise ValueError(f"channel_multipliers must be a non-empty sequence of positive integers, "
-                             f"got {channel_multipliers}")
+            raise ValueError(
+                f"channel_multipliers must be a non-empty sequence of positive integers, got {channel_multipliers}"
+            )
         self.padding_mode = check_padding_mode(padding_mode)
         self.num_levels = len(multipliers)
         hidden, n_blocks = int(hidden_channels), int(blocks_per_level)
@@ -121,8 +137,10 @@ class UNet(FrameModel):
                 stage.append(padded_conv2d(channels, channels, 3, padding_mode, stride=2))
                 skip_channels.append(channels)
             self.down.append(stage)
-        self.middle = nn.Sequential(PreNormResidualBlock(channels, channels, padding_mode, norm_groups),
-                                    PreNormResidualBlock(channels, channels, padding_mode, norm_groups))
+        self.middle = nn.Sequential(
+            PreNormResidualBlock(channels, channels, padding_mode, norm_groups),
+            PreNormResidualBlock(channels, channels, padding_mode, norm_groups),
+        )
         self.up = nn.ModuleList()
         for level in range(self.num_levels - 1, -1, -1):
             stage = nn.ModuleList()
@@ -131,16 +149,21 @@ class UNet(FrameModel):
                 stage.append(PreNormResidualBlock(channels + skip_channels.pop(), out, padding_mode, norm_groups))
                 channels = out
             if level > 0:
-                stage.append(PaddedConvTranspose2d(channels, channels, 4, stride=2, padding=1,
-                                             padding_mode=padding_mode, bias=True))
+                stage.append(
+                    PaddedConvTranspose2d(
+                        channels, channels, 4, stride=2, padding=1, padding_mode=padding_mode, bias=True
+                    )
+                )
             self.up.append(stage)
-        self.head = nn.Sequential(nn.GroupNorm(norm_groups, channels), nn.GELU(),
-                                  padded_conv2d(channels, self.out_channels, 3, padding_mode))
+        self.head = nn.Sequential(
+            nn.GroupNorm(norm_groups, channels), nn.GELU(), padded_conv2d(channels, self.out_channels, 3, padding_mode)
+        )
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         frames, with_time_axis = self._flatten_frames(frames)
-        self._check_grid(frames.shape, 2 ** (self.num_levels - 1), self.padding_mode, self.num_levels,
-                         "2**(levels - 1)")
+        self._check_grid(
+            frames.shape, 2 ** (self.num_levels - 1), self.padding_mode, self.num_levels, "2**(levels - 1)"
+        )
         h = self.lift(frames)
         skips = [h]
         for stage in self.down:
@@ -183,21 +206,32 @@ class UNetMod(FrameModel):
     ``T_hist = 4``, ``T_future = 1``): **144,263,683** (PDEArena's model table: 144.3M).
     """
 
-    def __init__(self, in_fields: int = 3, out_fields: Optional[int] = None, time_history: int = 4,
-                 time_future: int = 1, hidden_channels: int = 64,
-                 channel_multipliers: Sequence[int] = (1, 2, 2, 4), blocks_per_level: int = 2,
-                 padding_mode: str = "zeros", final_norm_groups: int = 8, in_channels: Optional[int] = None,
-                 out_channels: Optional[int] = None):
+    def __init__(
+        self,
+        in_fields: int = 3,
+        out_fields: Optional[int] = None,
+        time_history: int = 4,
+        time_future: int = 1,
+        hidden_channels: int = 64,
+        channel_multipliers: Sequence[int] = (1, 2, 2, 4),
+        blocks_per_level: int = 2,
+        padding_mode: str = "zeros",
+        final_norm_groups: int = 8,
+        in_channels: Optional[int] = None,
+        out_channels: Optional[int] = None,
+    ):
         super().__init__()
         self._set_frames(in_fields, out_fields, time_history, time_future, in_channels, out_channels)
         multipliers = tuple(int(m) for m in channel_multipliers)
         if len(multipliers) < 1 or min(multipliers) < 1:
-            raise ValueError(f"channel_multipliers must be a non-empty sequence of positive integers, "
-                             f"got {channel_multipliers}")
+            raise ValueError(
+                f"channel_multipliers must be a non-empty sequence of positive integers, got {channel_multipliers}"
+            )
         hidden, n_blocks = int(hidden_channels), int(blocks_per_level)
         if hidden < 1 or n_blocks < 1:
-            raise ValueError(f"hidden_channels and blocks_per_level must be positive, got {hidden_channels}, "
-                             f"{blocks_per_level}")
+            raise ValueError(
+                f"hidden_channels and blocks_per_level must be positive, got {hidden_channels}, {blocks_per_level}"
+            )
         if hidden % int(final_norm_groups):
             raise ValueError(f"final_norm_groups={final_norm_groups} does not divide hidden_channels={hidden}")
         self.padding_mode = check_padding_mode(padding_mode)
@@ -225,16 +259,16 @@ class UNetMod(FrameModel):
             self.up.append(PreNormResidualBlock(c_in + c_out, c_out, mode))
             c_in = c_out
             if level > 0:
-                self.up.append(PaddedConvTranspose2d(c_in, c_in, 4, stride=2, padding=1, padding_mode=mode,
-                                                     bias=True))
+                self.up.append(PaddedConvTranspose2d(c_in, c_in, 4, stride=2, padding=1, padding_mode=mode, bias=True))
         self.head_norm = nn.GroupNorm(int(final_norm_groups), c_in)
         self.activation = nn.GELU()
         self.head = padded_conv2d(c_in, self.out_channels, 3, mode)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         frames, with_time_axis = self._flatten_frames(frames)
-        self._check_grid(frames.shape, 2 ** (self.num_levels - 1), self.padding_mode, self.num_levels,
-                         "2**(levels - 1)")
+        self._check_grid(
+            frames.shape, 2 ** (self.num_levels - 1), self.padding_mode, self.num_levels, "2**(levels - 1)"
+        )
         h = self.lift(frames)
         skips = [h]
         for layer in self.down:

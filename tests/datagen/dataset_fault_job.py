@@ -11,6 +11,7 @@ flush, exactly what a crash or the OOM killer does):
 ``none`` runs to the end. The writer flushes after every sample and finalize checkpoints after
 every segment, so every phase has many points to hit.
 """
+
 import os
 import signal
 import sys
@@ -35,7 +36,7 @@ def die_on(owner, name, k, when=lambda *a, **kw: True):
 
 def main():
     phase, k = sys.argv[1], int(sys.argv[2])
-    argv = sys.argv[sys.argv.index("--") + 1:]
+    argv = sys.argv[sys.argv.index("--") + 1 :]
     real_init = D.DatasetWriter.__init__
 
     def init(self, *args, **kwargs):

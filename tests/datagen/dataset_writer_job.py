@@ -9,6 +9,7 @@ Sample i is a deterministic function of (seed, i), as in every real generator.
 --die-in-finalize C the process dies (os._exit, like a SIGKILL) at the C-th time finalize deletes
                     merged source files, i.e. in the middle of the merge
 """
+
 import argparse
 import os
 import time
@@ -61,11 +62,21 @@ def main():
         D._remove_files = dying_remove
     x = np.linspace(0, 1, 8)
     spec = {"family": "toy", "n": 8, "seed": args.seed, "rtol": 1e-8}
-    with DatasetWriter(args.out, pde="toy", spec=spec, n_samples=args.n, seed=args.seed,
-                       fields={"a": FieldSpec((8, 8), "input"), "u": FieldSpec((8, 8), "output", "float64")},
-                       grid=Grid({"x": x, "y": x}, {"x": "dirichlet", "y": "dirichlet"}),
-                       params=["k"], resume=args.resume, overwrite=args.overwrite, comm=comm,
-                       flush_every=1, flush_seconds=0.0) as w:
+    with DatasetWriter(
+        args.out,
+        pde="toy",
+        spec=spec,
+        n_samples=args.n,
+        seed=args.seed,
+        fields={"a": FieldSpec((8, 8), "input"), "u": FieldSpec((8, 8), "output", "float64")},
+        grid=Grid({"x": x, "y": x}, {"x": "dirichlet", "y": "dirichlet"}),
+        params=["k"],
+        resume=args.resume,
+        overwrite=args.overwrite,
+        comm=comm,
+        flush_every=1,
+        flush_seconds=0.0,
+    ) as w:
         order = np.random.default_rng(0).permutation(args.n)  # a "sorted" solve order
         mine = np.array_split(order, size)[rank]
         new = 0
@@ -77,9 +88,18 @@ def main():
                 return
             pos = int(np.flatnonzero(order == i)[0])
             fields, params = make_sample(args.seed, int(i))
-            w.write(int(i), fields, params=params,
-                    solver={"iterations": int(i) % 7 + 1, "residual": 1e-9, "seconds": time.time() % 1,
-                            "order": pos, "converged": True})
+            w.write(
+                int(i),
+                fields,
+                params=params,
+                solver={
+                    "iterations": int(i) % 7 + 1,
+                    "residual": 1e-9,
+                    "seconds": time.time() % 1,
+                    "order": pos,
+                    "converged": True,
+                },
+            )
             new += 1
             print(f"wrote {i}", flush=True)
             time.sleep(args.sleep)

@@ -1,5 +1,6 @@
 """The allocator setting: chosen per NEURALOPS_ALLOCATOR, applied by one re-exec before the program runs,
 reported in one line, and effective (glibc keeps freed memory: no page faults on re-allocation)."""
+
 import os
 import subprocess
 import sys
@@ -9,8 +10,11 @@ import pytest
 from datagen import allocator
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CLEAN = {k: v for k, v in os.environ.items() if k not in allocator.USER_VARIABLES
-         and k not in (allocator.ENV_CHOICE, allocator.ENV_ACTIVE)}
+CLEAN = {
+    k: v
+    for k, v in os.environ.items()
+    if k not in allocator.USER_VARIABLES and k not in (allocator.ENV_CHOICE, allocator.ENV_ACTIVE)
+}
 CLEAN.update(OMP_NUM_THREADS="1", PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
 
 # allocate, touch and free four 4 MiB blocks 6 times; print the minor page faults of the last 5 rounds
@@ -33,14 +37,15 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 
 
 def run(code, **env):
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120,
-                          env={**CLEAN, **env})
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120, env={**CLEAN, **env}
+    )
     return proc
 
 
 def test_settings_and_their_variables(monkeypatch):
     assert allocator.environment_for("tuned") == ("tuned", allocator.TUNED)
-    assert allocator.TUNED["MALLOC_MMAP_MAX_"] == "0" and int(allocator.TUNED["MALLOC_TRIM_THRESHOLD_"]) >= 2 ** 34
+    assert allocator.TUNED["MALLOC_MMAP_MAX_"] == "0" and int(allocator.TUNED["MALLOC_TRIM_THRESHOLD_"]) >= 2**34
     assert allocator.environment_for("system") == ("system", {})
     monkeypatch.delenv("MALLOC_CONF", raising=False)
     monkeypatch.setattr(allocator, "find_library", lambda name: None)
@@ -49,9 +54,11 @@ def test_settings_and_their_variables(monkeypatch):
     monkeypatch.setattr(allocator, "find_library", lambda name: "/opt/libjemalloc.so.2")
     monkeypatch.setenv("LD_PRELOAD", "/opt/other.so")
     monkeypatch.setenv("MALLOC_CONF", "narenas:2")
-    monkeypatch.setenv("LD_PRELOAD", "/opt/libjemalloc.so.2 /opt/other.so")       # already preloaded: once
-    assert allocator.environment_for("jemalloc")[1] == {"LD_PRELOAD": "/opt/libjemalloc.so.2:/opt/other.so",
-                                                        "MALLOC_CONF": allocator.JEMALLOC_CONF + ",narenas:2"}
+    monkeypatch.setenv("LD_PRELOAD", "/opt/libjemalloc.so.2 /opt/other.so")  # already preloaded: once
+    assert allocator.environment_for("jemalloc")[1] == {
+        "LD_PRELOAD": "/opt/libjemalloc.so.2:/opt/other.so",
+        "MALLOC_CONF": allocator.JEMALLOC_CONF + ",narenas:2",
+    }
     with pytest.raises(ValueError, match="'bogus'.*allowed: auto, tuned, jemalloc, tcmalloc, system"):
         allocator.environment_for("bogus")
 
@@ -97,8 +104,10 @@ def test_reexec_applies_tuned_once_and_stops_the_fault_storm():
 
 
 def test_user_variables_are_kept_and_bad_settings_fail_clearly():
-    proc = run("from datagen.allocator import ensure; ensure(); import os; print(os.environ['MALLOC_ARENA_MAX'])",
-               MALLOC_ARENA_MAX="2")
+    proc = run(
+        "from datagen.allocator import ensure; ensure(); import os; print(os.environ['MALLOC_ARENA_MAX'])",
+        MALLOC_ARENA_MAX="2",
+    )
     assert proc.returncode == 0 and proc.stdout.strip() == "2"
     assert "allocator user-environment (MALLOC_ARENA_MAX=2)" in proc.stderr
     proc = run("from datagen.allocator import ensure; ensure()", NEURALOPS_ALLOCATOR="fast")
@@ -106,8 +115,14 @@ def test_user_variables_are_kept_and_bad_settings_fail_clearly():
 
 
 def test_module_prints_shell_assignments():
-    proc = subprocess.run([sys.executable, "-m", "datagen.allocator", "tuned"], capture_output=True, text=True,
-                          cwd=ROOT, env=CLEAN, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "datagen.allocator", "tuned"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=CLEAN,
+        timeout=60,
+    )
     words = dict(w.split("=", 1) for w in proc.stdout.split())
     assert words == {**allocator.TUNED, allocator.ENV_ACTIVE: "tuned"}
 
@@ -119,13 +134,28 @@ def test_console_entry_points_set_the_allocator_first():
         scripts = tomllib.load(fh)["project"]["scripts"]
     assert scripts["neuralops-datagen"] == "datagen.cli:main"
     assert {scripts[k] for k in ("neuralops-train", "neuralops-eval", "neuralops-data")} == {
-        "train.entry:train", "train.entry:evaluate", "train.entry:data"}
+        "train.entry:train",
+        "train.entry:evaluate",
+        "train.entry:data",
+    }
     # a CLI run as a program re-executes itself with the setting (here: neuralops-data's parser)
-    proc = subprocess.run([sys.executable, "-c", "import sys; from train.entry import data; sys.exit(data())",
-                           "--help"], capture_output=True, text=True, cwd=ROOT, env=CLEAN, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", "import sys; from train.entry import data; sys.exit(data())", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=CLEAN,
+        timeout=120,
+    )
     line = f"neuralops: allocator {allocator.environment_for('auto')[0]} ("
     assert proc.returncode == 0 and proc.stderr.count(line) == 1, proc.stderr
     # the entry module itself stays light: torch comes only with the program
-    proc = subprocess.run([sys.executable, "-c", "import sys, train.entry; print('torch' in sys.modules)"],
-                          capture_output=True, text=True, cwd=ROOT, env=CLEAN, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", "import sys, train.entry; print('torch' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=CLEAN,
+        timeout=120,
+    )
     assert proc.stdout.strip() == "False", proc.stderr

@@ -1,5 +1,6 @@
 """benchmarks/amg.py and benchmarks/datagen_overhead.py run end to end on tiny problems and write
 consistent records (the evidence behind the README's CG + GAMG and generator-overhead rows)."""
+
 import json
 import os
 import subprocess
@@ -14,15 +15,34 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ROOT}
 
 
 def run(script, *args):
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", script), *args],
-                          capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "benchmarks", script), *args],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        cwd=ROOT,
+        timeout=300,
+    )
     return proc
 
 
 def test_amg_benchmark_compares_every_variant_on_the_same_systems(tmp_path):
     out = tmp_path / "amg.json"
-    proc = run("amg.py", "--families", "darcy,heat", "--resolutions", "33", "--n", "4", "--reuse", "2,0",
-               "--rounds", "1", "--json", str(out))
+    proc = run(
+        "amg.py",
+        "--families",
+        "darcy,heat",
+        "--resolutions",
+        "33",
+        "--n",
+        "4",
+        "--reuse",
+        "2,0",
+        "--rounds",
+        "1",
+        "--json",
+        str(out),
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rec = json.loads(out.read_text())
     assert "conditions" in rec and rec["tuned_defaults"].startswith("-skrcg_mg_levels_ksp_type richardson")
@@ -50,6 +70,6 @@ def test_overhead_benchmark_splits_the_run(tmp_path):
     rec = json.loads(out.read_text())
     assert rec["sizes"] == [3, 6] and "conditions" in rec and rec["method"] == "lu"
     for n in ("3", "6"):
-        (r,) = rec["runs"]["new"][n]             # runs by version ("baseline" too with --baseline)
+        (r,) = rec["runs"]["new"][n]  # runs by version ("baseline" too with --baseline)
         assert 0 < r["solve"] < r["cpu"] and r["outside_cpu"] > 0
     assert "per_sample_outside_ms" in rec and rec["meets_target"] == (rec["per_sample_outside_ms"] <= 2.0)

@@ -1,6 +1,7 @@
 """CG + GAMG's tuned defaults (issue 17): they reach rtol on real generated systems (true residuals
 recomputed here from the stored files with SciPy), the user's options win over them, they leave the
 options database as they found it, and the interpolation is rebuilt exactly as ``pc_reuse`` says."""
+
 import json
 
 import h5py
@@ -43,7 +44,7 @@ def stored_residuals(path, family):
         elif family.name == "poisson":
             A, b = poisson_system(fields["f"][i], fields["g"][i])
             out.append(rel(A, b, interior(fields["u"][i])))
-        else:   # heat, backward Euler, no source: (I + dt L) u^{n+1} = u^n
+        else:  # heat, backward Euler, no source: (I + dt L) u^{n+1} = u^n
             L = diffusion_system(fields["a"][i])[0]
             lhs, rhs = theta_step_matrices(L, family.dt, family.theta)
             prev = interior(fields["u0"][i])
@@ -54,20 +55,29 @@ def stored_residuals(path, family):
     return np.array(out)
 
 
-@pytest.mark.parametrize("family,pc_reuse", [(Darcy(33), 1), (Darcy(33), 3), (Darcy(33, coefficient="piecewise"), 3),
-                                             (Poisson(33), 1), (Heat(17, n_steps=3), 2)],
-                         ids=["darcy", "darcy-reuse", "darcy-piecewise-reuse", "poisson", "heat-reuse"])
+@pytest.mark.parametrize(
+    "family,pc_reuse",
+    [
+        (Darcy(33), 1),
+        (Darcy(33), 3),
+        (Darcy(33, coefficient="piecewise"), 3),
+        (Poisson(33), 1),
+        (Heat(17, n_steps=3), 2),
+    ],
+    ids=["darcy", "darcy-reuse", "darcy-piecewise-reuse", "poisson", "heat-reuse"],
+)
 def test_tuned_defaults_reach_rtol_on_generated_systems(tmp_path, family, pc_reuse):
-    cfg = GenerationConfig(n_samples=6, seed=3, solver="cg-gamg", rtol=1e-9, pc_reuse=pc_reuse, block=0,
-                           initial_guess="zero")
+    cfg = GenerationConfig(
+        n_samples=6, seed=3, solver="cg-gamg", rtol=1e-9, pc_reuse=pc_reuse, block=0, initial_guess="zero"
+    )
     summary = generate(family, tmp_path / "d.h5", cfg, progress=False)
     assert summary.complete and summary.fallbacks == 0 and not summary.invalid
     res = stored_residuals(tmp_path / "d.h5", family)
     assert len(res) == 6 * family.systems_per_sample and res.max() <= 1e-9
     with h5py.File(tmp_path / "d.h5", "r") as f:
         solver = json.loads(f.attrs["spec"])["solver"]
-    assert "-skrcg_mg_levels_pc_type sor" in solver["pc_defaults"]     # the defaults are recorded with the data
-    assert not set(DEFAULT_NAMES) & set(PETSc.Options().getAll())    # and gone from the database
+    assert "-skrcg_mg_levels_pc_type sor" in solver["pc_defaults"]  # the defaults are recorded with the data
+    assert not set(DEFAULT_NAMES) & set(PETSc.Options().getAll())  # and gone from the database
 
 
 def test_user_options_win_over_the_defaults():
@@ -89,7 +99,7 @@ def test_user_options_win_over_the_defaults():
         user.setup()
         smoother = user._ksp.getPC().getMGSmoother(1)
         assert (smoother.getType(), smoother.getPC().getType()) == ("chebyshev", "jacobi")
-        assert opts.getString("skrcg_pc_gamg_threshold") == "0.05"      # not overwritten by the default
+        assert opts.getString("skrcg_pc_gamg_threshold") == "0.05"  # not overwritten by the default
         x, st = user.solve(np.ones(A.shape[0]))
         assert st.converged and rel(A, np.ones(A.shape[0]), x) <= 1e-8
         user.destroy()
@@ -153,7 +163,7 @@ def test_interpolation_is_rebuilt_every_pc_reuse_matrices(pc_reuse, builds):
     backend.reset()
     backend.set_operator(mats[0])
     backend.solve(b)
-    assert coarsenings() - c0 == per_build           # a reset always builds a new hierarchy
+    assert coarsenings() - c0 == per_build  # a reset always builds a new hierarchy
     backend.destroy()
 
 
@@ -161,7 +171,7 @@ def test_non_spd_operator_is_not_handed_to_gamg():
     """A zero row (not SPD) is reported as not converged with x = 0 (true residual 1), not solved: GAMG's
     SOR smoother would crash PETSc on the zero diagonal."""
     A = Darcy(17).operator(Darcy(17).sample(0, 0)).tocsr(copy=True)
-    A.data[A.indptr[0]:A.indptr[1]] = 0.0
+    A.data[A.indptr[0] : A.indptr[1]] = 0.0
     backend = PetscBackend("cg-gamg")
     backend.set_operator(sp.csr_matrix(A))
     x, st = backend.solve(np.ones(A.shape[0]))

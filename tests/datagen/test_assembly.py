@@ -4,6 +4,7 @@
 the operators: every face ``w_f (e_p - e_q)(e_p - e_q)^T`` summed through COO, the Dirichlet system
 as the submatrix ``K[inner][:, inner]`` and the lift as ``-K_IB g_B``.
 """
+
 import time
 
 import numpy as np
@@ -39,7 +40,7 @@ def reference_laplacian(a):
     for ax in range(d):
         lo = tuple(slice(0, -1) if b == ax else slice(None) for b in range(d))
         hi = tuple(slice(1, None) if b == ax else slice(None) for b in range(d))
-        w = 2.0 * a[lo] * a[hi] / (a[lo] + a[hi]) / h ** 2
+        w = 2.0 * a[lo] * a[hi] / (a[lo] + a[hi]) / h**2
         for other in range(d):
             if other != ax:
                 w = w * half[other].reshape(tuple(-1 if b == other else 1 for b in range(d)))
@@ -72,7 +73,7 @@ def assert_same_matrix(A, B, rtol=0.0):
     np.testing.assert_array_equal(A.indptr, B.indptr)
     np.testing.assert_array_equal(A.indices, B.indices)
     if rtol == 0.0:
-        np.testing.assert_array_equal(A.data, B.data)      # bit for bit: the same sums in the same order
+        np.testing.assert_array_equal(A.data, B.data)  # bit for bit: the same sums in the same order
     else:
         np.testing.assert_allclose(A.data, B.data, rtol=rtol, atol=0.0)
 
@@ -115,7 +116,7 @@ def test_family_systems_equal_the_sparse_assembly():
     assert_same_matrix(A, A_ref)
     np.testing.assert_allclose(b, f.ravel()[inner] + lift_ref, rtol=1e-14, atol=1e-12)
     # Helmholtz, both boundary conditions: Laplacian minus the lumped k^2 mass
-    k2 = (k ** 2).ravel()
+    k2 = (k**2).ravel()
     A_ref = (reference_dirichlet(K1, (s, s))[0] - sp.diags(k2[inner])).tocsr()
     assert_same_matrix(helmholtz_system(k, f, "dirichlet")[0], A_ref)
     A_ref = (K1 - sp.diags(k2 * dual_volumes((s, s)).ravel())).tocsr()
@@ -132,8 +133,13 @@ def test_family_systems_equal_the_sparse_assembly():
 
 def test_families_assemble_the_reference_operator_for_their_samples():
     s = 17
-    for fam in (Darcy(s), Darcy(9, dim=3, coefficient="piecewise"), Heat(s, n_steps=2),
-                Helmholtz(s, bc="neumann", wavenumber=6.0), Poisson(s)):
+    for fam in (
+        Darcy(s),
+        Darcy(9, dim=3, coefficient="piecewise"),
+        Heat(s, n_steps=2),
+        Helmholtz(s, bc="neumann", wavenumber=6.0),
+        Poisson(s),
+    ):
         smp = fam.sample(0, 3)
         A = fam.operator(smp)
         if isinstance(fam, Darcy):

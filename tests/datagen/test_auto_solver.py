@@ -2,6 +2,7 @@
 
 Every test writes real files with the generator (Darcy/Helmholtz on small grids) and reads back their spec.
 """
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -15,7 +16,7 @@ from datagen.elliptic.darcy import Darcy  # noqa: E402
 from datagen.elliptic.generator import AutoCandidate, GenerationConfig, generate  # noqa: E402
 from datagen.elliptic.helmholtz import Helmholtz  # noqa: E402
 
-N = G.AUTO_MIN_SAMPLES          # the smallest run auto measures on
+N = G.AUTO_MIN_SAMPLES  # the smallest run auto measures on
 
 
 def _auto_run(tmp_path, name="auto.h5", family=None, **kw):
@@ -32,9 +33,9 @@ def test_auto_times_every_candidate_and_records_trial_and_choice(tmp_path):
     assert auto["rule"] == "measured" and auto["trial_samples"] == G.AUTO_TRIAL_SAMPLES
     names = [c["name"] for c in auto["candidates"]]
     # every LU package of this build, CG+GAMG (Darcy is SPD), LU-reuse GMRES, SKR and GMRES with ILU
-    lus = [f"lu:{p}" for p in dict.fromkeys((lu_packages()[0], "petsc"))]     # the default package and native LU
+    lus = [f"lu:{p}" for p in dict.fromkeys((lu_packages()[0], "petsc"))]  # the default package and native LU
     assert sorted(names) == sorted(lus + ["cg-gamg", "gmres+lu-reuse8", "skr+ilu", "gmres+ilu"])
-    assert names[0] == f"lu:{default_lu_package()}"          # the table's guess (Darcy 15^2: LU) goes first
+    assert names[0] == f"lu:{default_lu_package()}"  # the table's guess (Darcy 15^2: LU) goes first
     for c in auto["candidates"]:
         # each ran at least the first trial sample; survivors ran all of them and have a projection
         assert 1 <= len(c["seconds"]) <= G.AUTO_TRIAL_MAX and all(t > 0 for t in c["seconds"])
@@ -44,8 +45,10 @@ def test_auto_times_every_candidate_and_records_trial_and_choice(tmp_path):
             assert c["projected_seconds"] >= (c["seconds"][0] + min(c["seconds"][1:]) * (N - 1)) * 0.99
         else:
             # left after the first sample only when that took AUTO_DROP_FIRST times the fastest first sample
-            assert c["dropped_after_sample"] > 0 or c["seconds"][0] > G.AUTO_DROP_FIRST * min(
-                d["seconds"][0] for d in auto["candidates"]) * 0.999
+            assert (
+                c["dropped_after_sample"] > 0
+                or c["seconds"][0] > G.AUTO_DROP_FIRST * min(d["seconds"][0] for d in auto["candidates"]) * 0.999
+            )
     chosen = next(c for c in auto["candidates"] if c["name"] == auto["choice"])
     assert chosen["dropped_after_sample"] is None
     live = [c for c in auto["candidates"] if c["dropped_after_sample"] is None]
@@ -66,8 +69,9 @@ def test_auto_data_equal_the_chosen_method_alone(tmp_path):
     _, ds, solver = _auto_run(tmp_path)
     ch = solver["auto"]["chosen"]
     petsc = f"-skrlu_pc_factor_mat_solver_type {ch['factor']}" if ch["method"] == "lu" else ""
-    cfg = GenerationConfig(n_samples=N, seed=5, solver=ch["method"], rtol=1e-9, pc=ch["pc"],
-                           pc_reuse=ch["pc_reuse"], petsc_options=petsc)
+    cfg = GenerationConfig(
+        n_samples=N, seed=5, solver=ch["method"], rtol=1e-9, pc=ch["pc"], pc_reuse=ch["pc_reuse"], petsc_options=petsc
+    )
     generate(Darcy(17), tmp_path / "alone.h5", cfg, progress=False)
     alone = open_dataset(tmp_path / "alone.h5")
     assert alone.spec["solver"]["factor_used"] == solver["factor_used"]
@@ -97,7 +101,7 @@ def test_auto_resume_goes_on_with_the_recorded_choice(tmp_path):
     part = generate(fam, tmp_path / "r.h5", cfg, progress=False, max_new=5)
     assert not part.complete
     rest = generate(fam, tmp_path / "r.h5", cfg, progress=False, resume=True)
-    assert rest.complete and rest.trial_seconds == 0.0      # no second trial
+    assert rest.complete and rest.trial_seconds == 0.0  # no second trial
     ds = open_dataset(tmp_path / "r.h5")
     assert ds.spec["solver"]["auto"]["rule"] == "measured" and np.all(ds.solver("residual") <= 1e-9)
 
@@ -130,6 +134,7 @@ def test_lu_pivots_by_default():
     native = PetscBackend("lu", rtol=1e-10, factor="petsc")
     native.set_operator(A)
     from petsc4py import PETSc
+
     try:
         _, st = native.solve(b)
         assert not st.converged
@@ -143,6 +148,9 @@ def test_lu_package_is_recorded_and_bad_package_named(tmp_path):
     generate(fam, tmp_path / "h.h5", GenerationConfig(n_samples=3, solver="lu", rtol=1e-9), progress=False)
     ds = open_dataset(tmp_path / "h.h5")
     assert ds.spec["solver"]["factor_used"] == default_lu_package()
-    with pytest.raises(ValueError, match=r"LU package 'nosuch' is not a sparse LU package PETSc knows; this build "
-                                         r"has: .*petsc"):
+    with pytest.raises(
+        ValueError,
+        match=r"LU package 'nosuch' is not a sparse LU package PETSc knows; this build "
+        r"has: .*petsc",
+    ):
         PetscBackend("lu", factor="nosuch")

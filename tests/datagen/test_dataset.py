@@ -1,4 +1,5 @@
 """The data contract: round trip, lazy/worker reading, validation, crash safety, resume, shards."""
+
 import json
 import os
 import shutil
@@ -30,19 +31,28 @@ def run_job(out, n, sleep=0.0, *extra, wait=True):
 def write_toy(path, n=5, **kw):
     x = np.linspace(0, 1, 8)
     t = np.arange(3.0)
-    w = DatasetWriter(path, pde="toy", spec={"n": 8, "rtol": 1e-6}, n_samples=n, seed=1,
-                      fields={"a": FieldSpec((8, 8), "input"),
-                              "traj": FieldSpec((3, 8, 8), "state", "float64")},
-                      grid=Grid({"x": x, "y": x, "t": t}, {"x": "periodic", "y": "periodic"}),
-                      params=["nu"], **kw)
+    w = DatasetWriter(
+        path,
+        pde="toy",
+        spec={"n": 8, "rtol": 1e-6},
+        n_samples=n,
+        seed=1,
+        fields={"a": FieldSpec((8, 8), "input"), "traj": FieldSpec((3, 8, 8), "state", "float64")},
+        grid=Grid({"x": x, "y": x, "t": t}, {"x": "periodic", "y": "periodic"}),
+        params=["nu"],
+        **kw,
+    )
     data = []
     with w:
         for i in range(n):
             a = np.full((8, 8), i, dtype=np.float32)
             traj = np.random.default_rng(i).standard_normal((3, 8, 8))
-            w.write(i, {"a": a, "traj": traj}, params={"nu": 1e-3 * (i + 1)},
-                    solver={"iterations": i, "residual": 1e-7, "seconds": 0.1, "order": n - 1 - i,
-                            "converged": True})
+            w.write(
+                i,
+                {"a": a, "traj": traj},
+                params={"nu": 1e-3 * (i + 1)},
+                solver={"iterations": i, "residual": 1e-7, "seconds": 0.1, "order": n - 1 - i, "converged": True},
+            )
             data.append((a, traj))
     return data
 
@@ -107,14 +117,29 @@ def test_writer_rejects_bad_samples_and_arguments(tmp_path):
     x = np.linspace(0, 1, 4)
     grid = Grid({"x": x, "y": x}, {"x": "dirichlet", "y": "dirichlet"})
     with pytest.raises(DatasetError, match="n_samples"):
-        DatasetWriter(tmp_path / "a.h5", pde="p", spec={}, n_samples=-3, seed=0,
-                      fields={"u": FieldSpec((4, 4), "output")}, grid=grid)
+        DatasetWriter(
+            tmp_path / "a.h5",
+            pde="p",
+            spec={},
+            n_samples=-3,
+            seed=0,
+            fields={"u": FieldSpec((4, 4), "output")},
+            grid=grid,
+        )
     with pytest.raises(DatasetError, match="role"):
         FieldSpec((4, 4), "target")
     with pytest.raises(DatasetError, match="boundary"):
         Grid({"x": x}, {"x": "wrap"})
-    w = DatasetWriter(tmp_path / "a.h5", pde="p", spec={}, n_samples=2, seed=0,
-                      fields={"u": FieldSpec((4, 4), "output")}, grid=grid, solver=["converged"])
+    w = DatasetWriter(
+        tmp_path / "a.h5",
+        pde="p",
+        spec={},
+        n_samples=2,
+        seed=0,
+        fields={"u": FieldSpec((4, 4), "output")},
+        grid=grid,
+        solver=["converged"],
+    )
     with pytest.raises(DatasetError, match="shape"):
         w.write(0, {"u": np.zeros((3, 4))}, solver={"converged": True})
     with pytest.raises(DatasetError, match="non-finite"):
@@ -155,9 +180,16 @@ def test_existing_output_is_never_clobbered_by_a_bad_argument(tmp_path):
 def test_partial_and_writing_files_are_refused(tmp_path):
     path = tmp_path / "toy.h5"
     x = np.linspace(0, 1, 4)
-    w = DatasetWriter(path, pde="p", spec={}, n_samples=3, seed=0,
-                      fields={"u": FieldSpec((4, 4), "output")},
-                      grid=Grid({"x": x, "y": x}, {"x": "dirichlet", "y": "dirichlet"}), solver=[])
+    w = DatasetWriter(
+        path,
+        pde="p",
+        spec={},
+        n_samples=3,
+        seed=0,
+        fields={"u": FieldSpec((4, 4), "output")},
+        grid=Grid({"x": x, "y": x}, {"x": "dirichlet", "y": "dirichlet"}),
+        solver=[],
+    )
     w.write(0, {"u": np.zeros((4, 4))})
     w.flush()
     with pytest.raises(DatasetError, match="unfinished run"):
@@ -169,13 +201,29 @@ def test_partial_and_writing_files_are_refused(tmp_path):
     w.close()  # the first run ends (and releases the output's lock)
     # a run started again without resume must not silently discard the partial run
     with pytest.raises(DatasetError, match="resume"):
-        DatasetWriter(path, pde="p", spec={}, n_samples=3, seed=0, fields={"u": FieldSpec((4, 4), "output")},
-                      grid=Grid({"x": x, "y": x}, {"x": "dirichlet", "y": "dirichlet"}), solver=[])
+        DatasetWriter(
+            path,
+            pde="p",
+            spec={},
+            n_samples=3,
+            seed=0,
+            fields={"u": FieldSpec((4, 4), "output")},
+            grid=Grid({"x": x, "y": x}, {"x": "dirichlet", "y": "dirichlet"}),
+            solver=[],
+        )
     # resume with a different spec is refused and names what differs
     with pytest.raises(DatasetError, match="spec"):
-        DatasetWriter(path, pde="p", spec={"other": 1}, n_samples=3, seed=0, resume=True,
-                      fields={"u": FieldSpec((4, 4), "output")},
-                      grid=Grid({"x": x, "y": x}, {"x": "dirichlet", "y": "dirichlet"}), solver=[])
+        DatasetWriter(
+            path,
+            pde="p",
+            spec={"other": 1},
+            n_samples=3,
+            seed=0,
+            resume=True,
+            fields={"u": FieldSpec((4, 4), "output")},
+            grid=Grid({"x": x, "y": x}, {"x": "dirichlet", "y": "dirichlet"}),
+            solver=[],
+        )
     # a finalize that was killed leaves <path>.writing, which readers refuse
     write_toy(tmp_path / "b.h5")
     shutil.copy(tmp_path / "b.h5", tmp_path / "c.h5.writing")
@@ -206,8 +254,9 @@ def test_corrupted_and_truncated_files_are_detected(tmp_path):
     trunc = tmp_path / "trunc.h5"
     trunc.write_bytes(bytes(raw[: len(raw) // 3]))
     problems = validate(trunc)
-    assert problems and ("truncated" in problems[0] or "corrupt" in problems[0]
-                         or "cannot be read" in " ".join(problems))
+    assert problems and (
+        "truncated" in problems[0] or "corrupt" in problems[0] or "cannot be read" in " ".join(problems)
+    )
     with pytest.raises(DatasetError):
         ds = open_dataset(trunc)
         for i in range(len(ds)):
@@ -281,10 +330,15 @@ def test_cli_info_and_validate(tmp_path, capsys):
     assert main(["validate", str(tmp_path / "junk.h5")]) == 1
     capsys.readouterr()
     assert main(["info", str(tmp_path / "junk.h5")]) == 1
-    assert capsys.readouterr().err.startswith("neuralops-data info: error: ")   # one style for every command
+    assert capsys.readouterr().err.startswith("neuralops-data info: error: ")  # one style for every command
     env = dict(os.environ, PYTHONPATH=ROOT)
-    r = subprocess.run([sys.executable, "-m", "train.data_cli", "info", str(path), "--json"],
-                       capture_output=True, text=True, env=env, cwd=ROOT)
+    r = subprocess.run(
+        [sys.executable, "-m", "train.data_cli", "info", str(path), "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
     assert info["fields"]["traj"] == {"role": "state", "shape": [3, 8, 8], "dtype": "float64"}
@@ -321,8 +375,13 @@ def test_two_rank_shards_form_one_virtual_dataset(tmp_path):
     script.write_text(MPI_JOB)
     out = tmp_path / "sharded.h5"
     env = dict(os.environ, PYTHONPATH=ROOT)
-    r = subprocess.run(["mpiexec", "-n", "2", sys.executable, str(script), str(out), HERE],
-                       capture_output=True, text=True, env=env, timeout=120)
+    r = subprocess.run(
+        ["mpiexec", "-n", "2", sys.executable, str(script), str(out), HERE],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     with h5py.File(out, "r") as f:
         assert f["fields/a"].is_virtual

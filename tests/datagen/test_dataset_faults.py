@@ -5,6 +5,7 @@ The generator runs with ``--solver lu`` (no recycled state carried between sampl
 interrupted and resumed run must reproduce the uninterrupted one exactly: fields, params and the
 solver provenance except wall-clock seconds. The default test kills at 3 points; the slow one at 10.
 """
+
 import os
 import signal
 import subprocess
@@ -30,8 +31,14 @@ EVENTS = {"sampling": 2 * N, "solving": N, "writing": N + 1, "finalising": N}
 
 
 def run(phase, k, out, *extra):
-    return subprocess.run([sys.executable, JOB, phase, str(k), "--", *ARGS, "--out", str(out), *extra],
-                          env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, JOB, phase, str(k), "--", *ARGS, "--out", str(out), *extra],
+        env=ENV,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def assert_same(a_path, b_path):
@@ -49,8 +56,7 @@ def assert_same(a_path, b_path):
 
 def kill_points(n, seed=11, phases=PHASES):
     rng = np.random.default_rng(seed)
-    return [(phases[j % len(phases)], int(rng.integers(1, EVENTS[phases[j % len(phases)]] + 1)))
-            for j in range(n)]
+    return [(phases[j % len(phases)], int(rng.integers(1, EVENTS[phases[j % len(phases)]] + 1))) for j in range(n)]
 
 
 def in_process(*args):
@@ -67,7 +73,7 @@ def check_points(tmp_path, points):
         out = tmp_path / f"cut{j}.h5"
         r = run(phase, k, out)
         assert r.returncode == -signal.SIGKILL, (phase, k, r.returncode, r.stderr)
-        assert not out.exists(), (phase, k)          # nothing at the output path until it is complete
+        assert not out.exists(), (phase, k)  # nothing at the output path until it is complete
         assert in_process(*ARGS, "--out", out, "--resume") == 0, (phase, k)
         assert_same(ref, out)
         assert validate(out) == [], (phase, k)

@@ -1,5 +1,6 @@
 """Datasets that validate are right (issue 11): tolerance and degenerate-data checks, one writer per
 output, durable and resumable finalising, shards that must exist, resume with any rank count."""
+
 import json
 import os
 import shutil
@@ -64,9 +65,17 @@ def assert_same(a_path, b_path):
 
 def toy_writer(path, n=4, spec=None, **kw):
     x = np.linspace(0, 1, 8)
-    return DatasetWriter(path, pde="toy", spec=spec if spec is not None else {"rtol": 1e-6}, n_samples=n, seed=1,
-                         fields={"a": FieldSpec((8, 8), "input"), "u": FieldSpec((8, 8), "output", "float64")},
-                         grid=Grid({"x": x, "y": x}, {"x": "dirichlet", "y": "dirichlet"}), params=["k"], **kw)
+    return DatasetWriter(
+        path,
+        pde="toy",
+        spec=spec if spec is not None else {"rtol": 1e-6},
+        n_samples=n,
+        seed=1,
+        fields={"a": FieldSpec((8, 8), "input"), "u": FieldSpec((8, 8), "output", "float64")},
+        grid=Grid({"x": x, "y": x}, {"x": "dirichlet", "y": "dirichlet"}),
+        params=["k"],
+        **kw,
+    )
 
 
 def write_toy(path, n=4, spec=None, residual=1e-9, a=None, invalid=(), **kw):
@@ -76,9 +85,13 @@ def write_toy(path, n=4, spec=None, residual=1e-9, a=None, invalid=(), **kw):
             if a is not None:
                 f["a"] = np.full((8, 8), a)
             reason = "blew up" if i in invalid else ""
-            w.write(i, f, params=p, invalid_reason=reason,
-                    solver={"iterations": 3, "residual": residual, "seconds": 0.0, "order": i,
-                            "converged": not reason})
+            w.write(
+                i,
+                f,
+                params=p,
+                invalid_reason=reason,
+                solver={"iterations": 3, "residual": residual, "seconds": 0.0, "order": i, "converged": not reason},
+            )
     return path
 
 
@@ -92,8 +105,16 @@ def need_mpi():
 def test_validate_reads_the_tolerance_from_solver_rtol_and_upgrades_flat_specs(tmp_path):
     # one place: solver.rtol; the flat specs of earlier versions (rtol at the top or in their solver
     # record) are read through datagen.spec.Spec, which puts it there
-    assert spec_rtol({"family": "darcy", "schema": SCHEMA, "physics": {}, "discretisation": {},
-                      "solver": {"rtol": 1e-9}, "sampling": {}}) == (1e-9, "spec.solver.rtol")
+    assert spec_rtol(
+        {
+            "family": "darcy",
+            "schema": SCHEMA,
+            "physics": {},
+            "discretisation": {},
+            "solver": {"rtol": 1e-9},
+            "sampling": {},
+        }
+    ) == (1e-9, "spec.solver.rtol")
     assert spec_rtol({"rtol": 1e-8}) == (1e-8, "spec.solver.rtol")
     assert spec_rtol({"solver": {"rtol": 1e-10, "method": "lu"}}) == (1e-10, "spec.solver.rtol")
     assert spec_rtol({"viscosity": 1e-3}) == (None, "")
@@ -115,7 +136,8 @@ def test_validate_reads_the_tolerance_from_solver_rtol_and_upgrades_flat_specs(t
     worse = write_toy(tmp_path / "worse.h5", spec={"rtol": 2.0}, residual=1e-9)
     assert [p for p in validate(worse) if "rtol" in p] == [
         "spec (flat, earlier version) rtol: rtol must be a number in (0, 1), got 2.0: it is the relative residual "
-        "reduction every solve must reach (e.g. 1e-8)"]
+        "reduction every solve must reach (e.g. 1e-8)"
+    ]
 
 
 def test_validate_flags_a_generated_darcy_file_whose_residual_was_corrupted(tmp_path):
@@ -131,8 +153,9 @@ def test_validate_flags_a_generated_darcy_file_whose_residual_was_corrupted(tmp_
     with h5py.File(path, "a") as f:
         f["solver/residual"][0] = 0.5
     problems = validate(path)
-    assert any("1 valid samples have solver/residual above spec.solver.rtol=1e-08 (first: [0]" in p
-               for p in problems), problems
+    assert any(
+        "1 valid samples have solver/residual above spec.solver.rtol=1e-08 (first: [0]" in p for p in problems
+    ), problems
 
 
 def test_validate_refuses_degenerate_data(tmp_path):
@@ -156,8 +179,9 @@ def test_readers_skip_invalid_samples_by_default(tmp_path):
     assert len(ds) == 3 and ds.n_rows == 5 and list(ds.indices) == [0, 2, 4] and ds.n_invalid == 2
     np.testing.assert_array_equal(ds.read("u", 1), make_sample(1, 2)[0]["u"])
     np.testing.assert_array_equal(ds.read("u", np.array([2, 0])), np.stack([make_sample(1, i)[0]["u"] for i in (4, 0)]))
-    np.testing.assert_array_equal(ds.read("u", slice(1, None))[:, 0], np.stack([make_sample(1, i)[0]["u"][0]
-                                                                               for i in (2, 4)]))
+    np.testing.assert_array_equal(
+        ds.read("u", slice(1, None))[:, 0], np.stack([make_sample(1, i)[0]["u"][0] for i in (2, 4)])
+    )
     np.testing.assert_array_equal(ds.params("k"), [make_sample(1, i)[1]["k"] for i in (0, 2, 4)])
     assert ds[2]["a"].shape == (8, 8)
     with pytest.raises(DatasetError, match="out of range .*3 valid samples"):
@@ -216,7 +240,7 @@ def test_a_lock_from_another_host_is_refused_with_a_way_out(tmp_path):
 def test_a_crash_inside_the_merge_is_resumable(tmp_path, monkeypatch):
     ref = write_toy(tmp_path / "ref.h5", n=6)
     path = tmp_path / "cut.h5"
-    monkeypatch.setattr(DatasetWriter, "MERGE_BATCH_BYTES", 1)   # checkpoint after every segment
+    monkeypatch.setattr(DatasetWriter, "MERGE_BATCH_BYTES", 1)  # checkpoint after every segment
     real, calls = D._remove_files, []
 
     def failing(paths):
@@ -232,7 +256,7 @@ def test_a_crash_inside_the_merge_is_resumable(tmp_path, monkeypatch):
     monkeypatch.setattr(D, "_remove_files", real)
     assert not path.exists() and os.path.exists(str(path) + ".writing")
     segs = sorted(os.listdir(str(path) + ".partial"))
-    assert len([s for s in segs if s.startswith("seg-")]) == 4      # two merged segments are already gone
+    assert len([s for s in segs if s.startswith("seg-")]) == 4  # two merged segments are already gone
     w = toy_writer(path, n=6, resume=True)
     assert w.pending().size == 0
     w.finalize()
@@ -251,7 +275,7 @@ def test_a_kill_during_finalize_is_resumable(tmp_path, die_at):
     assert r.returncode == 9 and not out.exists()
     r = job(out, 8, "--resume")
     assert r.returncode == 0, r.stderr
-    assert "wrote" not in r.stdout            # every sample survived the kill: none is generated again
+    assert "wrote" not in r.stdout  # every sample survived the kill: none is generated again
     assert_same(ref, out)
     assert validate(out) == []
 
@@ -262,7 +286,7 @@ def test_an_unreadable_merge_file_is_dropped_and_its_samples_written_again(tmp_p
     out = tmp_path / "cut.h5"
     assert job(out, 6, "--die-in-finalize", "2", "--merge-batch-bytes", "1").returncode == 9
     writing = str(out) + ".writing"
-    with open(writing, "r+b") as fh:                 # what a kill inside an HDF5 write can leave
+    with open(writing, "r+b") as fh:  # what a kill inside an HDF5 write can leave
         fh.truncate(os.path.getsize(writing) // 3)
     r = job(out, 6, "--resume")
     assert r.returncode == 0, r.stderr
@@ -283,7 +307,7 @@ def test_missing_or_short_shards_are_errors_that_name_the_file(tmp_path):
     saved = tmp_path / "saved.h5"
     shutil.copy(shard1, saved)
     shard1.unlink()
-    with h5py.File(out, "r") as f:            # the virtual datasets' fill value: NaN, never zeros
+    with h5py.File(out, "r") as f:  # the virtual datasets' fill value: NaN, never zeros
         assert np.isnan(f["fields/u"][()]).any()
     with pytest.raises(DatasetError, match="shard .*shard-0001.h5 of fields/a is missing"):
         open_dataset(out)
@@ -311,9 +335,12 @@ def test_resume_with_fewer_ranks_and_with_one_process(tmp_path):
     three = tmp_path / "three.h5"
     r = job(three, 12, "--stop-after", "2", mpi=3)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert {f[:9] for f in os.listdir(str(three) + ".partial") if f.startswith("seg")} == \
-        {"seg-r0000", "seg-r0001", "seg-r0002"}
-    r = job(three, 12, "--resume", mpi=2)            # rank 2's segments are taken over
+    assert {f[:9] for f in os.listdir(str(three) + ".partial") if f.startswith("seg")} == {
+        "seg-r0000",
+        "seg-r0001",
+        "seg-r0002",
+    }
+    r = job(three, 12, "--resume", mpi=2)  # rank 2's segments are taken over
     assert r.returncode == 0, r.stdout + r.stderr
     assert_same(ref, three)
     assert validate(three) == []
@@ -356,10 +383,18 @@ def test_finalize_needs_one_batch_of_extra_disk_not_a_second_copy(tmp_path, monk
     path = tmp_path / "big.h5"
     n, res = 24, 64
     x = np.linspace(0, 1, res)
-    w = DatasetWriter(path, pde="toy", spec={}, n_samples=n, seed=0, solver=[],
-                      fields={"u": FieldSpec((res, res), "output", "float64")},
-                      grid=Grid({"x": x, "y": x}, {"x": "dirichlet", "y": "dirichlet"}),
-                      flush_every=1, flush_seconds=0.0)
+    w = DatasetWriter(
+        path,
+        pde="toy",
+        spec={},
+        n_samples=n,
+        seed=0,
+        solver=[],
+        fields={"u": FieldSpec((res, res), "output", "float64")},
+        grid=Grid({"x": x, "y": x}, {"x": "dirichlet", "y": "dirichlet"}),
+        flush_every=1,
+        flush_seconds=0.0,
+    )
     rng = np.random.default_rng(0)
     data = rng.standard_normal((n, res, res))
     for i in range(n):

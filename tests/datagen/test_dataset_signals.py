@@ -2,6 +2,7 @@
 SIGTERM/SIGINT flush finished samples and say how to resume; a read-only output, a full disk or a
 missing input file give one line on stderr, not a traceback; ``neuralops-data info | head`` never
 raises BrokenPipeError."""
+
 import os
 import re
 import shutil
@@ -55,25 +56,33 @@ def test_a_signal_flushes_finished_samples_and_resume_gives_the_same_file(tmp_pa
     # The signal is a real one (the kernel delivers it, Python's handler runs), sent by the process to
     # itself at its 40th linear solve: a few samples solved, most of them still in the writer's buffer,
     # at the same point however loaded the machine is (a timer from outside raced the run).
-    script = ("import os, sys\n"
-              "from datagen.elliptic import backends\n"
-              "real, count = backends.PetscBackend.solve, [0]\n"
-              "def solve(*a, **k):\n"
-              "    count[0] += 1\n"
-              f"    if count[0] == 40: os.kill(os.getpid(), {int(sig)})\n"
-              "    return real(*a, **k)\n"
-              "backends.PetscBackend.solve = solve\n"
-              "from datagen.cli import main\n"
-              "sys.exit(main(sys.argv[1:]))\n")
-    proc = subprocess.run([sys.executable, "-c", script, *DARCY, "--out", str(cut)], env=ENV, cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+    script = (
+        "import os, sys\n"
+        "from datagen.elliptic import backends\n"
+        "real, count = backends.PetscBackend.solve, [0]\n"
+        "def solve(*a, **k):\n"
+        "    count[0] += 1\n"
+        f"    if count[0] == 40: os.kill(os.getpid(), {int(sig)})\n"
+        "    return real(*a, **k)\n"
+        "backends.PetscBackend.solve = solve\n"
+        "from datagen.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, *DARCY, "--out", str(cut)],
+        env=ENV,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     err = proc.stderr
     assert proc.returncode == 128 + sig, (proc.returncode, err)
     line = one_line(err)
     assert f"interrupted by {signal.Signals(sig).name}" in line and "--resume" in line, line
     m = re.search(r"(\d+) finished samples are saved in", line)
     saved = int(m.group(1)) if m else 0
-    assert 0 < saved < 300, line       # finished samples were flushed, the run was really cut
+    assert 0 < saved < 300, line  # finished samples were flushed, the run was really cut
     assert not cut.exists() and not (tmp_path / "cut.h5.lock").exists()
     from datagen.cli import main  # the rest in this process: no second interpreter start-up
 
@@ -92,7 +101,7 @@ def _readonly_dir(tmp_path):
         d.chmod(0o555)
         return d
     if os.path.isdir("/sys/fs") and not os.access("/sys/fs", os.W_OK) or _cannot_create("/sys/fs"):
-        return "/sys/fs"                 # root ignores permissions; sysfs refuses new files
+        return "/sys/fs"  # root ignores permissions; sysfs refuses new files
     pytest.skip("no read-only folder available")
 
 
@@ -112,13 +121,28 @@ def test_environment_errors_end_in_one_line(tmp_path, capsys):
     from train.data_cli import main as data_main
 
     # in this process: an uncaught exception (a traceback) would fail the test just the same
-    ns = ["navier-stokes", "--n", "2", "--resolution", "16", "--store-resolution", "16", "--dt", "1e-2",
-          "--t-end", "0.02", "--snapshot-interval", "0.01", "--no-progress"]
+    ns = [
+        "navier-stokes",
+        "--n",
+        "2",
+        "--resolution",
+        "16",
+        "--store-resolution",
+        "16",
+        "--dt",
+        "1e-2",
+        "--t-end",
+        "0.02",
+        "--snapshot-interval",
+        "0.01",
+        "--no-progress",
+    ]
+
     def error_line(argv):
         capsys.readouterr()
         try:
             rc = main(argv)
-        except SystemExit as exc:        # argparse-style exit with the message (what a shell shows)
+        except SystemExit as exc:  # argparse-style exit with the message (what a shell shows)
             rc, err = exc.code, str(exc.code)
         else:
             err = capsys.readouterr().err
@@ -132,8 +156,14 @@ def test_environment_errors_end_in_one_line(tmp_path, capsys):
     # neuralops-data: a missing file, a folder; once as a real process
     for bad in (tmp_path / "nothing.h5", tmp_path):
         assert data_main(["info", str(bad)]) == 1 and str(bad) in one_line(capsys.readouterr().err)
-    r = subprocess.run([sys.executable, "-m", "train.data_cli", "validate", str(tmp_path / "nothing.h5")],
-                       env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "train.data_cli", "validate", str(tmp_path / "nothing.h5")],
+        env=ENV,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 1 and "nothing.h5" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -141,12 +171,18 @@ def test_a_full_disk_ends_in_one_line(tmp_path):
     pytest.importorskip("petsc4py")
     small = tmp_path / "small"
     small.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(small)],
-                                           capture_output=True).returncode != 0:
+    if (
+        os.geteuid() != 0
+        or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(small)], capture_output=True
+        ).returncode
+        != 0
+    ):
         pytest.skip("cannot mount a small tmpfs here")
     try:
-        r = datagen("darcy", "--n", "60", "--resolution", "33", "--solver", "lu", "--no-progress",
-                    "--out", small / "d.h5")
+        r = datagen(
+            "darcy", "--n", "60", "--resolution", "33", "--solver", "lu", "--no-progress", "--out", small / "d.h5"
+        )
         assert r.returncode != 0
         line = one_line(r.stderr)
         assert "no space left" in line.lower(), line
@@ -161,13 +197,25 @@ def test_info_into_a_closed_pipe_is_not_an_error(tmp_path):
     write_toy(path)
     env = dict(ENV, PYTHONUNBUFFERED="1")
     for _ in range(3):
-        proc = subprocess.Popen([sys.executable, "-m", "train.data_cli", "info", str(path)], env=env, cwd=ROOT,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        proc.stdout.close()               # the reader is gone before the first line (like `| head -n 0`)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "train.data_cli", "info", str(path)],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        proc.stdout.close()  # the reader is gone before the first line (like `| head -n 0`)
         err = proc.stderr.read().decode()
         proc.wait(timeout=120)
         assert proc.returncode == 0 and "BrokenPipe" not in err and "Traceback" not in err, err
     if shutil.which("head"):
-        r = subprocess.run(f"set -o pipefail; {sys.executable} -m train.data_cli info {path} | head -n 2",
-                           shell=True, executable="/bin/bash", env=env, cwd=ROOT, capture_output=True, text=True)
+        r = subprocess.run(
+            f"set -o pipefail; {sys.executable} -m train.data_cli info {path} | head -n 2",
+            shell=True,
+            executable="/bin/bash",
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
         assert r.returncode == 0 and "BrokenPipe" not in r.stderr and r.stdout.startswith("dataset"), r.stderr

@@ -1,4 +1,5 @@
 """The PETSc solver backends: true residuals, LU symbolic reuse, PC reuse, option parsing."""
+
 import numpy as np
 import pytest
 import scipy.sparse.linalg as spla
@@ -61,21 +62,27 @@ def test_pc_reuse_keeps_the_preconditioner_and_still_converges():
 
 
 def test_parse_petsc_options():
-    assert parse_petsc_options("-skr_pc_type ilu -ksp_view -x -3") == [("skr_pc_type", "ilu"), ("ksp_view", None),
-                                                                        ("x", "-3")]
+    assert parse_petsc_options("-skr_pc_type ilu -ksp_view -x -3") == [
+        ("skr_pc_type", "ilu"),
+        ("ksp_view", None),
+        ("x", "-3"),
+    ]
     assert parse_petsc_options(["-a", "1"]) == [("a", "1")]
     for bad in ("pc_type ilu", "-a 1 2", "-a 'unterminated"):
         with pytest.raises(ValueError, match="do not parse"):
             parse_petsc_options(bad)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(method="bicg"), "unknown solver 'bicg'"),
-    (dict(method="gmres", rtol=0.0), "rtol"),
-    (dict(method="skr", restart=10, recycle=10), "recycle"),
-    (dict(method="gmres", pc="nosuch"), "unknown preconditioner 'nosuch'"),
-    (dict(method="gmres", pc_reuse=0), "pc_reuse"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(method="bicg"), "unknown solver 'bicg'"),
+        (dict(method="gmres", rtol=0.0), "rtol"),
+        (dict(method="skr", restart=10, recycle=10), "recycle"),
+        (dict(method="gmres", pc="nosuch"), "unknown preconditioner 'nosuch'"),
+        (dict(method="gmres", pc_reuse=0), "pc_reuse"),
+    ],
+)
 def test_bad_backend_settings(kwargs, match):
     with pytest.raises(ValueError, match=match):
         PetscBackend(**kwargs)

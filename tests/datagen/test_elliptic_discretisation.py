@@ -1,4 +1,5 @@
 """Each elliptic discretisation converges at its expected order on a manufactured solution."""
+
 import math
 
 import numpy as np
@@ -35,7 +36,7 @@ def darcy_error(s, d):
     a = 1 + 0.5 * sym.sin(2 * sym.pi * X) * sym.cos(sym.pi * Y) + X * Y
     if d == 3:
         u = u * sym.sin(sym.pi * Z)
-        a = a + Z ** 2
+        a = a + Z**2
     f = -sum(sym.diff(a * sym.diff(u, v), v) for v in syms)
     pts = grid(s, d)
     an, fn, un = (np.broadcast_to(lam(e, syms)(*pts), pts[0].shape) for e in (a, f, u))
@@ -62,18 +63,18 @@ def test_darcy_matrix_is_symmetric_positive_definite_and_conservative():
     # harmonic-mean face coefficient between nodes (3,4) and (4,4), h = 1/11: off-diagonal -a_f/h^2
     h = 1 / 11
     af = 2 * a[3, 4] * a[4, 4] / (a[3, 4] + a[4, 4])
-    p, q = 2 * 10 + 3, 3 * 10 + 3          # interior numbering (i-1)*(s-2) + (j-1)
-    assert A[p, q] == pytest.approx(-af / h ** 2, rel=1e-12)
+    p, q = 2 * 10 + 3, 3 * 10 + 3  # interior numbering (i-1)*(s-2) + (j-1)
+    assert A[p, q] == pytest.approx(-af / h**2, rel=1e-12)
 
 
 @pytest.mark.parametrize("bc", ["dirichlet", "neumann"])
 def test_helmholtz_is_second_order(bc):
-    k = (5 + X * Y) if bc == "dirichlet" else (2 + X * Y / 2)   # k^2 between Laplacian eigenvalues
+    k = (5 + X * Y) if bc == "dirichlet" else (2 + X * Y / 2)  # k^2 between Laplacian eigenvalues
     if bc == "dirichlet":
         u = sym.sin(sym.pi * X) * sym.sin(sym.pi * Y) * (1 + X)
     else:
         u = sym.cos(sym.pi * X) * sym.cos(2 * sym.pi * Y) + sym.cos(3 * sym.pi * Y)
-    f = -sym.diff(u, X, 2) - sym.diff(u, Y, 2) - k ** 2 * u
+    f = -sym.diff(u, X, 2) - sym.diff(u, Y, 2) - k**2 * u
     sizes = [17, 33, 65]
     errs = []
     for s in sizes:
@@ -88,14 +89,14 @@ def test_helmholtz_is_second_order(bc):
 
 
 def test_poisson_with_boundary_data_is_second_order():
-    u = sym.exp(X) * sym.sin(2 * Y) + X * Y ** 3
+    u = sym.exp(X) * sym.sin(2 * Y) + X * Y**3
     f = -sym.diff(u, X, 2) - sym.diff(u, Y, 2)
     sizes = [17, 33, 65]
     errs = []
     for s in sizes:
         pts = grid(s, 2)
         fn, un = (np.broadcast_to(lam(e, (X, Y))(*pts), pts[0].shape) for e in (f, u))
-        A, b = poisson_system(fn, un)          # boundary values of the exact solution as data
+        A, b = poisson_system(fn, un)  # boundary values of the exact solution as data
         x = spla.spsolve(A.tocsc(), b)
         errs.append(np.abs(embed_interior(x, un.shape, boundary_values=un) - un).max())
     assert all(r > 1.9 for r in rates(errs, sizes)), (errs, rates(errs, sizes))
@@ -112,8 +113,15 @@ def heat_solution(s, dt, n_steps, theta):
     L = dirichlet_system(diffusion_graph_laplacian(an), an.shape)[0]
     f_t, u_t = lam(f, (X, Y, T)), lam(u, (X, Y, T))
     lu = spla.splu((__import__("scipy.sparse", fromlist=["identity"]).identity(L.shape[0]) + theta * dt * L).tocsc())
-    states = theta_trajectory(L, u_t(*pts, 0.0)[inner].ravel(), dt, n_steps, theta,
-                              lambda b, x0: lu.solve(b), source=lambda t: f_t(*pts, t)[inner].ravel())
+    states = theta_trajectory(
+        L,
+        u_t(*pts, 0.0)[inner].ravel(),
+        dt,
+        n_steps,
+        theta,
+        lambda b, x0: lu.solve(b),
+        source=lambda t: f_t(*pts, t)[inner].ravel(),
+    )
     return states[-1], u_t(*pts, dt * n_steps)[inner].ravel()
 
 

@@ -1,4 +1,5 @@
 """The PDE families: parameter distributions, operators and sorting features."""
+
 import math
 import warnings
 
@@ -28,7 +29,7 @@ def test_helmholtz_default_is_indefinite_with_about_nine_negative_eigenvalues():
     fam = Helmholtz(33)
     A = fam.operator(fam.sample(0, 0)).toarray()
     neg = int((np.linalg.eigvalsh(A) < 0).sum())
-    assert 7 <= neg <= 12, neg            # continuous Dirichlet Laplacian: 8 eigenvalues below (4 pi)^2
+    assert 7 <= neg <= 12, neg  # continuous Dirichlet Laplacian: 8 eigenvalues below (4 pi)^2
     k = fam.sample(0, 0).inputs["k"]
     assert 0.6 * 4 * math.pi < k.min() and k.max() < 1.6 * 4 * math.pi
 
@@ -52,7 +53,7 @@ def test_heat_operator_and_poisson_fixed_matrix():
     assert abs(M - (np.eye(225) + 0.005 * L.toarray())).max() < 1e-12
     assert np.all(s.inputs["u0"][0] == 0) and np.all(s.inputs["u0"][:, -1] == 0)
     p = Poisson(17)
-    assert p.operator(p.sample(0, 0)) is p.operator(p.sample(0, 1))     # handed to PETSc once
+    assert p.operator(p.sample(0, 0)) is p.operator(p.sample(0, 1))  # handed to PETSc once
 
 
 def test_features_approximate_the_l2_distance_of_the_log_coefficients():
@@ -61,7 +62,7 @@ def test_features_approximate_the_l2_distance_of_the_log_coefficients():
     d_feat = np.linalg.norm(fam.features(s1) - fam.features(s2))
     d_l2 = np.sqrt(np.mean((np.log(s1.inputs["a"]) - np.log(s2.inputs["a"])) ** 2))
     assert fam.features(s1).shape == (256,)
-    assert 0.8 * d_l2 < d_feat <= 1.0001 * d_l2          # block averaging is a contraction (low pass)
+    assert 0.8 * d_l2 < d_feat <= 1.0001 * d_l2  # block averaging is a contraction (low pass)
 
 
 def test_three_dimensional_variants():

@@ -3,6 +3,7 @@
 Test matrices are built here with SciPy (5-point variable-coefficient diffusion, a shifted
 indefinite variant); nothing depends on the PDE-family modules.
 """
+
 import contextlib
 
 import numpy as np
@@ -50,8 +51,7 @@ def diffusion(coef, shift=0.0):
     rows.append(idx.ravel())
     cols.append(idx.ravel())
     vals.append(diag.ravel() - shift * h * h)
-    mat = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                        shape=(n * n, n * n))
+    mat = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n * n, n * n))
     return (mat / (h * h)).tocsr()
 
 
@@ -59,14 +59,12 @@ def sequence(n, count, seed=0, step=0.05, shift=0.0, amplitude=1.0):
     """Slowly varying systems, like neighbours after sorting: a = exp(cos t g1 + sin t g2)."""
     rng = np.random.default_rng(seed)
     g1, g2 = smooth_field(n, rng), smooth_field(n, rng)
-    return [diffusion(np.exp(amplitude * (np.cos(step * i) * g1 + np.sin(step * i) * g2)), shift)
-            for i in range(count)]
+    return [diffusion(np.exp(amplitude * (np.cos(step * i) * g1 + np.sin(step * i) * g2)), shift) for i in range(count)]
 
 
 def to_petsc(mat):
     mat = mat.tocsr()
-    return PETSc.Mat().createAIJ(size=mat.shape, csr=(mat.indptr, mat.indices, mat.data),
-                                 comm=PETSc.COMM_SELF)
+    return PETSc.Mat().createAIJ(size=mat.shape, csr=(mat.indptr, mat.indices, mat.data), comm=PETSc.COMM_SELF)
 
 
 def vec(values):
@@ -187,8 +185,9 @@ def test_matches_reference_implementation_on_a_sequence():
     plain reference (explicit inner products, Householder QR, lstsq) take the same iterations."""
     mats = sequence(24, 5, seed=4, step=0.1)
     m, k, rtol = 16, 6, 1e-9
-    solver = make_solver("jacobi", restart=m, recycle=k, rtol=rtol, reorthogonalize="always",
-                         update_rank_tol=0.0)  # the full update of Parks et al., as the reference
+    solver = make_solver(
+        "jacobi", restart=m, recycle=k, rtol=rtol, reorthogonalize="always", update_rank_tol=0.0
+    )  # the full update of Parks et al., as the reference
     diag_inv = None
     reference = ReferenceGCRODR(m, k, rtol, apply_pc=lambda v: diag_inv * v)
     for mat in mats:
@@ -215,7 +214,7 @@ def test_low_rank_update_keeps_the_recycling_relation_exact():
     assert stats["low_rank"] > 0 and 0 < stats["rank_sum"] < stats["low_rank"] * 8, stats
     U, C, lam = solver.recycled_space()
     assert U.shape == C.shape == (8, mats[-1].shape[0]) and lam.shape == (8, 8)
-    op_u = (mats[-1] @ (U.T / mats[-1].diagonal()[:, None]))  # A M^{-1} U, M = diag(A)
+    op_u = mats[-1] @ (U.T / mats[-1].diagonal()[:, None])  # A M^{-1} U, M = diag(A)
     assert np.linalg.norm(op_u - C.T @ lam) <= 1e-9 * np.linalg.norm(op_u)
     assert np.abs(C @ C.T - np.eye(8)).max() <= 1e-10
     assert np.allclose(solver._ctu, C @ U.T, rtol=0, atol=1e-9)
@@ -230,8 +229,7 @@ def test_low_rank_update_takes_the_iterations_of_the_full_update(shift):
     mats = sequence(40, 5, seed=8, step=0.05, shift=shift, amplitude=0.3 if shift else 1.0)
     totals = {}
     for tol in (0.0, 0.1):
-        solver = make_solver("ilu", restart=24, recycle=10, rtol=1e-9, max_it=3000,
-                             update_rank_tol=tol)
+        solver = make_solver("ilu", restart=24, recycle=10, rtol=1e-9, max_it=3000, update_rank_tol=tol)
         totals[tol] = 0
         for mat in mats:
             totals[tol] += solve_checked(solver, mat, 1e-9).iterations
@@ -248,8 +246,7 @@ def test_nonconvergence_is_reported():
     mat = sequence(32, 1, seed=5)[0]
     rhs = np.ones(mat.shape[0])
     x = vec(np.zeros(mat.shape[0]))
-    res = make_solver("none", restart=10, recycle=4, rtol=1e-10, max_it=7).solve(
-        to_petsc(mat), vec(rhs), x)
+    res = make_solver("none", restart=10, recycle=4, rtol=1e-10, max_it=7).solve(to_petsc(mat), vec(rhs), x)
     assert not res.converged
     assert res.reason == "DIVERGED_MAX_IT"
     assert res.iterations == 7
@@ -269,8 +266,7 @@ def test_indefinite_shifted_operator():
     total_gcrodr, total_gmres = 0, 0
     for mat in mats:
         total_gcrodr += solve_checked(solver, mat, rtol).iterations
-        _, its, _ = petsc_gmres(to_petsc(mat), vec(np.ones(mat.shape[0])), m, rtol, "ilu",
-                                max_it=3000)
+        _, its, _ = petsc_gmres(to_petsc(mat), vec(np.ones(mat.shape[0])), m, rtol, "ilu", max_it=3000)
         total_gmres += its  # 3000 where GMRES(m) stalls
     assert total_gcrodr < 0.2 * total_gmres, (total_gcrodr, total_gmres)
 
@@ -321,18 +317,18 @@ def test_reset_reproduces_a_fresh_start():
     solver = make_solver(restart=16, recycle=6, rtol=1e-9)
     counts = []
     for mat in mats:
-        counts.append(solver.solve(to_petsc(mat), vec(np.ones(mat.shape[0])),
-                                   vec(np.zeros(mat.shape[0]))).iterations)
+        counts.append(solver.solve(to_petsc(mat), vec(np.ones(mat.shape[0])), vec(np.zeros(mat.shape[0]))).iterations)
     solver.reset()
     assert solver.recycle_dim == 0
-    again = solver.solve(to_petsc(mats[0]), vec(np.ones(mats[0].shape[0])),
-                         vec(np.zeros(mats[0].shape[0]))).iterations
+    again = solver.solve(to_petsc(mats[0]), vec(np.ones(mats[0].shape[0])), vec(np.zeros(mats[0].shape[0]))).iterations
     assert again == counts[0]
     assert counts[2] < counts[0]
     solver.destroy()  # frees the PETSc objects; the solver starts empty if used again
     assert solver.recycle_dim == 0 and solver.pc is None
-    assert solver.solve(to_petsc(mats[0]), vec(np.ones(mats[0].shape[0])),
-                        vec(np.zeros(mats[0].shape[0]))).iterations == counts[0]
+    assert (
+        solver.solve(to_petsc(mats[0]), vec(np.ones(mats[0].shape[0])), vec(np.zeros(mats[0].shape[0]))).iterations
+        == counts[0]
+    )
 
 
 def test_pc_reuse_keeps_neighbour_preconditioner():
@@ -370,16 +366,20 @@ def test_pc_reuse_policy_rebuilds_when_iterations_grow():
 
 def test_ksp_python_route_via_options():
     mats = sequence(32, 3, seed=12)
-    settings = {"ksp_type": "python",
-                "ksp_python_type": "datagen.krylov.ksp_python.GCRODRKSP",
-                "ksp_gcrodr_restart": 20, "ksp_gcrodr_recycle": 6,
-                "ksp_gcrodr_update_rank_tol": 0.2,
-                "ksp_rtol": 1e-9, "ksp_atol": 0.0, "pc_type": "ilu"}
+    settings = {
+        "ksp_type": "python",
+        "ksp_python_type": "datagen.krylov.ksp_python.GCRODRKSP",
+        "ksp_gcrodr_restart": 20,
+        "ksp_gcrodr_recycle": 6,
+        "ksp_gcrodr_update_rank_tol": 0.2,
+        "ksp_rtol": 1e-9,
+        "ksp_atol": 0.0,
+        "pc_type": "ilu",
+    }
     with options_ksp("tkspgcrodr_", settings) as ksp:
         assert ksp.getType() == "python"
         assert ksp.getPCSide() == PETSc.PC.Side.RIGHT
-        direct = make_solver("ilu", restart=20, recycle=6, rtol=1e-9, reorthogonalize="never",
-                             update_rank_tol=0.2)
+        direct = make_solver("ilu", restart=20, recycle=6, rtol=1e-9, reorthogonalize="never", update_rank_tol=0.2)
         for mat in mats:
             A = to_petsc(mat)
             rhs = np.ones(mat.shape[0])
@@ -388,8 +388,7 @@ def test_ksp_python_route_via_options():
             ksp.solve(vec(rhs), x)
             assert ksp.getConvergedReason() > 0
             assert true_relative_residual(mat, rhs, x.getArray()) <= 1e-9
-            assert ksp.getResidualNorm() == pytest.approx(
-                np.linalg.norm(rhs - mat @ x.getArray()), rel=1e-6)
+            assert ksp.getResidualNorm() == pytest.approx(np.linalg.norm(rhs - mat @ x.getArray()), rel=1e-6)
             res = direct.solve(A, vec(rhs), vec(np.zeros(mat.shape[0])))
             assert ksp.getIterationNumber() == res.iterations
         ctx = ksp.getPythonContext()
@@ -421,21 +420,24 @@ def test_ksp_python_rejects_bad_option():
             opts.delValue(prefix + key)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(restart=0), "restart"),
-    (dict(restart=10, recycle=10), "recycle"),
-    (dict(recycle=-1), "recycle"),
-    (dict(rtol=0.0, atol=0.0), "rtol and atol"),
-    (dict(rtol=-1e-8), "rtol"),
-    (dict(rtol=1.5), "rtol"),
-    (dict(max_it=0), "max_it"),
-    (dict(pc_side="symmetric"), "pc_side"),
-    (dict(reorthogonalize="sometimes"), "reorthogonalize"),
-    (dict(update_interval=0), "update_interval"),
-    (dict(update_rank_tol=1.0), "update_rank_tol"),
-    (dict(update_rank_tol=-0.1), "update_rank_tol"),
-    (dict(update_rank_tol=float("nan")), "update_rank_tol"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(restart=0), "restart"),
+        (dict(restart=10, recycle=10), "recycle"),
+        (dict(recycle=-1), "recycle"),
+        (dict(rtol=0.0, atol=0.0), "rtol and atol"),
+        (dict(rtol=-1e-8), "rtol"),
+        (dict(rtol=1.5), "rtol"),
+        (dict(max_it=0), "max_it"),
+        (dict(pc_side="symmetric"), "pc_side"),
+        (dict(reorthogonalize="sometimes"), "reorthogonalize"),
+        (dict(update_interval=0), "update_interval"),
+        (dict(update_rank_tol=1.0), "update_rank_tol"),
+        (dict(update_rank_tol=-0.1), "update_rank_tol"),
+        (dict(update_rank_tol=float("nan")), "update_rank_tol"),
+    ],
+)
 def test_bad_input_raises_clear_error(kwargs, message):
     with pytest.raises(ValueError, match=message):
         GCRODR(**kwargs)
@@ -443,8 +445,7 @@ def test_bad_input_raises_clear_error(kwargs, message):
 
 def test_result_rejects_inconsistent_state():
     with pytest.raises(ValueError, match="contradicts"):
-        SolveResult(iterations=1, residual=1.0, converged=True, seconds=0.0,
-                    reason="DIVERGED_MAX_IT")
+        SolveResult(iterations=1, residual=1.0, converged=True, seconds=0.0, reason="DIVERGED_MAX_IT")
 
 
 def test_harmonic_ritz_on_invariant_subspace_gives_eigenvectors():
@@ -502,10 +503,16 @@ def test_matrix_refilled_in_place_is_detected_as_new():
 
 def test_ksp_python_left_side_and_pc_reuse_options():
     mats = sequence(32, 4, seed=14, step=0.02)
-    settings = {"ksp_type": "python",
-                "ksp_python_type": "datagen.krylov.ksp_python.GCRODRKSP",
-                "ksp_gcrodr_restart": 20, "ksp_gcrodr_recycle": 6, "ksp_pc_side": "left",
-                "ksp_gcrodr_pc_reuse_max": 2, "ksp_rtol": 1e-9, "pc_type": "ilu"}
+    settings = {
+        "ksp_type": "python",
+        "ksp_python_type": "datagen.krylov.ksp_python.GCRODRKSP",
+        "ksp_gcrodr_restart": 20,
+        "ksp_gcrodr_recycle": 6,
+        "ksp_pc_side": "left",
+        "ksp_gcrodr_pc_reuse_max": 2,
+        "ksp_rtol": 1e-9,
+        "pc_type": "ilu",
+    }
     with options_ksp("tkspleft_", settings) as ksp:
         assert ksp.getPCSide() == PETSc.PC.Side.LEFT
         ctx = ksp.getPythonContext()
@@ -549,7 +556,7 @@ def test_pc_reuse_with_stored_preconditioned_space_is_the_same_algorithm():
             assert r2.pc_applications == r2.iterations + r2.cycles + with_z.recycle
 
 
-_MPI_SCRIPT = r'''
+_MPI_SCRIPT = r"""
 import sys
 sys.path.insert(0, {tests!r})
 import numpy as np
@@ -571,7 +578,7 @@ for mat in sequence(24, 3, seed=1):
     true = np.linalg.norm(1.0 - mat @ full) / np.sqrt(mat.shape[0])
     if comm.getRank() == 0:
         print("RESULT", res.iterations, int(res.converged), true, flush=True)
-'''
+"""
 
 
 @pytest.mark.mpi
@@ -582,6 +589,7 @@ def test_distributed_matrix_gives_the_same_iterations(tmp_path):
     import shutil
     import subprocess
     import sys
+
     if shutil.which("mpiexec") is None:
         pytest.skip("mpiexec not available")
     script = tmp_path / "gcrodr_mpi.py"
@@ -589,11 +597,15 @@ def test_distributed_matrix_gives_the_same_iterations(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     runs = {}
     for ranks in (1, 2):
-        proc = subprocess.run(["mpiexec", "-n", str(ranks), sys.executable, str(script)],
-                              capture_output=True, text=True, timeout=300, env=env)
+        proc = subprocess.run(
+            ["mpiexec", "-n", str(ranks), sys.executable, str(script)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+        )
         assert proc.returncode == 0, proc.stderr[-2000:]
-        runs[ranks] = [line.split()[1:] for line in proc.stdout.splitlines()
-                       if line.startswith("RESULT")]
+        runs[ranks] = [line.split()[1:] for line in proc.stdout.splitlines() if line.startswith("RESULT")]
     assert len(runs[1]) == len(runs[2]) == 3
     for one, two in zip(runs[1], runs[2]):
         assert one[1] == two[1] == "1"
@@ -740,10 +752,10 @@ def test_ksp_python_set_from_options_keeps_the_recycled_space_unless_a_recycling
 
     try:
         plain = run(False)
-        assert max(plain[1:]) < plain[0]                         # recycling pays on the neighbours
-        assert run(True) == plain                                # the space survived every KSPSetFromOptions
+        assert max(plain[1:]) < plain[0]  # recycling pays on the neighbours
+        assert run(True) == plain  # the space survived every KSPSetFromOptions
         changed = run(True, change_at=2)
-        assert changed[:2] == plain[:2] and changed[2] > plain[2]   # a new k: the space starts empty
+        assert changed[:2] == plain[:2] and changed[2] > plain[2]  # a new k: the space starts empty
     finally:
         for key in ("pc_type", "ksp_gcrodr_recycle"):
             if opts.hasName(prefix + key):

@@ -1,5 +1,6 @@
 """The generator draws each sample's random inputs once: the feature pass keeps them for the solve loop
 (within a memory budget), and the stored dataset is the same as when every sample is drawn twice."""
+
 import numpy as np
 import pytest
 

@@ -1,4 +1,5 @@
 """Gaussian random fields: exact eigenfunction synthesis, covariance spectrum, per-sample seeding."""
+
 import math
 
 import numpy as np
@@ -11,10 +12,10 @@ from datagen.seeding import sample_rng
 
 def test_fno_default_sigma_and_navier_stokes_parameters():
     g = fno_navier_stokes_initial_vorticity(64)
-    assert g.sigma == pytest.approx(7.0 ** 1.5)
-    assert GaussianRandomField((64, 64), alpha=2.5, tau=7.0).sigma == pytest.approx(7.0 ** 1.5)
+    assert g.sigma == pytest.approx(7.0**1.5)
+    assert GaussianRandomField((64, 64), alpha=2.5, tau=7.0).sigma == pytest.approx(7.0**1.5)
     # FNO square-root eigenvalue at k = (1, 0): sqrt(2) sigma (4 pi^2 + tau^2)^(-alpha/2)
-    expected = math.sqrt(2) * 7 ** 1.5 * (4 * math.pi ** 2 + 49) ** (-1.25)
+    expected = math.sqrt(2) * 7**1.5 * (4 * math.pi**2 + 49) ** (-1.25)
     assert g.sqrt_eigenvalues[1, 0] == pytest.approx(expected, rel=1e-14)
     assert g.sqrt_eigenvalues[0, 0] == 0.0
 
@@ -28,11 +29,11 @@ def test_single_mode_noise_gives_the_scaled_eigenfunction(boundary):
     noise = np.zeros((1,) + g.coefficient_shape())
     if boundary == "periodic":
         kx, ky = 2, -3
-        noise[0, 0, kx % n[0], ky % n[1]] = 1.0           # real part only
+        noise[0, 0, kx % n[0], ky % n[1]] = 1.0  # real part only
         lam = g.sqrt_eigenvalues[kx % n[0], ky % n[1]]
         phi = np.cos(2 * np.pi * (kx * x + ky * y))
     elif boundary == "dirichlet":
-        kx, ky = 3, 1                                      # coefficient index = mode - 1
+        kx, ky = 3, 1  # coefficient index = mode - 1
         noise[0, kx - 1, ky - 1] = 1.0
         lam = g.sqrt_eigenvalues[kx - 1, ky - 1]
         phi = 2.0 * np.sin(np.pi * kx * x) * np.sin(np.pi * ky * y)
@@ -54,18 +55,18 @@ def test_periodic_power_spectrum_matches_covariance_operator():
     n, batch = 24, 600
     g = GaussianRandomField((n, n), alpha=2.5, tau=7.0, boundary="periodic")
     u = g.sample(seed=3, indices=batch)
-    power = (np.abs(np.fft.fft2(u)) ** 2).mean(axis=0) / n ** 4
+    power = (np.abs(np.fft.fft2(u)) ** 2).mean(axis=0) / n**4
     expected = g.expected_power()
     mask = expected > 0
     ratio = power[mask] / expected[mask]
     # each mode: mean of `batch` Exp(1) variables -> std 1/sqrt(batch) ~ 0.04; 576 modes -> max < ~5 std
     assert abs(ratio.mean() - 1.0) < 0.01
     assert np.abs(ratio - 1.0).max() < 0.25
-    assert power[0, 0] < 1e-20                                   # zero mean mode
+    assert power[0, 0] < 1e-20  # zero mean mode
     # the closed form of the operator, independently of the class
     kx = np.fft.fftfreq(n, 1.0 / n)[:, None]
     ky = np.fft.fftfreq(n, 1.0 / n)[None, :]
-    closed = 2 * g.sigma ** 2 * (4 * np.pi ** 2 * (kx ** 2 + ky ** 2) + 49.0) ** (-2.5)
+    closed = 2 * g.sigma**2 * (4 * np.pi**2 * (kx**2 + ky**2) + 49.0) ** (-2.5)
     np.testing.assert_allclose(expected[mask], closed[mask], rtol=1e-13)
     # point variance = sum_k lambda_k^2
     assert u.var(axis=0).mean() == pytest.approx(expected.sum(), rel=0.05)
@@ -81,11 +82,11 @@ def test_dirichlet_field_vanishes_on_boundary_and_has_the_operator_spectrum():
     interior = u[:, 1:-1, 1:-1]
     m = n - 2
     coeff = scipy.fft.dstn(interior, type=1, axes=(1, 2)) * 2.0 ** (2 / 2) / (2 * (m + 1)) ** 2
-    ratio = (coeff ** 2).mean(axis=0) / g.expected_power()
+    ratio = (coeff**2).mean(axis=0) / g.expected_power()
     assert abs(ratio.mean() - 1.0) < 0.01
-    assert np.abs(ratio - 1.0).max() < 0.35                    # chi^2_1 means: std sqrt(2/800) = 0.05
+    assert np.abs(ratio - 1.0).max() < 0.35  # chi^2_1 means: std sqrt(2/800) = 0.05
     # eigenvalues are those of -Lap with Dirichlet conditions: pi^2 (kx^2 + ky^2)
-    assert g.laplacian_eigenvalues()[0, 0] == pytest.approx(2 * np.pi ** 2)
+    assert g.laplacian_eigenvalues()[0, 0] == pytest.approx(2 * np.pi**2)
 
 
 def test_samples_depend_only_on_seed_and_index():
@@ -107,18 +108,21 @@ def test_three_dimensional_fields():
         g = GaussianRandomField((6, 7, 8), alpha=3.0, tau=4.0, boundary=boundary)
         u = g.sample(seed=0, indices=[0, 1])
         assert u.shape == (2, 6, 7, 8) and np.isfinite(u).all()
-    assert GaussianRandomField((8, 8, 8), alpha=2.5, tau=7.0).sigma == pytest.approx(7.0 ** 1.0)
+    assert GaussianRandomField((8, 8, 8), alpha=2.5, tau=7.0).sigma == pytest.approx(7.0**1.0)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(shape=(8, 8), boundary="robin"), "unknown boundary"),
-    (dict(shape=(8, -1)), "axis needs"),
-    (dict(shape=(2, 8), boundary="dirichlet"), "axis needs"),
-    (dict(shape=(8, 8), alpha=-1.0), "alpha"),
-    (dict(shape=(8, 8), tau=float("nan")), "tau"),
-    (dict(shape=(8, 8), sigma=-2.0), "sigma"),
-    (dict(shape=(2, 2, 2, 2)), "1 to 3 axes"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(shape=(8, 8), boundary="robin"), "unknown boundary"),
+        (dict(shape=(8, -1)), "axis needs"),
+        (dict(shape=(2, 8), boundary="dirichlet"), "axis needs"),
+        (dict(shape=(8, 8), alpha=-1.0), "alpha"),
+        (dict(shape=(8, 8), tau=float("nan")), "tau"),
+        (dict(shape=(8, 8), sigma=-2.0), "sigma"),
+        (dict(shape=(2, 2, 2, 2)), "1 to 3 axes"),
+    ],
+)
 def test_bad_parameters_are_rejected(kwargs, match):
     with pytest.raises(ValueError, match=match):
         GaussianRandomField(**kwargs)

@@ -1,4 +1,5 @@
 """The small dense kernels of the GCRO-DR update (datagen.krylov.harmonic_ritz) against NumPy's own."""
+
 import numpy as np
 import pytest
 
@@ -14,14 +15,14 @@ def test_small_qr_is_numpys_factorisation(shape, complete):
     assert q.shape == q_np.shape and r.shape == r_np.shape
     np.testing.assert_allclose(q @ r, a, atol=1e-13)
     np.testing.assert_allclose(q.T @ q, np.eye(q.shape[1]), atol=1e-13)
-    np.testing.assert_allclose(np.abs(r), np.abs(r_np), atol=1e-12)       # unique up to signs
+    np.testing.assert_allclose(np.abs(r), np.abs(r_np), atol=1e-12)  # unique up to signs
     assert np.allclose(np.tril(r, -1), 0.0)
 
 
 def test_least_squares_matches_lstsq_and_refuses_a_rank_deficient_gbar():
     rng = np.random.default_rng(3)
     p = 30
-    gbar = np.triu(rng.standard_normal((p + 1, p)), -1) + 4.0 * np.eye(p + 1, p)   # Hessenberg-like, full rank
+    gbar = np.triu(rng.standard_normal((p + 1, p)), -1) + 4.0 * np.eye(p + 1, p)  # Hessenberg-like, full rank
     rhs = rng.standard_normal((p + 1, p))
     ls = LeastSquares(gbar)
     np.testing.assert_allclose(ls.solve(rhs), np.linalg.lstsq(gbar, rhs, rcond=None)[0], atol=1e-12)

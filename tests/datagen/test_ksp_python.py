@@ -5,6 +5,7 @@ Driven through petsc4py and the options database on Darcy systems from the gener
 monitors, ``KSPBuildSolution`` / ``KSPBuildResidual`` and the PETSc log events of the dense work.
 Every residual the KSP reports is checked against ``||b - A x||`` recomputed here with SciPy.
 """
+
 import os
 import re
 import subprocess
@@ -70,7 +71,7 @@ def test_convergence_history_equals_true_residuals_of_the_iterates_built_in_a_mo
     the last report's iterate is the returned solution; the recycled space is kept across solves."""
     mats, b = darcy_systems()
     ksp = make_ksp()
-    ksp.setConvergenceHistory(reset=True)              # as -ksp_converged_history: each KSPSolve starts anew
+    ksp.setConvergenceHistory(reset=True)  # as -ksp_converged_history: each KSPSolve starts anew
     its_per_system = []
     for mat in mats:
         seen = []
@@ -89,7 +90,7 @@ def test_convergence_history_equals_true_residuals_of_the_iterates_built_in_a_mo
         assert ksp.getConvergedReason() == REASON.CONVERGED_RTOL
         history = ksp.getConvergenceHistory()
         independent = np.array([t for _, _, t, _ in seen])
-        assert len(history) == len(seen) > ksp.getIterationNumber()           # one entry per report
+        assert len(history) == len(seen) > ksp.getIterationNumber()  # one entry per report
         np.testing.assert_allclose(history, [r for _, r, _, _ in seen], rtol=1e-15)
         np.testing.assert_allclose(history, independent, rtol=1e-6, atol=1e-11 * np.linalg.norm(b))
         assert [s[0] for s in seen][0] == 0 and seen[-1][0] == ksp.getIterationNumber()
@@ -97,7 +98,7 @@ def test_convergence_history_equals_true_residuals_of_the_iterates_built_in_a_mo
         assert true_norm(mat, b, x.getArray()) <= 1e-9 * np.linalg.norm(b)
         assert ksp.getResidualNorm() == pytest.approx(true_norm(mat, b, x.getArray()), rel=1e-6)
         its_per_system.append(ksp.getIterationNumber())
-    assert max(its_per_system[1:]) < its_per_system[0]        # the monitors did not cost the recycled space
+    assert max(its_per_system[1:]) < its_per_system[0]  # the monitors did not cost the recycled space
     ksp.destroy()
 
 
@@ -114,7 +115,7 @@ def test_divtol_stops_a_solve_from_a_bad_initial_guess_and_unlimited_lets_it_rec
     ksp.solve(vec(b), x)
     assert ksp.getConvergedReason() == REASON.DIVERGED_DTOL and ksp.getIterationNumber() == 0
     assert ksp.getPythonContext().last_result.reason == "DIVERGED_DTOL"
-    np.testing.assert_array_equal(x.getArray(), bad)                 # stopped before any step
+    np.testing.assert_array_equal(x.getArray(), bad)  # stopped before any step
     # a guess that is merely poor (below divtol ||b||) is not stopped
     ksp.setTolerances(divtol=1e8)
     ksp.solve(vec(b), x)
@@ -128,12 +129,12 @@ def test_divtol_stops_a_solve_from_a_bad_initial_guess_and_unlimited_lets_it_rec
     ksp.destroy()
 
 
-@pytest.mark.parametrize("stop_at", [5, 17])      # inside the first cycle (14 steps), and in the second one
+@pytest.mark.parametrize("stop_at", [5, 17])  # inside the first cycle (14 steps), and in the second one
 def test_user_convergence_test_is_called_at_every_report_and_stops_at_its_iteration(stop_at):
     mats, b = darcy_systems(count=2)
     ksp = make_ksp()
     ksp.setOperators(to_petsc(mats[0]))
-    ksp.solve(vec(b), vec(np.zeros_like(b)))                       # a recycled space exists now
+    ksp.solve(vec(b), vec(np.zeros_like(b)))  # a recycled space exists now
     first_its = ksp.getIterationNumber()
     assert first_its > stop_at + 5
     calls, built = [], {}
@@ -152,7 +153,7 @@ def test_user_convergence_test_is_called_at_every_report_and_stops_at_its_iterat
     assert ksp.getPythonContext().last_result.reason == "CONVERGED_ITS"
     iterations = [its for its, _ in calls]
     assert iterations[0] == 0 and iterations[-1] == stop_at
-    assert sorted(set(iterations)) == list(range(stop_at + 1))     # every iteration was tested
+    assert sorted(set(iterations)) == list(range(stop_at + 1))  # every iteration was tested
     np.testing.assert_allclose(ksp.getConvergenceHistory(), [r for _, r in calls], rtol=1e-15)
     # x is the iterate of the stopping iteration (not the end of its cycle), and its true residual is reported
     np.testing.assert_allclose(x.getArray(), built[stop_at], rtol=0, atol=1e-12 * np.abs(built[stop_at]).max())
@@ -199,18 +200,43 @@ print("HISTORY", json.dumps(hist), flush=True)
 """
     env = dict(os.environ, OMP_NUM_THREADS="1")
     env.pop("PETSC_OPTIONS", None)
-    r = subprocess.run([sys.executable, "-c", script, "-mon_ksp_type", "python", "-mon_ksp_python_type",
-                        "datagen.krylov.ksp_python.GCRODRKSP", "-mon_ksp_gcrodr_restart", "20",
-                        "-mon_ksp_gcrodr_recycle", "6", "-mon_pc_type", "ilu", "-mon_ksp_monitor",
-                        "-mon_ksp_monitor_true_residual"], capture_output=True, text=True, env=env, cwd=ROOT,
-                       timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            script,
+            "-mon_ksp_type",
+            "python",
+            "-mon_ksp_python_type",
+            "datagen.krylov.ksp_python.GCRODRKSP",
+            "-mon_ksp_gcrodr_restart",
+            "20",
+            "-mon_ksp_gcrodr_recycle",
+            "6",
+            "-mon_pc_type",
+            "ilu",
+            "-mon_ksp_monitor",
+            "-mon_ksp_monitor_true_residual",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     import json
+
     history = json.loads(r.stdout.split("HISTORY", 1)[1])
     plain = [(int(i), float(v)) for i, v in re.findall(r"^\s*(\d+) KSP Residual norm (\S+)$", r.stdout, re.M)]
-    true = [(int(i), float(u), float(t), float(q)) for i, u, t, q in re.findall(
-        r"^\s*(\d+) KSP unpreconditioned resid norm (\S+) true resid norm (\S+) \|\|r\(i\)\|\|/\|\|b\|\| (\S+)$",
-        r.stdout, re.M)]
+    true = [
+        (int(i), float(u), float(t), float(q))
+        for i, u, t, q in re.findall(
+            r"^\s*(\d+) KSP unpreconditioned resid norm (\S+) true resid norm (\S+) \|\|r\(i\)\|\|/\|\|b\|\| (\S+)$",
+            r.stdout,
+            re.M,
+        )
+    ]
     flat = [v for h in history for v in h]
     assert len(plain) == len(true) == len(flat) > 20
     np.testing.assert_allclose([v for _, v in plain], flat, rtol=1e-11)
@@ -230,6 +256,7 @@ def test_log_events_count_the_dense_work_with_flops_and_account_for_the_solve():
     """With logging on, the GCRO-DR events exist with nonzero counts and flops, and together with the PETSc
     events the KSPSolve runs directly they account for most of KSPSolve's time (and not more than all of it)."""
     from datagen.krylov.gcrodr import LOG_EVENTS
+
     assert LOG_EVENTS == GCRODR_EVENTS
     mats, b = darcy_systems(resolution=65, count=3)
     PETSc.Log.begin()
@@ -244,8 +271,10 @@ def test_log_events_count_the_dense_work_with_flops_and_account_for_the_solve():
         ksp.destroy()
     finally:
         stage.pop()
-    info = {name: PETSc.Log.Event(name).getPerfInfo(stage) for name in
-            ("KSPSolve", "VecMAXPY") + GCRODR_EVENTS + TOP_LEVEL_PETSC}
+    info = {
+        name: PETSc.Log.Event(name).getPerfInfo(stage)
+        for name in ("KSPSolve", "VecMAXPY") + GCRODR_EVENTS + TOP_LEVEL_PETSC
+    }
     assert info["KSPSolve"]["count"] == 3
     for name in GCRODR_EVENTS:
         assert info[name]["count"] > 0 and info[name]["flops"] > 0 and info[name]["time"] > 0, (name, info[name])
@@ -261,12 +290,33 @@ def test_log_view_lists_the_gcrodr_events_of_a_generator_run(tmp_path):
     """The generator's --solver skr with -log_view: the events appear in PETSc's table with flops."""
     env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
     env.pop("PETSC_OPTIONS", None)
-    r = subprocess.run([sys.executable, "-m", "datagen.cli", "darcy", "--n", "3", "--resolution", "33", "--solver",
-                        "skr", "--no-progress", "--out", str(tmp_path / "l.h5"), "--", "-log_view"],
-                       capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "datagen.cli",
+            "darcy",
+            "--n",
+            "3",
+            "--resolution",
+            "33",
+            "--solver",
+            "skr",
+            "--no-progress",
+            "--out",
+            str(tmp_path / "l.h5"),
+            "--",
+            "-log_view",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     rows = {m.group(1): m.group(2).split() for m in re.finditer(r"^(GCRODR\w+|KSPSolve)\s+(.*)$", r.stdout, re.M)}
     assert set(GCRODR_EVENTS) <= set(rows), sorted(rows)
     for name in GCRODR_EVENTS:
-        count, flops = int(rows[name][0]), float(rows[name][4])   # Count Max Ratio, Time Max Ratio, Flop Max
+        count, flops = int(rows[name][0]), float(rows[name][4])  # Count Max Ratio, Time Max Ratio, Flop Max
         assert count > 0 and flops > 0, (name, rows[name])

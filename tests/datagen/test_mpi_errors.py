@@ -1,4 +1,5 @@
 """An error on MPI ranks ends the whole job with a message instead of leaving ranks waiting."""
+
 import os
 import shutil
 import subprocess
@@ -15,8 +16,19 @@ def test_two_rank_run_onto_an_existing_file_exits_with_a_message(tmp_path):
         pytest.skip("mpiexec not installed")
     pytest.importorskip("petsc4py")
     out = tmp_path / "d.h5"
-    cmd = [sys.executable, "-m", "datagen.cli", "darcy", "--n", "4", "--resolution", "17", "--out", str(out),
-           "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "datagen.cli",
+        "darcy",
+        "--n",
+        "4",
+        "--resolution",
+        "17",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
     first = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
     assert first.returncode == 0, first.stderr

@@ -1,4 +1,5 @@
 """Initial conditions, recipes, resampling, datasets and the CLI of the Navier-Stokes generator."""
+
 import math
 
 import numpy as np
@@ -31,12 +32,12 @@ def test_fno_grf_has_the_specified_covariance_spectrum():
     """
     n, M = 32, 200
     w = fno_grf(n, seed=7, indices=range(M))
-    assert np.abs(w.mean(axis=(1, 2))).max() < 1e-12                     # zero mean exactly
-    power = (np.abs(np.fft.fft2(w)) ** 2).mean(axis=0) / n ** 4
+    assert np.abs(w.mean(axis=(1, 2))).max() < 1e-12  # zero mean exactly
+    power = (np.abs(np.fft.fft2(w)) ** 2).mean(axis=0) / n**4
     m = np.fft.fftfreq(n, 1.0 / n)
     mx, my = np.meshgrid(m, m, indexing="ij")
-    k2 = mx ** 2 + my ** 2
-    expected = 2 * (7.0 ** 1.5) ** 2 * (4 * math.pi ** 2 * k2 + 49.0) ** (-2.5)
+    k2 = mx**2 + my**2
+    expected = 2 * (7.0**1.5) ** 2 * (4 * math.pi**2 * k2 + 49.0) ** (-2.5)
     shells = np.round(np.sqrt(k2)).astype(int)
     checked = 0
     for s in range(1, n // 2):
@@ -59,7 +60,7 @@ def test_mcwilliams_unit_energy_peak_wavenumber_and_band_limit():
     assert np.abs(w.mean(axis=(1, 2))).max() < 1e-12
     spectrum = S.energy_spectrum(w_hat, g).mean(0)
     assert int(spectrum.argmax()) == 4
-    assert w_hat[:, ~g.dealias].abs().max() < 1e-9 * w_hat.abs().max()     # resolved: inside the 2/3 band
+    assert w_hat[:, ~g.dealias].abs().max() < 1e-9 * w_hat.abs().max()  # resolved: inside the 2/3 band
     w6 = mcwilliams(n, seed=0, indices=range(40), box=box, peak_wavenumber=6)
     assert int(S.energy_spectrum(S.to_spectral(torch.from_numpy(w6)), g).mean(0).argmax()) == 6
 
@@ -115,22 +116,34 @@ def test_recipes_and_fno_final_times():
         assert len(t) == 100 and t[-1] == pytest.approx(10.0) and mw["box"] == pytest.approx(2 * math.pi)
     mw = recipe("mcwilliams")
     assert (mw["dt_mode"], mw["dt"], mw["resample"], mw["initial"]["energy"], mw["initial"]["law"]) == (
-        "fixed", 1e-3, "bilinear", 0.25, "amplitude")
+        "fixed",
+        1e-3,
+        "bilinear",
+        0.25,
+        "amplitude",
+    )
     assert recipe("kolmogorov")["drag"] == 0.1
 
 
-@pytest.mark.parametrize("name, over, message", [
-    ("fno", {"viscosity": -1e-3}, "viscosity must be >= 0.0, got -0.001"),
-    ("navier", {}, "unknown recipe 'navier'; allowed: fno, spectral-refiner, spectral-refiner-rk4cn, "
-                   "mcwilliams, mcwilliams1984, kolmogorov"),
-    ("fno", {"viscosty": 1e-4}, "navier-stokes recipe 'fno': unknown key 'viscosty' (did you mean 'viscosity'"),
-    ("fno", {"viscosity": 2e-3}, "for viscosity 0.002 give t_end or n_snapshots"),
-    ("fno", {"resolution": 256, "store_resolution": 48}, "48 does not divide 256"),
-    ("fno", {"stepper": "euler"}, "unknown stepper 'euler'"),
-    ("mcwilliams1984", {"cfl": 1.6}, "above the stability limit 1.5 of stepper .rk4cn."),
-    ("fno", {"fields": ["vorticity", "pressure"]}, "unknown field"),
-    ("fno", {"initial": {"type": "grf", "alpha": 2}}, "unknown initial condition 'grf'"),
-])
+@pytest.mark.parametrize(
+    "name, over, message",
+    [
+        ("fno", {"viscosity": -1e-3}, "viscosity must be >= 0.0, got -0.001"),
+        (
+            "navier",
+            {},
+            "unknown recipe 'navier'; allowed: fno, spectral-refiner, spectral-refiner-rk4cn, "
+            "mcwilliams, mcwilliams1984, kolmogorov",
+        ),
+        ("fno", {"viscosty": 1e-4}, "navier-stokes recipe 'fno': unknown key 'viscosty' (did you mean 'viscosity'"),
+        ("fno", {"viscosity": 2e-3}, "for viscosity 0.002 give t_end or n_snapshots"),
+        ("fno", {"resolution": 256, "store_resolution": 48}, "48 does not divide 256"),
+        ("fno", {"stepper": "euler"}, "unknown stepper 'euler'"),
+        ("mcwilliams1984", {"cfl": 1.6}, "above the stability limit 1.5 of stepper .rk4cn."),
+        ("fno", {"fields": ["vorticity", "pressure"]}, "unknown field"),
+        ("fno", {"initial": {"type": "grf", "alpha": 2}}, "unknown initial condition 'grf'"),
+    ],
+)
 def test_bad_recipe_input(name, over, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         recipe(name, over)
@@ -192,15 +205,22 @@ def test_fno_recipe_full_resolution_t1_half_time_step():
 
 
 def test_samples_identical_across_batch_sizes_and_run_sizes(tmp_path):
-    for name, spec in (("fno", _tiny_fno()),
-                       ("mcw", recipe("mcwilliams1984", dict(resolution=32, store_resolution=16, t_start=0.0,
-                                                         snapshot_interval=0.1, n_snapshots=2)))):
+    for name, spec in (
+        ("fno", _tiny_fno()),
+        (
+            "mcw",
+            recipe(
+                "mcwilliams1984",
+                dict(resolution=32, store_resolution=16, t_start=0.0, snapshot_interval=0.1, n_snapshots=2),
+            ),
+        ),
+    ):
         a, b = str(tmp_path / f"{name}a.h5"), str(tmp_path / f"{name}b.h5")
         G.generate(spec, a, 3, seed=1, batch_size=1, progress=False, log=None)
         G.generate(spec, b, 4, seed=1, batch_size=3, progress=False, log=None)
         with open_dataset(a) as da, open_dataset(b) as db:
             va, vb = da.read("vorticity", slice(0, 3)), db.read("vorticity", slice(0, 3))
-            assert np.abs(va - vb).max() <= 1e-6 * np.abs(va).max()          # float32 storage
+            assert np.abs(va - vb).max() <= 1e-6 * np.abs(va).max()  # float32 storage
             assert np.array_equal(da.solver("steps"), db.solver("steps")[:3])
 
 
@@ -241,8 +261,18 @@ def test_blown_up_trajectories_are_recorded_invalid(tmp_path):
     w0 = fno_grf(32, 0, range(2))
     speed = float(S.max_velocity(S.to_spectral(torch.from_numpy(w0)), S.SpectralGrid(32)).max())
     dt = 1.0 / math.ceil(1.0 / (0.4 * (1 / 32) / speed))
-    spec = recipe("fno", dict(viscosity=0.0, resolution=32, store_resolution=16, dt=dt,
-                              snapshot_interval=100 * dt, n_snapshots=3, forcing={"type": "none"}))
+    spec = recipe(
+        "fno",
+        dict(
+            viscosity=0.0,
+            resolution=32,
+            store_resolution=16,
+            dt=dt,
+            snapshot_interval=100 * dt,
+            n_snapshots=3,
+            forcing={"type": "none"},
+        ),
+    )
     out = str(tmp_path / "blow.h5")
     stats = G.generate(spec, out, 2, seed=0, batch_size=2, progress=False, log=None)
     assert stats["invalid"] == 2
@@ -266,25 +296,55 @@ def test_cli_generates_a_dataset(tmp_path):
     from datagen.cli import main
 
     out = str(tmp_path / "cli.h5")
-    rc = main(["navier-stokes", "--recipe", "fno", "--viscosity", "1e-3", "--n", "2", "--out", out,
-               "--resolution", "32", "--store-resolution", "16", "--dt", "1e-3", "--t-end", "0.2",
-               "--snapshot-interval", "0.1", "--batch-size", "2", "--dtype", "float32", "--no-progress"])
+    rc = main(
+        [
+            "navier-stokes",
+            "--recipe",
+            "fno",
+            "--viscosity",
+            "1e-3",
+            "--n",
+            "2",
+            "--out",
+            out,
+            "--resolution",
+            "32",
+            "--store-resolution",
+            "16",
+            "--dt",
+            "1e-3",
+            "--t-end",
+            "0.2",
+            "--snapshot-interval",
+            "0.1",
+            "--batch-size",
+            "2",
+            "--dtype",
+            "float32",
+            "--no-progress",
+        ]
+    )
     assert rc == 0 and validate(out) == []
     with open_dataset(out) as ds:
         assert ds.field_shape("vorticity") == (2, 16, 16) and ds.spec["solver"]["compute_dtype"] == "float32"
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--viscosity=-1e-3"], "viscosity must be >= 0.0, got -0.001"),
-    (["--recipe", "burgers"], "unknown recipe 'burgers'"),
-    (["--dt", "0.5", "--resolution", "32", "--store-resolution", "16", "--t-end", "1"],
-     "violates the stability limit of the 'fno' scheme"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--viscosity=-1e-3"], "viscosity must be >= 0.0, got -0.001"),
+        (["--recipe", "burgers"], "unknown recipe 'burgers'"),
+        (
+            ["--dt", "0.5", "--resolution", "32", "--store-resolution", "16", "--t-end", "1"],
+            "violates the stability limit of the 'fno' scheme",
+        ),
+    ],
+)
 def test_cli_bad_input_ends_with_a_clear_message(tmp_path, capsys, argv, message):
     from datagen.navier_stokes.cli import run
 
     args = _parse(["--n", "1", "--out", str(tmp_path / "x.h5"), "--no-progress"] + argv)
-    assert run(args) == 2            # the elliptic families' status and format for bad input
+    assert run(args) == 2  # the elliptic families' status and format for bad input
     err = capsys.readouterr().err
     assert err.startswith("neuralops-datagen navier-stokes: error: ") and message in err, err
 
@@ -292,8 +352,12 @@ def test_cli_bad_input_ends_with_a_clear_message(tmp_path, capsys, argv, message
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-10), (torch.float32, 1e-4)])
 def test_same_trajectories_on_cpu_and_cuda(dtype, tol):
-    for spec in (_tiny_fno(), recipe("mcwilliams", dict(resolution=32, store_resolution=16, t_start=0.0,
-                                                        snapshot_interval=0.1, n_snapshots=2))):
+    for spec in (
+        _tiny_fno(),
+        recipe(
+            "mcwilliams", dict(resolution=32, store_resolution=16, t_start=0.0, snapshot_interval=0.1, n_snapshots=2)
+        ),
+    ):
         w0 = G.initial_vorticity(spec["initial"], 32, spec["box"], 0, [0, 1, 2])
         t = snapshot_times(spec)
         cpu = G.make_solver(spec, "cpu", dtype).run(w0, t).vorticity()

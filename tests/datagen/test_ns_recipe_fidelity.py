@@ -7,6 +7,7 @@ initial-field law and its resampling (point subsampling for `fno`; for the other
 ``F.interpolate(mode="bilinear", align_corners=False)`` from 4n to n = the mean of the fine points
 4i+1, 4i+2 on each axis). Unknown recipe keys are refused with a suggestion.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,7 +32,7 @@ def _symbols(n, box):
     mx = np.fft.fftfreq(n, 1.0 / n)[:, None]
     my = np.arange(n // 2 + 1, dtype=float)[None, :]
     kx, ky = 2 * math.pi * mx / box, 2 * math.pi * my / box
-    k2 = kx ** 2 + ky ** 2
+    k2 = kx**2 + ky**2
     inv = np.where(k2 > 0, 1.0 / np.where(k2 > 0, k2, 1.0), 0.0)
     cut = (2.0 / 3.0) * (n // 2)
     keep = (np.abs(mx) <= cut) & (np.abs(my) <= cut)
@@ -62,8 +63,17 @@ def _frames(path):
 def test_spectral_refiner_recipe_is_torch_cfds_fno_scheme_with_bilinear_resampling(tmp_path):
     """FNO explicit/Crank-Nicolson step at dt = 1e-3 (torch-cfd's imex_crank_nicolson_step):
     w^{n+1} = [(1 - dt nu |k|^2 / 2) w^n + dt (-P(u.grad w) + f)] / (1 + dt nu |k|^2 / 2)."""
-    spec = recipe("spectral-refiner", {"resolution": N_FINE, "store_resolution": N_STORE, "t_start": 0.003,
-                                       "snapshot_interval": 0.002, "n_snapshots": 2, "store_dtype": "float64"})
+    spec = recipe(
+        "spectral-refiner",
+        {
+            "resolution": N_FINE,
+            "store_resolution": N_STORE,
+            "t_start": 0.003,
+            "snapshot_interval": 0.002,
+            "n_snapshots": 2,
+            "store_dtype": "float64",
+        },
+    )
     assert (spec["stepper"], spec["dt"], spec["resample"]) == ("fno", 1e-3, "bilinear")
     path = str(tmp_path / "sr.h5")
     generate(spec, path, 2, seed=3, batch_size=2, progress=False, log=None)
@@ -80,7 +90,8 @@ def test_spectral_refiner_recipe_is_torch_cfds_fno_scheme_with_bilinear_resampli
         frames = []
         for step in range(1, 8):
             w_hat = ((1 - 0.5 * dt * nu * k2) * w_hat + dt * _explicit(w_hat, f_hat, kx, ky, inv, keep)) / (
-                1 + 0.5 * dt * nu * k2)
+                1 + 0.5 * dt * nu * k2
+            )
             if step in (5, 7):  # t = 0.005, 0.007
                 frames.append(_bilinear_by_4(np.fft.irfft2(w_hat, s=(n, n))))
         expected.append(frames)
@@ -95,8 +106,18 @@ def test_fno_recipe_is_the_fno_scripts_scheme_with_point_subsampling(tmp_path):
     """The `fno` recipe (Li et al. 2021, the FNO data generator): the same explicit-advection /
     Crank-Nicolson step (its dt reduced here to keep the test short), the GRF initial field on the
     solver grid, and the stored grid by taking every (n_fine / n_store)-th point, x_i = i / n."""
-    spec = recipe("fno", {"viscosity": 1e-3, "resolution": N_FINE, "store_resolution": N_STORE, "dt": 1e-3,
-                          "snapshot_interval": 0.003, "t_end": 0.006, "store_dtype": "float64"})
+    spec = recipe(
+        "fno",
+        {
+            "viscosity": 1e-3,
+            "resolution": N_FINE,
+            "store_resolution": N_STORE,
+            "dt": 1e-3,
+            "snapshot_interval": 0.003,
+            "t_end": 0.006,
+            "store_dtype": "float64",
+        },
+    )
     assert (spec["stepper"], spec["resample"]) == ("fno", "subsample")
     path = str(tmp_path / "fno.h5")
     generate(spec, path, 2, seed=5, batch_size=2, progress=False, log=None)
@@ -114,7 +135,8 @@ def test_fno_recipe_is_the_fno_scripts_scheme_with_point_subsampling(tmp_path):
         frames = []
         for step in range(1, 7):
             w_hat = ((1 - 0.5 * dt * nu * k2) * w_hat + dt * _explicit(w_hat, f_hat, kx, ky, inv, keep)) / (
-                1 + 0.5 * dt * nu * k2)
+                1 + 0.5 * dt * nu * k2
+            )
             if step in (3, 6):  # t = 0.003, 0.006
                 frames.append(np.fft.irfft2(w_hat, s=(n, n))[::step_of, ::step_of])
         expected.append(frames)
@@ -135,8 +157,17 @@ def test_mcwilliams_recipe_is_torch_cfds_amplitude_law_rk4cn_and_bilinear(tmp_pa
     |psi_k| ~ k^-1 (1 + (k/4)^4)^-1, w = -Lap psi, zero mean, kinetic energy 0.25; then RK4-CN
     stages h = F(u) + A_s h, u = [(1 + mu L) u + B_s dt h] / (1 - mu L), mu = dt (c_{s+1} - c_s) / 2,
     at a fixed dt = 1e-3; bilinear 4n -> n."""
-    spec = recipe("mcwilliams", {"resolution": N_FINE, "store_resolution": N_STORE, "t_start": 0.002,
-                                 "snapshot_interval": 0.002, "n_snapshots": 2, "store_dtype": "float64"})
+    spec = recipe(
+        "mcwilliams",
+        {
+            "resolution": N_FINE,
+            "store_resolution": N_STORE,
+            "t_start": 0.002,
+            "snapshot_interval": 0.002,
+            "n_snapshots": 2,
+            "store_dtype": "float64",
+        },
+    )
     assert (spec["stepper"], spec["dt_mode"], spec["dt"], spec["resample"]) == ("rk4cn", "fixed", 1e-3, "bilinear")
     path = str(tmp_path / "mcw.h5")
     generate(spec, path, 2, seed=5, batch_size=2, progress=False, log=None)
@@ -153,11 +184,11 @@ def test_mcwilliams_recipe_is_torch_cfds_amplitude_law_rk4cn_and_bilinear(tmp_pa
     expected = []
     for i in range(2):
         xi = sample_rng(5, i).standard_normal((2, n, n))
-        w = np.fft.ifft2(k_full ** 2 * amplitude * (xi[0] + 1j * xi[1])).real
+        w = np.fft.ifft2(k_full**2 * amplitude * (xi[0] + 1j * xi[1])).real
         w -= w.mean()
         # kinetic energy (1/2) mean |u|^2 = (1/2) mean |grad psi|^2, by Parseval on the full grid
-        psi_full = np.fft.fft2(w) / np.where(k_full > 0, k_full ** 2, np.inf)
-        energy = 0.5 * np.sum(k_full ** 2 * np.abs(psi_full) ** 2) / n ** 4
+        psi_full = np.fft.fft2(w) / np.where(k_full > 0, k_full**2, np.inf)
+        energy = 0.5 * np.sum(k_full**2 * np.abs(psi_full) ** 2) / n**4
         w *= math.sqrt(0.25 / energy)
         w_hat = np.fft.rfft2(w)
         frames = []

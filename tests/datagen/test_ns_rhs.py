@@ -1,6 +1,7 @@
 """The vorticity right-hand side defined once (:class:`datagen.navier_stokes.rhs.VorticityRHS`): its terms
 against closed forms, and the time steppers' updates consistent with it (the steppers fold the same
 terms into their coefficients; the refinement residual's side is in tests/train/test_refine_residual_rhs.py)."""
+
 import math
 
 import pytest
@@ -24,10 +25,11 @@ def test_terms_of_a_steady_euler_mode_in_closed_form():
     rhs = VorticityRHS(grid, nu, alpha, f)
     w_hat = to_spectral(w)
     assert to_physical(rhs.advection_hat(w_hat), grid).abs().max() < 1e-12
-    expected = -(nu * 2 * k ** 2 + alpha) * w + f
+    expected = -(nu * 2 * k**2 + alpha) * w + f
     torch.testing.assert_close(to_physical(rhs(w_hat), grid), expected, atol=1e-12, rtol=0)
-    torch.testing.assert_close(to_physical(rhs.linear_hat(w_hat), grid), -(nu * 2 * k ** 2 + alpha) * w,
-                               atol=1e-12, rtol=0)
+    torch.testing.assert_close(
+        to_physical(rhs.linear_hat(w_hat), grid), -(nu * 2 * k**2 + alpha) * w, atol=1e-12, rtol=0
+    )
 
 
 def test_advection_of_a_shear_against_its_closed_form():
@@ -51,7 +53,7 @@ def test_steppers_advance_by_the_shared_rhs(name, drag):
     grid = SpectralGrid(n)
     gen = torch.Generator().manual_seed(0)
     w0 = torch.randn(batch, n, n, generator=gen, dtype=torch.float64)
-    w0_hat = to_spectral(w0) * (grid.k2 < (2 * math.pi * 4) ** 2)       # smooth: a few modes
+    w0_hat = to_spectral(w0) * (grid.k2 < (2 * math.pi * 4) ** 2)  # smooth: a few modes
     rhs = VorticityRHS(grid, nu, drag, fno_forcing(grid))
     target = rhs(w0_hat)
     errors = []
@@ -62,7 +64,7 @@ def test_steppers_advance_by_the_shared_rhs(name, drag):
         st.step(w)
         errors.append(float(((w - w0_hat) / dt - target).abs().max() / target.abs().max()))
     assert errors[0] < 1e-3
-    assert errors[1] < 0.6 * errors[0]                 # converges (first order: ratio 1/2)
+    assert errors[1] < 0.6 * errors[0]  # converges (first order: ratio 1/2)
 
 
 def test_steppers_take_their_terms_from_the_shared_rhs():

@@ -1,4 +1,5 @@
 """Time steppers and the batched solver: exact decay, convergence orders, invariants, blow-up."""
+
 import math
 
 import numpy as np
@@ -15,8 +16,7 @@ def _smooth_field(grid):
     """A smooth, nonlinear (not a single shell) band-limited vorticity."""
     X, Y = grid.coordinates()
     k = 2 * math.pi / grid.box
-    return (2 * torch.sin(k * X) * torch.cos(k * Y) + torch.cos(k * (X + 2 * Y))
-            + 0.5 * torch.sin(k * (2 * X - Y)))
+    return 2 * torch.sin(k * X) * torch.cos(k * Y) + torch.cos(k * (X + 2 * Y)) + 0.5 * torch.sin(k * (2 * X - Y))
 
 
 def _integrate(name, grid, w0, viscosity, dt, T, forcing=None, drag=0.0):
@@ -39,14 +39,14 @@ def test_taylor_green_decays_at_the_exact_rate(stepper, box):
     k = 2 * math.pi / box
     w0 = 2 * (torch.sin(k * X) * torch.sin(k * Y) + 0.3 * torch.cos(k * (X + Y)))
     res = solver.run(w0[None], [0.5, T])
-    lam = nu * 2 * k ** 2 + drag
+    lam = nu * 2 * k**2 + drag
     for t, w in zip(res.times, res.snapshots):
         steps = round(t / dt)
         exact = w0 * math.exp(-lam * t)
         # the Crank-Nicolson factor per (sub)step differs from exp(-lam dt) by (dt lam)^3 / 12
         rate_error = steps * (dt * lam) ** 3 / 12
         assert (w[0] - exact).abs().max() <= (1.5 * rate_error + 1e-13) * exact.abs().max()
-        if stepper == "fno":      # and it is exactly CN's factor, to round-off
+        if stepper == "fno":  # and it is exactly CN's factor, to round-off
             cn = w0 * ((1 - dt * lam / 2) / (1 + dt * lam / 2)) ** steps
             assert (w[0] - cn).abs().max() < 1e-13 * cn.abs().max()
 
@@ -126,9 +126,10 @@ def test_per_sample_dt_zero_leaves_a_sample_unchanged_and_matches_scalar_dt():
 
 
 def test_cfl_mode_takes_steps_at_the_target_cfl_and_is_batch_independent():
-    w0 = 10 * fno_grf(32, 0, range(3))            # fast enough for ~20 steps per interval
-    solver = NavierStokesSolver(32, 1e-3, forcing={"type": "fno"}, stepper="rk3cn", dt=None,
-                                dt_mode="cfl", cfl=0.5, cfl_recheck=1.0)
+    w0 = 10 * fno_grf(32, 0, range(3))  # fast enough for ~20 steps per interval
+    solver = NavierStokesSolver(
+        32, 1e-3, forcing={"type": "fno"}, stepper="rk3cn", dt=None, dt_mode="cfl", cfl=0.5, cfl_recheck=1.0
+    )
     res = solver.run(w0, [0.5, 1.0])
     assert res.valid.all()
     # many steps per interval: the realised CFL number sits just under the target
@@ -140,8 +141,9 @@ def test_cfl_mode_takes_steps_at_the_target_cfl_and_is_batch_independent():
     one = solver.run(w0[1:2], [0.5, 1.0])
     assert (one.vorticity()[0] - res.vorticity()[1]).abs().max() < 1e-12 * res.vorticity()[1].abs().max()
     # re-choosing the steps every 0.1 within the intervals: more (never fewer) steps, same solution
-    fine = NavierStokesSolver(32, 1e-3, forcing={"type": "fno"}, stepper="rk3cn", dt=None,
-                              dt_mode="cfl", cfl=0.5, cfl_recheck=0.1).run(w0, [0.5, 1.0])
+    fine = NavierStokesSolver(
+        32, 1e-3, forcing={"type": "fno"}, stepper="rk3cn", dt=None, dt_mode="cfl", cfl=0.5, cfl_recheck=0.1
+    ).run(w0, [0.5, 1.0])
     assert np.all(fine.steps >= res.steps) and np.all(fine.max_cfl <= 0.55)
     assert float((fine.vorticity() - res.vorticity()).abs().max() / res.vorticity().abs().max()) < 1e-3
 
@@ -151,12 +153,12 @@ def test_blow_up_is_recorded_not_raised():
     w0 = fno_grf(32, 0, range(2))
     speed = float(S.max_velocity(S.to_spectral(torch.from_numpy(w0)), S.SpectralGrid(32)).max())
     dt = 0.45 * (1 / 32) / speed
-    dt = 1.0 / math.ceil(1.0 / dt)                   # a whole number of steps per unit time
+    dt = 1.0 / math.ceil(1.0 / dt)  # a whole number of steps per unit time
     solver = NavierStokesSolver(32, 0.0, stepper="fno", dt=dt)
     res = solver.run(w0, [100 * dt, 200 * dt, 300 * dt])
     assert not res.valid.any()
     assert all(("CFL violation" in r) or ("non-finite" in r) for r in res.reasons)
-    assert all(torch.isfinite(s).all() for s in res.snapshots)       # frozen at zero, no NaN spreading
+    assert all(torch.isfinite(s).all() for s in res.snapshots)  # frozen at zero, no NaN spreading
 
 
 def test_bad_solver_input():

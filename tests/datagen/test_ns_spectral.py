@@ -1,4 +1,5 @@
 """Spectral operators of the Navier-Stokes generator against exact trigonometric identities."""
+
 import math
 
 import pytest
@@ -72,7 +73,7 @@ def test_dealias_mask_is_the_fno_two_thirds_rule():
     assert bool(kept[21, 0]) and not bool(kept[22, 0]) and bool(kept[64 - 21, 0]) and not bool(kept[64 - 22, 0])
     assert bool(kept[0, 21]) and not bool(kept[0, 22])
     assert int(kept.sum()) == (2 * 21 + 1) * 22
-    assert float(g.my[0, -1]) == -32.0 and float(g.mx[32, 0]) == -32.0     # FNO Nyquist layout
+    assert float(g.my[0, -1]) == -32.0 and float(g.mx[32, 0]) == -32.0  # FNO Nyquist layout
 
 
 def test_aliased_modes_are_removed_from_the_nonlinear_term():
@@ -83,13 +84,13 @@ def test_aliased_modes_are_removed_from_the_nonlinear_term():
     adv_hat = S.advection_hat(S.to_spectral(w), g)
     assert adv_hat[~g.dealias].abs().max() == 0
     raw = S.advection_hat(S.to_spectral(w), g, dealias=False)
-    assert raw.abs().max() > 1.0            # the unmasked product is not zero: the mask is doing the work
+    assert raw.abs().max() > 1.0  # the unmasked product is not zero: the mask is doing the work
 
 
 def test_taylor_green_mode_has_no_advection():
     g = S.SpectralGrid(32, 2 * math.pi)
     X, Y = g.coordinates()
-    w = 2 * torch.sin(X) * torch.sin(Y) + 0.5 * torch.cos(X + Y)       # |k|^2 = 2 on both: w = 2 psi
+    w = 2 * torch.sin(X) * torch.sin(Y) + 0.5 * torch.cos(X + Y)  # |k|^2 = 2 on both: w = 2 psi
     assert S.advection(w, g).abs().max() < 1e-13
 
 
@@ -113,10 +114,10 @@ def test_energy_enstrophy_parseval_and_spectrum():
     w = _trig_field(g, seed=2, modes=6)
     w_hat = S.to_spectral(w)
     vel = S.velocity(w, g)
-    energy = 0.5 * (vel ** 2).sum(0).mean()
+    energy = 0.5 * (vel**2).sum(0).mean()
     assert torch.allclose(S.kinetic_energy(w_hat, g), energy, rtol=1e-12)
-    assert torch.allclose(S.enstrophy(w_hat, g), 0.5 * (w ** 2).mean(), rtol=1e-12)
-    assert torch.allclose(S.energy_spectrum(w_hat, g).sum(), energy, rtol=1e-12)   # all modes inside |m| <= 16
+    assert torch.allclose(S.enstrophy(w_hat, g), 0.5 * (w**2).mean(), rtol=1e-12)
+    assert torch.allclose(S.energy_spectrum(w_hat, g).sum(), energy, rtol=1e-12)  # all modes inside |m| <= 16
 
 
 def test_forcings():
@@ -138,8 +139,13 @@ def test_forcings():
 
 
 def test_physics_from_spec():
-    spec = {"viscosity": 1e-3, "box": 1.0, "forcing": {"type": "fno", "amplitude": 0.1, "wavenumber": 1},
-            "snapshot_interval": 0.2, "drag": 0.0}
+    spec = {
+        "viscosity": 1e-3,
+        "box": 1.0,
+        "forcing": {"type": "fno", "amplitude": 0.1, "wavenumber": 1},
+        "snapshot_interval": 0.2,
+        "drag": 0.0,
+    }
     ph = S.physics_from_spec(spec, None)
     assert ph.viscosity == 1e-3 and ph.dt == 0.2 and ph.box == 1.0
     assert torch.allclose(ph.forcing_field(16), S.fno_forcing(S.SpectralGrid(16)))
@@ -173,7 +179,7 @@ def test_chunked_buffers_match_the_plain_advection(chunk):
     assert got.shape == ref.shape
     assert (got - ref).abs().max() < 1e-12 * ref.abs().max()
     if chunk is None:
-        assert buf.chunk >= 1                       # CPU: cache-sized chunks (all 5 samples at 16^2)
+        assert buf.chunk >= 1  # CPU: cache-sized chunks (all 5 samples at 16^2)
 
 
 def test_fourier_resample_is_exact_for_band_limited_fields_both_ways():

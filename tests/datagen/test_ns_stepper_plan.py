@@ -1,6 +1,7 @@
 """The ``fno`` stepper's cached per-chunk views (issue 17, NS at the FFT floor) give exactly the step of
 its definition, ``w <- decay w + advect adv(w) + source`` with ``adv`` from :func:`advection_hat`,
 also when the state tensor, ``dt`` or the batch layout change between steps."""
+
 import pytest
 import torch
 
@@ -37,8 +38,8 @@ def test_cached_views_give_the_defined_step(dtype, chunk):
     b = torch.fft.rfft2(torch.randn(batch, n, n, generator=gen, dtype=dtype)).contiguous()
     stepper.set_dt(1e-3)
     for dt in (1e-3, torch.tensor([1e-3, 0.0, 2e-3, 5e-4, 1e-3], dtype=torch.float64), 4e-3):
-        stepper.set_dt(dt)                 # new coefficients: the cached views must follow
-        for state in (a, b, a):            # two states alternating on one stepper
+        stepper.set_dt(dt)  # new coefficients: the cached views must follow
+        for state in (a, b, a):  # two states alternating on one stepper
             expected = reference_step(stepper, state)
             stepper.step(state)
             assert torch.equal(state, expected)

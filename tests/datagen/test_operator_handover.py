@@ -2,6 +2,7 @@
 matrix with the same arrays as the current pattern without converting and comparing them: the solves must
 be bit for bit those of matrices with private copies of the pattern (the compared path), and the SPD check
 must read the diagonal correctly from its cached slots."""
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -26,7 +27,7 @@ def test_the_matrix_shares_the_read_only_pattern():
     assert A.indices is pattern.indices and A.indptr is pattern.indptr
     assert not A.indices.flags.writeable
     with pytest.raises(ValueError):
-        A.indices[0] = 1                      # the pattern of every later matrix cannot be changed by one
+        A.indices[0] = 1  # the pattern of every later matrix cannot be changed by one
 
 
 @pytest.mark.parametrize("method,reuse", [("cg-gamg", 2), ("gmres", 1), ("lu", 1)])
@@ -59,8 +60,8 @@ def test_the_spd_check_reads_the_diagonal_of_each_matrix():
     assert be.solve(np.ones(mats[0].shape[0]))[1].converged
     bad = sp.csr_matrix((mats[1].data.copy(), mats[1].indices, mats[1].indptr), shape=mats[1].shape)
     row = 7
-    slot = np.flatnonzero(bad.indices[bad.indptr[row]:bad.indptr[row + 1]] == row)[0] + bad.indptr[row]
-    bad.data[slot] = -1.0                     # same (shared) pattern, a non-positive diagonal entry in row 7
+    slot = np.flatnonzero(bad.indices[bad.indptr[row] : bad.indptr[row + 1]] == row)[0] + bad.indptr[row]
+    bad.data[slot] = -1.0  # same (shared) pattern, a non-positive diagonal entry in row 7
     be.set_operator(bad)
     x, st = be.solve(np.ones(bad.shape[0]))
     assert not st.converged and "DIVERGED_INDEFINITE_MAT" in st.reason and "row 7" in st.reason

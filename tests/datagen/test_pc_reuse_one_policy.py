@@ -2,6 +2,7 @@
 ``PetscBackend`` too: its count-only mode keeps a PC for exactly ``pc_reuse`` matrices of one sparsity
 pattern, the rule the backend had as a plain counter before (written out here as the reference), so that
 data stored with ``--pc-reuse K`` stay the same."""
+
 import numpy as np
 import pytest
 
@@ -48,7 +49,7 @@ def test_count_only_policy_is_the_counter_rule(k):
         reuse = pattern == e and not policy.needs_rebuild(key)
         if not reuse:
             policy.built(key)
-        policy.solved(10 ** 6)            # no growth trigger in this mode, whatever the count
+        policy.solved(10**6)  # no growth trigger in this mode, whatever the count
         pattern = e
         flags.append(reuse)
     assert flags == counter_rule(EVENTS, k)
@@ -61,7 +62,7 @@ def test_count_only_mode_and_its_errors():
     grow = PCReusePolicy(3, iteration_growth=1.5, min_baseline=1)
     grow.built(1)
     grow.solved(10)
-    grow.solved(100)                       # the growth mode still rebuilds early
+    grow.solved(100)  # the growth mode still rebuilds early
     assert grow.needs_rebuild(2)
 
 
@@ -75,18 +76,17 @@ def test_backend_keeps_the_pc_as_the_counter_rule_says(method, k):
     fam, small = Darcy(17), Darcy(9)
     mats = {"a": [fam.operator(fam.sample(0, i)) for i in range(8)]}
     a0 = mats["a"][0].tolil()
-    a0[0, 5] = 1e-3                                       # one more entry: another sparsity pattern
+    a0[0, 5] = 1e-3  # one more entry: another sparsity pattern
     mats["b"] = [a0.tocsr() + 0.0 * i * mats["a"][0] for i in range(3)]
     mats["c"] = [small.operator(small.sample(0, i)) for i in range(5)]
-    backend = PetscBackend(method, rtol=1e-9, pc="lu" if method == "lu" else "ilu", pc_reuse=k,
-                           initial_guess="zero")
+    backend = PetscBackend(method, rtol=1e-9, pc="lu" if method == "lu" else "ilu", pc_reuse=k, initial_guess="zero")
     flags, used = [], {"a": 0, "b": 0, "c": 0}
     for e in EVENTS:
         if e == "reset":
             backend.reset()
             continue
         if e == "resize":
-            continue                                       # the next matrix has another size
+            continue  # the next matrix has another size
         A = mats[e][used[e] % len(mats[e])]
         used[e] += 1
         backend.set_operator(A)

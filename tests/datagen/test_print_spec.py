@@ -1,5 +1,6 @@
 """``neuralops-datagen ... --print-spec`` prints the spec the run would write, and writes nothing;
 ``navier-stokes --help`` shows the named recipe's values as the overrides' defaults."""
+
 import contextlib
 import io
 import json
@@ -35,9 +36,9 @@ def test_elliptic_print_spec_is_the_spec_the_run_writes(tmp_path):
         written = ds.spec
     solver_written = written.pop("solver")
     solver_printed = printed["spec"].pop("solver")
-    assert printed["spec"] == json.loads(json.dumps(written))          # family, laws, --set tau=5, defaults
+    assert printed["spec"] == json.loads(json.dumps(written))  # family, laws, --set tau=5, defaults
     assert printed["spec"]["sampling"]["grf"]["tau"] == 5.0
-    for key, value in solver_printed.items():                              # solver settings and auto's choice
+    for key, value in solver_printed.items():  # solver settings and auto's choice
         if key not in ("pc", "petsc_options"):
             assert solver_written[key] == value, key
     assert solver_printed["method"] == solver_written["method"] and solver_printed["auto_reason"]
@@ -51,9 +52,28 @@ def test_elliptic_print_spec_refuses_what_the_run_refuses(tmp_path):
 def test_navier_stokes_print_spec_is_the_spec_the_run_writes(tmp_path):
     pytest.importorskip("torch")
     out = tmp_path / "ns.h5"
-    argv = ["navier-stokes", "--recipe", "fno", "--n", "2", "--out", str(out), "--resolution", "16",
-            "--store-resolution", "16", "--dt", "1e-2", "--t-end", "0.2", "--snapshot-interval", "0.1",
-            "--batch-size", "2", "--no-progress"]
+    argv = [
+        "navier-stokes",
+        "--recipe",
+        "fno",
+        "--n",
+        "2",
+        "--out",
+        str(out),
+        "--resolution",
+        "16",
+        "--store-resolution",
+        "16",
+        "--dt",
+        "1e-2",
+        "--t-end",
+        "0.2",
+        "--snapshot-interval",
+        "0.1",
+        "--batch-size",
+        "2",
+        "--no-progress",
+    ]
     printed = _printed(argv)
     assert not out.exists()
     assert printed["n_samples"] == 2 and printed["spec"]["sampling"]["n_snapshots"] == 2
@@ -78,7 +98,7 @@ def test_navier_stokes_help_shows_the_recipe_values():
         assert f"last stored time (default: {t_end:g}, recipe {name})" in text
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf), pytest.raises(SystemExit):
-        main(["navier-stokes", "--help"])                       # no --recipe: the default recipe's values
+        main(["navier-stokes", "--help"])  # no --recipe: the default recipe's values
     assert "kinematic viscosity nu (default: 0.001, recipe fno)" in " ".join(buf.getvalue().split())
 
 
@@ -95,8 +115,12 @@ def test_every_option_with_a_default_shows_it_in_help(family):
         shown = formatter._expand_help(action) if action.help else ""
         has_default = action.default not in (None, False, [])
         assert not has_default or "default" in shown, f"{family} {action.option_strings[0]}: {shown!r}"
-        if family == "navier-stokes" and action.container.title and "recipe overrides" in action.container.title \
-                and action.dest not in ("initial_key", "set"):
+        if (
+            family == "navier-stokes"
+            and action.container.title
+            and "recipe overrides" in action.container.title
+            and action.dest not in ("initial_key", "set")
+        ):
             assert "recipe fno" in shown, f"{action.option_strings[0]}: {shown!r}"
 
 

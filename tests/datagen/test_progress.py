@@ -1,5 +1,6 @@
 """Progress of long commands (datagen/progress.py, scripts/demo.sh's ticker): one line redrawn in
 place on a terminal, whole periodic lines with elapsed time and ETA in a log."""
+
 import io
 import os
 import re
@@ -31,8 +32,8 @@ def test_a_log_gets_whole_lines_with_rate_and_eta(monkeypatch):
     assert "\r" not in text and "\x1b" not in text
     lines = text.splitlines()
     assert len(lines) >= 3 and all(line.startswith("darcy:") for line in lines)
-    assert re.search(r"5/5 \[\d\d:\d\d<00:00", lines[-1])             # elapsed < remaining, the final count
-    assert any(re.search(r"[1-4]/5 \[\d\d:\d\d<\d\d:\d\d", line) for line in lines)   # an ETA along the way
+    assert re.search(r"5/5 \[\d\d:\d\d<00:00", lines[-1])  # elapsed < remaining, the final count
+    assert any(re.search(r"[1-4]/5 \[\d\d:\d\d<\d\d:\d\d", line) for line in lines)  # an ETA along the way
     assert len(lines) == len(set(lines))
 
 
@@ -41,11 +42,11 @@ def test_a_log_is_not_flooded(monkeypatch):
     log = io.StringIO()
     bar = progress_bar(total=1000, desc="ns", file=log)
     for i in range(1000):
-        bar.set_postfix_str(f"its {i}")          # as the elliptic generator does after every sample
-        bar.set_postfix(batch=i)                 # and the Navier-Stokes one after every batch
+        bar.set_postfix_str(f"its {i}")  # as the elliptic generator does after every sample
+        bar.set_postfix(batch=i)  # and the Navier-Stokes one after every batch
         bar.update(1)
     bar.close()
-    assert len(log.getvalue().splitlines()) <= 3                        # first, (maybe one), last
+    assert len(log.getvalue().splitlines()) <= 3  # first, (maybe one), last
 
 
 def test_a_terminal_gets_one_line_redrawn_in_place():
@@ -77,11 +78,18 @@ def test_demo_ticker_prints_eta_lines_and_keeps_the_exit_status(tmp_path):
     script = (ROOT / "scripts" / "demo.sh").read_text()
     body = re.search(r"^with_progress\(\) \{.*?^\}", script, re.S | re.M).group(0)
     test = tmp_path / "t.sh"
-    test.write_text("set -euo pipefail\n" + body + "\n"
-                    "with_progress 1 step bash -c 'sleep 2.5; echo out'\n"
-                    "with_progress 9 bad bash -c 'exit 3' || echo \"status $?\"\n")
-    proc = subprocess.run(["bash", str(test)], capture_output=True, text=True, timeout=60,
-                          env=dict(os.environ, NEURALOPS_PROGRESS_INTERVAL="1"))
+    test.write_text(
+        "set -euo pipefail\n" + body + "\n"
+        "with_progress 1 step bash -c 'sleep 2.5; echo out'\n"
+        "with_progress 9 bad bash -c 'exit 3' || echo \"status $?\"\n"
+    )
+    proc = subprocess.run(
+        ["bash", str(test)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ, NEURALOPS_PROGRESS_INTERVAL="1"),
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["out", "status", "3"]
     err = proc.stderr.splitlines()

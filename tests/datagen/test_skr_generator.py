@@ -1,4 +1,5 @@
 """The SKR generator end to end: stored data = solved systems, fallback, resume, MPI, bad input."""
+
 import os
 import shutil
 import subprocess
@@ -44,12 +45,12 @@ def test_darcy_dataset_holds_converged_solutions_in_sample_order(tmp_path, solve
     np.testing.assert_array_equal(ds.solver("order")[order], np.arange(8))
     for i in (0, 5):
         s, out, A = direct(fam, i, seed=3)
-        np.testing.assert_array_equal(ds.read("a", i), s.inputs["a"])          # inputs bit-identical
+        np.testing.assert_array_equal(ds.read("a", i), s.inputs["a"])  # inputs bit-identical
         u = ds.read("u", i)
         assert np.abs(u - out["u"]).max() <= 1e-6 * np.abs(out["u"]).max()
         inner = u[1:-1, 1:-1].ravel()
         r = np.linalg.norm(A @ inner - np.ones(inner.size)) / np.sqrt(inner.size)
-        assert r <= 1.01e-10                                                   # stored u meets rtol
+        assert r <= 1.01e-10  # stored u meets rtol
     ds.close()
 
 
@@ -100,7 +101,7 @@ def test_resume_gives_the_same_dataset(tmp_path):
     part = generate(fam, tmp_path / "cut.h5", cfg, progress=False, max_new=4)
     assert not part.complete and part.solved == 4
     with pytest.raises(DatasetError):
-        open_dataset(tmp_path / "cut.h5")          # an interrupted run is never taken for a dataset
+        open_dataset(tmp_path / "cut.h5")  # an interrupted run is never taken for a dataset
     rest = generate(fam, tmp_path / "cut.h5", cfg, progress=False, resume=True)
     assert rest.complete and rest.skipped == 4 and rest.solved == 6
     with open_dataset(tmp_path / "full.h5") as a, open_dataset(tmp_path / "cut.h5") as b:
@@ -116,15 +117,38 @@ def test_two_ranks_equal_one_rank(tmp_path):
     if shutil.which("mpiexec") is None:
         pytest.skip("mpiexec not available")
     # block 3: three blocks of the sorted order, ranks get whole blocks (2 and 1)
-    args = ["darcy", "--n", "9", "--resolution", "33", "--solver", "skr", "--rtol", "1e-10", "--block", "3",
-            "--no-progress"]
+    args = [
+        "darcy",
+        "--n",
+        "9",
+        "--resolution",
+        "33",
+        "--solver",
+        "skr",
+        "--rtol",
+        "1e-10",
+        "--block",
+        "3",
+        "--no-progress",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    one = subprocess.run([sys.executable, "-m", "datagen.cli", *args, "--out", str(tmp_path / "one.h5")],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    one = subprocess.run(
+        [sys.executable, "-m", "datagen.cli", *args, "--out", str(tmp_path / "one.h5")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert one.returncode == 0, one.stderr
-    two = subprocess.run(["mpiexec", "-n", "2", sys.executable, "-m", "datagen.cli", *args,
-                          "--out", str(tmp_path / "two.h5")], cwd=ROOT, env=env, capture_output=True, text=True,
-                         timeout=300)
+    two = subprocess.run(
+        ["mpiexec", "-n", "2", sys.executable, "-m", "datagen.cli", *args, "--out", str(tmp_path / "two.h5")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert two.returncode == 0, two.stderr + two.stdout
     assert os.path.isdir(tmp_path / "two.h5.shards")
     with open_dataset(tmp_path / "one.h5") as a, open_dataset(tmp_path / "two.h5") as b:
@@ -157,16 +181,21 @@ def test_auto_choice_rule():
     assert auto_choice(Helmholtz(65), GenerationConfig(n_samples=16)).method == "lu"
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["darcy", "--n", "-3"], "--n must be a positive"),
-    (["darcy", "--n", "2", "--resolution", "-5"], "resolution must be an integer >= 3"),
-    (["darcy", "--n", "2", "--resolution", "9", "--rtol", "0"], "rtol must be a number in (0, 1), got 0.0"),
-    (["darcy", "--n", "2", "--resolution", "9", "--solver", "gmres", "--pc", "nosuchpc"],
-     "unknown preconditioner 'nosuchpc'"),
-    (["darcy", "--n", "2", "--resolution", "9", "--petsc", "skr_pc_type ilu"], "do not parse"),
-    (["helmholtz", "--n", "2", "--resolution", "33", "--solver", "cg-gamg"], "indefinite"),
-    (["darcy", "--n", "2", "--resolution", "9", "--seed", "-1"], "seed must be a non-negative"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["darcy", "--n", "-3"], "--n must be a positive"),
+        (["darcy", "--n", "2", "--resolution", "-5"], "resolution must be an integer >= 3"),
+        (["darcy", "--n", "2", "--resolution", "9", "--rtol", "0"], "rtol must be a number in (0, 1), got 0.0"),
+        (
+            ["darcy", "--n", "2", "--resolution", "9", "--solver", "gmres", "--pc", "nosuchpc"],
+            "unknown preconditioner 'nosuchpc'",
+        ),
+        (["darcy", "--n", "2", "--resolution", "9", "--petsc", "skr_pc_type ilu"], "do not parse"),
+        (["helmholtz", "--n", "2", "--resolution", "33", "--solver", "cg-gamg"], "indefinite"),
+        (["darcy", "--n", "2", "--resolution", "9", "--seed", "-1"], "seed must be a non-negative"),
+    ],
+)
 def test_bad_input_gives_a_clear_message_and_no_file(tmp_path, capsys, argv, message):
     out = tmp_path / "bad.h5"
     assert cli_main(argv + ["--out", str(out), "--no-progress"]) == 2
@@ -185,8 +214,23 @@ def test_unknown_family_and_unknown_choice_are_rejected(capsys):
 
 def test_cli_passes_petsc_options_and_prints_a_summary(tmp_path, capsys):
     out = tmp_path / "c.h5"
-    rc = cli_main(["darcy", "--n", "3", "--resolution", "17", "--solver", "gmres", "--out", str(out), "--no-progress",
-                   "--", "-skr_pc_type", "jacobi"])
+    rc = cli_main(
+        [
+            "darcy",
+            "--n",
+            "3",
+            "--resolution",
+            "17",
+            "--solver",
+            "gmres",
+            "--out",
+            str(out),
+            "--no-progress",
+            "--",
+            "-skr_pc_type",
+            "jacobi",
+        ]
+    )
     assert rc == 0
     text = capsys.readouterr().out
     assert "complete" in text and "iterations/sample" in text
@@ -201,12 +245,29 @@ def test_resume_after_sigkill_gives_the_same_dataset(tmp_path):
     import signal
     import time
 
-    args = ["darcy", "--n", "60", "--resolution", "97", "--solver", "gmres", "--pc", "none", "--rtol", "1e-9",
-            "--no-progress"]
+    args = [
+        "darcy",
+        "--n",
+        "60",
+        "--resolution",
+        "97",
+        "--solver",
+        "gmres",
+        "--pc",
+        "none",
+        "--rtol",
+        "1e-9",
+        "--no-progress",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cut = tmp_path / "cut.h5"
-    proc = subprocess.Popen([sys.executable, "-m", "datagen.cli", *args, "--out", str(cut)], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "datagen.cli", *args, "--out", str(cut)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 120
     while time.time() < deadline and not list((tmp_path / "cut.h5.partial").glob("seg-*.h5")):
         time.sleep(0.05)

@@ -1,4 +1,5 @@
 """Spec keys are checked against the documented ones: the shared helper and the elliptic generator."""
+
 import pytest
 
 from datagen.spec_keys import check_keys, close_match

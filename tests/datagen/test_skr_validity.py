@@ -1,6 +1,7 @@
 """Files written by the SKR generator are right when they say so (issue 11, elliptic side):
 unreachable samples stored invalid, pivoting fallback, float32 storage, resize, unknown keys,
 bit-identical resumed / split runs."""
+
 import h5py
 import numpy as np
 import pytest
@@ -35,7 +36,7 @@ class InconsistentDarcy(Darcy):
     def operator(self, sample):
         A = super().operator(sample).tocsr(copy=True)
         if sample.index == self.bad:
-            A.data[A.indptr[0]:A.indptr[1]] = 0.0     # explicit zeros: the sparsity pattern stays the same
+            A.data[A.indptr[0] : A.indptr[1]] = 0.0  # explicit zeros: the sparsity pattern stays the same
         return A
 
 
@@ -53,7 +54,7 @@ def test_unreachable_sample_is_stored_invalid_and_the_run_goes_on(tmp_path, solv
         reasons = [r.decode() if isinstance(r, bytes) else str(r) for r in f["samples/reason"][()]]
         np.testing.assert_array_equal(valid, [True, True, False, True, True])
         assert "system 0" in reasons[2] and "rtol 1e-09" in reasons[2] and reasons[0] == ""
-        if solver == "skr":     # the zero pivot of ILU gives NaN in GCRO-DR's Arnoldi: reported, not raised
+        if solver == "skr":  # the zero pivot of ILU gives NaN in GCRO-DR's Arnoldi: reported, not raised
             assert "DIVERGED_NANORINF" in reasons[2]
         conv, res = f["solver/converged"][()].astype(bool), f["solver/residual"][()]
         np.testing.assert_array_equal(conv, valid)
@@ -82,8 +83,9 @@ def test_fallback_pivots_where_petsc_lu_does_not(tmp_path):
     A = fam.operator(fam.sample(0, 0))
     assert np.count_nonzero(A.diagonal() == 0) > 0
     # PETSc's native LU (no pivoting; --solver lu pivots with UMFPACK/SuperLU when the build has them)
-    cfg = GenerationConfig(n_samples=3, solver="lu", rtol=1e-10, block=0,
-                           petsc_options="-skrlu_pc_factor_mat_solver_type petsc")
+    cfg = GenerationConfig(
+        n_samples=3, solver="lu", rtol=1e-10, block=0, petsc_options="-skrlu_pc_factor_mat_solver_type petsc"
+    )
     summary = generate(fam, tmp_path / "p.h5", cfg, progress=False)
     assert not summary.invalid and summary.fallbacks == 3
     with open_dataset(tmp_path / "p.h5") as ds:
@@ -96,8 +98,24 @@ def test_fallback_pivots_where_petsc_lu_does_not(tmp_path):
 # ------------------------------------------------------------------ 1: float32 storage
 def test_float32_storage_that_cannot_meet_rtol_is_refused_up_front(tmp_path, capsys):
     out = tmp_path / "f.h5"
-    rc = cli_main(["darcy", "--n", "3", "--resolution", "33", "--dtype", "float32", "--rtol", "1e-10",
-                   "--solver", "gmres", "--out", str(out), "--no-progress"])
+    rc = cli_main(
+        [
+            "darcy",
+            "--n",
+            "3",
+            "--resolution",
+            "33",
+            "--dtype",
+            "float32",
+            "--rtol",
+            "1e-10",
+            "--solver",
+            "gmres",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and "float32 cannot hold rtol 1e-10" in err and "smallest rtol" in err and "float64" in err
     assert not out.exists() and not (tmp_path / "f.h5.partial").exists()
@@ -153,8 +171,24 @@ def test_unknown_set_key_is_refused_with_a_suggestion(tmp_path, capsys):
 
 def test_set_reaches_family_options_and_solver_settings(tmp_path):
     out = tmp_path / "p.h5"
-    rc = cli_main(["poisson", "--n", "2", "--resolution", "9", "--set", "boundary_alpha=2.0", "--set", "restart=30",
-                   "--set", "pc-reuse=2", "--out", str(out), "--no-progress"])
+    rc = cli_main(
+        [
+            "poisson",
+            "--n",
+            "2",
+            "--resolution",
+            "9",
+            "--set",
+            "boundary_alpha=2.0",
+            "--set",
+            "restart=30",
+            "--set",
+            "pc-reuse=2",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     with open_dataset(out) as ds:
         assert ds.spec["sampling"]["g_grf"]["alpha"] == 2.0
@@ -185,7 +219,7 @@ def test_resumed_run_is_bit_identical(tmp_path, solver):
     fam = Darcy(33)
     cfg = GenerationConfig(n_samples=10, solver=solver, rtol=1e-9, block=4, ordering="greedy")
     generate(fam, tmp_path / "full.h5", cfg, progress=False)
-    part = generate(fam, tmp_path / "cut.h5", cfg, progress=False, max_new=6)   # cut inside the 2nd block
+    part = generate(fam, tmp_path / "cut.h5", cfg, progress=False, max_new=6)  # cut inside the 2nd block
     assert not part.complete
     rest = generate(fam, tmp_path / "cut.h5", cfg, progress=False, resume=True)
     # the cut block is solved again from its start; its written samples are not written twice
@@ -209,10 +243,10 @@ def test_skipped_updates_and_dropped_spaces_are_stored_per_sample(tmp_path, monk
     def broken(*args, **kwargs):
         raise np.linalg.LinAlgError("forced failure")
 
-    monkeypatch.setattr(gcrodr_module, "harmonic_ritz_basis", broken)      # every update fails
+    monkeypatch.setattr(gcrodr_module, "harmonic_ritz_basis", broken)  # every update fails
     skipped = generate(fam, tmp_path / "skip.h5", cfg, progress=False)
     monkeypatch.undo()
-    monkeypatch.setattr(gcrodr_module, "_DROP_RATIO", 2.0)                   # every re-mapped space is dropped
+    monkeypatch.setattr(gcrodr_module, "_DROP_RATIO", 2.0)  # every re-mapped space is dropped
     dropped = generate(fam, tmp_path / "drop.h5", cfg, progress=False)
     with open_dataset(tmp_path / "skip.h5") as ds:
         per_sample = ds.solver("updates_skipped")
@@ -236,14 +270,34 @@ def test_a_rank_without_a_whole_block_idles_and_the_file_is_the_same(tmp_path):
     if shutil.which("mpiexec") is None:
         pytest.skip("mpiexec not available")
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    args = [sys.executable, "-m", "datagen.cli", "darcy", "--n", "5", "--resolution", "9", "--block", "8",
-            "--solver", "skr", "--no-progress"]
+    args = [
+        sys.executable,
+        "-m",
+        "datagen.cli",
+        "darcy",
+        "--n",
+        "5",
+        "--resolution",
+        "9",
+        "--block",
+        "8",
+        "--solver",
+        "skr",
+        "--no-progress",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    one = subprocess.run(args + ["--out", str(tmp_path / "one.h5")], cwd=root, env=env, capture_output=True,
-                         text=True, timeout=300)
+    one = subprocess.run(
+        args + ["--out", str(tmp_path / "one.h5")], cwd=root, env=env, capture_output=True, text=True, timeout=300
+    )
     assert one.returncode == 0, one.stderr
-    two = subprocess.run(["mpiexec", "-n", "2", *args, "--out", str(tmp_path / "two.h5")], cwd=root, env=env,
-                         capture_output=True, text=True, timeout=300)
+    two = subprocess.run(
+        ["mpiexec", "-n", "2", *args, "--out", str(tmp_path / "two.h5")],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert two.returncode == 0, two.stderr + two.stdout
     assert "rank(s) 1 get no samples" in two.stderr and "--block 2 or less" in two.stderr
     with open_dataset(tmp_path / "one.h5") as a, open_dataset(tmp_path / "two.h5") as b:

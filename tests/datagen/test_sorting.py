@@ -1,4 +1,5 @@
 """Sorting: the greedy path is the nearest-neighbour path; the grouped variant is a good, cheap path."""
+
 import numpy as np
 import pytest
 
@@ -26,7 +27,7 @@ def test_greedy_is_the_nearest_neighbour_path_from_sample_0():
 
 
 def test_greedy_recovers_points_on_a_line():
-    t = np.linspace(0.0, 1.0, 50) ** 1.3                      # uneven spacing, strictly increasing
+    t = np.linspace(0.0, 1.0, 50) ** 1.3  # uneven spacing, strictly increasing
     perm = np.random.default_rng(1).permutation(50)
     X = np.stack([t[perm], 2 * t[perm]], axis=1)
     start = int(np.argmin(t[perm]))
@@ -37,6 +38,7 @@ def test_greedy_recovers_points_on_a_line():
 
 def test_greedy_without_dense_matrix_gives_the_same_path(monkeypatch):
     import datagen.sorting as sorting
+
     X = np.random.default_rng(2).standard_normal((120, 7))
     dense = greedy_order(X)
     monkeypatch.setattr(sorting, "GREEDY_DENSE_MAX", 10)

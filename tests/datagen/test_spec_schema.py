@@ -3,6 +3,7 @@ importers and ``validate`` share; the flat specs earlier versions wrote still re
 
 Files come from the real generators (tiny runs), the real importer, and the real generators' files
 with their spec flattened back exactly as the previous version wrote it."""
+
 import json
 import shutil
 import warnings
@@ -42,20 +43,50 @@ def files(tmp_path_factory):
         out[fam] = str(root / f"{fam}.h5")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            assert main([fam, "--n", "3", "--resolution", "9", "--solver", "lu", "--out", out[fam],
-                         "--no-progress"]) == 0
+            assert (
+                main([fam, "--n", "3", "--resolution", "9", "--solver", "lu", "--out", out[fam], "--no-progress"]) == 0
+            )
     out["navier-stokes"] = str(root / "ns.h5")
-    assert main(["navier-stokes", "--recipe", "fno", "--n", "2", "--out", out["navier-stokes"], "--resolution", "16",
-                 "--store-resolution", "8", "--dt", "1e-2", "--t-end", "0.2", "--snapshot-interval", "0.1",
-                 "--batch-size", "2", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "navier-stokes",
+                "--recipe",
+                "fno",
+                "--n",
+                "2",
+                "--out",
+                out["navier-stokes"],
+                "--resolution",
+                "16",
+                "--store-resolution",
+                "8",
+                "--dt",
+                "1e-2",
+                "--t-end",
+                "0.2",
+                "--snapshot-interval",
+                "0.1",
+                "--batch-size",
+                "2",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     from scipy.io import savemat
 
     from train.importers import import_fno_ns
 
     rng = np.random.default_rng(0)
-    src = root / "ns_V1e-3_N3_T5.mat"          # the FNO benchmark's layout: u (N, X, Y, T), a (N, X, Y)
-    savemat(src, {"u": rng.standard_normal((3, 8, 8, 5)).astype(np.float32),
-                  "a": rng.standard_normal((3, 8, 8)).astype(np.float32)})
+    src = root / "ns_V1e-3_N3_T5.mat"  # the FNO benchmark's layout: u (N, X, Y, T), a (N, X, Y)
+    savemat(
+        src,
+        {
+            "u": rng.standard_normal((3, 8, 8, 5)).astype(np.float32),
+            "a": rng.standard_normal((3, 8, 8)).astype(np.float32),
+        },
+    )
     out["imported"] = import_fno_ns(str(src), str(root / "imported.h5"))
     return out
 
@@ -78,7 +109,7 @@ def test_written_specs_have_the_four_sections_and_pass_the_schema(files, name):
     spec = _stored_spec(files[name])
     assert set(spec) == {"family", "schema", *SECTIONS} and spec["schema"] == SCHEMA
     assert check_spec(spec) == [] and validate(files[name]) == []
-    for section in SECTIONS:                       # every key where its family's table puts it
+    for section in SECTIONS:  # every key where its family's table puts it
         for key in spec[section]:
             assert section_of(spec["family"], key) == section, (section, key)
     with open_dataset(files[name]) as ds:
@@ -120,13 +151,16 @@ def test_validate_names_a_key_in_the_wrong_section_an_unknown_section_and_a_bad_
     moved = json.loads(json.dumps(spec))
     moved["physics"]["rtol"] = moved["solver"].pop("rtol")
     problems = validate(_with_spec(files["darcy"], tmp_path / "moved.h5", moved))
-    assert ("spec: key 'rtol' is in section 'physics' but belongs in section 'solver' (family 'darcy'); "
-            "move it to solver.rtol") in problems, problems
+    assert (
+        "spec: key 'rtol' is in section 'physics' but belongs in section 'solver' (family 'darcy'); "
+        "move it to solver.rtol"
+    ) in problems, problems
 
     extra = dict(spec, extras={"note": 1})
     problems = validate(_with_spec(files["darcy"], tmp_path / "extra.h5", extra))
-    assert any("unknown section 'extras'" in p and "physics, discretisation, solver, sampling" in p
-               for p in problems), problems
+    assert any(
+        "unknown section 'extras'" in p and "physics, discretisation, solver, sampling" in p for p in problems
+    ), problems
 
     bad = json.loads(json.dumps(spec))
     bad["solver"]["rtol"] = 2.0
@@ -186,14 +220,14 @@ def test_flat_spec_of_the_previous_version_reads_back_the_same(files, name, tmp_
     assert check_spec(flat, pde=None if name in ELLIPTIC else NS_FAMILY) == [] and validate(legacy) == []
     with open_dataset(files[name]) as new, open_dataset(legacy) as old:
         read = Spec.from_stored(old)
-        assert read.legacy and read.to_stored() == spec          # upgraded in memory to the same sections
+        assert read.legacy and read.to_stored() == spec  # upgraded in memory to the same sections
         assert Grid.from_dataset(old) == Grid.from_dataset(new)
         assert spec_rtol(old.spec, old.pde) == spec_rtol(new.spec, new.pde)
         if name not in ELLIPTIC:
             assert physics_from_dataset(old) == physics_from_dataset(new)
-        for field in new.fields:                                  # the arrays are the file's, untouched
+        for field in new.fields:  # the arrays are the file's, untouched
             np.testing.assert_array_equal(old.read(field), new.read(field))
-    assert json.loads(h5py.File(legacy, "r").attrs["spec"]) == flat   # reading never rewrites the file
+    assert json.loads(h5py.File(legacy, "r").attrs["spec"]) == flat  # reading never rewrites the file
 
 
 def test_a_run_started_by_the_previous_version_resumes(files, tmp_path):
@@ -202,8 +236,7 @@ def test_a_run_started_by_the_previous_version_resumes(files, tmp_path):
     from datagen.cli import main
 
     out = str(tmp_path / "resumed.h5")
-    common = ["darcy", "--n", "3", "--resolution", "9", "--solver", "lu", "--block", "0", "--out", out,
-              "--no-progress"]
+    common = ["darcy", "--n", "3", "--resolution", "9", "--solver", "lu", "--block", "0", "--out", out, "--no-progress"]
     main(common + ["--max-new", "1"])
     manifest = out + ".partial/manifest.json"
     with open(manifest) as fh:
@@ -219,11 +252,12 @@ def test_a_run_started_by_the_previous_version_resumes(files, tmp_path):
 
 
 def test_flat_toy_specs_keep_validating_and_conflicts_are_named():
-    assert check_spec({"n": 8, "rtol": 1e-6}) == []                    # earlier writers' free-form keys stay
+    assert check_spec({"n": 8, "rtol": 1e-6}) == []  # earlier writers' free-form keys stay
     assert Spec.from_stored({"n": 8, "rtol": 1e-6}).rtol == 1e-6
     assert check_spec({"family": "benchmark", "n": 16}) == []
     assert check_spec({"rtol": 1e-8, "solver": {"rtol": 1e-6}}) == [
-        "spec (flat, earlier version) records rtol twice: 1e-08 and 1e-06"]
+        "spec (flat, earlier version) records rtol twice: 1e-08 and 1e-06"
+    ]
 
 
 # ----------------------------------------------------------------------------- one table for --set
@@ -231,9 +265,21 @@ def test_elliptic_options_land_where_the_schema_says():
     """Each documented family option (flag or --set) is stored at the spec path the schema names."""
     from datagen.elliptic.cli import FAMILY_OPTIONS, build_family
 
-    values = {"coefficient": "piecewise", "alpha": 3.0, "tau": 5.0, "forcing": 2.0, "wavenumber": 5.0,
-              "contrast": 0.2, "spread": 0.1, "bc": "neumann", "boundary_alpha": 2.0, "boundary_tau": 4.0,
-              "steps": 3, "dt": 0.01, "theta": 0.5}
+    values = {
+        "coefficient": "piecewise",
+        "alpha": 3.0,
+        "tau": 5.0,
+        "forcing": 2.0,
+        "wavenumber": 5.0,
+        "contrast": 0.2,
+        "spread": 0.1,
+        "bc": "neumann",
+        "boundary_alpha": 2.0,
+        "boundary_tau": 4.0,
+        "steps": 3,
+        "dt": 0.01,
+        "theta": 0.5,
+    }
     assert set(FAMILY_OPTIONS) == set(ELLIPTIC_OPTIONS)
     for family, options in ELLIPTIC_OPTIONS.items():
         for option, path in options.items():
@@ -253,8 +299,15 @@ def test_set_keys_come_from_the_schema():
     from datagen.navier_stokes.recipes import _BASE, SPEC_KEYS
 
     assert SET_SOLVER_KEYS == tuple(k for k in CONFIG_KEYS if k not in ("n_samples", "seed", "dtype"))
-    assert set(SPEC_KEYS) == set(_BASE) | {"viscosity", "n_snapshots", "initial", "recipe", "compute_dtype",
-                                           "seeding", "grid"}
+    assert set(SPEC_KEYS) == set(_BASE) | {
+        "viscosity",
+        "n_snapshots",
+        "initial",
+        "recipe",
+        "compute_dtype",
+        "seeding",
+        "grid",
+    }
     assert all(table(NS_FAMILY)[k].settable for k in _BASE)
     with pytest.raises(ValueError, match=r"--set for darcy: unknown key 'restrat' \(did you mean 'restart'\?\)"):
         parse_set(["restrat=30"], "darcy")

@@ -8,6 +8,7 @@ The pinned digests hold on the build they were taken on (NumPy's SIMD ``exp`` an
 may round differently with other SIMD paths or versions): they are compared where NumPy, PETSc and
 the CPU's SIMD level match ``PINNED_ON`` and skipped (said so) elsewhere; the recomputation checks
 hold everywhere."""
+
 import hashlib
 import math
 
@@ -35,21 +36,28 @@ _COMMON = {  # the same on both builds: the coefficient, the sorted order, the i
     ("lognormal", "float64"): {
         "a": "e6c87483e40bf6b410143663e41b2b3310dbb3f05426da1d0e5d5e29849a9837",
         "order": "7fe99198bd291c15b01610507196973ecfb21b728775c95acada32ca1c8c8292",
-        "iterations": "ef6aecd9aee010a3c8f9499572925b3b98248380640add0c74aa7399d8eba279"},
+        "iterations": "ef6aecd9aee010a3c8f9499572925b3b98248380640add0c74aa7399d8eba279",
+    },
     ("piecewise", "float32"): {
         "a": "3ad80116cce4af76ad4cd97c77a7d24a7f8f9d477a18322cb503df38b851738b",
         "order": "55deebcfefdb4451af70ed300afc4cd3c36be1c4b218bbcf2a19044514206b4f",
-        "iterations": "ef6aecd9aee010a3c8f9499572925b3b98248380640add0c74aa7399d8eba279"},
+        "iterations": "ef6aecd9aee010a3c8f9499572925b3b98248380640add0c74aa7399d8eba279",
+    },
 }
 _U = {  # the solution: factored by PETSc's native LU or by UMFPACK
-    (): {("lognormal", "float64"): "7b89789c38e058b77689900ecb3d8ae44261623c39bb457effda02b80dc4e170",
-         ("piecewise", "float32"): "6d7d3b7c6bfef7485d4b2f94e2407c210314c6e3c232ff232c5fd0d0c419993d"},
+    (): {
+        ("lognormal", "float64"): "7b89789c38e058b77689900ecb3d8ae44261623c39bb457effda02b80dc4e170",
+        ("piecewise", "float32"): "6d7d3b7c6bfef7485d4b2f94e2407c210314c6e3c232ff232c5fd0d0c419993d",
+    },
     ("umfpack", "superlu"): {
         ("lognormal", "float64"): "f59a0e624bce49a2a66a64d356945c33cab799d4f3b7da7df0c9546463854a15",
-        ("piecewise", "float32"): "6d7d3b7c6bfef7485d4b2f94e2407c210314c6e3c232ff232c5fd0d0c419993d"},
+        ("piecewise", "float32"): "6d7d3b7c6bfef7485d4b2f94e2407c210314c6e3c232ff232c5fd0d0c419993d",
+    },
 }
-PINNED = {("2.4.6", (3, 26, 1), ("AVX2", "FMA3"), lu): {case: {**_COMMON[case], "u": u[case]} for case in CASES}
-          for lu, u in _U.items()}
+PINNED = {
+    ("2.4.6", (3, 26, 1), ("AVX2", "FMA3"), lu): {case: {**_COMMON[case], "u": u[case]} for case in CASES}
+    for lu, u in _U.items()
+}
 
 
 def build_fingerprint():
@@ -76,8 +84,12 @@ def generate(tmp_path, coefficient, dtype):
 
 def stored(path):
     with open_dataset(path) as ds:
-        return {"a": ds.read("a"), "u": ds.read("u"), "order": ds.solver("order"),
-                "iterations": ds.solver("iterations")}
+        return {
+            "a": ds.read("a"),
+            "u": ds.read("u"),
+            "order": ds.solver("order"),
+            "iterations": ds.solver("iterations"),
+        }
 
 
 def reference_coefficient(coefficient, index):
@@ -85,12 +97,12 @@ def reference_coefficient(coefficient, index):
     alpha, tau = (2.5, 7.0) if coefficient == "lognormal" else (2.0, 3.0)
     sigma = tau ** (0.5 * (2.0 * alpha - 2))
     k = np.arange(S, dtype=float)
-    mu = math.pi ** 2 * (k[:, None] ** 2 + k[None, :] ** 2)
-    lam = sigma * (mu + tau ** 2) ** (-alpha / 2.0)
+    mu = math.pi**2 * (k[:, None] ** 2 + k[None, :] ** 2)
+    lam = sigma * (mu + tau**2) ** (-alpha / 2.0)
     lam[0, 0] = 0.0
     xi = sample_rng(SEED, index, 0).standard_normal((1, S, S))
     w = np.full(S, math.sqrt(2.0) / 2.0)
-    w[0], w[-1] = 1.0, math.sqrt(2.0)            # DCT-I's end terms enter without its factor 2
+    w[0], w[-1] = 1.0, math.sqrt(2.0)  # DCT-I's end terms enter without its factor 2
     c = xi * lam
     c *= w.reshape(1, S, 1)
     c *= w.reshape(1, 1, S)
@@ -109,8 +121,8 @@ def reference_solution(a):
         lo = [slice(None)] * 2
         hi = [slice(None)] * 2
         lo[ax], hi[ax] = slice(0, -1), slice(1, None)
-        w = 2 * a[tuple(lo)] * a[tuple(hi)] / (a[tuple(lo)] + a[tuple(hi)]) / h ** 2   # face between j, j+1
-        wi = w[1:-1, :] if ax == 1 else w[:, 1:-1]                                    # faces touching interior rows
+        w = 2 * a[tuple(lo)] * a[tuple(hi)] / (a[tuple(lo)] + a[tuple(hi)]) / h**2  # face between j, j+1
+        wi = w[1:-1, :] if ax == 1 else w[:, 1:-1]  # faces touching interior rows
         # wi[j] is the face between nodes j and j+1 along ax (full-grid j); interior nodes are 1..S-2
         for j in range(S - 1):
             sel_p = [slice(None)] * 2
@@ -152,6 +164,8 @@ def test_stored_darcy_set_is_unchanged(tmp_path, coefficient, dtype):
     digests = {k: digest(v) for k, v in got.items()}
     here = build_fingerprint()
     if here not in PINNED:
-        pytest.skip(f"stored-bit digests are pinned for the builds {sorted(PINNED)} (numpy, PETSc, SIMD, LU "
-                    f"packages); this build is {here}: only the recomputation checks apply")
+        pytest.skip(
+            f"stored-bit digests are pinned for the builds {sorted(PINNED)} (numpy, PETSc, SIMD, LU "
+            f"packages); this build is {here}: only the recomputation checks apply"
+        )
     assert digests == PINNED[here][(coefficient, dtype)]

@@ -1,5 +1,6 @@
 """User-supplied parameter fields (--coefficient-file, --source-file, --wavenumber-file): the family's
 own sampled fields, written to a file and read back, give the family's own systems and solutions."""
+
 import h5py
 import numpy as np
 import pytest
@@ -27,12 +28,15 @@ def test_darcy_coefficients_from_a_file_give_the_family_s_own_solutions(tmp_path
     fam = Darcy(17)
     a = own_fields(fam, "a", 3)
     path = str(tmp_path / f"coeff{suffix}")
-    {".npy": lambda: np.save(path, a), ".npz": lambda: np.savez(path, a=a),
-     ".h5": lambda: h5py.File(path, "w").create_dataset("a", data=a).file.close(),
-     ".mat": lambda: savemat(path, {"a": a})}[suffix]()
+    {
+        ".npy": lambda: np.save(path, a),
+        ".npz": lambda: np.savez(path, a=a),
+        ".h5": lambda: h5py.File(path, "w").create_dataset("a", data=a).file.close(),
+        ".mat": lambda: savemat(path, {"a": a}),
+    }[suffix]()
     user = UserFields(Darcy(17), {"coefficient": (path, "a")})
     for i in range(3):
-        mine, theirs = user.sample(5, i), fam.sample(0, i)       # another seed: the file decides a
+        mine, theirs = user.sample(5, i), fam.sample(0, i)  # another seed: the file decides a
         np.testing.assert_array_equal(mine.inputs["a"], theirs.inputs["a"])
         np.testing.assert_array_equal(direct_solve(user, mine)["u"], direct_solve(fam, theirs)["u"])
         np.testing.assert_array_equal(user.features(mine), fam.features(theirs))
@@ -46,7 +50,7 @@ def test_mat_v73_fields_are_read_in_matlab_order(tmp_path):
     a = np.random.default_rng(1).uniform(1, 2, (2, 5, 5))
     path = tmp_path / "c.mat"
     with h5py.File(path, "w") as f:
-        f.create_dataset("coeff", data=np.transpose(a))    # MATLAB v7.3: column-major
+        f.create_dataset("coeff", data=np.transpose(a))  # MATLAB v7.3: column-major
     np.testing.assert_array_equal(read_fields(str(path), "coeff"), a)
 
 
@@ -55,8 +59,10 @@ def test_helmholtz_wavenumber_and_source_and_poisson_heat_sources(tmp_path):
     k, f = own_fields(fam, "k", 2), own_fields(fam, "f", 2)
     np.save(tmp_path / "k.npy", k)
     np.save(tmp_path / "f.npy", f)
-    user = UserFields(Helmholtz(17, wavenumber=6.0), {"wavenumber": (str(tmp_path / "k.npy"), None),
-                                                      "source": (str(tmp_path / "f.npy"), None)})
+    user = UserFields(
+        Helmholtz(17, wavenumber=6.0),
+        {"wavenumber": (str(tmp_path / "k.npy"), None), "source": (str(tmp_path / "f.npy"), None)},
+    )
     s = user.sample(9, 1)
     np.testing.assert_array_equal(direct_solve(user, s)["u"], direct_solve(fam, fam.sample(0, 1))["u"])
     assert s.params["k0"] == pytest.approx(k[1].mean())
@@ -69,8 +75,9 @@ def test_helmholtz_wavenumber_and_source_and_poisson_heat_sources(tmp_path):
         user = UserFields(cls(9), {role: (str(tmp_path / "x.npy"), None)})
         # the other inputs (Poisson's boundary data g, heat's u0) still come from the seed
         np.testing.assert_array_equal(user.sample(3, 1).inputs[name], x[1])
-        np.testing.assert_array_equal(direct_solve(user, user.sample(0, 1))["u"],
-                                      direct_solve(fam, fam.sample(0, 1))["u"])
+        np.testing.assert_array_equal(
+            direct_solve(user, user.sample(0, 1))["u"], direct_solve(fam, fam.sample(0, 1))["u"]
+        )
 
 
 def test_bad_fields_are_refused_with_one_line(tmp_path):
@@ -101,13 +108,42 @@ def test_cli_coefficient_file_reproduces_the_family_s_dataset(tmp_path):
     assert main(["darcy", *common, "--out", str(tmp_path / "own.h5")]) == 0
     own = open_dataset(tmp_path / "own.h5")
     np.savez(tmp_path / "a.npz", a=own.read("a"))
-    assert main(["darcy", *common, "--seed", "4", "--coefficient-file", str(tmp_path / "a.npz"),
-                 "--coefficient-key", "a", "--out", str(tmp_path / "user.h5")]) == 0
+    assert (
+        main(
+            [
+                "darcy",
+                *common,
+                "--seed",
+                "4",
+                "--coefficient-file",
+                str(tmp_path / "a.npz"),
+                "--coefficient-key",
+                "a",
+                "--out",
+                str(tmp_path / "user.h5"),
+            ]
+        )
+        == 0
+    )
     user = open_dataset(tmp_path / "user.h5")
     np.testing.assert_array_equal(user.read("a"), own.read("a"))
     np.testing.assert_allclose(user.read("u"), own.read("u"), rtol=1e-10, atol=1e-14)
     sampling = user.spec["sampling"]
     assert sampling["coefficient"] == "file" and sampling["user_fields"]["a"]["key"] == "a"
     assert "grf" not in sampling
-    assert main(["darcy", "--n", "4", "--resolution", "17", "--coefficient-file", str(tmp_path / "a.npz"),
-                 "--out", str(tmp_path / "x.h5")]) == 2
+    assert (
+        main(
+            [
+                "darcy",
+                "--n",
+                "4",
+                "--resolution",
+                "17",
+                "--coefficient-file",
+                str(tmp_path / "a.npz"),
+                "--out",
+                str(tmp_path / "x.h5"),
+            ]
+        )
+        == 2
+    )

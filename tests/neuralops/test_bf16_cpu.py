@@ -8,6 +8,7 @@ runs in its own subprocess, so that a crash in a native kernel fails one test wi
 instead of killing pytest; the chunked paths (projection / MLP slabs with activation
 checkpointing) are forced with a tiny chunk size.
 """
+
 import json
 import os
 import subprocess
@@ -21,23 +22,50 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 # tiny configurations: (constructor arguments, input shape, extra forward arguments)
 CASES = {
-    "fno2d": ({"in_channels": 3, "out_channels": 1, "modes": 4, "width": 8, "projection_channels": 16},
-              [2, 3, 16, 16], []),
-    "fno3d": ({"in_steps": 3, "out_steps": 4, "modes": 3, "width": 6, "n_layers": 1, "projection_channels": 16},
-              [2, 3, 16, 16], [4]),
+    "fno2d": (
+        {"in_channels": 3, "out_channels": 1, "modes": 4, "width": 8, "projection_channels": 16},
+        [2, 3, 16, 16],
+        [],
+    ),
+    "fno3d": (
+        {"in_steps": 3, "out_steps": 4, "modes": 3, "width": 6, "n_layers": 1, "projection_channels": 16},
+        [2, 3, 16, 16],
+        [4],
+    ),
     "mgno": ({"channels": 4, "num_layers": 1, "smoothing": [[1, 0], [1, 0], [2, 0]]}, [2, 1, 16, 16], []),
-    "mgno_ns": ({"channels": 4, "num_layers": 1, "smoothing": [[1, 0], [2, 0]], "resolution": 16},
-                [2, 1, 16, 16], []),
-    "mgno_ts": ({"time_history": 2, "channels": 4, "num_layers": 1, "smoothing": [[1, 0], [1, 0], [2, 0]]},
-                [2, 2, 16, 16], []),
-    "sfno": ({"modes_x": 3, "modes_y": 3, "modes_t": 2, "width": 6, "latent_steps": 4, "out_steps": 3},
-             [2, 5, 16, 16], [3]),
-    "sinenet": ({"in_fields": 1, "time_history": 2, "hidden_channels": 8, "num_waves": 2, "num_levels": 2},
-                [2, 2, 16, 16], []),
-    "unet": ({"in_fields": 1, "time_history": 2, "hidden_channels": 8, "channel_multipliers": [1, 2],
-              "blocks_per_level": 1}, [2, 2, 16, 16], []),
-    "unet_mod": ({"in_fields": 1, "time_history": 2, "hidden_channels": 8, "channel_multipliers": [1, 2],
-                  "blocks_per_level": 1, "final_norm_groups": 1}, [2, 2, 16, 16], []),
+    "mgno_ns": ({"channels": 4, "num_layers": 1, "smoothing": [[1, 0], [2, 0]], "resolution": 16}, [2, 1, 16, 16], []),
+    "mgno_ts": (
+        {"time_history": 2, "channels": 4, "num_layers": 1, "smoothing": [[1, 0], [1, 0], [2, 0]]},
+        [2, 2, 16, 16],
+        [],
+    ),
+    "sfno": (
+        {"modes_x": 3, "modes_y": 3, "modes_t": 2, "width": 6, "latent_steps": 4, "out_steps": 3},
+        [2, 5, 16, 16],
+        [3],
+    ),
+    "sinenet": (
+        {"in_fields": 1, "time_history": 2, "hidden_channels": 8, "num_waves": 2, "num_levels": 2},
+        [2, 2, 16, 16],
+        [],
+    ),
+    "unet": (
+        {"in_fields": 1, "time_history": 2, "hidden_channels": 8, "channel_multipliers": [1, 2], "blocks_per_level": 1},
+        [2, 2, 16, 16],
+        [],
+    ),
+    "unet_mod": (
+        {
+            "in_fields": 1,
+            "time_history": 2,
+            "hidden_channels": 8,
+            "channel_multipliers": [1, 2],
+            "blocks_per_level": 1,
+            "final_norm_groups": 1,
+        },
+        [2, 2, 16, 16],
+        [],
+    ),
 }
 # the chunked pointwise MLPs, forced into slabs of one grid row (with activation checkpointing)
 CHUNKED = {"fno2d": "projection_chunk_elements", "fno3d": "projection_chunk_elements", "sfno": "mlp_chunk_elements"}
@@ -81,8 +109,14 @@ def test_every_registered_model_has_a_bf16_case():
 def test_model_trains_and_evaluates_under_cpu_bf16_autocast(name):
     cfg, shape, args = CASES[name]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, json.dumps([name, cfg, shape, args, CHUNKED.get(name)])],
-                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT, json.dumps([name, cfg, shape, args, CHUNKED.get(name)])],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert proc.returncode == 0, f"{name} under bf16 autocast on CPU: exit {proc.returncode}\n{proc.stderr[-3000:]}"
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["variants"] == (2 if name in CHUNKED else 1)
@@ -113,8 +147,9 @@ assert main(["test", *common, "--ckpt_path", root + "/ckpt/last.ckpt"]) == 0
 print("done")
 """
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, env=env,
-                          cwd=ROOT, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, env=env, cwd=ROOT, timeout=600
+    )
     assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stderr[-3000:]}"
     assert proc.stdout.strip().endswith("done")
     assert "Using bfloat16 Automatic Mixed Precision" in proc.stderr + proc.stdout

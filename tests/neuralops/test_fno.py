@@ -1,4 +1,5 @@
 """SpectralConv against an independent dense computation; FNO-2D/3D counts, shapes, equivariance."""
+
 import itertools
 import math
 from unittest import mock
@@ -55,12 +56,20 @@ def dense_reference(layer: SpectralConv, v: torch.Tensor) -> torch.Tensor:
     return torch.einsum("...k,kt->...t", g, basis).real
 
 
-@pytest.mark.parametrize("modes,grid", [
-    ((3,), (10,)), ((4,), (5,)),                       # 1-d; a grid too small for the modes
-    ((3, 2), (8, 7)), ((3, 4), (5, 6)),                # 2-d; truncation on both axes
-    ((2, 3, 2), (6, 5, 6)), ((3, 2, 4), (4, 4, 5)),    # 3-d
-    ((4,), (11,)), ((3, 4), (6, 14)), ((2, 2, 3), (4, 5, 13)),   # last axis by matmul (prime factor > 5)
-])
+@pytest.mark.parametrize(
+    "modes,grid",
+    [
+        ((3,), (10,)),
+        ((4,), (5,)),  # 1-d; a grid too small for the modes
+        ((3, 2), (8, 7)),
+        ((3, 4), (5, 6)),  # 2-d; truncation on both axes
+        ((2, 3, 2), (6, 5, 6)),
+        ((3, 2, 4), (4, 4, 5)),  # 3-d
+        ((4,), (11,)),
+        ((3, 4), (6, 14)),
+        ((2, 2, 3), (4, 5, 13)),  # last axis by matmul (prime factor > 5)
+    ],
+)
 def test_spectral_conv_matches_dense_definition(modes, grid):
     torch.manual_seed(0)
     layer = SpectralConv(2, 3, modes).double()
@@ -68,11 +77,19 @@ def test_spectral_conv_matches_dense_definition(modes, grid):
     torch.testing.assert_close(layer(v), dense_reference(layer, v), rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("modes,grid,out_shape", [
-    ((3,), (8,), None), ((2, 3), (6, 7), None), ((2, 2, 2), (5, 4, 6), None),
-    ((3, 3), (6, 8), (9, 5)), ((2, 2, 3), (4, 5, 6), (6, 5, 9)),     # resampling
-    ((2, 3), (5, 7), None), ((3, 3), (6, 14), (9, 11)), ((3, 3), (6, 11), (6, 8)),   # matmul DFT
-])
+@pytest.mark.parametrize(
+    "modes,grid,out_shape",
+    [
+        ((3,), (8,), None),
+        ((2, 3), (6, 7), None),
+        ((2, 2, 2), (5, 4, 6), None),
+        ((3, 3), (6, 8), (9, 5)),
+        ((2, 2, 3), (4, 5, 6), (6, 5, 9)),  # resampling
+        ((2, 3), (5, 7), None),
+        ((3, 3), (6, 14), (9, 11)),
+        ((3, 3), (6, 11), (6, 8)),  # matmul DFT
+    ],
+)
 def test_spectral_conv_gradients(modes, grid, out_shape):
     # the layer uses a hand-written adjoint for its truncated real FFT: check it numerically
     torch.manual_seed(0)
@@ -81,16 +98,30 @@ def test_spectral_conv_gradients(modes, grid, out_shape):
     with torch.no_grad():
         layer.bias.normal_()
     v = torch.randn(1, channels, *grid, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda v, w, b: torch.func.functional_call(
-        layer, {"weight": w, "bias": b}, (v, out_shape)), (v, layer.weight, layer.bias))
+    assert torch.autograd.gradcheck(
+        lambda v, w, b: torch.func.functional_call(layer, {"weight": w, "bias": b}, (v, out_shape)),
+        (v, layer.weight, layer.bias),
+    )
 
 
 def test_dft_by_matmul_rule_and_both_paths_agree():
     """The last axis goes through a matmul exactly when its length has a prime factor above 5
     (FNO's Darcy grid 85 + 9 = 94 = 2 x 47), and the two evaluations are the same numbers to
     round-off, in the outputs and in the gradients of the input and the weights."""
-    assert [n for n in range(1, 30) if spectral_conv.dft_by_matmul(n)] == [7, 11, 13, 14, 17, 19, 21, 22, 23,
-                                                                             26, 28, 29]
+    assert [n for n in range(1, 30) if spectral_conv.dft_by_matmul(n)] == [
+        7,
+        11,
+        13,
+        14,
+        17,
+        19,
+        21,
+        22,
+        23,
+        26,
+        28,
+        29,
+    ]
     assert spectral_conv.dft_by_matmul(94) and not spectral_conv.dft_by_matmul(150)
     torch.manual_seed(0)
     layer = SpectralConv(3, 2, (6, 7), bias=True).double()
@@ -111,7 +142,7 @@ def test_dft_matrices_cached_in_inference_mode_still_train():
     layer = SpectralConv(1, 1, (3, 3))
     with torch.inference_mode():
         layer(torch.randn(1, 1, 8, 19))
-    layer(torch.randn(1, 1, 8, 19)).sum().backward()      # same cached (n, keep, dtype) matrices
+    layer(torch.randn(1, 1, 8, 19)).sum().backward()  # same cached (n, keep, dtype) matrices
     assert layer.weight.grad is not None
 
 
@@ -157,9 +188,16 @@ def test_grid_embedding_coordinates():
 # FNO
 # ------------------------------------------------------------------------------------------------
 def fno_count(dim, in_ch, modes, width=20, layers=4, proj=128, out=1):
-    spectral = 2 ** (dim - 1) * width * width * modes ** dim * 2
-    return ((in_ch + dim) * width + width + layers * (spectral + width * width + width + 2 * width)
-            + width * proj + proj + proj * out + out)
+    spectral = 2 ** (dim - 1) * width * width * modes**dim * 2
+    return (
+        (in_ch + dim) * width
+        + width
+        + layers * (spectral + width * width + width + 2 * width)
+        + width * proj
+        + proj
+        + proj * out
+        + out
+    )
 
 
 def test_paper_parameter_counts():
@@ -175,8 +213,17 @@ def test_fno2d_shapes_at_several_resolutions(grid):
     torch.manual_seed(0)
     model = models.get("fno2d", modes=6, width=8)
     assert model(torch.randn(2, 10, *grid)).shape == (2, 1, *grid)
-    darcy = models.get("fno2d", in_channels=1, out_channels=2, modes=5, width=8, padding=9,
-                       endpoint=True, norm="none", activation="gelu")
+    darcy = models.get(
+        "fno2d",
+        in_channels=1,
+        out_channels=2,
+        modes=5,
+        width=8,
+        padding=9,
+        endpoint=True,
+        norm="none",
+        activation="gelu",
+    )
     assert darcy(torch.randn(1, 1, *grid)).shape == (1, 2, *grid)
 
 
@@ -204,8 +251,11 @@ def test_fno_at_another_resolution_sees_the_same_function():
     # with all-pass spectral weights and band-limited input, the hidden field on a finer grid is
     # the same function sampled finer: resolution invariance of the Fourier layers
     torch.manual_seed(0)
-    model = models.get("fno2d", in_channels=1, modes=4, width=4, n_layers=1, norm="none",
-                       positional_embedding=False).double().eval()
+    model = (
+        models.get("fno2d", in_channels=1, modes=4, width=4, n_layers=1, norm="none", positional_embedding=False)
+        .double()
+        .eval()
+    )
     f = lambda x, y: torch.sin(2 * math.pi * x) * torch.cos(2 * math.pi * 2 * y)
     coarse = model(f(*grid_coordinates((16, 16), dtype=torch.float64))[None, None])
     fine = model(f(*grid_coordinates((32, 32), dtype=torch.float64))[None, None])
@@ -279,8 +329,12 @@ def _script_spectral(h, layer):
         sy = [slice(0, m[1]), slice(-m[1], None)]
         st = slice(0, m[2])
         # script order weights1..4: (+,+), (-,+), (+,-), (-,-); our corner index is 2 sx + sy
-        blocks = [((sx[0], sy[0], st), w[0]), ((sx[1], sy[0], st), w[2]),
-                  ((sx[0], sy[1], st), w[1]), ((sx[1], sy[1], st), w[3])]
+        blocks = [
+            ((sx[0], sy[0], st), w[0]),
+            ((sx[1], sy[0], st), w[2]),
+            ((sx[0], sy[1], st), w[1]),
+            ((sx[1], sy[1], st), w[3]),
+        ]
         eq = "bixyz,ioxyz->boxyz"
     for idx, wb in blocks:
         out[(slice(None), slice(None)) + idx] = torch.einsum(eq, hf[(slice(None), slice(None)) + idx], wb)
@@ -292,14 +346,15 @@ def _script_fno(model, inp, d):
     4 x [K + W (Conv1d), BatchNorm, ReLU except after the last], fc1, ReLU, fc2."""
     c_data = model.in_channels
     lw = model.lift.weight.detach().flatten(1)
-    fc0_w = torch.cat([lw[:, c_data:], lw[:, :c_data]], dim=1)   # coordinates first
+    fc0_w = torch.cat([lw[:, c_data:], lw[:, :c_data]], dim=1)  # coordinates first
     h = inp @ fc0_w.T + model.lift.bias.detach()
     h = h.movedim(-1, 1)
     for i, (spec, skip, bn) in enumerate(zip(model.spectral, model.skip, model.norms)):
         x1 = _script_spectral(h, spec)
         x2 = torch.nn.functional.conv1d(h.flatten(2), skip.weight.detach().flatten(2), skip.bias.detach()).view_as(h)
-        h = torch.nn.functional.batch_norm(x1 + x2, bn.running_mean, bn.running_var, bn.weight.detach(),
-                                           bn.bias.detach(), training=False, eps=bn.eps)
+        h = torch.nn.functional.batch_norm(
+            x1 + x2, bn.running_mean, bn.running_var, bn.weight.detach(), bn.bias.detach(), training=False, eps=bn.eps
+        )
         if i < 3:
             h = torch.relu(h)
     h = h.movedim(1, -1)
@@ -320,8 +375,9 @@ def _randomise_batchnorm(model):
 
 def test_fno3d_equals_fourier_3d_script_2021_01():
     torch.manual_seed(0)
-    model = _randomise_batchnorm(models.get("fno3d", in_steps=3, out_steps=5, modes=(3, 2, 2), width=6,
-                                            projection_channels=8).double())
+    model = _randomise_batchnorm(
+        models.get("fno3d", in_steps=3, out_steps=5, modes=(3, 2, 2), width=6, projection_channels=8).double()
+    )
     B, S, T_in, T = 2, 10, 3, 5
     x = torch.randn(B, T_in, S, S, dtype=torch.float64)
     # fourier_3d.py: a repeated over T, grids linspace(0, 1, S) and linspace(0, 1, T + 1)[1:], prefixed
@@ -332,16 +388,23 @@ def test_fno3d_equals_fourier_3d_script_2021_01():
     want = _script_fno(model, torch.cat([gx, gy, gt, a], dim=-1), 3)[..., 0].permute(0, 3, 1, 2)
     torch.testing.assert_close(model(x, T), want, rtol=1e-10, atol=1e-10)
     # the 2021-08 options (time padding, t = k / (T - 1)) give a different network
-    padded = models.get("fno3d", in_steps=3, out_steps=5, modes=(3, 2, 2), width=6, projection_channels=8,
-                        time_padding=6, time_coordinate="linspace").double()
+    padded = models.get(
+        "fno3d",
+        in_steps=3,
+        out_steps=5,
+        modes=(3, 2, 2),
+        width=6,
+        projection_channels=8,
+        time_padding=6,
+        time_coordinate="linspace",
+    ).double()
     padded.load_state_dict(model.state_dict())
     assert (padded.eval()(x, T) - want).abs().max() > 1e-6
 
 
 def test_fno2d_equals_fourier_2d_time_script_2021_01():
     torch.manual_seed(0)
-    model = _randomise_batchnorm(models.get("fno2d", in_channels=4, modes=3, width=6,
-                                            projection_channels=8).double())
+    model = _randomise_batchnorm(models.get("fno2d", in_channels=4, modes=3, width=6, projection_channels=8).double())
     B, S = 2, 10
     x = torch.randn(B, 4, S, S, dtype=torch.float64)
     gx = torch.linspace(0, 1, S, dtype=torch.float64).reshape(1, S, 1, 1).repeat(B, 1, S, 1)

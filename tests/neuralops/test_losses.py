@@ -1,4 +1,5 @@
 """Lp and Sobolev norms/errors against analytic values and independent computations."""
+
 import math
 
 import pytest
@@ -32,19 +33,19 @@ def test_periodic_single_fourier_modes(s, box):
     for dim, m in ((1, (3,)), (2, (2, -5)), (3, (1, 0, 4))):
         x = periodic_grid(16, box, dim)
         phase = sum(mi * xi for mi, xi in zip(m, x))
-        k2 = sum(mi ** 2 for mi in m) / box ** 2
-        volume = box ** dim
+        k2 = sum(mi**2 for mi in m) / box**2
+        volume = box**dim
         for wave in (torch.cos, torch.sin):
             u = wave(2 * math.pi * phase / box)[None]
-            expected = volume / 2 * (1 + 4 * math.pi ** 2 * k2) ** s
+            expected = volume / 2 * (1 + 4 * math.pi**2 * k2) ** s
             got = sobolev_norm(u, s, dim=dim, box=box, squared=True)
             assert got.item() == pytest.approx(expected, rel=1e-12)
     # the constant mode and the Nyquist mode (-1)^j are single coefficients of size 1
     u = torch.full((1, 8, 8), 3.0, dtype=F64)
-    assert sobolev_norm(u, s, box=box, squared=True).item() == pytest.approx(9 * box ** 2, rel=1e-12)
+    assert sobolev_norm(u, s, box=box, squared=True).item() == pytest.approx(9 * box**2, rel=1e-12)
     j = torch.arange(8, dtype=F64)
     u = ((-1.0) ** j)[None, None, :].expand(1, 8, 8)
-    expected = box ** 2 * (1 + 4 * math.pi ** 2 * 16 / box ** 2) ** s
+    expected = box**2 * (1 + 4 * math.pi**2 * 16 / box**2) ** s
     assert sobolev_norm(u, s, box=box, squared=True).item() == pytest.approx(expected, rel=1e-12)
 
 
@@ -58,7 +59,7 @@ def test_dirichlet_single_sine_modes(s, box):
     gx, gy = torch.meshgrid(x, x, indexing="ij")
     for m, n in ((1, 1), (3, 7), (15, 2)):
         u = (torch.sin(math.pi * m * gx / box) * torch.sin(math.pi * n * gy / box))[None]
-        expected = box ** 2 / 4 * (1 + math.pi ** 2 * (m ** 2 + n ** 2) / box ** 2) ** s
+        expected = box**2 / 4 * (1 + math.pi**2 * (m**2 + n**2) / box**2) ** s
         got = sobolev_norm(u, s, box=box, boundary="dirichlet", squared=True)
         assert got.item() == pytest.approx(expected, rel=1e-12)
         # the same data with its (zero) boundary nodes
@@ -67,19 +68,22 @@ def test_dirichlet_single_sine_modes(s, box):
         assert got.item() == pytest.approx(expected, rel=1e-12)
     # 1-d
     u = torch.sin(math.pi * 4 * x / box)[None]
-    expected = box / 2 * (1 + math.pi ** 2 * 16 / box ** 2) ** s
-    assert (sobolev_norm(u, s, dim=1, box=box, boundary="dirichlet", squared=True).item()
-            == pytest.approx(expected, rel=1e-12))
+    expected = box / 2 * (1 + math.pi**2 * 16 / box**2) ** s
+    assert sobolev_norm(u, s, dim=1, box=box, boundary="dirichlet", squared=True).item() == pytest.approx(
+        expected, rel=1e-12
+    )
 
 
 def test_sine_coefficients_match_the_dst_matrix():
     torch.manual_seed(0)
     u = torch.randn(3, 7, 9, dtype=F64)
     b = sine_coefficients(u, dim=2)
+
     # independent: invert u = S_x b S_y^T with the explicit DST-I synthesis matrices
     def synthesis(m):
         j = torch.arange(1, m + 1, dtype=F64)
         return torch.sin(math.pi * j[:, None] * j[None, :] / (m + 1))
+
     sx, sy = synthesis(7), synthesis(9)
     torch.testing.assert_close(sx @ b @ sy.T, u, rtol=1e-12, atol=1e-12)
 
@@ -91,7 +95,7 @@ def test_h0_is_the_l2_norm():
         torch.testing.assert_close(sobolev_norm(u, 0.0, box=box), lp_norm(u, 2, box=box))
     # Dirichlet: Parseval for DST-I = rectangle rule with h = L/(M+1) on the interior nodes
     h2 = (2.0 / 13) * (2.0 / 11)
-    expected = (h2 * (u ** 2).sum(dim=(1, 2, 3))).sqrt()
+    expected = (h2 * (u**2).sum(dim=(1, 2, 3))).sqrt()
     torch.testing.assert_close(sobolev_norm(u, 0.0, box=2.0, boundary="dirichlet"), expected)
 
 
@@ -104,7 +108,7 @@ def test_sobolev_norms_are_ordered_in_s():
 
 
 def test_frequency_cutoff():
-    x, = periodic_grid(32, 1.0, 1)
+    (x,) = periodic_grid(32, 1.0, 1)
     low, high = torch.cos(2 * math.pi * 2 * x), torch.sin(2 * math.pi * 9 * x)
     u = (low + high)[None]
     for s in (-1, 1):
@@ -127,7 +131,7 @@ def test_pooling_and_reduction_are_explicit():
     per_frame = sobolev_error(pred, target, 1.0, pool=None, reduction="none")
     assert per_frame.shape == (3, 5)
     per_sample = sobolev_error(pred, target, 1.0, pool="all", reduction="none")
-    torch.testing.assert_close(per_sample, (per_frame ** 2).sum(dim=1).sqrt())  # sum, no 1/n_t
+    torch.testing.assert_close(per_sample, (per_frame**2).sum(dim=1).sqrt())  # sum, no 1/n_t
     assert sobolev_error(pred, target, 1.0, pool=(1,), reduction="sum").item() == pytest.approx(per_sample.sum().item())
     # a pooled norm of T identical frames is sqrt(T) times a frame's norm (no hidden sqrt(n_t))
     frame = torch.randn(1, 1, 8, 8, dtype=F64)
@@ -145,15 +149,24 @@ def test_lp_norms_analytic():
     for p in (1, 2, 3.5):
         assert lp_norm(u, p, box=3.0)[0].item() == pytest.approx(2 * 9 ** (1 / p))
     assert lp_norm(u, math.inf)[0].item() == 2.0
-    x, = periodic_grid(64, 1.0, 1)
+    (x,) = periodic_grid(64, 1.0, 1)
     u = torch.sin(2 * math.pi * x)[None]
     assert lp_norm(u, 2, dim=1).item() == pytest.approx(math.sqrt(0.5), rel=1e-12)
     assert lp_norm(u, 1, dim=1).item() == pytest.approx(2 / math.pi, rel=1e-3)
 
 
-@pytest.mark.parametrize("loss", [
-    LpLoss(), LpLoss(p=1), LpLoss(pool=None), SobolevLoss(s=1), SobolevLoss(s=-1),
-    SobolevLoss(s=2, boundary="dirichlet"), SobolevLoss(s=0.5, k_max=4)])
+@pytest.mark.parametrize(
+    "loss",
+    [
+        LpLoss(),
+        LpLoss(p=1),
+        LpLoss(pool=None),
+        SobolevLoss(s=1),
+        SobolevLoss(s=-1),
+        SobolevLoss(s=2, boundary="dirichlet"),
+        SobolevLoss(s=0.5, k_max=4),
+    ],
+)
 def test_relative_errors_zero_for_equal_inputs_and_scale_invariant(loss):
     torch.manual_seed(0)
     target = torch.randn(3, 2, 12, 12, dtype=F64)
@@ -169,8 +182,9 @@ def test_absolute_errors_and_modules_agree_with_functions():
     target = torch.randn(3, 12, 12, dtype=F64)
     pred = target + 0.2 * torch.randn_like(target)
     torch.testing.assert_close(LpLoss(relative=False, box=2.0)(pred, target), lp_error(pred, target, box=2.0))
-    torch.testing.assert_close(SobolevLoss(s=-1, relative=False, squared=True)(pred, target),
-                               sobolev_error(pred, target, -1, squared=True))
+    torch.testing.assert_close(
+        SobolevLoss(s=-1, relative=False, squared=True)(pred, target), sobolev_error(pred, target, -1, squared=True)
+    )
     assert lp_error(pred, pred).item() == 0.0
     # absolute errors scale linearly
     torch.testing.assert_close(lp_error(3 * pred, 3 * target), 3 * lp_error(pred, target))

@@ -1,4 +1,5 @@
 """MgNO, its learned multigrid V-cycle and the boundary-aware (transposed) convolutions it uses."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -23,7 +24,7 @@ def expected_mgno_count(c_in, c_out, channels, layers, smoothing, bias_resolutio
         smoother_convs = 2 * sum(steps) - 1  # every step has A and S, except the very first (S only)
         total += smoother_convs * 9 * cu * cf
         total += (levels - 1) * (9 * cu * cu + 9 * cf * cf + 16 * cu * cu)
-        total += cf * cu + bias_resolution ** 2 * cu  # W (1x1, no bias) + function-valued bias
+        total += cf * cu + bias_resolution**2 * cu  # W (1x1, no bias) + function-valued bias
     return total + channels * c_out  # head, no bias
 
 
@@ -38,6 +39,7 @@ def perturb(model, scale=0.02, seed=0):
 
 # ---------------------------------------------------------------- parameter counts
 
+
 def test_darcy_configuration_has_the_published_parameter_count():
     model = models.get("mgno")
     assert isinstance(model, MgNO)
@@ -46,14 +48,23 @@ def test_darcy_configuration_has_the_published_parameter_count():
     assert expected_mgno_count(1, 1, 24, 4, DARCY_SMOOTHING) == 572_661
 
 
-@pytest.mark.parametrize("config", [
-    dict(in_channels=3, out_channels=2, channels=8, num_layers=2, smoothing=[(2, 1), (1, 1), (3, 0)]),
-    dict(in_channels=1, out_channels=1, channels=5, num_layers=3, smoothing=[(1, 0)], bias_resolution=4),
-])
+@pytest.mark.parametrize(
+    "config",
+    [
+        dict(in_channels=3, out_channels=2, channels=8, num_layers=2, smoothing=[(2, 1), (1, 1), (3, 0)]),
+        dict(in_channels=1, out_channels=1, channels=5, num_layers=3, smoothing=[(1, 0)], bias_resolution=4),
+    ],
+)
 def test_parameter_count_matches_closed_form(config):
     model = models.get("mgno", **config)
-    expected = expected_mgno_count(config["in_channels"], config["out_channels"], config["channels"],
-                                   config["num_layers"], config["smoothing"], config.get("bias_resolution", 1))
+    expected = expected_mgno_count(
+        config["in_channels"],
+        config["out_channels"],
+        config["channels"],
+        config["num_layers"],
+        config["smoothing"],
+        config.get("bias_resolution", 1),
+    )
     assert n_params(model) == expected
 
 
@@ -72,6 +83,7 @@ def test_time_stepper_count_and_residual_on_last_frame():
 
 
 # ---------------------------------------------------------------- shapes and resolutions
+
 
 @pytest.mark.parametrize("mode", ["zeros", "circular", "reflect"])
 @pytest.mark.parametrize("size", [(64, 64), (64, 96), (128, 64)])
@@ -109,6 +121,7 @@ def test_bad_configuration_is_rejected_with_the_bad_value():
 
 # ---------------------------------------------------------------- symmetry and structure
 
+
 def test_circular_mgno_commutes_with_rolls_to_round_off():
     torch.manual_seed(0)
     smoothing = [(1, 1), (1, 1), (1, 0), (2, 0)]  # 4 levels: rolls by multiples of 8
@@ -126,8 +139,9 @@ def test_circular_mgno_commutes_with_rolls_to_round_off():
 
 
 def test_time_stepper_commutes_with_rolls():
-    model = perturb(models.get("mgno_ts", time_history=2, fields=1, channels=4, num_layers=2,
-                               smoothing=[(1, 0), (1, 0), (1, 0)])).double()
+    model = perturb(
+        models.get("mgno_ts", time_history=2, fields=1, channels=4, num_layers=2, smoothing=[(1, 0), (1, 0), (1, 0)])
+    ).double()
     x = torch.randn(1, 2, 16, 16, dtype=torch.float64)
     assert torch.allclose(model(torch.roll(x, (4, 12), (2, 3))), torch.roll(model(x), (4, 12), (2, 3)), atol=1e-12)
 
@@ -142,18 +156,19 @@ def test_two_level_vcycle_is_the_documented_sequence_of_operations():
     cycle = MultigridVCycle(2, 3, [(2, 1), (1, 0)], padding_mode="zeros").double()
     f = torch.randn(1, 2, 10, 9, dtype=torch.float64)
     pre0, post0, pre1 = cycle.pre_smoothers[0], cycle.post_smoothers[0], cycle.pre_smoothers[1]
-    u0 = pre0[0].S(f)                                          # u = S f
-    u0 = u0 + pre0[1].S(f - pre0[1].A(u0))                     # u <- u + S (f - A u)
-    f1 = cycle.restrict_f[0](f)                                # restrict f, not the residual
+    u0 = pre0[0].S(f)  # u = S f
+    u0 = u0 + pre0[1].S(f - pre0[1].A(u0))  # u <- u + S (f - A u)
+    f1 = cycle.restrict_f[0](f)  # restrict f, not the residual
     u1 = cycle.restrict_u[0](u0)
     u1 = u1 + pre1[0].S(f1 - pre1[0].A(u1))
     assert f1.shape[-2:] == (5, 5)
-    u0 = u0 + cycle.prolong[0](u1, output_size=(10, 9))        # prolongate and add
-    u0 = u0 + post0[0].S(f - post0[0].A(u0))                   # post-smoothing
+    u0 = u0 + cycle.prolong[0](u1, output_size=(10, 9))  # prolongate and add
+    u0 = u0 + post0[0].S(f - post0[0].A(u0))  # post-smoothing
     assert torch.allclose(cycle(f), u0, atol=1e-13)
 
 
 # ---------------------------------------------------------------- boundary-aware building blocks
+
 
 @pytest.mark.parametrize("kernel_size", [4, 3, 5])  # 4: the padded fast path; 3, 5: the wrap-around fold
 def test_circular_transposed_convolution_equals_transposed_convolution_of_the_periodic_extension(kernel_size):
@@ -169,7 +184,7 @@ def test_circular_transposed_convolution_equals_transposed_convolution_of_the_pe
     with torch.no_grad():
         ones.weight.fill_(1.0)
     y = ones(torch.ones(1, 1, 5, 7, dtype=torch.float64), output_size=(9, 13))
-    assert y.shape[-2:] == (9, 13) and y.sum() == kernel_size ** 2 * 35
+    assert y.shape[-2:] == (9, 13) and y.sum() == kernel_size**2 * 35
 
 
 def test_zero_transposed_convolution_matches_torch_and_handles_odd_sizes():
@@ -207,6 +222,7 @@ def test_periodic_function_valued_bias_interpolates_its_values():
 
 # ---------------------------------------------------------------- training
 
+
 def test_a_few_optimisation_steps_reduce_the_loss():
     torch.manual_seed(0)
     model = models.get("mgno", channels=8, num_layers=2, smoothing=[(1, 0), (1, 0), (2, 0)])
@@ -233,8 +249,9 @@ def test_a_few_optimisation_steps_reduce_the_loss():
 def _circ(x, conv, stride=1, mode="circular"):
     if mode == "zeros":
         return F.conv2d(x, conv.weight, conv.bias, stride=stride, padding=1)
-    return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="circular"), conv.weight,
-                    None if conv.bias is None else conv.bias, stride=stride)
+    return F.conv2d(
+        F.pad(x, (1, 1, 1, 1), mode="circular"), conv.weight, None if conv.bias is None else conv.bias, stride=stride
+    )
 
 
 def _ref_mgconv(f, vc, smoothing, mode="circular"):
@@ -243,18 +260,18 @@ def _ref_mgconv(f, vc, smoothing, mode="circular"):
     u = None
     for level, (_pre, _post) in enumerate(smoothing):
         if level > 0:
-            u = _circ(u, vc.restrict_u[level - 1], 2, mode)   # Pi
-            f = _circ(f, vc.restrict_f[level - 1], 2, mode)   # R (the right-hand side itself)
+            u = _circ(u, vc.restrict_u[level - 1], 2, mode)  # Pi
+            f = _circ(f, vc.restrict_f[level - 1], 2, mode)  # R (the right-hand side itself)
         for i, step in enumerate(vc.pre_smoothers[level]):
             if level == 0 and i == 0:
-                u = _circ(f, step.S, 1, mode)                             # MgIte_init
+                u = _circ(f, step.S, 1, mode)  # MgIte_init
             else:
-                u = u + _circ(f - _circ(u, step.A, 1, mode), step.S, 1, mode)      # MgIte
+                u = u + _circ(f - _circ(u, step.A, 1, mode), step.S, 1, mode)  # MgIte
         us.append(u)
         fs.append(f)
     for j in range(levels - 2, -1, -1):
         rt = F.conv_transpose2d(us[j + 1], vc.prolong[j].weight, stride=2, padding=1)
-        if vc.norms is None:                                       # MgConv_DC: no LayerNorm
+        if vc.norms is None:  # MgConv_DC: no LayerNorm
             us[j] = us[j] + rt
         else:
             norm = vc.norms[j]
@@ -275,7 +292,7 @@ def test_mgno_ns_reference_parameter_count():
     assert n_params(model) == 2_885_194
     assert n_params(models.get("mgno_ns", bias=False)) == 2_883_300
     ln = sum(p.numel() for name, p in model.named_parameters() if ".norms." in name)
-    assert ln == 5 * 2 * 32 * (64 ** 2 + 32 ** 2 + 16 ** 2 + 8 ** 2) == 1_740_800
+    assert ln == 5 * 2 * 32 * (64**2 + 32**2 + 16**2 + 8**2) == 1_740_800
 
 
 @pytest.mark.parametrize("bias", [True, False])
@@ -290,8 +307,15 @@ def test_mgno_ns_equals_the_reference_functional_form(bias):
     x = torch.randn(2, 1, 16, 16, dtype=torch.float64)
     torch.testing.assert_close(model(x), _ref_mgno_ns(model, x, smoothing), rtol=1e-12, atol=1e-12)
     # the toolkit's periodic prolongation is a different operator (so the test is sharp)
-    wrapped = models.get("mgno_ns", channels=4, num_layers=2, smoothing=smoothing, resolution=16, bias=bias,
-                         prolong_padding_mode="circular").double()
+    wrapped = models.get(
+        "mgno_ns",
+        channels=4,
+        num_layers=2,
+        smoothing=smoothing,
+        resolution=16,
+        bias=bias,
+        prolong_padding_mode="circular",
+    ).double()
     wrapped.load_state_dict(model.state_dict())
     assert (wrapped(x) - model(x)).abs().max() > 1e-6
 

@@ -1,4 +1,5 @@
 """bf16 autocast: spectral layers keep their FFTs in float32 (no bf16 FFT kernels, too few bits)."""
+
 import torch
 
 from neuralops import models
@@ -33,10 +34,18 @@ def test_fno_trains_one_step_under_bf16_autocast():
 def test_sfno_and_mgno_ns_train_one_step_under_bf16_autocast():
     # SFNO's backward-normalised FFTs and its time resampling run in float32 under autocast
     torch.manual_seed(0)
-    cases = [(models.get("sfno", modes_x=3, modes_y=3, modes_t=2, width=6, latent_steps=4, out_steps=3),
-              torch.randn(2, 5, 12, 12), lambda m, x: m(x, 3)),
-             (models.get("mgno_ns", channels=4, num_layers=1, smoothing=[(1, 0), (2, 0)], resolution=16),
-              torch.randn(2, 1, 16, 16), lambda m, x: m(x))]
+    cases = [
+        (
+            models.get("sfno", modes_x=3, modes_y=3, modes_t=2, width=6, latent_steps=4, out_steps=3),
+            torch.randn(2, 5, 12, 12),
+            lambda m, x: m(x, 3),
+        ),
+        (
+            models.get("mgno_ns", channels=4, num_layers=1, smoothing=[(1, 0), (2, 0)], resolution=16),
+            torch.randn(2, 1, 16, 16),
+            lambda m, x: m(x),
+        ),
+    ]
     for net, x, call in cases:
         ref = call(net, x)
         with torch.autocast("cpu", dtype=torch.bfloat16):

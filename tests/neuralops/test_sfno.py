@@ -1,5 +1,6 @@
 """SFNO: parity with an independent statement of torch-cfd's SFNO, parameter count, shapes,
 refinement API (latent/head/widen), equivariance, training."""
+
 import math
 
 import pytest
@@ -78,9 +79,9 @@ def _conv(v, conv):
 
 def _ref_sfno(model, x, t_out, width, latent_steps, modes, beta, lift_activation=True):
     bsz, t_in, nx, ny = x.shape
-    u = x.permute(0, 2, 3, 1)[:, None]                          # (b, 1, x, y, t)
+    u = x.permute(0, 2, 3, 1)[:, None]  # (b, 1, x, y, t)
     gx, gy = torch.linspace(0, 1, nx, dtype=x.dtype), torch.linspace(0, 1, ny, dtype=x.dtype)
-    gt = torch.linspace(0, 1, 101, dtype=x.dtype)[1:t_in + 1]
+    gt = torch.linspace(0, 1, 101, dtype=x.dtype)[1 : t_in + 1]
     gx3, gy3, gt3 = torch.meshgrid(gx, gy, gt, indexing="ij")
     pe = [gx3, gy3, gt3]
     for k in range(width - 3):
@@ -101,7 +102,7 @@ def _ref_sfno(model, x, t_out, width, latent_steps, modes, beta, lift_activation
         x1 = _conv(F.gelu(_conv(_ref_spectral(v, ws, modes, v.shape[-1]), mlp.hidden)), mlp.out)
         v = F.gelu(x1 + _conv(v, skip))
     v = _conv(v, model.reduce)
-    v = torch.cat([u[..., -1:], v], dim=-1)                      # OutConv: one context frame
+    v = torch.cat([u[..., -1:], v], dim=-1)  # OutConv: one context frame
     ws, b = _ref_weights(model.output_layer)
     v = _ref_spectral(v, ws, modes, t_out + 1, bias=b, delta=0.1, temporal_padding=True)
     return (u[..., -1:] + v[..., -t_out:]).squeeze(1).permute(0, 3, 1, 2)
@@ -111,8 +112,9 @@ def _ref_sfno(model, x, t_out, width, latent_steps, modes, beta, lift_activation
 def test_forward_equals_the_reference_functional_form(t_in, t_out, lift_activation):
     torch.manual_seed(0)
     width, latent, modes = 6, 5, (3, 2, 2)
-    model = SFNO(*modes, width, latent_steps=latent, out_steps=t_out, beta=0.02,
-                 lift_activation=lift_activation).double()
+    model = SFNO(
+        *modes, width, latent_steps=latent, out_steps=t_out, beta=0.02, lift_activation=lift_activation
+    ).double()
     with torch.no_grad():  # non-trivial norm, bias and output bias
         for p in (model.lift_norm.weight, model.lift_norm.bias, model.output_layer.bias):
             p.normal_()

@@ -1,4 +1,5 @@
 """SineNet and the periodic-aware resampling it uses."""
+
 import math
 
 import pytest
@@ -22,6 +23,7 @@ def tiny(**kw):
 
 # ---------------------------------------------------------------- parameter counts
 
+
 def test_sinenet8_on_incompressible_navier_stokes_has_the_published_count():
     assert sinenet_channels(64, 1.425) == [64, 91, 129, 185, 263]
     with torch.device("meta"):  # count only: no memory, no forward pass
@@ -31,8 +33,9 @@ def test_sinenet8_on_incompressible_navier_stokes_has_the_published_count():
     assert sinenet_parameter_count(8, 1.425) == 35_490_219
 
 
-@pytest.mark.parametrize("waves, channels", [(6, [64, 96, 144, 216, 324]), (4, [64, 103, 166, 267, 431]),
-                                             (2, [64, 115, 209, 377, 683])])
+@pytest.mark.parametrize(
+    "waves, channels", [(6, [64, 96, 144, 216, 324]), (4, [64, 103, 166, 267, 431]), (2, [64, 115, 209, 377, 683])]
+)
 def test_fewer_waves_keep_the_budget_with_the_papers_multipliers(waves, channels):
     assert sinenet_channels(64, WAVE_MULTIPLIERS[waves]) == channels
     with torch.device("meta"):
@@ -45,13 +48,20 @@ def test_fewer_waves_keep_the_budget_with_the_papers_multipliers(waves, channels
 def test_closed_form_count_covers_the_ablations():
     for kw in (dict(disentangle=False), dict(num_levels=3), dict(time_history=2)):
         model = tiny(**kw)
-        expected = sinenet_parameter_count(2, 1.5, in_channels=model.time_history * 3, out_channels=3,
-                                           hidden_channels=8, num_levels=model.num_levels,
-                                           disentangle=kw.get("disentangle", True))
+        expected = sinenet_parameter_count(
+            2,
+            1.5,
+            in_channels=model.time_history * 3,
+            out_channels=3,
+            hidden_channels=8,
+            num_levels=model.num_levels,
+            disentangle=kw.get("disentangle", True),
+        )
         assert n_params(model) == expected
 
 
 # ---------------------------------------------------------------- shapes
+
 
 @pytest.mark.parametrize("size", [(16, 16), (32, 48), (64, 64)])
 def test_output_shapes(size):
@@ -77,6 +87,7 @@ def test_bad_input_is_rejected_with_the_bad_value():
 
 # ---------------------------------------------------------------- periodic symmetry
 
+
 def test_circular_sinenet_commutes_with_rolls_to_round_off():
     torch.manual_seed(0)
     model = tiny().double()
@@ -98,8 +109,9 @@ def test_periodic_upsampling_interpolates_the_periodic_extension(mode):
     fine = upsample(x, 2, mode, periodic=True)
     assert torch.allclose(fine, reference, atol=1e-13)
     # rolling the coarse field by one cell rolls the fine field by two
-    assert torch.allclose(upsample(torch.roll(x, (1, -1), (2, 3)), 2, mode, periodic=True),
-                          torch.roll(fine, (2, -2), (2, 3)), atol=1e-13)
+    assert torch.allclose(
+        upsample(torch.roll(x, (1, -1), (2, 3)), 2, mode, periodic=True), torch.roll(fine, (2, -2), (2, 3)), atol=1e-13
+    )
 
 
 def test_periodic_bicubic_upsampling_is_accurate_up_to_the_boundary():
@@ -127,6 +139,7 @@ def test_average_pooling_requires_even_sizes():
 
 
 # ---------------------------------------------------------------- training
+
 
 def test_a_few_optimisation_steps_reduce_the_loss():
     torch.manual_seed(0)
@@ -192,16 +205,18 @@ def _ref_sinenet(model, frames):
         g = xs.pop(-1)
         for dec in wave.decoder:
             up = F.interpolate(F.pad(g, (2, 2, 2, 2), mode="circular"), scale_factor=2, mode="bicubic")[..., 4:-4, 4:-4]
-            g = _ref_block(torch.cat([xs.pop(-1), up], dim=1), dec.block) + F.conv2d(up, dec.shortcut.weight,
-                                                                                   dec.shortcut.bias)
+            g = _ref_block(torch.cat([xs.pop(-1), up], dim=1), dec.block) + F.conv2d(
+                up, dec.shortcut.weight, dec.shortcut.bias
+            )
         x = x0 + g
     return _cconv(x, model.project)
 
 
 def test_sinenet_equals_the_reference_functional_form():
     torch.manual_seed(0)
-    model = models.get("sinenet", in_fields=3, time_history=2, hidden_channels=6, num_waves=2,
-                       multiplier=1.5, num_levels=3).double()
+    model = models.get(
+        "sinenet", in_fields=3, time_history=2, hidden_channels=6, num_waves=2, multiplier=1.5, num_levels=3
+    ).double()
     with torch.no_grad():
         for mod in model.modules():
             if isinstance(mod, torch.nn.GroupNorm):

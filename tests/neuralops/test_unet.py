@@ -1,4 +1,5 @@
 """The modern (PDEArena-style) U-Net baseline."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -151,8 +152,11 @@ def test_unetmod64_count_is_pdearenas():
     model = models.get("unet_mod")
     assert pdearena_unet_count(12, 3, 64, (1, 2, 2, 4), 2) == 144_263_683
     assert n_params(model) == 144_263_683
-    widths = [m.shortcut.out_channels for m in model.down if hasattr(m, "shortcut") and
-              isinstance(m.shortcut, torch.nn.Conv2d)]
+    widths = [
+        m.shortcut.out_channels
+        for m in model.down
+        if hasattr(m, "shortcut") and isinstance(m.shortcut, torch.nn.Conv2d)
+    ]
     assert widths == [128, 256, 1024]  # compounding: 64 -> 64 -> 128 -> 256 -> 1024
     assert model.head_norm.num_groups == 8
 
@@ -161,8 +165,7 @@ def _res(x, block):
     gn1, conv1, gn2, conv2 = block.residual[0], block.residual[2], block.residual[3], block.residual[5]
     h = F.conv2d(F.gelu(F.group_norm(x, 1, gn1.weight, gn1.bias)), conv1.weight, conv1.bias, padding=1)
     h = F.conv2d(F.gelu(F.group_norm(h, 1, gn2.weight, gn2.bias)), conv2.weight, conv2.bias, padding=1)
-    sc = x if isinstance(block.shortcut, torch.nn.Identity) else F.conv2d(x, block.shortcut.weight,
-                                                                            block.shortcut.bias)
+    sc = x if isinstance(block.shortcut, torch.nn.Identity) else F.conv2d(x, block.shortcut.weight, block.shortcut.bias)
     return h + sc
 
 
@@ -206,5 +209,6 @@ def test_unet_mod_equals_the_reference_functional_form():
     x = torch.randn(2, 6, 16, 16, dtype=torch.float64)
     torch.testing.assert_close(model(x), _ref_unetmod(model, x, mults, 2), rtol=1e-12, atol=1e-12)
     # the toolkit's own unet is a different network
-    assert n_params(models.get("unet", time_history=2, in_fields=3, hidden_channels=8,
-                               channel_multipliers=mults)) != n_params(model)
+    assert n_params(
+        models.get("unet", time_history=2, in_fields=3, hidden_channels=8, channel_multipliers=mults)
+    ) != n_params(model)

@@ -4,6 +4,7 @@ numbers of another protocol (a 10-sample, 3-epoch run is not the paper's 1000-sa
 The prediction step (:func:`train.module.predict_split`) is replaced by fixed arrays so that only
 the report logic runs; the data file is a real data-contract file with FNO Navier-Stokes provenance.
 """
+
 import numpy as np
 import pytest
 
@@ -14,10 +15,16 @@ from datagen.dataset import DatasetWriter, FieldSpec, Grid  # noqa: E402
 
 def _ns_file(path, n=2, T=50, s=8):
     x = np.arange(s) / s
-    with DatasetWriter(path, pde="navier_stokes_2d", spec={"recipe": "fno", "viscosity": 1e-3}, n_samples=n, seed=0,
-                       fields={"vorticity": FieldSpec((T, s, s), "state")},
-                       grid=Grid({"x": x, "y": x, "t": np.arange(1.0, T + 1)}, {"x": "periodic", "y": "periodic"}),
-                       solver=[]) as w:
+    with DatasetWriter(
+        path,
+        pde="navier_stokes_2d",
+        spec={"recipe": "fno", "viscosity": 1e-3},
+        n_samples=n,
+        seed=0,
+        fields={"vorticity": FieldSpec((T, s, s), "state")},
+        grid=Grid({"x": x, "y": x, "t": np.arange(1.0, T + 1)}, {"x": "periodic", "y": "periodic"}),
+        solver=[],
+    ) as w:
         for i in range(n):
             w.write(i, {"vorticity": np.random.default_rng(i).standard_normal((T, s, s))})
     return str(path)
@@ -32,18 +39,35 @@ def _fake_predict(path, n_train, epochs, s=8):
 
     with open_dataset(path) as ds:
         g = ContractGrid.from_dataset(ds)
-    grid = ContractGrid(tuple(a for a in g.axes if a.name in ("x", "y")), g.times)   # as predict_split gives it
+    grid = ContractGrid(tuple(a for a in g.axes if a.name in ("x", "y")), g.times)  # as predict_split gives it
 
     def predict_split(ckpt, data=None, split="test", batch_size=None, device="cpu", progress=None):
         if progress is not None:
             progress(0, 1)
             progress(1, 1)
-        return {"prediction": target * 1.1, "target": target, "input": target[:, :10], "indices": np.array([0, 1]),
-                "path": path, "grid": grid,
-                "io": {"layout": "trajectory", "t_in": 10, "t_out": 40, "start": 0, "train_path": path,
-                       "inputs": ["vorticity"]},
-                "model_name": "fno3d", "train_resolution": [s, s], "resolution": [s, s], "n_train": n_train,
-                "epochs": epochs, "global_step": 3}
+        return {
+            "prediction": target * 1.1,
+            "target": target,
+            "input": target[:, :10],
+            "indices": np.array([0, 1]),
+            "path": path,
+            "grid": grid,
+            "io": {
+                "layout": "trajectory",
+                "t_in": 10,
+                "t_out": 40,
+                "start": 0,
+                "train_path": path,
+                "inputs": ["vorticity"],
+            },
+            "model_name": "fno3d",
+            "train_resolution": [s, s],
+            "resolution": [s, s],
+            "n_train": n_train,
+            "epochs": epochs,
+            "global_step": 3,
+        }
+
     return predict_split
 
 
@@ -67,6 +91,7 @@ def run_eval(tmp_path, monkeypatch, capsys):
         out = tmp_path / f"report_{n_train}_{epochs}_{len(extra)}"
         assert main(["--ckpt", str(ckpt), "--data", data, "--out", str(out), "--no-progress", *extra]) == 0
         return (out / "report.md").read_text(), capsys.readouterr().out
+
     return run
 
 
@@ -99,5 +124,6 @@ def test_a_setting_whose_protocol_is_not_known_says_so(run_eval):
     other = next(k for k, v in SETTINGS.items() if k not in FNO_NS_PROTOCOLS and v["layout"] == "trajectory")
     report, _ = run_eval(10, 3, "--setting", other)
     rows = [line for line in report.splitlines() if line.startswith("| ") and "(published" in line]
-    assert rows and all("(published; protocol not checked (this run: 10 training samples, 3 epoch(s)))" in r
-                        for r in rows)
+    assert rows and all(
+        "(published; protocol not checked (this run: 10 training samples, 3 epoch(s)))" in r for r in rows
+    )

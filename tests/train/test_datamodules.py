@@ -1,4 +1,5 @@
 """Data modules: windows, splits, normalisation, loaders and config checks against the raw files."""
+
 import h5py
 import numpy as np
 import pytest
@@ -21,7 +22,7 @@ def steady_file(tmp_path_factory):
 
 
 def raw(path, name):
-    with h5py.File(path, "r") as f:   # the file itself, not the reader under test
+    with h5py.File(path, "r") as f:  # the file itself, not the reader under test
         return f["fields"][name][()]
 
 
@@ -43,11 +44,12 @@ def test_direct_protocol_windows_match_raw_frames(traj_file):
 
 
 def test_autoregressive_windows_every_start_and_protocol_eval(traj_file):
-    dm = TrajectoryDataModule(traj_file, train="0:4", val="8:12", mode="autoregressive", t_in=4, t_out=4,
-                              history=2, unroll=3)
+    dm = TrajectoryDataModule(
+        traj_file, train="0:4", val="8:12", mode="autoregressive", t_in=4, t_out=4, history=2, unroll=3
+    )
     w = raw(traj_file, "vorticity")
     train = dm.make_dataset("train")
-    starts = list(range(0, 8 - 2 - 3 + 1))            # every start time that fits history + unroll
+    starts = list(range(0, 8 - 2 - 3 + 1))  # every start time that fits history + unroll
     assert len(train) == 4 * len(starts)
     seen = set()
     for k in range(len(train)):
@@ -55,11 +57,11 @@ def test_autoregressive_windows_every_start_and_protocol_eval(traj_file):
         # the values encode (trajectory, frame): 100 i + t + 0.01 pattern
         v = int(round(float(x[0, 0].mean())))
         i, s = v // 100, v % 100
-        np.testing.assert_array_equal(x[:, 0].numpy(), w[i, s:s + 2])
-        np.testing.assert_array_equal(y[:, 0].numpy(), w[i, s + 2:s + 5])
+        np.testing.assert_array_equal(x[:, 0].numpy(), w[i, s : s + 2])
+        np.testing.assert_array_equal(y[:, 0].numpy(), w[i, s + 2 : s + 5])
         seen.add((i, s))
     assert seen == {(i, s) for i in range(4) for s in starts}
-    val = dm.make_dataset("val")                       # fixed protocol window: t_in frames, then t_out
+    val = dm.make_dataset("val")  # fixed protocol window: t_in frames, then t_out
     x, y = val[0]
     assert x.shape[0] == 4 and y.shape[0] == 4
     np.testing.assert_array_equal(x[:, 0].numpy(), w[8, 0:4])
@@ -81,10 +83,10 @@ def test_normalisation_statistics_from_train_split_only(traj_file, steady_file):
     dm = TrajectoryDataModule(traj_file, train="0:8", test="-2:", mode="direct", t_in=3, t_out=2, start=1)
     mean, std = dm.normalization_statistics()["state"]
     w = raw(traj_file, "vorticity").astype(np.float64)
-    train = w[[0, 1, 2, 3, 4, 6, 7], 1:6]             # trajectory 5 is invalid; frames of the windows only
+    train = w[[0, 1, 2, 3, 4, 6, 7], 1:6]  # trajectory 5 is invalid; frames of the windows only
     np.testing.assert_allclose(mean, [train.mean()], rtol=1e-12)
     np.testing.assert_allclose(std, [train.std()], rtol=1e-10)
-    assert abs(mean[0] - w.mean()) > 50               # the whole file would give a very different mean
+    assert abs(mean[0] - w.mean()) > 50  # the whole file would give a very different mean
     sdm = SteadyDataModule(steady_file, train="0:16", test="16:24", outputs=["u", "v"], stats_chunk=5)
     st = sdm.normalization_statistics()
     a, u, v = (raw(steady_file, k).astype(np.float64)[:16] for k in ("a", "u", "v"))
@@ -122,7 +124,7 @@ def test_channel_normalizer_and_running_stats():
 def test_splits_ranges_files_and_overlap(traj_file, steady_file, tmp_path):
     other = str(write_trajectories(tmp_path / "other.h5", n=5, frames=8, res=8))
     dm = TrajectoryDataModule(traj_file, train="2:6", val=f"{other}[1:3]", test=other, mode="direct", t_in=2)
-    assert dm.splits["train"].indices.tolist() == [2, 3, 4]          # 5 is invalid
+    assert dm.splits["train"].indices.tolist() == [2, 3, 4]  # 5 is invalid
     assert dm.splits["val"].indices.tolist() == [1, 2] and dm.splits["val"].path == other
     assert dm.splits["test"].indices.tolist() == [0, 1, 2, 3, 4]
     x, _ = dm.make_dataset("val")[0]
@@ -157,7 +159,7 @@ def test_samplers_split_global_batches_across_ranks(steady_file):
         dm.trainer = FakeTrainer(rank)
         per_rank.append([b for b in dm._loader(list(range(16)), True, 4)])
     dm.trainer = None
-    for k, batch in enumerate(one):   # the two ranks' batches k together are the single process's batch k
+    for k, batch in enumerate(one):  # the two ranks' batches k together are the single process's batch k
         assert sorted(batch.tolist()) == sorted(per_rank[0][k].tolist() + per_rank[1][k].tolist())
 
 

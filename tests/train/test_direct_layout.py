@@ -1,6 +1,7 @@
 """Direct trajectory models (SFNO, FNO-3D) take and give the data layout ``(B, T, 1, X, Y)``: the training
 module no longer drops the field axis (``x_n[:, :, 0]``) and adds it back (``unsqueeze(2)``). Same
 outputs and gradients bit for bit, and the same trained weights for the same seed as the former adapter."""
+
 import lightning.pytorch as pl
 import pytest
 import torch
@@ -10,8 +11,10 @@ from neuralops import models
 from train.data import TrajectoryDataModule
 from train.module import NeuralOperatorModule
 
-TINY = {"sfno": {"modes_x": 4, "modes_y": 4, "modes_t": 2, "width": 6, "mlp_channels": 8, "latent_steps": 4},
-        "fno3d": {"width": 6, "modes": 3, "n_layers": 2, "projection_channels": 8, "in_steps": 4, "out_steps": 6}}
+TINY = {
+    "sfno": {"modes_x": 4, "modes_y": 4, "modes_t": 2, "width": 6, "mlp_channels": 8, "latent_steps": 4},
+    "fno3d": {"width": 6, "modes": 3, "n_layers": 2, "projection_channels": 8, "in_steps": 4, "out_steps": 6},
+}
 
 
 @pytest.mark.parametrize("name", sorted(TINY))
@@ -30,7 +33,7 @@ def test_data_layout_gives_the_same_outputs_and_gradients(name):
     for g5, p in zip(grads5, model.parameters()):
         assert torch.equal(g5, p.grad)
     with pytest.raises(ValueError, match=r"\(B, T_in"):
-        model(torch.randn(3, 4, 2, 16, 16), 6)          # two fields: not these models' contract
+        model(torch.randn(3, 4, 2, 16, 16), 6)  # two fields: not these models' contract
 
 
 class FormerAdapter(NeuralOperatorModule):
@@ -52,8 +55,16 @@ def test_trained_weights_are_those_of_the_former_adapter(tmp_path, name):
         pl.seed_everything(3)
         dm = TrajectoryDataModule(str(path), train="0:6", val="6:8", mode="direct", t_in=4, t_out=6, batch_size=3)
         m = cls(name, cfg, data_io=dm.io, lr=3e-3)
-        pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                   enable_model_summary=False, deterministic=True, max_epochs=2).fit(m, dm)
+        pl.Trainer(
+            accelerator="cpu",
+            devices=1,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            deterministic=True,
+            max_epochs=2,
+        ).fit(m, dm)
         return m.state_dict()
 
     new, old = fit(NeuralOperatorModule), fit(FormerAdapter)

@@ -2,6 +2,7 @@
 the real generators, evaluated through the CLI; the PNGs are checked against figures rebuilt from
 the checkpoint's predictions (same pixels), their size against ``figsize * DPI``, the panels and
 colour scales against the definitions in :mod:`train.plots`."""
+
 import logging
 import os
 
@@ -18,11 +19,36 @@ def _train(tmp, config, data, split, model_config, extra=()):
     from train.cli import main as train_main
 
     root = str(tmp / config)
-    assert train_main(["fit", "--config", config, "--data.init_args.path", data, *split,
-                       "--model.model_config", model_config, "--trainer.max_epochs", "1",
-                       "--trainer.accelerator", "cpu", "--trainer.default_root_dir", root,
-                       "--checkpoint.dirpath", root + "/ckpt", "--trainer.enable_progress_bar", "false",
-                       "--trainer.enable_model_summary", "false", "--trainer.logger", "false", *extra]) == 0
+    assert (
+        train_main(
+            [
+                "fit",
+                "--config",
+                config,
+                "--data.init_args.path",
+                data,
+                *split,
+                "--model.model_config",
+                model_config,
+                "--trainer.max_epochs",
+                "1",
+                "--trainer.accelerator",
+                "cpu",
+                "--trainer.default_root_dir",
+                root,
+                "--checkpoint.dirpath",
+                root + "/ckpt",
+                "--trainer.enable_progress_bar",
+                "false",
+                "--trainer.enable_model_summary",
+                "false",
+                "--trainer.logger",
+                "false",
+                *extra,
+            ]
+        )
+        == 0
+    )
     return root + "/ckpt/last.ckpt"
 
 
@@ -34,9 +60,13 @@ def darcy_ckpt(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("darcy")
     data = str(tmp / "darcy.h5")
     assert gen_main(["darcy", "--n", "10", "--resolution", "17", "--out", data, "--no-progress"]) == 0
-    return _train(tmp, "darcy_fno", data, ["--data.init_args.train", "0:6", "--data.init_args.test", "6:10",
-                                           "--data.init_args.batch_size", "3"],
-                  "{modes: 4, width: 6, padding: 2, norm: none, activation: gelu, projection_channels: 8}")
+    return _train(
+        tmp,
+        "darcy_fno",
+        data,
+        ["--data.init_args.train", "0:6", "--data.init_args.test", "6:10", "--data.init_args.batch_size", "3"],
+        "{modes: 4, width: 6, padding: 2, norm: none, activation: gelu, projection_channels: 8}",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -46,13 +76,55 @@ def ns_ckpt(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("ns")
     data = str(tmp / "ns.h5")
-    assert gen_main(["navier-stokes", "--recipe", "fno", "--viscosity", "1e-3", "--n", "5", "--out", data,
-                     "--resolution", "16", "--store-resolution", "16", "--dt", "1e-3", "--t-end", "0.2",
-                     "--snapshot-interval", "0.02", "--batch-size", "5", "--dtype", "float32", "--no-progress"]) == 0
-    return _train(tmp, "ns_fno3d", data, ["--data.init_args.train", "0:3", "--data.init_args.test", "3:5",
-                                          "--data.init_args.t_in", "4", "--data.init_args.t_out", "6",
-                                          "--data.init_args.batch_size", "3"],
-                  "{modes: 3, width: 6, n_layers: 1, projection_channels: 8}")
+    assert (
+        gen_main(
+            [
+                "navier-stokes",
+                "--recipe",
+                "fno",
+                "--viscosity",
+                "1e-3",
+                "--n",
+                "5",
+                "--out",
+                data,
+                "--resolution",
+                "16",
+                "--store-resolution",
+                "16",
+                "--dt",
+                "1e-3",
+                "--t-end",
+                "0.2",
+                "--snapshot-interval",
+                "0.02",
+                "--batch-size",
+                "5",
+                "--dtype",
+                "float32",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    return _train(
+        tmp,
+        "ns_fno3d",
+        data,
+        [
+            "--data.init_args.train",
+            "0:3",
+            "--data.init_args.test",
+            "3:5",
+            "--data.init_args.t_in",
+            "4",
+            "--data.init_args.t_out",
+            "6",
+            "--data.init_args.batch_size",
+            "3",
+        ],
+        "{modes: 3, width: 6, n_layers: 1, projection_channels: 8}",
+    )
 
 
 def _pixels(path):
@@ -66,8 +138,12 @@ def _image_axes(fig):
 
 def _check_legible(fig):
     # every text drawn is at least 8 pt (8 px at 100 dpi would be too small; the minimum is for tick labels)
-    sizes = [t.get_fontsize() for ax in fig.axes for t in ax.findobj(lambda o: hasattr(o, "get_fontsize"))
-             if hasattr(t, "get_text") and t.get_text() and t.get_visible()]
+    sizes = [
+        t.get_fontsize()
+        for ax in fig.axes
+        for t in ax.findobj(lambda o: hasattr(o, "get_fontsize"))
+        if hasattr(t, "get_text") and t.get_text() and t.get_visible()
+    ]
     assert sizes and min(sizes) >= 8, min(sizes)
 
 
@@ -83,27 +159,33 @@ def test_steady_fields_figure_of_a_cli_evaluation(darcy_ckpt, tmp_path):
     # the same figure rebuilt from the checkpoint's predictions: rows = test samples 1, 2, 3
     pred = predict_split(darcy_ckpt)
     p, t, x = (pred[k].double().numpy() for k in ("prediction", "target", "input"))
-    assert x.shape == (4, 1, 17, 17) and np.all(x > 0)              # the Darcy coefficient a, physical units
+    assert x.shape == (4, 1, 17, 17) and np.all(x > 0)  # the Darcy coefficient a, physical units
     rows = [1, 2, 3]
-    fig = plots.field_rows_figure(t[rows, 0, 0], p[rows, 0, 0], inputs=x[rows], kind="steady",
-                                  row_labels=[f"test sample {i}" for i in rows], input_labels=["input: a"],
-                                  field_label="output channel 0")
+    fig = plots.field_rows_figure(
+        t[rows, 0, 0],
+        p[rows, 0, 0],
+        inputs=x[rows],
+        kind="steady",
+        row_labels=[f"test sample {i}" for i in rows],
+        input_labels=["input: a"],
+        field_label="output channel 0",
+    )
     w, h = fig.get_size_inches() * plots.DPI
     assert Image.open(png).size == (round(w), round(h))
     np.testing.assert_array_equal(_pixels(png), _pixels(plots.save_figure(fig, str(tmp_path / "again.png"))))
 
     panels = _image_axes(fig)
-    assert len(panels) == 3 * 4                                       # input | truth | prediction | error
+    assert len(panels) == 3 * 4  # input | truth | prediction | error
     for r, i in enumerate(rows):
-        a_ax, t_ax, p_ax, e_ax = panels[4 * r: 4 * r + 4]
+        a_ax, t_ax, p_ax, e_ax = panels[4 * r : 4 * r + 4]
         np.testing.assert_allclose(a_ax.images[0].get_array(), x[i, 0].T)
         np.testing.assert_allclose(e_ax.images[0].get_array(), (p[i, 0, 0] - t[i, 0, 0]).T)
-        assert t_ax.images[0].get_clim() == p_ax.images[0].get_clim()      # one scale for truth and prediction
+        assert t_ax.images[0].get_clim() == p_ax.images[0].get_clim()  # one scale for truth and prediction
         assert t_ax.images[0].get_clim() == pytest.approx((t[i, 0, 0].min(), t[i, 0, 0].max()))
         err = np.abs(p[i, 0, 0] - t[i, 0, 0])
         emax = np.percentile(err, 99)
-        assert e_ax.images[0].get_clim() == pytest.approx((-emax, emax))   # own symmetric robust scale
-        assert emax < np.abs(t[i, 0, 0]).max()                             # narrower than the field's
+        assert e_ax.images[0].get_clim() == pytest.approx((-emax, emax))  # own symmetric robust scale
+        assert emax < np.abs(t[i, 0, 0]).max()  # narrower than the field's
         rel = np.linalg.norm(err) / np.linalg.norm(t[i, 0, 0])
         assert e_ax.get_title().endswith(f"rel. L2 {rel:.2g}")
         assert a_ax.get_ylabel() == f"test sample {i}"
@@ -136,16 +218,28 @@ def test_trajectory_figures_of_a_cli_evaluation(ns_ckpt, tmp_path, caplog):
     times = record["runs"]["this run"]["times"]
     assert len(times) == 6
     # rows: first, middle, last predicted step of sample 0; the input column holds the last given frame
-    path = plots.plot_fields_over_time(p[0, :, 0], t[0, :, 0], str(tmp_path / "again.png"), times=times,
-                                       n_frames=3, title="test sample 0, channel 0", inputs=x[0, -1, 0])
+    path = plots.plot_fields_over_time(
+        p[0, :, 0],
+        t[0, :, 0],
+        str(tmp_path / "again.png"),
+        times=times,
+        n_frames=3,
+        title="test sample 0, channel 0",
+        inputs=x[0, -1, 0],
+    )
     np.testing.assert_array_equal(_pixels(out / "fields.png"), _pixels(path))
-    fig = plots.field_rows_figure(t[0, [0, 2, 5], 0], p[0, [0, 2, 5], 0], inputs=x[0, -1, 0], kind="trajectory",
-                                  row_labels=[f"t = {times[s]:.4g}" for s in (0, 2, 5)],
-                                  title="test sample 0, channel 0")
+    fig = plots.field_rows_figure(
+        t[0, [0, 2, 5], 0],
+        p[0, [0, 2, 5], 0],
+        inputs=x[0, -1, 0],
+        kind="trajectory",
+        row_labels=[f"t = {times[s]:.4g}" for s in (0, 2, 5)],
+        title="test sample 0, channel 0",
+    )
     w, h = fig.get_size_inches() * plots.DPI
     assert Image.open(path).size == (round(w), round(h))
     panels = _image_axes(fig)
-    assert len(panels) == 1 + 3 * 3                                    # the input once, then truth | pred | error
+    assert len(panels) == 1 + 3 * 3  # the input once, then truth | pred | error
     np.testing.assert_allclose(panels[0].images[0].get_array(), x[0, -1, 0].T)
     assert panels[0].images[0].get_clim() == panels[1].images[0].get_clim()
     # row labels: at the input panel in the first row, at the truth panel below (no input there)
@@ -161,8 +255,9 @@ def test_trajectory_figures_of_a_cli_evaluation(ns_ckpt, tmp_path, caplog):
     direct = [[np.linalg.norm(p[i, s] - t[i, s]) / np.linalg.norm(t[i, s]) for s in range(6)] for i in range(2)]
     np.testing.assert_allclose(per_sample, direct, rtol=1e-5)
     np.testing.assert_allclose(per_sample.mean(0), run["per_step"]["relative_l2"], rtol=1e-12)
-    fig = plots.error_vs_time_figure({"this run": run["per_step"]["relative_l2"]}, times=times,
-                                     spread={"this run": per_sample})
+    fig = plots.error_vs_time_figure(
+        {"this run": run["per_step"]["relative_l2"]}, times=times, spread={"this run": per_sample}
+    )
     band = fig.axes[0].collections[0].get_paths()[0].vertices[:, 1]
     assert band.min() == pytest.approx(per_sample.min()) and band.max() == pytest.approx(per_sample.max())
     assert "min-max of 2 samples" in [tx.get_text() for tx in fig.axes[0].get_legend().get_texts()][1]
@@ -185,11 +280,11 @@ def test_animation_without_writers_is_skipped_with_a_log_line(tmp_path, monkeypa
 
 def test_error_scale_is_robust_and_bad_shapes_are_refused():
     err = np.zeros(1000)
-    err[:5] = 100.0                       # five outliers in a thousand points
+    err[:5] = 100.0  # five outliers in a thousand points
     err[5:] = np.linspace(-1, 1, 995)
     assert plots.robust_error_scale([err]) == pytest.approx(np.percentile(np.abs(err), 99))
     assert plots.robust_error_scale([err]) < 1.01
-    assert plots.robust_error_scale([np.zeros(4)]) == 1.0          # exact prediction: any positive scale
+    assert plots.robust_error_scale([np.zeros(4)]) == 1.0  # exact prediction: any positive scale
     t = np.random.default_rng(0).standard_normal((2, 8, 8))
     with pytest.raises(ValueError, match=r"prediction 'prediction' has shape \(2, 8, 7\)"):
         plots.field_rows_figure(t, t[:, :, :7])
@@ -205,7 +300,7 @@ def test_several_runs_share_the_error_scale_of_a_row():
     before, after = t + 0.2 * g.standard_normal(t.shape), t + 0.05 * g.standard_normal(t.shape)
     fig = plots.field_rows_figure(t, {"before": before, "after": after})
     panels = _image_axes(fig)
-    assert len(panels) == 2 * 5          # truth | before | after | error (before) | error (after)
+    assert len(panels) == 2 * 5  # truth | before | after | error (before) | error (after)
     titles = [ax.get_title() for ax in panels[:5]]
     assert titles[:3] == ["truth", "before", "after"] and titles[3].startswith("error (before)\nrel. L2")
     assert panels[3].images[0].get_clim() == panels[4].images[0].get_clim()

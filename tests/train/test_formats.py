@@ -1,5 +1,6 @@
 """neuraloperator .pt and The Well importers, The Well export: files written in the foreign layouts
 by the tests (torch.save with neuraloperator's keys, h5py with The Well's groups and attributes)."""
+
 import json
 import math
 import re
@@ -23,19 +24,19 @@ RNG = np.random.default_rng(0)
 def darcy_pt(path, n=4, s=8, mask=False):
     """neuraloperator's Darcy layout: {'x': (N, s, s), 'y': (N, s, s)} float tensors."""
     x = (RNG.random((n, s, s)) > 0.5).astype(np.float32) if mask else RNG.uniform(3, 12, (n, s, s)).astype(np.float32)
-    j = np.arange(s) / s                                # their grid: x_j = j/s, u = 0 on the wall x = 0
+    j = np.arange(s) / s  # their grid: x_j = j/s, u = 0 on the wall x = 0
     y = (np.sin(np.pi * j)[:, None] * np.sin(np.pi * j)[None, :])[None] * RNG.uniform(0.5, 1, (n, 1, 1))
     torch.save({"x": torch.from_numpy(x), "y": torch.from_numpy(y.astype(np.float32))}, path)
     return x, y.astype(np.float32)
 
 
 def test_node_conventions():
-    np.testing.assert_allclose(node_coordinates("nodes-with-walls", 5), [0, .25, .5, .75, 1])
-    np.testing.assert_allclose(node_coordinates("nodes-without-far-wall", 4), [0, .25, .5, .75])
-    np.testing.assert_allclose(node_coordinates("cell-centres", 4, -2.5, 2.5), -2.5 + (np.arange(4) + .5) * 1.25)
-    assert infer_node_convention((np.arange(128) + 0.5) / 128) == "cell-centres"            # PDEBench Darcy
+    np.testing.assert_allclose(node_coordinates("nodes-with-walls", 5), [0, 0.25, 0.5, 0.75, 1])
+    np.testing.assert_allclose(node_coordinates("nodes-without-far-wall", 4), [0, 0.25, 0.5, 0.75])
+    np.testing.assert_allclose(node_coordinates("cell-centres", 4, -2.5, 2.5), -2.5 + (np.arange(4) + 0.5) * 1.25)
+    assert infer_node_convention((np.arange(128) + 0.5) / 128) == "cell-centres"  # PDEBench Darcy
     assert infer_node_convention(node_coordinates("cell-centres", 128, -2.5, 2.5)) == "cell-centres"  # SWE
-    assert infer_node_convention(np.arange(16) / 16) is None                           # with or without far wall?
+    assert infer_node_convention(np.arange(16) / 16) is None  # with or without far wall?
     assert infer_node_convention(np.arange(16) / 16, 0, 1) == "nodes-without-far-wall"
     assert infer_node_convention(np.linspace(0, 1, 16), 0, 1) == "nodes-with-walls"
 
@@ -49,7 +50,7 @@ def test_neuraloperator_darcy_pt(tmp_path):
     np.testing.assert_array_equal(ds.read("a"), x)
     np.testing.assert_array_equal(ds.read("u"), y)
     assert ds.role("a") == "input" and ds.role("u") == "output" and ds.pde == "darcy"
-    np.testing.assert_allclose(ds.grid.coords["x"], np.arange(8) / 8)                   # last row inside the wall
+    np.testing.assert_allclose(ds.grid.coords["x"], np.arange(8) / 8)  # last row inside the wall
     assert ds.grid.boundary == {"x": "dirichlet", "y": "dirichlet"}
     disc, phys, samp = (ds.spec[s] for s in ("discretisation", "physics", "sampling"))
     assert disc["node_convention"] == "nodes-without-far-wall"
@@ -75,12 +76,18 @@ def test_neuraloperator_darcy_refuses_a_zero_coefficient_unless_the_mask_is_stat
 def test_neuraloperator_navier_stokes_needs_its_physics_stated(tmp_path):
     src = tmp_path / "nsforcing_train_16.pt"
     x, y = RNG.standard_normal((2, 3, 16, 16)).astype(np.float32)
-    torch.save({"x": torch.from_numpy(x)[:, None], "y": torch.from_numpy(y)[:, None]}, src)   # (N, 1, s, s)
+    torch.save({"x": torch.from_numpy(x)[:, None], "y": torch.from_numpy(y)[:, None]}, src)  # (N, 1, s, s)
     with pytest.raises(ValueError, match="pass --viscosity, --box, --forcing"):
         import_neuraloperator(str(src), str(tmp_path / "ns.h5"))
     with pytest.raises(ValueError, match="periodic grid does not hold both ends"):
-        import_neuraloperator(str(src), str(tmp_path / "ns.h5"), viscosity=1e-3, box=1.0, forcing="fno",
-                              node_convention="nodes-with-walls")
+        import_neuraloperator(
+            str(src),
+            str(tmp_path / "ns.h5"),
+            viscosity=1e-3,
+            box=1.0,
+            forcing="fno",
+            node_convention="nodes-with-walls",
+        )
     out = import_neuraloperator(str(src), str(tmp_path / "ns.h5"), viscosity=1e-3, box=2 * math.pi, forcing="fno")
     ds = open_dataset(out)
     np.testing.assert_array_equal(ds.read("initial_vorticity"), x)
@@ -93,17 +100,33 @@ def test_neuraloperator_navier_stokes_needs_its_physics_stated(tmp_path):
 
 def write_trajectories(path, n=3, T=4, s=8):
     """A neuralops trajectory dataset: vorticity (T, s, s) state, velocity (T, 2, s, s), an input, a param."""
-    fields = {"vorticity": FieldSpec((T, s, s), "state"), "velocity": FieldSpec((T, 2, s, s), "output"),
-              "tracer": FieldSpec((T, 3, s, s), "output", "float64"), "initial_vorticity": FieldSpec((s, s), "input")}
-    grid = Grid({"x": np.arange(s) / s, "y": np.arange(s) / s, "t": 0.5 * np.arange(1, T + 1)},
-                {"x": "periodic", "y": "periodic"})
+    fields = {
+        "vorticity": FieldSpec((T, s, s), "state"),
+        "velocity": FieldSpec((T, 2, s, s), "output"),
+        "tracer": FieldSpec((T, 3, s, s), "output", "float64"),
+        "initial_vorticity": FieldSpec((s, s), "input"),
+    }
+    grid = Grid(
+        {"x": np.arange(s) / s, "y": np.arange(s) / s, "t": 0.5 * np.arange(1, T + 1)},
+        {"x": "periodic", "y": "periodic"},
+    )
     data = {k: RNG.standard_normal((n,) + fs.shape).astype(fs.dtype) for k, fs in fields.items()}
     nu = RNG.uniform(1e-4, 1e-3, n)
-    with DatasetWriter(path, pde="navier_stokes_2d", spec={"viscosity_law": "per sample", "box": 1.0}, n_samples=n,
-                       seed=7, fields=fields, grid=grid, params=["viscosity"], solver=["converged"]) as w:
+    with DatasetWriter(
+        path,
+        pde="navier_stokes_2d",
+        spec={"viscosity_law": "per sample", "box": 1.0},
+        n_samples=n,
+        seed=7,
+        fields=fields,
+        grid=grid,
+        params=["viscosity"],
+        solver=["converged"],
+    ) as w:
         for i in range(n):
-            w.write(i, {k: v[i] for k, v in data.items()}, params={"viscosity": float(nu[i])},
-                    solver={"converged": True})
+            w.write(
+                i, {k: v[i] for k, v in data.items()}, params={"viscosity": float(nu[i])}, solver={"converged": True}
+            )
     return data, nu
 
 
@@ -112,7 +135,7 @@ def test_the_well_export_layout_and_round_trip(tmp_path):
     data, nu = write_trajectories(src)
     well = tmp_path / "well" / "data" / "train" / "ns.hdf5"
     export_the_well(str(src), str(well))
-    with h5py.File(well, "r") as f:       # the attributes The Well's WellDataset reads
+    with h5py.File(well, "r") as f:  # the attributes The Well's WellDataset reads
         assert f.attrs["n_spatial_dims"] == 2 and f.attrs["n_trajectories"] == 3 and f.attrs["grid_type"] == "cartesian"
         assert [s.decode() if isinstance(s, bytes) else s for s in f["dimensions"].attrs["spatial_dims"]] == ["x", "y"]
         assert f["dimensions/time"].shape == (4,)
@@ -135,7 +158,7 @@ def test_the_well_export_layout_and_round_trip(tmp_path):
         np.testing.assert_array_equal(b.grid.coords[ax], a.grid.coords[ax])
     assert b.grid.boundary == a.grid.boundary and b.pde == a.pde and b.seed == a.seed
     np.testing.assert_array_equal(b.params("viscosity"), nu)
-    assert b.spec["node_convention"] == "nodes-without-far-wall" and b.spec["box"] == 1.0   # flat: passed through
+    assert b.spec["node_convention"] == "nodes-without-far-wall" and b.spec["box"] == 1.0  # flat: passed through
 
 
 def test_the_well_round_trip_of_imported_darcy_keeps_walls_and_convention(tmp_path):
@@ -158,8 +181,16 @@ def foreign_well_file(path, bc="WALL", coords=None, n=2, T=3, s=6):
     """A file as The Well publishes it (no neuralops attributes)."""
     x = coords if coords is not None else (np.arange(s) + 0.5) / s
     with h5py.File(path, "w") as f:
-        f.attrs.update({"dataset_name": "shear_flow", "grid_type": "cartesian", "n_spatial_dims": 2,
-                        "n_trajectories": n, "simulation_parameters": ["Reynolds"], "Reynolds": 1e4})
+        f.attrs.update(
+            {
+                "dataset_name": "shear_flow",
+                "grid_type": "cartesian",
+                "n_spatial_dims": 2,
+                "n_trajectories": n,
+                "simulation_parameters": ["Reynolds"],
+                "Reynolds": 1e4,
+            }
+        )
         dims = f.create_group("dimensions")
         dims.attrs["spatial_dims"] = ["x", "y"]
         dims.create_dataset("time", data=np.arange(T, dtype=np.float32)).attrs["sample_varying"] = False
@@ -167,13 +198,21 @@ def foreign_well_file(path, bc="WALL", coords=None, n=2, T=3, s=6):
             d = dims.create_dataset(ax, data=x.astype(np.float32))
             d.attrs.update({"sample_varying": False, "time_varying": False})
         g = f.create_group("boundary_conditions").create_group("x_wall")
-        g.attrs.update({"bc_type": bc, "associated_dims": ["x"], "associated_fields": [], "sample_varying": False,
-                        "time_varying": False})
+        g.attrs.update(
+            {
+                "bc_type": bc,
+                "associated_dims": ["x"],
+                "associated_fields": [],
+                "sample_varying": False,
+                "time_varying": False,
+            }
+        )
         g.create_dataset("mask", data=np.r_[True, np.zeros(s - 2, bool), True])
         sc = f.create_group("scalars")
         sc.attrs["field_names"] = ["Reynolds"]
         sc.create_dataset("Reynolds", data=np.float32(1e4)).attrs.update(
-            {"sample_varying": False, "time_varying": False})
+            {"sample_varying": False, "time_varying": False}
+        )
         t0 = f.create_group("t0_fields")
         t0.attrs["field_names"] = ["pressure", "mask"]
         p = t0.create_dataset("pressure", data=RNG.standard_normal((n, T, s, s)).astype(np.float32))
@@ -194,7 +233,7 @@ def test_the_well_import_of_a_published_layout(tmp_path):
         import_the_well(str(src), str(tmp_path / "a.h5"))
     out = import_the_well(str(src), str(tmp_path / "a.h5"), boundary="dirichlet")
     ds = open_dataset(out)
-    assert ds.grid.boundary == {"x": "dirichlet", "y": "open"}     # The Well: open unless stated
+    assert ds.grid.boundary == {"x": "dirichlet", "y": "open"}  # The Well: open unless stated
     assert ds.spec["discretisation"]["node_convention"] == "cell-centres"
     assert ds.spec["physics"]["simulation_parameters"]["Reynolds"] == 1e4
     assert ds.field_shape("velocity") == (3, 2, 6, 6) and ds.role("pressure") == "state" and ds.role("mask") == "input"
@@ -211,7 +250,7 @@ def test_the_well_import_of_a_published_layout(tmp_path):
 
 
 def test_pdebench_boundaries():
-    assert pdebench_boundary("2D_rdb_NA_NA.h5") == "neumann"                 # shallow water is not periodic
+    assert pdebench_boundary("2D_rdb_NA_NA.h5") == "neumann"  # shallow water is not periodic
     assert pdebench_boundary("2D_diff-react_NA_NA.h5") == "neumann"
     assert pdebench_boundary("2D_CFD_Rand_M0.1_Eta0.01_Zeta0.01_periodic_128_Train.hdf5") == "periodic"
     assert pdebench_boundary("2D_DarcyFlow_beta1.0_Train.hdf5") == "dirichlet"
@@ -259,8 +298,19 @@ def test_an_imported_neuraloperator_grid_reaches_training_as_x_j_equals_j_over_s
 def test_cli_refuses_a_node_convention_for_formats_that_fix_their_grid(tmp_path, capsys):
     from train.data_cli import main
 
-    assert main(["import", "fno-darcy", str(tmp_path / "x.mat"), str(tmp_path / "x.h5"),
-                 "--node-convention", "cell-centres"]) == 1
+    assert (
+        main(
+            [
+                "import",
+                "fno-darcy",
+                str(tmp_path / "x.mat"),
+                str(tmp_path / "x.h5"),
+                "--node-convention",
+                "cell-centres",
+            ]
+        )
+        == 1
+    )
     assert "--node-convention applies to neuraloperator and the-well" in capsys.readouterr().err
 
 
@@ -289,8 +339,7 @@ def test_neuraloperator_import_gives_the_stated_grid(tmp_path, convention):
     from datagen.contract import node_coordinates as contract_nodes
 
     darcy_pt(tmp_path / "darcy_train_8.pt", n=2)
-    out = import_neuraloperator(str(tmp_path / "darcy_train_8.pt"), str(tmp_path / "d.h5"),
-                                node_convention=convention)
+    out = import_neuraloperator(str(tmp_path / "darcy_train_8.pt"), str(tmp_path / "d.h5"), node_convention=convention)
     ds = open_dataset(out)
     g = Grid.from_dataset(ds)
     assert [a.nodes for a in g.axes] == [convention] * 2 and g.lengths() == pytest.approx((1.0, 1.0))

@@ -1,4 +1,5 @@
 """Importers: small synthetic files in the published layouts round-trip into the data contract."""
+
 import h5py
 import numpy as np
 import pytest
@@ -22,9 +23,11 @@ def write_mat73(path, arrays):
 
 
 def ns_arrays(n=3, s=8, t=5):
-    return {"u": RNG.standard_normal((n, s, s, t)).astype(np.float32),
-            "a": RNG.standard_normal((n, s, s)).astype(np.float32),
-            "t": np.arange(1, t + 1, dtype=np.float64)[None] * 1.0}
+    return {
+        "u": RNG.standard_normal((n, s, s, t)).astype(np.float32),
+        "a": RNG.standard_normal((n, s, s)).astype(np.float32),
+        "t": np.arange(1, t + 1, dtype=np.float64)[None] * 1.0,
+    }
 
 
 @pytest.mark.parametrize("version", ["5", "7.3"])
@@ -79,7 +82,7 @@ def test_pdebench_layouts(tmp_path):
             g["grid/y"] = np.linspace(-1, 1, 8)
             g["grid/t"] = np.linspace(0, 5, 4)
     ds = open_dataset(import_pdebench(str(src), str(tmp_path / "dr.h5")))
-    np.testing.assert_array_equal(ds.read("data"), np.moveaxis(data, -1, 2))   # (N, T, C, X, Y)
+    np.testing.assert_array_equal(ds.read("data"), np.moveaxis(data, -1, 2))  # (N, T, C, X, Y)
     assert ds.grid.boundary["x"] == "neumann"
     np.testing.assert_allclose(ds.grid.coords["t"], np.linspace(0, 5, 4))
     # (ii) compressible NS arrays; t-coordinate has one entry more than the frames in PDEBench

@@ -1,6 +1,7 @@
 """Training recipes as the published scripts: loss reductions (hand-computed), coupled vs
 decoupled weight decay and its batch scaling, one-cycle schedules stepped per epoch, the pointwise
 normaliser of the FNO scripts, and the packaged configs' recipe blocks."""
+
 import math
 import os
 
@@ -69,8 +70,9 @@ def test_coupled_weight_decay_with_a_summed_loss_equals_mean_loss_with_wd_over_b
     torch.testing.assert_close(_adam_step(torch.optim.Adam, "mean", 1e-1 / 8), summed, rtol=1e-10, atol=1e-12)
     assert (_adam_step(torch.optim.Adam, "mean", 1e-1) - summed).abs().max() > 1e-6  # vs 1e-10 above
     # decoupled decay (AdamW) does not depend on the reduction
-    torch.testing.assert_close(_adam_step(torch.optim.AdamW, "mean", 1e-1),
-                               _adam_step(torch.optim.AdamW, "sum", 1e-1), rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(
+        _adam_step(torch.optim.AdamW, "mean", 1e-1), _adam_step(torch.optim.AdamW, "sum", 1e-1), rtol=1e-10, atol=1e-12
+    )
 
 
 def test_pointwise_normaliser_is_the_fno_unit_gaussian_normaliser():
@@ -97,8 +99,9 @@ def _config(name):
         return yaml.safe_load(f)
 
 
-@pytest.mark.parametrize("name", ["darcy_fno", "darcy_mgno", "ns_fno2d", "ns_fno3d", "ns_mgno", "ns_sfno",
-                                  "ns_sinenet", "ns_mgno_ts"])
+@pytest.mark.parametrize(
+    "name", ["darcy_fno", "darcy_mgno", "ns_fno2d", "ns_fno3d", "ns_mgno", "ns_sfno", "ns_sinenet", "ns_mgno_ts"]
+)
 def test_no_config_selects_a_checkpoint_on_the_test_split(name):
     data = _config(name)["data"]["init_args"]
     val = data.get("val")
@@ -110,8 +113,12 @@ def test_recipe_blocks_state_the_papers_runs():
     assert fno3d["loss_config"] == {"reduction": "sum", "pool": "all"} and fno3d["optimizer"] == "adam"
     assert fno2d["loss_config"] == {"reduction": "sum", "pool": "none"} and fno2d["weight_decay"] == 1e-4
     darcy = _config("darcy_mgno")["model"]
-    assert darcy["scheduler_config"] == {"pct_start": 0.2, "div_factor": 2.0, "final_div_factor": 100.0,
-                                         "interval": "epoch"}
+    assert darcy["scheduler_config"] == {
+        "pct_start": 0.2,
+        "div_factor": 2.0,
+        "final_div_factor": 100.0,
+        "interval": "epoch",
+    }
     assert darcy["weight_decay"] == 1e-4 and darcy["loss"] == "relative_h1"
     assert _config("darcy_mgno")["data"]["init_args"]["batch_size"] == 8
     assert _config("ns_sinenet")["data"]["init_args"]["batch_size"] == 32
@@ -132,27 +139,49 @@ def _epoch_lrs_of_a_small_mgno(tmp_path, epochs=10, **module_kwargs):
 
     path = str(write_steady(tmp_path / "s.h5", n=12, res=16))
     dm = SteadyDataModule(path, train="0:8", val="none", test="8:12", batch_size=4)
-    m = NeuralOperatorModule("mgno", {"channels": 4, "num_layers": 1, "smoothing": [[1, 0], [1, 0]]},
-                             data_io=dm.io, scheduler="onecycle", **module_kwargs)
+    m = NeuralOperatorModule(
+        "mgno",
+        {"channels": 4, "num_layers": 1, "smoothing": [[1, 0], [1, 0]]},
+        data_io=dm.io,
+        scheduler="onecycle",
+        **module_kwargs,
+    )
     lrs = []
 
     class Record(pl.Callback):
         def on_train_epoch_start(self, trainer, module):
             lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
 
-    t = pl.Trainer(accelerator="cpu", max_epochs=epochs, logger=False, enable_checkpointing=False,
-                   enable_progress_bar=False, enable_model_summary=False, callbacks=[Record()])
+    t = pl.Trainer(
+        accelerator="cpu",
+        max_epochs=epochs,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[Record()],
+    )
     t.fit(m, dm)
     return m, dm, t, lrs
 
 
 def test_onecycle_per_epoch_schedule(tmp_path):
     m, dm, t, lrs = _epoch_lrs_of_a_small_mgno(
-        tmp_path, lr=1e-3, weight_decay=1e-4, loss="relative_h1", loss_config={"reduction": "sum"},
-        scheduler_config={"pct_start": 0.2, "div_factor": 2, "final_div_factor": 100, "interval": "epoch"})
-    sched = torch.optim.lr_scheduler.OneCycleLR(torch.optim.Adam([torch.zeros(1, requires_grad=True)]),
-                                                max_lr=1e-3, total_steps=10, pct_start=0.2, div_factor=2,
-                                                final_div_factor=100)
+        tmp_path,
+        lr=1e-3,
+        weight_decay=1e-4,
+        loss="relative_h1",
+        loss_config={"reduction": "sum"},
+        scheduler_config={"pct_start": 0.2, "div_factor": 2, "final_div_factor": 100, "interval": "epoch"},
+    )
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        torch.optim.Adam([torch.zeros(1, requires_grad=True)]),
+        max_lr=1e-3,
+        total_steps=10,
+        pct_start=0.2,
+        div_factor=2,
+        final_div_factor=100,
+    )
     want = []
     for _ in range(10):
         want.append(sched.get_last_lr()[0])
@@ -169,8 +198,7 @@ def test_loss_config_reduction_and_pool_reach_the_loss(tmp_path):
     from train.data import SteadyDataModule
     from train.module import NeuralOperatorModule
 
-    dm = SteadyDataModule(str(write_steady(tmp_path / "s.h5", n=6, res=16)), train="0:4", test="4:6",
-                          batch_size=2)
+    dm = SteadyDataModule(str(write_steady(tmp_path / "s.h5", n=6, res=16)), train="0:4", test="4:6", batch_size=2)
     cfg = {"channels": 4, "num_layers": 1, "smoothing": [[1, 0], [1, 0]]}
     m = NeuralOperatorModule("mgno", cfg, data_io=dm.io, loss_config={"reduction": "sum", "pool": "none"})
     assert (m.loss_fn.reduction, m.loss_fn.pool) == ("sum", None)
@@ -187,12 +215,19 @@ def test_onecycle_with_a_warmup_of_exactly_one_step_runs(tmp_path):
     from train.module import NeuralOperatorModule
 
     _, dm, _, lrs = _epoch_lrs_of_a_small_mgno(
-        tmp_path, lr=6e-4,
-        scheduler_config={"pct_start": 0.1, "div_factor": 2.0, "final_div_factor": 100.0, "interval": "epoch"})
+        tmp_path,
+        lr=6e-4,
+        scheduler_config={"pct_start": 0.1, "div_factor": 2.0, "final_div_factor": 100.0, "interval": "epoch"},
+    )
     top, low = 6e-4, 6e-4 / 2.0 / 100.0
     # torch's phases: warm-up over steps [0, pct_start * total - 1] = [0, 0], annealing over [0, total - 1]
     want = [6e-4 / 2.0] + [low + (top - low) * (1 + math.cos(math.pi * e / 9)) / 2 for e in range(1, 10)]
     np.testing.assert_allclose(lrs, want, rtol=1e-5)
     with pytest.raises(ValueError, match=r"pct_start must be in \(0, 1\), got 1\.5"):
-        NeuralOperatorModule("mgno", {"channels": 4, "num_layers": 1}, data_io=dm.io, scheduler="onecycle",
-                             scheduler_config={"pct_start": 1.5}).configure_optimizers()
+        NeuralOperatorModule(
+            "mgno",
+            {"channels": 4, "num_layers": 1},
+            data_io=dm.io,
+            scheduler="onecycle",
+            scheduler_config={"pct_start": 1.5},
+        ).configure_optimizers()

@@ -1,5 +1,6 @@
 """``neuralops-train refine`` end to end: generator data -> SFNO checkpoint (neuralops-train fit)
 -> refinement -> refined predictions (data contract) and the before/after report."""
+
 from __future__ import annotations
 
 import json
@@ -20,36 +21,73 @@ T_IN, T_OUT = 6, 8
 def ns_data(tmp_path_factory):
     """Four short trajectories of the spectral-refiner recipe computed directly on 16^2."""
     d = tmp_path_factory.mktemp("refine_cli")
-    spec = recipe("spectral-refiner", {"resolution": 16, "store_resolution": 16, "dt": 1e-2,
-                                       "t_start": 1.0, "n_snapshots": T_IN + T_OUT})
+    spec = recipe(
+        "spectral-refiner",
+        {"resolution": 16, "store_resolution": 16, "dt": 1e-2, "t_start": 1.0, "n_snapshots": T_IN + T_OUT},
+    )
     path = str(d / "ns.h5")
     generate(spec, path, 4, seed=0, batch_size=4, progress=False, log=None)
     return path
 
 
 def _fit(model, model_config, data, root):
-    assert train_main([
-        "fit", "--config", "ns_sfno", "--model.model", model, "--model.model_config", json.dumps(model_config),
-        "--data.init_args.path", data, "--data.init_args.train", "0:2", "--data.init_args.val", "2:4",
-        "--data.init_args.test", "2:4", "--data.init_args.t_in", str(T_IN),
-        "--data.init_args.t_out", str(T_OUT), "--data.init_args.batch_size", "2",
-        "--trainer.max_steps", "2", "--trainer.limit_val_batches", "1", "--trainer.accelerator", "cpu",
-        "--trainer.default_root_dir", root, "--checkpoint.dirpath", root + "/ckpt",
-        "--trainer.enable_progress_bar", "false"]) == 0
+    assert (
+        train_main(
+            [
+                "fit",
+                "--config",
+                "ns_sfno",
+                "--model.model",
+                model,
+                "--model.model_config",
+                json.dumps(model_config),
+                "--data.init_args.path",
+                data,
+                "--data.init_args.train",
+                "0:2",
+                "--data.init_args.val",
+                "2:4",
+                "--data.init_args.test",
+                "2:4",
+                "--data.init_args.t_in",
+                str(T_IN),
+                "--data.init_args.t_out",
+                str(T_OUT),
+                "--data.init_args.batch_size",
+                "2",
+                "--trainer.max_steps",
+                "2",
+                "--trainer.limit_val_batches",
+                "1",
+                "--trainer.accelerator",
+                "cpu",
+                "--trainer.default_root_dir",
+                root,
+                "--checkpoint.dirpath",
+                root + "/ckpt",
+                "--trainer.enable_progress_bar",
+                "false",
+            ]
+        )
+        == 0
+    )
     return root + "/ckpt/last.ckpt"
 
 
 @pytest.fixture(scope="module")
 def sfno_ckpt(ns_data, tmp_path_factory):
     root = str(tmp_path_factory.mktemp("sfno_run"))
-    return _fit("sfno", {"modes_x": 3, "modes_y": 3, "modes_t": 3, "width": 4, "latent_steps": 4,
-                         "mlp_channels": 8}, ns_data, root)
+    return _fit(
+        "sfno",
+        {"modes_x": 3, "modes_y": 3, "modes_t": 3, "width": 4, "latent_steps": 4, "mlp_channels": 8},
+        ns_data,
+        root,
+    )
 
 
 def test_refine_writes_predictions_and_before_after_report(ns_data, sfno_ckpt, tmp_path, capsys):
     out = str(tmp_path / "refined")
-    assert refine_main(["--ckpt", sfno_ckpt, "--data", ns_data, "--steps", "4", "--out", out,
-                        "--fd-order", "4"]) == 0
+    assert refine_main(["--ckpt", sfno_ckpt, "--data", ns_data, "--steps", "4", "--out", out, "--fd-order", "4"]) == 0
     printed = capsys.readouterr().out
     assert "relative L2" in printed and "H^-1 residual" in printed
     ds = open_dataset(os.path.join(out, "refined.h5"))
@@ -65,33 +103,90 @@ def test_refine_writes_predictions_and_before_after_report(ns_data, sfno_ckpt, t
     assert set(runs) == {"before refinement", "after refinement"}
     for run in runs.values():
         assert {"relative_l2", "residual_h_minus1"} <= set(run["metrics"])
-    assert (runs["after refinement"]["metrics"]["residual_h_minus1"]
-            < runs["before refinement"]["metrics"]["residual_h_minus1"])
+    assert (
+        runs["after refinement"]["metrics"]["residual_h_minus1"]
+        < runs["before refinement"]["metrics"]["residual_h_minus1"]
+    )
     report = open(os.path.join(out, "report.md")).read()
     assert "| residual_h_minus1 |" in report and "after refinement" in report
 
 
 def test_zero_shot_super_resolution(ns_data, sfno_ckpt, tmp_path):
     out = str(tmp_path / "superres")
-    assert refine_main(["--ckpt", sfno_ckpt, "--data", ns_data, "--steps", "2", "--out", out,
-                        "--fd-order", "4", "--eval-resolution", "32", "--indices", "3"]) == 0
+    assert (
+        refine_main(
+            [
+                "--ckpt",
+                sfno_ckpt,
+                "--data",
+                ns_data,
+                "--steps",
+                "2",
+                "--out",
+                out,
+                "--fd-order",
+                "4",
+                "--eval-resolution",
+                "32",
+                "--indices",
+                "3",
+            ]
+        )
+        == 0
+    )
     ds = open_dataset(os.path.join(out, "refined.h5"))
     assert ds.spec["solver"]["refinement"]["resolution"] == 32 and ds.field_shape("prediction_after") == (T_OUT, 16, 16)
     ds.close()
 
 
 def test_grid_too_coarse_for_modes_is_refused(ns_data, sfno_ckpt, tmp_path, capsys):
-    assert refine_main(["--ckpt", sfno_ckpt, "--data", ns_data, "--steps", "1", "--out", str(tmp_path / "o"),
-                        "--modes", "9", "9", "3"]) == 2
+    assert (
+        refine_main(
+            [
+                "--ckpt",
+                sfno_ckpt,
+                "--data",
+                ns_data,
+                "--steps",
+                "1",
+                "--out",
+                str(tmp_path / "o"),
+                "--modes",
+                "9",
+                "9",
+                "3",
+            ]
+        )
+        == 2
+    )
     assert "modes_x=9 is too many for a 16x16 grid" in capsys.readouterr().err
-    assert refine_main(["--ckpt", sfno_ckpt, "--data", ns_data, "--steps", "1", "--out", str(tmp_path / "o"),
-                        "--eval-resolution", "8"]) == 2
+    assert (
+        refine_main(
+            [
+                "--ckpt",
+                sfno_ckpt,
+                "--data",
+                ns_data,
+                "--steps",
+                "1",
+                "--out",
+                str(tmp_path / "o"),
+                "--eval-resolution",
+                "8",
+            ]
+        )
+        == 2
+    )
     assert "coarser than the data grid" in capsys.readouterr().err
 
 
 def test_checkpoint_that_is_not_an_sfno_is_refused(ns_data, tmp_path, capsys):
-    ckpt = _fit("fno3d", {"modes": 3, "width": 4, "projection_channels": 8, "time_padding": 2},
-                ns_data, str(tmp_path / "fno_run"))
+    ckpt = _fit(
+        "fno3d",
+        {"modes": 3, "width": 4, "projection_channels": 8, "time_padding": 2},
+        ns_data,
+        str(tmp_path / "fno_run"),
+    )
     capsys.readouterr()
     assert refine_main(["--ckpt", ckpt, "--data", ns_data, "--steps", "1", "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err

@@ -2,6 +2,7 @@
 toolkit's own generator, imported with ``neuralops-data import fno-ns``, read back with the same
 typed physics as the generated file, and refined through ``neuralops-train refine``; and the
 ground-truth residual check that refuses snapshots too coarse to refine on."""
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,17 @@ T_IN, T_OUT, N = 6, 8, 16
 
 
 def _generated(path, interval):
-    spec = recipe("spectral-refiner", {"resolution": N, "store_resolution": N, "dt": 1e-2, "t_start": 1.0,
-                                       "snapshot_interval": interval, "n_snapshots": T_IN + T_OUT})
+    spec = recipe(
+        "spectral-refiner",
+        {
+            "resolution": N,
+            "store_resolution": N,
+            "dt": 1e-2,
+            "t_start": 1.0,
+            "snapshot_interval": interval,
+            "n_snapshots": T_IN + T_OUT,
+        },
+    )
     generate(spec, path, 4, seed=0, batch_size=4, progress=False, log=None)
     return path
 
@@ -54,15 +64,48 @@ def files(tmp_path_factory):
 
 
 def _fit(data, root):
-    assert train_main([
-        "fit", "--config", "ns_sfno", "--model.model", "sfno", "--model.model_config",
-        json.dumps({"modes_x": 3, "modes_y": 3, "modes_t": 3, "width": 4, "latent_steps": 4, "mlp_channels": 8}),
-        "--data.init_args.path", data, "--data.init_args.train", "0:2", "--data.init_args.val", "2:4",
-        "--data.init_args.test", "2:4", "--data.init_args.t_in", str(T_IN),
-        "--data.init_args.t_out", str(T_OUT), "--data.init_args.batch_size", "2",
-        "--trainer.max_steps", "2", "--trainer.limit_val_batches", "1", "--trainer.accelerator", "cpu",
-        "--trainer.default_root_dir", root, "--checkpoint.dirpath", root + "/ckpt",
-        "--trainer.enable_progress_bar", "false"]) == 0
+    assert (
+        train_main(
+            [
+                "fit",
+                "--config",
+                "ns_sfno",
+                "--model.model",
+                "sfno",
+                "--model.model_config",
+                json.dumps(
+                    {"modes_x": 3, "modes_y": 3, "modes_t": 3, "width": 4, "latent_steps": 4, "mlp_channels": 8}
+                ),
+                "--data.init_args.path",
+                data,
+                "--data.init_args.train",
+                "0:2",
+                "--data.init_args.val",
+                "2:4",
+                "--data.init_args.test",
+                "2:4",
+                "--data.init_args.t_in",
+                str(T_IN),
+                "--data.init_args.t_out",
+                str(T_OUT),
+                "--data.init_args.batch_size",
+                "2",
+                "--trainer.max_steps",
+                "2",
+                "--trainer.limit_val_batches",
+                "1",
+                "--trainer.accelerator",
+                "cpu",
+                "--trainer.default_root_dir",
+                root,
+                "--checkpoint.dirpath",
+                root + "/ckpt",
+                "--trainer.enable_progress_bar",
+                "false",
+            ]
+        )
+        == 0
+    )
     return root + "/ckpt/last.ckpt"
 
 
@@ -82,8 +125,9 @@ def test_imported_file_has_the_generators_physics(files):
 def test_refine_on_the_imported_file_through_the_cli(files, tmp_path, capsys):
     ckpt = _fit(files["imported"], str(tmp_path / "run"))
     out = str(tmp_path / "refined")
-    assert refine_main(["--ckpt", ckpt, "--data", files["imported"], "--steps", "4", "--out", out,
-                        "--fd-order", "4"]) == 0
+    assert (
+        refine_main(["--ckpt", ckpt, "--data", files["imported"], "--steps", "4", "--out", out, "--fd-order", "4"]) == 0
+    )
     printed = capsys.readouterr().out
     assert "relative error per band" in printed and "alpha = 0.1" in printed
     with open_dataset(os.path.join(out, "refined.h5")) as ds:

@@ -1,4 +1,5 @@
 """The Navier-Stokes space-time residual (train.refine.residual) against exact solutions."""
+
 from __future__ import annotations
 
 import math
@@ -26,7 +27,7 @@ def _taylor_green(n, times, amplitude, nu, k=1, box=1.0):
     mode = torch.sin(kk * X) * torch.sin(kk * Y)
     a, a_t = amplitude(times)
     w = a[:, None, None] * mode
-    f = (a_t + 2 * kk ** 2 * nu * a)[:, None, None] * mode
+    f = (a_t + 2 * kk**2 * nu * a)[:, None, None] * mode
     return w[None], f[None]
 
 
@@ -42,7 +43,7 @@ def _two_mode_flow(n, times, c1, c2, nu):
     s1, s2 = torch.sin(TWO_PI * X), torch.cos(2 * TWO_PI * Y)
     w = a1 * s1 + a2 * s2
     advection = 1.5 * a1 * a2 * torch.cos(TWO_PI * X) * torch.sin(2 * TWO_PI * Y)
-    laplacian = -(TWO_PI ** 2) * a1 * s1 - (2 * TWO_PI) ** 2 * a2 * s2
+    laplacian = -(TWO_PI**2) * a1 * s1 - (2 * TWO_PI) ** 2 * a2 * s2
     f = a1_t * s1 + a2_t * s2 + advection - nu * laplacian
     return w[None], f[None]
 
@@ -128,8 +129,7 @@ def test_advecting_manufactured_solution_is_exact():
     # the advection is really exercised: leave it out of the forcing and R is exactly that term
     X, Y = _xy(n)
     a1, a2 = (np.polynomial.Polynomial(c)(times.numpy()) for c in ([1.0, 0.5, -0.25], [-0.8, 0.3, 0.1]))
-    advection = (1.5 * torch.as_tensor(a1 * a2)[:, None, None]
-                 * torch.cos(TWO_PI * X) * torch.sin(2 * TWO_PI * Y))
+    advection = 1.5 * torch.as_tensor(a1 * a2)[:, None, None] * torch.cos(TWO_PI * X) * torch.sin(2 * TWO_PI * Y)
     r_missing = navier_stokes_residual(w, dt, nu, forcing=f - advection, fd_order=4)
     assert torch.allclose(r_missing[0], advection, atol=1e-11)
     assert advection.abs().max() > 0.1
@@ -139,10 +139,11 @@ def test_spectral_time_derivative_exact_on_periodic_window():
     n, nu, n_t = 16, 1e-2, 16
     period = 2.0
     times = torch.arange(n_t, dtype=torch.float64) * period / n_t
-    c1 = lambda t: (1 + 0.5 * torch.cos(TWO_PI * t / period),
-                    -0.5 * TWO_PI / period * torch.sin(TWO_PI * t / period))
-    c2 = lambda t: (0.3 * torch.sin(2 * TWO_PI * t / period),
-                    0.3 * 2 * TWO_PI / period * torch.cos(2 * TWO_PI * t / period))
+    c1 = lambda t: (1 + 0.5 * torch.cos(TWO_PI * t / period), -0.5 * TWO_PI / period * torch.sin(TWO_PI * t / period))
+    c2 = lambda t: (
+        0.3 * torch.sin(2 * TWO_PI * t / period),
+        0.3 * 2 * TWO_PI / period * torch.cos(2 * TWO_PI * t / period),
+    )
     w, f = _two_mode_flow(n, times, c1, c2, nu)
     r = navier_stokes_residual(w, period / n_t, nu, forcing=f, time_method="spectral")
     assert r.abs().max() < 1e-11 * f.abs().max()
@@ -152,12 +153,10 @@ def test_float64_on_request():
     times = torch.linspace(0.0, 1.0, 9, dtype=torch.float64)
     w, f = _taylor_green(16, times, _poly([1.0, 0.2]), 1e-3)
     r32 = navier_stokes_residual(w.float(), 0.125, 1e-3, forcing=f.float(), fd_order=4)
-    r64 = navier_stokes_residual(w.float(), 0.125, 1e-3, forcing=f.float(), fd_order=4,
-                                 dtype=torch.float64)
+    r64 = navier_stokes_residual(w.float(), 0.125, 1e-3, forcing=f.float(), fd_order=4, dtype=torch.float64)
     assert r32.dtype == torch.float32 and r64.dtype == torch.float64
     # computed in double from the float32 input: the same as casting the input first
-    r_cast = navier_stokes_residual(w.float().double(), 0.125, 1e-3, forcing=f.float().double(),
-                                    fd_order=4)
+    r_cast = navier_stokes_residual(w.float().double(), 0.125, 1e-3, forcing=f.float().double(), fd_order=4)
     assert torch.equal(r64, r_cast)
     assert (r32.double() - r64).abs().max() > 0  # float32 arithmetic really was float32
 
@@ -166,7 +165,7 @@ def test_h_minus1_of_single_modes():
     n = 32
     X, Y = _xy(n, box=2.0)
     for kx, ky in [(1, 0), (3, 2), (0, 5)]:
-        k2 = (TWO_PI / 2.0) ** 2 * (kx ** 2 + ky ** 2)
+        k2 = (TWO_PI / 2.0) ** 2 * (kx**2 + ky**2)
         u = torch.cos(TWO_PI / 2.0 * (kx * X + ky * Y))[None, None]
         # int_{[0,2)^2} cos^2 = 2, weight (1 + k^2)^-1
         got = residual_h_minus1_sq(u, box=2.0)
@@ -199,24 +198,27 @@ def test_linearisations_agree_at_reference_and_are_affine():
     # Newton: R(w_ref + d) - R_N(w_ref + d) = u(d) . grad d exactly (the quadratic remainder)
     newton = residual_spectrum(w_ref + d, dt, nu, fd_order=4, linearization="newton", reference=w_ref)
     remainder = full(w_ref + d) - newton
-    quad = residual_spectrum(d, dt, 0.0, fd_order=4) - residual_spectrum(d, dt, 0.0, fd_order=4,
-                                                                        linearization="picard",
-                                                                        reference=torch.zeros_like(d))
+    quad = residual_spectrum(d, dt, 0.0, fd_order=4) - residual_spectrum(
+        d, dt, 0.0, fd_order=4, linearization="picard", reference=torch.zeros_like(d)
+    )
     assert torch.allclose(remainder, quad, atol=1e-10)
     assert quad.abs().max() > 1e-3
 
 
-@pytest.mark.parametrize("bad, match", [
-    (dict(w=torch.zeros(2, 4, 8)), "shape"),
-    (dict(w=torch.zeros(1, 8, 8, 6)), "square"),
-    (dict(viscosity=-1.0), "viscosity"),
-    (dict(time_method="euler"), "euler"),
-    (dict(linearization="full"), "full"),
-    (dict(linearization="picard"), "reference"),
-    (dict(fd_order=10), "at least 11 snapshots"),
-    (dict(dt=0.0), "dt"),
-    (dict(drag=-0.1), "drag"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (dict(w=torch.zeros(2, 4, 8)), "shape"),
+        (dict(w=torch.zeros(1, 8, 8, 6)), "square"),
+        (dict(viscosity=-1.0), "viscosity"),
+        (dict(time_method="euler"), "euler"),
+        (dict(linearization="full"), "full"),
+        (dict(linearization="picard"), "reference"),
+        (dict(fd_order=10), "at least 11 snapshots"),
+        (dict(dt=0.0), "dt"),
+        (dict(drag=-0.1), "drag"),
+    ],
+)
 def test_bad_input_messages(bad, match):
     args = dict(w=torch.zeros(1, 10, 8, 8), dt=0.1, viscosity=1e-3)
     args.update(bad)
@@ -274,7 +276,7 @@ def test_only_the_advection_product_is_dealiased():
     mx, my = np.meshgrid(m, m, indexing="ij")
     my = np.where(my == -n // 2, -n // 2, my)
     kx, ky = TWO_PI * mx, TWO_PI * my
-    k2 = kx ** 2 + ky ** 2
+    k2 = kx**2 + ky**2
     inv = np.where(k2 > 0, 1.0 / np.where(k2 > 0, k2, 1.0), 0.0)
     keep = (np.abs(mx) <= 2 * (n // 2) / 3) & (np.abs(my) <= 2 * (n // 2) / 3)
     D = fd_differentiation_matrix(n_t, 4, dt).numpy()
@@ -310,11 +312,11 @@ def test_h_minus1_alpha_option():
     r = _random_band_limited(n, 3, 5, k_max=7)
     ref = sobolev_norm(r, s=-1.0, dim=2, box=1.0, pool=None, reduction="none", squared=True)
     assert torch.allclose(residual_h_minus1_sq(r), ref, rtol=1e-12)
-    for alpha in (0.1, 10 ** -1.5):
+    for alpha in (0.1, 10**-1.5):
         u = torch.cos(TWO_PI * 3 * X)[None, None]
         got = residual_h_minus1_sq(u, alpha=alpha)
         # int cos^2 = 1/2 over the unit torus
-        assert torch.allclose(got, torch.tensor([[0.5 / (alpha + TWO_PI ** 2 * 9)]], dtype=torch.float64))
+        assert torch.allclose(got, torch.tensor([[0.5 / (alpha + TWO_PI**2 * 9)]], dtype=torch.float64))
         mean = torch.ones(1, 1, n, n, dtype=torch.float64)
         assert float(residual_h_minus1_sq(mean, alpha=alpha)) == pytest.approx(1.0 / alpha)
     with pytest.raises(ValueError, match="alpha must be a positive number"):

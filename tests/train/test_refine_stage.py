@@ -1,4 +1,5 @@
 """The refinement stage (train.refine.refine) on a real (small) SFNO."""
+
 from __future__ import annotations
 
 import math
@@ -23,8 +24,17 @@ N, T_IN, T_OUT, DT, NU = 16, 8, 10, 0.05, 1e-2
 
 def _sfno(seed=0, dtype=torch.float64):
     torch.manual_seed(seed)
-    model = get("sfno", modes_x=3, modes_y=3, modes_t=3, width=6, latent_steps=5, out_steps=T_OUT,
-                n_hidden_layers=1, mlp_channels=8)
+    model = get(
+        "sfno",
+        modes_x=3,
+        modes_y=3,
+        modes_t=3,
+        width=6,
+        latent_steps=5,
+        out_steps=T_OUT,
+        n_hidden_layers=1,
+        mlp_channels=8,
+    )
     return model.to(dtype)
 
 
@@ -43,8 +53,12 @@ def _inputs(batch=2, seed=1, dtype=torch.float64):
     out = []
     for _ in range(batch):
         a = torch.randn(4, generator=g, dtype=torch.float64)
-        w = (a[0] * torch.sin(2 * math.pi * X + t) + a[1] * torch.cos(2 * math.pi * (X + 2 * Y))
-             + a[2] * torch.sin(4 * math.pi * Y - 0.5 * t) + 0.2 * a[3])
+        w = (
+            a[0] * torch.sin(2 * math.pi * X + t)
+            + a[1] * torch.cos(2 * math.pi * (X + 2 * Y))
+            + a[2] * torch.sin(4 * math.pi * Y - 0.5 * t)
+            + 0.2 * a[3]
+        )
         out.append(w)
     return torch.stack(out).to(dtype)
 
@@ -114,8 +128,7 @@ def test_frozen_parameters_bit_identical(optimizer, linearization):
         assert torch.equal(after[k], v), k
     # ... and the refined layer did move
     assert any(not torch.equal(model.output_layer.state_dict()[k], v) for k, v in trained_out.items())
-    assert all(not p.requires_grad for name, p in model.named_parameters()
-               if not name.startswith("output_layer."))
+    assert all(not p.requires_grad for name, p in model.named_parameters() if not name.startswith("output_layer."))
     assert result["prediction"].shape == (2, T_OUT, N, N)
 
 
@@ -155,9 +168,9 @@ def test_linearised_objective_is_convex_quadratic_along_a_line():
         # below the chord between any two sampled points
         for i in range(len(s)):
             for j in range(i + 2, len(s)):
-                lam = (s[i + 1:j] - s[i]) / (s[j] - s[i])
+                lam = (s[i + 1 : j] - s[i]) / (s[j] - s[i])
                 chord = (1 - lam) * f[i] + lam * f[j]
-                assert np.all(f[i + 1:j] <= chord * (1 + 1e-12)), (linearization, i, j)
+                assert np.all(f[i + 1 : j] <= chord * (1 + 1e-12)), (linearization, i, j)
     full = _line_objective(refiner, x, theta_a, theta_b, s, "none", None)
     c_full = np.polynomial.polynomial.polyfit(s, full, 4)
     assert abs(c_full[4]) > 1e-6 * abs(c_full[2])  # genuinely quartic
@@ -171,7 +184,7 @@ def _hessian_norm(refiner, loss_fn, iterations=30):
     v = [torch.randn_like(p) for p in params]
     lam = 0.0
     for _ in range(iterations):
-        norm = math.sqrt(sum(float((vi ** 2).sum()) for vi in v))
+        norm = math.sqrt(sum(float((vi**2).sum()) for vi in v))
         v = [vi / norm for vi in v]
         with torch.no_grad():
             for p, vi in zip(params, v):
@@ -251,14 +264,17 @@ def test_grid_too_coarse_for_requested_modes():
         widen_for_refinement(model, N, T_OUT, (None, None, 40))
 
 
-@pytest.mark.parametrize("bad, match", [
-    (dict(optimizer="lbfgs"), "lbfgs"),
-    (dict(optimizer="cg", linearization="none"), "convex"),
-    (dict(per="sample"), "sample"),
-    (dict(linearization="gauss"), "gauss"),
-    (dict(band="half"), "unknown band 'half'"),
-    (dict(h_minus1_alpha=0.0), "h_minus1_alpha must be a positive number"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (dict(optimizer="lbfgs"), "lbfgs"),
+        (dict(optimizer="cg", linearization="none"), "convex"),
+        (dict(per="sample"), "sample"),
+        (dict(linearization="gauss"), "gauss"),
+        (dict(band="half"), "unknown band 'half'"),
+        (dict(h_minus1_alpha=0.0), "h_minus1_alpha must be a positive number"),
+    ],
+)
 def test_bad_config_messages(bad, match):
     with pytest.raises(ValueError, match=match):
         RefineConfig(**bad).validate()
@@ -278,8 +294,9 @@ def test_preconditioner_mode_layout_matches_the_layer():
         for idx in [(0, 1, 1, 2), (1, 0, 1, 1), (2, 2, 0, 0), (3, 1, 0, 2)]:
             layer.bias.zero_()
             layer.bias[(idx[0], 0) + idx[1:] + (0,)] = 1.0
-            out_hat = torch.fft.rfftn(layer(torch.zeros(1, 1, *shape, dtype=torch.float64)),
-                                      dim=(-3, -2, -1), norm="forward")[0, 0]
+            out_hat = torch.fft.rfftn(
+                layer(torch.zeros(1, 1, *shape, dtype=torch.float64)), dim=(-3, -2, -1), norm="forward"
+            )[0, 0]
             # (a k_t = 0 mode shares its amplitude with its mirror (-k_x, -k_y, 0): real output)
             peaks = {tuple(int(v) for v in p) for p in torch.nonzero(out_hat.abs() > 0.25)}
             expected = (int(mx[idx]) % 8, int(my[idx]) % 8, int(mt[idx]))

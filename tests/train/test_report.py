@@ -1,4 +1,5 @@
 """evaluate() + write_report(): numbers, report files, published comparison, figures."""
+
 import json
 import math
 import os
@@ -24,10 +25,16 @@ def _trajectories(n=3, t=6, size=32, seed=0, noise=0.05):
     frames = []
     for _i in range(n):
         phase = torch.rand(3, generator=g, dtype=torch.float64) * 2 * math.pi
-        frames.append(torch.stack([
-            torch.sin(2 * math.pi * (X + Y) + phase[0] + 0.2 * k)
-            + 0.5 * torch.cos(2 * math.pi * (3 * X - 2 * Y) + phase[1])
-            + 0.1 * torch.sin(2 * math.pi * (7 * X + 9 * Y) + phase[2] - 0.1 * k) for k in range(t)]))
+        frames.append(
+            torch.stack(
+                [
+                    torch.sin(2 * math.pi * (X + Y) + phase[0] + 0.2 * k)
+                    + 0.5 * torch.cos(2 * math.pi * (3 * X - 2 * Y) + phase[1])
+                    + 0.1 * torch.sin(2 * math.pi * (7 * X + 9 * Y) + phase[2] - 0.1 * k)
+                    for k in range(t)
+                ]
+            )
+        )
     truth = torch.stack(frames).float()
     growth = torch.linspace(0.5, 2.0, t)[None, :, None, None]
     pred = truth + noise * growth * torch.randn(truth.shape, generator=g)
@@ -41,16 +48,21 @@ def test_evaluate_numbers_match_direct_computation():
     p, t = pred.double().numpy(), truth.double().numpy()
     direct = np.mean([np.linalg.norm(p[i] - t[i]) / np.linalg.norm(t[i]) for i in range(len(p))])
     assert r["metrics"]["relative_l2"] == pytest.approx(direct, rel=1e-12)
-    step = np.mean([[np.linalg.norm(p[i, s] - t[i, s]) / np.linalg.norm(t[i, s]) for s in range(p.shape[1])]
-                    for i in range(len(p))], axis=0)
+    step = np.mean(
+        [
+            [np.linalg.norm(p[i, s] - t[i, s]) / np.linalg.norm(t[i, s]) for s in range(p.shape[1])]
+            for i in range(len(p))
+        ],
+        axis=0,
+    )
     np.testing.assert_allclose(r["per_step"]["relative_l2"], step, rtol=1e-12)
     assert r["metrics"]["nrmse"] == pytest.approx(float(np.mean(step)), rel=1e-12)  # one channel: same average
     # predicted steps are the last T snapshots of the grid's time axis
     assert r["times"] == [10.0, 11.0, 12.0, 13.0, 14.0, 15.0]
     # mean spectra keep Parseval: sum_s E(s) = mean u^2 / 2 averaged over frames
-    assert sum(r["spectrum"]["truth"]) == pytest.approx(0.5 * float((t ** 2).mean()), rel=1e-10)
+    assert sum(r["spectrum"]["truth"]) == pytest.approx(0.5 * float((t**2).mean()), rel=1e-10)
     assert set(r["metrics"]["spectral_band_relative_error"]) == {"low", "mid", "high"}
-    assert r["metrics"]["spectral_band_relative_error"]["high"] is None      # truth has no shell >= 12
+    assert r["metrics"]["spectral_band_relative_error"]["high"] is None  # truth has no shell >= 12
     assert r["metrics"]["spectral_band_relative_error"]["mid"] > 0
 
 
@@ -93,16 +105,28 @@ def test_evaluate_rejects_bad_input():
 def test_report_folder_json_markdown_and_figures(tmp_path):
     pred, truth, grid = _trajectories()
     r = evaluate(pred, truth, grid, NS_SETTING)
-    paths = write_report(str(tmp_path), r, predictions=M.to_canonical(pred, "trajectory"),
-                         targets=M.to_canonical(truth, "trajectory"), extra={"ckpt": "none"})
+    paths = write_report(
+        str(tmp_path),
+        r,
+        predictions=M.to_canonical(pred, "trajectory"),
+        targets=M.to_canonical(truth, "trajectory"),
+        extra={"ckpt": "none"},
+    )
     for key in ("metrics_json", "report_md", "fields", "error_vs_time", "spectra"):
         assert os.path.isfile(paths[key]), key
     with open(paths["metrics_json"]) as f:
         record = json.load(f)
     run = record["runs"]["this run"]
     assert run["metrics"]["relative_l2"] == pytest.approx(r["metrics"]["relative_l2"], rel=1e-15)
-    for name in ("relative_l2", "relative_l2_per_step", "relative_h1", "spectral_band_relative_error",
-                 "energy_spectrum", "rmse", "nrmse"):
+    for name in (
+        "relative_l2",
+        "relative_l2_per_step",
+        "relative_h1",
+        "spectral_band_relative_error",
+        "energy_spectrum",
+        "rmse",
+        "nrmse",
+    ):
         assert record["definitions"][name] == M.METRIC_DEFINITIONS[name]
     assert record["published"][0]["values"]["FNO-3D"] == 0.0086
     assert record["extra"] == {"ckpt": "none"}
@@ -119,7 +143,7 @@ def test_report_folder_json_markdown_and_figures(tmp_path):
         image = imread(paths[key])
         assert image.ndim == 3 and image.shape[2] in (3, 4), (key, image.shape)
         assert image.shape[0] > 200 and image.shape[1] > 300, (key, image.shape)
-        assert image[..., :3].std() > 0.05, key       # not a blank canvas
+        assert image[..., :3].std() > 0.05, key  # not a blank canvas
 
 
 def test_before_after_columns_for_refinement(tmp_path):
@@ -128,16 +152,21 @@ def test_before_after_columns_for_refinement(tmp_path):
     before = evaluate(pred, truth, grid, NS_SETTING)
     after = evaluate(better, truth, grid, NS_SETTING)
     assert after["metrics"]["relative_l2"] == pytest.approx(0.5 * before["metrics"]["relative_l2"], rel=1e-6)
-    paths = write_report(str(tmp_path), {"before refinement": before, "after refinement": after},
-                         predictions={"before refinement": M.to_canonical(pred, "trajectory"),
-                                      "after refinement": M.to_canonical(better, "trajectory")},
-                         targets=M.to_canonical(truth, "trajectory"))
+    paths = write_report(
+        str(tmp_path),
+        {"before refinement": before, "after refinement": after},
+        predictions={
+            "before refinement": M.to_canonical(pred, "trajectory"),
+            "after refinement": M.to_canonical(better, "trajectory"),
+        },
+        targets=M.to_canonical(truth, "trajectory"),
+    )
     md = open(paths["report_md"]).read()
     assert "| metric | before refinement | after refinement |" in md
     assert f"| **after refinement** (this toolkit) | {after['metrics']['relative_l2']:.4g} |" in md
     record = json.load(open(paths["metrics_json"]))
     assert set(record["runs"]) == {"before refinement", "after refinement"}
-    assert imread(paths["fields"]).shape[0] > imread(paths["spectra"]).shape[0]   # 5 rows of panels
+    assert imread(paths["fields"]).shape[0] > imread(paths["spectra"]).shape[0]  # 5 rows of panels
 
 
 def test_steady_darcy_setting_lists_l2_and_h1_tables(tmp_path):
@@ -152,13 +181,16 @@ def test_steady_darcy_setting_lists_l2_and_h1_tables(tmp_path):
     assert "| MgNO (published) | 0.00339 |" in md
     assert "| MgNO (published) | 0.0138 |" in md
     assert "relative_h1" in md
-    assert "fields" not in paths                     # no fields given: no field panels
-    assert "error_vs_time" not in paths              # steady data: no time axis to plot
+    assert "fields" not in paths  # no fields given: no field panels
+    assert "error_vs_time" not in paths  # steady data: no time axis to plot
 
 
 def test_published_table_is_keyed_and_consistent():
-    key = ("FNO Navier-Stokes (vorticity, unit torus, 64^2)",
-           "nu=1e-3, T=50, 1000 train / 200 test, 10 input -> 40 predicted snapshots", "FNO-3D")
+    key = (
+        "FNO Navier-Stokes (vorticity, unit torus, 64^2)",
+        "nu=1e-3, T=50, 1000 train / 200 test, 10 input -> 40 predicted snapshots",
+        "FNO-3D",
+    )
     assert PUBLISHED[key]["value"] == 0.0086 and PUBLISHED[key]["metric"] == "relative_l2"
     for table in PUBLISHED_TABLES:
         assert table.metric in M.METRIC_DEFINITIONS, table
@@ -173,10 +205,15 @@ def test_published_table_is_keyed_and_consistent():
 def test_relative_h1_in_evaluate_follows_the_grid_boundaries():
     pred, truth, grid = _trajectories(seed=4)
     r = evaluate(pred, truth, grid, NS_SETTING)
-    direct = M.relative_h1_per_sample(M.to_canonical(pred, "trajectory"), M.to_canonical(truth, "trajectory"),
-                                      M.as_grid(grid)).mean().item()
+    direct = (
+        M.relative_h1_per_sample(
+            M.to_canonical(pred, "trajectory"), M.to_canonical(truth, "trajectory"), M.as_grid(grid)
+        )
+        .mean()
+        .item()
+    )
     assert r["metrics"]["relative_h1"] == pytest.approx(direct, rel=1e-12)
-    assert r["metrics"]["relative_h1"] > r["metrics"]["relative_l2"]     # white-noise error: H1 weights it up
+    assert r["metrics"]["relative_h1"] > r["metrics"]["relative_l2"]  # white-noise error: H1 weights it up
     mixed = dict(grid, boundary={"x": "periodic", "y": "neumann"})
     r_mixed = evaluate(pred, truth, mixed, NS_SETTING)
     assert r_mixed["metrics"]["relative_h1"] is None
@@ -196,13 +233,22 @@ def test_neuralops_eval_cli_on_a_checkpoint(tmp_path, capsys):
     from train.module import NeuralOperatorModule
 
     data = write_advection(str(tmp_path / "adv.h5"), n=8, frames=8, res=16)
-    dm = TrajectoryDataModule(path=data, train="0:5", val="5:6", test="6:8", mode="direct", t_in=4, t_out=4,
-                              batch_size=2)
+    dm = TrajectoryDataModule(
+        path=data, train="0:5", val="5:6", test="6:8", mode="direct", t_in=4, t_out=4, batch_size=2
+    )
     torch.manual_seed(0)
-    module = NeuralOperatorModule("fno3d", {"modes": 4, "width": 6, "n_layers": 1, "projection_channels": 8},
-                                  data_io=dm.io)
-    trainer = pl.Trainer(max_steps=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, accelerator="cpu", limit_val_batches=0)
+    module = NeuralOperatorModule(
+        "fno3d", {"modes": 4, "width": 6, "n_layers": 1, "projection_channels": 8}, data_io=dm.io
+    )
+    trainer = pl.Trainer(
+        max_steps=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        limit_val_batches=0,
+    )
     trainer.fit(module, dm)
     ckpt = str(tmp_path / "tiny.ckpt")
     trainer.save_checkpoint(ckpt)
@@ -213,7 +259,7 @@ def test_neuralops_eval_cli_on_a_checkpoint(tmp_path, capsys):
     record = json.load(open(out / "metrics.json"))
     run = record["runs"]["this run"]
     assert run["n_samples"] == 2 and run["n_steps"] == 4 and run["grid_shape"] == [16, 16]
-    assert run["times"] == [4.0, 5.0, 6.0, 7.0]               # frames start + t_in .. of the protocol window
+    assert run["times"] == [4.0, 5.0, 6.0, 7.0]  # frames start + t_in .. of the protocol window
     assert record["extra"]["sample_indices"] == [6, 7] and record["extra"]["model"] == "fno3d"
 
     # independent recomputation: the restored module on the raw test windows
@@ -227,8 +273,11 @@ def test_neuralops_eval_cli_on_a_checkpoint(tmp_path, capsys):
     assert run["metrics"]["relative_l2"] == pytest.approx(float(np.mean(rel)), rel=1e-5)
     md = open(out / "report.md").read()
     # a tiny run forced onto the published setting: the published rows say the protocol differs
-    assert re.search(r"\| FNO-3D \(published; another protocol: [^|]*training samples \d+ \(published: 1000\)\) "
-                     r"\| 0\.0086 \|", md), md
+    assert re.search(
+        r"\| FNO-3D \(published; another protocol: [^|]*training samples \d+ \(published: 1000\)\) "
+        r"\| 0\.0086 \|",
+        md,
+    ), md
     for name in ("fields.png", "error_vs_time.png", "spectra.png"):
         assert imread(str(out / name)).ndim == 3
 
@@ -240,7 +289,7 @@ def test_multichannel_trajectories_report_per_channel_errors(tmp_path):
     g = torch.Generator().manual_seed(5)
     truth = torch.randn(3, 4, 2, 16, 16, generator=g, dtype=torch.float64)
     pred = truth.clone()
-    pred[:, :, 1] += 0.1 * torch.randn(3, 4, 16, 16, generator=g, dtype=torch.float64)   # only channel 1 wrong
+    pred[:, :, 1] += 0.1 * torch.randn(3, 4, 16, 16, generator=g, dtype=torch.float64)  # only channel 1 wrong
     r = evaluate(pred, truth, None, "sinenet_shallow_water")
     assert r["layout"] == "trajectory_channels"
     assert r["per_channel"]["relative_l2"][0] == 0.0 and r["per_channel"]["relative_l2"][1] > 0.05
@@ -259,7 +308,7 @@ def test_datagen_grid_object_and_figure_layout_errors(tmp_path):
     assert r_obj["metrics"]["relative_h1"] == pytest.approx(r_map["metrics"]["relative_h1"], rel=1e-14)
     assert r_obj["times"] == r_map["times"]
     with pytest.raises(ValueError, match=r"must be \(N, T, C, X, Y\)"):
-        write_report(str(tmp_path), r_obj, predictions=pred, targets=truth)       # 4-D: not canonical
+        write_report(str(tmp_path), r_obj, predictions=pred, targets=truth)  # 4-D: not canonical
     with pytest.raises(ValueError, match="out of range"):
         write_report(str(tmp_path), r_obj, predictions=pred[:, :, None], targets=truth[:, :, None], sample=5)
 
@@ -271,19 +320,29 @@ def test_published_setting_is_inferred_only_for_the_matching_benchmark(tmp_path)
     def write(name, pde, spec):
         x = np.arange(8) / 8
         path = tmp_path / name
-        with DatasetWriter(path, pde=pde, spec=spec, n_samples=1, seed=0,
-                           fields={"vorticity": FieldSpec((3, 8, 8), "state")},
-                           grid=Grid({"x": x, "y": x, "t": np.arange(1.0, 4.0)}, {"x": "periodic", "y": "periodic"}),
-                           solver=[]) as w:
+        with DatasetWriter(
+            path,
+            pde=pde,
+            spec=spec,
+            n_samples=1,
+            seed=0,
+            fields={"vorticity": FieldSpec((3, 8, 8), "state")},
+            grid=Grid({"x": x, "y": x, "t": np.arange(1.0, 4.0)}, {"x": "periodic", "y": "periodic"}),
+            solver=[],
+        ) as w:
             w.write(0, {"vorticity": np.zeros((3, 8, 8))})
         return str(path)
 
     nu4 = {"t_in": 10, "t_out": 20, "n_train": 10000}
     nu3 = {"t_in": 10, "t_out": 40, "n_train": 1000}
-    assert infer_setting(write("a.h5", "navier_stokes_2d", {"recipe": "fno", "viscosity": 1e-4}), nu4) == \
-        "fno_ns_nu1e-4_T30_N10000"
-    assert infer_setting(write("b.h5", "navier_stokes_2d", {"source": "fno_mat", "viscosity": 1e-3}), nu3) == \
-        "fno_ns_nu1e-3_T50_N1000"
+    assert (
+        infer_setting(write("a.h5", "navier_stokes_2d", {"recipe": "fno", "viscosity": 1e-4}), nu4)
+        == "fno_ns_nu1e-4_T30_N10000"
+    )
+    assert (
+        infer_setting(write("b.h5", "navier_stokes_2d", {"source": "fno_mat", "viscosity": 1e-3}), nu3)
+        == "fno_ns_nu1e-3_T50_N1000"
+    )
     # another viscosity, another recipe, another input window, output window or training-set size is not
     # the published setting
     assert infer_setting(write("c.h5", "navier_stokes_2d", {"recipe": "fno", "viscosity": 2e-3}), nu3) is None

@@ -1,5 +1,6 @@
 """``neuralops-train``: packaged configs (parameter counts of the papers' models), fit/test through
 the CLI with checkpoints and logs, CPU smoke runs of the NS configs, the refine hook, bad configs."""
+
 import glob
 import os
 
@@ -13,20 +14,36 @@ from train.module import NeuralOperatorModule
 
 CONFIGS = ["darcy_mgno", "darcy_fno", "ns_fno3d", "ns_fno2d", "ns_sfno", "ns_sinenet", "ns_mgno", "ns_mgno_ts"]
 # parameter counts of the configured models (572,661 / 6,558,537 / 414,517 / 9,242,461 / 2,885,194 / 602,604)
-PARAMS = {"darcy_mgno": 572_661, "ns_fno3d": 6_558_537, "ns_fno2d": 414_517, "ns_sfno": 9_242_461,
-          "ns_mgno": 2_885_194, "ns_mgno_ts": 602_604}
+PARAMS = {
+    "darcy_mgno": 572_661,
+    "ns_fno3d": 6_558_537,
+    "ns_fno2d": 414_517,
+    "ns_sfno": 9_242_461,
+    "ns_mgno": 2_885_194,
+    "ns_mgno_ts": 602_604,
+}
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     d = tmp_path_factory.mktemp("cli")
-    return {"darcy": str(write_steady(d / "darcy.h5", n=6, res=64)),
-            "ns": str(write_trajectories(d / "ns.h5", n=4, frames=50, res=64))}
+    return {
+        "darcy": str(write_steady(d / "darcy.h5", n=6, res=64)),
+        "ns": str(write_trajectories(d / "ns.h5", n=4, frames=50, res=64)),
+    }
 
 
 def split_args(path):
-    return ["--data.init_args.path", path, "--data.init_args.train", "0:2", "--data.init_args.val", "2:4",
-            "--data.init_args.test", "2:4"]
+    return [
+        "--data.init_args.path",
+        path,
+        "--data.init_args.train",
+        "0:2",
+        "--data.init_args.val",
+        "2:4",
+        "--data.init_args.test",
+        "2:4",
+    ]
 
 
 def test_configs_are_found_by_name(tmp_path):
@@ -44,10 +61,14 @@ def test_configs_are_found_by_name(tmp_path):
 @pytest.mark.parametrize("name", CONFIGS)
 def test_packaged_configs_build_the_papers_models(name, data, tmp_path):
     path = data["darcy"] if name.startswith("darcy") else data["ns"]
-    cli = NeuralOperatorCLI(NeuralOperatorModule, LightningDataModule, subclass_mode_data=True, run=False,
-                            auto_configure_optimizers=False,
-                            args=resolve_config_args(["--config", name, *split_args(path),
-                                                      "--trainer.default_root_dir", str(tmp_path)]))
+    cli = NeuralOperatorCLI(
+        NeuralOperatorModule,
+        LightningDataModule,
+        subclass_mode_data=True,
+        run=False,
+        auto_configure_optimizers=False,
+        args=resolve_config_args(["--config", name, *split_args(path), "--trainer.default_root_dir", str(tmp_path)]),
+    )
     n = sum(p.numel() for p in cli.model.model.parameters())
     if name in PARAMS:
         assert n == PARAMS[name]
@@ -58,16 +79,27 @@ def test_packaged_configs_build_the_papers_models(name, data, tmp_path):
         assert (io["t_in"], io["t_out"]) == (10, 40)
     ckpt = [c for c in cli.trainer.callbacks if type(c).__name__ == "ModelCheckpoint"][0]
     last = [c for c in cli.trainer.callbacks if type(c).__name__ == "LastCheckpoint"]
-    assert ckpt.monitor == "val/relative_l2" and not ckpt.save_last      # last.ckpt: its own callback
+    assert ckpt.monitor == "val/relative_l2" and not ckpt.save_last  # last.ckpt: its own callback
     assert len(last) == 1 and last[0].dirpath == ckpt.dirpath and last[0].monitor is None
 
 
 def test_fit_resume_and_test_through_the_cli(data, tmp_path, capsys):
     root = str(tmp_path / "run")
     small = ["--model.model_config", "{channels: 6, num_layers: 2, smoothing: [[1, 0], [1, 0], [2, 0]]}"]
-    common = ["--config", "darcy_mgno", *split_args(data["darcy"]), *small, "--trainer.default_root_dir", root,
-              "--checkpoint.dirpath", root + "/ckpt", "--trainer.enable_progress_bar", "false",
-              "--trainer.accelerator", "cpu"]
+    common = [
+        "--config",
+        "darcy_mgno",
+        *split_args(data["darcy"]),
+        *small,
+        "--trainer.default_root_dir",
+        root,
+        "--checkpoint.dirpath",
+        root + "/ckpt",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.accelerator",
+        "cpu",
+    ]
     assert main(["fit", *common, "--trainer.max_epochs", "2"]) == 0
     assert os.path.exists(root + "/ckpt/last.ckpt") and glob.glob(root + "/ckpt/best-*.ckpt")
     metrics_csv = glob.glob(root + "/logs/version_*/metrics.csv")
@@ -107,10 +139,31 @@ def test_fit_resume_and_test_through_the_cli(data, tmp_path, capsys):
 def test_cpu_smoke_of_the_ns_configs(name, data, tmp_path):
     """The full-size models of the target configs take training steps on tiny data."""
     root = str(tmp_path)
-    assert main(["fit", "--config", name, *split_args(data["ns"]), "--data.init_args.batch_size", "1",
-                 "--trainer.max_steps", "2", "--trainer.limit_val_batches", "1", "--trainer.accelerator", "cpu",
-                 "--trainer.default_root_dir", root, "--checkpoint.dirpath", root + "/ckpt",
-                 "--trainer.enable_progress_bar", "false"]) == 0
+    assert (
+        main(
+            [
+                "fit",
+                "--config",
+                name,
+                *split_args(data["ns"]),
+                "--data.init_args.batch_size",
+                "1",
+                "--trainer.max_steps",
+                "2",
+                "--trainer.limit_val_batches",
+                "1",
+                "--trainer.accelerator",
+                "cpu",
+                "--trainer.default_root_dir",
+                root,
+                "--checkpoint.dirpath",
+                root + "/ckpt",
+                "--trainer.enable_progress_bar",
+                "false",
+            ]
+        )
+        == 0
+    )
     assert os.path.exists(root + "/ckpt/last.ckpt")
 
 
@@ -121,14 +174,24 @@ def test_refine_subcommand_is_dispatched(capsys):
     assert "--ckpt" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("override, message", [
-    (["--model.model", "fno4d"], "unknown model 'fno4d'"),
-    (["--data.init_args.t_out", "45"], "is longer than the 50 frames"),
-    (["--data.init_args.fields", "[pressure]"], "field 'pressure' is not in"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        (["--model.model", "fno4d"], "unknown model 'fno4d'"),
+        (["--data.init_args.t_out", "45"], "is longer than the 50 frames"),
+        (["--data.init_args.fields", "[pressure]"], "field 'pressure' is not in"),
+    ],
+)
 def test_bad_configs_stop_before_training(override, message, data, tmp_path, capsys):
-    args = ["fit", "--config", "ns_fno3d", *split_args(data["ns"]), *override,
-            "--trainer.default_root_dir", str(tmp_path)]
+    args = [
+        "fit",
+        "--config",
+        "ns_fno3d",
+        *split_args(data["ns"]),
+        *override,
+        "--trainer.default_root_dir",
+        str(tmp_path),
+    ]
     assert main(args) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
@@ -150,11 +213,36 @@ def test_invalid_dataset_stops_before_training(data, tmp_path, capsys):
 
 def test_without_validation_split_only_last_checkpoint(data, tmp_path, capsys):
     root = str(tmp_path)
-    assert main(["fit", "--config", "darcy_mgno", "--data.init_args.path", data["darcy"],
-                 "--data.init_args.train", "0:2", "--data.init_args.val", "none", "--data.init_args.test", "none",
-                 "--model.model_config", "{channels: 4, num_layers: 1, smoothing: [[1, 0], [1, 0]]}",
-                 "--trainer.max_epochs", "1", "--trainer.accelerator", "cpu", "--trainer.default_root_dir", root,
-                 "--checkpoint.dirpath", root + "/ckpt", "--trainer.enable_progress_bar", "false"]) == 0
+    assert (
+        main(
+            [
+                "fit",
+                "--config",
+                "darcy_mgno",
+                "--data.init_args.path",
+                data["darcy"],
+                "--data.init_args.train",
+                "0:2",
+                "--data.init_args.val",
+                "none",
+                "--data.init_args.test",
+                "none",
+                "--model.model_config",
+                "{channels: 4, num_layers: 1, smoothing: [[1, 0], [1, 0]]}",
+                "--trainer.max_epochs",
+                "1",
+                "--trainer.accelerator",
+                "cpu",
+                "--trainer.default_root_dir",
+                root,
+                "--checkpoint.dirpath",
+                root + "/ckpt",
+                "--trainer.enable_progress_bar",
+                "false",
+            ]
+        )
+        == 0
+    )
     assert "saving last.ckpt only" in capsys.readouterr().err
     assert os.path.exists(root + "/ckpt/last.ckpt")
     assert main(["configs"]) == 0 and "ns_sinenet" in capsys.readouterr().out

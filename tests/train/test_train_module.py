@@ -1,5 +1,6 @@
 """The LightningModule: rollout identities, pushforward gradients, normalisation in checkpoints,
 losses against the metrics, exact resume, evaluation helpers, bad configs."""
+
 import os
 
 import lightning.pytorch as pl
@@ -19,13 +20,22 @@ SMALL_MGNO = {"channels": 6, "num_layers": 2, "smoothing": [[1, 0], [1, 0], [2, 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("m")
-    return {"steady": str(write_steady(d / "s.h5", n=40, res=16)),
-            "adv": str(write_advection(d / "a.h5", n=16, frames=10, res=16))}
+    return {
+        "steady": str(write_steady(d / "s.h5", n=40, res=16)),
+        "adv": str(write_advection(d / "a.h5", n=16, frames=10, res=16)),
+    }
 
 
 def trainer(tmp_path=None, **kw):
-    args = dict(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                enable_model_summary=False, deterministic=True)
+    args = dict(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        deterministic=True,
+    )
     if tmp_path is not None:
         args["default_root_dir"] = str(tmp_path)
     args.update(kw)
@@ -45,7 +55,7 @@ def test_steady_training_learns_and_stores_normalisation(files, tmp_path):
     t = trainer(tmp_path, max_epochs=15, enable_checkpointing=True, callbacks=[ckpt_cb])
     t.fit(m, dm)
     last = t.callback_metrics["val/relative_l2"].item()
-    assert last < 0.5 * first, (first, last)          # it learns the (linear) map
+    assert last < 0.5 * first, (first, last)  # it learns the (linear) map
     # statistics: training split only, restored from the checkpoint with the weights
     mean, std = dm.normalization_statistics()["input"]
     np.testing.assert_allclose(m.norm_in.mean.numpy(), mean)
@@ -64,15 +74,16 @@ def test_steady_training_learns_and_stores_normalisation(files, tmp_path):
 
 
 def test_autoregressive_rollout_is_the_repeated_step(files):
-    dm = TrajectoryDataModule(files["adv"], train="0:12", test="12:16", mode="autoregressive", t_in=4, t_out=5,
-                              history=3)
+    dm = TrajectoryDataModule(
+        files["adv"], train="0:12", test="12:16", mode="autoregressive", t_in=4, t_out=5, history=3
+    )
     m = NeuralOperatorModule("fno2d", dict(SMALL_FNO, norm="none"), data_io=dm.io)
     m.norm_in.set_statistics([0.3], [2.0])
     x, y = dm.make_dataset("test")[0]
     x = x[None]
     with torch.no_grad():
-        pred = m(x)                                            # (1, 5, 1, X, Y), physical
-        frames = list(((x - 0.3) / 2.0)[:, :, 0].unbind(1))     # normalised frames
+        pred = m(x)  # (1, 5, 1, X, Y), physical
+        frames = list(((x - 0.3) / 2.0)[:, :, 0].unbind(1))  # normalised frames
         for _ in range(5):
             frames.append(m.model(torch.stack(frames[-3:], 1))[:, 0])
         manual = torch.stack(frames[4:], 1)[:, :, None] * 2.0 + 0.3
@@ -83,8 +94,9 @@ def test_autoregressive_rollout_is_the_repeated_step(files):
 def test_pushforward_gradient_flows_only_through_the_last_steps(files):
     dm = TrajectoryDataModule(files["adv"], train="0:4", mode="autoregressive", t_in=3, history=2, unroll=3)
     torch.manual_seed(0)
-    m = NeuralOperatorModule("fno2d", dict(SMALL_FNO, norm="none"), data_io=dm.io, pushforward_steps=2,
-                             loss_space="normalized")
+    m = NeuralOperatorModule(
+        "fno2d", dict(SMALL_FNO, norm="none"), data_io=dm.io, pushforward_steps=2, loss_space="normalized"
+    )
     m.norm_in.set_statistics([0.0], [1.0])
     x, y = (t[None] for t in dm.make_dataset("train")[0])
     loss = m.training_step((x, y), 0)
@@ -105,10 +117,14 @@ def test_pushforward_gradient_flows_only_through_the_last_steps(files):
 
 def test_direct_mode_and_refinement_hooks(files, tmp_path):
     pl.seed_everything(1)
-    dm = TrajectoryDataModule(files["adv"], train="0:12", val="12:16", test="12:16", mode="direct", t_in=4, t_out=6,
-                              batch_size=4)
-    m = NeuralOperatorModule("sfno", {"modes_x": 4, "modes_y": 4, "modes_t": 2, "width": 6, "mlp_channels": 8,
-                                      "latent_steps": 4}, data_io=dm.io)
+    dm = TrajectoryDataModule(
+        files["adv"], train="0:12", val="12:16", test="12:16", mode="direct", t_in=4, t_out=6, batch_size=4
+    )
+    m = NeuralOperatorModule(
+        "sfno",
+        {"modes_x": 4, "modes_y": 4, "modes_t": 2, "width": 6, "mlp_channels": 8, "latent_steps": 4},
+        data_io=dm.io,
+    )
     cb = pl.callbacks.ModelCheckpoint(dirpath=tmp_path, save_last=True)
     trainer(tmp_path, max_epochs=2, enable_checkpointing=True, callbacks=[cb]).fit(m, dm)
     model, info = load_for_refinement(os.path.join(tmp_path, "last.ckpt"))
@@ -144,11 +160,12 @@ def _fit_weights(files, tmp_path, epochs, interrupt_after=None):
     trainer(tmp_path, max_epochs=epochs, enable_checkpointing=True, callbacks=cbs).fit(m, dm)
     if interrupt_after:
         assert m.current_epoch == interrupt_after
-        pl.seed_everything(123)                       # a different global RNG state before resuming
+        pl.seed_everything(123)  # a different global RNG state before resuming
         dm, m = build()
         cb = pl.callbacks.ModelCheckpoint(dirpath=tmp_path, save_last=True, save_top_k=0)
         trainer(tmp_path, max_epochs=epochs, enable_checkpointing=True, callbacks=[cb]).fit(
-            m, dm, ckpt_path=os.path.join(tmp_path, "last.ckpt"))
+            m, dm, ckpt_path=os.path.join(tmp_path, "last.ckpt")
+        )
     return {k: v.clone() for k, v in m.state_dict().items()}
 
 
@@ -178,26 +195,34 @@ def test_bad_module_configs(files):
     with pytest.raises(ValueError, match="data_io is missing"):
         NeuralOperatorModule("mgno")
     # a model that cannot take the data stops in setup, before the first training step
-    m = NeuralOperatorModule("sinenet", {"num_waves": 2, "hidden_channels": 4, "num_levels": 5},
-                             data_io=TrajectoryDataModule(files["adv"], train="0:8", mode="autoregressive",
-                                                          t_in=4).io)
+    m = NeuralOperatorModule(
+        "sinenet",
+        {"num_waves": 2, "hidden_channels": 4, "num_levels": 5},
+        data_io=TrajectoryDataModule(files["adv"], train="0:8", mode="autoregressive", t_in=4).io,
+    )
     with pytest.raises(ValueError, match="does not accept the data.*divisible"):
         trainer(max_epochs=1).fit(m, TrajectoryDataModule(files["adv"], train="0:8", mode="autoregressive", t_in=4))
     # evaluating a module that was never trained
     with pytest.raises(ValueError, match="never fitted"):
-        trainer().test(NeuralOperatorModule("mgno", SMALL_MGNO, data_io=sdm.io),
-                       SteadyDataModule(files["steady"], train="0:8", test="8:12"))
+        trainer().test(
+            NeuralOperatorModule("mgno", SMALL_MGNO, data_io=sdm.io),
+            SteadyDataModule(files["steady"], train="0:8", test="8:12"),
+        )
 
 
 # the constructor arguments the module derived from the data before the model contract (by the model's
 # name and constructor signature): the contract must build the very same networks
-_TINY = {"fno2d": SMALL_FNO, "fno3d": SMALL_FNO, "mgno": SMALL_MGNO,
-         "mgno_ts": SMALL_MGNO, "mgno_ns": {"channels": 4, "num_layers": 1, "smoothing": [[1, 0], [1, 0]],
-                                            "resolution": 16},
-         "sfno": {"modes_x": 3, "modes_y": 3, "modes_t": 2, "width": 6, "latent_steps": 4},
-         "sinenet": {"num_waves": 2, "hidden_channels": 4, "num_levels": 2},
-         "unet": {"hidden_channels": 4, "channel_multipliers": [1, 2]},
-         "unet_mod": {"hidden_channels": 8, "channel_multipliers": [1, 2]}}
+_TINY = {
+    "fno2d": SMALL_FNO,
+    "fno3d": SMALL_FNO,
+    "mgno": SMALL_MGNO,
+    "mgno_ts": SMALL_MGNO,
+    "mgno_ns": {"channels": 4, "num_layers": 1, "smoothing": [[1, 0], [1, 0]], "resolution": 16},
+    "sfno": {"modes_x": 3, "modes_y": 3, "modes_t": 2, "width": 6, "latent_steps": 4},
+    "sinenet": {"num_waves": 2, "hidden_channels": 4, "num_levels": 2},
+    "unet": {"hidden_channels": 4, "channel_multipliers": [1, 2]},
+    "unet_mod": {"hidden_channels": 8, "channel_multipliers": [1, 2]},
+}
 _BEFORE = {  # (data mode, the former data-derived keywords)
     ("steady", "fno2d"): {"in_channels": 1, "out_channels": 1, "endpoint": True},
     ("steady", "mgno"): {"in_channels": 1, "out_channels": 1, "padding_mode": "zeros"},
@@ -208,10 +233,24 @@ _BEFORE = {  # (data mode, the former data-derived keywords)
     ("autoregressive", "mgno"): {"in_channels": 4, "out_channels": 1, "padding_mode": "circular"},
     ("autoregressive", "mgno_ts"): {"time_history": 4, "fields": 1, "padding_mode": "circular"},
     ("autoregressive", "mgno_ns"): {"time_history": 4, "fields": 1, "padding_mode": "circular"},
-    ("autoregressive", "sinenet"): {"in_channels": 4, "out_channels": 1, "time_history": 4, "in_fields": 1,
-                                    "out_fields": 1, "time_future": 1, "padding_mode": "circular"},
-    ("autoregressive", "unet_mod"): {"in_channels": 4, "out_channels": 1, "time_history": 4, "in_fields": 1,
-                                     "out_fields": 1, "time_future": 1, "padding_mode": "circular"},
+    ("autoregressive", "sinenet"): {
+        "in_channels": 4,
+        "out_channels": 1,
+        "time_history": 4,
+        "in_fields": 1,
+        "out_fields": 1,
+        "time_future": 1,
+        "padding_mode": "circular",
+    },
+    ("autoregressive", "unet_mod"): {
+        "in_channels": 4,
+        "out_channels": 1,
+        "time_history": 4,
+        "in_fields": 1,
+        "out_fields": 1,
+        "time_future": 1,
+        "padding_mode": "circular",
+    },
 }
 
 
@@ -257,11 +296,20 @@ def test_checkpoints_of_the_former_io_form_still_build_and_match(files):
     includes_boundary}}``: they still build the module, and compare equal to the data's layout."""
     from train.module import as_layout
 
-    for dm in (SteadyDataModule(files["steady"], train="0:8"),
-               TrajectoryDataModule(files["adv"], train="0:8", mode="autoregressive", t_in=4)):
+    for dm in (
+        SteadyDataModule(files["steady"], train="0:8"),
+        TrajectoryDataModule(files["adv"], train="0:8", mode="autoregressive", t_in=4),
+    ):
         old = dict(dm.io)
-        old["grid"] = {ax: {"n": g["n"], "boundary": g["boundary"], "length": g["length"],
-                            "includes_boundary": g["includes_boundary"]} for ax, g in dm.io["grid"].items()}
+        old["grid"] = {
+            ax: {
+                "n": g["n"],
+                "boundary": g["boundary"],
+                "length": g["length"],
+                "includes_boundary": g["includes_boundary"],
+            }
+            for ax, g in dm.io["grid"].items()
+        }
         module = NeuralOperatorModule("fno2d", SMALL_FNO, data_io=old, check_model=False)
         assert module.layout.differences(dm.layout) == {}
         assert module.layout.grid.lengths() == pytest.approx(dm.layout.grid.lengths())
@@ -275,5 +323,6 @@ def test_a_bad_schedule_is_refused_at_construction(files):
     with pytest.raises(ValueError, match=r"unknown scheduler_config keys \['gama'\] for scheduler 'step'"):
         NeuralOperatorModule("mgno", SMALL_MGNO, data_io=sdm.io, scheduler="step", scheduler_config={"gama": 0.5})
     with pytest.raises(ValueError, match="interval must be 'step' or 'epoch', got 'batch'"):
-        NeuralOperatorModule("mgno", SMALL_MGNO, data_io=sdm.io, scheduler="onecycle",
-                             scheduler_config={"interval": "batch"})
+        NeuralOperatorModule(
+            "mgno", SMALL_MGNO, data_io=sdm.io, scheduler="onecycle", scheduler_config={"interval": "batch"}
+        )

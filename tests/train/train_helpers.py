@@ -1,4 +1,5 @@
 """Small synthetic data-contract files for the training tests (written with DatasetWriter)."""
+
 from __future__ import annotations
 
 import lightning.pytorch as pl
@@ -17,9 +18,17 @@ def write_steady(path, n=24, res=16, seed=0, boundary="dirichlet", extra_output=
     if extra_output:
         fields["v"] = FieldSpec((2, res, res), "output")
     bump = np.outer(np.sin(np.pi * x), np.sin(np.pi * x))
-    with DatasetWriter(path, pde="darcy", spec={"family": "toy_darcy", "n": res, "seed": seed}, n_samples=n,
-                       seed=seed, fields=fields, grid=Grid({"x": x, "y": x}, {"x": boundary, "y": boundary}),
-                       params=[], solver=["converged"]) as w:
+    with DatasetWriter(
+        path,
+        pde="darcy",
+        spec={"family": "toy_darcy", "n": res, "seed": seed},
+        n_samples=n,
+        seed=seed,
+        fields=fields,
+        grid=Grid({"x": x, "y": x}, {"x": boundary, "y": boundary}),
+        params=[],
+        solver=["converged"],
+    ) as w:
         for i in range(n):
             a = 1.0 + 0.5 * rng.standard_normal((res, res))
             u = bump * (a.mean() + 0.1 * np.roll(a, 1, axis=0))
@@ -38,18 +47,29 @@ def write_trajectories(path, n=12, frames=8, res=8, seed=0, channels=None, inval
     x = np.arange(res) / res
     t = np.arange(frames, dtype=np.float64)
     shape = (frames, res, res) if channels is None else (frames, channels, res, res)
-    with DatasetWriter(path, pde="navier_stokes_2d", spec={"family": "toy_ns", "n": res, "seed": seed},
-                       n_samples=n, seed=seed, fields={"vorticity": FieldSpec(shape, "state")},
-                       grid=Grid({"x": x, "y": x, "t": t}, {"x": "periodic", "y": "periodic"}),
-                       params=["viscosity"], solver=["converged"]) as w:
+    with DatasetWriter(
+        path,
+        pde="navier_stokes_2d",
+        spec={"family": "toy_ns", "n": res, "seed": seed},
+        n_samples=n,
+        seed=seed,
+        fields={"vorticity": FieldSpec(shape, "state")},
+        grid=Grid({"x": x, "y": x, "t": t}, {"x": "periodic", "y": "periodic"}),
+        params=["viscosity"],
+        solver=["converged"],
+    ) as w:
         for i in range(n):
             pattern = rng.standard_normal((res, res))
             v = 100.0 * i + t[:, None, None] + 0.01 * pattern
             if channels is not None:
                 v = np.stack([v + 10.0 * c for c in range(channels)], axis=1)
-            w.write(i, {"vorticity": v.astype(np.float32)}, params={"viscosity": 1e-3},
-                    solver={"converged": i not in invalid},
-                    **({"invalid_reason": "blew up"} if i in invalid else {}))
+            w.write(
+                i,
+                {"vorticity": v.astype(np.float32)},
+                params={"viscosity": 1e-3},
+                solver={"converged": i not in invalid},
+                **({"invalid_reason": "blew up"} if i in invalid else {}),
+            )
     return path
 
 
@@ -59,17 +79,22 @@ def write_advection(path, n=16, frames=12, res=16, seed=0):
     x = np.arange(res) / res
     k = np.fft.fftfreq(res) * res
     filt = np.exp(-(k[:, None] ** 2 + k[None, :] ** 2) / 8.0)
-    with DatasetWriter(path, pde="navier_stokes_2d", spec={"family": "toy_advection", "n": res, "seed": seed},
-                       n_samples=n, seed=seed, fields={"vorticity": FieldSpec((frames, res, res), "state")},
-                       grid=Grid({"x": x, "y": x, "t": np.arange(frames, dtype=float)},
-                                 {"x": "periodic", "y": "periodic"}),
-                       params=[], solver=["converged"]) as w:
+    with DatasetWriter(
+        path,
+        pde="navier_stokes_2d",
+        spec={"family": "toy_advection", "n": res, "seed": seed},
+        n_samples=n,
+        seed=seed,
+        fields={"vorticity": FieldSpec((frames, res, res), "state")},
+        grid=Grid({"x": x, "y": x, "t": np.arange(frames, dtype=float)}, {"x": "periodic", "y": "periodic"}),
+        params=[],
+        solver=["converged"],
+    ) as w:
         for i in range(n):
             f0 = np.fft.ifft2(np.fft.fft2(rng.standard_normal((res, res))) * filt).real * 5
             traj = np.stack([np.roll(f0, s, axis=0) for s in range(frames)])
             w.write(i, {"vorticity": traj.astype(np.float32)}, solver={"converged": True})
     return path
-
 
 
 class RecordTraining(pl.Callback):
@@ -84,6 +109,9 @@ class RecordTraining(pl.Callback):
         self.info.update(start_epoch=trainer.current_epoch, start_step=trainer.global_step)
 
     def on_train_end(self, trainer, pl_module):
-        self.info.update(end_epoch=trainer.current_epoch, end_step=trainer.global_step,
-                         state_dict={k: v.detach().clone() for k, v in pl_module.state_dict().items()})
+        self.info.update(
+            end_epoch=trainer.current_epoch,
+            end_step=trainer.global_step,
+            state_dict={k: v.detach().clone() for k, v in pl_module.state_dict().items()},
+        )
         torch.save(self.info, self.path)

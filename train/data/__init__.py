@@ -1,4 +1,5 @@
 """Data modules, windows, splits and normalisation over data-contract (HDF5) files."""
+
 from .datamodule import SteadyDataModule, TrajectoryDataModule  # noqa: F401
 from .normalization import ChannelNormalizer, RunningChannelStats  # noqa: F401
 from .splits import Split, parse_split  # noqa: F401

@@ -29,6 +29,7 @@ batches as an uninterrupted one, and ``n`` DDP processes with batch ``b`` see ex
 batches of one process with batch ``n * b``. Evaluation loaders shard the samples over the ranks
 without padding (:class:`ShardSampler`); Lightning does not replace either sampler.
 """
+
 from __future__ import annotations
 
 import sys
@@ -88,9 +89,21 @@ class ShardSampler(DistributedSampler):
 class _ContractDataModule(pl.LightningDataModule):
     """Shared machinery: splits, validation, samplers, loaders, grid description."""
 
-    def __init__(self, path: Optional[str], train: str, val: Optional[str], test: Optional[str],
-                 batch_size: int, eval_batch_size: Optional[int], num_workers: int, normalization: str,
-                 seed: int, check: str, stats_chunk: int, adapt_splits: bool = True):
+    def __init__(
+        self,
+        path: Optional[str],
+        train: str,
+        val: Optional[str],
+        test: Optional[str],
+        batch_size: int,
+        eval_batch_size: Optional[int],
+        num_workers: int,
+        normalization: str,
+        seed: int,
+        check: str,
+        stats_chunk: int,
+        adapt_splits: bool = True,
+    ):
         super().__init__()
         if normalization not in NORMALIZATIONS:
             raise ValueError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {normalization!r}")
@@ -115,13 +128,15 @@ class _ContractDataModule(pl.LightningDataModule):
         specs = {"train": train, "val": val, "test": test}
         self.split_note: Optional[str] = None
         if path is not None:
-            for name, spec in specs.items():   # a number here is a YAML-mangled range: refuse before anything
+            for name, spec in specs.items():  # a number here is a YAML-mangled range: refuse before anything
                 check_split_type(name, spec)
             fitted = fit_index_splits(specs, len(self._open(path)))
             if fitted is not None:
                 if not adapt_splits:
-                    raise ValueError(fitted[1].split("; split by fraction")[0] + f" ({path}); set data.train/val/"
-                                     "test to ranges that fit, or data.adapt_splits: true to split by fraction")
+                    raise ValueError(
+                        fitted[1].split("; split by fraction")[0] + f" ({path}); set data.train/val/"
+                        "test to ranges that fit, or data.adapt_splits: true to split by fraction"
+                    )
                 specs, self.split_note = fitted
                 print(f"data: {self.split_note.replace('of the file', 'of ' + str(path))}", file=sys.stderr)
         for name, spec in specs.items():
@@ -139,8 +154,9 @@ class _ContractDataModule(pl.LightningDataModule):
             problems = validate(path, deep=self._check == "deep")
             if problems:
                 listing = "\n  - ".join(problems[:10])
-                raise DatasetError(f"dataset {path} fails the data contract's validation "
-                                   f"({len(problems)} problem(s)):\n  - {listing}")
+                raise DatasetError(
+                    f"dataset {path} fails the data contract's validation ({len(problems)} problem(s)):\n  - {listing}"
+                )
             self._checked.add(path)
         if path not in self._datasets:
             # every row of the file: the splits drop invalid samples themselves and count them
@@ -179,8 +195,10 @@ class _ContractDataModule(pl.LightningDataModule):
                 a, b = tuple(other.field_shape(f)), tuple(ref.field_shape(f))
                 if len(a) != len(b) or a[:-2] != b[:-2]:
                     what = "frames/channels" if time_dependent else "channels"
-                    raise ValueError(f"field {f!r} has per-sample shape {a} in {where} but {b} in the train file: "
-                                     f"the {what} must agree (only the spatial grid may differ)")
+                    raise ValueError(
+                        f"field {f!r} has per-sample shape {a} in {where} but {b} in the train file: "
+                        f"the {what} must agree (only the spatial grid may differ)"
+                    )
             if other.pde != ref.pde:
                 raise ValueError(f"{where} holds {other.pde!r} data but the train file {ref.pde!r}")
             grid = self.grid_of(other)
@@ -190,11 +208,15 @@ class _ContractDataModule(pl.LightningDataModule):
                 o = grid[g.name]
                 for key, label in (("boundary", "boundary condition"), ("nodes", "node convention")):
                     if getattr(o, key) != getattr(g, key):
-                        raise ValueError(f"{where} has {label} {getattr(o, key)!r} on axis {g.name} but the train "
-                                         f"file {getattr(g, key)!r}")
+                        raise ValueError(
+                            f"{where} has {label} {getattr(o, key)!r} on axis {g.name} but the train "
+                            f"file {getattr(g, key)!r}"
+                        )
                 if abs(o.length - g.length) > 1e-6 * max(1.0, abs(g.length)):
-                    raise ValueError(f"{where} spans {o.length:.6g} on axis {g.name} but the train file "
-                                     f"{g.length:.6g}: the domain must be the same")
+                    raise ValueError(
+                        f"{where} spans {o.length:.6g} on axis {g.name} but the train file "
+                        f"{g.length:.6g}: the domain must be the same"
+                    )
 
     def grid_of(self, ds=None) -> Grid:
         """The typed grid (:class:`datagen.contract.Grid`) of the spatial axes of a file (default: the
@@ -216,12 +238,19 @@ class _ContractDataModule(pl.LightningDataModule):
     def _loader(self, dataset, shuffle: bool, batch_size: int) -> DataLoader:
         rank, world = self._rank_world()
         if shuffle:
-            sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=self.seed,
-                                         drop_last=False)
+            sampler = DistributedSampler(
+                dataset, num_replicas=world, rank=rank, shuffle=True, seed=self.seed, drop_last=False
+            )
         else:
             sampler = ShardSampler(dataset, rank, world)
-        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0, drop_last=False)
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            drop_last=False,
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.make_dataset("train"), True, self.batch_size)
@@ -249,7 +278,7 @@ class _ContractDataModule(pl.LightningDataModule):
     def _chunks(self):
         idx = self.splits["train"].indices
         for a in range(0, idx.size, self.stats_chunk):
-            yield idx[a:a + self.stats_chunk]
+            yield idx[a : a + self.stats_chunk]
 
     def _fit_statistics(self) -> Dict[str, Any]:  # pragma: no cover - overridden
         raise NotImplementedError
@@ -270,36 +299,48 @@ class _ContractDataModule(pl.LightningDataModule):
     def _split_io(self) -> Dict[str, Any]:
         """What the splits were (stored with the model, so reports can say which data they used)."""
         test = self.splits["test"]
-        return {"train_path": self.splits["train"].path, "n_train": len(self.splits["train"]),
-                # nested: jsonargparse YAML-loads top-level strings of a linked dict ("a: b" -> {a: b})
-                "splits": {**{k: s.describe() for k, s in self.splits.items() if s is not None},
-                           "note": self.split_note or ""},
-                "test_path": test.path if test else None,
-                "test_indices": test.indices.tolist() if test else None}
+        return {
+            "train_path": self.splits["train"].path,
+            "n_train": len(self.splits["train"]),
+            # nested: jsonargparse YAML-loads top-level strings of a linked dict ("a: b" -> {a: b})
+            "splits": {
+                **{k: s.describe() for k, s in self.splits.items() if s is not None},
+                "note": self.split_note or "",
+            },
+            "test_path": test.path if test else None,
+            "test_indices": test.indices.tolist() if test else None,
+        }
 
     def setup(self, stage: str) -> None:
         # one pass over the training split: statistics, and degenerate data refused before any step
         if stage == "fit":
             self.normalization_statistics()
 
-    def _refuse_degenerate(self, group: str, names: Sequence[str], mean: np.ndarray, std: np.ndarray,
-                           zero_samples: List[int]) -> None:
+    def _refuse_degenerate(
+        self, group: str, names: Sequence[str], mean: np.ndarray, std: np.ndarray, zero_samples: List[int]
+    ) -> None:
         s = self.splits["train"]
         where = f"the train split of {s.path} ({len(s)} samples)"
         fields = ", ".join(repr(f) for f in names)
         if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std))):
-            raise ValueError(f"{group} fields {fields} hold nan or inf values in {where}; run `neuralops-data "
-                             "validate --deep` on the file and regenerate or drop the bad samples")
+            raise ValueError(
+                f"{group} fields {fields} hold nan or inf values in {where}; run `neuralops-data "
+                "validate --deep` on the file and regenerate or drop the bad samples"
+            )
         flat = np.flatnonzero(std <= 1e-10 * np.maximum(1.0, np.abs(mean)))
         if flat.size:
             c = int(flat[0])
-            raise ValueError(f"{group} channel {c} (fields {fields}) is constant ({mean[c]:.6g}) over {where}: "
-                             "there is nothing to learn from it and its normalisation is undefined; check the "
-                             "data (all-zero or constant fields) or choose other fields")
+            raise ValueError(
+                f"{group} channel {c} (fields {fields}) is constant ({mean[c]:.6g}) over {where}: "
+                "there is nothing to learn from it and its normalisation is undefined; check the "
+                "data (all-zero or constant fields) or choose other fields"
+            )
         if zero_samples:
-            raise ValueError(f"{len(zero_samples)} sample(s) of {where} have all-zero {group} fields {fields} "
-                             f"(e.g. sample {zero_samples[0]}): their relative error is undefined; drop them "
-                             "from the split or regenerate them")
+            raise ValueError(
+                f"{len(zero_samples)} sample(s) of {where} have all-zero {group} fields {fields} "
+                f"(e.g. sample {zero_samples[0]}): their relative error is undefined; drop them "
+                "from the split or regenerate them"
+            )
 
     def teardown(self, stage: str) -> None:
         for ds in self._datasets.values():
@@ -328,24 +369,54 @@ class SteadyDataModule(_ContractDataModule):
             ``False``: an error.
     """
 
-    def __init__(self, path: Optional[str] = None, train: str = "0:1000", val: str = "none",
-                 test: str = "none", inputs: Optional[List[str]] = None,
-                 outputs: Optional[List[str]] = None, batch_size: int = 8, eval_batch_size: Optional[int] = None,
-                 num_workers: int = 0, normalization: str = "gaussian", seed: int = 0, check: str = "shallow",
-                 stats_chunk: int = 64, adapt_splits: bool = True):
-        super().__init__(path, train, val, test, batch_size, eval_batch_size, num_workers, normalization,
-                         seed, check, stats_chunk, adapt_splits)
+    def __init__(
+        self,
+        path: Optional[str] = None,
+        train: str = "0:1000",
+        val: str = "none",
+        test: str = "none",
+        inputs: Optional[List[str]] = None,
+        outputs: Optional[List[str]] = None,
+        batch_size: int = 8,
+        eval_batch_size: Optional[int] = None,
+        num_workers: int = 0,
+        normalization: str = "gaussian",
+        seed: int = 0,
+        check: str = "shallow",
+        stats_chunk: int = 64,
+        adapt_splits: bool = True,
+    ):
+        super().__init__(
+            path,
+            train,
+            val,
+            test,
+            batch_size,
+            eval_batch_size,
+            num_workers,
+            normalization,
+            seed,
+            check,
+            stats_chunk,
+            adapt_splits,
+        )
         self.save_hyperparameters()
         ref = self.reference
         self.inputs = list(inputs) if inputs else ref.inputs
         self.outputs = list(outputs) if outputs else ref.outputs
         if not self.inputs or not self.outputs:
-            raise ValueError(f"{ref.path} has input fields {ref.inputs} and output fields {ref.outputs}; "
-                             "a steady data module needs at least one of each (set data.inputs / data.outputs)")
+            raise ValueError(
+                f"{ref.path} has input fields {ref.inputs} and output fields {ref.outputs}; "
+                "a steady data module needs at least one of each (set data.inputs / data.outputs)"
+            )
         grid = None
         for f in self.inputs + self.outputs:
-            shape = _field_shape(ref, f, (2, 3), "a steady data module takes (X, Y) or (C, X, Y) fields "
-                                                 "(use TrajectoryDataModule for (T, X, Y) data)")
+            shape = _field_shape(
+                ref,
+                f,
+                (2, 3),
+                "a steady data module takes (X, Y) or (C, X, Y) fields (use TrajectoryDataModule for (T, X, Y) data)",
+            )
             if grid is not None and shape[-2:] != grid:
                 raise ValueError(f"field {f!r} lives on a {shape[-2:]} grid, the others on {grid}")
             grid = shape[-2:]
@@ -357,9 +428,17 @@ class SteadyDataModule(_ContractDataModule):
     @property
     def layout(self) -> DataLayout:
         """What a batch holds (:class:`datagen.contract.DataLayout`)."""
-        return DataLayout("steady", self.grid_of(), self.reference.pde, tuple(self.inputs), tuple(self.outputs),
-                          self.in_channels, self.out_channels, normalization=self.normalization,
-                          provenance=self._split_io())
+        return DataLayout(
+            "steady",
+            self.grid_of(),
+            self.reference.pde,
+            tuple(self.inputs),
+            tuple(self.outputs),
+            self.in_channels,
+            self.out_channels,
+            normalization=self.normalization,
+            provenance=self._split_io(),
+        )
 
     def make_dataset(self, split: str) -> SteadyPairs:
         s = self.splits[split]
@@ -368,12 +447,17 @@ class SteadyDataModule(_ContractDataModule):
     def _fit_statistics(self) -> Dict[str, Any]:
         ds = self.reference
         out: Dict[str, Any] = {}
-        if self.normalization == "pointwise":   # (C, X, Y) statistics of inputs and of outputs
-            return {g: pointwise_statistics(np.concatenate([_channels(ds.read(f, c), 1) for f in names], axis=1)
-                                            for c in self._chunks())
-                    for g, names in (("input", self.inputs), ("output", self.outputs))}
-        for group, names, n_c in (("input", self.inputs, self.in_channels),
-                                  ("output", self.outputs, self.out_channels)):
+        if self.normalization == "pointwise":  # (C, X, Y) statistics of inputs and of outputs
+            return {
+                g: pointwise_statistics(
+                    np.concatenate([_channels(ds.read(f, c), 1) for f in names], axis=1) for c in self._chunks()
+                )
+                for g, names in (("input", self.inputs), ("output", self.outputs))
+            }
+        for group, names, n_c in (
+            ("input", self.inputs, self.in_channels),
+            ("output", self.outputs, self.out_channels),
+        ):
             stats = RunningChannelStats(n_c)
             zero: List[int] = []
             for chunk in self._chunks():
@@ -409,27 +493,59 @@ class TrajectoryDataModule(_ContractDataModule):
         history, unroll, stride: autoregressive training windows (``history`` defaults to t_in).
     """
 
-    def __init__(self, path: Optional[str] = None, train: str = "0:1000", val: str = "none",
-                 test: str = "none", fields: Optional[List[str]] = None, mode: str = "direct",
-                 t_in: int = 10, t_out: Optional[int] = None, start: int = 0, history: Optional[int] = None,
-                 unroll: int = 1, stride: int = 1, batch_size: int = 8, eval_batch_size: Optional[int] = None,
-                 num_workers: int = 0, normalization: str = "gaussian", seed: int = 0, check: str = "shallow",
-                 stats_chunk: int = 16, adapt_splits: bool = True):
+    def __init__(
+        self,
+        path: Optional[str] = None,
+        train: str = "0:1000",
+        val: str = "none",
+        test: str = "none",
+        fields: Optional[List[str]] = None,
+        mode: str = "direct",
+        t_in: int = 10,
+        t_out: Optional[int] = None,
+        start: int = 0,
+        history: Optional[int] = None,
+        unroll: int = 1,
+        stride: int = 1,
+        batch_size: int = 8,
+        eval_batch_size: Optional[int] = None,
+        num_workers: int = 0,
+        normalization: str = "gaussian",
+        seed: int = 0,
+        check: str = "shallow",
+        stats_chunk: int = 16,
+        adapt_splits: bool = True,
+    ):
         if mode not in TRAJECTORY_MODES:
             raise ValueError(f"mode must be one of {', '.join(TRAJECTORY_MODES)}, got {mode!r}")
-        super().__init__(path, train, val, test, batch_size, eval_batch_size, num_workers, normalization,
-                         seed, check, stats_chunk, adapt_splits)
+        super().__init__(
+            path,
+            train,
+            val,
+            test,
+            batch_size,
+            eval_batch_size,
+            num_workers,
+            normalization,
+            seed,
+            check,
+            stats_chunk,
+            adapt_splits,
+        )
         self.save_hyperparameters()
         ref = self.reference
         self.mode = mode
         self.fields = list(fields) if fields else ref.states
         if not self.fields:
-            raise ValueError(f"{ref.path} has no field with role 'state' (fields: {', '.join(ref.fields)}); "
-                             "name the trajectory fields with data.fields")
+            raise ValueError(
+                f"{ref.path} has no field with role 'state' (fields: {', '.join(ref.fields)}); "
+                "name the trajectory fields with data.fields"
+            )
         frames = None
         for f in self.fields:
-            shape = _field_shape(ref, f, (3, 4), "trajectories are (T, X, Y) or (T, C, X, Y) "
-                                                 "(use SteadyDataModule for steady data)")
+            shape = _field_shape(
+                ref, f, (3, 4), "trajectories are (T, X, Y) or (T, C, X, Y) (use SteadyDataModule for steady data)"
+            )
             if frames is not None and (shape[0], shape[-2:]) != (frames, self.grid_shape):
                 raise ValueError(f"field {f!r} has shape {shape}, incompatible with the other trajectory fields")
             frames, self.grid_shape = shape[0], shape[-2:]
@@ -444,32 +560,55 @@ class TrajectoryDataModule(_ContractDataModule):
         self.t_in, self.start = int(t_in), int(start)
         self.t_out = int(t_out) if t_out is not None else self.n_frames - self.start - self.t_in
         if self.t_out < 1 or self.start + self.t_in + self.t_out > self.n_frames:
-            raise ValueError(f"window start={self.start} + t_in={self.t_in} + t_out={t_out} frames is longer than "
-                             f"the {self.n_frames} frames of the trajectories in {ref.path}")
+            raise ValueError(
+                f"window start={self.start} + t_in={self.t_in} + t_out={t_out} frames is longer than "
+                f"the {self.n_frames} frames of the trajectories in {ref.path}"
+            )
         self.history = int(history) if history is not None else self.t_in
         self.unroll, self.stride = int(unroll), int(stride)
         if mode == "direct" and self.channels != 1:
-            raise ValueError(f"direct trajectory models (fno3d, sfno) take one scalar field; the fields "
-                             f"{self.fields} have {self.channels} channels")
+            raise ValueError(
+                f"direct trajectory models (fno3d, sfno) take one scalar field; the fields "
+                f"{self.fields} have {self.channels} channels"
+            )
         if mode == "autoregressive":
             if not 1 <= self.history <= self.t_in:
-                raise ValueError(f"history={self.history} must be between 1 and t_in={self.t_in}: the rollout "
-                                 "starts from the last `history` of the t_in protocol input frames")
+                raise ValueError(
+                    f"history={self.history} must be between 1 and t_in={self.t_in}: the rollout "
+                    "starts from the last `history` of the t_in protocol input frames"
+                )
             if normalization == "pointwise":
-                raise ValueError("normalization 'pointwise' needs mode 'direct' (a rollout feeds outputs back as "
-                                 "inputs, which need one per-channel statistics): use 'gaussian'")
+                raise ValueError(
+                    "normalization 'pointwise' needs mode 'direct' (a rollout feeds outputs back as "
+                    "inputs, which need one per-channel statistics): use 'gaussian'"
+                )
             if self.history + self.unroll > self.n_frames:
-                raise ValueError(f"training window history={self.history} + unroll={self.unroll} frames is longer "
-                                 f"than the {self.n_frames} frames of the trajectories in {ref.path}")
+                raise ValueError(
+                    f"training window history={self.history} + unroll={self.unroll} frames is longer "
+                    f"than the {self.n_frames} frames of the trajectories in {ref.path}"
+                )
 
     @property
     def layout(self) -> DataLayout:
         """What a batch holds (:class:`datagen.contract.DataLayout`)."""
         f = tuple(self.fields)
-        return DataLayout(self.mode, self.grid_of(), self.reference.pde, f, f, self.channels, self.channels,
-                          t_in=self.t_in, t_out=self.t_out, start=self.start, history=self.history,
-                          unroll=self.unroll, n_frames=self.n_frames, normalization=self.normalization,
-                          provenance=self._split_io())
+        return DataLayout(
+            self.mode,
+            self.grid_of(),
+            self.reference.pde,
+            f,
+            f,
+            self.channels,
+            self.channels,
+            t_in=self.t_in,
+            t_out=self.t_out,
+            start=self.start,
+            history=self.history,
+            unroll=self.unroll,
+            n_frames=self.n_frames,
+            normalization=self.normalization,
+            provenance=self._split_io(),
+        )
 
     def train_frames(self) -> range:
         """Frames the training windows read (the statistics use exactly these)."""
@@ -487,12 +626,15 @@ class TrajectoryDataModule(_ContractDataModule):
 
     def _fit_statistics(self) -> Dict[str, Any]:
         ds = self.reference
-        if self.normalization == "pointwise":   # (T, C, X, Y) statistics of the window's inputs and outputs
+        if self.normalization == "pointwise":  # (T, C, X, Y) statistics of the window's inputs and outputs
             a, b = self.start + self.t_in, self.start + self.t_in + self.t_out
-            return {g: pointwise_statistics(np.concatenate([_channels(ds.read(f, c, frames=fr), 2)
-                                                            for f in self.fields], axis=2)
-                                            for c in self._chunks())
-                    for g, fr in (("input", slice(self.start, a)), ("output", slice(a, b)))}
+            return {
+                g: pointwise_statistics(
+                    np.concatenate([_channels(ds.read(f, c, frames=fr), 2) for f in self.fields], axis=2)
+                    for c in self._chunks()
+                )
+                for g, fr in (("input", slice(self.start, a)), ("output", slice(a, b)))
+            }
         fr = self.train_frames()
         stats = RunningChannelStats(self.channels)
         zero: List[int] = []

@@ -19,6 +19,7 @@ or the direct protocol window: ``(t_in, C, X, Y)`` in, ``(t_out, C, X, Y)`` out;
 rollouts need one statistics for inputs and outputs and refuse it), and the LightningModule builds
 one :class:`PointwiseNormalizer` for each.
 """
+
 from __future__ import annotations
 
 from typing import Iterable, Optional, Tuple
@@ -27,8 +28,14 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-__all__ = ["ChannelNormalizer", "RunningChannelStats", "PointwiseNormalizer", "RunningPointwiseStats",
-           "pointwise_statistics", "NORMALIZATIONS"]
+__all__ = [
+    "ChannelNormalizer",
+    "RunningChannelStats",
+    "PointwiseNormalizer",
+    "RunningPointwiseStats",
+    "pointwise_statistics",
+    "NORMALIZATIONS",
+]
 
 NORMALIZATIONS = ("gaussian", "none", "pointwise")
 CHANNEL_KINDS = ("gaussian", "none")
@@ -56,7 +63,7 @@ class _RunningMoments:
         n = self.count + n_b
         delta = mean_b - self.mean
         self.mean = self.mean + delta * (n_b / n)
-        self.m2 = self.m2 + m2_b + delta ** 2 * (self.count * n_b / n)
+        self.m2 = self.m2 + m2_b + delta**2 * (self.count * n_b / n)
         self.count = n
 
 
@@ -101,8 +108,10 @@ class ChannelNormalizer(nn.Module):
     def __init__(self, n_channels: int, kind: str = "gaussian", eps: float = 1e-12):
         super().__init__()
         if kind not in CHANNEL_KINDS:
-            raise ValueError(f"a channel normaliser's kind must be one of {', '.join(CHANNEL_KINDS)}, got {kind!r} "
-                             "(pointwise: PointwiseNormalizer)")
+            raise ValueError(
+                f"a channel normaliser's kind must be one of {', '.join(CHANNEL_KINDS)}, got {kind!r} "
+                "(pointwise: PointwiseNormalizer)"
+            )
         if int(n_channels) < 1:
             raise ValueError(f"n_channels must be positive, got {n_channels}")
         self.kind = kind
@@ -131,8 +140,10 @@ class ChannelNormalizer(nn.Module):
     def _shape(self, x: torch.Tensor, channel_dim: int) -> list:
         d = channel_dim % x.dim()
         if x.shape[d] != self.n_channels:
-            raise ValueError(f"normaliser has {self.n_channels} channels but axis {channel_dim} of a tensor of "
-                             f"shape {tuple(x.shape)} has {x.shape[d]}")
+            raise ValueError(
+                f"normaliser has {self.n_channels} channels but axis {channel_dim} of a tensor of "
+                f"shape {tuple(x.shape)} has {x.shape[d]}"
+            )
         shape = [1] * x.dim()
         shape[d] = self.n_channels
         return shape
@@ -216,10 +227,12 @@ class PointwiseNormalizer(nn.Module):
         return self
 
     def _check(self, x: torch.Tensor) -> None:
-        if tuple(x.shape[x.dim() - self.mean.dim():]) != tuple(self.mean.shape):
-            raise ValueError(f"pointwise normaliser fitted on samples of shape {tuple(self.mean.shape)} "
-                             f"cannot encode a tensor of shape {tuple(x.shape)} (it is bound to its grid "
-                             f"and window)")
+        if tuple(x.shape[x.dim() - self.mean.dim() :]) != tuple(self.mean.shape):
+            raise ValueError(
+                f"pointwise normaliser fitted on samples of shape {tuple(self.mean.shape)} "
+                f"cannot encode a tensor of shape {tuple(x.shape)} (it is bound to its grid "
+                f"and window)"
+            )
 
     def encode(self, x: torch.Tensor, channel_dim: Optional[int] = None) -> torch.Tensor:
         """``channel_dim`` is ignored (the interface of :class:`ChannelNormalizer`)."""

@@ -19,6 +19,7 @@ Samples written as invalid (``Dataset.valid`` false, e.g. a diverged trajectory)
 every split; the number left out is reported by :meth:`Split.describe`, and a split left with no
 valid sample is an error.
 """
+
 from __future__ import annotations
 
 import math
@@ -29,8 +30,15 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-__all__ = ["Split", "parse_split", "check_disjoint", "fit_index_splits", "check_split_type", "is_index_range",
-           "SPLIT_VALUE"]
+__all__ = [
+    "Split",
+    "parse_split",
+    "check_disjoint",
+    "fit_index_splits",
+    "check_split_type",
+    "is_index_range",
+    "SPLIT_VALUE",
+]
 
 _BOUND = r"-?(?:\d+|\d*\.\d+|\d+\.)?"
 _RANGE = re.compile(rf"^\s*({_BOUND})\s*:\s*({_BOUND})\s*$")
@@ -68,8 +76,10 @@ def _bound(text: str, n: int, name: str, spec: str) -> Optional[int]:
     if "." in text:
         f = float(text)
         if not -1.0 <= f <= 1.0:
-            raise ValueError(f"split {name}={spec!r}: the fraction {text} is outside [-1, 1]; a bound with a "
-                             "decimal point is a fraction of the file (e.g. '0:0.9', '0.9:')")
+            raise ValueError(
+                f"split {name}={spec!r}: the fraction {text} is outside [-1, 1]; a bound with a "
+                "decimal point is a fraction of the file (e.g. '0:0.9', '0.9:')"
+            )
         k = int(math.floor(abs(f) * n + 1e-9))
         return -k if f < 0 else k
     return int(text)
@@ -78,20 +88,26 @@ def _bound(text: str, n: int, name: str, spec: str) -> Optional[int]:
 def _parse_range(text: str, n: int, name: str, spec: str) -> Tuple[int, int]:
     m = _RANGE.match(text)
     if not m:
-        raise ValueError(f"split {name}={spec!r}: {text!r} is not a range 'START:STOP' "
-                         "(e.g. '0:1000', '-200:', '0.9:'); allowed forms: 'START:STOP', 'PATH', 'PATH[START:STOP]'")
+        raise ValueError(
+            f"split {name}={spec!r}: {text!r} is not a range 'START:STOP' "
+            "(e.g. '0:1000', '-200:', '0.9:'); allowed forms: 'START:STOP', 'PATH', 'PATH[START:STOP]'"
+        )
     a, b, _ = slice(_bound(m.group(1), n, name, spec), _bound(m.group(2), n, name, spec)).indices(n)
     return a, b
 
 
 def check_split_type(name: str, spec) -> None:
     if isinstance(spec, bool) or isinstance(spec, (int, float)):
-        raise ValueError(f"split {name}={spec!r} is a number, not a split string: write it quoted, e.g. "
-                         f"{name}: \"0:1000\" (YAML 1.1 reads an unquoted 10:20 as the base-60 number 620); "
-                         "allowed forms: 'START:STOP', 'PATH', 'PATH[START:STOP]'")
+        raise ValueError(
+            f"split {name}={spec!r} is a number, not a split string: write it quoted, e.g. "
+            f'{name}: "0:1000" (YAML 1.1 reads an unquoted 10:20 as the base-60 number 620); '
+            "allowed forms: 'START:STOP', 'PATH', 'PATH[START:STOP]'"
+        )
     if spec is not None and not isinstance(spec, str):
-        raise ValueError(f"split {name}={spec!r} must be a string: 'START:STOP' (e.g. '0:1000', '-200:', "
-                         "'0.9:'), 'PATH' or 'PATH[START:STOP]'")
+        raise ValueError(
+            f"split {name}={spec!r} must be a string: 'START:STOP' (e.g. '0:1000', '-200:', "
+            "'0.9:'), 'PATH' or 'PATH[START:STOP]'"
+        )
 
 
 def _is_none(spec) -> bool:
@@ -110,8 +126,10 @@ def parse_split(name: str, spec: Optional[str], main_path: Optional[str], open_f
     m = _FILE_RANGE.match(spec)
     if _RANGE.match(spec):
         if main_path is None:
-            raise ValueError(f"split {name}={spec!r} is an index range but the data module has no `path`; "
-                             "give `path` or name a file in the split")
+            raise ValueError(
+                f"split {name}={spec!r} is an index range but the data module has no `path`; "
+                "give `path` or name a file in the split"
+            )
         path, rng = main_path, spec
     elif m:
         path, rng = m.group("path").strip(), m.group("range")
@@ -119,8 +137,10 @@ def parse_split(name: str, spec: Optional[str], main_path: Optional[str], open_f
         path, rng = spec.strip(), ":"
     path = os.path.abspath(os.path.expanduser(path))
     if path != os.path.abspath(os.path.expanduser(main_path or "")) and not os.path.exists(path):
-        raise ValueError(f"split {name}={spec!r} is neither an index range nor an existing file ({path}); "
-                         "allowed forms: 'START:STOP' (e.g. '0:1000', '-200:', '0.9:'), 'PATH', 'PATH[START:STOP]'")
+        raise ValueError(
+            f"split {name}={spec!r} is neither an index range nor an existing file ({path}); "
+            "allowed forms: 'START:STOP' (e.g. '0:1000', '-200:', '0.9:'), 'PATH', 'PATH[START:STOP]'"
+        )
     ds = open_fn(path)
     try:
         n = len(ds)
@@ -134,9 +154,12 @@ def parse_split(name: str, spec: Optional[str], main_path: Optional[str], open_f
         ds.close()
     if not valid.any():
         why = sorted({reasons.get(int(i), "") for i in idx if int(i) in reasons} - {""})
-        raise ValueError(f"split {name}={spec!r} of {path} holds no valid sample: all {idx.size} selected samples "
-                         f"are marked invalid" + (f" ({'; '.join(why[:3])})" if why else "")
-                         + "; choose other samples or regenerate the data")
+        raise ValueError(
+            f"split {name}={spec!r} of {path} holds no valid sample: all {idx.size} selected samples "
+            f"are marked invalid"
+            + (f" ({'; '.join(why[:3])})" if why else "")
+            + "; choose other samples or regenerate the data"
+        )
     return Split(name, path, idx[valid], int((~valid).sum()))
 
 
@@ -146,9 +169,11 @@ def check_disjoint(train: Split, other: Optional[Split]) -> None:
         return
     common = np.intersect1d(train.indices, other.indices)
     if common.size:
-        raise ValueError(f"the {other.name} split shares {common.size} samples with the train split "
-                         f"(e.g. index {int(common[0])} of {train.path}); statistics and metrics would leak: make "
-                         f"the ranges disjoint (e.g. train '0:0.9', {other.name} '0.9:')")
+        raise ValueError(
+            f"the {other.name} split shares {common.size} samples with the train split "
+            f"(e.g. index {int(common[0])} of {train.path}); statistics and metrics would leak: make "
+            f"the ranges disjoint (e.g. train '0:0.9', {other.name} '0.9:')"
+        )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -182,12 +207,13 @@ def _fits(spec: str, n: int) -> bool:
     a, b, frac = _requested(spec)
     if frac:
         return True
+
     def empty(size):
         lo, hi, _ = slice(a, b).indices(size)
         return hi <= lo
 
     # empty whatever the size (e.g. "5:5") is a mistake reported later, not a size problem
-    return all(v is None or -n <= v <= n for v in (a, b)) and (not empty(n) or empty(10 ** 12))
+    return all(v is None or -n <= v <= n for v in (a, b)) and (not empty(n) or empty(10**12))
 
 
 def fit_index_splits(specs: Dict[str, Optional[str]], n: int) -> Optional[Tuple[Dict[str, Optional[str]], str]]:
@@ -215,22 +241,24 @@ def fit_index_splits(specs: Dict[str, Optional[str]], n: int) -> Optional[Tuple[
         a, b = span(given["train"], size)
         return all(min(b, d) <= max(a, c) for c, d in (span(v, size) for k, v in given.items() if k != "train"))
 
-    if all(_fits(v, n) for v in given.values()) and (disjoint(n) or not disjoint(10 ** 12)):
+    if all(_fits(v, n) for v in given.values()) and (disjoint(n) or not disjoint(10**12)):
         # they fit; or they overlap whatever the file's size (a mistake in the splits, reported as such)
         return None
     evals = [k for k in ("val", "test") if k in given]
     shared = len(evals) == 2 and given["val"].replace(" ", "") == given["test"].replace(" ", "")
     groups = [evals] if shared else [[k] for k in evals]
     sizes = [_size(given["train"]) or 0] + [_size(given[g[0]]) or 0 for g in groups]
-    if sizes[0] <= 0 or any(s <= 0 for s in sizes[1:]):   # open-ended ranges: 90 % train, the rest split evenly
+    if sizes[0] <= 0 or any(s <= 0 for s in sizes[1:]):  # open-ended ranges: 90 % train, the rest split evenly
         sizes = [9.0 * max(1, len(groups))] + [1.0] * len(groups)
     need = 1 + len(groups)
     if n < need:
-        raise ValueError(f"the file has {n} sample(s): the splits {', '.join(f'{k}={v!r}' for k, v in given.items())} "
-                         f"need at least {need} (one per split); generate more samples")
+        raise ValueError(
+            f"the file has {n} sample(s): the splits {', '.join(f'{k}={v!r}' for k, v in given.items())} "
+            f"need at least {need} (one per split); generate more samples"
+        )
     total = float(sum(sizes))
     counts = [max(1, int(math.floor(n * s / total))) for s in sizes[1:]]
-    while sum(counts) > n - 1:   # leave at least one training sample
+    while sum(counts) > n - 1:  # leave at least one training sample
         counts[int(np.argmax(counts))] -= 1
     out: Dict[str, Optional[str]] = dict(specs)
     stop = n
@@ -242,6 +270,8 @@ def fit_index_splits(specs: Dict[str, Optional[str]], n: int) -> Optional[Tuple[
     before = ", ".join(f"{k} {v}" for k, v in given.items())
     after = ", ".join(f"{k} {out[k]}" for k in given)
     fractions = ", ".join(f"{k} {(int(out[k].split(':')[1]) - int(out[k].split(':')[0])) / n:.3g}" for k in given)
-    message = (f"the index splits ({before}) do not fit the {n} samples of the file; split by fraction instead: "
-               f"{after} (fractions {fractions}); set data.train/val/test to choose")
+    message = (
+        f"the index splits ({before}) do not fit the {n} samples of the file; split by fraction instead: "
+        f"{after} (fractions {fractions}); set data.train/val/test to choose"
+    )
     return out, message

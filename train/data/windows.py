@@ -15,6 +15,7 @@ Layouts of one item ``(x, y)``:
   the pairs ``(i, s)`` given at construction: :func:`protocol_windows` (one fixed start per
   trajectory) or :func:`all_windows` (every start time, for training on random start times).
 """
+
 from __future__ import annotations
 
 from typing import List, Sequence, Tuple
@@ -39,8 +40,9 @@ def field_channels(shape: Tuple[int, ...], spatial_dims: int, time_dependent: bo
 class SteadyPairs(TorchDataset):
     """``(x, y)`` = (input fields, output fields) of the samples ``indices`` of one file."""
 
-    def __init__(self, ds, indices: Sequence[int], inputs: Sequence[str], outputs: Sequence[str],
-                 spatial_dims: int = 2):
+    def __init__(
+        self, ds, indices: Sequence[int], inputs: Sequence[str], outputs: Sequence[str], spatial_dims: int = 2
+    ):
         self.ds = ds
         self.indices = np.asarray(indices, dtype=np.int64)
         self.inputs, self.outputs = list(inputs), list(outputs)
@@ -80,8 +82,7 @@ def all_windows(indices: Sequence[int], n_frames: int, window: int, stride: int 
 class TrajectoryWindows(TorchDataset):
     """``(x, y)`` = (``t_in`` frames, the next ``t_out`` frames) at the windows ``(i, s)``."""
 
-    def __init__(self, ds, windows: np.ndarray, fields: Sequence[str], t_in: int, t_out: int,
-                 spatial_dims: int = 2):
+    def __init__(self, ds, windows: np.ndarray, fields: Sequence[str], t_in: int, t_out: int, spatial_dims: int = 2):
         self.ds = ds
         self.windows = np.asarray(windows, dtype=np.int64).reshape(-1, 2)
         self.fields = list(fields)
@@ -102,4 +103,4 @@ class TrajectoryWindows(TorchDataset):
     def __getitem__(self, k: int):
         i, s = (int(v) for v in self.windows[k])
         block = torch.from_numpy(self.frames(i, s, self.t_in + self.t_out))
-        return block[: self.t_in], block[self.t_in:]
+        return block[: self.t_in], block[self.t_in :]

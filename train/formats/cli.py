@@ -4,6 +4,7 @@ The FNO ``.mat`` and PDEBench importers live in :mod:`train.importers`; this mod
 ``neuraloperator`` and ``the-well`` formats and their options to that command, gives PDEBench files
 their boundary condition (:mod:`.pdebench`) and provides ``export --format the-well``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,22 +31,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         if action.dest == "viscosity":
             action.help = "fno-ns: viscosity (default: from the file name); neuraloperator navier-stokes: required"
         if action.dest == "boundary":
-            action.help = ("pdebench: boundary condition of both axes (default: PDEBench's for the file); "
-                           "the-well: the condition at a WALL")
+            action.help = (
+                "pdebench: boundary condition of both axes (default: PDEBench's for the file); "
+                "the-well: the condition at a WALL"
+            )
         if action.dest == "source":
             action.help = "the file to import (.mat v5/v7.3, PDEBench .h5/.hdf5, neuraloperator .pt, The Well .hdf5)"
     g = parser.add_argument_group("neuraloperator / The Well")
-    g.add_argument("--node-convention", choices=NODE_CONVENTIONS, default=None,
-                   help="grid points: nodes-with-walls x_j = j/(s-1); nodes-without-far-wall x_j = j/s; "
-                        "cell-centres x_j = (j+1/2)/s (default: read from the file or its format)")
-    g.add_argument("--problem", choices=("darcy", "navier-stokes"), default=None,
-                   help="neuraloperator: the problem of the .pt file (default: from the file name)")
-    g.add_argument("--mask-values", default=None, metavar="LOW,HIGH",
-                   help="neuraloperator darcy: 'x' is a 0/1 mask of a coefficient with these values (FNO: 3,12)")
+    g.add_argument(
+        "--node-convention",
+        choices=NODE_CONVENTIONS,
+        default=None,
+        help="grid points: nodes-with-walls x_j = j/(s-1); nodes-without-far-wall x_j = j/s; "
+        "cell-centres x_j = (j+1/2)/s (default: read from the file or its format)",
+    )
+    g.add_argument(
+        "--problem",
+        choices=("darcy", "navier-stokes"),
+        default=None,
+        help="neuraloperator: the problem of the .pt file (default: from the file name)",
+    )
+    g.add_argument(
+        "--mask-values",
+        default=None,
+        metavar="LOW,HIGH",
+        help="neuraloperator darcy: 'x' is a 0/1 mask of a coefficient with these values (FNO: 3,12)",
+    )
     g.add_argument("--source-term", type=float, default=1.0, help="neuraloperator darcy: constant f (default 1)")
     g.add_argument("--box", type=float, default=None, help="neuraloperator navier-stokes: side of the periodic box")
-    g.add_argument("--forcing", choices=("none", "fno", "kolmogorov"), default=None,
-                   help="neuraloperator navier-stokes: the forcing of the data")
+    g.add_argument(
+        "--forcing",
+        choices=("none", "fno", "kolmogorov"),
+        default=None,
+        help="neuraloperator navier-stokes: the forcing of the data",
+    )
     return parser
 
 
@@ -56,18 +75,35 @@ def run(args) -> int:
 
     try:
         if args.format not in NEW_FORMATS and args.node_convention is not None:
-            raise ValueError(f"{args.format} files fix their grid (fno-*: nodes x_j = j/(s-1) with both walls for "
-                             f"Darcy, j/s periodic for Navier-Stokes; pdebench: the file's own coordinates); "
-                             f"--node-convention applies to neuraloperator and the-well")
+            raise ValueError(
+                f"{args.format} files fix their grid (fno-*: nodes x_j = j/(s-1) with both walls for "
+                f"Darcy, j/s periodic for Navier-Stokes; pdebench: the file's own coordinates); "
+                f"--node-convention applies to neuraloperator and the-well"
+            )
         if args.format == "neuraloperator":
-            out = import_neuraloperator(args.source, args.out, problem=args.problem,
-                                        node_convention=args.node_convention, mask_values=args.mask_values,
-                                        source_term=args.source_term, viscosity=args.viscosity, box=args.box,
-                                        forcing=args.forcing, limit=args.limit, dtype=args.dtype,
-                                        overwrite=args.overwrite)
+            out = import_neuraloperator(
+                args.source,
+                args.out,
+                problem=args.problem,
+                node_convention=args.node_convention,
+                mask_values=args.mask_values,
+                source_term=args.source_term,
+                viscosity=args.viscosity,
+                box=args.box,
+                forcing=args.forcing,
+                limit=args.limit,
+                dtype=args.dtype,
+                overwrite=args.overwrite,
+            )
         elif args.format == "the-well":
-            out = import_the_well(args.source, args.out, node_convention=args.node_convention,
-                                  boundary=args.boundary, limit=args.limit, overwrite=args.overwrite)
+            out = import_the_well(
+                args.source,
+                args.out,
+                node_convention=args.node_convention,
+                boundary=args.boundary,
+                limit=args.limit,
+                overwrite=args.overwrite,
+            )
         else:
             if args.format == "pdebench":
                 args.boundary = pdebench_boundary(args.source, args.boundary)

@@ -17,6 +17,7 @@ convention                  coordinates                     where it is used
 domain is known; :func:`infer_node_convention` says what the coordinates alone decide and returns
 ``None`` where they cannot (then the importer asks for ``--node-convention``).
 """
+
 from __future__ import annotations
 
 from typing import Optional, Sequence
@@ -31,13 +32,15 @@ __all__ = ["NODE_CONVENTIONS", "node_coordinates", "infer_node_convention", "che
 
 def check_node_convention(name: Optional[str]) -> str:
     if name not in NODE_CONVENTIONS:
-        raise ValueError(f"node convention {name!r} is not known; use one of {', '.join(NODE_CONVENTIONS)} "
-                         f"(--node-convention)")
+        raise ValueError(
+            f"node convention {name!r} is not known; use one of {', '.join(NODE_CONVENTIONS)} (--node-convention)"
+        )
     return name
 
 
-def infer_node_convention(coords: Sequence[float], lo: Optional[float] = None, hi: Optional[float] = None,
-                          tol: float = 1e-6) -> Optional[str]:
+def infer_node_convention(
+    coords: Sequence[float], lo: Optional[float] = None, hi: Optional[float] = None, tol: float = 1e-6
+) -> Optional[str]:
     """The convention of uniform ``coords`` on ``[lo, hi]``; ``None`` when they do not decide it.
 
     With the domain given, the first and last coordinate decide. Without it, a first coordinate at a

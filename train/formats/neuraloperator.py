@@ -28,6 +28,7 @@ Physics written (the same keys as the generators' specs):
   periodic box ``[0, box)^2``; viscosity, box and forcing are not in the file and must be given
   (``--viscosity``, ``--box``, ``--forcing none|fno|kolmogorov``).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -48,16 +49,17 @@ __all__ = ["import_neuraloperator", "PROBLEMS", "NEURALOPERATOR_CONVENTION", "sh
 
 PROBLEMS = ("darcy", "navier-stokes")
 NEURALOPERATOR_CONVENTION = "nodes-without-far-wall"
-CONVENTION_SOURCE = ("neuraloperator regular_grid_2d (neuralop/layers/embeddings.py): "
-                     "linspace(0, 1, s + 1)[:-1], grid_boundaries [[0, 1], [0, 1]]")
+CONVENTION_SOURCE = (
+    "neuraloperator regular_grid_2d (neuralop/layers/embeddings.py): "
+    "linspace(0, 1, s + 1)[:-1], grid_boundaries [[0, 1], [0, 1]]"
+)
 NS_EQUATION = "w_t + u.grad w = nu Lap w - drag w + f, u = (psi_y, -psi_x), -Lap psi = w"
 NS_FORCINGS = ("none", "fno", "kolmogorov")
 
 
 def _grid_record(grid: Grid, convention: str) -> dict:
     """The typed grid record (``discretisation.grid`` of :mod:`datagen.spec`) of the stored coordinates."""
-    return ContractGrid.from_coordinates(grid.coords, grid.boundary,
-                                         {ax: convention for ax in grid.coords}).to_spec()
+    return ContractGrid.from_coordinates(grid.coords, grid.boundary, {ax: convention for ax in grid.coords}).to_spec()
 
 
 def sha256(path: str, block: int = 1 << 20) -> str:
@@ -129,27 +131,57 @@ def _wall_rows(convention: str, s: int):
     return []
 
 
-def import_neuraloperator(src: str, out: str, problem: Optional[str] = None,
-                          node_convention: Optional[str] = None, mask_values=None, source_term: float = 1.0,
-                          viscosity: Optional[float] = None, box: Optional[float] = None,
-                          forcing: Optional[str] = None, limit: Optional[int] = None, dtype: str = "float32",
-                          overwrite: bool = False, chunk: int = 256) -> str:
+def import_neuraloperator(
+    src: str,
+    out: str,
+    problem: Optional[str] = None,
+    node_convention: Optional[str] = None,
+    mask_values=None,
+    source_term: float = 1.0,
+    viscosity: Optional[float] = None,
+    box: Optional[float] = None,
+    forcing: Optional[str] = None,
+    limit: Optional[int] = None,
+    dtype: str = "float32",
+    overwrite: bool = False,
+    chunk: int = 256,
+) -> str:
     """neuraloperator ``.pt`` -> data contract (see the module docstring)."""
     problem = problem or _problem_from_name(src)
     if problem not in PROBLEMS:
-        raise ValueError(f"cannot tell the problem of {os.path.basename(src)!r} from its name; "
-                         f"pass --problem ({', '.join(PROBLEMS)})")
+        raise ValueError(
+            f"cannot tell the problem of {os.path.basename(src)!r} from its name; "
+            f"pass --problem ({', '.join(PROBLEMS)})"
+        )
     convention = check_node_convention(node_convention or NEURALOPERATOR_CONVENTION)
     x, y = _load(src)
     n = min(len(x), limit) if limit else len(x)
     s1, s2 = x.shape[1:]
-    base = {"source": "neuraloperator_pt", "file": os.path.basename(src), "sha256": sha256(src),
-            "n": int(n), "resolution": [int(s1), int(s2)], "node_convention": convention,
-            "node_convention_source": CONVENTION_SOURCE if node_convention in (None, NEURALOPERATOR_CONVENTION)
-            else "stated by the user (--node-convention)"}
+    base = {
+        "source": "neuraloperator_pt",
+        "file": os.path.basename(src),
+        "sha256": sha256(src),
+        "n": int(n),
+        "resolution": [int(s1), int(s2)],
+        "node_convention": convention,
+        "node_convention_source": CONVENTION_SOURCE
+        if node_convention in (None, NEURALOPERATOR_CONVENTION)
+        else "stated by the user (--node-convention)",
+    }
     if problem == "darcy":
-        return _darcy(src, out, x[:n], y[:n], convention, base, _parse_mask_values(mask_values), float(source_term),
-                      dtype, overwrite, chunk)
+        return _darcy(
+            src,
+            out,
+            x[:n],
+            y[:n],
+            convention,
+            base,
+            _parse_mask_values(mask_values),
+            float(source_term),
+            dtype,
+            overwrite,
+            chunk,
+        )
     return _navier_stokes(src, out, x[:n], y[:n], convention, base, viscosity, box, forcing, dtype, overwrite, chunk)
 
 
@@ -159,36 +191,71 @@ def _darcy(src, out, x, y, convention, base, mask, f, dtype, overwrite, chunk):
     if mask is not None:
         values = np.unique(x)
         if not np.all(np.isin(values, (0.0, 1.0))):
-            raise ValueError(f"{src}: --mask-values needs 'x' to be a 0/1 mask, but it holds {values[:6].tolist()}"
-                             f"{'...' if values.size > 6 else ''}")
+            raise ValueError(
+                f"{src}: --mask-values needs 'x' to be a 0/1 mask, but it holds {values[:6].tolist()}"
+                f"{'...' if values.size > 6 else ''}"
+            )
         x = np.where(x > 0.5, mask[1], mask[0])
     bad = ~(np.isfinite(x) & (x > 0))
     if bad.any():
         i, j, k = (int(v[0]) for v in np.nonzero(bad))
-        raise ValueError(f"{src}: 'x'[{i}, {j}, {k}] = {x[i, j, k]:g} is not a valid Darcy coefficient (must be > 0 "
-                         f"and finite); if 'x' is a 0/1 mask pass --mask-values LOW,HIGH (FNO data: 3,12)")
+        raise ValueError(
+            f"{src}: 'x'[{i}, {j}, {k}] = {x[i, j, k]:g} is not a valid Darcy coefficient (must be > 0 "
+            f"and finite); if 'x' is a 0/1 mask pass --mask-values LOW,HIGH (FNO data: 3,12)"
+        )
     if not np.all(np.isfinite(y)):
         i = int(np.nonzero(~np.isfinite(y).reshape(len(y), -1).all(axis=1))[0][0])
         raise ValueError(f"{src}: 'y'[{i}] has non-finite values")
     s1, s2 = x.shape[1:]
     walls = _wall_rows(convention, s1)
     scale = float(np.max(np.abs(y))) or 1.0
-    on_wall = max([float(np.max(np.abs(y[:, r, :]))) for r in walls] +
-                  [float(np.max(np.abs(y[:, :, r]))) for r in _wall_rows(convention, s2)] + [0.0]) / scale
+    on_wall = (
+        max(
+            [float(np.max(np.abs(y[:, r, :]))) for r in walls]
+            + [float(np.max(np.abs(y[:, :, r]))) for r in _wall_rows(convention, s2)]
+            + [0.0]
+        )
+        / scale
+    )
     if walls and on_wall > 1e-3:
-        print(f"neuralops-data import: warning: u reaches {on_wall:.2g} of its maximum on grid lines that "
-              f"{convention} puts on a wall, where u = 0; if the file uses another grid, pass "
-              f"--node-convention (one of cell-centres, nodes-with-walls, nodes-without-far-wall)", file=sys.stderr)
-    grid = Grid({"x": node_coordinates(convention, s1), "y": node_coordinates(convention, s2)},
-                {"x": "dirichlet", "y": "dirichlet"})
-    spec = build_spec("darcy", dict(base, dim=2, layout="x -> a (input), y -> u (output)",
-                                    grid=_grid_record(grid, convention),
-                                    equation="-div(a grad u) = f, u = 0 on the boundary", forcing=f,
-                                    coefficient="file" if mask is None else f"0/1 mask -> {mask[0]:g}/{mask[1]:g}",
-                                    coefficient_law="read from the file", u_on_wall_relative=on_wall))
+        print(
+            f"neuralops-data import: warning: u reaches {on_wall:.2g} of its maximum on grid lines that "
+            f"{convention} puts on a wall, where u = 0; if the file uses another grid, pass "
+            f"--node-convention (one of cell-centres, nodes-with-walls, nodes-without-far-wall)",
+            file=sys.stderr,
+        )
+    grid = Grid(
+        {"x": node_coordinates(convention, s1), "y": node_coordinates(convention, s2)},
+        {"x": "dirichlet", "y": "dirichlet"},
+    )
+    spec = build_spec(
+        "darcy",
+        dict(
+            base,
+            dim=2,
+            layout="x -> a (input), y -> u (output)",
+            grid=_grid_record(grid, convention),
+            equation="-div(a grad u) = f, u = 0 on the boundary",
+            forcing=f,
+            coefficient="file" if mask is None else f"0/1 mask -> {mask[0]:g}/{mask[1]:g}",
+            coefficient_law="read from the file",
+            u_on_wall_relative=on_wall,
+        ),
+    )
     fields = {"a": FieldSpec((s1, s2), "input", dtype), "u": FieldSpec((s1, s2), "output", dtype)}
-    with ImportWriter(out, pde="darcy", spec=spec, n_samples=len(x), seed=0, fields=fields, grid=grid,
-                       params=[], solver=["converged"], overwrite=overwrite, flush_every=chunk) as w:
+    with ImportWriter(
+        out,
+        pde="darcy",
+        spec=spec,
+        n_samples=len(x),
+        seed=0,
+        fields=fields,
+        grid=grid,
+        params=[],
+        solver=["converged"],
+        overwrite=overwrite,
+        flush_every=chunk,
+    ) as w:
         for i in range(len(x)):
             w.write(i, {"a": x[i], "u": y[i]}, solver={"converged": True})
     return out
@@ -197,8 +264,10 @@ def _darcy(src, out, x, y, convention, base, mask, f, dtype, overwrite, chunk):
 def _navier_stokes(src, out, x, y, convention, base, viscosity, box, forcing, dtype, overwrite, chunk):
     missing = [flag for flag, v in (("--viscosity", viscosity), ("--box", box), ("--forcing", forcing)) if v is None]
     if missing:
-        raise ValueError(f"{os.path.basename(src)}: a neuraloperator Navier-Stokes file does not store its physics; "
-                         f"pass {', '.join(missing)} (e.g. --viscosity 1e-3 --box 1 --forcing fno)")
+        raise ValueError(
+            f"{os.path.basename(src)}: a neuraloperator Navier-Stokes file does not store its physics; "
+            f"pass {', '.join(missing)} (e.g. --viscosity 1e-3 --box 1 --forcing fno)"
+        )
     if not (np.isfinite(viscosity) and viscosity >= 0):
         raise ValueError(f"--viscosity must be a number >= 0, got {viscosity}")
     if not (np.isfinite(box) and box > 0):
@@ -206,24 +275,54 @@ def _navier_stokes(src, out, x, y, convention, base, viscosity, box, forcing, dt
     if forcing not in NS_FORCINGS:
         raise ValueError(f"--forcing {forcing!r} is not known; use one of {', '.join(NS_FORCINGS)}")
     if convention == "nodes-with-walls":
-        raise ValueError("a periodic grid does not hold both ends of the period; use --node-convention "
-                         "nodes-without-far-wall (neuraloperator's) or cell-centres")
+        raise ValueError(
+            "a periodic grid does not hold both ends of the period; use --node-convention "
+            "nodes-without-far-wall (neuraloperator's) or cell-centres"
+        )
     for k, a in (("x", x), ("y", y)):
         if not np.all(np.isfinite(a)):
             i = int(np.nonzero(~np.isfinite(a).reshape(len(a), -1).all(axis=1))[0][0])
             raise ValueError(f"{src}: '{k}'[{i}] has non-finite values")
     s1, s2 = x.shape[1:]
-    grid = Grid({"x": node_coordinates(convention, s1, 0.0, box), "y": node_coordinates(convention, s2, 0.0, box)},
-                {"x": "periodic", "y": "periodic"})
-    spec = build_spec("navier_stokes_2d", dict(base, layout="x -> initial_vorticity (input), y -> vorticity (output)",
-                                               equation=NS_EQUATION, viscosity=float(viscosity), box=float(box),
-                                               forcing={"type": forcing}, domain="periodic box",
-                                               grid=_grid_record(grid, convention)))
-    fields = {"initial_vorticity": FieldSpec((s1, s2), "input", dtype),
-              "vorticity": FieldSpec((s1, s2), "output", dtype)}
-    with ImportWriter(out, pde="navier_stokes_2d", spec=spec, n_samples=len(x), seed=0, fields=fields, grid=grid,
-                       params=["viscosity"], solver=["converged"], overwrite=overwrite, flush_every=chunk) as w:
+    grid = Grid(
+        {"x": node_coordinates(convention, s1, 0.0, box), "y": node_coordinates(convention, s2, 0.0, box)},
+        {"x": "periodic", "y": "periodic"},
+    )
+    spec = build_spec(
+        "navier_stokes_2d",
+        dict(
+            base,
+            layout="x -> initial_vorticity (input), y -> vorticity (output)",
+            equation=NS_EQUATION,
+            viscosity=float(viscosity),
+            box=float(box),
+            forcing={"type": forcing},
+            domain="periodic box",
+            grid=_grid_record(grid, convention),
+        ),
+    )
+    fields = {
+        "initial_vorticity": FieldSpec((s1, s2), "input", dtype),
+        "vorticity": FieldSpec((s1, s2), "output", dtype),
+    }
+    with ImportWriter(
+        out,
+        pde="navier_stokes_2d",
+        spec=spec,
+        n_samples=len(x),
+        seed=0,
+        fields=fields,
+        grid=grid,
+        params=["viscosity"],
+        solver=["converged"],
+        overwrite=overwrite,
+        flush_every=chunk,
+    ) as w:
         for i in range(len(x)):
-            w.write(i, {"initial_vorticity": x[i], "vorticity": y[i]}, params={"viscosity": float(viscosity)},
-                    solver={"converged": True})
+            w.write(
+                i,
+                {"initial_vorticity": x[i], "vorticity": y[i]},
+                params={"viscosity": float(viscosity)},
+                solver={"converged": True},
+            )
     return out

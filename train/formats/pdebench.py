@@ -15,6 +15,7 @@ The grids of these files are cell centres (finite volumes): the importer keeps t
 ``x-coordinate``/``grid/x`` arrays, e.g. ``(j + 1/2)/128`` for Darcy and ``-2.5 + (j + 1/2) 5/128``
 for shallow water, so the coordinates carry the convention.
 """
+
 from __future__ import annotations
 
 import os
@@ -44,5 +45,7 @@ def pdebench_boundary(src: str, stated: Optional[str] = None) -> str:
                 return "dirichlet"
     except OSError:
         pass
-    raise ValueError(f"PDEBench files do not store their boundary condition and {os.path.basename(src)!r} does not "
-                     f"name it; pass --boundary (periodic, dirichlet, neumann, open, ...)")
+    raise ValueError(
+        f"PDEBench files do not store their boundary condition and {os.path.basename(src)!r} does not "
+        f"name it; pass --boundary (periodic, dirichlet, neumann, open, ...)"
+    )

@@ -5,6 +5,7 @@ the toolkit they show a progress bar with rate and ETA on stderr (one line redra
 periodic lines in a log: :mod:`datagen.progress`) and end with one summary line. The writing itself,
 and its crash safety, are the contract writer's.
 """
+
 from __future__ import annotations
 
 import os
@@ -33,8 +34,9 @@ class ImportWriter(DatasetWriter):
         self._t0 = time.perf_counter()
         self._count = 0
         desc = desc or f"import {os.path.basename(os.fspath(path))}"
-        self._bar = progress_bar(total=int(kwargs["n_samples"]), desc=desc, unit="sample", file=sys.stderr,
-                                 dynamic_ncols=True, smoothing=0.1)
+        self._bar = progress_bar(
+            total=int(kwargs["n_samples"]), desc=desc, unit="sample", file=sys.stderr, dynamic_ncols=True, smoothing=0.1
+        )
 
     def write(self, index, fields, *args, **kwargs):
         super().write(index, fields, *args, **kwargs)

@@ -50,6 +50,7 @@ read from the coordinates where they decide it (cell centres: first coordinate a
 periodic axes at integer multiples of ``h``: nodes without the far wall) and asked for
 (``--node-convention``) otherwise.
 """
+
 from __future__ import annotations
 
 import json
@@ -68,9 +69,16 @@ from .progress_writer import ImportWriter
 
 __all__ = ["export_the_well", "import_the_well", "BC_TO_WELL", "WELL_TO_BC"]
 
-BC_TO_WELL = {"periodic": "PERIODIC", "dirichlet": "WALL", "neumann": "WALL", "robin": "WALL", "mixed": "WALL",
-              "open": "OPEN", "none": "OPEN"}
-WELL_TO_BC = {"PERIODIC": "periodic", "OPEN": "open"}      # WALL: the condition must be stated
+BC_TO_WELL = {
+    "periodic": "PERIODIC",
+    "dirichlet": "WALL",
+    "neumann": "WALL",
+    "robin": "WALL",
+    "mixed": "WALL",
+    "open": "OPEN",
+    "none": "OPEN",
+}
+WELL_TO_BC = {"PERIODIC": "periodic", "OPEN": "open"}  # WALL: the condition must be stated
 VECTOR_NAMES = ("velocity",)
 SPATIAL = ("x", "y", "z")
 _STR = h5py.string_dtype()
@@ -120,12 +128,13 @@ def export_the_well(src: str, out: str, dataset_name: Optional[str] = None, over
         layout: Dict[str, dict] = {}
         for name in ds.fields:
             shape = ds.field_shape(name)
-            extra = shape[:len(shape) - D]
+            extra = shape[: len(shape) - D]
             timed = has_t and len(extra) >= 1 and extra[0] == T and not (ds.role(name) == "input" and len(extra) == 0)
             chan = extra[1:] if timed else extra
             if len(chan) > 1:
-                raise DatasetError(f"field {name!r} has per-sample shape {shape}: "
-                                   "only one channel axis can be exported")
+                raise DatasetError(
+                    f"field {name!r} has per-sample shape {shape}: only one channel axis can be exported"
+                )
             entry = {"role": ds.role(name), "shape": list(shape), "time": bool(timed), "dtype": str(ds.dtype(name))}
             if not chan:
                 entry.update(order=0, well=[name])
@@ -184,12 +193,13 @@ def export_the_well(src: str, out: str, dataset_name: Optional[str] = None, over
             dsets = {}
             for name, e in layout.items():
                 shape = e["shape"]
-                space = tuple(shape[len(shape) - D:])
+                space = tuple(shape[len(shape) - D :])
                 lead = (B, T) if e["time"] else (B,)
                 for k, wname in enumerate(e["well"]):
                     wshape = lead + space + ((D,) if e["order"] == 1 else ())
-                    d = groups[e["order"]].create_dataset(wname, shape=wshape, dtype=e["dtype"],
-                                                          chunks=(1,) + wshape[1:])
+                    d = groups[e["order"]].create_dataset(
+                        wname, shape=wshape, dtype=e["dtype"], chunks=(1,) + wshape[1:]
+                    )
                     d.attrs["dim_varying"] = np.ones(D, dtype=bool)
                     d.attrs["sample_varying"] = True
                     d.attrs["time_varying"] = bool(e["time"])
@@ -203,7 +213,7 @@ def export_the_well(src: str, out: str, dataset_name: Optional[str] = None, over
             for row, i in enumerate(keep):
                 for name, e in layout.items():
                     a = ds.read(name, int(i))
-                    if e["order"] == 1:       # (T, D, X, Y) -> (T, X, Y, D)
+                    if e["order"] == 1:  # (T, D, X, Y) -> (T, X, Y, D)
                         dsets[(name, 0)][row] = np.moveaxis(a, 1 if e["time"] else 0, -1)
                     elif len(e["well"]) > 1:  # (T, C, X, Y) -> C fields
                         cax = 1 if e["time"] else 0
@@ -230,19 +240,22 @@ def _axis_boundaries(f: h5py.File, axes: List[str], boundary: Optional[str]) -> 
                 bc = ours
             elif kind == "WALL":
                 if boundary is None:
-                    raise ValueError(f"boundary_conditions/{name} is a WALL on axis {ax!r}: "
-                                     "The Well does not say which "
-                                     "condition holds there; pass --boundary dirichlet|neumann|robin|mixed")
+                    raise ValueError(
+                        f"boundary_conditions/{name} is a WALL on axis {ax!r}: "
+                        "The Well does not say which "
+                        "condition holds there; pass --boundary dirichlet|neumann|robin|mixed"
+                    )
                 bc = boundary
             elif kind in WELL_TO_BC:
                 bc = WELL_TO_BC[kind]
             else:
                 raise ValueError(f"boundary_conditions/{name}: bc_type {kind!r} is not one of PERIODIC, WALL, OPEN")
             if ax in found and found[ax] != bc:
-                raise ValueError(f"axis {ax!r} has two boundary conditions ({found[ax]}, {bc}); "
-                                 "neuralops needs one per axis")
+                raise ValueError(
+                    f"axis {ax!r} has two boundary conditions ({found[ax]}, {bc}); neuralops needs one per axis"
+                )
             found[ax] = bc
-    return {ax: found.get(ax, "open") for ax in axes}     # The Well's loader: open unless stated
+    return {ax: found.get(ax, "open") for ax in axes}  # The Well's loader: open unless stated
 
 
 def _convention(f: h5py.File, axes, coords, boundary, stated: Optional[str]) -> str:
@@ -255,31 +268,42 @@ def _convention(f: h5py.File, axes, coords, boundary, stated: Optional[str]) -> 
         if conv is None and boundary[ax] == "periodic" and c.size > 1:
             frac = (c[0] / (c[1] - c[0])) % 1.0
             if min(frac, 1 - frac) <= 1e-4:
-                conv = "nodes-without-far-wall"   # a periodic grid never holds both ends of the period
+                conv = "nodes-without-far-wall"  # a periodic grid never holds both ends of the period
         decided[ax] = conv
     seen = {c for c in decided.values() if c is not None}
     if stated is not None:
         check_node_convention(stated)
         if seen and seen != {stated}:
-            raise ValueError(f"--node-convention {stated} contradicts the file's coordinates, which are "
-                             f"{', '.join(sorted(seen))}")
+            raise ValueError(
+                f"--node-convention {stated} contradicts the file's coordinates, which are {', '.join(sorted(seen))}"
+            )
         return stated
     if len(seen) == 1 and None not in decided.values():
         return seen.pop()
-    raise ValueError("the coordinates do not say whether the grid holds the walls; pass --node-convention "
-                     f"({', '.join(NODE_CONVENTIONS)})")
+    raise ValueError(
+        "the coordinates do not say whether the grid holds the walls; pass --node-convention "
+        f"({', '.join(NODE_CONVENTIONS)})"
+    )
 
 
-def import_the_well(src: str, out: str, node_convention: Optional[str] = None, boundary: Optional[str] = None,
-                    limit: Optional[int] = None, dtype: Optional[str] = None, overwrite: bool = False) -> str:
+def import_the_well(
+    src: str,
+    out: str,
+    node_convention: Optional[str] = None,
+    boundary: Optional[str] = None,
+    limit: Optional[int] = None,
+    dtype: Optional[str] = None,
+    overwrite: bool = False,
+) -> str:
     """One Well-layout HDF5 file -> data contract (module docstring)."""
     if not os.path.exists(src):
         raise FileNotFoundError(f"no such file: {src}")
     with h5py.File(src, "r") as f:
         for key in ("dimensions", "t0_fields"):
             if key not in f:
-                raise ValueError(f"{src} is not in The Well's layout: group {key!r} is missing "
-                                 f"(found {', '.join(f.keys())})")
+                raise ValueError(
+                    f"{src} is not in The Well's layout: group {key!r} is missing (found {', '.join(f.keys())})"
+                )
         grid_type = _attr_str(f.attrs.get("grid_type", "cartesian"))
         if grid_type != "cartesian":
             raise ValueError(f"{src}: grid_type {grid_type!r}; neuralops datasets are on cartesian grids only")
@@ -288,7 +312,7 @@ def import_the_well(src: str, out: str, node_convention: Optional[str] = None, b
             raise ValueError(f"{src}: dimensions@spatial_dims {axes} does not name coordinate datasets in dimensions/")
         if len(axes) > 3:
             raise ValueError(f"{src}: {len(axes)} spatial dims; neuralops stores up to 3")
-        names = {ax: SPATIAL[i] for i, ax in enumerate(axes)}     # The Well's axis names -> x, y, z
+        names = {ax: SPATIAL[i] for i, ax in enumerate(axes)}  # The Well's axis names -> x, y, z
         D = len(axes)
         coords = {}
         for ax in axes:
@@ -302,8 +326,9 @@ def import_the_well(src: str, out: str, node_convention: Optional[str] = None, b
             tv = np.asarray(t[()], dtype=np.float64)
             if t.attrs.get("sample_varying", False) and tv.ndim == 2:
                 if not np.allclose(tv, tv[:1]):
-                    raise ValueError(f"{src}: dimensions/time differs between trajectories; "
-                                     "neuralops needs one time grid")
+                    raise ValueError(
+                        f"{src}: dimensions/time differs between trajectories; neuralops needs one time grid"
+                    )
                 tv = tv[0]
             times = tv.reshape(-1)
         ours = "neuralops_fields" in f.attrs
@@ -327,8 +352,10 @@ def import_the_well(src: str, out: str, node_convention: Optional[str] = None, b
                 for w in _attr_list(g.attrs.get("field_names")):
                     d = g[w]
                     if not np.all(np.asarray(d.attrs.get("dim_varying", np.ones(D, bool)), dtype=bool)):
-                        raise ValueError(f"{src}: t{order}_fields/{w} is constant along a spatial axis "
-                                         f"(dim_varying {d.attrs['dim_varying'].tolist()}); not supported")
+                        raise ValueError(
+                            f"{src}: t{order}_fields/{w} is constant along a spatial axis "
+                            f"(dim_varying {d.attrs['dim_varying'].tolist()}); not supported"
+                        )
                     timed = bool(d.attrs.get("time_varying", True))
                     plan.append((w, "state" if timed else "input", [(f"t{order}_fields", w)], order, timed))
         if not plan:
@@ -345,7 +372,7 @@ def import_the_well(src: str, out: str, node_convention: Optional[str] = None, b
         fields: Dict[str, FieldSpec] = {}
         for name, role, parts, order, timed in plan:
             d0 = f[parts[0][0]][parts[0][1]]
-            chan = ((D ** order,) if order else ()) if len(parts) == 1 else (len(parts),)
+            chan = ((D**order,) if order else ()) if len(parts) == 1 else (len(parts),)
             shape = ((T,) if timed else ()) + chan + space
             dt = dtype or (d0.dtype.name if d0.dtype.name in ("float32", "float64") else "float32")
             fields[name] = FieldSpec(shape, role, dt)
@@ -360,8 +387,11 @@ def import_the_well(src: str, out: str, node_convention: Optional[str] = None, b
                     params.append(s_name)
                 else:
                     spec_scalars[s_name] = float(np.asarray(d[()]).reshape(-1)[0])
-        sim = {p: (f.attrs[p].item() if hasattr(f.attrs[p], "item") else f.attrs[p])
-               for p in _attr_list(f.attrs.get("simulation_parameters")) if p in f.attrs}
+        sim = {
+            p: (f.attrs[p].item() if hasattr(f.attrs[p], "item") else f.attrs[p])
+            for p in _attr_list(f.attrs.get("simulation_parameters"))
+            if p in f.attrs
+        }
         if ours:
             pde = _attr_str(f.attrs["neuralops_pde"])
             # the exported spec, sectioned or the flat form of an earlier version: its settings
@@ -372,8 +402,13 @@ def import_the_well(src: str, out: str, node_convention: Optional[str] = None, b
             pde = _attr_str(f.attrs.get("dataset_name", "the_well"))
             seed = 0
             family = pde
-            values = {"source": "the_well", "dataset_name": pde, "simulation_parameters": {**sim, **spec_scalars},
-                      "skipped_time_varying_scalars": skipped, "grid_type": _attr_str(f.attrs.get("grid_type", ""))}
+            values = {
+                "source": "the_well",
+                "dataset_name": pde,
+                "simulation_parameters": {**sim, **spec_scalars},
+                "skipped_time_varying_scalars": skipped,
+                "grid_type": _attr_str(f.attrs.get("grid_type", "")),
+            }
         where = {"imported_from": {"format": "the_well", "file": os.path.basename(src)}, "node_convention": conv}
         if ours and stored.legacy:
             # a flat spec of an earlier version passes through as it was (readers upgrade it in memory)
@@ -384,8 +419,19 @@ def import_the_well(src: str, out: str, node_convention: Optional[str] = None, b
         if times is not None:
             grid_coords["t"] = times
         grid = Grid(grid_coords, {names[ax]: bcs[ax] for ax in axes})
-        with ImportWriter(out, pde=pde, spec=spec, n_samples=n, seed=seed, fields=fields, grid=grid,
-                           params=params, solver=[], overwrite=overwrite, flush_every=16) as w:
+        with ImportWriter(
+            out,
+            pde=pde,
+            spec=spec,
+            n_samples=n,
+            seed=seed,
+            fields=fields,
+            grid=grid,
+            params=params,
+            solver=[],
+            overwrite=overwrite,
+            flush_every=16,
+        ) as w:
             for i in range(n):
                 sample = {}
                 for name, _role, parts, order, timed in plan:
@@ -393,8 +439,8 @@ def import_the_well(src: str, out: str, node_convention: Optional[str] = None, b
                     for g, wname in parts:
                         d = f[g][wname]
                         a = np.asarray(d[i] if d.attrs.get("sample_varying", True) else d[()])
-                        if order >= 1:          # (..., X, Y, D[, D]) -> (..., D^order, X, Y)
-                            a = a.reshape(a.shape[:a.ndim - order] + (D ** order,))
+                        if order >= 1:  # (..., X, Y, D[, D]) -> (..., D^order, X, Y)
+                            a = a.reshape(a.shape[: a.ndim - order] + (D**order,))
                             a = np.moveaxis(a, -1, 1 if timed else 0)
                         blocks.append(a)
                     if len(blocks) > 1:

@@ -7,5 +7,6 @@
 * :mod:`.refine` - freezing, widening and fine-tuning the SFNO's output layer,
 * :mod:`.cli` - ``neuralops-train refine``.
 """
+
 from .refine import Physics, RefineConfig, SpectralRefiner  # noqa: F401
 from .residual import LinearizationPoint, navier_stokes_residual, residual_h_minus1_sq, residual_spectrum  # noqa: F401

@@ -19,6 +19,7 @@ about ``d`` for a bias entry and
 dividing the gradient by this diagonal (Jacobi preconditioning) removes most of that spread. It
 only changes the path of CG, never the minimiser of the convex subproblem.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -56,17 +57,23 @@ class capture_layer_input:
         self.layer, self.inputs = layer, []
 
     def __enter__(self):
-        self.handle = self.layer.register_forward_pre_hook(
-            lambda _m, args: self.inputs.append(args[0].detach()))
+        self.handle = self.layer.register_forward_pre_hook(lambda _m, args: self.inputs.append(args[0].detach()))
         return self
 
     def __exit__(self, *exc):
         self.handle.remove()
 
 
-def jacobi_diagonal(layer: nn.Module, layer_input: torch.Tensor, dt: float, viscosity: float,
-                    box: float, speed_rms: float, drag: float = 0.0,
-                    alpha: float = 1.0) -> Dict[str, torch.Tensor]:
+def jacobi_diagonal(
+    layer: nn.Module,
+    layer_input: torch.Tensor,
+    dt: float,
+    viscosity: float,
+    box: float,
+    speed_rms: float,
+    drag: float = 0.0,
+    alpha: float = 1.0,
+) -> Dict[str, torch.Tensor]:
     """Approximate Gauss-Newton Hessian diagonal for each parameter of ``layer`` (see the module
     docstring), shaped like the parameter (real and imaginary parts share a value).
 
@@ -80,15 +87,15 @@ def jacobi_diagonal(layer: nn.Module, layer_input: torch.Tensor, dt: float, visc
     kx = (2 * math.pi / box) * mxi.to(dtype)
     ky = (2 * math.pi / box) * myi.to(dtype)
     omega = (2 * math.pi / (t_pad * dt)) * mti.to(dtype)
-    k2 = kx ** 2 + ky ** 2
-    d = (omega ** 2 + (viscosity * k2 + drag) ** 2 + 0.5 * speed_rms ** 2 * k2) / (alpha + k2)
+    k2 = kx**2 + ky**2
+    d = (omega**2 + (viscosity * k2 + drag) ** 2 + 0.5 * speed_rms**2 * k2) / (alpha + k2)
     # the (k, omega) = 0 mode is a null direction of R (a constant shift); any positive scale works
     floor = 1e-12 * float(d.max())
     d = d.clamp_min(floor)
     h_hat = torch.fft.rfftn(layer_input.to(dtype), dim=(-3, -2, -1), norm="forward")
     # modes that exist on this grid (indices modulo the axis length; rfft axis: non-negative only)
     power = (h_hat.abs() ** 2).mean(dim=(0, 1))  # (X, Y, T_pad // 2 + 1)
-    valid = (mti < power.shape[-1])
+    valid = mti < power.shape[-1]
     h_power = power[mxi % nx, myi % ny, mti.clamp_max(power.shape[-1] - 1)] * valid
     out: Dict[str, torch.Tensor] = {}
     # weight (corners, C_in=1, C_out=1, mx, my, mt, 2); bias (corners, C_out=1, mx, my, mt, 2)

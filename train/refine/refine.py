@@ -30,6 +30,7 @@ paper's code does (with Adam).
 
 Only the output layer is evaluated in the loop: the frozen latent is computed once per batch.
 """
+
 from __future__ import annotations
 
 import copy
@@ -48,9 +49,16 @@ from .residual import BANDS, LINEARIZATIONS, LinearizationPoint, residual_h_minu
 from .time_derivative import TIME_DERIVATIVES
 
 __all__ = [
-    "OPTIMIZERS", "RefineConfig", "Physics", "check_sfno", "dealiasing_mode_limit", "spatial_mode_limit",
+    "OPTIMIZERS",
+    "RefineConfig",
+    "Physics",
+    "check_sfno",
+    "dealiasing_mode_limit",
+    "spatial_mode_limit",
     "output_time_frequencies",
-    "widen_for_refinement", "freeze_all_but_output", "SpectralRefiner",
+    "widen_for_refinement",
+    "freeze_all_but_output",
+    "SpectralRefiner",
 ]
 
 OPTIMIZERS = ("cg", "adam", "sgd")
@@ -93,21 +101,27 @@ class RefineConfig:
     def validate(self) -> None:
         if self.band not in BANDS:
             raise ValueError(f"unknown band {self.band!r}; allowed: {', '.join(BANDS)}")
-        if not (isinstance(self.h_minus1_alpha, (int, float)) and math.isfinite(self.h_minus1_alpha)
-                and self.h_minus1_alpha > 0):
+        if not (
+            isinstance(self.h_minus1_alpha, (int, float))
+            and math.isfinite(self.h_minus1_alpha)
+            and self.h_minus1_alpha > 0
+        ):
             raise ValueError(f"h_minus1_alpha must be a positive number, got {self.h_minus1_alpha!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; allowed: {', '.join(OPTIMIZERS)}")
         if self.linearization not in LINEARIZATIONS:
             raise ValueError(f"unknown linearization {self.linearization!r}; allowed: {', '.join(LINEARIZATIONS)}")
         if self.optimizer == "cg" and self.linearization == "none":
-            raise ValueError("optimizer 'cg' solves convex quadratic subproblems and needs "
-                             "linearization 'newton' or 'picard', not 'none'")
+            raise ValueError(
+                "optimizer 'cg' solves convex quadratic subproblems and needs "
+                "linearization 'newton' or 'picard', not 'none'"
+            )
         if self.time_method not in TIME_DERIVATIVES:
             raise ValueError(f"unknown time derivative {self.time_method!r}; allowed: {', '.join(TIME_DERIVATIVES)}")
         if self.steps < 0 or self.relinearize_every < 1:
-            raise ValueError(f"steps must be >= 0 and relinearize_every >= 1, got {self.steps}, "
-                             f"{self.relinearize_every}")
+            raise ValueError(
+                f"steps must be >= 0 and relinearize_every >= 1, got {self.steps}, {self.relinearize_every}"
+            )
         if self.preconditioner not in ("jacobi", "none"):
             raise ValueError(f"preconditioner must be 'jacobi' or 'none', got {self.preconditioner!r}")
         if self.per not in ("trajectory", "batch"):
@@ -136,7 +150,8 @@ def check_sfno(model: nn.Module, where: str = "model") -> None:
         raise TypeError(
             f"{where} is a {type(model).__name__}, not an SFNO: spectral refinement needs a model "
             f"with {', '.join(_SFNO_API)} (missing: {', '.join(missing)}); train one with "
-            f"model 'sfno'")
+            f"model 'sfno'"
+        )
 
 
 def synchronize(device: torch.device) -> None:
@@ -159,9 +174,9 @@ def spatial_mode_limit(n: int, band: str = "full") -> int:
     return n // 2 if band == "full" else dealiasing_mode_limit(n)
 
 
-def widen_for_refinement(model: nn.Module, n: int, t_out: int,
-                         modes: Sequence[Optional[int]] = (None, None, None),
-                         band: str = "full") -> Tuple[int, int, int]:
+def widen_for_refinement(
+    model: nn.Module, n: int, t_out: int, modes: Sequence[Optional[int]] = (None, None, None), band: str = "full"
+) -> Tuple[int, int, int]:
     """Widen the SFNO's output layer in place to ``modes`` (``None`` = the limit) for an ``n x n``
     grid and ``t_out`` output frames; the trained weights go into the low modes, new modes start at
     zero (so the output is unchanged). Returns the modes used.
@@ -175,21 +190,27 @@ def widen_for_refinement(model: nn.Module, n: int, t_out: int,
     limit = spatial_mode_limit(n, band)
     t_limit = output_time_frequencies(model, t_out)
     old = _output_modes(model)
-    mx, my, mt = (limit if modes[0] is None else int(modes[0]),
-                  limit if modes[1] is None else int(modes[1]),
-                  t_limit if modes[2] is None else int(modes[2]))
+    mx, my, mt = (
+        limit if modes[0] is None else int(modes[0]),
+        limit if modes[1] is None else int(modes[1]),
+        t_limit if modes[2] is None else int(modes[2]),
+    )
     for name, value, cap in (("modes_x", mx, limit), ("modes_y", my, limit)):
         if value > cap:
             if band == "full":
                 raise ValueError(
                     f"{name}={value} is too many for a {n}x{n} grid: the grid holds at most {cap} (= {n}//2) "
-                    f"modes per sign; use a finer evaluation grid (at least {2 * value}) or fewer modes")
+                    f"modes per sign; use a finer evaluation grid (at least {2 * value}) or fewer modes"
+                )
             raise ValueError(
                 f"{name}={value} is too many for a {n}x{n} grid: the 2/3 dealiasing limit allows at "
-                f"most {cap} (= {n}//3); use a finer evaluation grid (at least {3 * value}) or fewer modes")
+                f"most {cap} (= {n}//3); use a finer evaluation grid (at least {3 * value}) or fewer modes"
+            )
     if mt > t_limit:
-        raise ValueError(f"modes_t={mt} is too many for {t_out} output frames: the output layer's "
-                         f"time axis has {t_limit} frequencies")
+        raise ValueError(
+            f"modes_t={mt} is too many for {t_out} output frames: the output layer's "
+            f"time axis has {t_limit} frequencies"
+        )
     if old is not None:
         mx, my, mt = max(mx, old[0]), max(my, old[1]), max(mt, old[2])
     model.widen_output(mx, my, mt)
@@ -243,9 +264,14 @@ class SpectralRefiner:
             for the convexity statement to hold.
     """
 
-    def __init__(self, model: nn.Module, physics: Physics, config: RefineConfig,
-                 encode: Callable[[torch.Tensor], torch.Tensor] = lambda v: v,
-                 decode: Callable[[torch.Tensor], torch.Tensor] = lambda v: v):
+    def __init__(
+        self,
+        model: nn.Module,
+        physics: Physics,
+        config: RefineConfig,
+        encode: Callable[[torch.Tensor], torch.Tensor] = lambda v: v,
+        decode: Callable[[torch.Tensor], torch.Tensor] = lambda v: v,
+    ):
         check_sfno(model)
         config.validate()
         self.model = model
@@ -291,17 +317,24 @@ class SpectralRefiner:
             return w
         return torch.cat([inputs_phys[:, -c:].to(w.dtype), w], dim=1)
 
-    def residual_sq(self, z: torch.Tensor, t_out: int, linearization: str = "none",
-                    reference=None) -> torch.Tensor:
+    def residual_sq(self, z: torch.Tensor, t_out: int, linearization: str = "none", reference=None) -> torch.Tensor:
         """``||R(z)(t_i)||_{H^-1}^2`` for the last ``t_out`` snapshots of ``z``: ``(B, t_out)``."""
         n = z.shape[-1]
         forcing = self._forcing(n)
         r_hat = residual_spectrum(
-            z, self.physics.dt, self.physics.viscosity, forcing=forcing, box=self.physics.box,
+            z,
+            self.physics.dt,
+            self.physics.viscosity,
+            forcing=forcing,
+            box=self.physics.box,
             drag=getattr(self.physics, "drag", 0.0),
-            time_method=self.config.time_method, fd_order=self.config.fd_order,
-            linearization=linearization, reference=reference, dtype=self.residual_dtype,
-            band=self.config.band)
+            time_method=self.config.time_method,
+            fd_order=self.config.fd_order,
+            linearization=linearization,
+            reference=reference,
+            dtype=self.residual_dtype,
+            band=self.config.band,
+        )
         r = torch.fft.irfft2(r_hat[:, -t_out:], s=z.shape[-2:])
         return residual_h_minus1_sq(r, box=self.physics.box, alpha=self.config.h_minus1_alpha)
 
@@ -313,7 +346,7 @@ class SpectralRefiner:
         loss = self.residual_sq(z, t_out, linearization, reference).mean()
         if self.config.data_weight > 0 and target is not None:
             target = target.to(loss.dtype)
-            mismatch = ((w.to(loss.dtype) - target) ** 2).mean() / (target ** 2).mean()
+            mismatch = ((w.to(loss.dtype) - target) ** 2).mean() / (target**2).mean()
             loss = loss + self.config.data_weight * mismatch
         return loss
 
@@ -329,8 +362,9 @@ class SpectralRefiner:
         # as real (re, im) pairs, so this is Re <a, b> of the complex weights
         return sum((ai.detach() * bi.detach()).sum().double() for ai, bi in zip(a, b))
 
-    def _cg(self, loss_fn, iterations: int, history: List[float],
-            diagonal: Optional[List[torch.Tensor]] = None) -> None:
+    def _cg(
+        self, loss_fn, iterations: int, history: List[float], diagonal: Optional[List[torch.Tensor]] = None
+    ) -> None:
         """(Preconditioned) conjugate gradients on the convex quadratic ``loss_fn`` of the
         trainable parameters; ``diagonal``: Jacobi preconditioner, one tensor per parameter.
 
@@ -377,15 +411,23 @@ class SpectralRefiner:
         layer = self.model.output_layer
         with torch.no_grad(), capture_layer_input(layer) as cap:
             self.model.head(latent, x)
-        speed_rms = float((point.velocity ** 2).sum(dim=-3).mean().sqrt())
-        diag = jacobi_diagonal(layer, cap.inputs[0], self.physics.dt, self.physics.viscosity,
-                               self.physics.box, speed_rms, getattr(self.physics, "drag", 0.0),
-                               alpha=self.config.h_minus1_alpha)
+        speed_rms = float((point.velocity**2).sum(dim=-3).mean().sqrt())
+        diag = jacobi_diagonal(
+            layer,
+            cap.inputs[0],
+            self.physics.dt,
+            self.physics.viscosity,
+            self.physics.box,
+            speed_rms,
+            getattr(self.physics, "drag", 0.0),
+            alpha=self.config.h_minus1_alpha,
+        )
         names = [name for name, _ in layer.named_parameters()]
         return [diag[name].to(device=p.device, dtype=p.dtype) for name, p in zip(names, self.trainable)]
 
-    def refine_batch(self, x: torch.Tensor, inputs_phys: torch.Tensor, t_out: int,
-                     target: Optional[torch.Tensor] = None) -> Dict[str, object]:
+    def refine_batch(
+        self, x: torch.Tensor, inputs_phys: torch.Tensor, t_out: int, target: Optional[torch.Tensor] = None
+    ) -> Dict[str, object]:
         """Refine the output layer on one batch (one shared layer) and return the refined
         prediction and the objective history. ``x``: model input ``(B, T_in, X, Y)`` (normalised as
         the model expects); ``inputs_phys``: the same frames in physical units."""
@@ -408,8 +450,7 @@ class SpectralRefiner:
                 with torch.no_grad():
                     reference = self.trajectory(inputs_phys, self.predict(latent, x))
                 point = LinearizationPoint(reference, self.physics.box, self.residual_dtype)
-                loss_fn = lambda: self.objective(latent, x, inputs_phys, target, cfg.linearization,
-                                                 point)
+                loss_fn = lambda: self.objective(latent, x, inputs_phys, target, cfg.linearization, point)
                 if cfg.optimizer == "cg":
                     diagonal = self._jacobi(latent, x, point) if cfg.preconditioner == "jacobi" else None
                     self._cg(loss_fn, inner, history, diagonal)
@@ -438,8 +479,9 @@ class SpectralRefiner:
         res = self.residual_sq(self.trajectory(inputs_phys, w), t_out).mean(dim=1).sqrt()
         return w, res
 
-    def refine(self, x: torch.Tensor, inputs_phys: torch.Tensor, t_out: int,
-               target: Optional[torch.Tensor] = None) -> Dict[str, object]:
+    def refine(
+        self, x: torch.Tensor, inputs_phys: torch.Tensor, t_out: int, target: Optional[torch.Tensor] = None
+    ) -> Dict[str, object]:
         """Refine per trajectory (each from the widened trained layer) or per batch, as configured.
         Returns ``prediction`` (B, T_out, X, Y) physical (``prediction_before``: the widened but
         unrefined layer's, equal to the trained model's), ``residual_before/after`` (B,),
@@ -455,8 +497,7 @@ class SpectralRefiner:
             self.reset_output_layer()
             synchronize(x.device)
             t0 = time.perf_counter()
-            out = self.refine_batch(x[sl], inputs_phys[sl], t_out,
-                                    None if target is None else target[sl])
+            out = self.refine_batch(x[sl], inputs_phys[sl], t_out, None if target is None else target[sl])
             synchronize(x.device)
             elapsed = time.perf_counter() - t0
             with torch.no_grad():

@@ -38,6 +38,7 @@ depends on affinely:
 
 Both agree with ``R`` at ``w = w_ref``; ``"newton"`` also has the same gradient there (Gauss-Newton).
 """
+
 from __future__ import annotations
 
 import math
@@ -51,8 +52,13 @@ from datagen.navier_stokes.rhs import VorticityRHS
 from .time_derivative import TIME_DERIVATIVES, time_derivative
 
 __all__ = [
-    "LINEARIZATIONS", "BANDS", "LinearizationPoint", "residual_spectrum", "navier_stokes_residual",
-    "residual_h_minus1_sq", "h_minus1_definition",
+    "LINEARIZATIONS",
+    "BANDS",
+    "LinearizationPoint",
+    "residual_spectrum",
+    "navier_stokes_residual",
+    "residual_h_minus1_sq",
+    "h_minus1_definition",
 ]
 
 LINEARIZATIONS = ("none", "picard", "newton")
@@ -81,8 +87,9 @@ class LinearizationPoint:
         self.advection_hat = spectral.advection_hat(ref_hat, grid)
 
 
-def _linearized_advection_hat(w_hat: torch.Tensor, point: LinearizationPoint, newton: bool,
-                              rhs: VorticityRHS) -> torch.Tensor:
+def _linearized_advection_hat(
+    w_hat: torch.Tensor, point: LinearizationPoint, newton: bool, rhs: VorticityRHS
+) -> torch.Tensor:
     """Dealiased ``u_ref . grad w`` (Picard), plus ``u(w) . grad w_ref - u_ref . grad w_ref``
     (Newton): products in physical space, transformed back, 2/3-rule mask -- the generator's
     procedure (:func:`datagen.navier_stokes.spectral.advection_hat`) applied to the mixed terms."""
@@ -161,8 +168,10 @@ def residual_spectrum(
         if not isinstance(point, LinearizationPoint):
             point = LinearizationPoint(reference, box, w.dtype)
         if point.dtype != w.dtype or point.box != float(box):
-            raise ValueError(f"linearization point built for dtype {point.dtype}, box {point.box}; the "
-                             f"residual is computed in {w.dtype} on box {box}")
+            raise ValueError(
+                f"linearization point built for dtype {point.dtype}, box {point.box}; the "
+                f"residual is computed in {w.dtype} on box {box}"
+            )
 
     w_hat = spectral.to_spectral(w)
     w_t_hat = spectral.to_spectral(time_derivative(w, dt, method=time_method, order=fd_order, dim=1))
@@ -201,13 +210,15 @@ def residual_h_minus1_sq(r: torch.Tensor, box: float = 1.0, alpha: float = 1.0) 
     n = r.shape[-1]
     grid = spectral.SpectralGrid(n, box, dtype=r.dtype, device=r.device)
     c = torch.fft.rfft2(r)
-    p = (c.real ** 2 + c.imag ** 2) / (alpha + grid.k2)
+    p = (c.real**2 + c.imag**2) / (alpha + grid.k2)
     # half spectrum: columns 1 .. n/2 - 1 stand for two modes each, column 0 and Nyquist for one
     total = 2.0 * p.sum(dim=(-2, -1)) - p[..., 0].sum(-1) - p[..., -1].sum(-1)
-    return total * (float(box) ** 2 / n ** 4)
+    return total * (float(box) ** 2 / n**4)
 
 
 def h_minus1_definition(alpha: float) -> str:
     """The norm :func:`residual_h_minus1_sq` computes, in words (for reports)."""
-    return (f"||u||_{{H^-1}}^2 = L^2 sum_k |u_k|^2 / (alpha + 4 pi^2 |k/L|^2) over every mode of the grid, "
-            f"alpha = {alpha:g} (u_k Fourier-series coefficients)")
+    return (
+        f"||u||_{{H^-1}}^2 = L^2 sum_k |u_k|^2 / (alpha + 4 pi^2 |k/L|^2) over every mode of the grid, "
+        f"alpha = {alpha:g} (u_k Fourier-series coefficients)"
+    )

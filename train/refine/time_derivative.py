@@ -19,6 +19,7 @@ trajectories that are periodic by construction.
 
 Both are linear in the trajectory, so they keep the refinement objective's convex structure.
 """
+
 from __future__ import annotations
 
 import math
@@ -52,26 +53,24 @@ def _fd_matrix_np(n_times: int, order: int) -> np.ndarray:
     if n_times < order + 1:
         raise ValueError(
             f"a time derivative of order {order} needs at least {order + 1} snapshots, the trajectory "
-            f"has {n_times}; lower the order (fd_order) or give a longer window")
+            f"has {n_times}; lower the order (fd_order) or give a longer window"
+        )
     width = order + 1
     D = np.zeros((n_times, n_times))
     for i in range(n_times):
         # stencil start: centred (i - order//2), clipped into [0, n_times - width]
         start = min(max(i - order // 2, 0), n_times - width)
         offsets = np.arange(start, start + width) - i
-        D[i, start:start + width] = fd_weights(offsets)
+        D[i, start : start + width] = fd_weights(offsets)
     return D
 
 
-def fd_differentiation_matrix(n_times: int, order: int, dt: float, dtype=torch.float64,
-                              device=None) -> torch.Tensor:
+def fd_differentiation_matrix(n_times: int, order: int, dt: float, dtype=torch.float64, device=None) -> torch.Tensor:
     """(n_times, n_times) matrix ``D`` with ``(D w)_i ~ dw/dt(t_i)`` to ``O(dt^order)``."""
-    return torch.as_tensor(_fd_matrix_np(int(n_times), int(order)) / float(dt), dtype=dtype,
-                           device=device)
+    return torch.as_tensor(_fd_matrix_np(int(n_times), int(order)) / float(dt), dtype=dtype, device=device)
 
 
-def time_derivative(w: torch.Tensor, dt: float, method: str = "fd", order: int = 6,
-                    dim: int = 1) -> torch.Tensor:
+def time_derivative(w: torch.Tensor, dt: float, method: str = "fd", order: int = 6, dim: int = 1) -> torch.Tensor:
     """d w / d t of a trajectory sampled at uniform times ``t_i = t_0 + i dt`` along ``dim``.
 
     Args:
