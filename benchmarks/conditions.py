@@ -30,19 +30,13 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGES = ("numpy", "scipy", "torch", "petsc4py", "petsc", "h5py", "lightning", "mpi4py")
-ALLOCATOR_VARIABLES = (
-    "NEURALOPS_ALLOCATOR",
-    "NEURALOPS_ALLOCATOR_ACTIVE",
-    "MALLOC_MMAP_MAX_",
-    "MALLOC_TRIM_THRESHOLD_",
-    "MALLOC_MMAP_THRESHOLD_",
-    "MALLOC_TOP_PAD_",
-    "MALLOC_ARENA_MAX",
-    "GLIBC_TUNABLES",
-    "LD_PRELOAD",
-    "MALLOC_CONF",
-    "TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD",
-)
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+from datagen import allocator as _allocator  # noqa: E402  (light: os, sys, ctypes)
+
+#: every variable an allocator setting consists of (:mod:`datagen.allocator`): the choice, the guard,
+#: then the malloc variables themselves
+ALLOCATOR_VARIABLES = (_allocator.ENV_CHOICE, _allocator.ENV_ACTIVE) + _allocator.USER_VARIABLES
 
 
 def _load() -> list:

@@ -14,8 +14,8 @@ the issue's work) next to the working tree, and in each version
    the first epoch (warm-up) is dropped, the others are the timed epochs.
 
 Each version runs as its user would: the baseline with the C library's default malloc (it had no
-allocator setting; every ``MALLOC*``, ``TCMALLOC*``, ``NEURALOPS_ALLOC*``, ``LD_PRELOAD`` and
-``GLIBC_TUNABLES`` variable is removed from both versions' environments), this version with its
+allocator setting; every variable of an allocator setting, ``conditions.ALLOCATOR_VARIABLES``, is
+removed from both versions' environments), this version with its
 default allocator setting (chosen by :mod:`datagen.allocator` at start-up; ``--allocator`` overrides
 it). The runs are interleaved
 (baseline, current, baseline, current, ...) over ``--rounds`` rounds, so load drift hits both.
@@ -46,8 +46,6 @@ import tempfile
 import conditions  # benchmarks/conditions.py: records the load at the start
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ALLOCATOR_VARIABLES = ("LD_PRELOAD", "GLIBC_TUNABLES")
-ALLOCATOR_PREFIXES = ("MALLOC", "TCMALLOC", "NEURALOPS_ALLOC")
 CONFIGS = {"darcy_fno": "steady", "ns_fno3d": "trajectory"}
 TIMER = '''"""Epoch timer of benchmarks/training_baseline.py (written by it; the same for every version)."""
 import json
@@ -81,7 +79,7 @@ def export(rev: str, dest: str) -> None:
 
 
 def environment(tree: str, work: str, baseline: bool, allocator: str | None) -> dict:
-    env = {k: v for k, v in os.environ.items() if not (k.startswith(ALLOCATOR_PREFIXES) or k in ALLOCATOR_VARIABLES)}
+    env = {k: v for k, v in os.environ.items() if k not in conditions.ALLOCATOR_VARIABLES}
     env["PYTHONPATH"] = tree + os.pathsep + work  # the version's packages, then the epoch timer
     env.setdefault("OMP_NUM_THREADS", "1")
     if not baseline and allocator:

@@ -281,3 +281,14 @@ def test_training_baseline_benchmark_times_both_versions(tmp_path):
     for clock in ("wall", "cpu"):
         assert set(record["summary"][clock]["samples_per_s"]) == {"baseline", "current"}
     check_conditions(record["conditions"])
+
+
+def test_fno_cpu_paths_benchmark_times_both_transforms_and_records(tmp_path):
+    out = tmp_path / "fcp.json"
+    run("fno_cpu_paths.py", "--grids", "17", "--batch", "2", "--skip", "slab", "--rounds", "1", "--json", str(out))
+    record = json.loads(out.read_text())
+    (row,) = record["dft"]
+    assert row["padded"] == 26 and row["by_matmul"]  # 26 = 2 x 13: the matmul path
+    assert set(row["transform_ms"]) == {"rfft", "rfft_matmul", "irfft", "irfft_matmul"}
+    assert set(row["step_ms_per_sample"]) == {"fft", "rule"}
+    check_conditions(record["conditions"])

@@ -14,13 +14,23 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 ENV = {
     **os.environ,
     "OMP_NUM_THREADS": "1",
     "NEURALOPS_PYTHON": sys.executable,
     "PYTHONPATH": ROOT + (os.pathsep + os.environ["PYTHONPATH"] if os.environ.get("PYTHONPATH") else ""),
 }
+
+
+@pytest.fixture(scope="module")
+def fidelity():
+    """benchmarks/fidelity.py as a module, loaded from its path (the folder is not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("fidelity", os.path.join(ROOT, "benchmarks", "fidelity.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def gpu_sh(*args, timeout=300):
@@ -91,8 +101,7 @@ def test_gpu_script_without_a_gpu_says_so():
     assert proc.returncode == 1 and "nvidia-smi not found" in proc.stderr, proc.stderr
 
 
-def test_fidelity_config_keeps_the_paper_recipe_and_scales_the_schedule(tmp_path):
-    import fidelity
+def test_fidelity_config_keeps_the_paper_recipe_and_scales_the_schedule(tmp_path, fidelity):
     import yaml
 
     from train.cli import CONFIG_DIR
@@ -130,9 +139,7 @@ def test_fidelity_config_keeps_the_paper_recipe_and_scales_the_schedule(tmp_path
         (["--n-train", "1"], "--n-train must be >= 2"),
     ],
 )
-def test_fidelity_rejects_bad_arguments(argv, message, capsys):
-    import fidelity
-
+def test_fidelity_rejects_bad_arguments(argv, message, capsys, fidelity):
     with pytest.raises(SystemExit) as exc:
         fidelity.parse_args(argv)
     assert exc.value.code == 2 and message in capsys.readouterr().err

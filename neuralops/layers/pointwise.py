@@ -12,10 +12,12 @@ and gradients are those of the one-piece computation (the same operations at eve
 
 The bound is for the CPU, where a large hidden tensor costs memory traffic (and, under glibc's
 default malloc, page faults). Its default, ``DEFAULT_CHUNK_ELEMENTS`` = 2^24 values (64 MiB in
-float32), was chosen by measurement: FNO-3D's training step on 64^2 x 40 at batch 10 (the
-``ns_fno3d`` config) took 0.62-0.64 s of CPU per sample with 2^22, 0.52-0.55 s with 2^24 or 2^26 and
-0.50-0.64 s in one piece (tcmalloc, one thread, 2-core AMD EPYC; the slabs' recomputation is what a
-small bound costs), while the hidden tensor in one piece would be 840 MB. On an accelerator the
+float32), was chosen by measurement (``benchmarks/fno_cpu_paths.py``, record
+``benchmarks/results/fno_cpu_paths.json``; quiet 2-core AMD EPYC, one thread, tcmalloc): FNO-3D's
+training step on 64^2 x 40 at batch 10 (the ``ns_fno3d`` config) took 0.63 s of CPU per sample with
+2^22, 0.54 s with 2^24, 0.51 s with 2^26 and 0.50 s in one piece (the slabs' recomputation is what a
+small bound costs), while the hidden tensor in one piece is 840 MB: 2^24 keeps most of the speed at
+a 64 MiB slab. On an accelerator the
 bound is ``ACCELERATOR_FACTOR`` times larger (2^30 values, 4 GiB in float32, by default):
 there memory is plentiful and each slab is a separate round of small kernels plus a recomputation
 (on one H200, FNO-3D trained through Lightning on 64^2 x 30 at batch 10 took 4.1x neuraloperator's

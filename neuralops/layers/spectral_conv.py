@@ -41,14 +41,18 @@ inverse FFT, and ``irfft`` zero-pads the last axis. No full-size spectrum, zero-
 per-corner scatter is created.
 
 Lengths with a prime factor above 5 (FNO's Darcy grids: 85 + 9 padding = 94 = 2 x 47, 211 + 9 =
-220, 421 + 9 = 430; a prime grid such as 211) take pocketFFT's slow generic-radix path. There the
+220, 421 + 9 = 430; a prime grid such as 211) take pocketFFT's generic-radix path, slow for a large
+factor. There the
 last axis's truncated real DFT and its inverse are one real matmul each with a cached cos/sin
 matrix (``n x 2 m`` and ``2 m x n``: the same sums, evaluated as BLAS products; their autograd is
-the transposed matmul, the exact adjoint). On one core of the development machine (AMD EPYC,
-float32, batch 20, 32 channels, 13 kept frequencies) the truncated transform of a 94-point axis took
-39.7 ms by rfft and 8.3 ms as a matmul, the inverse 42.2 and 17.0 ms (85 points: 27.1 / 6.2 and
-28.2 / 13.7 ms), while on 64 points the FFT wins (2.1 / 3.4 ms): 5-smooth lengths keep the FFT
-(:func:`dft_by_matmul`). The two evaluations agree to float round-off (about 1e-7 relative in float32).
+the transposed matmul, the exact adjoint). Measured by ``benchmarks/fno_cpu_paths.py`` (record
+``benchmarks/results/fno_cpu_paths.json``; one core of a quiet AMD EPYC, float32, batch 20, 32
+channels, 13 kept frequencies): on a 94-point axis the truncated transform took 39.0 ms by rfft and
+7.7 ms as a matmul, the inverse 42.2 and 14.6 ms; a whole FNO-2D training step (width 32, 12 modes,
+9 cells of padding) was 1.61x faster at 85^2 (94 points) and 1.26x at 129^2 (138 = 2 x 3 x 23),
+1.03x at 211^2 (220 = 4 x 5 x 11, where the inverse matmul is already slower than the FFT), and
+unchanged at 141^2 (150 is 5-smooth and keeps the FFT, :func:`dft_by_matmul`). The two
+evaluations agree to float round-off (about 3e-7 relative in float32).
 
 Any resolution works: on a grid too small for ``m`` modes per sign the layer keeps the modes that
 exist (``min(m, ceil(n/2))`` non-negative and ``min(m, floor(n/2))`` negative frequencies, using the
@@ -298,6 +302,7 @@ class _TruncatedRFFT(torch.autograd.Function):
         return torch.fft.irfft(grad * halve, n=n, dim=-1, norm="backward"), None
 
 
+@functools.lru_cache(maxsize=None)
 def _largest_prime_factor(n: int) -> int:
     largest, p = 1, 2
     while p * p <= n:

@@ -129,7 +129,6 @@ def test_fno3d_bf16_mixed_through_the_cli(tmp_path):
     CPU, with the projection chunked (fit with validation, then test), in a subprocess."""
     script = r"""
 import sys
-sys.path.insert(0, "tests/train")
 from train_helpers import write_trajectories
 from train.cli import main
 root = sys.argv[1]
@@ -146,7 +145,9 @@ assert main(["fit", *common, "--trainer.max_steps", "2"]) == 0
 assert main(["test", *common, "--ckpt_path", root + "/ckpt/last.ckpt"]) == 0
 print("done")
 """
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    helpers = os.path.join(ROOT, "tests", "train")  # train_helpers, the trajectory writer of the train tests
+    path = os.pathsep.join(p for p in (ROOT, helpers, os.environ.get("PYTHONPATH")) if p)
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=path)
     proc = subprocess.run(
         [sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, env=env, cwd=ROOT, timeout=600
     )

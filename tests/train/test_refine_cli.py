@@ -7,11 +7,11 @@ import json
 import os
 
 import pytest
+from train_helpers import fit_tiny
 
 from datagen.dataset import open_dataset, validate
 from datagen.navier_stokes.generator import generate
 from datagen.navier_stokes.recipes import recipe
-from train.cli import main as train_main
 from train.refine.cli import main as refine_main
 
 T_IN, T_OUT = 6, 8
@@ -31,47 +31,7 @@ def ns_data(tmp_path_factory):
 
 
 def _fit(model, model_config, data, root):
-    assert (
-        train_main(
-            [
-                "fit",
-                "--config",
-                "ns_sfno",
-                "--model.model",
-                model,
-                "--model.model_config",
-                json.dumps(model_config),
-                "--data.init_args.path",
-                data,
-                "--data.init_args.train",
-                "0:2",
-                "--data.init_args.val",
-                "2:4",
-                "--data.init_args.test",
-                "2:4",
-                "--data.init_args.t_in",
-                str(T_IN),
-                "--data.init_args.t_out",
-                str(T_OUT),
-                "--data.init_args.batch_size",
-                "2",
-                "--trainer.max_steps",
-                "2",
-                "--trainer.limit_val_batches",
-                "1",
-                "--trainer.accelerator",
-                "cpu",
-                "--trainer.default_root_dir",
-                root,
-                "--checkpoint.dirpath",
-                root + "/ckpt",
-                "--trainer.enable_progress_bar",
-                "false",
-            ]
-        )
-        == 0
-    )
-    return root + "/ckpt/last.ckpt"
+    return fit_tiny(data, root, model, model_config, T_IN, T_OUT)
 
 
 @pytest.fixture(scope="module")

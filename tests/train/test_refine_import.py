@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import torch
 from scipy.io import savemat
+from train_helpers import fit_tiny
 
 from datagen.dataset import open_dataset
 from datagen.navier_stokes.generator import generate
 from datagen.navier_stokes.physics import Forcing, NavierStokesPhysics, physics_from_dataset, physics_from_spec
 from datagen.navier_stokes.recipes import recipe
-from train.cli import main as train_main
 from train.data_cli import main as data_main
 from train.refine.cli import check_truth_residual
 from train.refine.cli import main as refine_main
@@ -64,49 +64,8 @@ def files(tmp_path_factory):
 
 
 def _fit(data, root):
-    assert (
-        train_main(
-            [
-                "fit",
-                "--config",
-                "ns_sfno",
-                "--model.model",
-                "sfno",
-                "--model.model_config",
-                json.dumps(
-                    {"modes_x": 3, "modes_y": 3, "modes_t": 3, "width": 4, "latent_steps": 4, "mlp_channels": 8}
-                ),
-                "--data.init_args.path",
-                data,
-                "--data.init_args.train",
-                "0:2",
-                "--data.init_args.val",
-                "2:4",
-                "--data.init_args.test",
-                "2:4",
-                "--data.init_args.t_in",
-                str(T_IN),
-                "--data.init_args.t_out",
-                str(T_OUT),
-                "--data.init_args.batch_size",
-                "2",
-                "--trainer.max_steps",
-                "2",
-                "--trainer.limit_val_batches",
-                "1",
-                "--trainer.accelerator",
-                "cpu",
-                "--trainer.default_root_dir",
-                root,
-                "--checkpoint.dirpath",
-                root + "/ckpt",
-                "--trainer.enable_progress_bar",
-                "false",
-            ]
-        )
-        == 0
-    )
-    return root + "/ckpt/last.ckpt"
+    config = {"modes_x": 3, "modes_y": 3, "modes_t": 3, "width": 4, "latent_steps": 4, "mlp_channels": 8}
+    return fit_tiny(data, root, "sfno", config, T_IN, T_OUT)
 
 
 def test_imported_file_has_the_generators_physics(files):

@@ -115,3 +115,49 @@ class RecordTraining(pl.Callback):
             state_dict={k: v.detach().clone() for k, v in pl_module.state_dict().items()},
         )
         torch.save(self.info, self.path)
+
+
+def fit_tiny(data, root, model, model_config, t_in, t_out):
+    """``neuralops-train fit -c ns_sfno`` with ``model``/``model_config`` on ``data`` (samples 0:2 to
+    train, 2:4 to validate and test), two steps on the CPU; returns the ``last.ckpt`` path."""
+    import json
+
+    from train.cli import main as train_main
+
+    args = [
+        "fit",
+        "--config",
+        "ns_sfno",
+        "--model.model",
+        model,
+        "--model.model_config",
+        json.dumps(model_config),
+        "--data.init_args.path",
+        data,
+        "--data.init_args.train",
+        "0:2",
+        "--data.init_args.val",
+        "2:4",
+        "--data.init_args.test",
+        "2:4",
+        "--data.init_args.t_in",
+        str(t_in),
+        "--data.init_args.t_out",
+        str(t_out),
+        "--data.init_args.batch_size",
+        "2",
+        "--trainer.max_steps",
+        "2",
+        "--trainer.limit_val_batches",
+        "1",
+        "--trainer.accelerator",
+        "cpu",
+        "--trainer.default_root_dir",
+        root,
+        "--checkpoint.dirpath",
+        root + "/ckpt",
+        "--trainer.enable_progress_bar",
+        "false",
+    ]
+    assert train_main(args) == 0
+    return root + "/ckpt/last.ckpt"
